@@ -1,0 +1,104 @@
+"""The shape every channel adapter matches, and the data that crosses it.
+
+The dispatcher renders one `Message` per alert × channel × locale, hands an adapter a batch of `Recipient`s
+(at most `max_batch`), and gets back one `DeliveryResult` per recipient. Adapters never retry and never touch the
+store: retrying, fallback and bookkeeping live in `notifier.dispatch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+
+
+class Outcome(StrEnum):
+    """What became of one recipient's send."""
+
+    DELIVERED = "delivered"  # accepted, and acceptance is delivery for this channel (SMTP 250, webhook 2xx)
+    ACCEPTED = "accepted"  # accepted by the provider; a delivery receipt will say whether it arrived
+    TRANSIENT = "transient"  # not accepted; worth retrying
+    PERMANENT = "permanent"  # not accepted; final
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One delivery's addressee. `address` is personal data: never log it, mask it with subscriptions.masking."""
+
+    delivery_id: str
+    subscriber_id: str
+    address: str
+    secret: str | None = None  # webhook signing secret (whsec_…)
+    manage_url: str | None = None
+    unsubscribe_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An alert rendered for one channel and locale; identical for every recipient of a batch."""
+
+    alert_id: str
+    topic: str
+    msg_type: str  # alert | update | cancel (CAP 1.2)
+    severity: str
+    urgency: str
+    level: str | None
+    locale: str
+    headline: str
+    text: str  # the plain-text rendering (SMS body, email text part, webhook `text`)
+    subject: str | None = None  # email
+    html: str | None = None  # email HTML alternative
+    url: str | None = None  # the disclosure's public page
+    fields: Mapping[str, str] = field(default_factory=dict)  # WeChat template keyword fields
+    payload: Mapping[str, Any] = field(default_factory=dict)  # structured alert for machine consumers (webhook)
+    sent_at: float = 0.0  # alert publish time, unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one recipient's send."""
+
+    delivery_id: str
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None  # short, contact-free description (status code, provider code)
+    retry_after: float | None = None  # seconds, from Retry-After or a provider hint
+    disable_contact: bool = False  # the endpoint asked never to be called again (webhook 410)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """What the service lends an adapter: the one shared HTTP session and where links point."""
+
+    http: aiohttp.ClientSession
+    public_url: str
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A delivery channel adapter."""
+
+    kind: str
+    max_batch: int  # recipients per send() call
+    max_chars: int | None  # longest text the channel carries in one message, None for unbounded
+    rate_per_second: float | None  # provider requests per second for this account, None for unlimited
+    confirms_by_receipt: bool  # True when acceptance is not delivery (SMS, WeChat): a receipt decides
+    # Optional: `one_request_per_batch = True` when a whole batch is one provider request (SMS SendSms), so that
+    # the rate limit counts requests rather than recipients.
+
+    async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
+        """Send `message` to every recipient; one result per recipient, in any order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (SMTP connections, token refreshers); not the shared HTTP session."""
+        ...
+
+
+class ChannelFactory(Protocol):
+    """Builds an adapter from its raw configuration section (validated by the adapter's own pydantic model)."""
+
+    def __call__(self, config: Mapping[str, Any], context: ChannelContext) -> Channel: ...

@@ -1,0 +1,45 @@
+"""Which adapter serves which channel kind: a hand-written table of built-ins plus the `notifier.channels`
+entry-point group for third-party adapters. A kind claimed twice is an error, never a silent override."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from channels.base import ChannelFactory
+
+# kind -> "module:factory"; imported lazily so that an unused adapter costs nothing.
+BUILTINS: dict[str, str] = {
+    "webhook": "channels.webhook:create",
+    "email": "channels.email:create",
+}
+
+ENTRY_POINT_GROUP = "notifier.channels"
+
+
+class DuplicateChannelError(RuntimeError):
+    """Two adapters claim the same channel kind."""
+
+
+def _load(target: str) -> ChannelFactory:
+    module_name, _, attr = target.partition(":")
+    factory: ChannelFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+def available() -> dict[str, str]:
+    """Every known kind with where its factory lives."""
+    kinds = dict(BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in kinds:
+            raise DuplicateChannelError(f"channel kind {ep.name!r} is provided by {kinds[ep.name]} and {ep.value}")
+        kinds[ep.name] = ep.value
+    return kinds
+
+
+def factory_for(kind: str) -> ChannelFactory:
+    """The factory of one kind; KeyError names the known kinds."""
+    kinds = available()
+    if kind not in kinds:
+        raise KeyError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(kinds))}")
+    return _load(kinds[kind])

@@ -1,0 +1,254 @@
+"""Webhook channel: a signed JSON POST per recipient, following Standard Webhooks 1.0.
+
+Spec: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+
+Setup
+-----
+1. Nothing to register: an organisation subscribes with its endpoint URL (`contacts.webhook`) and gets a
+   `whsec_…` secret (its own, or one generated and shown once in the 201 answer).
+2. Configuration, all optional::
+
+       [channels.webhook]
+       allow_private_networks = false   # true only when partners live on the internal network
+       timeout = 10                     # seconds per attempt
+3. The receiver verifies each request with any Standard Webhooks library, e.g. Python
+   `standardwebhooks.webhooks.Webhook(secret).verify(body, headers)`, and deduplicates on `webhook-id`.
+
+What goes over the wire
+-----------------------
+- Headers: `webhook-id` (the delivery id: the same on every retry, the receiver's idempotency key),
+  `webhook-timestamp` (unix seconds, fresh on every attempt), `webhook-signature: v1,<base64 HMAC-SHA256 of
+  "{id}.{timestamp}.{body}">` keyed with the base64-decoded part of the secret after `whsec_`.
+- Body: the alert's structured `payload` plus `type` (`alert.<alert|update|cancel>`), `delivery_id`,
+  `alert_id`, `text`, `url` and `timestamp` (the alert's publish time, ISO 8601). Thin on purpose (< 20 KB,
+  no contact data): the receiver follows `url` for the full disclosure.
+
+Answers (one helper, `classify`): 2xx delivered; 410 permanent and the contact is disabled; 408, 429 and 5xx
+transient, honouring Retry-After; 3xx permanent (redirects are never followed: they could lead past the SSRF
+guard); other 4xx permanent; timeouts and connection errors transient.
+
+SSRF: before every attempt `channels.ssrf.check_url` refuses forbidden IP literals (aiohttp does not resolve
+them, so a resolver cannot see them); hostnames are judged by the `GuardedResolver` on the shared session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient
+from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
+MAX_BODY_BYTES = 20_000  # Standard Webhooks: payloads should be thin (< 20 KB)
+REFUSED = "destination refused: private address"
+
+
+class WebhookConfig(BaseModel):
+    """`[channels.webhook]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow_private_networks: bool = False
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    max_response_bytes: int = Field(default=64 * 1024, ge=0)  # read this much of an answer, then hang up
+    rate_per_second: float | None = Field(default=None, gt=0)
+    max_batch: int = Field(default=100, ge=1, le=10_000)
+    user_agent: str = "notifier-gov webhook (+https://www.standardwebhooks.com/)"
+
+
+def create(config: Mapping[str, Any], context: ChannelContext) -> WebhookChannel:
+    """The registry's factory: validate `[channels.webhook]` and build the adapter on the shared session."""
+    return WebhookChannel(WebhookConfig.model_validate(dict(config)), context.http)
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_…` secret; ValueError when it is not valid base64."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    encoded += "=" * (-len(encoded) % 4)  # the reference library accepts unpadded secrets, so do we
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise ValueError("webhook secret is not valid base64") from exc
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`."""
+    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def build_body(message: Message, delivery_id: str) -> bytes:
+    """The JSON body for one recipient; the same bytes on every retry of a delivery."""
+    sent = message.sent_at or time.time()
+    core = {
+        "type": f"alert.{message.msg_type}",
+        "delivery_id": delivery_id,
+        "alert_id": message.alert_id,
+        "text": message.text,
+        "url": message.url,
+        "timestamp": datetime.fromtimestamp(sent, UTC).isoformat().replace("+00:00", "Z"),
+    }
+    # Our fields win over the payload's, so a payload cannot pose as another delivery.
+    body = _dumps({**message.payload, **core})
+    if len(body) > MAX_BODY_BYTES:
+        # Keep the webhook thin rather than fail it: the receiver can fetch the rest from `url`.
+        log.warning("webhook payload of alert %s over %d bytes; sending the core fields only",
+                    message.alert_id, MAX_BODY_BYTES)
+        body = _dumps(core)
+    return body
+
+
+def _dumps(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)  # delay-seconds; tolerate a fraction, refuse nan/inf/negative
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify(delivery_id: str, answer: int | BaseException, headers: Mapping[str, str] | None = None) -> DeliveryResult:
+    """The one place that turns an HTTP status or a transport error into a result (Standard Webhooks rules)."""
+    if isinstance(answer, BaseException):
+        return _classify_error(delivery_id, answer)
+    status = answer
+    if 200 <= status < 300:
+        return DeliveryResult(delivery_id, Outcome.DELIVERED)
+    error = f"HTTP {status}"
+    if status == 410:  # the endpoint is gone and asks never to be called again
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error=error, disable_contact=True)
+    if status in (408, 429) or 500 <= status < 600:
+        retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=error, retry_after=retry_after)
+    if 300 <= status < 400:
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error=f"{error}: redirect not followed")
+    if 400 <= status < 500:
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error=error)
+    return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"{error}: unexpected status")
+
+
+def _classify_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
+    # Texts name the kind of failure only: aiohttp's own messages carry the URL, which may hold tokens.
+    if isinstance(exc, UnsupportedURL):
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error="invalid webhook URL")
+    if isinstance(exc, ForbiddenDestination) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, DestinationRefusedError)
+    ):
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error=REFUSED)
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts subclass it (asyncio.TimeoutError is TimeoutError)
+        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="timeout")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return DeliveryResult(delivery_id, Outcome.PERMANENT, error="invalid webhook URL")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="connection failed")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"connection error ({type(exc).__name__})")
+    return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
+
+
+class WebhookChannel:
+    """Posts one signed request per recipient, concurrently within a batch, on the shared session."""
+
+    kind = "webhook"
+    confirms_by_receipt = False  # a 2xx is delivery: there is no receipt to wait for
+    max_chars: int | None = None
+
+    def __init__(self, config: WebhookConfig, http: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.max_batch = config.max_batch
+        self.rate_per_second = config.rate_per_second
+        self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+
+    async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
+        answers = await asyncio.gather(*(self._send_one(message, r) for r in recipients), return_exceptions=True)
+        results: list[DeliveryResult] = []
+        for recipient, answer in zip(recipients, answers, strict=True):
+            if isinstance(answer, DeliveryResult):
+                results.append(answer)
+                continue
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
+            # A bug for one recipient must not lose the results of the others; logged without the address.
+            log.error("webhook send for delivery %s failed unexpectedly: %s", recipient.delivery_id,
+                      type(answer).__name__)
+            results.append(classify(recipient.delivery_id, answer))
+        return results
+
+    async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
+        delivery_id = recipient.delivery_id
+        try:
+            check_url(recipient.address, allow_private=self.config.allow_private_networks)
+        except ForbiddenDestination as exc:
+            return classify(delivery_id, exc)
+        if not recipient.secret:
+            return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret missing")
+        try:
+            key = signing_key(recipient.secret)
+        except ValueError:
+            return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret invalid")
+        body = build_body(message, delivery_id)
+        try:
+            return await self._post(recipient.address, delivery_id, key, body)
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            return classify(delivery_id, exc)
+
+    async def _post(self, url: str, delivery_id: str, key: bytes, body: bytes) -> DeliveryResult:
+        timestamp = int(time.time())  # fresh on every attempt, so a replayed request ages out at the receiver
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self.config.user_agent,
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(key, delivery_id, timestamp, body),
+        }
+        async with self._http.post(
+            url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+        ) as response:
+            await _drain(response, self.config.max_response_bytes)
+            return classify(delivery_id, response.status, response.headers)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP session is the service's."""
+
+
+async def _drain(response: aiohttp.ClientResponse, limit: int) -> None:
+    """Read at most `limit` bytes of the answer; a longer body makes aiohttp close, not reuse, the connection."""
+    remaining = limit
+    while remaining > 0:
+        chunk = await response.content.read(min(remaining, 16_384))
+        if not chunk:
+            return
+        remaining -= len(chunk)

@@ -1,0 +1,156 @@
+"""What each `notifier` sub-command does, as library functions the CLI calls (and tests can call directly)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from notifier.config import Settings, load_settings
+from notifier.coverage import alert_coverage
+from notifier.errors import NotifierError
+from notifier.keys import create_key, revoke_key
+from notifier.logs import setup_logging
+from notifier.models import AlertIn, Role
+from notifier.progress import print_coverage, watch_alert
+from notifier.publish import publish_alert
+from notifier.rendering import TemplateReport, check_templates
+from notifier.service import Service
+from notifier.store import open_store
+
+
+class CommandError(Exception):
+    """A command could not do what was asked; the message says why (exit code 2)."""
+
+
+def settings_from(path: Path | None) -> Settings:
+    return load_settings(path, os.environ)
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.web.app import run_server
+
+    setup_logging()
+    await run_server(settings)
+    return 0
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.demo import run_demo
+
+    setup_logging(level=logging.WARNING)
+    return await run_demo(settings, once=args.once, subscribers=args.subscribers,
+                          explicit_config=args.config is not None)
+
+
+async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    store = await open_store(settings, upgrade=False)
+    try:
+        applied = await store.upgrade()
+    finally:
+        await store.close()
+    print(f"applied migrations: {', '.join(map(str, applied))}" if applied else "database is up to date")
+    return 0
+
+
+async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    store = await open_store(settings)
+    try:
+        if args.action == "create":
+            if not args.role:
+                raise CommandError("keys create needs --role admin|publisher|viewer")
+            record, raw = await create_key(store, Role(args.role), args.topics, args.label)
+            scope = f" topics={','.join(record.topics)}" if record.topics else ""
+            print(f"created {record.role} key {record.id}{scope}; it is shown only now:", file=sys.stderr)
+            print(raw)
+        elif args.action == "revoke":
+            if not args.target:
+                raise CommandError("keys revoke needs the key or its id")
+            revoked = await revoke_key(store, args.target)
+            if revoked is None:
+                raise CommandError("no such key")
+            print(f"revoked {revoked.id}")
+        else:
+            for k in await store.list_keys():
+                state = "revoked" if k.revoked_at else "active"
+                print(f"{k.id}  {k.prefix}…  {k.role:<9}  {state:<7}  {','.join(k.topics) or '-'}  {k.label or ''}")
+    finally:
+        await store.close()
+    return 0
+
+
+async def cmd_templates(settings: Settings, args: argparse.Namespace) -> int:
+    async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
+            update={"enabled": False})})) as service:
+        signature = service.settings.channels.get("sms", {}).get("sign_name")
+        reports = check_templates(service.renderer, service.catalogue, sms_signature=signature)
+    failed = 0
+    for report in reports:
+        if not report.ok:
+            failed += 1
+        print(_describe(report))
+    print(f"{len(reports)} templates checked, {failed} with errors")
+    return 1 if failed else 0
+
+
+def _describe(report: TemplateReport) -> str:
+    where = f"{report.topic} {report.channel} {report.locale}"
+    if report.error:
+        return f"ERROR {where}: {report.error}"
+    sms = f" — {report.chars} characters, {report.segments} SMS" if report.segments is not None else ""
+    return f"ok    {where} ({report.template}){sms}"
+
+
+def _read_alert(path: str) -> AlertIn:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    try:
+        return AlertIn.model_validate_json(text)
+    except ValidationError as exc:
+        raise CommandError(f"the alert is not valid:\n{exc}") from None
+
+
+async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    alert_in = _read_alert(args.file)
+    async with Service(settings) as service:
+        try:
+            alert, created = await publish_alert(service.store, alert_in, None)
+        except NotifierError as exc:
+            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+            raise CommandError(f"{exc.detail}{': ' + details if details else ''}") from None
+        print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
+                          "created": created}, ensure_ascii=False))
+        if args.wait:
+            await watch_alert(service, alert.id)
+            print_coverage(await alert_coverage(service.store, alert.id))
+    return 0
+
+
+async def cmd_coverage(settings: Settings, args: argparse.Namespace) -> int:
+    store = await open_store(settings)
+    try:
+        if await store.get_alert(args.alert_id) is None:
+            raise CommandError(f"no alert {args.alert_id}")
+        coverage = await alert_coverage(store, args.alert_id)
+    finally:
+        await store.close()
+    if args.json:
+        print(coverage.model_dump_json(indent=2))
+    else:
+        print_coverage(coverage)
+    return 0
+
+
+async def wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

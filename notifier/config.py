@@ -1,0 +1,131 @@
+"""Settings: one TOML file overlaid with `NOTIFIER_<SECTION>__<KEY>` environment variables, parsed once by
+`load_settings(path, environ)` and passed down explicitly. Nothing reads the environment at import time."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ENV_PREFIX = "NOTIFIER_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None  # base of every link put in a message; default http://host:port
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Signs manage/unsubscribe tokens; generated and stored in the database when not set.
+    secret: SecretStr | None = None
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///notifier.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://"))):
+            raise ValueError("database url must be sqlite:///path or postgresql://…")
+        return value
+
+
+class WorkerSettings(_Section):
+    enabled: bool = True
+    claim_batch: int = Field(default=500, ge=1, le=10_000)  # deliveries claimed per transaction
+    concurrency: int = Field(default=256, ge=1)  # sends in flight per process
+    lease_seconds: float = Field(default=120.0, gt=0)  # a claim not finished by then is reclaimed
+    poll_interval: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    max_retry_seconds: float = Field(default=6 * 3600, gt=0)  # stop retrying a delivery this long after publish
+    backoff_initial: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=600.0, gt=0)
+
+
+class CatalogueSettings(_Section):
+    path: Path | None = None  # another city's catalogue (TOML); default: the bundled Changzhi catalogue
+
+
+class TemplatesSettings(_Section):
+    path: Path | None = None  # default: the project's templates/ folder
+
+
+class AuthSettings(_Section):
+    # Keys may be created with the CLI (`notifier keys create`); none are needed in the config file.
+    viewer_min_cell: int = Field(default=5, ge=1)  # small-cell suppression threshold for viewers
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    worker: WorkerSettings = WorkerSettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
+    templates: TemplatesSettings = TemplatesSettings()
+    auth: AuthSettings = AuthSettings()
+    # Raw per-kind sections; each adapter validates its own with its pydantic model.
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of a sqlite:/// url (relative paths are relative to the working directory)."""
+        url = self.database.url
+        if not url.startswith("sqlite:///"):
+            return None
+        return Path(url.removeprefix("sqlite:///"))
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Environment values are strings; read booleans, numbers, arrays and tables the way TOML would."""
+    lowered = raw.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name.removeprefix(ENV_PREFIX).split("__")]
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"{name}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_env_value(raw)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the TOML file (if any), overlay NOTIFIER_* variables, then `overrides` (a nested dict), validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    _overlay_environment(data, os.environ if environ is None else environ)
+    if overrides:
+        _deep_merge(data, overrides)
+    return Settings.model_validate(data)
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value

@@ -1,0 +1,219 @@
+"""Delivery workers: claim due deliveries under a lease, render once per alert × channel × locale, send in the
+channel's batch size within its rate limit, and write every result of a claim back in one transaction.
+
+A claim that is never written back (the process died) is reclaimed by any worker's sweep when its lease ends,
+and sent again: duplicates are limited to sends that were in flight, and carry the same delivery id
+(webhook-id, Message-ID, client_msg_id) so that receivers can drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
+from channels.errors import PermanentDeliveryError, TransientDeliveryError
+from notifier.config import WorkerSettings
+from notifier.models import Severity, Topic, Urgency
+from notifier.publish import alert_view
+from notifier.ratelimit import RateLimiter
+from notifier.rendering import Renderer
+from notifier.retry import RetryPolicy
+from notifier.store.protocol import Store
+from notifier.store.records import AlertRow, ClaimedDelivery
+from notifier.store.records import Outcome as Written
+from subscriptions.quiet_hours import quiet_until
+
+log = logging.getLogger("notifier.dispatch")
+SWEEP_EVERY = 1.0
+
+
+@dataclass
+class DispatchStats:
+    """Counters since start (read by metrics and progress displays)."""
+
+    claimed: int = 0
+    results: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Dispatcher:
+    """One process's delivery worker."""
+
+    def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
+                 settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
+        self.store = store
+        self.channels = dict(channels)
+        self.renderer = renderer
+        self.settings = settings
+        self.retry = RetryPolicy(settings)
+        self.clock = clock
+        self.stats = DispatchStats()
+        self._on_result = on_result
+        self._wake = asyncio.Event()
+        self._limiters = {kind: RateLimiter(ch.rate_per_second) for kind, ch in self.channels.items()}
+        self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
+        self._send_slots = asyncio.Semaphore(settings.concurrency)
+        self._last_sweep = 0.0
+
+    def wake(self) -> None:
+        """New work was queued (a publish in this process): look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
+        """Work until `stop` is set; several claims are in flight so that sending never waits for the store."""
+        workers = [asyncio.create_task(self._loop(stop)) for _ in range(batches_in_flight)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                worked = await self.run_once()
+            except Exception:  # a store hiccup must not kill the worker; leases make the retry safe
+                log.exception("dispatch cycle failed; retrying")
+                worked = 0
+            if worked == 0 and not stop.is_set():
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Sweep if due, claim one batch, send it, record it; returns how many deliveries were handled."""
+        now = self.clock()
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = now
+            swept = await self.store.sweep(now)
+            if swept.get("reclaimed"):
+                log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
+        owner = uuid.uuid4().hex
+        claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds, self.settings.claim_batch)
+        if not claimed:
+            return 0
+        self.stats.claimed += len(claimed)
+        outcomes = await self._process(claimed)
+        await self.store.record(owner, outcomes, self.clock())
+        for o in outcomes:
+            self.stats.results[o.status] += 1
+        if self._on_result is not None:
+            for d, o in zip(claimed, outcomes, strict=True):
+                self._on_result(d.channel, o.status)
+        return len(claimed)
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Work until nothing is due now (tests, the demo, `publish --wait`)."""
+        deadline = self.clock() + timeout
+        while self.clock() < deadline:
+            if await self.run_once() == 0:
+                due = await self.store.next_due()
+                if due is None or due > self.clock():
+                    return
+                await asyncio.sleep(0.01)
+
+    # ------------------------------------------------------------ one claim
+
+    async def _process(self, claimed: list[ClaimedDelivery]) -> list[Written]:
+        """An outcome for every claimed delivery, in claim order."""
+        now = self.clock()
+        decided: dict[str, Written] = {}
+        groups: dict[tuple[str, str, str], list[ClaimedDelivery]] = defaultdict(list)
+        for d in claimed:
+            alert, topic = await self._alert(d.alert_id)
+            early = self._before_send(d, alert, now)
+            if early is not None:
+                decided[d.id] = early
+            else:
+                groups[(d.alert_id, d.channel, d.locale)].append(d)
+        sends = [self._send_group(key, batch) for key, batch in groups.items()]
+        for results in await asyncio.gather(*sends):
+            decided.update(results)
+        return [decided[d.id] for d in claimed]
+
+    def _before_send(self, d: ClaimedDelivery, alert: AlertRow, now: float) -> Written | None:
+        """Outcomes decided without sending: no channel, no contact, quiet hours."""
+        if d.channel not in self.channels:
+            return Written(d.id, "failed", attempted=False, error=f"channel {d.channel} is not configured",
+                           fall_back=True)
+        if d.address is None:
+            return Written(d.id, "failed", attempted=False, error="no usable contact", fall_back=True)
+        urgent = alert.urgency == Urgency.IMMEDIATE or alert.severity == Severity.EXTREME
+        if not urgent:
+            until = quiet_until(datetime.fromtimestamp(now, UTC), d.quiet_start, d.quiet_end)
+            if until is not None:
+                return Written(d.id, "deferred", attempted=False, next_attempt_at=until.timestamp())
+        return None
+
+    async def _alert(self, alert_id: str) -> tuple[AlertRow, Topic]:
+        cached = self._alerts.get(alert_id)
+        if cached is None:
+            alert = await self.store.get_alert(alert_id)
+            if alert is None:
+                raise RuntimeError(f"delivery refers to a missing alert {alert_id}")
+            topic = await self.store.get_topic(alert.topic)
+            if topic is None:
+                raise RuntimeError(f"alert {alert_id} refers to a missing topic")
+            cached = self._alerts[alert_id] = (alert, Topic.model_validate(topic))
+            if len(self._alerts) > 1000:  # alerts are few; bound the cache anyway
+                self._alerts.pop(next(iter(self._alerts)))
+        return cached
+
+    async def _send_group(self, key: tuple[str, str, str], batch: list[ClaimedDelivery]) -> dict[str, Written]:
+        alert_id, kind, locale = key
+        alert, topic = await self._alert(alert_id)
+        channel = self.channels[kind]
+        try:
+            message = self.renderer.render(alert_view(alert), topic, kind, locale)
+        except Exception as exc:  # a broken template fails these deliveries visibly rather than the worker
+            log.exception("rendering failed for alert %s channel %s", alert_id, kind)
+            return {d.id: Written(d.id, "failed", attempted=False, error=f"template error: {type(exc).__name__}",
+                                  fall_back=True) for d in batch}
+        chunks = [batch[i:i + channel.max_batch] for i in range(0, len(batch), channel.max_batch)]
+        parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
+        return {k: v for part in parts for k, v in part.items()}
+
+    async def _send_chunk(self, channel: Channel, message: Message, alert: AlertRow,
+                          chunk: list[ClaimedDelivery]) -> dict[str, Written]:
+        recipients = [Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "",
+                                secret=d.secret) for d in chunk]
+        # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
+        per_request = getattr(channel, "one_request_per_batch", False)
+        await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)))
+        async with self._send_slots:
+            try:
+                results = {r.delivery_id: r for r in await channel.send(message, recipients)}
+            except TransientDeliveryError as exc:
+                results = {d.id: DeliveryResult(d.id, Outcome.TRANSIENT, error=str(exc), retry_after=exc.retry_after)
+                           for d in chunk}
+            except PermanentDeliveryError as exc:
+                results = {d.id: DeliveryResult(d.id, Outcome.PERMANENT, error=str(exc)) for d in chunk}
+            except Exception as exc:  # an adapter bug must not lose the batch: retry it like a transient error
+                log.exception("channel %s raised while sending", channel.kind)
+                results = {d.id: DeliveryResult(d.id, Outcome.TRANSIENT, error=f"adapter error: {type(exc).__name__}")
+                           for d in chunk}
+        now = self.clock()
+        missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
+        return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
+
+    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> Written:
+        if r.outcome is Outcome.DELIVERED:
+            return Written(d.id, "delivered", provider_message_id=r.provider_message_id)
+        if r.outcome is Outcome.ACCEPTED:
+            return Written(d.id, "sent", provider_message_id=r.provider_message_id)
+        if r.outcome is Outcome.PERMANENT:
+            return Written(d.id, "failed", error=r.error, disable_contact=r.disable_contact, fall_back=True)
+        released = max(alert.created_at, alert.scheduled_at or 0.0)
+        decision = self.retry.decide(d.attempts + 1, r.retry_after, now, released, alert.expires_at)
+        if not decision.retry:
+            return Written(d.id, "failed", error=f"{r.error}; {decision.reason}", fall_back=True)
+        return Written(d.id, "queued", next_attempt_at=now + decision.delay, error=r.error)

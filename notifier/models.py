@@ -1,0 +1,334 @@
+"""The domain's words as types: alerts, deliveries, topics, keys, coverage (pydantic v2, frozen).
+
+Bodies that cross the API edge forbid unknown fields; everything here is also what /openapi.json describes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TOPIC_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
+REGION_CODE = re.compile(r"^\d{6}$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Severity(StrEnum):
+    MINOR = "minor"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    EXTREME = "extreme"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self]
+
+
+SEVERITY_RANK = {Severity.MINOR: 1, Severity.MODERATE: 2, Severity.SEVERE: 3, Severity.EXTREME: 4}
+
+
+class Urgency(StrEnum):
+    IMMEDIATE = "immediate"
+    EXPECTED = "expected"
+    FUTURE = "future"
+
+
+class Level(StrEnum):
+    """Chinese warning colours, lowest to highest."""
+
+    BLUE = "blue"
+    YELLOW = "yellow"
+    ORANGE = "orange"
+    RED = "red"
+
+
+class MsgType(StrEnum):
+    ALERT = "alert"
+    UPDATE = "update"
+    CANCEL = "cancel"
+
+
+class Policy(StrEnum):
+    ALL = "all"
+    FALLBACK = "fallback"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+    VIEWER = "viewer"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"  # accepted by the provider, waiting for its receipt
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    DEFERRED = "deferred"  # quiet hours
+    SKIPPED = "skipped"  # a fallback channel that has not been (or never was) needed
+
+
+PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
+FINAL_FAILURES = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.CANCELLED)
+
+
+class Priority(IntEnum):
+    """Claim order: life-safety first."""
+
+    ROUTINE = 0
+    URGENT = 1
+    LIFE_SAFETY = 2
+
+
+# ---------------------------------------------------------------- topics
+
+
+class TopicIn(Frozen):
+    key: str = Field(description="dotted topic key, e.g. env.heavy-pollution", max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    domain: str = Field(min_length=1, max_length=50)
+    department: str = Field(min_length=1, max_length=200)
+    channels: list[str] = Field(default_factory=lambda: ["wechat", "sms"], max_length=8)
+    schedule: str | None = Field(default=None, max_length=200, description="disclosure schedule, e.g. 每月20日前")
+    supervision: str | None = Field(default=None, max_length=500, description="complaint / supervision channel")
+    method: str | None = Field(default=None, max_length=200, description="disclosure method (公开方式)")
+
+    @field_validator("key")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not TOPIC_KEY.match(value):
+            raise ValueError("topic key must be dotted lower-case words, e.g. env.heavy-pollution")
+        return value
+
+
+class Topic(TopicIn):
+    pass
+
+
+class Region(Frozen):
+    code: str
+    name: str
+    name_en: str | None = None
+
+
+class Group(Frozen):
+    code: str
+    name: str
+    name_en: str | None = None
+
+
+# ---------------------------------------------------------------- alerts
+
+
+class AlertIn(Frozen):
+    """What a bureau publishes."""
+
+    topic: str
+    headline: str = Field(min_length=1, max_length=200)
+    body: str = Field(default="", max_length=5000)
+    instruction: str = Field(default="", max_length=2000)
+    severity: Severity = Severity.MODERATE
+    urgency: Urgency = Urgency.EXPECTED
+    level: Level | None = None
+    msg_type: MsgType = MsgType.ALERT
+    references: str | None = Field(default=None, description="id of the alert an update or cancel refers to")
+    regions: list[str] = Field(default_factory=list, max_length=500, description="empty: every region")
+    groups: list[str] = Field(default_factory=list, max_length=100, description="empty: every group")
+    policy: Policy | None = Field(default=None, description="default: all for severe/extreme/immediate, else fallback")
+    fallback_after: int = Field(default=600, ge=0, le=7 * 86400,
+                                description="seconds without a receipt before the next channel is tried")
+    data: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+    expires_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    public: bool = True
+
+    @field_validator("regions")
+    @classmethod
+    def _region_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not REGION_CODE.match(code):
+                raise ValueError(f"region {code!r} is not a six-digit administrative code")
+        return list(dict.fromkeys(value))
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_groups(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("expires_at", "scheduled_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps need a time zone offset, e.g. 2026-11-27T18:00:00+08:00")
+        return value
+
+    @model_validator(mode="after")
+    def _references_match_type(self) -> AlertIn:
+        if self.msg_type is not MsgType.ALERT and not self.references:
+            raise ValueError("an update or cancel needs `references`, the id of the alert it refers to")
+        if self.expires_at and self.scheduled_at and self.expires_at <= self.scheduled_at:
+            raise ValueError("expires_at must be after scheduled_at")
+        return self
+
+    def effective_policy(self) -> Policy:
+        if self.policy is not None:
+            return self.policy
+        if self.severity in (Severity.SEVERE, Severity.EXTREME) or self.urgency is Urgency.IMMEDIATE:
+            return Policy.ALL
+        return Policy.FALLBACK
+
+    def priority(self) -> Priority:
+        if self.severity is Severity.EXTREME or self.level is Level.RED:
+            return Priority.LIFE_SAFETY
+        if self.urgency is Urgency.IMMEDIATE or self.severity is Severity.SEVERE:
+            return Priority.URGENT
+        return Priority.ROUTINE
+
+    def bypasses_quiet_hours(self) -> bool:
+        return self.urgency is Urgency.IMMEDIATE or self.severity is Severity.EXTREME
+
+
+class AlertStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Alert(Frozen):
+    id: str
+    topic: str
+    msg_type: MsgType
+    references: str | None
+    headline: str
+    body: str
+    instruction: str
+    severity: Severity
+    urgency: Urgency
+    level: Level | None
+    regions: list[str]
+    groups: list[str]
+    policy: Policy
+    fallback_after: int
+    data: dict[str, Any]
+    expires_at: datetime | None
+    scheduled_at: datetime | None
+    idempotency_key: str | None
+    public: bool
+    status: AlertStatus
+    targeted: int
+    publisher: str | None
+    department: str | None
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class AlertAccepted(Frozen):
+    id: str
+    targeted: int
+    status: AlertStatus
+
+
+class Delivery(Frozen):
+    id: str
+    alert_id: str
+    subscriber_id: str
+    channel: str
+    contact: str | None = Field(description="masked contact, e.g. 138****5678")
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    provider_message_id: str | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    finished_at: datetime | None
+
+
+T = TypeVar("T")
+
+
+class Page(Frozen, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    total: int
+
+
+# ---------------------------------------------------------------- keys
+
+
+class ApiKey(Frozen):
+    id: str
+    prefix: str
+    role: Role
+    topics: list[str]
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+# ---------------------------------------------------------------- coverage
+
+
+class ChannelCoverage(Frozen):
+    attempted: int
+    sent: int
+    delivered: int
+    failed: int
+    pending: int
+    awaiting_receipt: int
+    skipped: int
+    reach_rate: float | None
+
+
+class CellCoverage(Frozen):
+    targeted: int | None
+    reached: int | None
+    coverage_rate: float | None
+    population: int | None = None
+    population_rate: float | None = None
+    suppressed: bool | None = None
+
+
+class RegionGroupCell(CellCoverage):
+    region: str
+    group: str | None
+
+
+class TimeToReach(Frozen):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class Coverage(Frozen):
+    alert_id: str
+    targeted: int
+    reached: int
+    accepted: int
+    coverage_rate: float | None
+    accepted_rate: float | None
+    by_channel: dict[str, ChannelCoverage]
+    by_region: dict[str, CellCoverage]
+    by_group: dict[str, CellCoverage]
+    cells: list[RegionGroupCell]
+    time_to_reach: TimeToReach
+    unreachable: dict[str, int] = Field(
+        default_factory=dict,
+        description="targeted but not reached, by cause: no_contact, all_failed, pending, expired, cancelled",
+    )
+    population: int | None = None
+    population_rate: float | None = None

@@ -1,0 +1,147 @@
+"""Plain rows that cross the store boundary (dataclasses: cheap on the hot path, no validation cost)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert as stored; times are unix seconds."""
+
+    id: str
+    topic: str
+    msg_type: str
+    references_id: str | None
+    headline: str
+    body: str
+    instruction: str
+    severity: str
+    urgency: str
+    level: str | None
+    target_regions: list[str]
+    target_groups: list[str]
+    policy: str
+    fallback_after: int
+    data: dict[str, Any]
+    expires_at: float | None
+    scheduled_at: float | None
+    idempotency_key: str | None
+    request_hash: str
+    public: bool
+    status: str
+    targeted: int
+    publisher: str | None
+    department: str | None
+    created_at: float
+    cancelled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Targeting:
+    """Who an alert is for: resolved by the store in the transaction that stores the alert."""
+
+    topic: str
+    min_severity_rank: int  # subscribers whose minimum is above this are left out
+    regions: list[str]  # empty: all
+    groups: list[str]  # empty: all
+    policy: str
+    priority: int
+    first_attempt_at: float
+    # For updates and cancels: the alert whose frozen targets receive this one instead of a fresh resolution.
+    from_alert: str | None = None
+    only_accepted: bool = False  # with from_alert: only those who had a delivery accepted
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery leased to one worker, with what sending needs."""
+
+    id: str
+    alert_id: str
+    subscriber_id: str
+    channel: str
+    position: int
+    attempts: int
+    address: str | None  # None when the contact was deleted or disabled since publish
+    secret: str | None
+    locale: str
+    quiet_start: int | None
+    quiet_end: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to write back for one claimed delivery."""
+
+    delivery_id: str
+    status: str  # delivered | sent | queued (retry) | failed | deferred
+    attempted: bool = True  # a send was made (False for quiet-hours deferral and sends refused before trying)
+    next_attempt_at: float | None = None
+    provider_message_id: str | None = None
+    error: str | None = None
+    disable_contact: bool = False
+    fall_back: bool = False  # failed: queue the subscriber's next channel if the policy says so
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    id: str
+    region: str
+    locale: str
+    quiet_start: int | None
+    quiet_end: int | None
+    status: str
+    consent_source: str | None
+    consent_at: float | None
+    created_at: float
+    groups: list[str] = field(default_factory=list)
+    contacts: dict[str, str] = field(default_factory=dict)  # channel -> address (raw: mask before showing)
+    disabled: dict[str, str] = field(default_factory=dict)  # channel -> reason
+    subscriptions: list[tuple[str, list[str], int]] = field(default_factory=list)  # topic, channels, min rank
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    prefix: str
+    role: str
+    topics: list[str]
+    label: str | None
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: str
+    alert_id: str
+    subscriber_id: str
+    channel: str
+    address: str | None
+    status: str
+    attempts: int
+    next_attempt_at: float | None
+    provider_message_id: str | None
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+    delivered_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageRows:
+    """Raw aggregates from which notifier.coverage builds the Coverage object."""
+
+    targeted: int
+    reached: int
+    accepted: int
+    by_channel: dict[str, dict[str, int]]
+    cells: list[tuple[str, str | None, int, int]]  # region, group (None: in no group), targeted, reached
+    by_region: dict[str, tuple[int, int]]
+    by_group: dict[str, tuple[int, int]]
+    reach_times: list[float | None]  # seconds from release until 50, 90, 99 % were reached
+    unreachable: dict[str, int]

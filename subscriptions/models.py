@@ -1,0 +1,212 @@
+"""Who wants what: subscriber, contacts, subscriptions and quiet hours as they cross the API edge."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from subscriptions.contacts import (
+    normalize_email,
+    normalize_mobile,
+    validate_openid,
+    validate_webhook_secret,
+    validate_webhook_url,
+)
+from subscriptions.quiet_hours import format_hhmm, parse_hhmm
+
+CHANNEL_KINDS = ("sms", "wechat", "email", "webhook")
+LOCALES = ("zh-CN", "en")
+_REGION = re.compile(r"^\d{6}$")
+_GROUP = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+
+
+def check_region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("region must be a six-digit administrative code")
+    return value
+
+
+def check_groups(value: list[str]) -> list[str]:
+    for code in value:
+        if not _GROUP.match(code):
+            raise ValueError(f"group {code!r} is not a group code")
+    return list(dict.fromkeys(value))
+
+
+def check_locale(value: str) -> str:
+    if value not in LOCALES:
+        raise ValueError(f"locale must be one of {', '.join(LOCALES)}")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MinSeverity(StrEnum):
+    MINOR = "minor"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    EXTREME = "extreme"
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # waiting for contact verification (self-service sign-up)
+
+
+class Contacts(_Frozen):
+    sms: str | None = Field(default=None, description="mobile number; CN numbers may omit +86")
+    email: str | None = None
+    wechat: str | None = Field(default=None, description="WeChat openid of the official account")
+    webhook: str | None = None
+    webhook_secret: str | None = Field(default=None, description="whsec_…; generated when a webhook has none")
+
+    @field_validator("sms")
+    @classmethod
+    def _mobile(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_mobile(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @field_validator("wechat")
+    @classmethod
+    def _openid(cls, value: str | None) -> str | None:
+        return None if value is None else validate_openid(value)
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else validate_webhook_url(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else validate_webhook_secret(value)
+
+    @model_validator(mode="after")
+    def _secret_needs_webhook(self) -> Contacts:
+        if self.webhook_secret and not self.webhook:
+            raise ValueError("webhook_secret given without a webhook")
+        return self
+
+    def addresses(self) -> dict[str, str]:
+        """channel kind → address, for the kinds given."""
+        return {kind: value for kind in CHANNEL_KINDS if (value := getattr(self, kind)) is not None}
+
+
+class QuietHours(_Frozen):
+    start: str = Field(description="HH:MM, Asia/Shanghai")
+    end: str = Field(description="HH:MM, Asia/Shanghai; may be earlier than start (wraps midnight)")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        return format_hhmm(parse_hhmm(value))
+
+    def minutes(self) -> tuple[int, int]:
+        return parse_hhmm(self.start), parse_hhmm(self.end)
+
+
+class SubscriptionIn(_Frozen):
+    topic: str = Field(max_length=100)
+    channels: list[str] = Field(min_length=1, max_length=4, description="in order of preference")
+    min_severity: MinSeverity | None = None
+
+    @field_validator("channels")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        for kind in value:
+            if kind not in CHANNEL_KINDS:
+                raise ValueError(f"unknown channel {kind!r}; one of {', '.join(CHANNEL_KINDS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+
+class SubscriberIn(_Frozen):
+    contacts: Contacts
+    region: str
+    groups: list[str] = Field(default_factory=list, max_length=20)
+    locale: str = "zh-CN"
+    quiet_hours: QuietHours | None = None
+    subscriptions: list[SubscriptionIn] = Field(default_factory=list, max_length=200)
+    consent_source: str = Field(default="admin", max_length=100,
+                                description="how consent was given (admin, import, web, wechat…)")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return check_region(value)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return check_groups(value)
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        return check_locale(value)
+
+    @model_validator(mode="after")
+    def _contacts_for_channels(self) -> SubscriberIn:
+        if not self.contacts.addresses():
+            raise ValueError("at least one contact is needed")
+        topics = [s.topic for s in self.subscriptions]
+        if len(set(topics)) != len(topics):
+            raise ValueError("a topic is subscribed twice")
+        return self
+
+
+class SubscriberPatch(_Frozen):
+    contacts: Contacts | None = None
+    region: str | None = None
+    groups: list[str] | None = None
+    locale: str | None = None
+    quiet_hours: QuietHours | None = None
+    clear_quiet_hours: bool = False
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_groups(value)
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        return None if value is None else check_locale(value)
+
+
+class Subscription(_Frozen):
+    topic: str
+    channels: list[str]
+    min_severity: MinSeverity | None
+
+
+class Subscriber(_Frozen):
+    """A subscriber as the API shows it: contacts masked unless `reveal` was asked for by the owner."""
+
+    id: str
+    contacts: dict[str, Any]
+    region: str
+    groups: list[str]
+    locale: str
+    quiet_hours: QuietHours | None
+    subscriptions: list[Subscription]
+    status: SubscriberStatus
+    consent_source: str | None
+    consent_at: datetime | None
+    created_at: datetime
