@@ -36,6 +36,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,7 +127,7 @@ class Verdict:
 
 
 def _reply(code: int, text: str) -> str:
-    """"SMTP 550 5.1.1": the reply code and enhanced status code, never the reply text (it echoes addresses)."""
+    """The reply code and enhanced status code ("SMTP 550 5.1.1"), never the reply text: it echoes addresses."""
     match = _ENHANCED_CODE.match(text.strip())
     return f"SMTP {code} {match.group(1)}" if match else f"SMTP {code}"
 
@@ -153,6 +154,9 @@ def classify(exc: BaseException | None, *, phase: Literal["connect", "send"] = "
         return Verdict(Outcome.TRANSIENT, text, code=code)
     if isinstance(exc, TimeoutError):
         return Verdict(Outcome.TRANSIENT, "SMTP timeout", "connection")
+    if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
+        # Usually an untrusted or expired certificate: worth retrying (an operator can fix it), but said plainly.
+        return Verdict(Outcome.TRANSIENT, "SMTP TLS handshake failed", "connection")
     if isinstance(exc, OSError):
         return Verdict(Outcome.TRANSIENT, "SMTP connection failed", "connection")
     if isinstance(exc, aiosmtplib.SMTPNotSupported) and phase == "send":

@@ -234,8 +234,9 @@ class WebhookChannel:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(key, delivery_id, timestamp, body),
         }
+        # raise_for_status=False whatever the shared session says: every status is classified here.
         async with self._http.post(
-            url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+            url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout, raise_for_status=False
         ) as response:
             await _drain(response, self.config.max_response_bytes)
             return classify(delivery_id, response.status, response.headers)

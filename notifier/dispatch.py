@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from notifier.config import WorkerSettings
-from notifier.models import Severity, Topic, Urgency
+from notifier.models import Alert, Severity, Topic, Urgency
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
 from notifier.rendering import Renderer
@@ -172,12 +172,13 @@ class Dispatcher:
         alert_id, kind, locale = key
         alert, topic = await self._alert(alert_id)
         channel = self.channels[kind]
+        view = alert_view(alert)
         try:
-            message = self.renderer.render(alert_view(alert), topic, kind, locale)
-        except Exception as exc:  # a broken template fails these deliveries visibly rather than the worker
-            log.exception("rendering failed for alert %s channel %s", alert_id, kind)
-            return {d.id: Written(d.id, "failed", attempted=False, error=f"template error: {type(exc).__name__}",
-                                  fall_back=True) for d in batch}
+            message = self.renderer.render(view, topic, kind, locale)
+        except Exception:
+            # A broken template must not hold back a warning: send the publisher's own words, unadorned.
+            log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
+            message = plain_message(view, topic, kind, locale, self.renderer.disclosure_url(alert_id))
         chunks = [batch[i:i + channel.max_batch] for i in range(0, len(batch), channel.max_batch)]
         parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
@@ -217,3 +218,17 @@ class Dispatcher:
         if not decision.retry:
             return Written(d.id, "failed", error=f"{r.error}; {decision.reason}", fall_back=True)
         return Written(d.id, "queued", next_attempt_at=now + decision.delay, error=r.error)
+
+
+def plain_message(alert: Alert, topic: Topic, kind: str, locale: str, url: str) -> Message:
+    """The alert in its publisher's words, used only when the channel's template cannot be rendered."""
+    text = " ".join(part for part in (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
+                    if part)
+    payload = {"id": alert.id, "topic": alert.topic, "msg_type": alert.msg_type.value, "headline": alert.headline,
+               "body": alert.body, "instruction": alert.instruction, "severity": alert.severity.value, "url": url}
+    return Message(alert_id=alert.id, topic=alert.topic, msg_type=alert.msg_type.value,
+                   severity=alert.severity.value, urgency=alert.urgency.value,
+                   level=alert.level.value if alert.level else None, locale=locale, headline=alert.headline,
+                   text=text, subject=alert.headline, html=None, url=url,
+                   fields={"headline": alert.headline, "department": topic.department, "detail": alert.body},
+                   payload=payload, sent_at=alert.created_at.timestamp())

@@ -36,7 +36,8 @@ Variables available to every block:
     topic            key, name, name_en, domain, department, channels, schedule, method, supervision
     topic_name, domain_name, department      localised names (English where the catalogue has one)
     level_name       e.g. 橙色预警 / "Orange warning" ("" without a level); level_colour: 橙色 / "Orange"
-    severity_name, urgency_name, msg_type_name (发布/更新/解除; issued/updated/cancelled)
+    severity_name, urgency_name
+    msg_type_name    发布/更新/撤销, or 解除 for a cancelled warning (one with a level); issued/updated/withdrawn/lifted
     region_names, group_names                lists of localised names of the targeted regions and groups
     regions_text     names joined, or 全市 / "citywide" when the alert targets every region
     groups_text      names joined, or "" when the alert targets everyone
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, nodes
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -194,8 +195,9 @@ class Renderer:
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
         self._words = _load_words(self.templates_dir)
         # Templates never change under a running service, so there is no reason to stat files on every render.
+        self._loader = FileSystemLoader(self.templates_dir)
         self.env = ImmutableSandboxedEnvironment(
-            loader=FileSystemLoader(self.templates_dir),
+            loader=self._loader,
             undefined=StrictUndefined,
             autoescape=False,
             trim_blocks=True,
@@ -226,9 +228,7 @@ class Renderer:
 
     def template_name(self, topic: Topic | TopicIn, channel: str, locale: str) -> str:
         """The file that renders this topic, channel and locale."""
-        name = self._template(topic, channel, locale).name
-        assert name is not None  # noqa: S101 - loaded from the loader, so always named
-        return name
+        return self._template(topic, channel, locale).name or ""
 
     def render(self, alert: Alert, topic: Topic | TopicIn, channel: str, locale: str) -> Message:
         """Render `alert` for `channel` in `locale`; RenderError says which template failed and why."""
@@ -279,7 +279,7 @@ class Renderer:
         return locale if locale in self._words else FALLBACK_LOCALE
 
     def _template(self, topic: Topic | TopicIn, channel: str, locale: str) -> Template:
-        key = (topic.key, topic.domain, channel, locale)
+        key = (topic.key, topic.domain, channel, self._locale(locale))
         cached = self._templates.get(key)
         if cached is not None:
             return cached
@@ -287,7 +287,7 @@ class Renderer:
         try:
             template = self.env.select_template(names)
         except TemplateError as exc:
-            found = getattr(exc, "name", None)
+            found = exc.name if isinstance(exc, TemplateSyntaxError) else None  # not found: no file to name
             raise RenderError(f"{topic.key}/{channel}/{locale}: {type(exc).__name__}: {exc}", topic=topic.key,
                               channel=channel, locale=locale, template=found) from exc
         problem = self._structure_problem(template, channel)
@@ -306,8 +306,7 @@ class Renderer:
         if channel == "wechat" and not any(b.startswith(FIELD_PREFIX) for b in template.blocks):
             return f"a wechat template needs at least one {FIELD_PREFIX}<name> block"
         if "html" in template.blocks:
-            assert self.env.loader is not None and template.name is not None  # noqa: S101 - set in __init__
-            source, _, _ = self.env.loader.get_source(self.env, template.name)
+            source, _, _ = self._loader.get_source(self.env, template.name or "")
             for node in self.env.parse(source).find_all(nodes.Block):
                 if node.name == "html" and not _escapes_html(node):
                     return "the html block must print inside {% autoescape true %} (and may not include files)"
@@ -336,7 +335,7 @@ class Renderer:
             "level_colour": words.level_colours.get(level, "") if level else "",
             "severity_name": words.severities.get(alert.severity.value, alert.severity.value),
             "urgency_name": words.urgencies.get(alert.urgency.value, alert.urgency.value),
-            "msg_type_name": words.msg_types.get(alert.msg_type.value, alert.msg_type.value),
+            "msg_type_name": self._msg_type_name(alert, words),
             "region_names": regions,
             "group_names": groups,
             "regions_text": words.list_separator.join(regions) or words.citywide,
@@ -361,6 +360,14 @@ class Renderer:
             "groups": list(alert.groups), "data": dict(alert.data), "department": alert.department,
             "created_at": _iso(alert.created_at), "expires_at": _iso(alert.expires_at),
         }
+
+    @staticmethod
+    def _msg_type_name(alert: Alert, words: LocaleWords) -> str:
+        # A warning (an alert with a level) is lifted (解除) when cancelled; any other notice is withdrawn (撤销).
+        kind = alert.msg_type.value
+        if alert.level is not None and f"{kind}_warning" in words.msg_types:
+            return words.msg_types[f"{kind}_warning"]
+        return words.msg_types.get(kind, kind)
 
     @staticmethod
     def _local_time(moment: datetime | None, words: LocaleWords) -> str:

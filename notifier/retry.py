@@ -23,7 +23,7 @@ class RetryPolicy:
     def __init__(self, settings: WorkerSettings) -> None:
         self.max_attempts = settings.max_attempts
         self.max_age = settings.max_retry_seconds
-        self._wait = tenacity.wait_exponential_jitter(initial=settings.backoff_initial, max=settings.backoff_max,
+        self._wait = tenacity.wait_exponential_jitter(multiplier=settings.backoff_initial, max=settings.backoff_max,
                                                       jitter=settings.backoff_initial)
 
     def backoff(self, attempt: int) -> float:

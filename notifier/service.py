@@ -112,7 +112,11 @@ class Service:
             await self.store.close()
 
     async def __aenter__(self) -> Service:
-        await self.open()
+        try:
+            await self.open()
+        except BaseException:
+            await self.close()  # release whatever was opened before the failure
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

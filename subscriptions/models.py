@@ -20,19 +20,21 @@ from subscriptions.quiet_hours import format_hhmm, parse_hhmm
 
 CHANNEL_KINDS = ("sms", "wechat", "email", "webhook")
 LOCALES = ("zh-CN", "en")
-_REGION = re.compile(r"^\d{6}$")
-_GROUP = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+_REGION = re.compile(r"[0-9]{6}")
+_GROUP = re.compile(r"[a-z][a-z0-9_]{0,49}")
+# The same shape as notifier.models.TOPIC_KEY; whether the topic exists is the catalogue's question.
+_TOPIC = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 
 
 def check_region(value: str) -> str:
-    if not _REGION.match(value):
+    if not _REGION.fullmatch(value):
         raise ValueError("region must be a six-digit administrative code")
     return value
 
 
 def check_groups(value: list[str]) -> list[str]:
     for code in value:
-        if not _GROUP.match(code):
+        if not _GROUP.fullmatch(code):
             raise ValueError(f"group {code!r} is not a group code")
     return list(dict.fromkeys(value))
 
@@ -40,6 +42,12 @@ def check_groups(value: list[str]) -> list[str]:
 def check_locale(value: str) -> str:
     if value not in LOCALES:
         raise ValueError(f"locale must be one of {', '.join(LOCALES)}")
+    return value
+
+
+def check_some_contact(value: Contacts) -> Contacts:
+    if not value.addresses():
+        raise ValueError("at least one contact is needed: sms, email, wechat or webhook")
     return value
 
 
@@ -60,9 +68,10 @@ class SubscriberStatus(StrEnum):
 
 
 class Contacts(_Frozen):
-    sms: str | None = Field(default=None, description="mobile number; CN numbers may omit +86")
-    email: str | None = None
-    wechat: str | None = Field(default=None, description="WeChat openid of the official account")
+    sms: str | None = Field(default=None, description="mainland China mobile number, +86 optional; stored as E.164")
+    email: str | None = Field(default=None, description="email address; an internationalised domain is stored in "
+                                                        "A-labels (xn--…)")
+    wechat: str | None = Field(default=None, description="WeChat openid of the official account (28 characters)")
     webhook: str | None = None
     webhook_secret: str | None = Field(default=None, description="whsec_…; generated when a webhook has none")
 
@@ -111,6 +120,12 @@ class QuietHours(_Frozen):
     def _hhmm(cls, value: str) -> str:
         return format_hhmm(parse_hhmm(value))
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours need different start and end times")
+        return self
+
     def minutes(self) -> tuple[int, int]:
         return parse_hhmm(self.start), parse_hhmm(self.end)
 
@@ -119,6 +134,13 @@ class SubscriptionIn(_Frozen):
     topic: str = Field(max_length=100)
     channels: list[str] = Field(min_length=1, max_length=4, description="in order of preference")
     min_severity: MinSeverity | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC.fullmatch(value):
+            raise ValueError("topic must be a dotted key such as env.heavy-pollution")
+        return value
 
     @field_validator("channels")
     @classmethod
@@ -141,6 +163,11 @@ class SubscriberIn(_Frozen):
     consent_source: str = Field(default="admin", max_length=100,
                                 description="how consent was given (admin, import, web, wechat…)")
 
+    @field_validator("contacts")
+    @classmethod
+    def _some_contact(cls, value: Contacts) -> Contacts:
+        return check_some_contact(value)
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -156,14 +183,13 @@ class SubscriberIn(_Frozen):
     def _locale(cls, value: str) -> str:
         return check_locale(value)
 
-    @model_validator(mode="after")
-    def _contacts_for_channels(self) -> SubscriberIn:
-        if not self.contacts.addresses():
-            raise ValueError("at least one contact is needed")
-        topics = [s.topic for s in self.subscriptions]
+    @field_validator("subscriptions")
+    @classmethod
+    def _topics_once(cls, value: list[SubscriptionIn]) -> list[SubscriptionIn]:
+        topics = [s.topic for s in value]
         if len(set(topics)) != len(topics):
             raise ValueError("a topic is subscribed twice")
-        return self
+        return value
 
 
 class SubscriberPatch(_Frozen):
@@ -173,6 +199,11 @@ class SubscriberPatch(_Frozen):
     locale: str | None = None
     quiet_hours: QuietHours | None = None
     clear_quiet_hours: bool = False
+
+    @field_validator("contacts")
+    @classmethod
+    def _some_contact(cls, value: Contacts | None) -> Contacts | None:
+        return None if value is None else check_some_contact(value)
 
     @field_validator("region")
     @classmethod
@@ -188,6 +219,12 @@ class SubscriberPatch(_Frozen):
     @classmethod
     def _locale(cls, value: str | None) -> str | None:
         return None if value is None else check_locale(value)
+
+    @model_validator(mode="after")
+    def _one_quiet_hours_change(self) -> SubscriberPatch:
+        if self.quiet_hours is not None and self.clear_quiet_hours:
+            raise ValueError("give quiet_hours or clear_quiet_hours, not both")
+        return self
 
 
 class Subscription(_Frozen):

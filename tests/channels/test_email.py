@@ -137,7 +137,7 @@ async def test_email_arrives_as_text_and_html_with_the_chinese_subject(smtp: Run
     assert received.subject == "【长治市】重污染天气橙色预警"
     assert b"=?utf-8?" in received.raw.split(b"\r\n\r\n")[0].lower()  # encoded-word, not raw 8-bit header
     assert part(mail, "plain").strip() == message.text
-    assert part(mail, "html") .strip() == message.html
+    assert part(mail, "html").strip() == message.html
     assert received.envelope_to == ("citizen1@example.org",)
 
 
@@ -366,7 +366,7 @@ async def test_an_untrusted_certificate_gets_no_mail(email_channel: EmailFactory
     async with await start_smtp(tls="starttls", ssl_context=server_context(certificate)) as smtp:
         [result] = await email_channel(smtp, tls="starttls").send(make_message(), [recipient(1)])
 
-        assert result.outcome is Outcome.TRANSIENT
+        assert (result.outcome, result.error) == (Outcome.TRANSIENT, "SMTP TLS handshake failed")
         assert smtp.messages == []
 
 

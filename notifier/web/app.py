@@ -1,0 +1,141 @@
+"""The aiohttp application: `create_app(settings)` wires the routes, the Service (opened and closed with the app),
+the problem+json error middleware and the request-timing middleware; `run_server(settings)` serves it.
+
+Error translation happens here, once: NotifierError and store refusals become their problem; aiohttp's own HTTP
+errors (404 route, 405, 413 body too large) become problems too; anything unexpected is a 500 problem that says
+nothing about internals (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from notifier.config import Settings
+from notifier.errors import NotifierError, translate_store_error
+from notifier.service import Service
+from notifier.store.errors import StoreError
+from notifier.web import api, api_alerts, api_subscribers, openapi
+from notifier.web.metrics import WebMetrics
+from notifier.web.problems import error_response, problem_response
+from notifier.web.state import METRICS, SERVICE
+
+log = logging.getLogger("notifier.web")
+
+CLIENT_GONE = 499  # nginx's code for "the client closed the connection before the answer": not our 500
+UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path, so scanners cannot blow up the label set
+
+# Headers of aiohttp's HTTP exceptions that describe its plain-text body; the problem body replaces it.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def _http_problem(exc: web.HTTPException, request: web.Request) -> web.StreamResponse:
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        detail = f"the body is larger than {request.app[SERVICE].settings.server.max_body_bytes} bytes"
+    elif isinstance(exc, web.HTTPNotFound):
+        detail = "no such path"
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        detail = f"{request.method} is not allowed here"
+    else:
+        detail = exc.reason
+    return problem_response(exc.status, exc.reason, detail, headers=headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as an RFC 9457 problem+json."""
+    try:
+        return await handler(request)
+    except NotifierError as exc:
+        return error_response(exc)
+    except StoreError as exc:
+        return error_response(translate_store_error(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and 204s raised as exceptions are answers, not errors
+            raise
+        return _http_problem(exc, request)
+    except asyncio.CancelledError:
+        raise
+    except ValidationError:
+        # Input is validated by problems.validate, which answers 422; a ValidationError that gets here comes
+        # from building an answer, so it is our bug, not the client's.
+        log.exception("invalid data while answering %s %s", request.method, _route_of(request))
+        return problem_response(500, "Internal server error", "the server could not answer this request")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, _route_of(request))
+        return problem_response(500, "Internal server error", "the server could not answer this request")
+
+
+def _route_of(request: web.Request) -> str:
+    """The route's path template (`/v1/alerts/{id}`), never the raw path: ids would make every path a label."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Records notifier_http_request_duration_seconds{method, route, status}."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_GONE
+        raise
+    finally:
+        request.app[METRICS].observe_request(request.method, _route_of(request), status,
+                                             time.perf_counter() - started)
+
+
+def _service_context(service: Service) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def open_service(app: web.Application) -> AsyncIterator[None]:
+        await service.open()
+        try:
+            service.start_worker()  # does nothing unless settings.worker.enabled
+            yield
+        finally:
+            await service.close()
+
+    return open_service
+
+
+def create_app(settings: Settings, *, service: Service | None = None) -> web.Application:
+    """The web application. Without `service`, one is built (counting delivery outcomes into /metrics), opened
+    on startup (its worker started when `worker.enabled`) and closed on cleanup; a passed-in service is the
+    caller's to open and close."""
+    metrics = WebMetrics()
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[timing_middleware, problem_middleware])
+    app[METRICS] = metrics
+    if service is None:
+        service = Service(settings, on_result=metrics.count_delivery)
+        app.cleanup_ctx.append(_service_context(service))
+    app[SERVICE] = service
+    for module in (api, api_alerts, api_subscribers, openapi):
+        app.router.add_routes(module.routes)
+    return app
+
+
+async def run_server(settings: Settings, *, service: Service | None = None) -> None:
+    """Serve on settings.server.host:port until cancelled."""
+    runner = web.AppRunner(create_app(settings, service=service))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        await site.start()
+        log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

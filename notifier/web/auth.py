@@ -1,0 +1,29 @@
+"""Who is calling: the API key of a request (`Authorization: Bearer <key>`), checked against the store."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from notifier.keys import authenticate, require_role
+from notifier.models import Role
+from notifier.store.records import KeyRecord
+from notifier.web.state import SERVICE
+
+CALLER = web.RequestKey("caller", KeyRecord)  # the authenticated key, looked up once per request
+
+
+async def key_of(request: web.Request) -> KeyRecord:
+    """The caller's key; Unauthorized (401 problem with `WWW-Authenticate: Bearer`) when missing, unknown or
+    revoked."""
+    if CALLER in request:
+        return request[CALLER]
+    key = await authenticate(request.app[SERVICE].store, request.headers.get("Authorization"))
+    request[CALLER] = key
+    return key
+
+
+async def key_with_role(request: web.Request, *roles: Role) -> KeyRecord:
+    """The caller's key, which must hold one of `roles` (403 otherwise)."""
+    key = await key_of(request)
+    require_role(key, *roles)
+    return key

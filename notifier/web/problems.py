@@ -1,0 +1,155 @@
+"""RFC 9457 problem documents and the reading of request input (JSON bodies, query strings) into models.
+
+Every refusal the API gives is `application/problem+json` with a field-level `errors` list. Field paths are
+dotted (`contacts.sms`, `subscriptions.0.topic`). Messages never repeat the offending value: a wrong mobile number
+or email address is personal data and must not travel back through proxies and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from notifier.errors import FieldError, InvalidInput, NotifierError
+
+PROBLEM_TYPE = "application/problem+json"
+JSON_TYPES = ("application/json",)
+
+M = TypeVar("M", bound=BaseModel)
+
+dumps = partial(json.dumps, ensure_ascii=False)
+
+
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    field: str = Field(description="dotted path into the body or query, e.g. contacts.sms; empty: the whole body")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(frozen=True, title="Problem")
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class BadRequest(NotifierError):
+    """The body cannot be read at all (not JSON, wrong encoding)."""
+
+    status = 400
+    title = "Bad request"
+
+
+class UnsupportedMediaType(NotifierError):
+    status = 415
+    title = "Unsupported media type"
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def dotted(path: str) -> str:
+    """`subscriptions[0].topic` → `subscriptions.0.topic`: one path style whichever layer named the field."""
+    return _INDEX.sub(r".\1", path)
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "error"
+
+
+def problem_response(status: int, title: str, detail: str, errors: Iterable[FieldError] = (),
+                     headers: Mapping[str, str] | None = None) -> web.Response:
+    """A problem+json response. The `type` is a URN per kind of problem so that clients can switch on it."""
+    problem = Problem(
+        type=f"urn:notifier:problem:{_slug(title)}", title=title, status=status, detail=detail,
+        errors=[FieldProblem(field=dotted(e.field), message=e.message) for e in errors])
+    return web.Response(status=status, text=dumps(problem.model_dump(mode="json")), content_type=PROBLEM_TYPE,
+                        charset="utf-8", headers=headers)
+
+
+def error_response(exc: NotifierError) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="notifier"'} if exc.status == 401 else None
+    return problem_response(exc.status, exc.title, exc.detail, exc.errors, headers)
+
+
+# ---------------------------------------------------------------- pydantic errors → field errors
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    # Custom validators raise ValueError("…"); pydantic prefixes "Value error, " which says nothing to a user.
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    """pydantic errors as dotted field errors. Only `loc` and `msg` are read: `input` would echo contact data."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        path = ".".join(str(part) for part in error["loc"])
+        field = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        errors.append(FieldError(field, _message(error)))
+    return errors
+
+
+def validate(model: type[M], data: Any, *, what: str = "body") -> M:
+    """Validate input data against a model; InvalidInput (422) with field errors when it does not fit."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"the {what} is not valid", field_errors(exc)) from None
+
+
+# ---------------------------------------------------------------- request input
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; 415 for another content type, 400 when empty or not JSON (413 comes from aiohttp
+    itself when the body is over `client_max_size`)."""
+    if request.content_type not in JSON_TYPES:
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("a JSON body is required")
+    try:
+        # NaN and Infinity are accepted by Python's json but are not JSON; other systems would choke on them.
+        return json.loads(raw, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        detail = f"the body is not valid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else (
+            "the body is not valid JSON")
+        raise BadRequest(detail) from None
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """Read and validate a JSON body (unknown fields are refused by the models' extra="forbid")."""
+    return validate(model, await read_json(request))
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """Validate the query string against a model; a parameter given twice is refused rather than half-read."""
+    errors = [FieldError(name, "given more than once") for name in set(request.query)
+              if len(request.query.getall(name)) > 1]
+    if errors:
+        raise InvalidInput("the query is not valid", sorted(errors, key=lambda e: e.field))
+    return validate(model, dict(request.query), what="query")
+
+
+def json_response(body: BaseModel | Mapping[str, Any] | list[Any], status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> web.Response:
+    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return web.json_response(data, status=status, headers=headers, dumps=dumps)

@@ -1,0 +1,109 @@
+"""Fixtures for web tests: the real application served on a loopback port, a test client speaking real HTTP to
+it, and API keys for each role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from notifier.config import Settings, load_settings
+from notifier.keys import create_key
+from notifier.models import Role
+from notifier.service import Service
+from notifier.web import SERVICE, create_app
+
+MOBILE = "+8613812345678"
+MOBILE_DIGITS = "13812345678"
+EMAIL = "zhang.wei@example.org"
+
+
+@dataclass
+class Api:
+    """A running app: the app, its client, its service, and a raw key per role (publisher scoped to `env.*`)."""
+
+    app: web.Application
+    client: TestClient[Any, Any]
+    service: Service
+    keys: dict[Role, str] = field(default_factory=dict)
+
+    def auth(self, role: Role = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    async def new_key(self, role: Role, topics: list[str] | None = None) -> str:
+        _, raw = await create_key(self.service.store, role, topics)
+        return raw
+
+    async def subscriber(self, **body: Any) -> dict[str, Any]:
+        response = await self.client.post("/v1/subscribers", json=subscriber_body(**body), headers=self.auth())
+        assert response.status == 201, await response.text()
+        data: dict[str, Any] = await response.json()
+        return data
+
+    async def publish(self, role: Role = Role.ADMIN, headers: dict[str, str] | None = None,
+                      **body: Any) -> tuple[int, dict[str, Any]]:
+        response = await self.client.post("/v1/alerts", json=alert_body(**body),
+                                          headers={**self.auth(role), **(headers or {})})
+        return response.status, await response.json()
+
+
+def subscriber_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "contacts": {"sms": MOBILE, "email": EMAIL},
+        "region": "140402",
+        "groups": ["elderly"],
+        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms", "email"]}],
+    }
+    body.update(overrides)
+    return body
+
+
+def alert_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"topic": "env.heavy-pollution", "headline": "重污染天气橙色预警",
+                            "body": "明日起启动重污染天气橙色预警。", "severity": "moderate"}
+    body.update(overrides)
+    return body
+
+
+def make_settings(tmp_path: Path, name: str = "t", *, allow_private: bool = True, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{tmp_path}/{name}.db"},
+        "channels": {"webhook": {"allow_private_networks": allow_private}},
+        "worker": {"enabled": False},
+    }
+    overrides.update(extra)
+    return load_settings(None, {}, overrides)
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
+    """Yields `create(name="t", allow_private=True, **settings_overrides)`: a served app with keys for each role."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def create(name: str = "t", *, allow_private: bool = True, **extra: Any) -> Api:
+        app = create_app(make_settings(tmp_path, name, allow_private=allow_private, **extra))
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        api = Api(app=app, client=client, service=app[SERVICE])
+        for role in Role:
+            api.keys[role] = await api.new_key(role, ["env.*"] if role is Role.PUBLISHER else None)
+        return api
+
+    yield create
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def api(make_api: ApiFactory) -> Api:
+    """The app with private webhook destinations allowed and the worker off."""
+    return await make_api()

@@ -1,0 +1,80 @@
+"""Who may do what: bearer keys, roles and publisher topic patterns, as the HTTP API enforces them."""
+
+from __future__ import annotations
+
+from notifier.keys import revoke_key
+from notifier.models import Role
+from tests.web.conftest import Api, alert_body, subscriber_body
+
+
+async def test_missing_key_is_401_problem_with_bearer_challenge(api: Api) -> None:
+    """A call without Authorization is a 401 problem+json carrying WWW-Authenticate: Bearer."""
+    response = await api.client.get("/v1/topics")
+    assert response.status == 401
+    assert response.content_type == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    problem = await response.json()
+    assert problem["status"] == 401 and problem["type"] and problem["title"] and problem["detail"]
+
+
+async def test_unknown_key_is_401(api: Api) -> None:
+    """A key the service never issued is a 401 problem."""
+    response = await api.client.get("/v1/topics", headers={"Authorization": "Bearer ntf_adm_made-up"})
+    assert response.status == 401
+    assert response.content_type == "application/problem+json"
+
+
+async def test_revoked_key_is_401(api: Api) -> None:
+    """A key that worked stops working once revoked."""
+    raw = await api.new_key(Role.ADMIN)
+    assert (await api.client.get("/v1/topics", headers={"Authorization": f"Bearer {raw}"})).status == 200
+    await revoke_key(api.service.store, raw)
+    response = await api.client.get("/v1/topics", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status == 401
+    assert response.content_type == "application/problem+json"
+
+
+async def test_other_authorization_schemes_are_401(api: Api) -> None:
+    """Basic credentials are not an API key: 401."""
+    response = await api.client.get("/v1/topics", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
+    assert response.status == 401
+
+
+async def test_viewer_publishing_is_403(api: Api) -> None:
+    """A viewer key may read but not publish: 403 problem."""
+    response = await api.client.post("/v1/alerts", json=alert_body(), headers=api.auth(Role.VIEWER))
+    assert response.status == 403
+    assert response.content_type == "application/problem+json"
+
+
+async def test_viewer_is_refused_before_its_body_is_read(api: Api) -> None:
+    """A viewer posting a bad alert body still gets 403, not a validation answer about the body."""
+    response = await api.client.post("/v1/alerts", json={"nonsense": 1}, headers=api.auth(Role.VIEWER))
+    assert response.status == 403
+
+
+async def test_publisher_cannot_create_subscribers(api: Api) -> None:
+    """Creating subscribers is for admins: a publisher gets 403."""
+    response = await api.client.post("/v1/subscribers", json=subscriber_body(), headers=api.auth(Role.PUBLISHER))
+    assert response.status == 403
+
+
+async def test_publisher_cannot_list_alerts(api: Api) -> None:
+    """The alert listing is for admins and viewers: a publisher gets 403."""
+    response = await api.client.get("/v1/alerts", headers=api.auth(Role.PUBLISHER))
+    assert response.status == 403
+
+
+async def test_any_role_reads_an_alert(api: Api) -> None:
+    """A viewer and a publisher can both read an alert by id."""
+    _, accepted = await api.publish()
+    for role in (Role.VIEWER, Role.PUBLISHER):
+        response = await api.client.get(f"/v1/alerts/{accepted['id']}", headers=api.auth(role))
+        assert response.status == 200
+
+
+async def test_healthz_needs_no_key(api: Api) -> None:
+    """/healthz answers {"status": "ok"} without a key once the store answers."""
+    response = await api.client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
