@@ -86,14 +86,14 @@ class Settings(_Section):
 
 
 def _parse_env_value(raw: str) -> Any:
-    """Environment values are strings; read booleans, numbers, arrays and tables the way TOML would."""
-    lowered = raw.strip().lower()
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+    """Environment values stay strings (pydantic converts "8080" or "true" where a field wants a number or a
+    flag, and a password of digits stays text); only JSON arrays and tables are parsed, for list settings."""
+    if raw.strip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
 
 
 def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -138,7 +138,7 @@ async def _serve(settings: Settings, service: Service) -> int:
         await site.start()
     address = site.name
     service.start_worker()
-    console.print(f"serving the API on {address} (docs: {address}/docs, admin: {address}/admin)")
+    console.print(f"serving the API on {address} (docs: {address}/docs)")
     console.print(f"admin key (shown once): {admin_key}")
     console.print("press Ctrl+C to stop")
     try:

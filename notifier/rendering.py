@@ -194,7 +194,6 @@ class Renderer:
         self.public_url = public_url.rstrip("/")
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
         self._words = _load_words(self.templates_dir)
-        # Templates never change under a running service, so there is no reason to stat files on every render.
         self._loader = FileSystemLoader(self.templates_dir)
         self.env = ImmutableSandboxedEnvironment(
             loader=self._loader,
@@ -202,7 +201,7 @@ class Renderer:
             autoescape=False,
             trim_blocks=True,
             lstrip_blocks=True,
-            auto_reload=False,
+            auto_reload=False,  # templates do not change under a running service: no stat on every render
         )
         self.env.filters["sentence"] = _sentence
         self.env.filters["paragraphs"] = _paragraphs

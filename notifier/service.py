@@ -14,6 +14,7 @@ import aiohttp
 from channels.base import Channel, ChannelContext
 from channels.registry import factory_for
 from channels.ssrf import GuardedResolver
+from channels.webhook import WebhookConfig
 from notifier.catalogue import Catalogue, load_catalogue
 from notifier.config import Settings
 from notifier.dispatch import Dispatcher
@@ -34,7 +35,8 @@ def configured_kinds(settings: Settings) -> list[str]:
 
 
 def webhook_allows_private(settings: Settings) -> bool:
-    return bool(settings.channels.get("webhook", {}).get("allow_private_networks", False))
+    """`[channels.webhook] allow_private_networks`, read through the adapter's own model ("false" is False)."""
+    return WebhookConfig.model_validate(settings.channels.get("webhook", {})).allow_private_networks
 
 
 def _provider_hosts(settings: Settings) -> set[str]:

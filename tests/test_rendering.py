@@ -22,10 +22,17 @@ from notifier.rendering import (
 PUBLIC_URL = "https://notify.changzhi.gov.cn"
 SIGNATURE = "长治市人民政府"
 CATALOGUE = load_catalogue()
-HEAVY = CATALOGUE.topic("env.heavy-pollution")
-FORECAST = CATALOGUE.topic("env.air-forecast")
-FARE = CATALOGUE.topic("transit.fare-change")
-assert HEAVY is not None and FORECAST is not None and FARE is not None
+
+
+def bundled_topic(key: str) -> TopicIn:
+    topic = CATALOGUE.topic(key)
+    assert topic is not None, key
+    return topic
+
+
+HEAVY = bundled_topic("env.heavy-pollution")
+FORECAST = bundled_topic("env.air-forecast")
+FARE = bundled_topic("transit.fare-change")
 
 def make_alert(**overrides: Any) -> Alert:
     fields: dict[str, Any] = {

@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import ssl
 import sys
@@ -285,6 +286,8 @@ async def start_smtp(
     record: Path | None = None,
 ) -> RunningSmtp:
     """Start a fake SMTP server on `host:port` (0 = a free port) and return once it is listening."""
+    # aiosmtpd logs every envelope address at INFO on "mail.log": keep addresses out of our logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     if tls != "none" and ssl_context is None:
         raise ValueError(f"tls={tls!r} needs an ssl_context with the server certificate loaded")
     record_file = record.open("a", encoding="utf-8", buffering=1) if record is not None else None
