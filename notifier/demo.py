@@ -93,7 +93,7 @@ DEMO_ALERT = AlertIn(
 
 
 async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit_config: bool) -> int:
-    rng = random.Random(SEED)
+    rng = random.Random(SEED)  # noqa: S311 - reproducible synthetic demo data, nothing secret
     smtp = await start_smtp()
     receiver = await start_receiver(keep_bodies=False)
     try:

@@ -129,7 +129,7 @@ class Dispatcher:
         decided: dict[str, Written] = {}
         groups: dict[tuple[str, str, str], list[ClaimedDelivery]] = defaultdict(list)
         for d in claimed:
-            alert, topic = await self._alert(d.alert_id)
+            alert, _ = await self._alert(d.alert_id)
             early = self._before_send(d, alert, now)
             if early is not None:
                 decided[d.id] = early

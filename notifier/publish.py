@@ -98,7 +98,8 @@ async def cancel_alert(store: Store, alert_id: str, publisher: KeyRecord | None,
         raise NotFoundError(f"no alert {alert_id}")
     stopped = await store.cancel_alert(alert_id, now)
     notice: AlertRow | None = None
-    if alert.status != AlertStatus.CANCELLED and alert.msg_type == MsgType.ALERT:
+    received = (await store.coverage_rows(alert_id)).accepted
+    if alert.status != AlertStatus.CANCELLED and alert.msg_type == MsgType.ALERT and received:
         notice_row = replace(
             alert, id=uuid.uuid4().hex, msg_type=MsgType.CANCEL.value, references_id=alert.id,
             idempotency_key=None, status=AlertStatus.ACTIVE.value, targeted=0, created_at=now, cancelled_at=None,

@@ -46,13 +46,13 @@ async def _check_catalogue(store: Store, region: str | None, groups: list[str] |
         errors.append(FieldError("groups", f"unknown group {code!r}"))
     for i, sub in enumerate(subscriptions):
         if await store.missing_codes("topics", [sub.topic]):
-            errors.append(FieldError(f"subscriptions[{i}].topic", f"unknown topic {sub.topic!r}"))
+            errors.append(FieldError(f"subscriptions.{i}.topic", f"unknown topic {sub.topic!r}"))
     return errors
 
 
 def _channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
     given = contacts.addresses()
-    return [FieldError(f"subscriptions[{i}].channels", f"no {kind} contact was given for this channel")
+    return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")
             for i, sub in enumerate(subscriptions) for kind in sub.channels if kind not in given]
 
 
@@ -93,7 +93,7 @@ async def add_subscription(store: Store, subscriber_id: str, body: SubscriptionI
                for kind in body.channels if kind not in record.contacts]
     if errors:
         raise InvalidInput("the subscription cannot be added as given",
-                           [FieldError(e.field.removeprefix("subscriptions[0]."), e.message) for e in errors])
+                           [FieldError(e.field.removeprefix("subscriptions.0."), e.message) for e in errors])
     await store.put_subscription(subscriber_id, body.topic, body.channels, _rank(body))
     return Subscription(topic=body.topic, channels=body.channels, min_severity=body.min_severity)
 

@@ -37,7 +37,7 @@ _OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
-MOBILE_MESSAGE = "must be a mainland China mobile number, e.g. 13800138000 or +86 138 0013 8000"
+MOBILE_MESSAGE = "must be a mainland China mobile number: 11 digits starting with 1, +86 optional"
 EMAIL_MESSAGE = "must be an email address such as name@example.org"
 OPENID_MESSAGE = "must be a WeChat openid: 28 letters, digits, '-' or '_', starting with 'o'"
 

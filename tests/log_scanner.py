@@ -47,7 +47,6 @@ _MASKERS: dict[str, Callable[[str], str]] = {
     "openid": mask_openid,
 }
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_REPORT_LINES = 50
 
 
 def find_contacts(text: str) -> list[tuple[str, str]]:
@@ -124,15 +123,21 @@ class LogScanner:
                 logger.removeHandler(self.handler)
 
     def report(self) -> list[str]:
-        lines = [f"{sum(self.findings.values())} contact(s) reached the logs unmasked "
-                 "(log subscriber ids instead, or route the record through ScrubbingFilter):"]
-        ordered = sorted(self.findings.items(), key=lambda item: (item[0].where, item[0].source))
-        for finding, count in ordered[:_REPORT_LINES]:
-            times = f" ×{count}" if count > 1 else ""
-            lines.append(f"  {finding.where}: {finding.kind} {finding.masked}{times} "
-                         f"logged by {finding.logger!r} at {finding.source}")
-        if len(ordered) > _REPORT_LINES:
-            lines.append(f"  … and {len(ordered) - _REPORT_LINES} more")
+        """One line per logging call site: how many contacts of which kinds, in how many tests, examples masked."""
+        sites: dict[tuple[str, str], Counter[Finding]] = {}
+        for finding, count in self.findings.items():
+            sites.setdefault((finding.logger, finding.source), Counter())[finding] += count
+        lines = [f"{sum(self.findings.values())} contact(s) reached the logs unmasked; log subscriber ids instead, "
+                 "or route the record through subscriptions.masking.ScrubbingFilter:"]
+        for (logger, source), found in sorted(sites.items(), key=lambda item: -item[1].total()):
+            kinds = Counter[str]()
+            for finding, count in found.items():
+                kinds[finding.kind] += count
+            tests = sorted({finding.where for finding in found})
+            examples = ", ".join(sorted({finding.masked for finding in found})[:3])
+            lines.append(f"  logger {logger!r} at {source}: "
+                         + ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+                         + f" in {len(tests)} test(s), e.g. {tests[0]} ({examples})")
         return lines
 
     # ---------------------------------------------------------------- pytest hooks

@@ -166,8 +166,8 @@ async def test_scheduled_alert_waits_for_its_time(
     """An alert scheduled for later is stored now and sent only when its time comes."""
     await make_subscriber(contacts={"webhook": receiver.url_for("/sched")})
     later = datetime.now(CITY_TZ) + timedelta(hours=1)
-    alert, _ = await publish_alert(service.store, _alert(scheduled_at=later.isoformat()), None)
-    assert alert.status == "scheduled"
+    scheduled, _ = await publish_alert(service.store, _alert(scheduled_at=later.isoformat()), None)
+    assert scheduled.status == "scheduled"
     assert await service.dispatcher.run_once() == 0
     assert receiver.requests_to("/sched") == []
 
@@ -193,7 +193,7 @@ async def test_publisher_text_is_delivered_literally(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver, smtp: RunningSmtp) -> None:
     """Template syntax in an alert is data: `{{ 7*7 }}` arrives as written and `<b>` is escaped in HTML."""
     await make_subscriber(contacts={"webhook": receiver.url_for("/lit"), "email": "lit@example.org"})
-    alert, _ = await publish_alert(service.store, _alert(
+    await publish_alert(service.store, _alert(
         severity="severe", headline="{{ 7*7 }} 预警", body="<b>注意</b> {% if true %}x{% endif %}"), None)
     await settle(service)
     payload = json.loads(receiver.requests_to("/lit")[0].body)

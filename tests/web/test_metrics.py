@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from notifier.fakes.webhook_receiver import RunningReceiver, start_receiver
+from notifier.fakes.webhook_receiver import RunningReceiver
 from tests.web.conftest import Api, ApiFactory
 
 COUNT = "notifier_http_request_duration_seconds_count"
@@ -19,13 +17,6 @@ async def _samples(api: Api) -> list[Sample]:
     response = await api.client.get("/metrics")
     assert response.status == 200
     return [s for family in text_string_to_metric_families(await response.text()) for s in family.samples]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[RunningReceiver]:
-    running = await start_receiver()
-    yield running
-    await running.stop()
 
 
 async def test_metrics_parse_and_hold_the_http_histogram(api: Api) -> None:
