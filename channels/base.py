@@ -70,6 +70,21 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """A provider's word on what became of one accepted message (SMS delivery report, WeChat job finish).
+
+    `address` is personal data (the mobile number the report names): used only to match, never stored or logged.
+    """
+
+    provider_message_id: str  # what send() returned as provider_message_id (Aliyun BizId, Tencent SerialNo, msgid)
+    delivered: bool
+    key: str  # unique per report, to drop the provider's repeats (e.g. f"{biz_id}:{phone}:{report_time}")
+    address: str | None = None  # E.164 when the provider id is shared by a batch (Aliyun BizId), else None
+    error: str | None = None  # provider's code, contact-free (e.g. "MK:0001", "failed:user block")
+    occurred_at: float | None = None  # when the handset received it, unix seconds, if the provider says
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelContext:
     """What the service lends an adapter: the one shared HTTP session and where links point."""
 

@@ -12,6 +12,8 @@ from channels.base import ChannelFactory
 BUILTINS: dict[str, str] = {
     "webhook": "channels.webhook:create",
     "email": "channels.email:create",
+    "sms": "channels.sms:create",
+    "wechat": "channels.wechat:create",
 }
 
 ENTRY_POINT_GROUP = "notifier.channels"

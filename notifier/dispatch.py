@@ -59,7 +59,10 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._limiters = {kind: RateLimiter(ch.rate_per_second) for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
-        self._send_slots = asyncio.Semaphore(settings.concurrency)
+        # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
+        # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).
+        self._send_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
+                            for kind, ch in self.channels.items()}
         self._last_sweep = 0.0
 
     def wake(self) -> None:
@@ -94,7 +97,7 @@ class Dispatcher:
         now = self.clock()
         if now - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = now
-            swept = await self.store.sweep(now)
+            swept = await self.store.sweep(now, self.settings.max_attempts)
             if swept.get("reclaimed"):
                 log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
         owner = uuid.uuid4().hex
@@ -102,14 +105,30 @@ class Dispatcher:
         if not claimed:
             return 0
         self.stats.claimed += len(claimed)
-        outcomes = await self._process(claimed)
-        await self.store.record(owner, outcomes, self.clock())
+        heartbeat = asyncio.create_task(self._keep_lease(owner))
+        try:
+            outcomes = await self._process(claimed)
+        finally:
+            heartbeat.cancel()
+        written = set(await self.store.record(owner, outcomes, self.clock()))
+        if len(written) < len(outcomes):
+            log.warning("%d results refused: their lease had been reclaimed by another worker",
+                        len(outcomes) - len(written))
+        channel_of = {d.id: d.channel for d in claimed}
         for o in outcomes:
-            self.stats.results[o.status] += 1
-        if self._on_result is not None:
-            for d, o in zip(claimed, outcomes, strict=True):
-                self._on_result(d.channel, o.status)
+            if o.delivery_id in written:
+                self.stats.results[o.status] += 1
+                if self._on_result is not None:
+                    self._on_result(channel_of[o.delivery_id], o.status)
         return len(claimed)
+
+    async def _keep_lease(self, owner: str) -> None:
+        """Extend the claim's lease while it is being worked on (a rate-limited batch can outlast one lease);
+        only a worker that stopped lets its lease run out."""
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            await self.store.extend_lease(owner, self.clock() + self.settings.lease_seconds)
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Work until nothing is due now (tests, the demo, `publish --wait`)."""
@@ -190,7 +209,7 @@ class Dispatcher:
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)))
-        async with self._send_slots:
+        async with self._send_slots[channel.kind]:
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
             except TransientDeliveryError as exc:

@@ -90,6 +90,19 @@ def _mask_id_or_mobile(match: re.Match[str]) -> str:
     return f"{match.group('head')}****{match.group('tail')}"
 
 
+def _scrub_value(value: object) -> object:
+    """Strings scrubbed, also inside the dicts, lists and tuples that JSON log formatters write out."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub_value(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_scrub_value(item) for item in value]
+    if type(value) is tuple:  # exactly a tuple: a named tuple's constructor takes fields, not an iterable
+        return tuple(_scrub_value(item) for item in value)
+    return value
+
+
 def scrub(text: str) -> str:
     """Mask every mobile number, email address and openid found in free text (the logging backstop)."""
     text = _EMAIL_IN_TEXT.sub(lambda m: f"{m.group('first')}***{m.group('at')}{m.group('domain')}", text)
@@ -117,8 +130,8 @@ class ScrubbingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = scrub(record.stack_info)
         for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, key, scrub(value))
+            if key not in _RECORD_ATTRIBUTES:
+                setattr(record, key, _scrub_value(value))
         return True
 
     @staticmethod

@@ -61,9 +61,12 @@ def record_text(record: logging.LogRecord) -> str:
         parts = [record.getMessage()]
     except Exception:  # a bad format string: a handler would print msg and args raw
         parts = [str(record.msg), repr(record.args)]
-    if record.exc_info:
+    if record.exc_text:  # what formatters print; ScrubbingFilter leaves its scrubbed traceback here
+        parts.append(record.exc_text)
+    elif record.exc_info:
         parts.append(logging.Formatter().formatException(record.exc_info))
-    parts += [text for text in (record.exc_text, record.stack_info) if text]
+    if record.stack_info:
+        parts.append(record.stack_info)
     parts += [str(value) for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES]
     return "\n".join(parts)
 
@@ -79,7 +82,7 @@ class Finding:
 
 class _ScanningHandler(logging.Handler):
     def __init__(self, scanner: LogScanner) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.NOTSET)  # whatever reaches it: the root is set to DEBUG, a logger may go lower
         self._scanner = scanner
 
     def emit(self, record: logging.LogRecord) -> None:

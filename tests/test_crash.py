@@ -349,8 +349,6 @@ def test_frozen_worker_late_results_are_refused_by_the_lease_fence(tmp_path: Pat
         asyncio.run(_coverage_check(config, run.alert_id, SUBSCRIBERS))
 
 
-@pytest.mark.xfail(strict=True, reason="store/sqlite_queue.py record(): _mark_targets (and activate_next, contact "
-                   "disabling) run for outcomes the lease fence refused, so a late 'delivered' marks reached")
 def test_frozen_worker_late_success_does_not_count_as_reached(tmp_path: Path) -> None:
     """A late 'delivered' from a fenced-out worker leaves reach alone when its successor's send failed."""
     config = write_config(tmp_path)

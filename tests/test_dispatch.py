@@ -184,7 +184,7 @@ async def test_a_dead_workers_lease_is_reclaimed_and_its_late_result_refused(
     assert swept["reclaimed"] == 1
     await settle(service)
     late = await service.store.record("dead-worker", [Outcome(claimed[0].id, "failed", error="late")], time.time())
-    assert late == 0
+    assert late == []
     rows, _ = await service.store.list_deliveries(alert.id, 10, None)
     assert (rows[0].status, rows[0].attempts) == ("delivered", 2)
 

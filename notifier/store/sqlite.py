@@ -18,7 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from notifier.store import sqlite_queue
+from channels.base import Receipt
+from notifier.store import sqlite_queue, sqlite_receipts
 from notifier.store.errors import Conflict, NotFound
 from notifier.store.records import (
     AlertRow,
@@ -420,20 +421,32 @@ class SqliteStore:
         async with self.transaction() as db:
             return await sqlite_queue.claim(db, owner, now, lease_until, limit)
 
-    async def record(self, owner: str, outcomes: list[Outcome], now: float) -> int:
+    async def record(self, owner: str, outcomes: list[Outcome], now: float) -> list[str]:
         async with self.transaction() as db:
             return await sqlite_queue.record(db, owner, outcomes, now)
 
-    async def sweep(self, now: float) -> dict[str, int]:
-        """Reclaim expired leases and expire deliveries of expired alerts."""
+    async def extend_lease(self, owner: str, until: float) -> int:
         async with self.transaction() as db:
-            return await sqlite_queue.sweep(db, now)
+            return await sqlite_queue.extend_lease(db, owner, until)
+
+    async def sweep(self, now: float, max_attempts: int = 10) -> dict[str, int]:
+        """Reclaim expired leases, release scheduled alerts, expire, fall back after silent receipts."""
+        async with self.transaction() as db:
+            return await sqlite_queue.sweep(db, now, max_attempts)
 
     async def next_due(self) -> float | None:
         return await sqlite_queue.next_due(self.reader)
 
     async def coverage_rows(self, alert_id: str) -> CoverageRows:
         return await sqlite_queue.coverage_rows(self.reader, alert_id)
+
+    async def apply_receipts(self, channel: str, receipts: list[Receipt], now: float) -> dict[str, int]:
+        async with self.transaction() as db:
+            return await sqlite_receipts.apply_receipts(db, channel, receipts, now)
+
+    async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
+        async with self.transaction() as db:
+            return await sqlite_receipts.disable_contacts(db, channel, address, reason, now)
 
     async def queue_stats(self) -> dict[str, int]:
         return await sqlite_queue.queue_stats(self.reader)

@@ -95,8 +95,15 @@ _FENCE = "WHERE id = ? AND lease_owner = ? AND status = 'sending'"
 _RELEASE = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
 
 
-async def record(db: aiosqlite.Connection, owner: str, outcomes: list[Outcome], now: float) -> int:
-    """Write a batch of send results in one transaction; returns how many rows the lease still covered."""
+async def record(db: aiosqlite.Connection, owner: str, outcomes: list[Outcome], now: float) -> list[str]:
+    """Write a batch of send results in one transaction; returns the ids the lease still covered.
+
+    Outcomes for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
+    from it (reached marks, fallback activation, contact disabling) — so a worker that was presumed dead cannot
+    overwrite its successor's result."""
+    held = {r[0] for r in await db.execute_fetchall(
+        "SELECT id FROM deliveries WHERE status = 'sending' AND lease_owner = ?", (owner,))}
+    outcomes = [o for o in outcomes if o.delivery_id in held]
     by_status: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_status[o.status].append(o)
@@ -135,7 +142,8 @@ async def record(db: aiosqlite.Connection, owner: str, outcomes: list[Outcome], 
             "UPDATE contacts SET disabled_at = ?, disabled_reason = ? WHERE (subscriber_id, channel) = "
             "(SELECT subscriber_id, channel FROM deliveries WHERE id = ?)",
             [(now, o.error or "disabled by the endpoint", o.delivery_id) for o in disable])
-    return written
+    assert written == len(outcomes), "rows covered by the lease must all be written"  # noqa: S101 - invariant
+    return [o.delivery_id for o in outcomes]
 
 
 async def _mark_targets(db: aiosqlite.Connection, delivery_ids: list[str], now: float, *, reached: bool) -> None:
@@ -158,13 +166,24 @@ async def activate_next(db: aiosqlite.Connection, delivery_ids: list[str], now: 
         "AND a.status IN ('active', 'scheduled'))", [(now, now, d) for d in delivery_ids])
 
 
-async def sweep(db: aiosqlite.Connection, now: float) -> dict[str, int]:
+async def extend_lease(db: aiosqlite.Connection, owner: str, until: float) -> int:
+    """A worker still busy with its claim (rate-limited sends) keeps its rows: the heartbeat of a lease."""
+    cur = await db.execute("UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND status = 'sending'",
+                           (until, owner))
+    return cur.rowcount
+
+
+async def sweep(db: aiosqlite.Connection, now: float, max_attempts: int) -> dict[str, int]:
     """Housekeeping every worker runs: reclaim dead leases, release scheduled alerts, expire, fall back."""
     counts: dict[str, int] = {}
+    # A row whose worker died mid-send is sent again, unless it has now used all its attempts (a message that
+    # kills its worker every time must not loop forever).
     cur = await db.execute(
-        "UPDATE deliveries SET status = 'queued', attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, "
-        "next_attempt_at = ?, updated_at = ?, last_error = 'lease expired: the worker stopped mid-send' "
-        "WHERE status = 'sending' AND lease_until < ?", (now, now, now))
+        "UPDATE deliveries SET status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'queued' END, "
+        "finished_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END, attempts = attempts + 1, "
+        "lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?, "
+        "last_error = 'lease expired: the worker stopped mid-send' WHERE status = 'sending' AND lease_until < ?",
+        (max_attempts, max_attempts, now, now, now, now))
     counts["reclaimed"] = cur.rowcount
     await db.execute("UPDATE alerts SET status = 'active' WHERE status = 'scheduled' AND scheduled_at <= ?", (now,))
     cur = await db.execute(

@@ -225,3 +225,11 @@ def test_filter_leaves_a_clean_record_untouched(scrubbed_logger: logging.Logger,
         scrubbed_logger.info("delivery %s sent", "e1381234567812345678901234567890")
     assert caplog.records[0].msg == "delivery %s sent"
     assert caplog.records[0].args == ("e1381234567812345678901234567890",)
+
+
+def test_filter_masks_contacts_nested_in_extra_structures(scrubbed_logger: logging.Logger,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Contacts inside a dict or list given in `extra=` are masked and the structure is kept."""
+    with caplog.at_level(logging.INFO, logger=scrubbed_logger.name):
+        scrubbed_logger.info("sent", extra={"batch": {"to": ["13812345678", "alice@x.gov.cn"], "n": 2}})
+    assert vars(caplog.records[0])["batch"] == {"to": ["138****5678", "a***@x.gov.cn"], "n": 2}

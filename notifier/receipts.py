@@ -1,0 +1,49 @@
+"""What providers tell us after a send: delivery receipts, WeChat follow/unfollow events, SMS replies.
+
+A receipt turns a `sent` delivery into `delivered` (the subscriber is reached) or `failed` (the next channel is
+tried under the fallback policy). Repeats are dropped by their key; a receipt for a message we do not know is
+recorded and otherwise ignored. Opt-outs stop the channel for that address at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Iterable
+
+from channels.base import Receipt
+from notifier.store.protocol import Store
+
+log = logging.getLogger("notifier.receipts")
+
+# Replies that mean "stop sending me SMS" (carrier convention in mainland China, plus the Chinese word).
+SMS_STOP_WORDS = frozenset({"T", "TD", "R", "N", "退订", "退定", "取消", "STOP", "UNSUBSCRIBE"})
+
+
+async def apply_receipts(store: Store, channel: str, receipts: list[Receipt]) -> dict[str, int]:
+    counts = await store.apply_receipts(channel, receipts, time.time())
+    log.info("receipts applied", extra={"channel": channel, **counts})
+    return counts
+
+
+def is_stop_reply(text: str) -> bool:
+    """Whether an SMS reply asks to unsubscribe ("TD", "td ", "退订", full-width "ＴＤ"…)."""
+    normalised = unicodedata.normalize("NFKC", text).strip().strip("。.!！").upper()
+    return normalised in SMS_STOP_WORDS
+
+
+async def apply_sms_replies(store: Store, replies: Iterable[tuple[str, str]]) -> int:
+    """(E.164 number, text) replies; stop words unsubscribe that number from SMS. Returns how many did."""
+    stopped = 0
+    for phone, text in replies:
+        if is_stop_reply(text):
+            stopped += await store.disable_contacts("sms", phone, "unsubscribed by SMS reply", time.time())
+    if stopped:
+        log.info("SMS opt-outs applied", extra={"subscribers": stopped})
+    return stopped
+
+
+async def wechat_unfollowed(store: Store, openid: str) -> int:
+    """The user unfollowed the official account: template messages would fail with 43004 from now on."""
+    return await store.disable_contacts("wechat", openid, "unfollowed the official account", time.time())

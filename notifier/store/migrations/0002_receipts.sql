@@ -1,0 +1,15 @@
+-- Provider receipts (SMS delivery reports, WeChat TEMPLATESENDJOBFINISH), kept to drop repeats and to audit.
+-- No contact is stored: a report is matched to its delivery and the number it named is forgotten.
+
+CREATE TABLE receipts (
+    channel TEXT NOT NULL,
+    receipt_key TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    delivered INTEGER NOT NULL,
+    error TEXT,
+    delivery_id TEXT,
+    outcome TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (channel, receipt_key)
+);
+CREATE INDEX receipts_delivery ON receipts (delivery_id);
