@@ -96,7 +96,7 @@ def check_catalogue(regions: Sequence[Region], groups: Sequence[Group], domains:
                     topics: Sequence[TopicIn], departments: Sequence[Department] = ()) -> None:
     """Raise CatalogueError on malformed codes, duplicates, or a topic whose domain is not listed."""
     for region in regions:
-        if not REGION_CODE.match(region.code):
+        if not REGION_CODE.fullmatch(region.code):
             raise CatalogueError(f"region {region.code!r} ({region.name}): code must be six digits (GB/T 2260)")
     for kind, codes in (("group", [g.code for g in groups]), ("domain", [d.code for d in domains])):
         for code in codes:

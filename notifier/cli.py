@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     command("serve", "run the API and the delivery workers")
+    command("worker", "run delivery workers only (scale-out: any number beside one serve)")
     demo = command("demo", "run the whole pipeline with fake gateways and sample data")
     demo.add_argument("--once", action="store_true", help="exit after printing the coverage")
     demo.add_argument("--subscribers", type=int, default=3000)

@@ -42,6 +42,13 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.worker import run_worker
+
+    setup_logging()
+    return await run_worker(settings)
+
+
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.demo import run_demo
 

@@ -25,8 +25,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        # ScrubbingFilter leaves a masked traceback in exc_text (and clears exc_info): prefer it.
+        exception = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else None)
+        if exception:
+            entry["exception"] = exception
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -39,3 +41,5 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite logs every SQL statement with its parameters (contacts among them) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

@@ -12,8 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TOPIC_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
-REGION_CODE = re.compile(r"^\d{6}$")
+TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
+REGION_CODE = re.compile(r"[0-9]{6}")  # used with fullmatch: no trailing newline, no full-width digits
 
 
 class Frozen(BaseModel):
@@ -107,7 +107,7 @@ class TopicIn(Frozen):
     @field_validator("key")
     @classmethod
     def _dotted(cls, value: str) -> str:
-        if not TOPIC_KEY.match(value):
+        if not TOPIC_KEY.fullmatch(value):
             raise ValueError("topic key must be dotted lower-case words, e.g. env.heavy-pollution")
         return value
 
@@ -158,7 +158,7 @@ class AlertIn(Frozen):
     @classmethod
     def _region_codes(cls, value: list[str]) -> list[str]:
         for code in value:
-            if not REGION_CODE.match(code):
+            if not REGION_CODE.fullmatch(code):
                 raise ValueError(f"region {code!r} is not a six-digit administrative code")
         return list(dict.fromkeys(value))
 

@@ -4,6 +4,7 @@ factory for subscribers. Everything talks over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from notifier.service import Service
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
+
+pytest_plugins = ["tests.log_scanner"]  # fails the run when any log record carries a contact
+
+# aiosqlite logs every SQL statement with its parameters (contacts among them) at DEBUG.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SettingsFactory = Callable[..., Settings]
 
