@@ -1,0 +1,91 @@
+"""`notifier serve` as an operator runs it: a real process with API and workers, driven over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from notifier.fakes.webhook_receiver import RunningReceiver
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A `notifier serve` process on a free port (webhooks to loopback allowed) and an admin key for it."""
+    port = _free_port()
+    config = tmp_path / "notifier.toml"
+    config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "serve.db"}"\n'
+                      '[channels.webhook]\nallow_private_networks = true\n', encoding="utf-8")
+    key = subprocess.run([sys.executable, "-m", "notifier.cli", "keys", "create", "--role", "admin", "--config",
+                          str(config)], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("notifier serve did not start listening")
+        yield base, key
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+async def test_publish_over_http_reaches_a_webhook_subscriber(served: tuple[str, str],
+                                                              receiver: RunningReceiver) -> None:
+    """Create a subscriber, publish, and watch coverage reach 100 % — all through the running server's API."""
+    base, key = served
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 200
+        body = {"contacts": {"webhook": receiver.url_for("/serve")}, "region": "140402", "groups": ["elderly"],
+                "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["webhook"]}]}
+        async with http.post(f"{base}/v1/subscribers", json=body) as r:
+            assert r.status == 201, await r.text()
+            secret = (await r.json())["contacts"]["webhook_secret"]
+        alert = {"topic": "env.heavy-pollution", "headline": "重污染天气橙色预警", "severity": "severe",
+                 "level": "orange", "regions": ["140402"], "groups": ["elderly"]}
+        async with http.post(f"{base}/v1/alerts", json=alert, headers={"Idempotency-Key": "serve-1"}) as r:
+            assert r.status == 202, await r.text()
+            accepted = await r.json()
+        assert accepted["targeted"] == 1
+        coverage: dict[str, object] = {}
+        for _ in range(100):
+            async with http.get(f"{base}/v1/alerts/{accepted['id']}/coverage") as r:
+                coverage = await r.json()
+            if coverage["reached"] == 1:
+                break
+            await asyncio.sleep(0.1)
+    assert coverage["coverage_rate"] == 1.0
+    [request] = receiver.requests_to("/serve")
+    assert json.loads(request.body)["headline"] == "重污染天气橙色预警"
+    assert secret.startswith("whsec_")
