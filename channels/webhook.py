@@ -36,11 +36,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -96,10 +98,31 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 def build_body(message: Message, delivery_id: str) -> bytes:
     """The JSON body for one recipient; the same bytes on every retry of a delivery."""
+    head, tail = _shared_body(message)
+    # Only the delivery id differs between recipients: splice it in rather than serialise the alert again.
+    return head + json.dumps(delivery_id).encode() + tail
+
+
+_BODY_CACHE: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+_ID_SLOT = f"\x00{secrets.token_hex(16)}\x00"  # unguessable: publisher text can never contain it
+
+
+def _shared_body(message: Message) -> tuple[bytes, bytes]:
+    key = (message.alert_id, message.msg_type, message.locale, message.text)
+    cached = _BODY_CACHE.get(key)
+    if cached is None:
+        cached = _render_shared(message)
+        if len(_BODY_CACHE) > 256:  # a few alerts × locales are live at once; stay small
+            _BODY_CACHE.clear()
+        _BODY_CACHE[key] = cached
+    return cached
+
+
+def _render_shared(message: Message) -> tuple[bytes, bytes]:
     sent = message.sent_at or time.time()
     core = {
         "type": f"alert.{message.msg_type}",
-        "delivery_id": delivery_id,
+        "delivery_id": _ID_SLOT,
         "alert_id": message.alert_id,
         "text": message.text,
         "url": message.url,
@@ -112,7 +135,8 @@ def build_body(message: Message, delivery_id: str) -> bytes:
         log.warning("webhook payload of alert %s over %d bytes; sending the core fields only",
                     message.alert_id, MAX_BODY_BYTES)
         body = _dumps(core)
-    return body
+    head, _, tail = body.partition(json.dumps(_ID_SLOT, ensure_ascii=False).encode())
+    return head, tail
 
 
 def _dumps(data: Mapping[str, Any]) -> bytes:
@@ -178,6 +202,17 @@ def _classify_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
     return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
 
 
+@functools.lru_cache(maxsize=65_536)
+def _literal_verdict(url: str, allow_private: bool) -> ForbiddenDestination | None:
+    """check_url's verdict, remembered per URL: it depends on the URL's text only (hostnames are judged by the
+    resolver at connect time), and parsing it again for every send is measurable on the hot path."""
+    try:
+        check_url(url, allow_private=allow_private)
+    except ForbiddenDestination as exc:
+        return exc
+    return None
+
+
 class WebhookChannel:
     """Posts one signed request per recipient, concurrently within a batch, on the shared session."""
 
@@ -209,10 +244,9 @@ class WebhookChannel:
 
     async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
         delivery_id = recipient.delivery_id
-        try:
-            check_url(recipient.address, allow_private=self.config.allow_private_networks)
-        except ForbiddenDestination as exc:
-            return classify(delivery_id, exc)
+        refused = _literal_verdict(recipient.address, self.config.allow_private_networks)
+        if refused is not None:
+            return classify(delivery_id, refused)
         if not recipient.secret:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret missing")
         try:
