@@ -170,12 +170,12 @@ class AccessTokenCache:
                                           allow_redirects=False, **kwargs) as response:
                 text = await response.text()
                 status = response.status
-        except TimeoutError as exc:
-            raise TransientDeliveryError("access token request timed out", code="timeout") from exc
+        # `from None`, and no str(exc): aiohttp's errors can carry the URL, and the classic URL holds the secret.
+        except TimeoutError:
+            raise TransientDeliveryError("access token request timed out", code="timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
-            # Not str(exc): aiohttp's messages carry the URL, and the classic URL carries the secret.
             raise TransientDeliveryError(f"access token request failed ({type(exc).__name__})",
-                                         code="connection") from exc
+                                         code="connection") from None
         try:
             answer = json.loads(text) if text else None
         except ValueError:

@@ -1,23 +1,62 @@
-"""What the SMS providers share: the shape of an SMS reply (uplink) and the China time their callbacks are in.
+"""Helpers for reading SMS providers' callbacks: JSON arrays (or lone objects) of reports in China time,
+validated without ever quoting a value back, since the values are phone numbers.
 
-A reply is personal data twice over (who wrote, what they wrote): match on it, act on it (a stop word such as
-"TD" unsubscribes the number, see `notifier.receipts.is_stop_reply`), never log it.
+The `Uplink` (an SMS reply) shape lives in `channels.sms.aliyun`, which came first; `channels.sms.tencent` uses it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta, timezone
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 # China Standard Time, UTC+8 all year (no daylight saving since 1991): the providers' callbacks write local time
 # without an offset. A fixed offset, so that parsing needs no tz database on the host.
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
+T = TypeVar("T")
 
-@dataclass(frozen=True, slots=True)
-class Uplink:
-    """One SMS sent by a subscriber to our number (a reply to one of our messages)."""
 
-    phone: str  # E.164, e.g. "+8613800000001"
-    content: str
-    received_at: float  # unix seconds
+class CallbackFormatError(ValueError):
+    """A callback body that is not in the provider's format; the text names fields, never their values."""
+
+
+def _number_as_text(value: object) -> object:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+# A string field that a provider may also send as a JSON number (nation codes, mobiles, times).
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+
+
+def json_items(body: bytes) -> list[Any]:
+    """A callback's JSON as a list: the documented array, or a lone object (some callbacks send one)."""
+    try:
+        data = json.loads(body)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        raise CallbackFormatError("callback body is not JSON") from None
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return data
+    raise CallbackFormatError("callback body is neither a JSON array nor an object")
+
+
+def validated_items(adapter: TypeAdapter[list[T]], body: bytes) -> list[T]:
+    """The callback's items validated by `adapter`; CallbackFormatError naming the bad fields, not their values."""
+    try:
+        return adapter.validate_python(json_items(body))
+    except ValidationError as exc:
+        # `from None` and locations only: pydantic's own text quotes the input, phone numbers included.
+        where = ", ".join(".".join(str(part) for part in error["loc"]) for error in exc.errors())
+        raise CallbackFormatError(f"invalid callback field(s): {where}") from None
+
+
+def china_time(value: str) -> float | None:
+    """Unix seconds of "2015-10-17 08:03:04" read as China time; None when not in that form."""
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ).timestamp()
+    except ValueError:
+        return None

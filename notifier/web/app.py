@@ -21,10 +21,11 @@ from notifier.config import Settings
 from notifier.errors import NotifierError, translate_store_error
 from notifier.service import Service
 from notifier.store.errors import StoreError
-from notifier.web import api, api_alerts, api_subscribers, openapi
+from notifier.web import api, api_alerts, api_callbacks, api_subscribers, openapi
 from notifier.web.metrics import WebMetrics
 from notifier.web.problems import error_response, problem_response
 from notifier.web.state import METRICS, SERVICE
+from subscriptions.masking import ScrubbingFilter
 
 log = logging.getLogger("notifier.web")
 
@@ -111,10 +112,19 @@ def _service_context(service: Service) -> Callable[[web.Application], AsyncItera
     return open_service
 
 
+def _scrub_access_log() -> None:
+    """Request lines can carry contacts (WeChat pushes `?openid=…`): mask them on the access logger itself, so
+    that whatever handler the deployment attaches never sees one."""
+    access = logging.getLogger("aiohttp.access")
+    if not any(isinstance(f, ScrubbingFilter) for f in access.filters):
+        access.addFilter(ScrubbingFilter())
+
+
 def create_app(settings: Settings, *, service: Service | None = None) -> web.Application:
     """The web application. Without `service`, one is built (counting delivery outcomes into /metrics), opened
     on startup (its worker started when `worker.enabled`) and closed on cleanup; a passed-in service is the
     caller's to open and close."""
+    _scrub_access_log()
     metrics = WebMetrics()
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[timing_middleware, problem_middleware])
@@ -123,7 +133,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
         service = Service(settings, on_result=metrics.count_delivery)
         app.cleanup_ctx.append(_service_context(service))
     app[SERVICE] = service
-    for module in (api, api_alerts, api_subscribers, openapi):
+    for module in (api, api_alerts, api_subscribers, api_callbacks, openapi):
         app.router.add_routes(module.routes)
     return app
 

@@ -1,0 +1,525 @@
+"""Tencent Cloud SMS: SendSms (API 3.0, version 2021-01-11) signed with TC3-HMAC-SHA256, per-number results,
+delivery receipts (状态回执) and replies (上行) pushed to us by HTTP.
+
+Docs
+----
+- SendSms 2021-01-11: https://cloud.tencent.com/document/api/382/55981
+- Signature v3 (签名方法 v3): https://cloud.tencent.com/document/api/362/4208,
+  https://www.tencentcloud.com/document/api/1084/39391
+- Error codes: https://cloud.tencent.com/document/api/382/59177 (the SDK's copy:
+  tencentcloud-sdk-python, tencentcloud/sms/v20210111/errorcodes.py)
+- Status callback (短信下发状态通知): https://cloud.tencent.com/document/api/382/5807,
+  https://www.tencentcloud.com/document/api/382/43547
+- Reply callback (短信回复): https://cloud.tencent.com/document/api/382/5809,
+  https://www.tencentcloud.com/document/api/382/43548
+- Frequency limits: https://cloud.tencent.com/document/faq/382/13303
+
+Setup
+-----
+1. SMS console → 应用管理: create an application; its SDK AppID (e.g. 1400006666) is `sdk_app_id`.
+2. 国内短信 → 签名管理: a signature of type 政府/机关事业单位, approved; its text is `sign_name` (the 【…】 the
+   handset shows). Tencent's template rules list 党政 content among refused topics: agree the use with the vendor.
+3. 正文模板管理: notification templates with variables {1}, {2}…, approved. The default is `template_code`,
+   per-topic ones go in `[channels.sms.templates]`; `template_params` says which message attributes fill the
+   variables, in order. Keep links in the template text: Tencent refuses URLs in template variables
+   (InvalidParameterValue.ProhibitedUseUrlInTemplateParameter) unless the account is cleared for it.
+   A verification template whose only variable is the code is `verification_template_code`.
+4. 应用管理 → 回调配置: 短信下发状态回调 `https://<public_url>/v1/receipts/sms/tencent?token=<receipt_token>` and
+   短信回复回调 `https://<public_url>/v1/uplink/sms/tencent?token=<receipt_token>`. The callback docs describe no
+   signature, so the long random token in the URL is what authenticates them.
+5. CAM: a sub-account allowed to send SMS, and its API key: `secret_id`, `secret_key`.
+6. 频率限制: the default caps per number (1 per 30 s for the same content, a few a day) are meant for marketing;
+   raise them for official alerts (enterprise-verified accounts can), see "Decisions" below.
+
+::
+
+    [channels.sms]
+    provider = "tencent"
+    sdk_app_id = "1400006666"
+    sign_name = "长治市环保局"
+    template_code = "1234567"
+    secret_id = "AKID…"
+    secret_key = "…"
+    receipt_token = "<32+ random characters>"
+    [channels.sms.templates]
+    "env.heavy-pollution" = "1234568"
+
+What goes over the wire
+-----------------------
+One SendSms POST per `send()` (≤ 200 numbers, all +86), JSON, headers `X-TC-Action: SendSms`, `X-TC-Version`,
+`X-TC-Timestamp`, `X-TC-Region`, `Authorization: TC3-HMAC-SHA256 Credential=<id>/<UTC date>/sms/tc3_request,
+SignedHeaders=content-type;host, Signature=<hex>`. `SessionContext` is "<alert id>:<first delivery id>" (no
+personal data), echoed in every status. The answer's `SendStatusSet` holds one status per number, in an order the
+API does not promise (its own example answers in another order than asked), so results are matched to recipients
+by `PhoneNumber`. Two recipients with the same number get one SMS and share its result. Numbers outside +86 are
+refused before sending: they need an international template and a request of their own.
+
+Answers (one helper, `classify`)
+--------------------------------
+- `Ok` → accepted; `SerialNo` is the provider message id, the status callback's `sid` decides delivery.
+- `LimitExceeded.PhoneNumberThirtySecondLimit` → transient, retry after 30 s; `LimitExceeded.DeliveryFrequencyLimit`
+  → transient, retry after 60 s.
+- `RequestLimitExceeded*` (API rate), `InternalError*`, HTTP 5xx, timeouts, connection errors → transient.
+- `FailedOperation.PhoneNumberInBlacklist` / `…OnBlacklist` (the user unsubscribed or is on a carrier
+  do-not-disturb list) → permanent, and the contact is disabled.
+- Everything else is permanent: invalid numbers, `FailedOperation.*` (template, signature, balance),
+  `AuthFailure.*`, `UnauthorizedOperation.*`, `InvalidParameter*`, account caps, unknown codes (the code is kept).
+- Errors in `Response.Error` hit the whole request: `TransientDeliveryError` / `PermanentDeliveryError`.
+  The API answers them with HTTP 200, so the body is read whatever the status.
+A timeout may hide an accepted request (SendSms is not idempotent): its retry can then send a message twice.
+
+Decisions
+---------
+The per-number hourly and daily caps (`LimitExceeded.PhoneNumberOneHourLimit`, `…DailyLimit`,
+`…SameContentDailyLimit`) are permanent for this alert: waiting an hour or a day would hold back a warning that
+matters now, while failing at once lets the fallback policy reach the person on their next channel. Only the
+30-second cap is worth waiting for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import aiohttp
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from yarl import URL
+
+from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.errors import PermanentDeliveryError, TransientDeliveryError
+from channels.sms.aliyun import Uplink
+from channels.sms.common import CallbackFormatError, Text, china_time, validated_items
+from subscriptions.masking import scrub
+
+log = logging.getLogger(__name__)
+
+SERVICE = "sms"
+ACTION = "SendSms"
+VERSION = "2021-01-11"
+ALGORITHM = "TC3-HMAC-SHA256"
+CONTENT_TYPE = "application/json; charset=utf-8"
+MAX_NUMBERS = 200  # SendSms: at most 200 numbers a request
+MAX_SESSION_CONTEXT = 511  # bytes; the API takes less than 512
+MAX_RESPONSE_BYTES = 1 << 20  # 200 statuses are about 40 KB
+TEMPLATE_FIELDS = ("text", "headline", "url", "level", "department", "topic")
+VERIFICATION_DELIVERY_ID = "verification"  # the delivery id of send_verification()'s result
+RECEIPT_ACK: Final[dict[str, Any]] = {"result": 0, "errmsg": "OK"}  # the answer the status callback expects
+
+_CODE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_MAINLAND = re.compile(r"^\+861\d{10}$")
+_E164 = re.compile(r"^\+[1-9]\d{5,14}$")
+_TRANSIENT_LIMITS = {"LimitExceeded.PhoneNumberThirtySecondLimit": 30.0, "LimitExceeded.DeliveryFrequencyLimit": 60.0}
+_BLOCKED = frozenset({"FailedOperation.PhoneNumberInBlacklist", "FailedOperation.PhoneNumberOnBlacklist"})
+
+
+class TencentSmsConfig(BaseModel):
+    """`[channels.sms]` with `provider = "tencent"`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: Literal["tencent"] = "tencent"
+    endpoint: str = "https://sms.tencentcloudapi.com"
+    sign_name: str = Field(min_length=1)
+    template_code: str = Field(min_length=1)  # TemplateId for every topic without its own
+    templates: dict[str, str] = Field(default_factory=dict)  # topic key -> TemplateId
+    receipt_token: SecretStr = Field(min_length=16)
+    secret_id: str = Field(min_length=1)
+    secret_key: SecretStr = Field(min_length=1)
+    sdk_app_id: str = Field(min_length=1)
+    region: str = "ap-guangzhou"
+    verification_template_code: str | None = None
+    template_params: list[str] = Field(default_factory=lambda: ["text"])  # Message attributes, in {1}, {2}… order
+    rate_per_second: float = Field(default=50.0, gt=0)
+    max_batch: int = Field(default=MAX_NUMBERS, ge=1, le=MAX_NUMBERS)
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("endpoint must be an http(s) URL")
+        return value
+
+    @field_validator("template_params")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in TEMPLATE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown template parameter(s) {unknown}; allowed: {', '.join(TEMPLATE_FIELDS)}")
+        return value
+
+
+def create(config: Mapping[str, Any], context: ChannelContext) -> TencentSmsChannel:
+    """The SMS provider factory: validate `[channels.sms]` and build the adapter on the shared session."""
+    return TencentSmsChannel(TencentSmsConfig.model_validate(dict(config)), context.http)
+
+
+# --- TC3-HMAC-SHA256 --------------------------------------------------------------------------------------------
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def utc_date(timestamp: int) -> str:
+    """The credential scope's date: the UTC day of `timestamp` (not local time: requests near midnight fail)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def signed_header_names(headers: Mapping[str, str]) -> str:
+    """`content-type;host`: the signed header names, lower case, sorted, joined by `;`."""
+    return ";".join(sorted(name.strip().lower() for name in headers))
+
+
+def canonical_request(headers: Mapping[str, str], payload: bytes, *, method: str = "POST", query: str = "") -> str:
+    """Method, URI ("/" for API 3.0), query, canonical headers (`name:value\\n`, lower case, sorted), the signed
+    header names and the hex SHA-256 of the payload, one per line."""
+    items = sorted((name.strip().lower(), value.strip().lower()) for name, value in headers.items())
+    canonical_headers = "".join(f"{name}:{value}\n" for name, value in items)
+    return f"{method.upper()}\n/\n{query}\n{canonical_headers}\n{signed_header_names(headers)}\n{_sha256_hex(payload)}"
+
+
+def tc3_signature(secret_key: str, *, service: str, timestamp: int, headers: Mapping[str, str], payload: bytes,
+                  method: str = "POST", query: str = "") -> str:
+    """The hex TC3-HMAC-SHA256 signature of a request; `headers` are the signed ones (content-type and host)."""
+    date = utc_date(timestamp)
+    hashed = _sha256_hex(canonical_request(headers, payload, method=method, query=query).encode())
+    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n{hashed}"
+    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode(), date), service), "tc3_request")
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def authorization(secret_id: str, secret_key: str, *, service: str, timestamp: int, headers: Mapping[str, str],
+                  payload: bytes) -> str:
+    """The `Authorization` header value of a signed POST."""
+    signature = tc3_signature(secret_key, service=service, timestamp=timestamp, headers=headers, payload=payload)
+    return (f"{ALGORITHM} Credential={secret_id}/{utc_date(timestamp)}/{service}/tc3_request, "
+            f"SignedHeaders={signed_header_names(headers)}, Signature={signature}")
+
+
+# --- answers ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a Tencent code means for the send it answers."""
+
+    outcome: Outcome
+    retry_after: float | None = None
+    disable_contact: bool = False
+
+
+def classify(code: str) -> Verdict:
+    """The one place a Tencent code (`SendStatusSet[].Code` or `Response.Error.Code`) becomes an outcome."""
+    if code.lower() == "ok":
+        return Verdict(Outcome.ACCEPTED)
+    if code in _TRANSIENT_LIMITS:
+        return Verdict(Outcome.TRANSIENT, retry_after=_TRANSIENT_LIMITS[code])
+    family = code.partition(".")[0]
+    if family == "RequestLimitExceeded":  # the account's API rate: back off a little
+        return Verdict(Outcome.TRANSIENT, retry_after=1.0)
+    if family == "InternalError":
+        return Verdict(Outcome.TRANSIENT)
+    if code in _BLOCKED:
+        return Verdict(Outcome.PERMANENT, disable_contact=True)
+    return Verdict(Outcome.PERMANENT)
+
+
+def _clean_code(value: object) -> str:
+    """A provider code fit for an error text: codes only, never free text that could carry a number."""
+    text = str(value).strip()
+    return text if _CODE.match(text) else "UnknownCode"
+
+
+def normalise_number(value: str) -> str | None:
+    """E.164 for what Tencent accepts or echoes (`+8613…`, `008613…`, `8613…`, `13…`); None when not a number."""
+    number = re.sub(r"[\s-]", "", value)
+    if number.startswith("00"):
+        number = "+" + number[2:]
+    elif number.startswith("86") and len(number) == 13:
+        number = "+" + number
+    elif len(number) == 11 and number.isdigit():  # a bare mainland number: Tencent reads it as +86
+        number = "+86" + number
+    return number if _E164.match(number) else None
+
+
+class SendStatus(BaseModel):
+    """One entry of `Response.SendStatusSet`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    serial_no: str = Field(default="", alias="SerialNo")
+    phone_number: str = Field(alias="PhoneNumber")
+    code: str = Field(alias="Code")
+    message: str = Field(default="", alias="Message")
+    fee: int | None = Field(default=None, alias="Fee")
+    session_context: str | None = Field(default=None, alias="SessionContext")
+    iso_code: str | None = Field(default=None, alias="IsoCode")
+
+
+def _request_error(code: str, message: str, request_id: str) -> TransientDeliveryError | PermanentDeliveryError:
+    verdict = classify(code)
+    # The provider's text helps operators (AuthFailure explains itself); scrubbed in case it quotes a number.
+    log.warning("Tencent SendSms refused the request: %s %s (RequestId %s)", code, scrub(message)[:200], request_id)
+    if verdict.outcome is Outcome.PERMANENT:
+        return PermanentDeliveryError(f"Tencent SMS {code}", code=code)
+    return TransientDeliveryError(f"Tencent SMS {code}", code=code, retry_after=verdict.retry_after)
+
+
+def read_answer(status: int, raw: bytes) -> dict[str, SendStatus]:
+    """SendSms's answer as statuses by E.164 number; raises for an answer that fails the whole request."""
+    if status >= 500:
+        raise TransientDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
+    try:
+        response = json.loads(raw)["Response"]
+        if not isinstance(response, dict):
+            raise TypeError("Response is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        if status in (408, 429) or status == 200:
+            raise TransientDeliveryError(f"Tencent SMS: unreadable answer (HTTP {status})") from exc
+        raise PermanentDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}") from exc
+    error = response.get("Error")
+    if isinstance(error, dict):
+        raise _request_error(_clean_code(error.get("Code")), str(error.get("Message", "")),
+                             _clean_code(response.get("RequestId", "")))
+    if status in (408, 429):
+        raise TransientDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
+    if status != 200:
+        raise PermanentDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
+    statuses: dict[str, SendStatus] = {}
+    for entry in response.get("SendStatusSet") or []:
+        try:
+            item = SendStatus.model_validate(entry)
+        except ValidationError:
+            continue  # that number gets "no status" (transient) rather than losing the others' results
+        number = normalise_number(item.phone_number)
+        if number is not None:
+            statuses[number] = item
+    return statuses
+
+
+def result_for(delivery_id: str, status: SendStatus | None) -> DeliveryResult:
+    """One recipient's result from its number's status."""
+    if status is None:  # the API answers every number; a missing one is retried rather than lost
+        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="Tencent SMS: no status for this number")
+    verdict = classify(status.code)
+    if verdict.outcome is Outcome.ACCEPTED:
+        return DeliveryResult(delivery_id, Outcome.ACCEPTED, provider_message_id=status.serial_no or None)
+    return DeliveryResult(delivery_id, verdict.outcome, error=f"Tencent SMS {_clean_code(status.code)}",
+                          retry_after=verdict.retry_after, disable_contact=verdict.disable_contact)
+
+
+def template_params(message: Message, names: Sequence[str]) -> list[str]:
+    """TemplateParamSet: the named message attributes, in order ({1}, {2}, …)."""
+    values = {
+        "text": message.text,
+        "headline": message.headline,
+        "url": message.url or "",
+        "level": message.level or "",
+        "department": message.fields.get("department", ""),
+        "topic": message.topic,
+    }
+    return [values[name] for name in names]
+
+
+def session_context(message: Message, first_delivery_id: str) -> str:
+    """Our reference echoed in every status: the alert and the batch's first delivery, never personal data."""
+    return f"{message.alert_id}:{first_delivery_id}".encode()[:MAX_SESSION_CONTEXT].decode(errors="ignore")
+
+
+# --- the adapter ------------------------------------------------------------------------------------------------
+
+class TencentSmsChannel:
+    """Sends one SendSms request per batch on the shared session; receipts arrive later by callback."""
+
+    kind = "sms"
+    provider = "tencent"
+    confirms_by_receipt = True  # acceptance is not delivery: the status callback decides
+    one_request_per_batch = True  # the rate limit counts SendSms requests, not numbers
+    max_chars: int | None = 500  # Tencent's longest SMS content
+
+    def __init__(self, config: TencentSmsConfig, http: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.max_batch = config.max_batch
+        self.rate_per_second: float | None = config.rate_per_second
+        self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        url = URL(config.endpoint)
+        self._url = str(url if url.path else url.with_path("/"))
+        host = url.raw_host or ""
+        host = f"[{host}]" if ":" in host else host
+        # The Host header is signed, so it is sent exactly as signed (with the port when not the default).
+        self._host = host if url.is_default_port() else f"{host}:{url.port}"
+
+    async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
+        results: list[DeliveryResult] = []
+        by_number: dict[str, list[Recipient]] = {}
+        for recipient in recipients:
+            number = normalise_number(recipient.address)
+            if number is None:
+                results.append(DeliveryResult(recipient.delivery_id, Outcome.PERMANENT, error="invalid mobile number"))
+            elif not _MAINLAND.match(number):
+                results.append(DeliveryResult(recipient.delivery_id, Outcome.PERMANENT,
+                                              error="not a mainland number: needs an international template"))
+            else:
+                by_number.setdefault(number, []).append(recipient)
+        if not by_number:
+            return results
+        first = next(iter(by_number.values()))[0]
+        template = self.config.templates.get(message.topic, self.config.template_code)
+        params = template_params(message, self.config.template_params)
+        statuses = await self._send_sms(list(by_number), template, params, session_context(message, first.delivery_id))
+        for number, group in by_number.items():
+            results.extend(result_for(r.delivery_id, statuses.get(number)) for r in group)
+        return results
+
+    async def send_verification(self, phone: str, code: str) -> DeliveryResult:
+        """Send a contact-verification code with `verification_template_code` (TemplateParamSet = [code])."""
+        template = self.config.verification_template_code
+        if not template:
+            return DeliveryResult(VERIFICATION_DELIVERY_ID, Outcome.PERMANENT,
+                                  error="verification_template_code is not configured")
+        number = normalise_number(phone)
+        if number is None or not _MAINLAND.match(number):
+            return DeliveryResult(VERIFICATION_DELIVERY_ID, Outcome.PERMANENT, error="invalid mobile number")
+        try:
+            statuses = await self._send_sms([number], template, [code], VERIFICATION_DELIVERY_ID)
+        except TransientDeliveryError as exc:
+            return DeliveryResult(VERIFICATION_DELIVERY_ID, Outcome.TRANSIENT, error=str(exc),
+                                  retry_after=exc.retry_after)
+        except PermanentDeliveryError as exc:
+            return DeliveryResult(VERIFICATION_DELIVERY_ID, Outcome.PERMANENT, error=str(exc))
+        return result_for(VERIFICATION_DELIVERY_ID, statuses.get(number))
+
+    async def _send_sms(self, numbers: list[str], template: str, params: list[str],
+                        context: str) -> dict[str, SendStatus]:
+        payload = {
+            "PhoneNumberSet": numbers,
+            "SmsSdkAppId": self.config.sdk_app_id,
+            "TemplateId": template,
+            "SignName": self.config.sign_name,
+            "TemplateParamSet": params,
+            "SessionContext": context,
+        }
+        status, raw = await self._post(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        return read_answer(status, raw)
+
+    def _headers(self, body: bytes, timestamp: int) -> dict[str, str]:
+        signed = {"Content-Type": CONTENT_TYPE, "Host": self._host}
+        auth = authorization(self.config.secret_id, self.config.secret_key.get_secret_value(), service=SERVICE,
+                             timestamp=timestamp, headers=signed, payload=body)
+        return {**signed, "Authorization": auth, "X-TC-Action": ACTION, "X-TC-Version": VERSION,
+                "X-TC-Timestamp": str(timestamp), "X-TC-Region": self.config.region}
+
+    async def _post(self, body: bytes) -> tuple[int, bytes]:
+        """POST a signed request; (status, body). Transport failures are translated here, once."""
+        headers = self._headers(body, int(time.time()))  # signed afresh on every attempt: valid for 5 minutes
+        try:
+            async with self._http.post(self._url, data=body, headers=headers, timeout=self._timeout,
+                                       allow_redirects=False, raise_for_status=False) as response:
+                return response.status, await _read_limited(response, MAX_RESPONSE_BYTES)
+        except TimeoutError as exc:  # before OSError: TimeoutError is one; aiohttp's timeouts subclass it
+            raise TransientDeliveryError("Tencent SMS: timeout", code="timeout") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # Only the kind of failure: aiohttp's messages carry the URL.
+            raise TransientDeliveryError(f"Tencent SMS: connection error ({type(exc).__name__})",
+                                         code="connection") from exc
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP session is the service's."""
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise TransientDeliveryError("Tencent SMS: answer too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- callbacks --------------------------------------------------------------------------------------------------
+
+class StatusReport(BaseModel):
+    """One entry of the status callback. Extra fields are allowed: Tencent may add some (e.g. `ext`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    user_receive_time: Text = ""  # "2015-10-17 08:03:04", China time
+    nationcode: Text | None = None
+    mobile: Text | None = None
+    report_status: Annotated[Literal["SUCCESS", "FAIL"], BeforeValidator(lambda v: str(v).strip().upper())]
+    errmsg: Text = ""  # "DELIVRD" or the carrier's failure code
+    description: str = ""
+    sid: Text = Field(min_length=1)  # the SerialNo SendSms returned
+
+
+class ReplyReport(BaseModel):
+    """The reply callback. Extra fields are allowed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    extend: Text | None = None
+    mobile: Text = Field(min_length=1)
+    nationcode: Text = "86"
+    sign: str | None = None
+    text: str
+    time: float  # unix seconds
+
+
+_STATUS_REPORTS = TypeAdapter(list[StatusReport])
+_REPLY_REPORTS = TypeAdapter(list[ReplyReport])
+
+
+def parse_receipts(body: bytes) -> list[Receipt]:
+    """The status callback (a JSON array) as receipts, matched later by `sid` (= SerialNo); CallbackFormatError
+    (a ValueError) when the body is not in that format. Answer the callback with RECEIPT_ACK."""
+    receipts = []
+    for report in validated_items(_STATUS_REPORTS, body):
+        delivered = report.report_status == "SUCCESS"
+        receipts.append(Receipt(
+            provider_message_id=report.sid,
+            delivered=delivered,
+            key=f"{report.sid}:{report.report_status}:{report.user_receive_time}",
+            address=None,  # a SerialNo names one number already
+            error=None if delivered else _clean_code(report.errmsg or "FAIL"),
+            occurred_at=china_time(report.user_receive_time),
+        ))
+    return receipts
+
+
+def parse_uplink(body: bytes) -> list[Uplink]:
+    """The reply callback (one JSON object as documented, or an array of them) as uplinks with E.164 numbers;
+    CallbackFormatError when the body is not in that format. Answer it with RECEIPT_ACK too."""
+    uplinks = []
+    for report in validated_items(_REPLY_REPORTS, body):
+        mobile = re.sub(r"[\s-]", "", report.mobile)
+        if not mobile.startswith("+"):
+            mobile = "+" + report.nationcode.strip().lstrip("+0") + mobile
+        phone = normalise_number(mobile)
+        if phone is None:
+            raise CallbackFormatError("invalid callback field(s): mobile")
+        uplinks.append(Uplink(phone=phone, content=report.text, received_at=report.time))
+    return uplinks

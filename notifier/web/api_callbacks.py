@@ -1,0 +1,123 @@
+"""Provider callbacks: SMS delivery reports and replies, and the WeChat server URL (handshake and events).
+
+Each is authenticated the provider's way — a configured `?token=` for SMS (Aliyun and Tencent sign nothing),
+the sha1 signature over the WeChat token — before a byte of the body is trusted. A forged or replayed report
+changes nothing: unauthenticated ones are refused, repeats are dropped by their key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from channels import wechat
+from channels.sms import PROVIDERS
+from notifier.errors import NotFoundError, Unauthorized
+from notifier.receipts import apply_receipts, apply_sms_replies, wechat_unfollowed
+from notifier.web.openapi import operation
+from notifier.web.problems import BadRequest
+from notifier.web.state import SERVICE
+
+log = logging.getLogger("notifier.web.callbacks")
+routes = web.RouteTableDef()
+
+TOKEN_PARAM = {"name": "token", "in": "query", "required": True, "schema": {"type": "string"},
+               "description": "the configured receipt_token"}
+WECHAT_PARAMS = [{"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
+                 for n in ("signature", "timestamp", "nonce")]
+
+
+def _section(request: web.Request, kind: str) -> dict[str, Any]:
+    section = request.app[SERVICE].settings.channels.get(kind)
+    if section is None:
+        raise NotFoundError(f"the {kind} channel is not configured")
+    return section
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
+
+
+def _sms_provider(request: web.Request) -> ModuleType:
+    """The configured provider's module, after checking the `?token=`; 404 for another provider's path."""
+    section = _section(request, "sms")
+    provider = request.match_info["provider"]
+    if provider != section.get("provider") or provider not in PROVIDERS:
+        raise NotFoundError(f"SMS provider {provider!r} is not the one configured")
+    expected = _secret(section.get("receipt_token"))
+    given = request.query.get("token", "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("missing or wrong receipt token")
+    return importlib.import_module(PROVIDERS[provider])
+
+
+@routes.post("/v1/receipts/sms/{provider}")
+@operation("SMS delivery reports pushed by the provider (aliyun: SmsReport array; tencent: status callback)",
+           "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
+           extra={"parameters": [TOKEN_PARAM]})
+async def sms_receipts(request: web.Request) -> web.StreamResponse:
+    provider = _sms_provider(request)
+    try:
+        receipts = provider.parse_receipts(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"not a delivery report: {exc}") from None
+    await apply_receipts(request.app[SERVICE].store, "sms", receipts)
+    return web.json_response(provider.RECEIPT_ACK)
+
+
+@routes.post("/v1/uplink/sms/{provider}")
+@operation("SMS replies pushed by the provider; TD / T / R / 退订 unsubscribe that number from SMS",
+           "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
+           extra={"parameters": [TOKEN_PARAM]})
+async def sms_uplink(request: web.Request) -> web.StreamResponse:
+    provider = _sms_provider(request)
+    try:
+        replies = provider.parse_uplink(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"not an SMS reply: {exc}") from None
+    await apply_sms_replies(request.app[SERVICE].store, [(r.phone, r.content) for r in replies])
+    return web.json_response(provider.RECEIPT_ACK)
+
+
+def _check_wechat(request: web.Request) -> None:
+    token = _secret(_section(request, "wechat").get("token"))
+    q = request.query
+    if not token or not wechat.verify_signature(token, q.get("signature", ""), q.get("timestamp", ""),
+                                                q.get("nonce", "")):
+        raise Unauthorized("the WeChat signature does not verify")
+
+
+@routes.get("/v1/wechat/callback")
+@operation("WeChat server-URL handshake: echoes `echostr` when the signature verifies", "callbacks",
+           {200: ("echostr, as text/plain", None)}, auth=False, errors=(401, 404), media_type="text/plain",
+           extra={"parameters": [*WECHAT_PARAMS, {"name": "echostr", "in": "query", "required": True,
+                                                  "schema": {"type": "string"}}]})
+async def wechat_handshake(request: web.Request) -> web.StreamResponse:
+    _check_wechat(request)
+    return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+
+
+@routes.post("/v1/wechat/callback")
+@operation("WeChat events: TEMPLATESENDJOBFINISH receipts, unsubscribe", "callbacks",
+           {200: ("the literal `success`", None)}, auth=False, errors=(400, 401, 404), media_type="text/plain",
+           extra={"parameters": WECHAT_PARAMS})
+async def wechat_event(request: web.Request) -> web.StreamResponse:
+    _check_wechat(request)
+    if (request.content_length or 0) > wechat.MAX_EVENT_BYTES:
+        raise BadRequest("the event is larger than any WeChat event")
+    try:
+        event = wechat.parse_event(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"not a WeChat event: {exc}") from None
+    store = request.app[SERVICE].store
+    receipt = wechat.receipt_from_event(event)
+    if receipt is not None:
+        await apply_receipts(store, "wechat", [receipt])
+    elif (event.event or "").lower() == "unsubscribe" and event.openid:
+        await wechat_unfollowed(store, event.openid)
+    return web.Response(text=wechat.ECHO_OK, content_type="text/plain")
