@@ -7,6 +7,7 @@ store: retrying, fallback and bookkeeping live in `notifier.dispatch`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,10 +79,16 @@ class Receipt:
 
     provider_message_id: str  # what send() returned as provider_message_id (Aliyun BizId, Tencent SerialNo, msgid)
     delivered: bool
-    key: str  # unique per report, to drop the provider's repeats (e.g. f"{biz_id}:{phone}:{report_time}")
+    key: str  # unique per report, to drop the provider's repeats (e.g. BizId + a digest of the number + time)
     address: str | None = None  # E.164 when the provider id is shared by a batch (Aliyun BizId), else None
     error: str | None = None  # provider's code, contact-free (e.g. "MK:0001", "failed:user block")
     occurred_at: float | None = None  # when the handset received it, unix seconds, if the provider says
+
+
+def receipt_match_key(provider_message_id: str, address: str) -> str:
+    """A digest naming (provider message, number) without keeping the number: how a report for a batch-wide id
+    (Aliyun BizId) is matched to its delivery, even when it arrives before the send was recorded."""
+    return hashlib.sha256(f"{provider_message_id}|{address}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

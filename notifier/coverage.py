@@ -1,8 +1,16 @@
-"""The coverage object (SPEC "Coverage"): who of those an alert was meant for it actually reached."""
+"""The coverage object (SPEC "Coverage"): who of those an alert was meant for it actually reached.
+
+Population figures (`population`, `population_rate` at the top level and in by_region / by_group / cells) are
+added by `notifier.population.with_population` once a population table is loaded. Their denominator is the
+residents of exactly the cells the alert was meant for: target regions (none: all) × target groups (none: the
+region's total row, group null); a group outside the alert's target groups and cells of subscribers in no group
+get none; a figure needing a row the table lacks is null. The full rule is in `notifier.population`.
+"""
 
 from __future__ import annotations
 
 from notifier.models import CellCoverage, ChannelCoverage, Coverage, RegionGroupCell, TimeToReach
+from notifier.population import with_population
 from notifier.store.protocol import Store
 
 
@@ -28,10 +36,10 @@ async def alert_coverage(store: Store, alert_id: str, *, suppress_below: int | N
         cell = _cell(targeted, reached, suppress_below)
         cells.append(RegionGroupCell(region=region, group=group, **cell.model_dump()))
     p50, p90, p99 = rows.reach_times
-    return Coverage(
+    return await with_population(store, Coverage(
         alert_id=alert_id, targeted=rows.targeted, reached=rows.reached, accepted=rows.accepted,
         coverage_rate=_rate(rows.reached, rows.targeted), accepted_rate=_rate(rows.accepted, rows.targeted),
         by_channel=by_channel,
         by_region={code: _cell(t, r, suppress_below) for code, (t, r) in sorted(rows.by_region.items())},
         by_group={code: _cell(t, r, suppress_below) for code, (t, r) in sorted(rows.by_group.items())},
-        cells=cells, time_to_reach=TimeToReach(p50=p50, p90=p90, p99=p99), unreachable=rows.unreachable)
+        cells=cells, time_to_reach=TimeToReach(p50=p50, p90=p90, p99=p99), unreachable=rows.unreachable))

@@ -1,18 +1,23 @@
-"""`notifier demo`: the whole pipeline on a fresh machine — fake gateways on loopback, the default catalogue,
-a few thousand synthetic subscribers, one orange heavy-pollution warning, its coverage — then keep serving."""
+"""`notifier demo`: the whole pipeline on a fresh machine — fake gateways on loopback (Aliyun SMS, WeChat, SMTP,
+webhook receiver), the default catalogue, a few thousand synthetic subscribers, one orange heavy-pollution
+warning, its receipts and fallbacks, its coverage — then keep serving the API."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
+
+from aiohttp import web
 
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
+from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver, start_receiver
+from notifier.fakes.wechat import RunningWechat, start_wechat
 from notifier.keys import create_key
 from notifier.models import AlertIn, Level, MsgType, Policy, Role, Severity, Urgency
 from notifier.progress import console, print_coverage, watch_alert
@@ -25,19 +30,65 @@ DEMO_DB = Path("notifier-demo.db")
 TARGET_REGIONS = ["140402", "140411", "140481"]  # 城区, 郊区, 潞城市
 GROUPS = ["elderly", "child", "student", "disabled", "low_income", "military"]
 SEED = 20261127
+FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, so the demo shows it)
+# Credentials of the bundled fakes only: they protect nothing but make the wire protocol real.
+SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
+WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
 
 
-def _demo_settings(settings: Settings, smtp: RunningSmtp, explicit_config: bool) -> Settings:
+class DemoGateways:
+    """The four fake providers, started together and stopped together."""
+
+    smtp: RunningSmtp
+    receiver: RunningReceiver
+    sms: RunningAliyunSms
+    wechat: RunningWechat
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        self.smtp = await start_smtp()
+        stack.push_async_callback(self.smtp.stop)
+        self.receiver = await start_receiver(keep_bodies=False)
+        stack.push_async_callback(self.receiver.stop)
+        self.sms = await start_aliyun_sms(access_key_id=SMS_KEY, access_key_secret=SMS_SECRET, receipt_delay=0.5)
+        stack.push_async_callback(self.sms.stop)
+        self.wechat = await start_wechat(app_id=WX_APP, app_secret=WX_SECRET, token=WX_TOKEN, receipt_delay=0.5)
+        stack.push_async_callback(self.wechat.stop)
+
+    def point_callbacks_at(self, base: str) -> None:
+        self.sms.gateway.receipt_url = f"{base}/v1/receipts/sms/aliyun?token={RECEIPT_TOKEN}"
+        self.wechat.callback_url = f"{base}/v1/wechat/callback"
+
+
+def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) -> Settings:
     channels = dict(settings.channels)
     channels["webhook"] = {**channels.get("webhook", {}), "allow_private_networks": True}
-    channels["email"] = {"host": smtp.host, "port": smtp.port, "tls": "none",
+    channels["email"] = {"host": gw.smtp.host, "port": gw.smtp.port, "tls": "none",
                          "sender": "长治市政务公开 <notify@demo.changzhi.gov.cn>"}
-    update: dict[str, object] = {"channels": channels}
+    channels["sms"] = {"provider": "aliyun", "endpoint": gw.sms.url, "sign_name": "长治市人民政府",
+                       "template_code": "SMS_465810001", "receipt_token": RECEIPT_TOKEN,
+                       "access_key_id": SMS_KEY, "access_key_secret": SMS_SECRET}
+    channels["wechat"] = {"endpoint": gw.wechat.url, "app_id": WX_APP, "app_secret": WX_SECRET, "token": WX_TOKEN,
+                          "template_id": "DEMO_TEMPLATE_1"}
+    update: dict[str, object] = {"channels": channels,
+                                 "worker": settings.worker.model_copy(update={"enabled": False})}
     if not explicit_config:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
         update["database"] = settings.database.model_copy(update={"url": f"sqlite:///{DEMO_DB}"})
     return settings.model_copy(update=update)
+
+
+def _contacts(i: int, rng: random.Random, webhook_base: str) -> tuple[dict[str, str], list[str]]:
+    """A resident reachable on WeChat and SMS, or by email and SMS; or an organisation with a webhook."""
+    phone = f"+86138{i:08d}"
+    roll = rng.random()
+    if roll < 0.45:
+        return {"wechat": f"oDemo{i:019d}xyz", "sms": phone}, ["wechat", "sms"]
+    if roll < 0.65:
+        return {"sms": phone}, ["sms"]
+    if roll < 0.85:
+        return {"email": f"resident{i:05d}@example.org", "sms": phone}, ["email", "sms"]
+    return {"webhook": f"{webhook_base}/org/{i:05d}"}, ["webhook"]
 
 
 def synthetic_subscribers(count: int, webhook_base: str, rng: random.Random,
@@ -46,13 +97,7 @@ def synthetic_subscribers(count: int, webhook_base: str, rng: random.Random,
     records, secrets = [], []
     now = time.time()
     for i in range(count):
-        roll = rng.random()
-        contacts: dict[str, str] = {}
-        if roll < 0.80:
-            contacts["email"] = f"resident{i:05d}@example.org"
-        if roll >= 0.45:
-            contacts["webhook"] = f"{webhook_base}/org/{i:05d}"
-        channels: list[str] = [k for k in ("email", "webhook") if k in contacts]
+        contacts, channels = _contacts(i, rng, webhook_base)
         groups = sorted({g for g in GROUPS if rng.random() < (0.35 if g == "elderly" else 0.08)})
         records.append(SubscriberRecord(
             id=uuid.uuid4().hex, region=rng.choice(regions), locale="en" if rng.random() < 0.15 else "zh-CN",
@@ -63,87 +108,96 @@ def synthetic_subscribers(count: int, webhook_base: str, rng: random.Random,
     return records, secrets
 
 
-def script_failures(records: list[SubscriberRecord], smtp: RunningSmtp, receiver: RunningReceiver,
-                    rng: random.Random) -> None:
-    """Realistic trouble: dead mailboxes, greylisting, flaky and retired endpoints."""
+def script_failures(records: list[SubscriberRecord], gw: DemoGateways, rng: random.Random) -> None:
+    """Realistic trouble on every channel: unfollowed accounts, blocked messages, dead handsets, lost reports,
+    dead mailboxes, greylisting, flaky and retired endpoints."""
     for r in records:
+        roll = rng.random()
+        if openid := r.contacts.get("wechat"):
+            if roll < 0.06:
+                gw.wechat.script(openid, "not_following")  # 43004: falls back to SMS at once
+            elif roll < 0.10:
+                gw.wechat.script(openid, "receipt_fail")  # blocked: the failure receipt falls back
+            elif roll < 0.13:
+                gw.wechat.script(openid, "no_receipt")  # silence: the fallback window falls back
+        if phone := r.contacts.get("sms"):
+            sms_roll = rng.random()
+            if sms_roll < 0.05:
+                gw.sms.script(phone, "receipt_fail")  # handset off for days: the carrier reports failure
+            elif sms_roll < 0.08:
+                gw.sms.script(phone, "throttle")  # flow control: retried
         if email := r.contacts.get("email"):
-            roll = rng.random()
             if roll < 0.04:
-                smtp.script(email, [550], then=550)  # mailbox does not exist: permanent, falls back
+                gw.smtp.script(email, [550], then=550)  # no such mailbox: falls back to SMS
             elif roll < 0.08:
-                smtp.script(email, [451])  # greylisted once: retried
+                gw.smtp.script(email, [451])  # greylisted once: retried
         if url := r.contacts.get("webhook"):
-            path = url.removeprefix(receiver.url)
-            roll = rng.random()
+            path = url.removeprefix(gw.receiver.url)
             if roll < 0.05:
-                receiver.script(path, [503, 503])  # flaky: two retries
+                gw.receiver.script(path, [503, 503])  # flaky: two retries
             elif roll < 0.06:
-                receiver.script(path, [Reply(status=410)])  # endpoint retired: disabled
+                gw.receiver.script(path, [Reply(status=410)])  # endpoint retired: disabled
 
 
 DEMO_ALERT = AlertIn(
     topic="env.heavy-pollution", msg_type=MsgType.ALERT, severity=Severity.SEVERE, urgency=Urgency.EXPECTED,
-    level=Level.ORANGE, regions=TARGET_REGIONS, groups=["elderly"], policy=Policy.FALLBACK, fallback_after=300,
-    headline="长治市重污染天气橙色预警", idempotency_key=None,
+    level=Level.ORANGE, regions=TARGET_REGIONS, groups=["elderly"], policy=Policy.FALLBACK,
+    fallback_after=FALLBACK_AFTER, headline="长治市重污染天气橙色预警",
     body="受不利气象条件影响，预计未来72小时我市城区、郊区、潞城市将出现重度污染天气。",
     instruction="老年人、儿童及呼吸道、心脑血管疾病患者减少户外活动；外出请佩戴口罩。",
-    data={"aqi_forecast": "200-300", "duration_hours": 72},
+    data={"aqi": "200-300", "primary_pollutant": "PM2.5"},
 )
 
 
-async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit_config: bool) -> int:
-    rng = random.Random(SEED)  # noqa: S311 - reproducible synthetic demo data, nothing secret
-    smtp = await start_smtp()
-    receiver = await start_receiver(keep_bodies=False)
-    try:
-        demo_settings = _demo_settings(settings, smtp, explicit_config)
-        async with Service(demo_settings.model_copy(
-                update={"worker": demo_settings.worker.model_copy(update={"enabled": False})})) as service:
-            regions = [r.code for r in service.catalogue.regions]
-            records, secrets = synthetic_subscribers(subscribers, receiver.url, rng, regions)
-            await service.store.bulk_create_subscribers(records, secrets)
-            script_failures(records, smtp, receiver, rng)
-            console.print(f"[bold]notifier demo[/bold]: {len(regions)} regions, {len(service.catalogue.topics)} "
-                          f"topics, {len(records)} subscribers; fake SMTP on {smtp.host}:{smtp.port}, "
-                          f"fake webhook receiver on {receiver.url}")
-            alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
-            console.print(f"published {alert.id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — "
-                          f"{alert.targeted} targeted")
-            await watch_alert(service, alert.id)
-            names = {r.code: r.name for r in service.catalogue.regions}
-            print_coverage(await alert_coverage(service.store, alert.id), names)
-            if once:
-                return 0
-            return await _serve(demo_settings, service)
-    finally:
-        await receiver.stop()
-        await smtp.stop()
-
-
-async def _serve(settings: Settings, service: Service) -> int:
-    from aiohttp import web
-
-    from notifier.commands import wait_for_signal
+async def _start_api(settings: Settings, service: Service, port: int) -> tuple[web.AppRunner, str]:
     from notifier.web.app import create_app
 
-    _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
     runner = web.AppRunner(create_app(settings, service=service), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    site = web.TCPSite(runner, settings.server.host, port)
     try:
         await site.start()
     except OSError:
         site = web.TCPSite(runner, settings.server.host, 0)  # the usual port is taken: any free one will do
         await site.start()
-    address = site.name
-    service.start_worker()
-    console.print(f"serving the API on {address} (docs: {address}/docs)")
-    console.print(f"admin key (shown once): {admin_key}")
-    console.print("press Ctrl+C to stop")
-    try:
+    server = site._server  # the bound port, when 0 was asked for
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{settings.server.host}:{bound}"
+
+
+async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit_config: bool) -> int:
+    rng = random.Random(SEED)  # noqa: S311 - reproducible synthetic demo data, nothing secret
+    gw = DemoGateways()
+    async with AsyncExitStack() as stack:
+        await gw.start(stack)
+        demo_settings = _demo_settings(settings, gw, explicit_config)
+        service = Service(demo_settings)
+        await service.open()
+        stack.push_async_callback(service.close)
+        runner, base = await _start_api(demo_settings, service, 0 if once else settings.server.port)
+        stack.push_async_callback(runner.cleanup)
+        gw.point_callbacks_at(base)
+        regions = [r.code for r in service.catalogue.regions]
+        records, secrets = synthetic_subscribers(subscribers, gw.receiver.url, rng, regions)
+        await service.store.bulk_create_subscribers(records, secrets)
+        script_failures(records, gw, rng)
+        console.print(f"[bold]notifier demo[/bold]: {len(regions)} regions, {len(service.catalogue.topics)} topics, "
+                      f"{len(records)} subscribers; fake Aliyun SMS, WeChat, SMTP and webhook gateways on loopback")
+        alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
+        console.print(f"published {alert.id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — "
+                      f"{alert.targeted} targeted")
+        await watch_alert(service, alert.id, receipt_wait=FALLBACK_AFTER + 4)
+        names = {r.code: r.name for r in service.catalogue.regions}
+        print_coverage(await alert_coverage(service.store, alert.id), names)
+        if once:
+            return 0
+        from notifier.commands import wait_for_signal
+
+        _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
+        service.start_worker()
+        console.print(f"serving the API on {base} (docs: {base}/docs)")
+        console.print(f"admin key (shown once): {admin_key}")
+        console.print("press Ctrl+C to stop")
         await wait_for_signal()
-    finally:
-        await runner.cleanup()
-    await asyncio.sleep(0)
     return 0

@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
+from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from notifier.config import WorkerSettings
+from notifier.metrics import Metrics
 from notifier.models import Alert, Severity, Topic, Urgency
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
@@ -47,7 +48,7 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
                  settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
-                 on_result: Callable[[str, str], None] | None = None) -> None:
+                 on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
         self.channels = dict(channels)
         self.renderer = renderer
@@ -56,6 +57,7 @@ class Dispatcher:
         self.clock = clock
         self.stats = DispatchStats()
         self._on_result = on_result
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._limiters = {kind: RateLimiter(ch.rate_per_second) for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
@@ -118,6 +120,8 @@ class Dispatcher:
         for o in outcomes:
             if o.delivery_id in written:
                 self.stats.results[o.status] += 1
+                if self.metrics is not None:
+                    self.metrics.count_delivery(channel_of[o.delivery_id], o.status)
                 if self._on_result is not None:
                     self._on_result(channel_of[o.delivery_id], o.status)
         return len(claimed)
@@ -198,7 +202,13 @@ class Dispatcher:
             # A broken template must not hold back a warning: send the publisher's own words, unadorned.
             log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
             message = plain_message(view, topic, kind, locale, self.renderer.disclosure_url(alert_id))
-        chunks = [batch[i:i + channel.max_batch] for i in range(0, len(batch), channel.max_batch)]
+        size = channel.max_batch
+        limiter = self._limiters[kind]
+        if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):
+            # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
+            # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
+            size = max(1, min(size, int(limiter.capacity)))
+        chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
         parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
 
@@ -210,6 +220,7 @@ class Dispatcher:
         per_request = getattr(channel, "one_request_per_batch", False)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)))
         async with self._send_slots[channel.kind]:
+            started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
             except TransientDeliveryError as exc:
@@ -221,6 +232,8 @@ class Dispatcher:
                 log.exception("channel %s raised while sending", channel.kind)
                 results = {d.id: DeliveryResult(d.id, Outcome.TRANSIENT, error=f"adapter error: {type(exc).__name__}")
                            for d in chunk}
+            if self.metrics is not None:
+                self.metrics.observe_send(channel.kind, time.perf_counter() - started)
         now = self.clock()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
         return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
@@ -229,7 +242,9 @@ class Dispatcher:
         if r.outcome is Outcome.DELIVERED:
             return Written(d.id, "delivered", provider_message_id=r.provider_message_id)
         if r.outcome is Outcome.ACCEPTED:
-            return Written(d.id, "sent", provider_message_id=r.provider_message_id)
+            pmid = r.provider_message_id
+            match = receipt_match_key(pmid, d.address) if pmid and d.address else None
+            return Written(d.id, "sent", provider_message_id=pmid, match_key=match)
         if r.outcome is Outcome.PERMANENT:
             return Written(d.id, "failed", error=r.error, disable_contact=r.disable_contact, fall_back=True)
         released = max(alert.created_at, alert.scheduled_at or 0.0)

@@ -19,8 +19,10 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0, drive: bool = True) -> Coverage:
-    """Show targeted / accepted / reached while the alert goes out; returns once nothing is pending.
+async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0, drive: bool = True,
+                      receipt_wait: float = 0.0) -> Coverage:
+    """Show targeted / accepted / reached while the alert goes out; returns once nothing is pending and receipts
+    have had `receipt_wait` seconds to arrive (accepted SMS and WeChat messages are confirmed by receipt).
 
     With `drive`, this process delivers (no separate worker needed); otherwise it only watches."""
     coverage = await alert_coverage(service.store, alert_id)
@@ -30,6 +32,7 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
         reached = progress.add_task("已送达 reached ", total=coverage.targeted or 1)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        quiet_since: float | None = None
         while loop.time() < deadline:
             if drive:
                 await service.dispatcher.drain(timeout=1.0)
@@ -37,8 +40,13 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
             progress.update(accepted, completed=coverage.accepted)
             progress.update(reached, completed=coverage.reached)
             pending = sum(c.pending for c in coverage.by_channel.values())
+            awaiting = sum(c.awaiting_receipt for c in coverage.by_channel.values())
             if pending == 0:
-                break
+                quiet_since = quiet_since if quiet_since is not None else loop.time()
+                if awaiting == 0 or loop.time() - quiet_since >= receipt_wait:
+                    break
+            else:
+                quiet_since = None
             await asyncio.sleep(0.2)
     return coverage
 

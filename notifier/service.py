@@ -18,6 +18,7 @@ from channels.webhook import WebhookConfig
 from notifier.catalogue import Catalogue, load_catalogue
 from notifier.config import Settings
 from notifier.dispatch import Dispatcher
+from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store, open_store
 
@@ -56,6 +57,7 @@ class Service:
     def __init__(self, settings: Settings, *, on_result: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings
         self._on_result = on_result
+        self.metrics = Metrics()
         self.store: Store
         self.catalogue: Catalogue
         self.http: aiohttp.ClientSession
@@ -89,7 +91,7 @@ class Service:
         self.renderer = Renderer(self.settings.templates.path, public_url=self.settings.server.base_url(),
                                  catalogue=self.catalogue)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
-                                     on_result=self._on_result)
+                                     on_result=self._on_result, metrics=self.metrics)
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

@@ -84,6 +84,7 @@ class Outcome:
     error: str | None = None
     disable_contact: bool = False
     fall_back: bool = False  # failed: queue the subscriber's next channel if the policy says so
+    match_key: str | None = None  # sent: receipt_match_key(provider id, address), to apply early receipts
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +146,53 @@ class CoverageRows:
     by_group: dict[str, tuple[int, int]]
     reach_times: list[float | None]  # seconds from release until 50, 90, 99 % were reached
     unreachable: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationRecord:
+    """Residents on record for a region × group; group None is the region's total over all groups."""
+
+    region: str
+    group: str | None
+    residents: int
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodFilter:
+    """Which alerts a period aggregate covers (only `alert` messages: updates and cancels are follow-ups)."""
+
+    topic_like: str | None = None  # SQL LIKE pattern over topic keys (`env.%`), or an exact key
+    department: str | None = None
+    since: float | None = None  # created_at >= since
+    until: float | None = None  # created_at < until
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCell:
+    """Additive figures of the alerts of one topic × department in a period (summed by notifier.analytics)."""
+
+    topic: str
+    department: str
+    alerts: int
+    targeted: int
+    reached: int
+    accepted: int
+    by_channel: dict[str, dict[str, int]]
+    unreachable: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRecord:
+    """One region × group × channel row of an alert (group None: in no group; channel None: no usable contact)."""
+
+    region: str
+    group: str | None
+    channel: str | None
+    targeted: int
+    attempted: int
+    sent: int
+    delivered: int
+    failed: int
+    pending: int
+    reached: int  # subscribers this channel reached first

@@ -19,15 +19,19 @@ from typing import Any
 import aiosqlite
 
 from channels.base import Receipt
-from notifier.store import sqlite_queue, sqlite_receipts
+from notifier.store import sqlite_analytics, sqlite_queue, sqlite_receipts
 from notifier.store.errors import Conflict, NotFound
 from notifier.store.records import (
     AlertRow,
+    BreakdownRecord,
     ClaimedDelivery,
     CoverageRows,
     DeliveryRow,
     KeyRecord,
     Outcome,
+    PeriodCell,
+    PeriodFilter,
+    PopulationRecord,
     SubscriberRecord,
     Targeting,
 )
@@ -450,6 +454,29 @@ class SqliteStore:
 
     async def queue_stats(self) -> dict[str, int]:
         return await sqlite_queue.queue_stats(self.reader)
+
+    # ------------------------------------------------------------ analytics (SQL in sqlite_analytics)
+
+    async def put_population(self, rows: Sequence[PopulationRecord], now: float) -> None:
+        """Replace every population row in one transaction."""
+        async with self.transaction() as db:
+            await sqlite_analytics.put_population(db, rows, now)
+
+    async def population(self) -> list[PopulationRecord]:
+        return await sqlite_analytics.population(self.reader)
+
+    async def period_cells(self, period: PeriodFilter) -> list[PeriodCell]:
+        return await sqlite_analytics.period_cells(self.reader, period)
+
+    async def period_reach_times(self, period: PeriodFilter, dimension: str | None,
+                                 ranks: Sequence[int]) -> dict[str, dict[int, float]]:
+        return await sqlite_analytics.period_reach_times(self.reader, period, dimension, ranks)
+
+    async def coverage_breakdown(self, alert_id: str) -> list[BreakdownRecord]:
+        return await sqlite_analytics.coverage_breakdown(self.reader, alert_id)
+
+    async def target_regions(self, alert_id: str, subscriber_ids: Sequence[str]) -> dict[str, str]:
+        return await sqlite_analytics.target_regions(self.reader, alert_id, subscriber_ids)
 
 
 def _topic(row: Row) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from typing import Any
 
 import aiosqlite
 
+from notifier.store import sqlite_receipts
 from notifier.store.records import ClaimedDelivery, CoverageRows, DeliveryRow, Outcome, Targeting
+from notifier.store.sqlite_fallback import activate_next
 
 NEW_ID = "lower(hex(randomblob(16)))"
 PENDING = "('queued', 'deferred', 'sending')"
@@ -123,6 +125,7 @@ async def record(db: aiosqlite.Connection, owner: str, outcomes: list[Outcome], 
             [(now, o.provider_message_id, now, o.delivery_id, owner) for o in sent])
         written += cur.rowcount
         await _mark_targets(db, [o.delivery_id for o in sent], now, reached=False)
+        await sqlite_receipts.apply_early_receipts(db, sent, now)
     for status in ("queued", "deferred"):
         if later := by_status[status]:
             cur = await db.executemany(
@@ -152,18 +155,6 @@ async def _mark_targets(db: aiosqlite.Connection, delivery_ids: list[str], now: 
     await db.executemany(
         f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, ?) "
         "WHERE (alert_id, subscriber_id) = (SELECT alert_id, subscriber_id FROM deliveries WHERE id = ?)", params)
-
-
-async def activate_next(db: aiosqlite.Connection, delivery_ids: list[str], now: float) -> None:
-    """Queue the next channel of each given delivery's subscriber, where the alert's policy is fallback."""
-    if not delivery_ids:
-        return
-    await db.executemany(
-        "UPDATE deliveries SET status = 'queued', next_attempt_at = ?, updated_at = ? WHERE id = ("
-        "SELECT n.id FROM deliveries d JOIN deliveries n ON n.alert_id = d.alert_id "
-        "AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 "
-        "JOIN alerts a ON a.id = d.alert_id WHERE d.id = ? AND n.status = 'skipped' AND a.policy = 'fallback' "
-        "AND a.status IN ('active', 'scheduled'))", [(now, now, d) for d in delivery_ids])
 
 
 async def extend_lease(db: aiosqlite.Connection, owner: str, until: float) -> int:

@@ -5,42 +5,70 @@ from __future__ import annotations
 
 import aiosqlite
 
-from channels.base import Receipt
-from notifier.store.sqlite_queue import activate_next
+from channels.base import Receipt, receipt_match_key
+from notifier.store.records import Outcome
+from notifier.store.sqlite_fallback import activate_next
 
 
-async def _find(db: aiosqlite.Connection, channel: str, r: Receipt) -> tuple[str, str] | None:
+async def _find(db: aiosqlite.Connection, channel: str, r: Receipt) -> list[tuple[str, str]]:
+    """(id, status) of the deliveries a report speaks of: one, or several when one number is the contact of
+    several subscribers in the same batch (a family sharing a phone) — the report is true for each of them."""
     if r.address is not None:  # the provider id names a whole batch (Aliyun BizId): the number picks the row
-        rows = list(await db.execute_fetchall(
+        rows = await db.execute_fetchall(
             "SELECT d.id, d.status FROM deliveries d JOIN contacts c ON c.subscriber_id = d.subscriber_id "
             "AND c.channel = d.channel WHERE d.channel = ? AND d.provider_message_id = ? AND c.address = ?",
-            (channel, r.provider_message_id, r.address)))
+            (channel, r.provider_message_id, r.address))
     else:
-        rows = list(await db.execute_fetchall(
+        rows = await db.execute_fetchall(
             "SELECT id, status FROM deliveries WHERE channel = ? AND provider_message_id = ?",
-            (channel, r.provider_message_id)))
-    return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
+            (channel, r.provider_message_id))
+    return [(row[0], row[1]) for row in rows]
 
 
 async def apply_receipts(db: aiosqlite.Connection, channel: str, receipts: list[Receipt], now: float) -> dict[str, int]:
     """Apply provider reports in one transaction; returns counts by outcome."""
     counts = {"applied": 0, "duplicate": 0, "unknown": 0, "stale": 0}
     for r in receipts:
+        match = receipt_match_key(r.provider_message_id, r.address) if r.address else None
         cursor = await db.execute(
-            "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, outcome, received_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
-            (channel, r.key, r.provider_message_id, int(r.delivered), r.error, now))
+            "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
+            (channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, now))
         if cursor.rowcount == 0:
             counts["duplicate"] += 1
             continue
         found = await _find(db, channel, r)
-        outcome = "unknown" if found is None else ("applied" if found[1] == "sent" else "stale")
-        if found is not None and outcome == "applied":
-            await _settle(db, found[0], r, now)
+        waiting = [delivery_id for delivery_id, status in found if status == "sent"]
+        outcome = "unknown" if not found else ("applied" if waiting else "stale")
+        for delivery_id in waiting:
+            await _settle(db, delivery_id, r, now)
+        named = waiting[0] if waiting else (found[0][0] if found else None)
         await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
-                         (outcome, found[0] if found else None, channel, r.key))
+                         (outcome, named, channel, r.key))
         counts[outcome] += 1
     return counts
+
+
+async def apply_early_receipts(db: aiosqlite.Connection, sent: list[Outcome], now: float) -> int:
+    """Reports that arrived before their send was recorded (a fast provider, a large batch still being sent)
+    were kept as unknown; now that the provider ids are stored, apply them. Returns how many were applied."""
+    applied = 0
+    for o in sent:
+        if o.provider_message_id is None:
+            continue
+        rows = list(await db.execute_fetchall(
+            "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at FROM receipts r "
+            "JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = 'unknown' "
+            "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) ORDER BY r.received_at",
+            (o.delivery_id, o.provider_message_id, o.match_key)))
+        for channel, key, delivered, error, received_at in rows[:1]:
+            receipt = Receipt(provider_message_id=o.provider_message_id, delivered=bool(delivered), key=key,
+                              error=error, occurred_at=received_at)
+            await _settle(db, o.delivery_id, receipt, now)
+            await db.execute("UPDATE receipts SET outcome = 'applied', delivery_id = ? "
+                             "WHERE channel = ? AND receipt_key = ?", (o.delivery_id, channel, key))
+            applied += 1
+    return applied
 
 
 async def _settle(db: aiosqlite.Connection, delivery_id: str, r: Receipt, now: float) -> None:

@@ -17,9 +17,11 @@ from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, publish_alert
 from notifier.store.records import AlertRow, DeliveryRow
+from notifier.web import csv_export
 from notifier.web.auth import key_of, key_with_role
+from notifier.web.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
 from notifier.web.openapi import operation
-from notifier.web.paging import DeliveryQuery, PageQuery, encode_cursor, id_cursor, time_cursor
+from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json, validate
 from notifier.web.state import SERVICE
 from subscriptions.masking import mask_contact, scrub
@@ -119,13 +121,18 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 @routes.get("/v1/alerts/{id}/coverage")
 @operation("Coverage of an alert", "alerts", {200: ("who of those targeted was reached", Coverage)}, errors=(404,),
            description="For viewer keys, region/group cells with fewer targeted than the configured threshold "
-                       "carry `suppressed: true` and null counts.")
+                       "carry `suppressed: true` and null counts. With ?format=csv: the region × group cells.",
+           query=FormatQuery, alt_media_types=(CSV_TYPE,))
 async def coverage(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
+    parse_query(request, FormatQuery)
     row = await _alert_or_404(request)
     settings = request.app[SERVICE].settings
     suppress = settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
-    return json_response(await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress))
+    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress)
+    if wants_csv(request):
+        return await csv_export.coverage_csv(request.app[SERVICE].store, result, suppress)
+    return json_response(result)
 
 
 def _dt(value: float | None) -> datetime | None:
@@ -145,11 +152,14 @@ def delivery_view(row: DeliveryRow) -> Delivery:
 
 @routes.get("/v1/alerts/{id}/deliveries")
 @operation("Deliveries of an alert (contacts masked)", "alerts", {200: ("a page of deliveries", Page[Delivery])},
-           roles=(Role.ADMIN, Role.VIEWER), query=DeliveryQuery, errors=(404,))
+           roles=(Role.ADMIN, Role.VIEWER), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
+           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused).")
 async def deliveries(request: web.Request) -> web.StreamResponse:
     await key_with_role(request, Role.ADMIN, Role.VIEWER)
-    query = parse_query(request, DeliveryQuery)
+    query = parse_query(request, DeliveryListQuery)
     row = await _alert_or_404(request)
+    if wants_csv(request):
+        return await csv_export.deliveries_csv(request, request.app[SERVICE].store, row.id, query)
     rows, total = await request.app[SERVICE].store.list_deliveries(
         row.id, query.limit + 1, id_cursor(query.cursor), query.status.value if query.status else None,
         query.channel)

@@ -66,7 +66,8 @@ async def sms_receipts(request: web.Request) -> web.StreamResponse:
         receipts = provider.parse_receipts(await request.read())
     except ValueError as exc:
         raise BadRequest(f"not a delivery report: {exc}") from None
-    await apply_receipts(request.app[SERVICE].store, "sms", receipts)
+    counts = await apply_receipts(request.app[SERVICE].store, "sms", receipts)
+    request.app[SERVICE].metrics.count_receipts("sms", counts)
     return web.json_response(provider.RECEIPT_ACK)
 
 
@@ -117,7 +118,8 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     store = request.app[SERVICE].store
     receipt = wechat.receipt_from_event(event)
     if receipt is not None:
-        await apply_receipts(store, "wechat", [receipt])
+        counts = await apply_receipts(store, "wechat", [receipt])
+        request.app[SERVICE].metrics.count_receipts("wechat", counts)
     elif (event.event or "").lower() == "unsubscribe" and event.openid:
         await wechat_unfollowed(store, event.openid)
     return web.Response(text=wechat.ECHO_OK, content_type="text/plain")

@@ -21,8 +21,7 @@ from notifier.config import Settings
 from notifier.errors import NotifierError, translate_store_error
 from notifier.service import Service
 from notifier.store.errors import StoreError
-from notifier.web import api, api_alerts, api_callbacks, api_subscribers, openapi
-from notifier.web.metrics import WebMetrics
+from notifier.web import api, api_alerts, api_callbacks, api_coverage, api_subscribers, openapi
 from notifier.web.problems import error_response, problem_response
 from notifier.web.state import METRICS, SERVICE
 from subscriptions.masking import ScrubbingFilter
@@ -125,15 +124,14 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     on startup (its worker started when `worker.enabled`) and closed on cleanup; a passed-in service is the
     caller's to open and close."""
     _scrub_access_log()
-    metrics = WebMetrics()
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[timing_middleware, problem_middleware])
-    app[METRICS] = metrics
     if service is None:
-        service = Service(settings, on_result=metrics.count_delivery)
+        service = Service(settings)
         app.cleanup_ctx.append(_service_context(service))
     app[SERVICE] = service
-    for module in (api, api_alerts, api_subscribers, api_callbacks, openapi):
+    app[METRICS] = service.metrics
+    for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi):
         app.router.add_routes(module.routes)
     return app
 

@@ -49,6 +49,8 @@ class Operation:
     media_type: str = "application/json"  # of the success responses
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    alt_media_types: tuple[str, ...] = ()  # other forms of the 200 answer (text/csv with ?format=csv)
+    body_media_types: tuple[str, ...] = ()  # other forms the body may take besides JSON (text/csv uploads)
 
 
 _OPERATIONS: dict[Handler, Operation] = {}
@@ -115,6 +117,8 @@ def _responses(doc: Operation, schemas: _Schemas) -> dict[str, Any]:
         entry: dict[str, Any] = {"description": text}
         if status != 204:
             entry["content"] = _content(doc.media_type, schemas.ref(model, "serialization") if model else None)
+            if status == 200:
+                entry["content"].update({alt: {"schema": {"type": "string"}} for alt in doc.alt_media_types})
         out[str(status)] = entry
     errors = set(doc.errors)
     if doc.auth:
@@ -148,6 +152,7 @@ def _describe(path: str, doc: Operation, handler: Handler, schemas: _Schemas) ->
     if doc.body is not None:
         op["requestBody"] = {"required": True, "content": _content("application/json",
                                                                    schemas.ref(doc.body, "validation"))}
+        op["requestBody"]["content"].update({alt: {"schema": {"type": "string"}} for alt in doc.body_media_types})
     op["responses"] = _responses(doc, schemas)
     return op
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from notifier.metrics import Metrics
 from notifier.service import Service
-from notifier.web.metrics import WebMetrics
 
 SERVICE = web.AppKey("service", Service)
-METRICS = web.AppKey("metrics", WebMetrics)
+METRICS = web.AppKey("metrics", Metrics)

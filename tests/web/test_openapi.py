@@ -94,11 +94,12 @@ async def test_bearer_security_applies_to_v1_only(api: Api) -> None:
 
 
 async def test_query_and_path_parameters_are_listed(api: Api) -> None:
-    """The delivery listing documents id (path) and limit, cursor, status, channel (query)."""
+    """The delivery listing documents id (path) and limit, cursor, status, channel, format (query)."""
     doc = await _document(api)
     params = doc["paths"]["/v1/alerts/{id}/deliveries"]["get"]["parameters"]
     assert {(p["name"], p["in"]) for p in params} == {
-        ("id", "path"), ("limit", "query"), ("cursor", "query"), ("status", "query"), ("channel", "query")}
+        ("id", "path"), ("limit", "query"), ("cursor", "query"), ("status", "query"), ("channel", "query"),
+        ("format", "query")}
 
 
 async def test_docs_page_is_self_contained_and_bilingual(api: Api) -> None:

@@ -1,0 +1,71 @@
+"""A provider's report can overtake our own record of the send; it must still count."""
+
+from __future__ import annotations
+
+import time
+
+from channels.base import Receipt, receipt_match_key
+from notifier.coverage import alert_coverage
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.service import Service
+from notifier.store.records import Outcome
+from tests.conftest import SubscriberFactory
+
+
+async def _claim(service: Service, channel: str) -> tuple[str, list[tuple[str, str]]]:
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警",
+                                                          severity="severe"), None)
+    now = time.time()
+    claimed = await service.store.claim("worker-1", now, now + 60, 100)
+    return alert.id, [(d.id, d.address or "") for d in claimed if d.channel == channel]
+
+
+async def test_a_receipt_before_the_send_is_recorded_is_applied_when_it_is(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """WeChat's success report arrives while the send is still being recorded; the subscriber counts as reached."""
+    await make_subscriber(contacts={"wechat": "oEarly00000000000000000000ab"})
+    alert_id, [(delivery_id, _)] = await _claim(service, "wechat")
+    early = await service.store.apply_receipts("wechat", [Receipt("msg-1", True, "msg-1:success")], time.time())
+    assert early["unknown"] == 1
+    await service.store.record("worker-1", [Outcome(delivery_id, "sent", provider_message_id="msg-1")], time.time())
+    coverage = await alert_coverage(service.store, alert_id)
+    assert (coverage.reached, coverage.by_channel["wechat"].delivered) == (1, 1)
+
+
+async def test_early_reports_for_a_shared_batch_id_find_their_own_number(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Two numbers sent under one Aliyun BizId: each early report settles only its own number's delivery."""
+    await make_subscriber(contacts={"sms": "+8613800000101"})
+    await make_subscriber(contacts={"sms": "+8613800000102"})
+    alert_id, claimed = await _claim(service, "sms")
+    by_phone = {phone: delivery_id for delivery_id, phone in claimed}
+    reports = [Receipt("biz-1", True, "k1", address="+8613800000101"),
+               Receipt("biz-1", False, "k2", address="+8613800000102", error="UNDELIV")]
+    await service.store.apply_receipts("sms", reports, time.time())
+    await service.store.record("worker-1", [
+        Outcome(delivery_id, "sent", provider_message_id="biz-1", match_key=receipt_match_key("biz-1", phone))
+        for delivery_id, phone in claimed], time.time())
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    status = {r.id: r.status for r in rows}
+    assert status[by_phone["+8613800000101"]] == "delivered"
+    assert status[by_phone["+8613800000102"]] == "failed"
+
+
+async def test_a_repeated_report_is_applied_once(service: Service, make_subscriber: SubscriberFactory) -> None:
+    """The provider pushing the same report twice changes the delivery once."""
+    await make_subscriber(contacts={"wechat": "oTwice00000000000000000000ab"})
+    _, [(delivery_id, _)] = await _claim(service, "wechat")
+    await service.store.record("worker-1", [Outcome(delivery_id, "sent", provider_message_id="m")], time.time())
+    receipt = Receipt("m", True, "m:success")
+    first = await service.store.apply_receipts("wechat", [receipt], time.time())
+    second = await service.store.apply_receipts("wechat", [receipt], time.time())
+    assert (first["applied"], second["duplicate"]) == (1, 1)
+
+
+async def test_a_report_for_an_unknown_message_changes_nothing(service: Service) -> None:
+    """A report naming a message we never sent is recorded and ignored."""
+    counts = await service.store.apply_receipts("sms", [Receipt("nobody", True, "x", address="+8613800000999")],
+                                                time.time())
+    assert counts["unknown"] == 1
+    assert await service.store.queue_stats() == {}
