@@ -114,8 +114,8 @@ async def test_follow_ups_are_not_counted_again(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
     """An update goes to the alert's targets again but is not a new disclosure in the aggregate."""
     ids = await _scenario(service, make_subscriber, receiver)
-    await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警更新", msg_type=MsgType.UPDATE,
-                                               references=ids[0]), None)
+    await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警更新",
+                                               msg_type=MsgType.UPDATE, references=ids[0]), None)
     assert (await period_coverage(service.store, PeriodQuery(since=YESTERDAY))).total.alerts == 3
 
 

@@ -170,3 +170,23 @@ async def test_unfollowing_stops_wechat_for_that_user(wired: Wired) -> None:
     alert, _ = await publish_alert(wired.service.store, AlertIn(topic="env.heavy-pollution", headline="预警"), None)
     rows, _ = await wired.service.store.list_deliveries(alert.id, 10, None)
     assert rows == [] and alert.targeted == 1
+
+
+async def test_silence_past_the_fallback_window_tries_the_next_channel(
+        wired: Wired, receiver: RunningReceiver) -> None:
+    """No receipt within the alert's fallback window: the next channel goes out, the first stays unconfirmed."""
+    wired.wechat.script(OPENID, "no_receipt")
+    await _subscribe(wired.service, receiver)
+    alert, _ = await publish_alert(wired.service.store, AlertIn(topic="env.heavy-pollution", headline="预警",
+                                                                policy="fallback", fallback_after=1), None)
+    await settle(wired.service)
+    assert await _status(wired.service, alert.id, "webhook") == "skipped"
+
+    async def fell_back() -> bool:
+        await wired.service.dispatcher.run_once()
+        return await _status(wired.service, alert.id, "webhook") == "delivered"
+
+    await _until(fell_back)
+    assert await _status(wired.service, alert.id, "wechat") == "sent"
+    coverage = await alert_coverage(wired.service.store, alert.id)
+    assert coverage.by_channel["wechat"].awaiting_receipt == 1 and coverage.reached == 1
