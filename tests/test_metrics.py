@@ -1,4 +1,4 @@
-"""What operators scrape: delivery outcomes, provider latency, retries and the queue, from the service's own registry."""
+"""What operators scrape: delivery outcomes, provider latency, retries and the queue, from the service registry."""
 
 from __future__ import annotations
 
