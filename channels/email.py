@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient
 from channels.errors import PermanentDeliveryError
+from channels.links import fill_links
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +211,13 @@ def compose(message: Message, recipient: Recipient, config: EmailConfig) -> Emai
     if unsubscribe and not any(c in unsubscribe for c in "<> "):
         mail["List-Unsubscribe"] = f"<{unsubscribe}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # The message is rendered once for the batch; the recipient's own manage/unsubscribe links go in here.
+    text = fill_links(message.text, recipient)
     # base64 keeps Chinese compact and survives servers without 8BITMIME; plain ASCII stays readable.
-    cte = "quoted-printable" if message.text.isascii() else "base64"
-    mail.set_content(message.text, subtype="plain", charset="utf-8", cte=cte)
-    body_html = message.html if message.html is not None else html_from_text(message.text, message.locale)
+    cte = "quoted-printable" if text.isascii() else "base64"
+    mail.set_content(text, subtype="plain", charset="utf-8", cte=cte)
+    body_html = (fill_links(message.html, recipient, markup=True) if message.html is not None
+                 else html_from_text(text, message.locale))
     mail.add_alternative(body_html, subtype="html", charset="utf-8",
                          cte="quoted-printable" if body_html.isascii() else "base64")
     return mail

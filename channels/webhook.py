@@ -20,8 +20,9 @@ What goes over the wire
   `webhook-timestamp` (unix seconds, fresh on every attempt), `webhook-signature: v1,<base64 HMAC-SHA256 of
   "{id}.{timestamp}.{body}">` keyed with the base64-decoded part of the secret after `whsec_`.
 - Body: the alert's structured `payload` plus `type` (`alert.<alert|update|cancel>`), `delivery_id`,
-  `alert_id`, `text`, `url` and `timestamp` (the alert's publish time, ISO 8601). Thin on purpose (< 20 KB,
-  no contact data): the receiver follows `url` for the full disclosure.
+  `alert_id`, `text`, `url` and `timestamp` (the alert's publish time, ISO 8601), and the subscriber's own
+  `manage_url` and `unsubscribe_url` (signed links; see notifier.links). Thin on purpose (< 20 KB, no contact
+  data): the receiver follows `url` for the full disclosure.
 
 Answers (one helper, `classify`): 2xx delivered; 410 permanent and the contact is disabled; 408, 429 and 5xx
 transient, honouring Retry-After; 3xx permanent (redirects are never followed: they could lead past the SSRF
@@ -96,11 +97,18 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def build_body(message: Message, delivery_id: str) -> bytes:
+def build_body(message: Message, delivery_id: str, recipient: Recipient | None = None) -> bytes:
     """The JSON body for one recipient; the same bytes on every retry of a delivery."""
     head, tail = _shared_body(message)
-    # Only the delivery id differs between recipients: splice it in rather than serialise the alert again.
-    return head + json.dumps(delivery_id).encode() + tail
+    # Only the delivery id (and the recipient's own manage/unsubscribe links) differ between recipients:
+    # splice them in rather than serialise the alert again.
+    links = b""
+    if recipient is not None:
+        for name in ("manage_url", "unsubscribe_url"):
+            value = getattr(recipient, name)
+            if value:
+                links += b"," + json.dumps(name).encode() + b":" + json.dumps(value).encode()
+    return head + json.dumps(delivery_id).encode() + links + tail
 
 
 _BODY_CACHE: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
@@ -253,7 +261,7 @@ class WebhookChannel:
             key = signing_key(recipient.secret)
         except ValueError:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret invalid")
-        body = build_body(message, delivery_id)
+        body = build_body(message, delivery_id, recipient)
         try:
             return await self._post(recipient.address, delivery_id, key, body)
         except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError

@@ -52,7 +52,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.demo import run_demo
 
-    setup_logging(level=logging.WARNING)
+    setup_logging(level=logging.ERROR)  # the demo's scripted provider refusals are expected, not news
     return await run_demo(settings, once=args.once, subscribers=args.subscribers,
                           explicit_config=args.config is not None)
 

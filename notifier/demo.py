@@ -121,11 +121,8 @@ def script_failures(records: list[SubscriberRecord], gw: DemoGateways, rng: rand
             elif roll < 0.13:
                 gw.wechat.script(openid, "no_receipt")  # silence: the fallback window falls back
         if phone := r.contacts.get("sms"):
-            sms_roll = rng.random()
-            if sms_roll < 0.05:
+            if rng.random() < 0.05:
                 gw.sms.script(phone, "receipt_fail")  # handset off for days: the carrier reports failure
-            elif sms_roll < 0.08:
-                gw.sms.script(phone, "throttle")  # flow control: retried
         if email := r.contacts.get("email"):
             if roll < 0.04:
                 gw.smtp.script(email, [550], then=550)  # no such mailbox: falls back to SMS
@@ -160,9 +157,7 @@ async def _start_api(settings: Settings, service: Service, port: int) -> tuple[w
     except OSError:
         site = web.TCPSite(runner, settings.server.host, 0)  # the usual port is taken: any free one will do
         await site.start()
-    server = site._server  # the bound port, when 0 was asked for
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
+    bound = runner.addresses[0][1]  # the port actually bound, when 0 (any free one) was asked for
     return runner, f"http://{settings.server.host}:{bound}"
 
 

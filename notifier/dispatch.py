@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from notifier.config import WorkerSettings
+from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
 from notifier.models import Alert, Severity, Topic, Urgency
 from notifier.publish import alert_view
@@ -48,8 +49,12 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
                  settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
-                 on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None) -> None:
+                 on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None,
+                 secret: str | None = None, public_url: str | None = None) -> None:
         self.store = store
+        # Signs the manage/unsubscribe links put in messages (notifier.links); without both, no links.
+        self._link_secret = secret
+        self._public_url = public_url
         self.channels = dict(channels)
         self.renderer = renderer
         self.settings = settings
@@ -214,8 +219,7 @@ class Dispatcher:
 
     async def _send_chunk(self, channel: Channel, message: Message, alert: AlertRow,
                           chunk: list[ClaimedDelivery]) -> dict[str, Written]:
-        recipients = [Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "",
-                                secret=d.secret) for d in chunk]
+        recipients = [self._recipient(d, channel.kind, alert) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)))
@@ -237,6 +241,18 @@ class Dispatcher:
         now = self.clock()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
         return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
+
+    def _recipient(self, d: ClaimedDelivery, kind: str, alert: AlertRow) -> Recipient:
+        """The addressee, with signed manage/unsubscribe links on the channels that carry them (see
+        notifier.links); the tokens count from the alert's time, so every retry sends the same links."""
+        manage = unsubscribe = None
+        if self._link_secret and self._public_url and kind in LINK_CHANNELS:
+            issued = datetime.fromtimestamp(alert.created_at, UTC)
+            manage = manage_url(self._public_url, self._link_secret, d.subscriber_id, now=issued)
+            unsubscribe = unsubscribe_url(self._public_url, self._link_secret, d.subscriber_id, alert.topic,
+                                          now=issued)
+        return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
+                         manage_url=manage, unsubscribe_url=unsubscribe)
 
     def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> Written:
         if r.outcome is Outcome.DELIVERED:

@@ -34,10 +34,12 @@ from typing import Any, TypeVar
 
 from pydantic import Field, StrictInt, ValidationError, field_validator
 
-from notifier.errors import FieldError, InvalidInput, NotifierError
+from notifier.errors import FieldError, InvalidInput
 from notifier.models import REGION_CODE, CellCoverage, Coverage, Frozen, MsgType
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow, PopulationRecord
+from notifier.textcoding import UnreadableUpload as UnreadableUpload
+from notifier.textcoding import decode_text
 
 C = TypeVar("C", bound=CellCoverage)
 
@@ -45,13 +47,6 @@ MAX_ROWS = 10_000
 MAX_RESIDENTS = 2_000_000_000  # fits the 32-bit INTEGER of PostgreSQL
 CSV_COLUMNS = ("region", "group", "residents")
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)")  # 41200 or 41,200 (spreadsheets add separators)
-
-
-class UnreadableUpload(NotifierError):
-    """The upload cannot be read as text at all."""
-
-    status = 400
-    title = "Bad request"
 
 
 class PopulationRowIn(Frozen):
@@ -115,18 +110,6 @@ def rows_from_json(data: Any) -> list[RawRow]:
     if not isinstance(data, list):
         raise InvalidInput("the body is not valid", [FieldError("rows", "must be a list of rows")])
     return [RawRow(item) for item in data]
-
-
-def decode_text(raw: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK, what older spreadsheet software saves)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("gb18030")
-    except UnicodeDecodeError:
-        raise UnreadableUpload("the CSV file is neither UTF-8 nor GBK text") from None
 
 
 def _column_key(cell: str) -> str:

@@ -43,6 +43,8 @@ Variables available to every block:
     groups_text      names joined, or "" when the alert targets everyone
     url              f"{public_url}/disclosures/{alert.id}", the disclosure's public page
     unsubscribe_hint the channel's one-step unsubscribe wording for the locale (e.g. 回TD退订)
+    manage_url, unsubscribe_url   email only ("" elsewhere): placeholders the adapter replaces with the recipient's
+                     own signed links (channels.links); print each on a line of its own
     supervision      the topic's complaint/supervision channel ("" if none)
     sent_at_local, expires_at_local          Asia/Shanghai, formatted for the locale ("" when absent)
     locale, channel
@@ -68,6 +70,7 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.base import Message
+from channels.links import MANAGE_URL, UNSUBSCRIBE_URL
 from notifier.catalogue import Catalogue, load_catalogue
 from notifier.models import Alert, AlertStatus, MsgType, Policy, Topic, TopicIn
 
@@ -75,6 +78,7 @@ CHANNELS = ("sms", "wechat", "email", "webhook")
 FALLBACK_LOCALE = "zh-CN"
 FIELD_PREFIX = "field_"
 REQUIRED_BLOCKS: Mapping[str, tuple[str, ...]] = {"email": ("subject", "text", "html")}
+LINKED_TEXT_CHANNELS = ("email",)  # channels whose text carries the recipient's manage/unsubscribe links
 SMS_SINGLE = 70  # characters in a one-part SMS (UCS-2, as Chinese providers count every message)
 SMS_PART = 67  # characters per part once split: 3 go to the concatenation header
 LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -341,6 +345,9 @@ class Renderer:
             "groups_text": words.list_separator.join(groups),
             "url": self.disclosure_url(alert.id),
             "unsubscribe_hint": words.unsubscribe_hints.get(channel, ""),
+            # Per-recipient links, filled in by the adapter (channels.links); only email carries them in its text.
+            "manage_url": MANAGE_URL if channel in LINKED_TEXT_CHANNELS else "",
+            "unsubscribe_url": UNSUBSCRIBE_URL if channel in LINKED_TEXT_CHANNELS else "",
             "supervision": topic.supervision or "",
             "sent_at_local": self._local_time(published_at(alert), words),
             "expires_at_local": self._local_time(alert.expires_at, words),

@@ -91,7 +91,8 @@ class Service:
         self.renderer = Renderer(self.settings.templates.path, public_url=self.settings.server.base_url(),
                                  catalogue=self.catalogue)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
-                                     on_result=self._on_result, metrics=self.metrics)
+                                     on_result=self._on_result, metrics=self.metrics,
+                                     secret=self.secret, public_url=self.settings.server.base_url())
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 
 from channels.base import Receipt
-from notifier.store import sqlite_analytics, sqlite_queue, sqlite_receipts
+from notifier.store import sqlite_analytics, sqlite_public, sqlite_queue, sqlite_receipts, sqlite_selfservice
 from notifier.store.errors import Conflict, NotFound
 from notifier.store.records import (
     AlertRow,
@@ -35,6 +35,7 @@ from notifier.store.records import (
     SubscriberRecord,
     Targeting,
 )
+from notifier.store.records_public import PublicFilter
 
 Row = sqlite3.Row
 
@@ -85,7 +86,8 @@ class SqliteStore:
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
+                       "secure_delete=ON"):  # deleted personal data is zeroed, not left in free pages
             await conn.execute(f"PRAGMA {pragma}")
         return conn
 
@@ -343,6 +345,29 @@ class SqliteStore:
                 (now, now, subscriber_id))
         return True
 
+    # ------------------------------------------------------------ self-service (SQL in sqlite_selfservice)
+
+    async def delete_subscriptions(self, subscriber_id: str, topic: str | None) -> int:
+        async with self.transaction() as db:
+            return await sqlite_selfservice.delete_subscriptions(db, subscriber_id, topic)
+
+    async def replace_subscriptions(self, subscriber_id: str,
+                                    subscriptions: Sequence[tuple[str, list[str], int]]) -> bool:
+        async with self.transaction() as db:
+            return await sqlite_selfservice.replace_subscriptions(db, subscriber_id, subscriptions, time.time())
+
+    async def held_data(self, subscriber_id: str) -> dict[str, Any]:
+        return await sqlite_selfservice.held(self.reader, subscriber_id)
+
+    async def forget_subscriber(self, subscriber_id: str) -> bool:
+        """Delete the subscriber everywhere, then checkpoint and truncate the WAL so no copy of a contact stays."""
+        async with self.transaction() as db:
+            found = await sqlite_selfservice.forget(db, subscriber_id, time.time())
+        if found and self._lock is not None and self._writer is not None:
+            async with self._lock:
+                await sqlite_selfservice.checkpoint(self._writer)
+        return found
+
     async def count_subscribers(self) -> int:
         return int((await self._read("SELECT COUNT(*) FROM subscribers"))[0][0])
 
@@ -477,6 +502,16 @@ class SqliteStore:
 
     async def target_regions(self, alert_id: str, subscriber_ids: Sequence[str]) -> dict[str, str]:
         return await sqlite_analytics.target_regions(self.reader, alert_id, subscriber_ids)
+
+    # ------------------------------------------------------------ the public column (SQL in sqlite_public)
+
+    async def public_alerts(self, where: PublicFilter, limit: int, offset: int,
+                            now: float) -> tuple[list[AlertRow], int]:
+        rows, total = await sqlite_public.public_alerts(self.reader, where, limit, offset, now)
+        return [_alert(r) for r in rows], total
+
+    async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
+        return [_alert(r) for r in await sqlite_public.public_follow_ups(self.reader, alert_ids, now)]
 
 
 def _topic(row: Row) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
+from notifier.catalogue import Catalogue
 from notifier.errors import Forbidden, InvalidInput, Unauthorized
 from notifier.models import DeliveryStatus
 from notifier.rendering import LOCAL_TZ
@@ -269,6 +270,7 @@ async def _list_context(request: web.Request) -> dict[str, Any]:
     cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > LIST_PAGE else None
     query = urlencode({"cursor": request.query["cursor"]}) if before else ""
     return {"lines": lines, "total": total, "next_cursor": cursor, "paged": before is not None,
+            "any_live": any(line.live for line in lines),
             "live_url": f"/admin/live?{query}" if query else "/admin/live",
             "topic_names": topic_names(request.app[SERVICE].catalogue, _lang(request))}
 
@@ -322,6 +324,7 @@ async def admin_alert(request: web.Request) -> web.StreamResponse:
     return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus],
                   channels=_channels(request, context["fig"]),
                   topic_name=topic_names(catalogue, lang).get(alert.topic, alert.topic),
+                  department=_department(catalogue, alert.department, lang),
                   region_names=names(catalogue.regions, alert.target_regions, lang),
                   group_names=names(catalogue.groups, alert.target_groups, lang), **context)
 
@@ -335,6 +338,12 @@ async def _alert_context(request: web.Request, alert: AlertRow, session: AdminSe
     return {"alert": alert, "fig": await _figures(request, alert, session), "chosen": chosen,
             "page": await delivery_page(request.app[SERVICE].store, alert.id, chosen), "filter_query": filters,
             "live_url": f"/admin/alerts/{alert.id}/live" + (f"?{live_query}" if live_query else "")}
+
+
+def _department(catalogue: Catalogue, name: str | None, lang: str) -> str | None:
+    if name and lang == "en":
+        return catalogue.department_en(name) or name
+    return name
 
 
 def _filter_query(chosen: DeliveryFilter) -> str:

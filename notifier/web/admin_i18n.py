@@ -106,6 +106,8 @@ _ZH: dict[str, str] = {
     "not_targeted": "未定向",
     "nobody": "无定向对象",
     "na": "—",
+    "colon": "：",
+    "export.of": "（{name}）",
     "chart.region.title": "各区县覆盖率",
     "chart.region.desc": "{n} 个区县的覆盖率条形图：每条的长度为已送达人数占定向人数的比例，"
                          "右侧文字给出已送达/定向人数和覆盖率。",
@@ -256,6 +258,8 @@ _EN: dict[str, str] = {
     "not_targeted": "not targeted",
     "nobody": "nobody targeted",
     "na": "—",
+    "colon": ": ",
+    "export.of": " ({name})",
     "chart.region.title": "Coverage by district",
     "chart.region.desc": "Bar chart of coverage in {n} districts: each bar's length is the share of targeted people "
                          "reached; the text beside it gives reached/targeted and the rate.",

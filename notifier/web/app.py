@@ -21,7 +21,7 @@ from notifier.config import Settings
 from notifier.errors import NotifierError, translate_store_error
 from notifier.service import Service
 from notifier.store.errors import StoreError
-from notifier.web import api, api_alerts, api_callbacks, api_coverage, api_subscribers, openapi
+from notifier.web import admin, api, api_alerts, api_callbacks, api_coverage, api_subscribers, openapi
 from notifier.web.problems import error_response, problem_response
 from notifier.web.state import METRICS, SERVICE
 from subscriptions.masking import ScrubbingFilter
@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     app[METRICS] = service.metrics
     for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi):
         app.router.add_routes(module.routes)
+    admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
     return app
 
 

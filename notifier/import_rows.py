@@ -1,0 +1,258 @@
+"""Rows of a bulk-import file, turned into subscriber bodies (the shape of `POST /v1/subscribers`) before any
+validation: the CSV columns and their Chinese aliases, NDJSON lines, and the way a problem found in a body is
+named back in the file's own terms (the CSV column as written in its header, or the JSON path of an NDJSON line).
+
+CSV (header on the first line; columns in any order; one column per name, unknown columns refused so that a
+misspelt column cannot silently drop data):
+
+| column          | aliases                                 | value                                            |
+|-----------------|-----------------------------------------|--------------------------------------------------|
+| mobile          | sms, phone, 手机, 手机号, 手机号码, 联系电话 | mainland mobile number                           |
+| email           | 邮箱, 电子邮箱, 电子邮件                     | email address                                    |
+| wechat          | openid, 微信, 微信openid                   | WeChat openid                                    |
+| webhook         | 回调地址                                   | https URL (organisations)                        |
+| webhook_secret  | 回调密钥                                   | whsec_…; generated when empty                    |
+| region          | 区县, 地区, 所在区县, 行政区划代码             | six-digit code or the catalogue's name (城区)      |
+| groups          | group, 人群, 群体, 人群类别                  | codes or catalogue names (老年人)                 |
+| locale          | 语言                                      | zh-CN (default) or en                            |
+| topics          | topic, 主题, 订阅主题, 订阅事项               | topic keys or catalogue names; at least one      |
+| channels        | channel, 渠道, 推送渠道                      | sms, wechat, email, webhook (短信, 微信, 邮件)      |
+| min_severity    | 最低级别                                   | minor, moderate, severe, extreme                 |
+| quiet_start     | 免打扰开始                                  | HH:MM (Asia/Shanghai)                            |
+| quiet_end       | 免打扰结束                                  | HH:MM                                            |
+
+A header cell may also be bilingual (`mobile 手机号`): its first word is read. List cells (groups, topics,
+channels) are separated by `;`, `|`, `；` or `、` — never `,`, which would need quoting in CSV. Every topic of a
+row is subscribed with the same channels and minimum severity. Empty `channels`: every channel the row has a
+contact for, the topic's catalogue channels first. Empty cells are absent values.
+
+NDJSON: one subscriber body per line, exactly as `POST /v1/subscribers` takes it; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from notifier.errors import FieldError, InvalidInput
+from notifier.store.protocol import Store
+from subscriptions.masking import scrub
+from subscriptions.models import CHANNEL_KINDS
+
+MAX_LINE_CHARS = 65_536  # one NDJSON line: a subscriber body is a few hundred characters
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "mobile": ("sms", "phone", "手机", "手机号", "手机号码", "联系电话"),
+    "email": ("邮箱", "电子邮箱", "电子邮件"),
+    "wechat": ("openid", "微信", "微信openid"),
+    "webhook": ("回调地址",),
+    "webhook_secret": ("回调密钥",),
+    "region": ("区县", "地区", "所在区县", "行政区划代码"),
+    "groups": ("group", "人群", "群体", "人群类别"),
+    "locale": ("语言",),
+    "topics": ("topic", "主题", "订阅主题", "订阅事项"),
+    "channels": ("channel", "渠道", "推送渠道"),
+    "min_severity": ("最低级别",),
+    "quiet_start": ("免打扰开始",),
+    "quiet_end": ("免打扰结束",),
+}
+_ALIASES = {alias.lower(): name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
+CONTACT_COLUMNS = {"mobile": "sms", "email": "email", "wechat": "wechat", "webhook": "webhook",
+                   "webhook_secret": "webhook_secret"}
+CHANNEL_ALIASES = {"短信": "sms", "手机": "sms", "mobile": "sms", "微信": "wechat", "邮件": "email",
+                   "邮箱": "email", "电子邮件": "email"}
+_LIST_SEPARATORS = re.compile(r"[;|；、]")
+# Where a problem in a subscriber body lives in a CSV row (the first match wins; `.N` indexes are dropped).
+_CSV_FIELDS = (("contacts.sms", "mobile"), ("contacts.email", "email"), ("contacts.wechat", "wechat"),
+               ("contacts.webhook_secret", "webhook_secret"), ("contacts.webhook", "webhook"),
+               ("quiet_hours.end", "quiet_end"), ("quiet_hours", "quiet_start"), ("region", "region"),
+               ("groups", "groups"), ("locale", "locale"), ("subscriptions.topic", "topics"),
+               ("subscriptions.channels", "channels"), ("subscriptions.min_severity", "min_severity"),
+               ("subscriptions", "topics"))
+_INDEX = re.compile(r"\.\d+(?=\.|$)")
+
+
+@dataclass(frozen=True)
+class CatalogueCodes:
+    """The catalogue as the import checks it: codes that exist, and names that stand for them."""
+
+    regions: frozenset[str]
+    groups: frozenset[str]
+    topics: dict[str, list[str]]  # key -> the topic's channels, in order
+    names: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> lower-cased name -> code
+
+    @classmethod
+    async def load(cls, store: Store) -> CatalogueCodes:
+        regions, groups, topics = await store.list_regions(), await store.list_groups(), await store.list_topics()
+        names = {"region": _names((r[0], r[1], r[2]) for r in regions),
+                 "group": _names((g[0], g[1], g[2]) for g in groups),
+                 "topic": _names((t["key"], t["name"], t.get("name_en")) for t in topics)}
+        return cls(regions=frozenset(r[0] for r in regions), groups=frozenset(g[0] for g in groups),
+                   topics={t["key"]: list(t["channels"]) for t in topics}, names=names)
+
+    def code(self, kind: str, value: str) -> str:
+        """The code a cell names: the code itself, or the catalogue name of one (else the cell, for validation to
+        refuse)."""
+        return self.names.get(kind, {}).get(value.lower(), value)
+
+
+def _names(entries: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for code, name, name_en in entries:
+        for label in (name, name_en):
+            if label:
+                out.setdefault(str(label).lower(), code)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One data row: its 1-based number, the line of the file it starts on, and its subscriber body (None when
+    the row could not even be read, `errors` then says why)."""
+
+    row: int
+    line: int
+    body: dict[str, Any] | None
+    errors: tuple[FieldError, ...] = ()
+
+
+class RowReader(Protocol):
+    """A file format: its rows as subscriber bodies, and where a body's field lives in the file."""
+
+    format: str
+
+    def rows(self) -> Iterator[RawRow]: ...
+    def field(self, path: str) -> str: ...
+
+
+def split_list(cell: str | None) -> list[str]:
+    return [part.strip() for part in _LIST_SEPARATORS.split(cell or "") if part.strip()]
+
+
+class CsvReader:
+    """CSV rows (header first) as subscriber bodies; see the module docstring for the columns."""
+
+    format = "csv"
+
+    def __init__(self, stream: TextIO, codes: CatalogueCodes) -> None:
+        self.codes = codes
+        self._reader = csv.reader(stream)
+        try:
+            header = next(self._reader, [])
+        except csv.Error as exc:
+            raise InvalidInput("the CSV file is not valid", [FieldError("header", str(exc))]) from None
+        self.columns = _header(header)
+        self.written = {name: header[i].strip() for i, name in enumerate(self.columns)}
+
+    def rows(self) -> Iterator[RawRow]:
+        number, start = 0, self._reader.line_num + 1
+        try:
+            for cells in self._reader:
+                line, start = start, self._reader.line_num + 1
+                if not any(c.strip() for c in cells):
+                    continue  # blank lines (spreadsheets add them at the end)
+                number += 1
+                if len(cells) != len(self.columns):
+                    yield RawRow(number, line, None, (FieldError("", f"has {len(cells)} cells, the header has "
+                                                                     f"{len(self.columns)}"),))
+                    continue
+                values = {name: cell.strip() for name, cell in zip(self.columns, cells, strict=True)}
+                yield RawRow(number, line, self._body(values))
+        except csv.Error as exc:
+            raise InvalidInput(f"the CSV file is not valid at line {self._reader.line_num}",
+                               [FieldError(f"rows.{number + 1}", str(exc))]) from None
+
+    def _body(self, cells: dict[str, str]) -> dict[str, Any]:
+        contacts = {kind: cells[column] for column, kind in CONTACT_COLUMNS.items() if cells.get(column)}
+        body: dict[str, Any] = {"contacts": contacts,
+                                "groups": [self.codes.code("group", g) for g in split_list(cells.get("groups"))]}
+        if cells.get("region"):
+            body["region"] = self.codes.code("region", cells["region"])
+        if cells.get("locale"):
+            body["locale"] = cells["locale"]
+        if cells.get("quiet_start") or cells.get("quiet_end"):
+            body["quiet_hours"] = {key: cells[column] for key, column in (("start", "quiet_start"),
+                                                                          ("end", "quiet_end")) if cells.get(column)}
+        channels = [CHANNEL_ALIASES.get(c.lower(), c.lower()) for c in split_list(cells.get("channels"))]
+        subscriptions = []
+        for cell in split_list(cells.get("topics")):
+            topic = self.codes.code("topic", cell)
+            sub: dict[str, Any] = {"topic": topic, "channels": channels or self._default_channels(topic, contacts)}
+            if cells.get("min_severity"):
+                sub["min_severity"] = cells["min_severity"].lower()
+            subscriptions.append(sub)
+        body["subscriptions"] = subscriptions
+        return body
+
+    def _default_channels(self, topic: str, contacts: dict[str, str]) -> list[str]:
+        preferred = self.codes.topics.get(topic, [])
+        order = [*preferred, *(k for k in CHANNEL_KINDS if k not in preferred)]
+        return [kind for kind in order if kind in contacts]
+
+    def field(self, path: str) -> str:
+        """`contacts.sms` → the mobile column as the header wrote it (`手机号`)."""
+        bare = _INDEX.sub("", path)
+        for prefix, column in _CSV_FIELDS:
+            if bare == prefix or bare.startswith(prefix + "."):
+                return self.written.get(column, column)
+        return bare
+
+
+def _header(cells: Sequence[str]) -> list[str]:
+    """Canonical column names of a header row; InvalidInput naming every unknown or repeated column."""
+    names, errors = [], []
+    for cell in cells:
+        text = cell.strip().lower()
+        name = _ALIASES.get(text) or _ALIASES.get(text.split(" ", 1)[0])
+        if name is None:
+            # A file without a header would show its first row here: mask any contact in it.
+            errors.append(FieldError("header", f"unknown column {scrub(cell.strip())!r}"))
+        elif name in names:
+            errors.append(FieldError("header", f"the column {name} is given twice"))
+        names.append(name or "")
+    if not errors:
+        if "region" not in names or "topics" not in names:
+            errors.append(FieldError("header", "the columns region and topics are required"))
+        if not any(c in names for c in CONTACT_COLUMNS if c != "webhook_secret"):
+            errors.append(FieldError("header", "a contact column is required: mobile, email, wechat or webhook"))
+    if errors:
+        known = ", ".join(COLUMNS)
+        raise InvalidInput(f"the CSV header is not valid; the columns are {known} (or their Chinese names)", errors)
+    return names
+
+
+class NdjsonReader:
+    """NDJSON: one `POST /v1/subscribers` body per line."""
+
+    format = "ndjson"
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def rows(self) -> Iterator[RawRow]:
+        number, line = 0, 0
+        while text := self._stream.readline(MAX_LINE_CHARS + 1):
+            line += 1
+            if len(text) > MAX_LINE_CHARS:
+                raise InvalidInput(f"line {line} is longer than {MAX_LINE_CHARS} characters",
+                                   [FieldError(f"rows.{number + 1}", "line too long")])
+            if not text.strip():
+                continue
+            number += 1
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                message = f"not valid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
+                yield RawRow(number, line, None, (FieldError("", message),))
+                continue
+            if not isinstance(data, dict):
+                yield RawRow(number, line, None, (FieldError("", "each line must be a JSON object"),))
+                continue
+            yield RawRow(number, line, data)
+
+    def field(self, path: str) -> str:
+        return path

@@ -1,0 +1,51 @@
+"""The self-service links a subscriber is given: `/manage/<token>` and `/unsubscribe/<token>`, under
+`[server] public_url`, signed with the server secret (`notifier.tokens`).
+
+Which message carries which link (decided here, used by the dispatcher):
+- email: both links, in the text and HTML parts (templates print `{manage_url}` / `{unsubscribe_url}`, filled per
+  recipient by `channels.links.fill_links`), and `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058).
+- webhook: both, as `manage_url` and `unsubscribe_url` in the JSON body (an organisation's system can stop or
+  change its subscription without a person reading a message).
+- SMS: none. A 51-character token makes a link of 80+ characters that does not fit the two-segment budget of the
+  zh-CN templates, and providers send pre-approved templates with identical content for a whole batch (one
+  SendSms for up to 1000 numbers): a per-recipient link would split every batch. SMS says 回TD退订 and the uplink
+  endpoint turns the reply into an unsubscribe.
+- WeChat: none; the template's `url` stays the public disclosure page (anyone may open a forwarded message), and
+  the remark says 回复TD可退订; unfollowing the account stops WeChat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from notifier import tokens
+
+LINK_CHANNELS = frozenset({"email", "webhook"})
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    manage_url: str
+    unsubscribe_url: str
+
+
+def manage_url(public_url: str, secret: str, subscriber_id: str, *, now: datetime | None = None) -> str:
+    """`{public_url}/manage/<token>`: the subscriber's own page (what is held, changes, download, deletion);
+    valid for the MANAGE lifetime from `now` (default: the present)."""
+    token = tokens.make_token(secret, tokens.MANAGE, subscriber_id, now=now)
+    return f"{public_url.rstrip('/')}/manage/{token}"
+
+
+def unsubscribe_url(public_url: str, secret: str, subscriber_id: str, topic: str | None = None, *,
+                    now: datetime | None = None) -> str:
+    """`{public_url}/unsubscribe/<token>`: stops `topic` (or everything when None) after one confirmation."""
+    token = tokens.make_token(secret, tokens.UNSUBSCRIBE, subscriber_id, data=topic, now=now)
+    return f"{public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def links_for(public_url: str, secret: str, subscriber_id: str, topic: str, *,
+              now: datetime | None = None) -> Links:
+    """Both links of one message to one subscriber about `topic`."""
+    return Links(manage_url(public_url, secret, subscriber_id, now=now),
+                 unsubscribe_url(public_url, secret, subscriber_id, topic, now=now))

@@ -1,0 +1,139 @@
+"""Signed, expiring, purpose-bound tokens for links put in messages and pages (manage, unsubscribe, email
+verification). The server secret (`Service.secret`) signs them; nothing is stored server-side.
+
+Format (URL-safe, no padding): `<body>.<tag>`, both base64url.
+  body = kind byte · subject · expiry (uint32, seconds since the epoch, big-endian) · data (UTF-8, optional)
+         kind 1: the subject is a UUID, stored as its 16 bytes (the usual case: a subscriber id);
+         kind 2: any other subject, stored as a length byte and its UTF-8 bytes.
+  tag  = HMAC-SHA256(secret, "notifier-token-v1" · 0 · purpose · 0 · body), first 16 bytes (128 bits).
+The purpose is in the MAC but not in the body: a token made for one purpose fails verification for any other.
+A subscriber-id token without data is 51 characters, short enough for a link in an SMS.
+
+    InvalidToken        malformed, tampered with, signed by another secret, or made for another purpose
+    └── ExpiredToken    authentic, but past its expiry
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+MANAGE = "manage"
+UNSUBSCRIBE = "unsubscribe"
+VERIFY_EMAIL = "verify-email"
+
+# Default lifetimes: unsubscribe links in old messages keep working for a year; a manage link for a season;
+# an email verification link for a day.
+TTL: dict[str, timedelta] = {
+    MANAGE: timedelta(days=90),
+    UNSUBSCRIBE: timedelta(days=366),
+    VERIFY_EMAIL: timedelta(hours=24),
+}
+
+_DOMAIN = b"notifier-token-v1"
+_TAG_BYTES = 16
+_UUID_KIND = 1
+_TEXT_KIND = 2
+_EXPIRY = struct.Struct(">I")
+
+
+class InvalidToken(ValueError):
+    """The token is malformed, tampered with, or not valid for this purpose."""
+
+
+class ExpiredToken(InvalidToken):
+    """The token is authentic but expired."""
+
+    def __init__(self, claims: TokenClaims) -> None:
+        super().__init__("token expired")
+        self.claims = claims
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    purpose: str
+    subject: str
+    expires_at: datetime
+    data: str | None = None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if not text or not text.isascii():
+        raise InvalidToken("malformed token")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("malformed token") from exc
+
+
+def _tag(secret: str, purpose: str, body: bytes) -> bytes:
+    message = _DOMAIN + b"\x00" + purpose.encode() + b"\x00" + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def _encode_subject(subject: str) -> bytes:
+    try:
+        parsed = uuid.UUID(subject)
+    except ValueError:
+        parsed = None
+    if parsed is not None and str(parsed) == subject:
+        return bytes([_UUID_KIND]) + parsed.bytes
+    raw = subject.encode()
+    if not raw or len(raw) > 255:
+        raise ValueError("a token subject is 1 to 255 bytes")
+    return bytes([_TEXT_KIND, len(raw)]) + raw
+
+
+def _decode_subject(body: bytes) -> tuple[str, int]:
+    """The subject and the offset just past it."""
+    if body[0] == _UUID_KIND and len(body) >= 17:
+        return str(uuid.UUID(bytes=body[1:17])), 17
+    if body[0] == _TEXT_KIND and len(body) >= 2 and len(body) >= 2 + body[1]:
+        end = 2 + body[1]
+        return body[2:end].decode(), end
+    raise InvalidToken("malformed token")
+
+
+def make_token(secret: str, purpose: str, subject: str, ttl: timedelta | float | None = None,
+               data: str | None = None, *, now: datetime | None = None) -> str:
+    """A token for `subject`, valid for `purpose` until now + ttl (default: the purpose's TTL)."""
+    if not secret:
+        raise ValueError("a token needs a server secret")
+    if ttl is None:
+        ttl = TTL[purpose]
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
+    issued = (now or datetime.now(UTC)).timestamp()
+    body = _encode_subject(subject) + _EXPIRY.pack(int(issued + seconds)) + (data or "").encode()
+    return f"{_b64(body)}.{_b64(_tag(secret, purpose, body))}"
+
+
+def read_token(secret: str, purpose: str, token: str, now: datetime | None = None) -> TokenClaims:
+    """The claims of an authentic, unexpired token for `purpose`; raises InvalidToken or ExpiredToken."""
+    body_text, dot, tag_text = token.partition(".")
+    if not dot or not secret:
+        raise InvalidToken("malformed token")
+    body, tag = _unb64(body_text), _unb64(tag_text)
+    if not hmac.compare_digest(tag, _tag(secret, purpose, body)):
+        raise InvalidToken("bad signature")
+    if not body:
+        raise InvalidToken("malformed token")
+    try:
+        subject, offset = _decode_subject(body)
+        (expiry,) = _EXPIRY.unpack_from(body, offset)
+        data = body[offset + _EXPIRY.size:].decode() or None
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidToken("malformed token") from exc
+    claims = TokenClaims(purpose, subject, datetime.fromtimestamp(expiry, UTC), data)
+    if (now or datetime.now(UTC)) >= claims.expires_at:
+        raise ExpiredToken(claims)
+    return claims
