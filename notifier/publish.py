@@ -98,7 +98,7 @@ async def cancel_alert(store: Store, alert_id: str, publisher: KeyRecord | None,
         raise NotFoundError(f"no alert {alert_id}")
     stopped = await store.cancel_alert(alert_id, now)
     notice: AlertRow | None = None
-    received = (await store.coverage_rows(alert_id)).accepted
+    received = await store.accepted_count(alert_id)
     if alert.status != AlertStatus.CANCELLED and alert.msg_type == MsgType.ALERT and received:
         notice_row = replace(
             alert, id=uuid.uuid4().hex, msg_type=MsgType.CANCEL.value, references_id=alert.id,

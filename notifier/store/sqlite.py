@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -19,7 +19,14 @@ from typing import Any
 import aiosqlite
 
 from channels.base import Receipt
-from notifier.store import sqlite_analytics, sqlite_public, sqlite_queue, sqlite_receipts, sqlite_selfservice
+from notifier.store import (
+    sqlite_analytics,
+    sqlite_public,
+    sqlite_queue,
+    sqlite_receipts,
+    sqlite_selfservice,
+    sqlite_verification,
+)
 from notifier.store.errors import Conflict, NotFound
 from notifier.store.records import (
     AlertRow,
@@ -36,6 +43,7 @@ from notifier.store.records import (
     Targeting,
 )
 from notifier.store.records_public import PublicFilter
+from notifier.store.sqlite_import import Batch, existing_contacts, insert_batches
 
 Row = sqlite3.Row
 
@@ -391,6 +399,52 @@ class SqliteStore:
                                  [(r.id, t, ch, pos) for r in records for t, chs, _ in r.subscriptions
                                   for pos, ch in enumerate(chs)])
 
+    async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
+        """Which of `addresses` some subscriber already holds on `channel` (disabled contacts too)."""
+        return await existing_contacts(self.reader, channel, addresses)
+
+    async def import_subscribers(self, batches: AsyncIterable[Batch]) -> int:
+        """Bulk import: every batch in one write transaction, so the import is stored whole or not at all."""
+        async with self.transaction() as db:
+            return await insert_batches(db, batches)
+
+    # ------------------------------------------------------------ sign-up verification (SQL in sqlite_verification)
+
+    async def put_consent(self, subscriber_id: str, version: str, given_at: float) -> None:
+        async with self.transaction() as db:
+            await sqlite_verification.put_consent(db, subscriber_id, version, given_at)
+
+    async def put_verification(self, subscriber_id: str, channel: str, secret_hash: str, expires_at: float,
+                               now: float) -> None:
+        async with self.transaction() as db:
+            await sqlite_verification.put_verification(db, subscriber_id, channel, secret_hash, expires_at, now)
+
+    async def check_code(self, subscriber_id: str, channel: str, secret_hash: str, now: float,
+                         max_attempts: int) -> str:
+        async with self.transaction() as db:
+            return await sqlite_verification.check_code(db, subscriber_id, channel, secret_hash, now, max_attempts)
+
+    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> bool:
+        async with self.transaction() as db:
+            return await sqlite_verification.verify_contact(db, subscriber_id, channel, now)
+
+    async def bind_by_reference(self, channel: str, secret_hash: str, address: str, order: Sequence[str],
+                                now: float) -> str | None:
+        async with self.transaction() as db:
+            return await sqlite_verification.bind_by_reference(db, channel, secret_hash, address, order, now)
+
+    async def contact_states(self, subscriber_id: str) -> dict[str, float | None]:
+        return await sqlite_verification.contact_states(self.reader, subscriber_id)
+
+    async def take_rate_limit(self, scope: str, key_hash: str, now: float,
+                              windows: Sequence[tuple[float, int]]) -> float | None:
+        async with self.transaction() as db:
+            return await sqlite_verification.take_rate_limit(db, scope, key_hash, now, windows)
+
+    async def purge_unverified(self, before: float) -> int:
+        async with self.transaction() as db:
+            return await sqlite_verification.purge_unverified(db, before)
+
     # ------------------------------------------------------------ alerts
 
     async def alert_by_idempotency_key(self, key: str) -> AlertRow | None:
@@ -428,6 +482,11 @@ class SqliteStore:
             rows = await self._read(f"SELECT * FROM alerts {where} AND (created_at, id) < (?, ?) "
                                     "ORDER BY created_at DESC, id DESC LIMIT ?", (*before, limit))
         return [_alert(r) for r in rows], int(total)
+
+    async def accepted_count(self, alert_id: str) -> int:
+        """How many targets had a delivery accepted (they saw the alert)."""
+        rows = await self._read("SELECT COUNT(accepted_at) FROM alert_targets WHERE alert_id = ?", (alert_id,))
+        return int(rows[0][0])
 
     async def cancel_alert(self, alert_id: str, now: float) -> int:
         """Mark the alert cancelled and cancel its pending deliveries; returns how many were stopped."""
