@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--label")
     db = command("db", "database tools")
     db.add_argument("action", choices=["upgrade"])
+    bulk = command("import", "import subscribers from a CSV or NDJSON file (UTF-8 or GBK); all or nothing")
+    bulk.add_argument("file", type=Path)
+    bulk.add_argument("--format", choices=["csv", "ndjson"], help="default: from the file name, else sniffed")
+    bulk.add_argument("--accept-valid", action="store_true", help="store the valid rows even if others are rejected")
+    bulk.add_argument("--report", type=Path, help="write the whole report as JSON to this file")
+    bulk.add_argument("--label", help="bureau or registry name, recorded as consent source import:LABEL "
+                                      "(default: the file name)")
+    bulk.add_argument("--pending", action="store_true",
+                      help="store subscribers as pending (contacts to be verified) instead of active")
     return parser
 
 

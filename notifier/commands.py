@@ -154,6 +154,34 @@ async def cmd_coverage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when the rows were stored (with --accept-valid: the valid ones), 1 when rows were rejected and so
+    nothing was stored, 2 when the file itself cannot be imported."""
+    from notifier.import_progress import import_display, print_import_summary, write_report
+    from notifier.importing import ImportOptions, Outcome, import_file
+    from notifier.progress import console
+    from notifier.service import webhook_allows_private
+    from subscriptions.models import SubscriberStatus
+
+    if not args.file.is_file():
+        raise CommandError(f"no such file: {args.file}")
+    options = ImportOptions(label=args.label or args.file.name, partial=args.accept_valid,
+                            status=SubscriberStatus.PENDING if args.pending else SubscriberStatus.ACTIVE,
+                            allow_private_webhooks=webhook_allows_private(settings))
+    async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
+            update={"enabled": False})})) as service:
+        try:
+            with import_display(console) as progress:
+                report = await import_file(service.store, args.file, args.format, options, progress)
+        except NotifierError as exc:
+            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+            raise CommandError(f"{exc.detail}{': ' + details if details else ''}") from None
+    if args.report:
+        write_report(args.report, report)
+    print_import_summary(console, report, secrets_in_file=args.report is not None)
+    return 1 if report.outcome is Outcome.REJECTED else 0
+
+
 async def wait_for_signal() -> None:
     """Until SIGINT or SIGTERM."""
     stop = asyncio.Event()

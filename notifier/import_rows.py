@@ -5,21 +5,17 @@ named back in the file's own terms (the CSV column as written in its header, or 
 CSV (header on the first line; columns in any order; one column per name, unknown columns refused so that a
 misspelt column cannot silently drop data):
 
-| column          | aliases                                 | value                                            |
-|-----------------|-----------------------------------------|--------------------------------------------------|
-| mobile          | sms, phone, 手机, 手机号, 手机号码, 联系电话 | mainland mobile number                           |
-| email           | 邮箱, 电子邮箱, 电子邮件                     | email address                                    |
-| wechat          | openid, 微信, 微信openid                   | WeChat openid                                    |
-| webhook         | 回调地址                                   | https URL (organisations)                        |
-| webhook_secret  | 回调密钥                                   | whsec_…; generated when empty                    |
-| region          | 区县, 地区, 所在区县, 行政区划代码             | six-digit code or the catalogue's name (城区)      |
-| groups          | group, 人群, 群体, 人群类别                  | codes or catalogue names (老年人)                 |
-| locale          | 语言                                      | zh-CN (default) or en                            |
-| topics          | topic, 主题, 订阅主题, 订阅事项               | topic keys or catalogue names; at least one      |
-| channels        | channel, 渠道, 推送渠道                      | sms, wechat, email, webhook (短信, 微信, 邮件)      |
-| min_severity    | 最低级别                                   | minor, moderate, severe, extreme                 |
-| quiet_start     | 免打扰开始                                  | HH:MM (Asia/Shanghai)                            |
-| quiet_end       | 免打扰结束                                  | HH:MM                                            |
+- `mobile` (sms, phone, 手机, 手机号, 手机号码, 联系电话): a mainland mobile number
+- `email` (邮箱, 电子邮箱, 电子邮件): an email address
+- `wechat` (openid, 微信, 微信openid): a WeChat openid
+- `webhook` (回调地址) and `webhook_secret` (回调密钥): organisations; a secret is generated when none is given
+- `region` (区县, 地区, 所在区县, 行政区划代码): the six-digit code, or the catalogue's name (`城区`) — required
+- `groups` (group, 人群, 群体, 人群类别): group codes or catalogue names (`老年人`)
+- `locale` (语言): `zh-CN` (default) or `en`
+- `topics` (topic, 主题, 订阅主题, 订阅事项): topic keys or catalogue names, at least one — required
+- `channels` (channel, 渠道, 推送渠道): `sms`, `wechat`, `email`, `webhook` (or 短信, 微信, 邮件), preferred first
+- `min_severity` (最低级别): `minor`, `moderate`, `severe` or `extreme`
+- `quiet_start`, `quiet_end` (免打扰开始, 免打扰结束): HH:MM, Asia/Shanghai
 
 A header cell may also be bilingual (`mobile 手机号`): its first word is read. List cells (groups, topics,
 channels) are separated by `;`, `|`, `；` or `、` — never `,`, which would need quoting in CSV. Every topic of a

@@ -32,14 +32,17 @@ class UnreadableUpload(NotifierError):
 
 def decode_text(raw: bytes, what: str = "the CSV file") -> str:
     """UTF-8 (with or without BOM), else GB18030; UnreadableUpload when it is neither."""
-    try:
-        return raw.decode(UTF8)
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode(GBK)
-    except UnicodeDecodeError:
-        raise UnreadableUpload(f"{what} is neither UTF-8 nor GBK text") from None
+    return decode_detected(raw, what)[0]
+
+
+def decode_detected(raw: bytes, what: str = "the file") -> tuple[str, str]:
+    """The text, and the codec it was read with (UTF8 or GBK)."""
+    for codec in (UTF8, GBK):
+        try:
+            return raw.decode(codec), codec
+        except UnicodeDecodeError:
+            pass
+    raise UnreadableUpload(f"{what} is neither UTF-8 nor GBK text")
 
 
 def encoding_name(codec: str) -> str:
@@ -58,6 +61,12 @@ def detect_file_encoding(path: Path) -> str:
         except UnicodeDecodeError:
             return GBK
     return UTF8
+
+
+def file_head(path: Path, codec: str, size: int = 4096) -> str:
+    """The first characters of a file (for sniffing its format; a character cut in two is dropped)."""
+    with path.open("rb") as stream:
+        return stream.read(size).decode(codec, errors="ignore")
 
 
 class CountingReader(io.RawIOBase):

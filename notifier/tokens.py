@@ -3,7 +3,8 @@ verification). The server secret (`Service.secret`) signs them; nothing is store
 
 Format (URL-safe, no padding): `<body>.<tag>`, both base64url.
   body = kind byte · subject · expiry (uint32, seconds since the epoch, big-endian) · data (UTF-8, optional)
-         kind 1: the subject is a UUID, stored as its 16 bytes (the usual case: a subscriber id);
+         kind 3: the subject is a 32-hex id (uuid4().hex: subscriber ids), stored as its 16 bytes;
+         kind 1: the same for a dashed UUID;
          kind 2: any other subject, stored as a length byte and its UTF-8 bytes.
   tag  = HMAC-SHA256(secret, "notifier-token-v1" · 0 · purpose · 0 · body), first 16 bytes (128 bits).
 The purpose is in the MAC but not in the body: a token made for one purpose fails verification for any other.
@@ -27,19 +28,22 @@ from datetime import UTC, datetime, timedelta
 MANAGE = "manage"
 UNSUBSCRIBE = "unsubscribe"
 VERIFY_EMAIL = "verify-email"
+FORM = "form"  # the nonce of a self-service page's form, bound to the link the page was opened with
 
 # Default lifetimes: unsubscribe links in old messages keep working for a year; a manage link for a season;
-# an email verification link for a day.
+# an email verification link for a day; a page's form for two hours.
 TTL: dict[str, timedelta] = {
     MANAGE: timedelta(days=90),
     UNSUBSCRIBE: timedelta(days=366),
     VERIFY_EMAIL: timedelta(hours=24),
+    FORM: timedelta(hours=2),
 }
 
 _DOMAIN = b"notifier-token-v1"
 _TAG_BYTES = 16
 _UUID_KIND = 1
 _TEXT_KIND = 2
+_HEX_KIND = 3
 _EXPIRY = struct.Struct(">I")
 
 
@@ -88,6 +92,8 @@ def _encode_subject(subject: str) -> bytes:
         parsed = None
     if parsed is not None and str(parsed) == subject:
         return bytes([_UUID_KIND]) + parsed.bytes
+    if parsed is not None and parsed.hex == subject:
+        return bytes([_HEX_KIND]) + parsed.bytes
     raw = subject.encode()
     if not raw or len(raw) > 255:
         raise ValueError("a token subject is 1 to 255 bytes")
@@ -96,8 +102,9 @@ def _encode_subject(subject: str) -> bytes:
 
 def _decode_subject(body: bytes) -> tuple[str, int]:
     """The subject and the offset just past it."""
-    if body[0] == _UUID_KIND and len(body) >= 17:
-        return str(uuid.UUID(bytes=body[1:17])), 17
+    if body[0] in (_UUID_KIND, _HEX_KIND) and len(body) >= 17:
+        parsed = uuid.UUID(bytes=body[1:17])
+        return (str(parsed) if body[0] == _UUID_KIND else parsed.hex), 17
     if body[0] == _TEXT_KIND and len(body) >= 2 and len(body) >= 2 + body[1]:
         end = 2 + body[1]
         return body[2:end].decode(), end

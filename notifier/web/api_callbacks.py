@@ -19,6 +19,7 @@ from channels import wechat
 from channels.sms import PROVIDERS
 from notifier.errors import NotFoundError, Unauthorized
 from notifier.receipts import apply_receipts, apply_sms_replies, wechat_unfollowed
+from notifier.verification import bind_wechat
 from notifier.web.openapi import operation
 from notifier.web.problems import BadRequest
 from notifier.web.state import SERVICE
@@ -122,4 +123,6 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
         request.app[SERVICE].metrics.count_receipts("wechat", counts)
     elif (event.event or "").lower() == "unsubscribe" and event.openid:
         await wechat_unfollowed(store, event.openid)
+    elif event.scene is not None:  # a follow or scan through a sign-up's QR code binds WeChat to it
+        await bind_wechat(store, event)
     return web.Response(text=wechat.ECHO_OK, content_type="text/plain")

@@ -21,7 +21,20 @@ from notifier.config import Settings
 from notifier.errors import NotifierError, translate_store_error
 from notifier.service import Service
 from notifier.store.errors import StoreError
-from notifier.web import admin, api, api_alerts, api_callbacks, api_coverage, api_subscribers, openapi
+from notifier.web import (
+    admin,
+    api,
+    api_alerts,
+    api_callbacks,
+    api_coverage,
+    api_import,
+    api_subscribers,
+    citizen_manage,
+    citizen_subscribe,
+    openapi,
+    public,
+    public_feeds,
+)
 from notifier.web.problems import error_response, problem_response
 from notifier.web.state import METRICS, SERVICE
 from subscriptions.masking import ScrubbingFilter
@@ -131,9 +144,12 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
         app.cleanup_ctx.append(_service_context(service))
     app[SERVICE] = service
     app[METRICS] = service.metrics
-    for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi):
+    for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi, public, public_feeds):
         app.router.add_routes(module.routes)
     admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
+    citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
+    app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
+    app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
     return app
 
 

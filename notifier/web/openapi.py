@@ -153,6 +153,9 @@ def _describe(path: str, doc: Operation, handler: Handler, schemas: _Schemas) ->
         op["requestBody"] = {"required": True, "content": _content("application/json",
                                                                    schemas.ref(doc.body, "validation"))}
         op["requestBody"]["content"].update({alt: {"schema": {"type": "string"}} for alt in doc.body_media_types})
+    elif doc.body_media_types:  # a body that is a file, not JSON (bulk imports)
+        op["requestBody"] = {"required": True,
+                             "content": {alt: {"schema": {"type": "string"}} for alt in doc.body_media_types}}
     op["responses"] = _responses(doc, schemas)
     return op
 

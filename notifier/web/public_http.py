@@ -28,6 +28,8 @@ from notifier.web.state import SERVICE
 
 HTML = "text/html"
 MAX_AGE = 60
+# Feeds and JSON are open data: any site may read them from a browser (no credentials are ever involved).
+DATA_HEADERS = {"X-Content-Type-Options": "nosniff", "Access-Control-Allow-Origin": "*"}
 _STATIC = "pages/public/public.css"
 
 
@@ -93,7 +95,7 @@ def render_page(request: web.Request, template: str, *, status: int = 200, last_
 
 
 def not_found(request: web.Request, body_key: str = "not_found.body") -> web.Response:
-    return render_page(request, "not_found.html", status=404, body_key=body_key)
+    return render_page(request, "not_found.html", status=404, section="", body_key=body_key)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from notifier.catalogue import Catalogue
-from notifier.models import Level, MsgType, Severity
+from notifier.models import Level, MsgType, Severity, Urgency
 from notifier.rendering import LOCAL_TZ
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow
@@ -79,7 +79,8 @@ class DisclosureQuery(BaseModel):
         values = {"q": self.q, "topic": self.topic, "domain": self.domain, "region": self.region,
                   "level": self.level.value if self.level else None,
                   "severity": self.severity.value if self.severity else None,
-                  "from": self.from_.isoformat() if self.from_ else None, "to": self.to.isoformat() if self.to else None}
+                  "from": self.from_.isoformat() if self.from_ else None,
+                  "to": self.to.isoformat() if self.to else None}
         return {k: v for k, v in values.items() if v}
 
 
@@ -179,7 +180,7 @@ class PublicDisclosure(BaseModel):
     body: str
     instruction: str
     severity: Severity
-    urgency: str
+    urgency: Urgency
     level: Level | None
     regions: list[PublicName] = Field(description="empty: the whole city")
     groups: list[PublicName] = Field(description="empty: everyone")
@@ -262,7 +263,7 @@ def disclosure(row: AlertRow, notices: Sequence[AlertRow], ctx: ViewContext,
         topic_name=names.topic(row.topic, lang), domain=domain,
         domain_name=names.domain(domain, lang) if domain else None,
         department=names.department(department, lang) if department else None, headline=row.headline,
-        body=row.body, instruction=row.instruction, severity=Severity(row.severity), urgency=row.urgency,
+        body=row.body, instruction=row.instruction, severity=Severity(row.severity), urgency=Urgency(row.urgency),
         level=Level(row.level) if row.level else None,
         regions=[PublicName(code=c, name=names.region(c, lang)) for c in row.target_regions],
         groups=[PublicName(code=c, name=names.group(c, lang)) for c in row.target_groups],

@@ -2,6 +2,9 @@
 -- A sign-up is a `pending` subscriber whose contacts have verified_at NULL until a code, a link or a WeChat follow
 -- proves them; pending subscribers that never verify are deleted after a day, and these rows with them (CASCADE).
 
+-- The purge of stale sign-ups reads only pending subscribers (a few), not the whole table.
+CREATE INDEX subscribers_pending ON subscribers (created_at) WHERE status = 'pending';
+
 -- Which consent text (version) a subscriber agreed to, when; subscribers.consent_at/consent_source say how.
 CREATE TABLE consents (
     subscriber_id TEXT PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,

@@ -1,0 +1,106 @@
+"""Deleting a subscriber erases them: no table holds their rows, a byte scan of the SQLite database and its WAL
+finds the number and the email in no form, pending deliveries are cancelled and past coverage is unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from notifier.coverage import alert_coverage
+from notifier.fakes.smtp import RunningSmtp
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.service import Service
+from tests.conftest import SubscriberFactory, settle
+
+MOBILE = "+8613912345678"
+EMAIL = "wang.fang@example.org"
+
+
+def _forms(value: str) -> list[bytes]:
+    """The ways a contact could sit in the file: UTF-8 and UTF-16 (both orders) of each written form."""
+    texts = {value}
+    if value.startswith("+86"):
+        national = value.removeprefix("+86")
+        texts |= {national, value.removeprefix("+"), f"{national[:3]} {national[3:7]} {national[7:]}"}
+    return [t.encode(codec) for t in texts for codec in ("utf-8", "utf-16-le", "utf-16-be")]
+
+
+def _files(service: Service) -> list[Path]:
+    database = Path(service.settings.database.url.removeprefix("sqlite:///"))
+    return [p for p in (database, Path(f"{database}-wal"), Path(f"{database}-shm")) if p.exists()]
+
+
+def _found(service: Service, *values: str) -> list[str]:
+    hits = []
+    for path in _files(service):
+        data = path.read_bytes()
+        hits += [f"{path.name}: {form!r}" for value in values for form in _forms(value) if form in data]
+    return hits
+
+
+async def _alert(service: Service, **fields: object) -> str:
+    alert, _ = await publish_alert(service.store, AlertIn.model_validate(
+        {"topic": "env.heavy-pollution", "headline": "重污染天气橙色预警", "severity": "moderate", **fields}), None)
+    return alert.id
+
+
+async def test_byte_scan_finds_no_trace_of_a_forgotten_subscriber(
+        service: Service, make_subscriber: SubscriberFactory, smtp: RunningSmtp) -> None:
+    """After deletion neither notifier.db nor notifier.db-wal holds the number (E.164, national, UTF-16) or
+    the email, though both were there before."""
+    record = await make_subscriber(contacts={"sms": MOBILE, "email": EMAIL}, channels=["email"], groups=["elderly"])
+    await make_subscriber(contacts={"email": "neighbour@example.org"})
+    await _alert(service)
+    await settle(service)
+    assert _found(service, MOBILE, EMAIL)  # the scan can see them while they are held
+    assert await service.store.forget_subscriber(record.id)
+    assert _found(service, MOBILE, EMAIL) == []
+    assert _found(service, "neighbour@example.org")  # only the one who asked is gone
+
+
+async def test_no_table_keeps_a_row_of_the_forgotten_subscriber(
+        service: Service, make_subscriber: SubscriberFactory, smtp: RunningSmtp) -> None:
+    """Subscriber, contacts, groups, subscriptions and channels are gone; the frozen target set stays."""
+    record = await make_subscriber(contacts={"sms": MOBILE, "email": EMAIL}, channels=["email"], groups=["elderly"])
+    await _alert(service)
+    await service.store.forget_subscriber(record.id)
+    reader = service.store.reader  # type: ignore[attr-defined]
+    for query in ("SELECT 1 FROM subscribers WHERE id = ?", "SELECT 1 FROM contacts WHERE subscriber_id = ?",
+                  "SELECT 1 FROM subscriber_groups WHERE subscriber_id = ?",
+                  "SELECT 1 FROM subscriptions WHERE subscriber_id = ?",
+                  "SELECT 1 FROM subscription_channels WHERE subscriber_id = ?"):
+        assert list(await reader.execute_fetchall(query, (record.id,))) == [], query
+    targets = list(await reader.execute_fetchall("SELECT region FROM alert_targets WHERE subscriber_id = ?",
+                                                 (record.id,)))
+    assert [tuple(r) for r in targets] == [("140402",)]
+
+
+async def test_pending_deliveries_are_cancelled(
+        service: Service, make_subscriber: SubscriberFactory, smtp: RunningSmtp) -> None:
+    """A delivery not yet sent when the subscriber is deleted is cancelled, never sent."""
+    record = await make_subscriber(contacts={"email": EMAIL})
+    alert_id = await _alert(service)
+    await service.store.forget_subscriber(record.id)
+    await settle(service)
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    assert [r.status for r in rows] == ["cancelled"]
+    assert smtp.messages_to(EMAIL) == []
+
+
+async def test_coverage_of_past_alerts_is_unchanged(
+        service: Service, make_subscriber: SubscriberFactory, smtp: RunningSmtp) -> None:
+    """The coverage of an alert sent before the deletion keeps its targeted and reached counts."""
+    record = await make_subscriber(contacts={"email": EMAIL}, groups=["elderly"])
+    await make_subscriber(contacts={"email": "neighbour@example.org"})
+    alert_id = await _alert(service)
+    await settle(service)
+    before = await alert_coverage(service.store, alert_id)
+    await service.store.forget_subscriber(record.id)
+    after = await alert_coverage(service.store, alert_id)
+    assert (after.targeted, after.reached) == (before.targeted, before.reached) == (2, 2)
+    assert after.by_region == before.by_region and after.by_group == before.by_group
+
+
+async def test_forgetting_an_unknown_subscriber_says_so(service: Service) -> None:
+    """Deleting an id that is not there answers False and changes nothing."""
+    assert await service.store.forget_subscriber("0" * 32) is False
