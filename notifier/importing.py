@@ -45,7 +45,7 @@ from notifier.import_staging import StagedRow, Staging
 from notifier.models import Frozen
 from notifier.store.protocol import Store
 from notifier.store.records import SubscriberRecord
-from notifier.subscribers import _channel_errors, _check_webhook, _rank
+from notifier.subscribers import channel_errors, check_webhook, severity_rank
 from notifier.textcoding import (
     UnreadableUpload,
     decode_detected,
@@ -278,7 +278,7 @@ def check_row(raw: RawRow, codes: CatalogueCodes) -> tuple[SubscriberIn | None, 
         errors = _field_errors(exc)
     errors += _catalogue_errors(raw.body, codes, {e.field for e in errors})
     if body is not None:
-        errors += _channel_errors(body.contacts, body.subscriptions)
+        errors += channel_errors(body.contacts, body.subscriptions)
     return (None, errors) if errors else (body, [])
 
 
@@ -329,7 +329,7 @@ def _duplicates(body: SubscriberIn, staging: Staging, held: dict[str, set[str]])
 
 async def _webhook_errors(url: str, allow_private: bool) -> list[FieldError]:
     try:
-        await _check_webhook(url, allow_private, "contacts.webhook")
+        await check_webhook(url, allow_private, "contacts.webhook")
     except InvalidInput as exc:
         return exc.errors
     return []
@@ -344,7 +344,7 @@ def _staged(row: int, body: SubscriberIn) -> StagedRow:
     quiet = body.quiet_hours.minutes() if body.quiet_hours else (None, None)
     return StagedRow(row=row, id=uuid.uuid4().hex, region=body.region, locale=body.locale, quiet_start=quiet[0],
                      quiet_end=quiet[1], groups=body.groups, contacts=body.contacts.addresses(),
-                     subscriptions=[(s.topic, s.channels, _rank(s)) for s in body.subscriptions],
+                     subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions],
                      secrets=secrets, generated_secret=generated)
 
 

@@ -26,7 +26,7 @@ from subscriptions.models import (
 )
 
 
-async def _check_webhook(url: str, allow_private: bool, field: str) -> None:
+async def check_webhook(url: str, allow_private: bool, field: str) -> None:
     try:
         await check_destination(url, allow_private=allow_private)
     except ForbiddenDestination as exc:
@@ -50,13 +50,13 @@ async def _check_catalogue(store: Store, region: str | None, groups: list[str] |
     return errors
 
 
-def _channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
+def channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
     given = contacts.addresses()
     return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")
             for i, sub in enumerate(subscriptions) for kind in sub.channels if kind not in given]
 
 
-def _rank(sub: SubscriptionIn) -> int:
+def severity_rank(sub: SubscriptionIn) -> int:
     return SEVERITY_RANK[Severity(sub.min_severity.value)] if sub.min_severity else 0
 
 
@@ -64,11 +64,11 @@ async def create_subscriber(store: Store, body: SubscriberIn, *, allow_private_w
                             status: SubscriberStatus = SubscriberStatus.ACTIVE) -> tuple[SubscriberRecord, str | None]:
     """Store a new subscriber; returns it and the webhook secret when one was generated (shown once)."""
     errors = await _check_catalogue(store, body.region, body.groups, body.subscriptions)
-    errors += _channel_errors(body.contacts, body.subscriptions)
+    errors += channel_errors(body.contacts, body.subscriptions)
     if errors:
         raise InvalidInput("the subscriber cannot be created as given", errors)
     if body.contacts.webhook:
-        await _check_webhook(body.contacts.webhook, allow_private_webhooks, "contacts.webhook")
+        await check_webhook(body.contacts.webhook, allow_private_webhooks, "contacts.webhook")
     generated = None
     secrets: dict[str, str] = {}
     if body.contacts.webhook:
@@ -79,7 +79,7 @@ async def create_subscriber(store: Store, body: SubscriberIn, *, allow_private_w
         id=uuid.uuid4().hex, region=body.region, locale=body.locale, quiet_start=quiet[0], quiet_end=quiet[1],
         status=status.value, consent_source=body.consent_source, consent_at=now, created_at=now,
         groups=body.groups, contacts=body.contacts.addresses(),
-        subscriptions=[(s.topic, s.channels, _rank(s)) for s in body.subscriptions])
+        subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions])
     await store.create_subscriber(record, secrets)
     return record, generated
 
@@ -94,7 +94,7 @@ async def add_subscription(store: Store, subscriber_id: str, body: SubscriptionI
     if errors:
         raise InvalidInput("the subscription cannot be added as given",
                            [FieldError(e.field.removeprefix("subscriptions.0."), e.message) for e in errors])
-    await store.put_subscription(subscriber_id, body.topic, body.channels, _rank(body))
+    await store.put_subscription(subscriber_id, body.topic, body.channels, severity_rank(body))
     return Subscription(topic=body.topic, channels=body.channels, min_severity=body.min_severity)
 
 
@@ -119,7 +119,7 @@ async def update_subscriber(store: Store, subscriber_id: str, patch: SubscriberP
     if patch.contacts is not None:
         contacts = patch.contacts.addresses()
         if patch.contacts.webhook:
-            await _check_webhook(patch.contacts.webhook, allow_private_webhooks, "contacts.webhook")
+            await check_webhook(patch.contacts.webhook, allow_private_webhooks, "contacts.webhook")
             secrets["webhook"] = patch.contacts.webhook_secret or (generated := generate_webhook_secret())
     await store.update_subscriber(subscriber_id, fields, contacts, secrets, patch.groups)
     updated = await store.get_subscriber(subscriber_id)

@@ -7,10 +7,10 @@ proven — a 6-digit SMS code, an emailed link, or following the WeChat official
 - Email links carry a signed `verify-email` token (`notifier.tokens`, 24 h) bound to a digest of the address.
 - WeChat: the sign-up gets a random scene reference (kept as SHA-256); a `subscribe` (`qrscene_<ref>`) or `SCAN`
   event carrying it makes the event's openid the subscriber's verified WeChat contact (`bind_wechat`).
-- Anti-abuse: codes per number (1 a minute, 5 an hour, 10 a day — Aliyun's own rule for verification codes) and
-  sign-ups per client address (10 an hour) are counted in the database, so the limits hold across workers;
-  numbers and addresses are counted under an HMAC, never stored. Over a limit, `RateLimited` (429) and nothing is
-  created or sent: the form cannot be used to pump SMS.
+- Anti-abuse: codes per number (1 a minute, 5 an hour, 10 a day — Aliyun's own rule for verification codes), the
+  same for links per email address, and sign-ups per client address (10 an hour) are counted in the database, so
+  the limits hold across workers; numbers and addresses are counted under an HMAC, never stored. Over a limit,
+  `RateLimited` (429) and nothing is created or sent: the form cannot be used to pump SMS.
 - A subscriber who never verifies is deleted after 24 h (`purge_unverified`): minimum data, shortest retention.
 
 Consent is recorded with its text version (`CONSENT_VERSION`), its time and its source ("web"). The web pages live
@@ -58,8 +58,9 @@ CHANNEL_ORDER = ("wechat", "sms", "email")
 
 Windows = tuple[tuple[float, int], ...]  # (seconds, most events in that window)
 SMS_CODE_LIMITS: Windows = ((60.0, 1), (3600.0, 5), (86400.0, 10))
+EMAIL_LINK_LIMITS: Windows = SMS_CODE_LIMITS  # the same courtesy for mailboxes: the form cannot flood one either
 SIGNUP_LIMITS: Windows = ((3600.0, 10),)
-SCOPE_SMS, SCOPE_SIGNUP = "sms-code", "signup"
+SCOPE_SMS, SCOPE_EMAIL, SCOPE_SIGNUP = "sms-code", "email-link", "signup"
 
 # Verification outcomes of a code (the store's words).
 VERIFIED, WRONG, LOCKED, EXPIRED, MISSING = "verified", "wrong", "locked", "expired", "missing"
@@ -169,13 +170,16 @@ async def sign_up(store: Store, channels: Mapping[str, Channel], *, secret: str,
                   body: SubscriberIn, wants_wechat: bool, client: str, now: float | None = None) -> SignUp:
     """Create a pending subscriber with its consent, then send what verifies each contact.
 
-    Limits are taken first (per client address, then per number): over one, RateLimited and nothing is created.
+    Limits are taken first (per client address, then per number and address): over one, RateLimited and nothing
+    is created or sent.
     """
     now = _now(now)
     _check_available(channels, body, wants_wechat)
     await take_limit(store, secret, SCOPE_SIGNUP, client, SIGNUP_LIMITS, now)
     if body.contacts.sms:
         await take_limit(store, secret, SCOPE_SMS, body.contacts.sms, SMS_CODE_LIMITS, now)
+    if body.contacts.email:
+        await take_limit(store, secret, SCOPE_EMAIL, body.contacts.email, EMAIL_LINK_LIMITS, now)
     record, _ = await create_subscriber(store, body, allow_private_webhooks=False, status=SubscriberStatus.PENDING)
     await store.put_consent(record.id, CONSENT_VERSION, now)
     log.info("self-service sign-up started", extra={"subscriber": record.id})

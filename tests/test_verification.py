@@ -228,6 +228,16 @@ async def test_sign_ups_from_one_address_are_limited(service: Service, sms: Reco
     assert await service.store.count_subscribers() == 11
 
 
+async def test_a_second_link_to_a_mailbox_within_a_minute_is_refused(service: Service, sms: RecordingSms,
+                                                                     smtp: RunningSmtp) -> None:
+    """The same email address signing up again within a minute is refused; the mailbox got one email."""
+    await _sign_up(service, sms, contacts={"email": EMAIL})
+    with pytest.raises(RateLimited) as refused:
+        await _sign_up(service, sms, contacts={"email": EMAIL})
+    assert refused.value.scope == verification.SCOPE_EMAIL
+    assert len(smtp.messages_to(EMAIL)) == 1
+
+
 async def test_resend_for_a_verified_number_sends_nothing(service: Service, sms: RecordingSms) -> None:
     """Once the mobile is verified there is nothing to resend."""
     signup = await _sign_up(service, sms)

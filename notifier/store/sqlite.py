@@ -43,7 +43,7 @@ from notifier.store.records import (
     Targeting,
 )
 from notifier.store.records_public import PublicFilter
-from notifier.store.sqlite_import import Batch, existing_contacts, insert_batches
+from notifier.store.sqlite_import import Batch, existing_contacts, insert_batch, insert_batches
 
 Row = sqlite3.Row
 
@@ -382,22 +382,7 @@ class SqliteStore:
     async def bulk_create_subscribers(self, records: list[SubscriberRecord], secrets: list[dict[str, str]]) -> None:
         """Many subscribers in one transaction (imports, demo data)."""
         async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.id, r.region, r.locale, r.quiet_start, r.quiet_end, r.status, r.consent_source, r.consent_at,
-                  r.created_at, r.created_at) for r in records])
-            verified = {r.id: (r.created_at if r.status == "active" else None) for r in records}
-            await db.executemany("INSERT INTO subscriber_groups VALUES (?, ?)",
-                                 [(r.id, g) for r in records for g in r.groups])
-            await db.executemany(
-                "INSERT INTO contacts (subscriber_id, channel, address, secret, verified_at) VALUES (?, ?, ?, ?, ?)",
-                [(r.id, k, a, s.get(k), verified[r.id]) for r, s in zip(records, secrets, strict=True)
-                 for k, a in r.contacts.items()])
-            await db.executemany("INSERT INTO subscriptions VALUES (?, ?, ?, ?)",
-                                 [(r.id, t, rank, r.created_at) for r in records for t, _, rank in r.subscriptions])
-            await db.executemany("INSERT INTO subscription_channels VALUES (?, ?, ?, ?)",
-                                 [(r.id, t, ch, pos) for r in records for t, chs, _ in r.subscriptions
-                                  for pos, ch in enumerate(chs)])
+            await insert_batch(db, list(zip(records, secrets, strict=True)))
 
     async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
         """Which of `addresses` some subscriber already holds on `channel` (disabled contacts too)."""

@@ -99,10 +99,12 @@ def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _done(request: web.Request, lang: str, subscriber_id: str) -> web.Response:
-    service = request.app[SERVICE]
-    token = tokens.make_token(service.secret, tokens.MANAGE, subscriber_id)
-    manage_url = f"/manage/{token}" + ("?lang=en" if lang == "en" else "")
+def _done(request: web.Request, lang: str, subscriber_id: str, *, manage: bool = True) -> web.Response:
+    """The success page; with the manage link only for whoever just proved the contact."""
+    manage_url = None
+    if manage:
+        token = tokens.make_token(request.app[SERVICE].secret, tokens.MANAGE, subscriber_id)
+        manage_url = f"/manage/{token}" + ("?lang=en" if lang == "en" else "")
     return render(request, "subscribe_done.html", lang=lang, manage_url=manage_url)
 
 
@@ -209,7 +211,9 @@ async def subscribe_verify(request: web.Request) -> web.StreamResponse:
     if outcome == verification.VERIFIED:
         return _done(request, lang, subscriber_id)
     if outcome == verification.MISSING and (await service.store.contact_states(subscriber_id)).get("sms"):
-        return _done(request, lang, subscriber_id)  # already verified (a second tap on the button)
+        # Already verified (a second tap on the button): the first answer carried the manage link; the reference
+        # alone does not prove the contact, so this one does not.
+        return _done(request, lang, subscriber_id, manage=False)
     sms = {"sent": False, "note": None, "error": f"code.{outcome}",
            "mobile": await _masked_mobile(request, subscriber_id)}
     return _check_page(request, lang, _field(form, "ref") or "", sms=sms, status=422)

@@ -97,6 +97,8 @@ _ZH: dict[str, str] = {
     "limited.title": "请求过于频繁",
     "limited.sms-code": "此手机号码获取验证码的次数已达上限（每分钟1次、每小时5次、每天10次），"
                         "请在约 {minutes} 分钟后再试。",
+    "limited.email-link": "此电子邮箱接收确认邮件的次数已达上限（每分钟1次、每小时5次、每天10次），"
+                          "请在约 {minutes} 分钟后再试。",
     "limited.signup": "来自您所在网络的提交次数过多，请在约 {minutes} 分钟后再试。",
 }
 
@@ -189,6 +191,8 @@ _EN: dict[str, str] = {
     "limited.title": "Too many requests",
     "limited.sms-code": "This number has had as many codes as allowed (1 a minute, 5 an hour, 10 a day). "
                         "Please try again in about {minutes} minutes.",
+    "limited.email-link": "This address has had as many confirmation emails as allowed (1 a minute, 5 an hour, "
+                          "10 a day). Please try again in about {minutes} minutes.",
     "limited.signup": "Too many sign-ups came from your network. Please try again in about {minutes} minutes.",
 }
 
