@@ -30,10 +30,12 @@ from notifier.retry import RetryPolicy
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow, ClaimedDelivery
 from notifier.store.records import Outcome as Written
+from notifier.verification import purge_unverified
 from subscriptions.quiet_hours import quiet_until
 
 log = logging.getLogger("notifier.dispatch")
 SWEEP_EVERY = 1.0
+PURGE_EVERY = 600.0
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Dispatcher:
         self._send_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
                             for kind, ch in self.channels.items()}
         self._last_sweep = 0.0
+        self._last_purge = 0.0
 
     def wake(self) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll."""
@@ -107,6 +110,9 @@ class Dispatcher:
             swept = await self.store.sweep(now, self.settings.max_attempts)
             if swept.get("reclaimed"):
                 log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
+            if now - self._last_purge >= PURGE_EVERY:
+                self._last_purge = now
+                await purge_unverified(self.store, now)  # sign-ups never confirmed: hold their contacts no longer
         owner = uuid.uuid4().hex
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds, self.settings.claim_batch)
         if not claimed:
