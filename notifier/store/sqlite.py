@@ -1,22 +1,15 @@
-"""The SQLite store: the embedded default. WAL with synchronous=FULL (a committed delivery survives power loss),
-`BEGIN IMMEDIATE` for every write (no SQLITE_BUSY upgrade deadlocks), one writer connection serialised by a lock
-and one reader connection (WAL readers never block the writer).
-
-Catalogue, keys, subscribers and alerts live here; the delivery queue and coverage SQL in `sqlite_queue`.
+"""The SQLite store: the embedded default, assembled from its parts — connections and migrations
+(`sqlite_base`), subscribers (`sqlite_subscribers`), and here meta, catalogue, keys and alerts, with thin
+delegations to the SQL modules of the delivery queue and coverage (`sqlite_queue`), receipts, self-service,
+verification, analytics, the public column and imports.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from importlib import resources
-from pathlib import Path
+from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Any
-
-import aiosqlite
 
 from channels.base import Receipt
 from notifier.store import (
@@ -43,106 +36,13 @@ from notifier.store.records import (
     Targeting,
 )
 from notifier.store.records_public import PublicFilter
+from notifier.store.sqlite_base import Row
 from notifier.store.sqlite_import import Batch, existing_contacts, insert_batch, insert_batches
-
-Row = sqlite3.Row
-
-
-def _split_statements(script: str) -> list[str]:
-    """Statements of a migration file, so that they run inside one explicit transaction."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(ln.strip().startswith("--") for ln in buffer.strip().splitlines()):
-        raise ValueError("migration ends with an incomplete statement")
-    return statements
+from notifier.store.sqlite_subscribers import SubscriberTables
 
 
-def migrations() -> list[tuple[int, str]]:
-    """(version, sql) of every bundled migration, in order."""
-    folder = resources.files("notifier.store") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-class SqliteStore:
+class SqliteStore(SubscriberTables):
     """All persistence for one SQLite database file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._lock: Any = None
-
-    # ------------------------------------------------------------ lifecycle
-
-    async def open(self) -> None:
-        import asyncio
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = asyncio.Lock()
-        self._writer = await self._connect()
-        self._reader = await self._connect()
-
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
-                       "secure_delete=ON"):  # deleted personal data is zeroed, not left in free pages
-            await conn.execute(f"PRAGMA {pragma}")
-        return conn
-
-    async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
-
-    async def upgrade(self) -> list[int]:
-        """Apply the migrations not yet applied; returns the versions applied now."""
-        async with self.transaction() as db:
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                             "applied_at REAL NOT NULL)")
-            done = {r[0] for r in await db.execute_fetchall("SELECT version FROM schema_migrations")}
-            applied = []
-            for version, sql in migrations():
-                if version in done:
-                    continue
-                for statement in _split_statements(sql):
-                    await db.execute(statement)
-                await db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
-                applied.append(version)
-        return applied
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
-        if self._writer is None or self._lock is None:
-            raise RuntimeError("store is not open")
-        async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(await self.reader.execute_fetchall(sql, params))
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise RuntimeError("store is not open")
-        return self._reader
 
     # ------------------------------------------------------------ meta
 
@@ -237,121 +137,6 @@ class SqliteStore:
             rows = list(await db.execute_fetchall("SELECT * FROM api_keys WHERE id = ? OR key_hash = ?",
                                                   (id_or_hash, id_or_hash)))
         return _key(rows[0]) if rows else None
-
-    # ------------------------------------------------------------ subscribers
-
-    async def create_subscriber(self, record: SubscriberRecord, secrets: dict[str, str]) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.region, record.locale, record.quiet_start, record.quiet_end, record.status,
-                 record.consent_source, record.consent_at, record.created_at, record.created_at))
-            await self._write_children(db, record, secrets)
-
-    async def _write_children(self, db: aiosqlite.Connection, record: SubscriberRecord,
-                              secrets: dict[str, str]) -> None:
-        verified = record.created_at if record.status == "active" else None
-        await db.executemany("INSERT INTO subscriber_groups VALUES (?, ?)", [(record.id, g) for g in record.groups])
-        await db.executemany(
-            "INSERT INTO contacts (subscriber_id, channel, address, secret, verified_at) VALUES (?, ?, ?, ?, ?)",
-            [(record.id, kind, addr, secrets.get(kind), verified) for kind, addr in record.contacts.items()])
-        for topic, channels, rank in record.subscriptions:
-            await self._add_subscription(db, record.id, topic, channels, rank, record.created_at)
-
-    @staticmethod
-    async def _add_subscription(db: aiosqlite.Connection, subscriber_id: str, topic: str, channels: list[str],
-                                rank: int, now: float) -> None:
-        await db.execute("INSERT INTO subscriptions VALUES (?, ?, ?, ?)", (subscriber_id, topic, rank, now))
-        await db.executemany("INSERT INTO subscription_channels VALUES (?, ?, ?, ?)",
-                             [(subscriber_id, topic, ch, pos) for pos, ch in enumerate(channels)])
-
-    async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
-        """Create or replace one subscription; False when the subscriber does not exist."""
-        async with self.transaction() as db:
-            if not list(await db.execute_fetchall("SELECT 1 FROM subscribers WHERE id = ?", (subscriber_id,))):
-                return False
-            await db.execute("DELETE FROM subscriptions WHERE subscriber_id = ? AND topic = ?", (subscriber_id, topic))
-            await self._add_subscription(db, subscriber_id, topic, channels, rank, time.time())
-        return True
-
-    async def get_subscriber(self, subscriber_id: str) -> SubscriberRecord | None:
-        rows = await self._read("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,))
-        if not rows:
-            return None
-        return (await self._hydrate(rows))[0]
-
-    async def _hydrate(self, rows: list[Row]) -> list[SubscriberRecord]:
-        ids = [r["id"] for r in rows]
-        marks = ",".join("?" * len(ids))
-        groups: dict[str, list[str]] = {i: [] for i in ids}
-        contacts: dict[str, dict[str, str]] = {i: {} for i in ids}
-        disabled: dict[str, dict[str, str]] = {i: {} for i in ids}
-        subs: dict[str, dict[str, tuple[list[str], int]]] = {i: {} for i in ids}
-        for r in await self._read(f"SELECT * FROM subscriber_groups WHERE subscriber_id IN ({marks}) "
-                                  "ORDER BY group_code", ids):
-            groups[r["subscriber_id"]].append(r["group_code"])
-        for r in await self._read(f"SELECT * FROM contacts WHERE subscriber_id IN ({marks})", ids):
-            contacts[r["subscriber_id"]][r["channel"]] = r["address"]
-            if r["disabled_at"] is not None:
-                disabled[r["subscriber_id"]][r["channel"]] = r["disabled_reason"] or "disabled"
-        for r in await self._read(f"SELECT * FROM subscriptions WHERE subscriber_id IN ({marks}) "
-                                  "ORDER BY topic", ids):
-            subs[r["subscriber_id"]][r["topic"]] = ([], r["min_severity"])
-        for r in await self._read(f"SELECT * FROM subscription_channels WHERE subscriber_id IN ({marks}) "
-                                  "ORDER BY position", ids):
-            subs[r["subscriber_id"]][r["topic"]][0].append(r["channel"])
-        return [SubscriberRecord(
-            id=r["id"], region=r["region"], locale=r["locale"], quiet_start=r["quiet_start"],
-            quiet_end=r["quiet_end"], status=r["status"], consent_source=r["consent_source"],
-            consent_at=r["consent_at"], created_at=r["created_at"], groups=groups[r["id"]],
-            contacts=contacts[r["id"]], disabled=disabled[r["id"]],
-            subscriptions=[(t, ch, rank) for t, (ch, rank) in subs[r["id"]].items()]) for r in rows]
-
-    async def list_subscribers(self, limit: int, after: tuple[float, str] | None) -> tuple[list[SubscriberRecord], int]:
-        total = (await self._read("SELECT COUNT(*) FROM subscribers"))[0][0]
-        if after is None:
-            rows = await self._read("SELECT * FROM subscribers ORDER BY created_at, id LIMIT ?", (limit,))
-        else:
-            rows = await self._read("SELECT * FROM subscribers WHERE (created_at, id) > (?, ?) "
-                                    "ORDER BY created_at, id LIMIT ?", (*after, limit))
-        return (await self._hydrate(rows) if rows else []), int(total)
-
-    async def update_subscriber(self, subscriber_id: str, fields: dict[str, Any], contacts: dict[str, str] | None,
-                                secrets: dict[str, str], groups: list[str] | None) -> bool:
-        now = time.time()
-        async with self.transaction() as db:
-            if not list(await db.execute_fetchall("SELECT 1 FROM subscribers WHERE id = ?", (subscriber_id,))):
-                return False
-            allowed = {"region", "locale", "quiet_start", "quiet_end"}
-            sets = [f"{k} = ?" for k in fields if k in allowed]
-            if sets:
-                await db.execute(f"UPDATE subscribers SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
-                                 (*[fields[k] for k in fields if k in allowed], now, subscriber_id))
-            if groups is not None:
-                await db.execute("DELETE FROM subscriber_groups WHERE subscriber_id = ?", (subscriber_id,))
-                await db.executemany("INSERT INTO subscriber_groups VALUES (?, ?)",
-                                     [(subscriber_id, g) for g in groups])
-            if contacts is not None:
-                await db.execute("DELETE FROM contacts WHERE subscriber_id = ?", (subscriber_id,))
-                await db.executemany(
-                    "INSERT INTO contacts (subscriber_id, channel, address, secret, verified_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(subscriber_id, k, a, secrets.get(k), now) for k, a in contacts.items()])
-        return True
-
-    async def delete_subscriber(self, subscriber_id: str) -> bool:
-        """Remove the subscriber and every contact; pending deliveries are cancelled. Coverage of past alerts
-        keeps its counts (alert_targets holds no personal data)."""
-        now = time.time()
-        async with self.transaction() as db:
-            cursor = await db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
-            if cursor.rowcount == 0:
-                return False
-            await db.execute(
-                "UPDATE deliveries SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                "last_error = 'subscriber deleted' WHERE subscriber_id = ? AND status IN ('queued', 'deferred')",
-                (now, now, subscriber_id))
-        return True
 
     # ------------------------------------------------------------ self-service (SQL in sqlite_selfservice)
 
