@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import signal
 import sys
 import time
 from collections import Counter, deque
@@ -75,6 +73,7 @@ from notifier.fakes.aliyun_sms_wire import (
     request_id,
     uplink,
 )
+from notifier.fakes.process import serve_until_signalled
 from notifier.fakes.webhook_receiver import _listening_socket
 
 Behaviour = Literal["permanent", "throttle", "5xx", "timeout", "receipt_fail", "late_receipt", "no_receipt"]
@@ -440,16 +439,7 @@ async def _serve(args: argparse.Namespace) -> None:
                                      uplink_url=args.uplink_url, receipt_delay=args.receipt_delay,
                                      late_receipt_delay=args.late_receipt_delay)
     gateway.gateway.sent = _Forgetful()  # a long-running process keeps counts, not numbers
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
-            loop.add_signal_handler(sig, stop.set)
-    print(f"READY {gateway.url}", flush=True)  # the line scripts wait for
-    try:
-        await stop.wait()
-    finally:
-        await gateway.stop()
+    await serve_until_signalled(gateway.url, gateway.stop)
 
 
 class _Forgetful(list[SentRecord]):

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import ssl
 import sys
 import time
@@ -47,6 +45,8 @@ from types import TracebackType
 from typing import Any, Literal, TextIO, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from notifier.fakes.process import serve_until_signalled
 
 DROP = 0  # a scripted "code" that closes the connection without answering
 Stage = Literal["rcpt", "data"]
@@ -343,17 +343,8 @@ async def _serve(host: str, port: int, scripts: Sequence[tuple[str, list[int], i
     smtp = await start_smtp(host, port, keep_messages=False, record=record)
     for address, codes, then, stage in scripts:
         smtp.script(address, codes, then=then, at=stage)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
-            loop.add_signal_handler(sig, stop.set)
     shown = f"[{smtp.host}]" if ":" in smtp.host else smtp.host
-    print(f"READY {shown}:{smtp.port}", flush=True)  # the line scripts wait for
-    try:
-        await stop.wait()
-    finally:
-        await smtp.stop()
+    await serve_until_signalled(f"{shown}:{smtp.port}", smtp.stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

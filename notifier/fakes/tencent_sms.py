@@ -46,13 +46,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hmac
 import itertools
 import json
 import re
 import secrets
-import signal
 import sys
 import time
 import uuid
@@ -67,6 +65,7 @@ from aiohttp import web
 
 from channels.sms.common import CHINA_TZ
 from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION, tc3_signature, utc_date
+from notifier.fakes.process import serve_until_signalled
 
 SIGNATURE_WINDOW = 300  # seconds: AuthFailure.SignatureExpire beyond
 _AUTH = re.compile(r"TC3-HMAC-SHA256 Credential=(?P<id>[^/\s]+)/(?P<date>[0-9-]{10})/(?P<service>[a-z]+)/tc3_request,"
@@ -451,16 +450,7 @@ async def _serve(args: argparse.Namespace) -> None:
                                    sdk_app_id=args.sdk_app_id, templates=args.template or None,
                                    receipt_url=args.receipt_url, uplink_url=args.uplink_url,
                                    receipt_delay=args.receipt_delay)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
-            loop.add_signal_handler(sig, stop.set)
-    print(f"READY {fake.url}", flush=True)  # the line scripts wait for
-    try:
-        await stop.wait()
-    finally:
-        await fake.stop()
+    await serve_until_signalled(fake.url, fake.stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import socket
 import sys
 import time
@@ -44,6 +42,8 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from aiohttp import web
+
+from notifier.fakes.process import serve_until_signalled
 
 CONTROL_PREFIX = "/_"
 
@@ -263,16 +263,7 @@ async def start_receiver(
 
 async def _serve(host: str, port: int, record: Path | None) -> None:
     receiver = await start_receiver(host, port, keep_bodies=False, record=record)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
-            loop.add_signal_handler(sig, stop.set)
-    print(f"READY {receiver.url}", flush=True)  # the line scripts wait for
-    try:
-        await stop.wait()
-    finally:
-        await receiver.stop()
+    await serve_until_signalled(receiver.url, receiver.stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import re
 import secrets
-import signal
 import sys
 import time
 from collections import deque
@@ -55,6 +53,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from notifier.fakes.process import serve_until_signalled
 
 BEHAVIOURS = frozenset({"ok", "not_following", "refused", "throttle", "busy", "5xx", "timeout", "receipt_fail",
                         "receipt_system_fail", "late_receipt", "no_receipt"})
@@ -483,16 +483,7 @@ async def _serve(args: argparse.Namespace) -> None:
     fake = await start_wechat(args.host, args.port, app_id=args.app_id, app_secret=args.app_secret,
                               token=args.token, callback_url=args.callback_url, receipt_delay=args.receipt_delay,
                               token_ttl=args.token_ttl)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    print(f"READY {fake.url}", flush=True)  # the line scripts wait for
-    try:
-        await stop.wait()
-    finally:
-        await fake.stop()
+    await serve_until_signalled(fake.url, fake.stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
