@@ -42,7 +42,7 @@ from subscriptions.models import SubscriberIn, SubscriberStatus
 
 log = logging.getLogger("notifier.verification")
 
-CONSENT_VERSION = "2026-11"
+CONSENT_VERSION = "2026-12"  # 2026-11 promised links in every message; SMS carries none
 CONSENT_SOURCE = "web"
 CODE_DIGITS = 6
 CODE_TTL = 600.0  # seconds an SMS code is valid

@@ -93,7 +93,9 @@ async def _topics(request: web.Request, record: SubscriberRecord, lang: str) -> 
                                                      "topics": []})
         label = (choice.name_en or choice.name) if lang == "en" else choice.name
         section["topics"].append({"key": choice.key, "label": label, "channels": choice.channels})
-    return list(grouped.values())
+    # The catalogue's domain order, as on /subscribe (topics come sorted by key, which would put 社会救助 first).
+    rank = {d.code: i for i, d in enumerate(catalogue.domains)}
+    return [grouped[code] for code in sorted(grouped, key=lambda code: (rank.get(code, len(rank)), code))]
 
 
 async def _page(request: web.Request, link: Link, record: SubscriberRecord, *, status: int = 200,

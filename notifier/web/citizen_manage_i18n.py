@@ -9,7 +9,7 @@ LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "zh-CN"
 
 _ZH: dict[str, str] = {
-    "app": "公益信息定向推送",
+    "app": "长治市公益信息定向推送",
     "skip": "跳到正文",
     "switch_lang": "English",
     "colon": "：",
@@ -94,7 +94,7 @@ _ZH: dict[str, str] = {
 }
 
 _EN: dict[str, str] = {
-    "app": "Public-welfare disclosures",
+    "app": "Changzhi public-welfare notifications",
     "skip": "Skip to content",
     "switch_lang": "简体中文",
     "colon": ": ",

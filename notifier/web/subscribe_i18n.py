@@ -86,7 +86,7 @@ _ZH: dict[str, str] = {
     "done.body": "联系方式已确认，您将开始收到所订阅的信息。",
     "done.manage": "管理我的订阅",
     "done.manage_hint": "在管理页面可以修改订阅、查看或下载我们保存的您的信息，或删除全部信息。"
-                        "请保存此链接；每条信息中也附有管理和退订链接。",
+                        "请保存此链接；每封邮件中也附有管理和退订链接，回复短信“TD”即可退订短信。",
     "confirm.title": "确认电子邮箱",
     "confirm.body": "请点击下方按钮，确认使用此电子邮箱接收公益信息。",
     "confirm.submit": "确认订阅",
@@ -179,7 +179,8 @@ _EN: dict[str, str] = {
     "done.body": "Your contact is confirmed: you will now receive the information you chose.",
     "done.manage": "Manage my subscription",
     "done.manage_hint": "There you can change your subscription, see or download the data we hold about you, or "
-                        "delete it all. Keep this link; every message also carries manage and unsubscribe links.",
+                        "delete it all. Keep this link; every email also carries manage and unsubscribe links, and replying "
+                        "\"TD\" to an SMS stops SMS.",
     "confirm.title": "Confirm your email address",
     "confirm.body": "Press the button below to confirm that this address should receive public-welfare information.",
     "confirm.submit": "Confirm",
@@ -221,6 +222,32 @@ CONSENT: dict[str, dict[str, tuple[str, ...]]] = {
             "How long: until you unsubscribe or delete it; a subscription not confirmed within 24 hours is deleted.",
             "Your rights: every message carries a link to see, change, download or delete your data, or to "
             "unsubscribe in one step; replying \"TD\" to an SMS also stops SMS.",
+            "Complaints and supervision: the responsible department and supervision channel of every kind of "
+            "information are on the catalogue page.",
+        ),
+    },
+    "2026-12": {
+        "zh-CN": (
+            "我们收集：您选择的区县、人群类别、信息主题、信息语言和免打扰时段，以及您提供的手机号码、电子邮箱或"
+            "微信 openid。",
+            "用途：仅用于向您定向推送您所订阅的公益信息，并统计信息的送达情况（统计结果不含任何联系方式）。",
+            "不用于其他目的，不出售、不向第三方提供；短信、邮件和微信服务商仅为发送信息处理您的联系方式。",
+            "保存期限：直至您退订或删除；24小时内未确认的订阅将被自动删除。",
+            "您的权利：每封邮件都附有链接，您可以随时查看、修改、下载或删除您的信息，或一键退订；"
+            "订阅成功页面也给出管理链接；回复短信“TD”即可退订短信。",
+            "投诉与监督：各类信息的责任部门和监督渠道见“公开目录”页面。",
+        ),
+        "en": (
+            "What we collect: the county or district, population groups, topics, message language and quiet hours "
+            "you choose, and the mobile number, email address or WeChat openid you give.",
+            "Why: only to send you the public-welfare information you subscribed to, and to count how much of it "
+            "reached people (the counts contain no contact details).",
+            "Nothing else: your details are not sold or given to anyone; the SMS, email and WeChat providers handle "
+            "your contact only to deliver messages.",
+            "How long: until you unsubscribe or delete it; a subscription not confirmed within 24 hours is deleted.",
+            "Your rights: every email carries a link to see, change, download or delete your data, or to "
+            "unsubscribe in one step, and the confirmation page gives you the manage link; replying \"TD\" to an "
+            "SMS stops SMS.",
             "Complaints and supervision: the responsible department and supervision channel of every kind of "
             "information are on the catalogue page.",
         ),

@@ -59,8 +59,7 @@ class Town:
         return records[0]
 
     async def publish(self, headline: str) -> str:
-        """A severe heavy-pollution warning for 城区 (policy all: every verified channel), delivered; its id.
-        Waits for the SMS receipts to come back too."""
+        """Publish a warning for 城区 to every verified channel, deliver it, await the SMS receipts; its id."""
         alert, _ = await publish_alert(self.service.store, AlertIn(
             topic="env.heavy-pollution", headline=headline, severity="severe", level="orange", policy="all",
             regions=[CITY_DISTRICT], body="预计未来72小时我市城区将出现重度污染天气。",
@@ -81,8 +80,7 @@ def _free_socket() -> socket.socket:
 
 @asynccontextmanager
 async def open_town(make_settings: SettingsFactory, smtp: RunningSmtp) -> AsyncIterator[Town]:
-    """Bind a loopback port first so that the service's public_url (the base of every link it sends) is the
-    address the browser opens; then the SMS fake with its receipts pointed at the app, the service, the app."""
+    """Serve the app on a port bound first, so that public_url (the base of every link sent) is where it listens."""
     sock = _free_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     sms = await start_aliyun_sms(access_key_id="ak-e2e", access_key_secret="sk-e2e",
@@ -117,8 +115,7 @@ async def heading(page: Any, name: str) -> None:
 
 
 async def sign_up(page: Any, town: Town, *, mobile: str, email: str) -> None:
-    """Fill /subscribe as a person would (heavy-pollution warnings, 城区, 老年人, SMS and email), submit, type the
-    texted code, and confirm the emailed link; ends on the success page of the email confirmation."""
+    """Fill /subscribe as a person would (SMS and email), submit, and type the code the SMS gateway was sent."""
     await page.goto(town.url + "/subscribe")
     await heading(page, "订阅公益信息")
     await page.get_by_role("checkbox", name="重污染天气预警", exact=True).check()
@@ -170,8 +167,7 @@ def link_after(mail: EmailMessage, label: str) -> str:
 
 
 def contact_forms(value: str) -> list[bytes]:
-    """The ways a contact could sit in a file: UTF-8 and UTF-16 (both byte orders) of each written form — for a
-    mobile number E.164, without the plus, national 11 digits, and 3-4-4 with spaces."""
+    """UTF-8 and UTF-16 (LE, BE) of each way a contact may be written (E.164, 86…, national, 3-4-4 spaced)."""
     texts = {value}
     if value.startswith("+86"):
         national = value.removeprefix("+86")

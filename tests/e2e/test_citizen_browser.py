@@ -36,6 +36,7 @@ DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
 
 @pytest.fixture
 async def town(make_settings: SettingsFactory, smtp: RunningSmtp) -> AsyncIterator[Town]:
+    """The real app on 127.0.0.1 with SMS (Aliyun fake, receipts wired back) and email (fake SMTP)."""
     async with open_town(make_settings, smtp) as running:
         yield running
 
@@ -47,8 +48,7 @@ async def _context(browser: Any, options: dict[str, Any]) -> Any:
 
 
 async def test_subscribe_verify_receive_and_unsubscribe_by_the_mailed_link(browser: Any, town: Town) -> None:
-    """On a phone: sign up, type the texted code, confirm the mailed link, get the next alert by SMS and email,
-    then stop it with the mail's unsubscribe link (opening it alone stops nothing) and get no more."""
+    """Sign up on a phone with the texted code, receive an alert, stop it by the mailed link (a GET stops nothing)."""
     context = await _context(browser, PHONE)
     page = await context.new_page()
     await sign_up(page, town, mobile=MOBILE, email=EMAIL)
@@ -88,8 +88,7 @@ async def test_subscribe_verify_receive_and_unsubscribe_by_the_mailed_link(brows
 
 async def test_manage_page_shows_masked_data_and_delete_leaves_no_byte_of_the_contacts(browser: Any,
                                                                                        town: Town) -> None:
-    """From the alert mail's manage link: the held data masked, the JSON download in full, then deletion through
-    the confirmation page — after which neither notifier.db nor its WAL holds the number or the address."""
+    """From the mail's manage link: data shown masked, deleted on confirmation, then no byte of it in the DB or WAL."""
     context = await _context(browser, DESKTOP)
     page = await context.new_page()
     await sign_up(page, town, mobile=MOBILE, email=EMAIL)

@@ -22,6 +22,7 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.store.records import SubscriberRecord
+from notifier.verification import CONSENT_VERSION
 from notifier.web import create_app
 from tests.conftest import SettingsFactory, settle
 
@@ -58,7 +59,7 @@ class Citizen:
         """Submit the form; defaults: one topic in 城区, SMS to MOBILE, consent given."""
         data: list[tuple[str, str]] = [("csrf", await self.form())] if with_csrf else []
         base: dict[str, Any] = {"topic": ["env.heavy-pollution"], "region": "140402", "group": ["elderly"],
-                                "channel": ["sms"], "mobile": MOBILE, "locale": "zh-CN", "consent": "2026-11"}
+                                "channel": ["sms"], "mobile": MOBILE, "locale": "zh-CN", "consent": CONSENT_VERSION}
         base.update(fields)
         for name, value in base.items():
             for one in value if isinstance(value, list) else [value]:
@@ -124,7 +125,7 @@ async def test_form_lists_topics_by_domain_every_district_and_the_consent_text(c
     assert response.status == 200 and response.content_type == "text/html"
     assert "环境保护" in page and 'value="env.heavy-pollution"' in page
     assert len(re.findall(r'<option value="1404\d\d"', page)) == 13
-    assert "2026-11" in page and 'name="consent"' in page and 'name="csrf"' in page
+    assert CONSENT_VERSION in page and 'name="consent"' in page and 'name="csrf"' in page
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
