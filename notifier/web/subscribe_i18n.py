@@ -179,8 +179,8 @@ _EN: dict[str, str] = {
     "done.body": "Your contact is confirmed: you will now receive the information you chose.",
     "done.manage": "Manage my subscription",
     "done.manage_hint": "There you can change your subscription, see or download the data we hold about you, or "
-                        "delete it all. Keep this link; every email also carries manage and unsubscribe links, and replying "
-                        "\"TD\" to an SMS stops SMS.",
+                        "delete it all. Keep this link; every email also carries manage and unsubscribe links, "
+                        "and replying \"TD\" to an SMS stops SMS.",
     "confirm.title": "Confirm your email address",
     "confirm.body": "Press the button below to confirm that this address should receive public-welfare information.",
     "confirm.submit": "Confirm",
