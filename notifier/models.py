@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 REGION_CODE = re.compile(r"[0-9]{6}")  # used with fullmatch: no trailing newline, no full-width digits
@@ -148,7 +148,8 @@ class AlertIn(Frozen):
     policy: Policy | None = Field(default=None, description="default: all for severe/extreme/immediate, else fallback")
     fallback_after: int = Field(default=600, ge=0, le=7 * 86400,
                                 description="seconds without a receipt before the next channel is tried")
-    data: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+    data: dict[str, JsonValue] = Field(default_factory=dict, max_length=50,
+                                       description="template data (e.g. aqi, primary_pollutant); never compiled")
     expires_at: datetime | None = None
     scheduled_at: datetime | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
