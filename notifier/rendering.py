@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import json
 import re
+import sysconfig
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -120,8 +121,12 @@ class LocaleWords(BaseModel):
 
 
 def default_templates_dir() -> Path:
-    """The project's `templates/` folder, beside the `notifier` package."""
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The project's `templates/` folder: beside the `notifier` package in a source checkout (editable install),
+    else where a wheel installs it (<prefix>/share/notifier/templates)."""
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    if beside.is_dir():
+        return beside
+    return Path(sysconfig.get_path("data")) / "share" / "notifier" / "templates"
 
 
 def _load_words(templates_dir: Path) -> dict[str, LocaleWords]:
