@@ -38,6 +38,7 @@ they are contact data.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -168,6 +169,7 @@ def _parse_inet_aton(host: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(number)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the host text; hosts repeat across sends
 def literal_host_address(host: str) -> IPAddress | None:
     """The IP address a URL host names literally, or None for a hostname.
 
