@@ -66,7 +66,9 @@ class Dispatcher:
         self._on_result = on_result
         self.metrics = metrics
         self._wake = asyncio.Event()
-        self._limiters = {kind: RateLimiter(ch.rate_per_second) for kind, ch in self.channels.items()}
+        # One bucket per provider account (channel kind), shared through the store by every worker process.
+        self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second)
+                          for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
         # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
         # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).

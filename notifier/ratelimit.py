@@ -1,33 +1,34 @@
-"""A token bucket per provider account: sends wait for a token, so a burst never exceeds the provider's rate.
+"""A token bucket per provider account: sends wait for a token, so a burst never exceeds the provider's rate —
+however many worker processes send, because the bucket lives in the database (`rate_buckets`), updated in one
+short write transaction per acquisition.
 
-Holds within one process; across processes the PostgreSQL back-end will share the budget (scale-out issue).
+A request for more tokens than the bucket holds runs into debt and waits it off, so a large batch is paced
+rather than stuck, and waiters are served in the order they asked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Protocol
+
+
+class TokenStore(Protocol):
+    async def take_tokens(self, name: str, rate: float, capacity: float, tokens: float) -> float: ...
 
 
 class RateLimiter:
-    """At most `rate` acquisitions per second on average, bursts up to `burst` (default: one second's worth)."""
+    """At most `rate` acquisitions per second on average across all workers, bursts up to `burst` (default: one
+    second's worth). `rate=None` never waits and touches nothing."""
 
-    def __init__(self, rate: float | None, burst: float | None = None) -> None:
+    def __init__(self, store: TokenStore, name: str, rate: float | None, burst: float | None = None) -> None:
+        self.store = store
+        self.name = name
         self.rate = rate
         self.capacity = burst if burst is not None else max(1.0, rate or 1.0)
-        self._tokens = self.capacity
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
 
     async def acquire(self, tokens: float = 1.0) -> None:
         if self.rate is None:
             return
-        # The lock is held while waiting, so waiters are served in arrival order; a request for more tokens
-        # than the bucket holds runs into debt and waits it off, so a large batch is paced rather than stuck.
-        async with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= tokens
-            if self._tokens < 0:
-                await asyncio.sleep(-self._tokens / self.rate)
+        wait = await self.store.take_tokens(self.name, self.rate, self.capacity, tokens)
+        if wait > 0:
+            await asyncio.sleep(wait)

@@ -283,6 +283,10 @@ class SqliteStore(SubscriberTables):
         async with self.transaction() as db:
             return await sqlite_queue.record(db, owner, outcomes, now)
 
+    async def take_tokens(self, name: str, rate: float, capacity: float, tokens: float) -> float:
+        async with self.transaction() as db:
+            return await sqlite_queue.take_tokens(db, name, rate, capacity, tokens, time.time())
+
     async def extend_lease(self, owner: str, until: float) -> int:
         async with self.transaction() as db:
             return await sqlite_queue.extend_lease(db, owner, until)

@@ -298,3 +298,16 @@ async def _unreachable(db: aiosqlite.Connection, alert_id: str) -> dict[str, int
 async def queue_stats(db: aiosqlite.Connection) -> dict[str, int]:
     rows = await db.execute_fetchall("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
     return {r[0]: int(r[1]) for r in rows}
+
+
+async def take_tokens(db: aiosqlite.Connection, name: str, rate: float, capacity: float, tokens: float,
+                      now: float) -> float:
+    """Reserve `tokens` from the shared bucket `name`; returns how long the caller must wait before using them."""
+    rows = list(await db.execute_fetchall("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?", (name,)))
+    level = capacity if not rows else min(capacity, rows[0][0] + max(0.0, now - rows[0][1]) * rate)
+    level -= tokens  # below zero is debt: this caller waits it off, the next one queues behind it
+    await db.execute("INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                     (name, level, now))
+    return max(0.0, -level / rate)
+
