@@ -88,6 +88,9 @@ class Service:
         context = ChannelContext(http=self.http, public_url=self.settings.server.base_url())
         for kind in configured_kinds(self.settings):
             self.channels[kind] = factory_for(kind)(self.settings.channels.get(kind, {}), context)
+        if "sms" in self.channels and not self.settings.channels["sms"].get("receipt_token"):
+            log.warning("[channels.sms] receipt_token is not set: delivery reports will be refused, so no SMS "
+                        "will ever count as reached")
         self.renderer = Renderer(self.settings.templates.path, public_url=self.settings.server.base_url(),
                                  catalogue=self.catalogue)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,

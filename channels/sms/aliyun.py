@@ -109,7 +109,9 @@ class AliyunSmsConfig(BaseModel):
     sign_name: str = Field(min_length=1)
     template_code: str = Field(min_length=1)  # TemplateCode for every topic without an override
     templates: dict[str, str] = Field(default_factory=dict)  # topic → TemplateCode
-    receipt_token: SecretStr = Field(min_length=16)  # `?token=` on the receipt and uplink URLs (web layer)
+    # `?token=` on the receipt and uplink URLs (web layer); without one, every callback is refused (and receipts
+    # never confirm anything), so set one of 32+ random characters.
+    receipt_token: SecretStr | None = None
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr = Field(min_length=1)
     verification_template_code: str | None = None  # a template with the variable ${code}
