@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,17 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.web.app import run_server
 
     setup_logging()
-    await run_server(settings)
+    server = asyncio.create_task(run_server(settings))
+    # SIGTERM (systemd, docker stop) and Ctrl+C stop gracefully: the batches in flight are finished and recorded
+    # before the process exits, rather than left to lease expiry and resent.
+    stopped = asyncio.create_task(wait_for_signal())
+    await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if server.done() and server.exception() is not None:
+        raise CommandError(f"cannot serve on {settings.server.host}:{settings.server.port}: {server.exception()}")
+    server.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await server
     return 0
 
 

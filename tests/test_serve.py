@@ -89,3 +89,42 @@ async def test_publish_over_http_reaches_a_webhook_subscriber(served: tuple[str,
     [request] = receiver.requests_to("/serve")
     assert json.loads(request.body)["headline"] == "重污染天气橙色预警"
     assert secret.startswith("whsec_")
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM (systemd, docker stop) ends `notifier serve` with exit code 0 after finishing what is in flight."""
+    port = _free_port()
+    config = tmp_path / "notifier.toml"
+    config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "stop.db"}"\n',
+                      encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    """A port already in use is a clear error and a non-zero exit, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "notifier.toml"
+        config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n',
+                          encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "cannot serve" in result.stderr and "Traceback" not in result.stderr
