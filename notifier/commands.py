@@ -145,7 +145,8 @@ async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
                           "created": created}, ensure_ascii=False))
         if args.wait:
-            await watch_alert(service, alert.id)
+            # Receipts (SMS, WeChat) may still arrive at the server: give them a moment before the table.
+            await watch_alert(service, alert.id, receipt_wait=min(float(alert.fallback_after), 30.0))
             print_coverage(await alert_coverage(service.store, alert.id))
     return 0
 
