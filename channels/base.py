@@ -7,13 +7,17 @@ store: retrying, fallback and bookkeeping live in `notifier.dispatch`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+
+log = logging.getLogger("channels")
 
 
 class Outcome(StrEnum):
@@ -83,6 +87,30 @@ class Receipt:
     address: str | None = None  # E.164 when the provider id is shared by a batch (Aliyun BizId), else None
     error: str | None = None  # provider's code, contact-free (e.g. "MK:0001", "failed:user block")
     occurred_at: float | None = None  # when the handset received it, unix seconds, if the provider says
+
+
+def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
+    """A bug while sending to one recipient: retried like a transient failure, named by type only."""
+    return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
+
+
+async def send_each(recipients: Sequence[Recipient], send_one: Callable[[Recipient], Awaitable[DeliveryResult]],
+                    *, kind: str,
+                    on_error: Callable[[str, BaseException], DeliveryResult] = internal_error) -> list[DeliveryResult]:
+    """Send to every recipient concurrently (channels with one request per recipient); an unexpected error for
+    one recipient becomes that recipient's result and never loses the others'."""
+    answers = await asyncio.gather(*(send_one(r) for r in recipients), return_exceptions=True)
+    results: list[DeliveryResult] = []
+    for recipient, answer in zip(recipients, answers, strict=True):
+        if isinstance(answer, DeliveryResult):
+            results.append(answer)
+            continue
+        if isinstance(answer, asyncio.CancelledError):
+            raise answer
+        log.error("%s send for delivery %s failed unexpectedly: %s", kind, recipient.delivery_id,
+                  type(answer).__name__)  # never the address
+        results.append(on_error(recipient.delivery_id, answer))
+    return results
 
 
 def receipt_match_key(provider_message_id: str, address: str) -> str:

@@ -34,7 +34,6 @@ them, so a resolver cannot see them); hostnames are judged by the `GuardedResolv
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
@@ -53,7 +52,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient
+from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
 
 log = logging.getLogger(__name__)
@@ -236,19 +235,7 @@ class WebhookChannel:
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
-        answers = await asyncio.gather(*(self._send_one(message, r) for r in recipients), return_exceptions=True)
-        results: list[DeliveryResult] = []
-        for recipient, answer in zip(recipients, answers, strict=True):
-            if isinstance(answer, DeliveryResult):
-                results.append(answer)
-                continue
-            if isinstance(answer, asyncio.CancelledError):
-                raise answer
-            # A bug for one recipient must not lose the results of the others; logged without the address.
-            log.error("webhook send for delivery %s failed unexpectedly: %s", recipient.delivery_id,
-                      type(answer).__name__)
-            results.append(classify(recipient.delivery_id, answer))
-        return results
+        return await send_each(recipients, lambda r: self._send_one(message, r), kind=self.kind, on_error=classify)
 
     async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
         delivery_id = recipient.delivery_id

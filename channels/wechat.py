@@ -54,7 +54,6 @@ handler: verify first, then parse, then answer ECHO_OK within 5 seconds (WeChat 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -70,7 +69,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient, send_each
 from channels.errors import DeliveryError, PermanentDeliveryError
 from channels.wechat_token import AccessTokenCache
 
@@ -226,20 +225,7 @@ class WechatChannel:
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
         token = await self.tokens.get()  # no token: the whole batch fails (raises a DeliveryError)
-        answers = await asyncio.gather(*(self._send_one(message, r, token) for r in recipients),
-                                       return_exceptions=True)
-        results: list[DeliveryResult] = []
-        for recipient, answer in zip(recipients, answers, strict=True):
-            if isinstance(answer, DeliveryResult):
-                results.append(answer)
-                continue
-            if isinstance(answer, asyncio.CancelledError):
-                raise answer
-            log.error("wechat send for delivery %s failed unexpectedly: %s", recipient.delivery_id,
-                      type(answer).__name__)
-            results.append(DeliveryResult(recipient.delivery_id, Outcome.TRANSIENT,
-                                          error=f"internal error ({type(answer).__name__})"))
-        return results
+        return await send_each(recipients, lambda r: self._send_one(message, r, token), kind=self.kind)
 
     async def _send_one(self, message: Message, recipient: Recipient, token: str) -> DeliveryResult:
         body = build_body(self.config, message, recipient)
