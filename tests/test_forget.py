@@ -3,39 +3,18 @@ finds the number and the email in no form, pending deliveries are cancelled and 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from notifier.coverage import alert_coverage
 from notifier.fakes.smtp import RunningSmtp
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
+from tests.byte_scan import traces
 from tests.conftest import SubscriberFactory, settle
 
 MOBILE = "+8613912345678"
 EMAIL = "wang.fang@example.org"
 
 
-def _forms(value: str) -> list[bytes]:
-    """The ways a contact could sit in the file: UTF-8 and UTF-16 (both orders) of each written form."""
-    texts = {value}
-    if value.startswith("+86"):
-        national = value.removeprefix("+86")
-        texts |= {national, value.removeprefix("+"), f"{national[:3]} {national[3:7]} {national[7:]}"}
-    return [t.encode(codec) for t in texts for codec in ("utf-8", "utf-16-le", "utf-16-be")]
-
-
-def _files(service: Service) -> list[Path]:
-    database = Path(service.settings.database.url.removeprefix("sqlite:///"))
-    return [p for p in (database, Path(f"{database}-wal"), Path(f"{database}-shm")) if p.exists()]
-
-
-def _found(service: Service, *values: str) -> list[str]:
-    hits = []
-    for path in _files(service):
-        data = path.read_bytes()
-        hits += [f"{path.name}: {form!r}" for value in values for form in _forms(value) if form in data]
-    return hits
 
 
 async def _alert(service: Service, **fields: object) -> str:
@@ -52,10 +31,10 @@ async def test_byte_scan_finds_no_trace_of_a_forgotten_subscriber(
     await make_subscriber(contacts={"email": "neighbour@example.org"})
     await _alert(service)
     await settle(service)
-    assert _found(service, MOBILE, EMAIL)  # the scan can see them while they are held
+    assert traces(service, MOBILE, EMAIL)  # the scan can see them while they are held
     assert await service.store.forget_subscriber(record.id)
-    assert _found(service, MOBILE, EMAIL) == []
-    assert _found(service, "neighbour@example.org")  # only the one who asked is gone
+    assert traces(service, MOBILE, EMAIL) == []
+    assert traces(service, "neighbour@example.org")  # only the one who asked is gone
 
 
 async def test_no_table_keeps_a_row_of_the_forgotten_subscriber(

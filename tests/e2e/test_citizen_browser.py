@@ -13,6 +13,7 @@ import pytest
 
 from notifier.fakes.smtp import RunningSmtp
 from subscriptions.masking import mask_email, mask_mobile
+from tests.byte_scan import traces
 from tests.conftest import SettingsFactory
 from tests.e2e.citizen_support import (
     TIMEOUT_MS,
@@ -22,7 +23,6 @@ from tests.e2e.citizen_support import (
     link_after,
     open_town,
     sign_up,
-    traces,
 )
 from tests.e2e.conftest import ARTIFACTS
 
