@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -26,6 +28,73 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SettingsFactory = Callable[..., Settings]
 
+# ---------------------------------------------------------------- store back-ends
+# Tests in modules marked `pytestmark = pytest.mark.both_backends` run once on SQLite and once on PostgreSQL
+# (`make_settings` picks the url); every other test runs on SQLite only. PostgreSQL: one database per session
+# (created on the maintenance database of NOTIFIER_TEST_PG, dropped at the end), one schema per test (the url's
+# `?search_path=` query parameter, which asyncpg passes to the server). Unreachable PostgreSQL skips those tests,
+# except under CI=true, where it fails them.
+BACKENDS = ("sqlite", "postgresql")
+PG_MAINTENANCE = os.environ.get("NOTIFIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("store_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The store back-end of this test: "sqlite", or each of BACKENDS for tests marked `both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+def _pg_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"PostgreSQL is required under CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not reachable at {PG_MAINTENANCE.split('@')[-1]}: {reason}")
+
+
+def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
+    """Run one statement on a fresh connection, on a loop of its own (fixtures outside any test's loop)."""
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database for this session's PostgreSQL tests (its url), dropped at the end."""
+    name = f"notifier_test_{secrets.token_hex(6)}"
+    try:
+        _pg_run(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # refused, timed out, or a server that refuses us (asyncpg's PostgresError)
+        _pg_unavailable(f"{type(exc).__name__}: {exc}")
+    base = PG_MAINTENANCE.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _pg_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_schema_url(pg_database: str) -> str:
+    """The session database's url with a fresh schema of this test's own as its search_path."""
+    schema = f"t_{secrets.token_hex(6)}"
+    _pg_run(f'CREATE SCHEMA "{schema}"', pg_database)
+    return f"{pg_database}?search_path={schema}"
+
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -35,12 +104,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> SettingsFactory:
-    """Settings on a fresh SQLite file; webhooks may target loopback; fast retries; worker off."""
+def make_settings(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> SettingsFactory:
+    """Settings on a fresh database (a SQLite file, or a PostgreSQL schema of its own for tests marked
+    `both_backends`); webhooks may target loopback; fast retries; worker off."""
+    url = (f"sqlite:///{tmp_path / 'notifier.db'}" if store_backend == "sqlite"
+           else str(request.getfixturevalue("pg_schema_url")))
 
     def create(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
-            "database": {"url": f"sqlite:///{tmp_path / 'notifier.db'}"},
+            "database": {"url": url},
             "channels": {"webhook": {"allow_private_networks": True, "timeout": 2.0}},
             "worker": {"enabled": False, "backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05},
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from notifier.coverage import alert_coverage
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver
@@ -9,6 +11,8 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory, settle
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 REGIONS = ["140402", "140411", "140481"]
 

@@ -6,6 +6,8 @@ import json
 import time
 from datetime import datetime, timedelta
 
+import pytest
+
 from notifier.coverage import alert_coverage
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver
@@ -15,6 +17,8 @@ from notifier.service import Service
 from notifier.store.records import Outcome
 from subscriptions.quiet_hours import CITY_TZ
 from tests.conftest import SubscriberFactory, settle
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 async def _statuses(service: Service, alert_id: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.fakes.webhook_receiver import RunningReceiver
@@ -9,6 +10,8 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory, settle
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 async def _scrape(service: Service) -> dict[str, list[tuple[dict[str, str], float]]]:

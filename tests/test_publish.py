@@ -11,6 +11,8 @@ from notifier.publish import publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def _alert(**fields: object) -> AlertIn:
     body: dict[str, object] = {"topic": "env.heavy-pollution", "headline": "重污染天气预警"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
@@ -11,6 +13,8 @@ from notifier.service import Service
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 RATE, SENDS = 5.0, 16
 

@@ -21,6 +21,8 @@ from notifier.service import Service
 from notifier.web import create_app
 from tests.conftest import SettingsFactory, settle
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 OPENID = "oRcpt0000000000000000000abcd"
 TOKEN = "callback-token"
 

@@ -8,14 +8,22 @@ from notifier.store.sqlite import SqliteStore
 
 
 async def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
-    """Open (and by default migrate) the configured database."""
+    """Open (and by default migrate) the configured database: sqlite:///path, or postgresql:// (postgres://)."""
     path = settings.sqlite_path()
+    store: Store
     if path is None:
-        raise NotImplementedError("the PostgreSQL back-end is not built yet: use a sqlite:/// url")
-    store = SqliteStore(path)
+        from notifier.store.postgres import PostgresStore  # asyncpg is imported only when PostgreSQL is used
+
+        store = PostgresStore(settings.database.url)
+    else:
+        store = SqliteStore(path)
     await store.open()
     if upgrade:
-        await store.upgrade()
+        try:
+            await store.upgrade()
+        except BaseException:
+            await store.close()
+            raise
     return store
 
 

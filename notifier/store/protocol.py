@@ -1,4 +1,5 @@
-"""The one interface every store back-end implements (SQLite now; PostgreSQL follows with the same tests)."""
+"""The one interface every store back-end implements: SQLite (embedded default) and PostgreSQL (scale-out), run
+through the same core test suites."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 Every figure comes from the coverage object (`notifier.coverage.alert_coverage`), with viewers' small cells
 suppressed exactly as the API suppresses them; every contact goes through the API's own `delivery_view` (masked,
-errors scrubbed). The reach curve, the failure texts and the list's quick figures come from `store/sqlite_admin`
-when the store is SQLite; on another back-end the list falls back to the coverage object and the curve and error
-table are left out.
+errors scrubbed). The reach curve, the failure texts and the list's quick figures come from the back-end's
+admin queries (`store/admin_queries`: `sqlite_admin` or `pg_admin`); a store without them (a test double) gets the
+list from the coverage object and no curve or error table.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from notifier.catalogue import Catalogue
 from notifier.coverage import alert_coverage
 from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
-from notifier.store import sqlite_admin
+from notifier.store.admin_queries import admin_queries
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow
-from notifier.store.sqlite import SqliteStore
 from notifier.web.admin_charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
 from notifier.web.api_alerts import delivery_view
 from subscriptions.masking import scrub
@@ -31,11 +28,6 @@ Translate = Callable[..., str]
 LIST_PAGE = 20
 DELIVERY_PAGE = 25
 UNREACHABLE_CAUSES = ("no_contact", "all_failed", "pending", "expired", "cancelled")
-
-
-def reader_of(store: Store) -> aiosqlite.Connection | None:
-    """The SQLite reader connection for the dashboard's extra queries, or None on another back-end."""
-    return store.reader if isinstance(store, SqliteStore) else None
 
 
 def suppress_below(role: Role, viewer_min_cell: int) -> int | None:
@@ -78,9 +70,9 @@ class AlertLine:
 
 
 async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
-    reader = reader_of(store)
-    if reader is not None:
-        figures = await sqlite_admin.alert_figures(reader, [a.id for a in alerts])
+    queries = admin_queries(store)
+    if queries is not None:
+        figures = await queries.alert_figures([a.id for a in alerts])
         return [AlertLine(a, *figures[a.id]) for a in alerts]
     lines = []
     for alert in alerts:
@@ -186,12 +178,12 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
     unreachable = [CountLine(cause, t(f"cause.{cause}"), coverage.unreachable.get(cause, 0))
                    for cause in UNREACHABLE_CAUSES if coverage.unreachable.get(cause)]
     curve, errors = None, None
-    reader = reader_of(store)
-    if reader is not None:
-        bucket, points = await sqlite_admin.reach_curve(reader, alert.id)
+    queries = admin_queries(store)
+    if queries is not None:
+        bucket, points = await queries.reach_curve(alert.id)
         curve = reach_curve("chart-curve", points, bucket, coverage.targeted, title=t("chart.curve.title"),
                             desc=t("chart.curve.desc", targeted=coverage.targeted, reached=coverage.reached), t=t)
-        errors = fold_errors(await sqlite_admin.failure_errors(reader, alert.id))
+        errors = fold_errors(await queries.failure_errors(alert.id))
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
                         suppressed_k=k)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from channels.base import Receipt, receipt_match_key
 from notifier.coverage import alert_coverage
 from notifier.models import AlertIn
@@ -11,6 +13,8 @@ from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.store.records import Outcome
 from tests.conftest import SubscriberFactory
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 async def _claim(service: Service, channel: str) -> tuple[str, list[tuple[str, str]]]:
