@@ -65,7 +65,7 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     setup_logging(level=logging.ERROR)  # the demo's scripted provider refusals are expected, not news
     return await run_demo(settings, once=args.once, subscribers=args.subscribers,
-                          explicit_config=args.config is not None)
+                          explicit_config=args.config is not None or "NOTIFIER_DATABASE__URL" in os.environ)
 
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
