@@ -4,6 +4,7 @@ factory for subscribers. Everything talks over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import secrets
@@ -56,7 +57,8 @@ def _pg_unavailable(reason: str) -> NoReturn:
 
 
 def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
-    """Run one statement on a fresh connection, on a loop of its own (fixtures outside any test's loop)."""
+    """Run one statement on a fresh connection, on a loop of its own in a thread of its own: fixtures may be set
+    up while a test's event loop is already running."""
     import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
     async def run() -> None:
@@ -66,11 +68,8 @@ def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
         finally:
             await conn.close()
 
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +87,30 @@ def pg_database() -> Iterator[str]:
         _pg_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def new_pg_schema(database_url: str) -> str:
+    """A fresh schema in the session database; its url (the schema as search_path)."""
+    schema = f"t_{secrets.token_hex(6)}"
+    _pg_run(f'CREATE SCHEMA "{schema}"', database_url)
+    return f"{database_url}?search_path={schema}"
+
+
+async def new_pg_schema_async(database_url: str) -> str:
+    """`new_pg_schema` from inside a running event loop (async fixtures)."""
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+    schema = f"t_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return f"{database_url}?search_path={schema}"
+
+
 @pytest.fixture
 def pg_schema_url(pg_database: str) -> str:
     """The session database's url with a fresh schema of this test's own as its search_path."""
-    schema = f"t_{secrets.token_hex(6)}"
-    _pg_run(f'CREATE SCHEMA "{schema}"', pg_database)
-    return f"{pg_database}?search_path={schema}"
+    return new_pg_schema(pg_database)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from notifier.keys import create_key
 from notifier.models import Role
 from notifier.service import Service
 from notifier.web import SERVICE, create_app
+from tests.conftest import new_pg_schema_async
 
 MOBILE = "+8613812345678"
 MOBILE_DIGITS = "13812345678"
@@ -70,9 +71,10 @@ def alert_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def make_settings(tmp_path: Path, name: str = "t", *, allow_private: bool = True, **extra: Any) -> Settings:
+def make_settings(tmp_path: Path, name: str = "t", *, allow_private: bool = True, database_url: str | None = None,
+                  **extra: Any) -> Settings:
     overrides: dict[str, Any] = {
-        "database": {"url": f"sqlite:///{tmp_path}/{name}.db"},
+        "database": {"url": database_url or f"sqlite:///{tmp_path}/{name}.db"},
         "channels": {"webhook": {"allow_private_networks": allow_private}},
         "worker": {"enabled": False},
     }
@@ -84,12 +86,15 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
-    """Yields `create(name="t", allow_private=True, **settings_overrides)`: a served app with keys for each role."""
+async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[ApiFactory]:
+    """Yields `create(name="t", allow_private=True, **settings_overrides)`: a served app with keys for each role
+    (each app on a database of its own: a SQLite file, or a PostgreSQL schema for tests marked both_backends)."""
     clients: list[TestClient[Any, Any]] = []
+    pg_database = request.getfixturevalue("pg_database") if store_backend == "postgresql" else None
 
     async def create(name: str = "t", *, allow_private: bool = True, **extra: Any) -> Api:
-        app = create_app(make_settings(tmp_path, name, allow_private=allow_private, **extra))
+        url = await new_pg_schema_async(pg_database) if pg_database else None
+        app = create_app(make_settings(tmp_path, name, allow_private=allow_private, database_url=url, **extra))
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

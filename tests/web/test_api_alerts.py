@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from notifier.models import Role
 from tests.web.conftest import MOBILE, MOBILE_DIGITS, Api, alert_body
+
+pytestmark = pytest.mark.both_backends
 
 
 async def _alerts_total(api: Api) -> int:

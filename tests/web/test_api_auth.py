@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from notifier.keys import revoke_key
 from notifier.models import Role
 from tests.web.conftest import Api, alert_body, subscriber_body
+
+pytestmark = pytest.mark.both_backends
 
 
 async def test_missing_key_is_401_problem_with_bearer_challenge(api: Api) -> None:

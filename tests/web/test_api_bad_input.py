@@ -6,8 +6,12 @@ import io
 import json
 from typing import Any
 
+import pytest
+
 from notifier.models import Role
 from tests.web.conftest import MOBILE_DIGITS, Api, alert_body, subscriber_body
+
+pytestmark = pytest.mark.both_backends
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "errors"}
 

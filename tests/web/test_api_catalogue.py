@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from notifier.models import Role
 from tests.web.conftest import Api
+
+pytestmark = pytest.mark.both_backends
 
 
 async def test_any_role_lists_topics(api: Api) -> None:

@@ -7,11 +7,14 @@ import io
 import time
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse
 
 from notifier.models import AlertIn, Role
 from notifier.publish import publish_alert
 from tests.web.conftest import MOBILE, MOBILE_DIGITS, Api
+
+pytestmark = pytest.mark.both_backends
 
 CHENGQU, JIAOQU = "140402", "140411"
 ROWS = [{"region": CHENGQU, "group": None, "residents": 480_000},

@@ -7,6 +7,8 @@ import pytest
 from notifier.models import Role
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, ApiFactory, subscriber_body
 
+pytestmark = pytest.mark.both_backends
+
 SSRF_URLS = [
     "http://127.0.0.1/x",
     "http://10.0.0.1/",

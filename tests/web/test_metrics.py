@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from notifier.fakes.webhook_receiver import RunningReceiver
 from tests.web.conftest import Api, ApiFactory
+
+pytestmark = pytest.mark.both_backends
 
 COUNT = "notifier_http_request_duration_seconds_count"
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.web.conftest import Api
+
+pytestmark = pytest.mark.both_backends
 
 SPEC_PATHS = {
     "/v1/topics": {"get", "post"}, "/v1/topics/{key}": {"get"},
