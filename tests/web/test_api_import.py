@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from notifier.models import Role
 from tests.web.conftest import Api, ApiFactory
+
+pytestmark = pytest.mark.both_backends
 
 CSV = ("mobile,email,region,groups,topics,channels\n"
        "13800000001,li.na@example.org,140402,elderly,env.heavy-pollution,sms|email\n"
