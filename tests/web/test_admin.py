@@ -26,6 +26,8 @@ from notifier.web.admin_i18n import TEXT
 from notifier.web.admin_session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, make_settings
 
+pytestmark = pytest.mark.both_backends
+
 AdminFactory = Callable[..., Awaitable[Api]]
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

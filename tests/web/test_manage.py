@@ -14,6 +14,8 @@ from notifier.coverage import alert_coverage
 from notifier.links import manage_url
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api
 
+pytestmark = pytest.mark.both_backends
+
 TOPIC = "env.heavy-pollution"
 OTHER = "transit.fare-change"
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')

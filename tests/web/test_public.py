@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from notifier.rendering import LOCAL_TZ
 from tests.web.conftest import MOBILE, MOBILE_DIGITS, Api
 from tests.web.public_support import ATOM, backdated, entry_titles, get_feed, get_html, get_json, publish, result_list
+
+pytestmark = pytest.mark.both_backends
 
 # ---------------------------------------------------------------- the list
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import pytest
+
 from tests.web.conftest import Api
 from tests.web.public_support import ATOM, entry_titles, get_feed, publish
+
+pytestmark = pytest.mark.both_backends
 
 
 async def test_feed_is_valid_atom_newest_first(api: Api) -> None:

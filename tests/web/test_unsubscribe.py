@@ -14,6 +14,8 @@ from notifier import tokens
 from notifier.links import unsubscribe_url
 from tests.web.conftest import Api
 
+pytestmark = pytest.mark.both_backends
+
 TOPIC = "env.heavy-pollution"
 OTHER = "transit.fare-change"
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
