@@ -214,7 +214,7 @@ class Dispatcher:
         except Exception:
             # A broken template must not hold back a warning: send the publisher's own words, unadorned.
             log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
-            message = plain_message(view, topic, kind, locale, self.renderer.disclosure_url(alert_id))
+            message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id))
         size = channel.max_batch
         limiter = self._limiters[kind]
         if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):
@@ -278,7 +278,7 @@ class Dispatcher:
         return Written(d.id, "queued", next_attempt_at=now + decision.delay, error=r.error)
 
 
-def plain_message(alert: Alert, topic: Topic, kind: str, locale: str, url: str) -> Message:
+def plain_message(alert: Alert, topic: Topic, locale: str, url: str) -> Message:
     """The alert in its publisher's words, used only when the channel's template cannot be rendered."""
     text = " ".join(part for part in (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
                     if part)

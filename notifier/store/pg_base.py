@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+from notifier.store.rows import migrations as bundled_migrations
 
 Conn = Any  # asyncpg.Connection (untyped)
 Record = Any  # asyncpg.Record: r["column"], r[0], dict(r)
@@ -28,13 +29,8 @@ POOL_MIN, POOL_MAX = 1, 10
 
 
 def migrations() -> list[tuple[int, str]]:
-    """(version, sql) of every bundled PostgreSQL migration, in order."""
-    folder = resources.files("notifier.store") / "migrations_pg"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """(version, sql) of every bundled migration of this dialect, in order."""
+    return bundled_migrations("migrations_pg")
 
 
 def rowcount(status: str) -> int:

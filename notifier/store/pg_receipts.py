@@ -50,8 +50,12 @@ async def apply_receipts(c: Conn, channel: str, receipts: list[Receipt], now: fl
 async def apply_early_receipts(c: Conn, sent: list[Outcome], now: float) -> int:
     """Reports that arrived before their send was recorded were kept as unknown; apply them now."""
     applied = 0
+    ids = [o.provider_message_id for o in sent if o.provider_message_id is not None]
+    # One indexed query for the whole batch: the usual case, no early report at all, stops here.
+    named = {r[0] for r in await c.fetch("SELECT DISTINCT provider_message_id FROM receipts "
+                                         "WHERE outcome = 'unknown' AND provider_message_id = ANY($1::text[])", ids)}
     for o in sent:
-        if o.provider_message_id is None:
+        if o.provider_message_id is None or o.provider_message_id not in named:
             continue
         rows = await c.fetch(
             "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at FROM receipts r "

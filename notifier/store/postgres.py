@@ -41,7 +41,7 @@ from notifier.store.records import (
     Targeting,
 )
 from notifier.store.records_public import PublicFilter
-from notifier.store.sqlite import _alert, _alert_params, _key, _topic  # row → record, shared by both back-ends
+from notifier.store.rows import alert_params, alert_record, key_record, topic_record
 from notifier.store.sqlite_import import Batch
 
 _INSERT_TOPIC = ("INSERT INTO topics (key, name, name_en, domain, department, channels, schedule, method, "
@@ -94,11 +94,11 @@ class PostgresStore(PgSubscriberTables):
         return await self._read("SELECT code, name, name_en FROM domains ORDER BY code")
 
     async def list_topics(self) -> list[dict[str, Any]]:
-        return [_topic(r) for r in await self._read("SELECT * FROM topics ORDER BY key")]
+        return [topic_record(r) for r in await self._read("SELECT * FROM topics ORDER BY key")]
 
     async def get_topic(self, key: str) -> dict[str, Any] | None:
         rows = await self._read("SELECT * FROM topics WHERE key = $1", key)
-        return _topic(rows[0]) if rows else None
+        return topic_record(rows[0]) if rows else None
 
     async def create_topic(self, topic: dict[str, Any]) -> None:
         async with self.transaction() as c:
@@ -127,16 +127,16 @@ class PostgresStore(PgSubscriberTables):
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         rows = await self._read("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
-        return _key(rows[0]) if rows else None
+        return key_record(rows[0]) if rows else None
 
     async def list_keys(self) -> list[KeyRecord]:
-        return [_key(r) for r in await self._read("SELECT * FROM api_keys ORDER BY created_at")]
+        return [key_record(r) for r in await self._read("SELECT * FROM api_keys ORDER BY created_at")]
 
     async def revoke_key(self, id_or_hash: str, now: float) -> KeyRecord | None:
         async with self.transaction() as c:
             row = await c.fetchrow("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) "
                                    "WHERE id = $2 OR key_hash = $2 RETURNING *", now, id_or_hash)
-        return _key(row) if row is not None else None
+        return key_record(row) if row is not None else None
 
     # ------------------------------------------------------------ self-service (SQL in pg_selfservice)
 
@@ -217,7 +217,7 @@ class PostgresStore(PgSubscriberTables):
 
     async def alert_by_idempotency_key(self, key: str) -> AlertRow | None:
         rows = await self._read("SELECT * FROM alerts WHERE idempotency_key = $1", key)
-        return _alert(rows[0]) if rows else None
+        return alert_record(rows[0]) if rows else None
 
     async def create_alert(self, alert: AlertRow, targeting: Targeting) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows in one transaction. A concurrent publish
@@ -225,19 +225,19 @@ class PostgresStore(PgSubscriberTables):
         async with self.transaction() as c:
             if alert.idempotency_key is not None:
                 status = await c.execute(_INSERT_ALERT + " ON CONFLICT (idempotency_key) DO NOTHING",
-                                         *_alert_params(alert))
+                                         *alert_params(alert))
                 if rowcount(status) == 0:
-                    return _alert(await c.fetchrow("SELECT * FROM alerts WHERE idempotency_key = $1",
+                    return alert_record(await c.fetchrow("SELECT * FROM alerts WHERE idempotency_key = $1",
                                                    alert.idempotency_key))
             else:
-                await c.execute(_INSERT_ALERT, *_alert_params(alert))
+                await c.execute(_INSERT_ALERT, *alert_params(alert))
             targeted = await pg_queue.fan_out(c, alert.id, targeting, alert.created_at)
             row = await c.fetchrow("UPDATE alerts SET targeted = $1 WHERE id = $2 RETURNING *", targeted, alert.id)
-        return _alert(row)
+        return alert_record(row)
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         rows = await self._read("SELECT * FROM alerts WHERE id = $1", alert_id)
-        return _alert(rows[0]) if rows else None
+        return alert_record(rows[0]) if rows else None
 
     async def list_alerts(self, limit: int, before: tuple[float, str] | None,
                           public_only: bool = False) -> tuple[list[AlertRow], int]:
@@ -248,7 +248,7 @@ class PostgresStore(PgSubscriberTables):
         else:
             rows = await self._read(f"SELECT * FROM alerts {where} AND (created_at, id) < ($1::float8, $2::text) "
                                     "ORDER BY created_at DESC, id DESC LIMIT $3", *before, limit)
-        return [_alert(r) for r in rows], int(total)
+        return [alert_record(r) for r in rows], int(total)
 
     async def accepted_count(self, alert_id: str) -> int:
         """How many targets had a delivery accepted (they saw the alert)."""
@@ -348,11 +348,11 @@ class PostgresStore(PgSubscriberTables):
                             now: float) -> tuple[list[AlertRow], int]:
         async with self.pool.acquire() as c:
             rows, total = await pg_public.public_alerts(c, where, limit, offset, now)
-        return [_alert(r) for r in rows], total
+        return [alert_record(r) for r in rows], total
 
     async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
         async with self.pool.acquire() as c:
-            return [_alert(r) for r in await pg_public.public_follow_ups(c, alert_ids, now)]
+            return [alert_record(r) for r in await pg_public.public_follow_ups(c, alert_ids, now)]
 
     # ------------------------------------------------------------ the admin's extra queries (SQL in pg_admin)
 

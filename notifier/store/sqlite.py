@@ -36,6 +36,7 @@ from notifier.store.records import (
     Targeting,
 )
 from notifier.store.records_public import PublicFilter
+from notifier.store.rows import alert_params, alert_record, key_record, topic_record
 from notifier.store.sqlite_base import Row
 from notifier.store.sqlite_import import Batch, existing_contacts, insert_batch, insert_batches
 from notifier.store.sqlite_subscribers import SubscriberTables
@@ -86,11 +87,11 @@ class SqliteStore(SubscriberTables):
 
     async def list_topics(self) -> list[dict[str, Any]]:
         rows = await self._read("SELECT * FROM topics ORDER BY key")
-        return [_topic(r) for r in rows]
+        return [topic_record(r) for r in rows]
 
     async def get_topic(self, key: str) -> dict[str, Any] | None:
         rows = await self._read("SELECT * FROM topics WHERE key = ?", (key,))
-        return _topic(rows[0]) if rows else None
+        return topic_record(rows[0]) if rows else None
 
     async def create_topic(self, topic: dict[str, Any]) -> None:
         async with self.transaction() as db:
@@ -125,10 +126,10 @@ class SqliteStore(SubscriberTables):
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         rows = await self._read("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
-        return _key(rows[0]) if rows else None
+        return key_record(rows[0]) if rows else None
 
     async def list_keys(self) -> list[KeyRecord]:
-        return [_key(r) for r in await self._read("SELECT * FROM api_keys ORDER BY created_at")]
+        return [key_record(r) for r in await self._read("SELECT * FROM api_keys ORDER BY created_at")]
 
     async def revoke_key(self, id_or_hash: str, now: float) -> KeyRecord | None:
         async with self.transaction() as db:
@@ -136,7 +137,7 @@ class SqliteStore(SubscriberTables):
                              (now, id_or_hash, id_or_hash))
             rows = list(await db.execute_fetchall("SELECT * FROM api_keys WHERE id = ? OR key_hash = ?",
                                                   (id_or_hash, id_or_hash)))
-        return _key(rows[0]) if rows else None
+        return key_record(rows[0]) if rows else None
 
     # ------------------------------------------------------------ self-service (SQL in sqlite_selfservice)
 
@@ -219,7 +220,7 @@ class SqliteStore(SubscriberTables):
 
     async def alert_by_idempotency_key(self, key: str) -> AlertRow | None:
         rows = await self._read("SELECT * FROM alerts WHERE idempotency_key = ?", (key,))
-        return _alert(rows[0]) if rows else None
+        return alert_record(rows[0]) if rows else None
 
     async def create_alert(self, alert: AlertRow, targeting: Targeting) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows in one transaction."""
@@ -228,18 +229,18 @@ class SqliteStore(SubscriberTables):
                 rows = list(await db.execute_fetchall("SELECT * FROM alerts WHERE idempotency_key = ?",
                                                       (alert.idempotency_key,)))
                 if rows:
-                    return _alert(rows[0])
+                    return alert_record(rows[0])
             await db.execute(
                 "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)", _alert_params(alert))
+                "?, ?)", alert_params(alert))
             targeted = await sqlite_queue.fan_out(db, alert.id, targeting, alert.created_at)
             await db.execute("UPDATE alerts SET targeted = ? WHERE id = ?", (targeted, alert.id))
             rows = list(await db.execute_fetchall("SELECT * FROM alerts WHERE id = ?", (alert.id,)))
-        return _alert(rows[0])
+        return alert_record(rows[0])
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         rows = await self._read("SELECT * FROM alerts WHERE id = ?", (alert_id,))
-        return _alert(rows[0]) if rows else None
+        return alert_record(rows[0]) if rows else None
 
     async def list_alerts(self, limit: int, before: tuple[float, str] | None,
                           public_only: bool = False) -> tuple[list[AlertRow], int]:
@@ -251,7 +252,7 @@ class SqliteStore(SubscriberTables):
         else:
             rows = await self._read(f"SELECT * FROM alerts {where} AND (created_at, id) < (?, ?) "
                                     "ORDER BY created_at DESC, id DESC LIMIT ?", (*before, limit))
-        return [_alert(r) for r in rows], int(total)
+        return [alert_record(r) for r in rows], int(total)
 
     async def accepted_count(self, alert_id: str) -> int:
         """How many targets had a delivery accepted (they saw the alert)."""
@@ -341,37 +342,7 @@ class SqliteStore(SubscriberTables):
     async def public_alerts(self, where: PublicFilter, limit: int, offset: int,
                             now: float) -> tuple[list[AlertRow], int]:
         rows, total = await sqlite_public.public_alerts(self.reader, where, limit, offset, now)
-        return [_alert(r) for r in rows], total
+        return [alert_record(r) for r in rows], total
 
     async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
-        return [_alert(r) for r in await sqlite_public.public_follow_ups(self.reader, alert_ids, now)]
-
-
-def _topic(row: Row) -> dict[str, Any]:
-    data = {k: row[k] for k in row.keys() if k != "created_at"}
-    data["channels"] = json.loads(row["channels"])
-    return data
-
-
-def _key(row: Row) -> KeyRecord:
-    return KeyRecord(id=row["id"], prefix=row["prefix"], role=row["role"], topics=json.loads(row["topics"]),
-                     label=row["label"], created_at=row["created_at"], revoked_at=row["revoked_at"])
-
-
-def _alert(row: Row) -> AlertRow:
-    return AlertRow(
-        id=row["id"], topic=row["topic"], msg_type=row["msg_type"], references_id=row["references_id"],
-        headline=row["headline"], body=row["body"], instruction=row["instruction"], severity=row["severity"],
-        urgency=row["urgency"], level=row["level"], target_regions=json.loads(row["target_regions"]),
-        target_groups=json.loads(row["target_groups"]), policy=row["policy"], fallback_after=row["fallback_after"],
-        data=json.loads(row["data"]), expires_at=row["expires_at"], scheduled_at=row["scheduled_at"],
-        idempotency_key=row["idempotency_key"], request_hash=row["request_hash"], public=bool(row["public"]),
-        status=row["status"], targeted=row["targeted"], publisher=row["publisher"], department=row["department"],
-        created_at=row["created_at"], cancelled_at=row["cancelled_at"])
-
-
-def _alert_params(a: AlertRow) -> tuple[Any, ...]:
-    return (a.id, a.topic, a.msg_type, a.references_id, a.headline, a.body, a.instruction, a.severity, a.urgency,
-            a.level, json.dumps(a.target_regions), json.dumps(a.target_groups), a.policy, a.fallback_after,
-            json.dumps(a.data, ensure_ascii=False), a.expires_at, a.scheduled_at, a.idempotency_key, a.request_hash,
-            int(a.public), a.status, a.targeted, a.publisher, a.department, a.created_at, a.cancelled_at)
+        return [alert_record(r) for r in await sqlite_public.public_follow_ups(self.reader, alert_ids, now)]

@@ -10,11 +10,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from notifier.store.rows import migrations as bundled_migrations
 
 Row = sqlite3.Row
 
@@ -34,13 +35,8 @@ def _split_statements(script: str) -> list[str]:
 
 
 def migrations() -> list[tuple[int, str]]:
-    """(version, sql) of every bundled migration, in order."""
-    folder = resources.files("notifier.store") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """(version, sql) of every bundled migration of this dialect, in order."""
+    return bundled_migrations("migrations")
 
 
 class SqliteBase:

@@ -6,25 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.keys import revoke_key
 from notifier.models import Role
-from notifier.web import SERVICE, create_app
-from notifier.web.admin import ADMIN, setup
 from notifier.web.admin_i18n import TEXT
 from notifier.web.admin_session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
-from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, make_settings
+from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, ApiFactory
 
 pytestmark = pytest.mark.both_backends
 
@@ -33,28 +29,16 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-async def make_admin(tmp_path: Path, smtp: RunningSmtp) -> AsyncIterator[AdminFactory]:
-    """Yields `create(name="t", **settings_overrides)`: the real app with the dashboard, email to the fake SMTP
-    server, served on loopback, with a key per role."""
-    clients: list[TestClient[Any, Any]] = []
+def make_admin(make_api: ApiFactory, smtp: RunningSmtp) -> AdminFactory:
+    """`create(name="t", **settings_overrides)`: the real app (dashboard included) with email to the fake SMTP
+    server, served on loopback, with a key per role — `make_api` with an email channel."""
 
     async def create(name: str = "t", **extra: Any) -> Api:
-        email = {"email": {"host": smtp.host, "port": smtp.port, "tls": "none", "sender": "notify@changzhi.gov.cn"},
-                 "webhook": {"allow_private_networks": True}}
-        app = create_app(make_settings(tmp_path, name, channels=email, **extra))
-        if ADMIN not in app:  # until create_app registers the dashboard itself
-            setup(app)
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        api = Api(app=app, client=client, service=app[SERVICE])
-        for role in Role:
-            api.keys[role] = await api.new_key(role, ["env.*"] if role is Role.PUBLISHER else None)
-        return api
+        channels = {"email": {"host": smtp.host, "port": smtp.port, "tls": "none", "sender": "notify@changzhi.gov.cn"},
+                    "webhook": {"allow_private_networks": True}}
+        return await make_api(name, channels=channels, **extra)
 
-    yield create
-    for client in clients:
-        await client.close()
+    return create
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""What both store back-ends share: turning stored rows into records (sqlite3.Row and asyncpg.Record both read
+by column name) and finding the bundled, numbered migrations of a dialect."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from notifier.store.records import AlertRow, KeyRecord
+
+Row = Any  # sqlite3.Row or asyncpg.Record: row["column"]
+
+
+def migrations(folder: str) -> list[tuple[int, str]]:
+    """(version, sql) of every bundled migration in `notifier/store/<folder>/`, in order."""
+    found = []
+    for entry in (resources.files("notifier.store") / folder).iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def topic_record(row: Row) -> dict[str, Any]:
+    data = {k: row[k] for k in row.keys() if k != "created_at"}
+    data["channels"] = json.loads(row["channels"])
+    return data
+
+
+def key_record(row: Row) -> KeyRecord:
+    return KeyRecord(id=row["id"], prefix=row["prefix"], role=row["role"], topics=json.loads(row["topics"]),
+                     label=row["label"], created_at=row["created_at"], revoked_at=row["revoked_at"])
+
+
+def alert_record(row: Row) -> AlertRow:
+    return AlertRow(
+        id=row["id"], topic=row["topic"], msg_type=row["msg_type"], references_id=row["references_id"],
+        headline=row["headline"], body=row["body"], instruction=row["instruction"], severity=row["severity"],
+        urgency=row["urgency"], level=row["level"], target_regions=json.loads(row["target_regions"]),
+        target_groups=json.loads(row["target_groups"]), policy=row["policy"], fallback_after=row["fallback_after"],
+        data=json.loads(row["data"]), expires_at=row["expires_at"], scheduled_at=row["scheduled_at"],
+        idempotency_key=row["idempotency_key"], request_hash=row["request_hash"], public=bool(row["public"]),
+        status=row["status"], targeted=row["targeted"], publisher=row["publisher"], department=row["department"],
+        created_at=row["created_at"], cancelled_at=row["cancelled_at"])
+
+
+def alert_params(a: AlertRow) -> tuple[Any, ...]:
+    return (a.id, a.topic, a.msg_type, a.references_id, a.headline, a.body, a.instruction, a.severity, a.urgency,
+            a.level, json.dumps(a.target_regions), json.dumps(a.target_groups), a.policy, a.fallback_after,
+            json.dumps(a.data, ensure_ascii=False), a.expires_at, a.scheduled_at, a.idempotency_key, a.request_hash,
+            int(a.public), a.status, a.targeted, a.publisher, a.department, a.created_at, a.cancelled_at)
