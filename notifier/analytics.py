@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from notifier.models import ChannelCoverage, Frozen, TimeToReach
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import BreakdownRecord, PeriodCell, PeriodFilter
 
 CAUSES = ("no_contact", "all_failed", "pending", "expired", "cancelled")

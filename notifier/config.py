@@ -52,6 +52,8 @@ class WorkerSettings(_Section):
     max_retry_seconds: float = Field(default=6 * 3600, gt=0)  # stop retrying a delivery this long after publish
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=600.0, gt=0)
+    # Share of every provider's rate that routine sends leave free for life-safety alerts (extreme or red).
+    life_safety_share: float = Field(default=0.2, ge=0, lt=1)
 
 
 class CatalogueSettings(_Section):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from notifier.models import CellCoverage, ChannelCoverage, Coverage, RegionGroupCell, TimeToReach
 from notifier.population import with_population
-from notifier.store.protocol import Store
+from notifier.store import Store
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -22,18 +22,19 @@ from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from notifier.config import WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
-from notifier.models import Alert, Severity, Topic, Urgency
+from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
 from notifier.rendering import Renderer
 from notifier.retry import RetryPolicy
-from notifier.store.protocol import Store
-from notifier.store.records import AlertRow, ClaimedDelivery
-from notifier.store.records import Outcome as Written
+from notifier.states import DeliveryStatus
+from notifier.store import Store
+from notifier.store.records import AlertRow, ClaimedDelivery, DeliveryUpdate
 from notifier.verification import purge_unverified
 from subscriptions.quiet_hours import quiet_until
 
 log = logging.getLogger("notifier.dispatch")
+FAILED = DeliveryStatus.FAILED
 SWEEP_EVERY = 1.0
 PURGE_EVERY = 600.0
 
@@ -67,7 +68,8 @@ class Dispatcher:
         self.metrics = metrics
         self._wake = asyncio.Event()
         # One bucket per provider account (channel kind), shared through the store by every worker process.
-        self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second)
+        self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second,
+                                            reserve=settings.life_safety_share)
                           for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
         # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
@@ -159,10 +161,10 @@ class Dispatcher:
 
     # ------------------------------------------------------------ one claim
 
-    async def _process(self, claimed: list[ClaimedDelivery]) -> list[Written]:
+    async def _process(self, claimed: list[ClaimedDelivery]) -> list[DeliveryUpdate]:
         """An outcome for every claimed delivery, in claim order."""
         now = self.clock()
-        decided: dict[str, Written] = {}
+        decided: dict[str, DeliveryUpdate] = {}
         groups: dict[tuple[str, str, str], list[ClaimedDelivery]] = defaultdict(list)
         for d in claimed:
             alert, _ = await self._alert(d.alert_id)
@@ -176,18 +178,19 @@ class Dispatcher:
             decided.update(results)
         return [decided[d.id] for d in claimed]
 
-    def _before_send(self, d: ClaimedDelivery, alert: AlertRow, now: float) -> Written | None:
+    def _before_send(self, d: ClaimedDelivery, alert: AlertRow, now: float) -> DeliveryUpdate | None:
         """Outcomes decided without sending: no channel, no contact, quiet hours."""
         if d.channel not in self.channels:
-            return Written(d.id, "failed", attempted=False, error=f"channel {d.channel} is not configured",
-                           fall_back=True)
+            return DeliveryUpdate(d.id, d.alert_id, FAILED, now, attempted=False,
+                                  error=f"channel {d.channel} is not configured", fall_back=True)
         if d.address is None:
-            return Written(d.id, "failed", attempted=False, error="no usable contact", fall_back=True)
-        urgent = alert.urgency == Urgency.IMMEDIATE or alert.severity == Severity.EXTREME
-        if not urgent:
+            return DeliveryUpdate(d.id, d.alert_id, FAILED, now, attempted=False, error="no usable contact",
+                                  fall_back=True)
+        if not bypasses_quiet_hours(Urgency(alert.urgency), Severity(alert.severity)):
             until = quiet_until(datetime.fromtimestamp(now, UTC), d.quiet_start, d.quiet_end)
             if until is not None:
-                return Written(d.id, "deferred", attempted=False, next_attempt_at=until.timestamp())
+                return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DEFERRED, now, attempted=False,
+                                      next_attempt_at=until.timestamp())
         return None
 
     async def _alert(self, alert_id: str) -> tuple[AlertRow, Topic]:
@@ -204,7 +207,7 @@ class Dispatcher:
                 self._alerts.pop(next(iter(self._alerts)))
         return cached
 
-    async def _send_group(self, key: tuple[str, str, str], batch: list[ClaimedDelivery]) -> dict[str, Written]:
+    async def _send_group(self, key: tuple[str, str, str], batch: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
         alert_id, kind, locale = key
         alert, topic = await self._alert(alert_id)
         channel = self.channels[kind]
@@ -226,11 +229,13 @@ class Dispatcher:
         return {k: v for part in parts for k, v in part.items()}
 
     async def _send_chunk(self, channel: Channel, message: Message, alert: AlertRow,
-                          chunk: list[ClaimedDelivery]) -> dict[str, Written]:
+                          chunk: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
         recipients = [self._recipient(d, channel.kind, alert) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
-        await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)))
+        life_safety = priority_of(Severity(alert.severity), Urgency(alert.urgency),
+                                  Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
+        await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)), life_safety=life_safety)
         async with self._send_slots[channel.kind]:
             started = time.perf_counter()
             try:
@@ -262,20 +267,23 @@ class Dispatcher:
         return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
                          manage_url=manage, unsubscribe_url=unsubscribe)
 
-    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> Written:
+    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:
-            return Written(d.id, "delivered", provider_message_id=r.provider_message_id)
+            return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now,
+                                  provider_message_id=r.provider_message_id)
         if r.outcome is Outcome.ACCEPTED:
             pmid = r.provider_message_id
             match = receipt_match_key(pmid, d.address) if pmid and d.address else None
-            return Written(d.id, "sent", provider_message_id=pmid, match_key=match)
+            return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=pmid, match_key=match)
         if r.outcome is Outcome.PERMANENT:
-            return Written(d.id, "failed", error=r.error, disable_contact=r.disable_contact, fall_back=True)
+            return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,
+                                  fall_back=True)
         released = max(alert.created_at, alert.scheduled_at or 0.0)
         decision = self.retry.decide(d.attempts + 1, r.retry_after, now, released, alert.expires_at)
         if not decision.retry:
-            return Written(d.id, "failed", error=f"{r.error}; {decision.reason}", fall_back=True)
-        return Written(d.id, "queued", next_attempt_at=now + decision.delay, error=r.error)
+            return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=f"{r.error}; {decision.reason}", fall_back=True)
+        return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + decision.delay,
+                              error=r.error)
 
 
 def plain_message(alert: Alert, topic: Topic, locale: str, url: str) -> Message:

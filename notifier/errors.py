@@ -1,22 +1,26 @@
 """The service's exception tree. Every refusal a user can cause is a `NotifierError` carrying what the HTTP edge
-needs to write an RFC 9457 problem (status, title, field-level errors); the core never imports aiohttp.
+needs to write an RFC 9457 problem (status, title, field-level errors) and what the CLI prints as one line; the
+core never imports aiohttp or argparse. The store raises these too, from inside its transactions (a refused write
+rolls back whole), so there is nothing to translate between layers.
 
     NotifierError
-    ├── InvalidInput (422)        a value is well-formed but unacceptable: unknown topic/region/group, SSRF URL
+    ├── InvalidInput (422)        a value is well-formed but unacceptable: unknown topic/region/group/domain, an
+    │                             SSRF URL, a reference to another topic's alert
     ├── NotFoundError (404)       the addressed resource does not exist
-    ├── ConflictError (409)       idempotency key reused with another body, duplicate topic
+    ├── ConflictError (409)       idempotency key reused with another body, duplicate topic, updating an alert
+    │                             that was cancelled or superseded
     ├── Unauthorized (401)        no key, an unknown key, a revoked key
     └── Forbidden (403)           the key's role or topic patterns do not allow the action
 
-Channel adapters raise `channels.errors.DeliveryError`s; the dispatcher turns those into delivery outcomes.
-Store refusals (`notifier.store.errors`) are translated into these in exactly one place (`translate_store_error`).
+    channels.errors.DeliveryError (channels import nothing from notifier)
+    ├── TransientDeliveryError    retry later (may carry retry_after)
+    └── PermanentDeliveryError    this recipient will never take it
+    The dispatcher turns these into delivery outcomes; they never reach a user.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from notifier.store.errors import Conflict, NotFound, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +62,3 @@ class Unauthorized(NotifierError):
 class Forbidden(NotifierError):
     status = 403
     title = "Forbidden"
-
-
-def translate_store_error(exc: StoreError) -> NotifierError:
-    """The one translation of store refusals into API errors."""
-    errors = [FieldError(exc.field, str(exc))] if exc.field else []
-    if isinstance(exc, NotFound):
-        return InvalidInput(str(exc), errors) if exc.field else NotFoundError(str(exc))
-    if isinstance(exc, Conflict):
-        return ConflictError(str(exc), errors)
-    return NotifierError(str(exc), errors)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from notifier.errors import FieldError, InvalidInput
-from notifier.store.protocol import Store
+from notifier.store import Store
 from subscriptions.masking import scrub
 from subscriptions.models import CHANNEL_KINDS
 

@@ -43,7 +43,7 @@ from notifier.errors import FieldError, InvalidInput
 from notifier.import_rows import CatalogueCodes, CsvReader, NdjsonReader, RawRow, RowReader
 from notifier.import_staging import StagedRow, Staging
 from notifier.models import Frozen
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import channel_errors, check_webhook, severity_rank
 from notifier.textcoding import (

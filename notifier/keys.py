@@ -13,7 +13,7 @@ import uuid
 
 from notifier.errors import Forbidden, Unauthorized
 from notifier.models import Role
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import KeyRecord
 
 KEY_PREFIX = "ntf_"

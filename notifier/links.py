@@ -16,18 +16,11 @@ Which message carries which link (decided here, used by the dispatcher):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from notifier import tokens
 
 LINK_CHANNELS = frozenset({"email", "webhook"})
-
-
-@dataclass(frozen=True, slots=True)
-class Links:
-    manage_url: str
-    unsubscribe_url: str
 
 
 def manage_url(public_url: str, secret: str, subscriber_id: str, *, now: datetime | None = None) -> str:
@@ -42,10 +35,3 @@ def unsubscribe_url(public_url: str, secret: str, subscriber_id: str, topic: str
     """`{public_url}/unsubscribe/<token>`: stops `topic` (or everything when None) after one confirmation."""
     token = tokens.make_token(secret, tokens.UNSUBSCRIBE, subscriber_id, data=topic, now=now)
     return f"{public_url.rstrip('/')}/unsubscribe/{token}"
-
-
-def links_for(public_url: str, secret: str, subscriber_id: str, topic: str, *,
-              now: datetime | None = None) -> Links:
-    """Both links of one message to one subscriber about `topic`."""
-    return Links(manage_url(public_url, secret, subscriber_id, now=now),
-                 unsubscribe_url(public_url, secret, subscriber_id, topic, now=now))

@@ -8,8 +8,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from notifier.models import PENDING_STATUSES
-from notifier.store.protocol import Store
+from notifier.states import DeliveryStatus
+from notifier.store import Store
 
 # Latencies of an API call range from a cached read (~1 ms) to a publish fanning out to many subscribers (seconds).
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -60,7 +60,7 @@ class Metrics:
     async def render(self, store: Store) -> bytes:
         """The Prometheus text exposition, with the queue gauges refreshed from the store."""
         stats = await store.queue_stats()
-        for status in PENDING_STATUSES:
+        for status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING):
             self.queue_depth.labels(status=status.value).set(stats.get(status.value, 0))
         due = await store.next_due()
         self.oldest_due.set(max(0.0, time.time() - due) if due is not None else 0.0)

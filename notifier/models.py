@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+# Re-exported: the API's words for an alert's and a delivery's state.
+from notifier.states import AlertStatus as AlertStatus
+from notifier.states import DeliveryStatus as DeliveryStatus
+from notifier.states import MsgType as MsgType
+from notifier.states import Priority as Priority
 
 TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 REGION_CODE = re.compile(r"[0-9]{6}")  # used with fullmatch: no trailing newline, no full-width digits
@@ -49,12 +55,6 @@ class Level(StrEnum):
     RED = "red"
 
 
-class MsgType(StrEnum):
-    ALERT = "alert"
-    UPDATE = "update"
-    CANCEL = "cancel"
-
-
 class Policy(StrEnum):
     ALL = "all"
     FALLBACK = "fallback"
@@ -64,30 +64,6 @@ class Role(StrEnum):
     ADMIN = "admin"
     PUBLISHER = "publisher"
     VIEWER = "viewer"
-
-
-class DeliveryStatus(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"  # accepted by the provider, waiting for its receipt
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    DEFERRED = "deferred"  # quiet hours
-    SKIPPED = "skipped"  # a fallback channel that has not been (or never was) needed
-
-
-PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
-FINAL_FAILURES = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.CANCELLED)
-
-
-class Priority(IntEnum):
-    """Claim order: life-safety first."""
-
-    ROUTINE = 0
-    URGENT = 1
-    LIFE_SAFETY = 2
 
 
 # ---------------------------------------------------------------- topics
@@ -191,21 +167,21 @@ class AlertIn(Frozen):
         return Policy.FALLBACK
 
     def priority(self) -> Priority:
-        if self.severity is Severity.EXTREME or self.level is Level.RED:
-            return Priority.LIFE_SAFETY
-        if self.urgency is Urgency.IMMEDIATE or self.severity is Severity.SEVERE:
-            return Priority.URGENT
-        return Priority.ROUTINE
-
-    def bypasses_quiet_hours(self) -> bool:
-        return self.urgency is Urgency.IMMEDIATE or self.severity is Severity.EXTREME
+        return priority_of(self.severity, self.urgency, self.level)
 
 
-class AlertStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    ACTIVE = "active"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
+def priority_of(severity: Severity, urgency: Urgency, level: Level | None) -> Priority:
+    """Claim order: life-safety (extreme or red) first, then immediate or severe, then the rest."""
+    if severity is Severity.EXTREME or level is Level.RED:
+        return Priority.LIFE_SAFETY
+    if urgency is Urgency.IMMEDIATE or severity is Severity.SEVERE:
+        return Priority.URGENT
+    return Priority.ROUTINE
+
+
+def bypasses_quiet_hours(urgency: Urgency, severity: Severity) -> bool:
+    """Immediate or extreme alerts go out inside a subscriber's quiet hours."""
+    return urgency is Urgency.IMMEDIATE or severity is Severity.EXTREME
 
 
 class Alert(Frozen):
@@ -266,19 +242,6 @@ class Page(Frozen, Generic[T]):
     items: list[T]
     next_cursor: str | None
     total: int
-
-
-# ---------------------------------------------------------------- keys
-
-
-class ApiKey(Frozen):
-    id: str
-    prefix: str
-    role: Role
-    topics: list[str]
-    label: str | None
-    created_at: datetime
-    revoked_at: datetime | None
 
 
 # ---------------------------------------------------------------- coverage

@@ -36,7 +36,7 @@ from pydantic import Field, StrictInt, ValidationError, field_validator
 
 from notifier.errors import FieldError, InvalidInput
 from notifier.models import REGION_CODE, CellCoverage, Coverage, Frozen, MsgType
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import AlertRow, PopulationRecord
 from notifier.textcoding import UnreadableUpload as UnreadableUpload
 from notifier.textcoding import decode_text

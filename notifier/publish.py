@@ -11,8 +11,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
-from notifier.models import SEVERITY_RANK, Alert, AlertIn, AlertStatus, Level, MsgType, Policy, Severity, Urgency
-from notifier.store.protocol import Store
+from notifier.models import (
+    SEVERITY_RANK,
+    Alert,
+    AlertIn,
+    AlertStatus,
+    Level,
+    MsgType,
+    Policy,
+    Priority,
+    Severity,
+    Urgency,
+)
+from notifier.store import Store
 from notifier.store.records import AlertRow, KeyRecord, Targeting
 
 
@@ -22,7 +33,7 @@ def request_hash(alert: AlertIn) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-async def _validate(store: Store, alert: AlertIn) -> dict[str, object]:
+async def _validate(store: Store, alert: AlertIn) -> tuple[dict[str, object], AlertRow | None]:
     topic = await store.get_topic(alert.topic)
     errors: list[FieldError] = []
     if topic is None:
@@ -31,6 +42,7 @@ async def _validate(store: Store, alert: AlertIn) -> dict[str, object]:
         errors.append(FieldError("regions", f"unknown region {code!r}"))
     for code in await store.missing_codes("population_groups", alert.groups):
         errors.append(FieldError("groups", f"unknown group {code!r}"))
+    referenced = None
     if alert.references:
         referenced = await store.get_alert(alert.references)
         if referenced is None:
@@ -40,20 +52,23 @@ async def _validate(store: Store, alert: AlertIn) -> dict[str, object]:
     if errors:
         raise InvalidInput("the alert cannot be published as given", errors)
     assert topic is not None  # noqa: S101 - errors above covers None
-    return topic
+    return topic, referenced
 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None,
                         now: float | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key and body
-    → the stored alert (created False); same key, different body → ConflictError."""
+    → the stored alert (created False); same key, different body → ConflictError. An update supersedes the alert
+    it references and a cancel cancels it (SPEC "Lifecycle"); a repeated cancel returns the first notice."""
     now = time.time() if now is None else now
     fingerprint = request_hash(alert)
     if alert.idempotency_key:
         existing = await store.alert_by_idempotency_key(alert.idempotency_key)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
-    topic = await _validate(store, alert)
+    topic, referenced = await _validate(store, alert)
+    if alert.msg_type is MsgType.UPDATE and referenced is not None:
+        alert = _inherit_area(alert, referenced)
     scheduled = alert.scheduled_at.timestamp() if alert.scheduled_at else None
     expires = alert.expires_at.timestamp() if alert.expires_at else None
     if expires is not None and expires <= now:
@@ -70,14 +85,34 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
         status=(AlertStatus.SCHEDULED if release > now else AlertStatus.ACTIVE).value, targeted=0,
         publisher=publisher.id if publisher else None, department=str(topic["department"]), created_at=now,
         cancelled_at=None)
-    targeting = Targeting(
-        topic=alert.topic, min_severity_rank=SEVERITY_RANK[Severity(alert.severity)], regions=alert.regions,
-        groups=alert.groups, policy=policy.value, priority=int(alert.priority()), first_attempt_at=release,
-        from_alert=alert.references if alert.msg_type is not MsgType.ALERT else None)
-    stored = await store.create_alert(row, targeting)
-    if stored.id != row.id:  # a concurrent request with the same idempotency key won the race
-        return _same_or_conflict(stored, fingerprint), False
-    return stored, True
+    stored = await store.create_alert(row, _targeting(alert, referenced, release))
+    if stored.id == row.id:
+        return stored, True
+    if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
+        return _same_or_conflict(stored, fingerprint), False  # a concurrent request with the key won the race
+    return stored, False  # a repeated cancel: the first one's notice
+
+
+def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
+    """An update that names no regions (or no groups) keeps those of the alert it updates: it speaks to the same
+    area unless it says otherwise — only named regions or groups beyond the original's widen it."""
+    return update.model_copy(update={"regions": update.regions or referenced.target_regions,
+                                     "groups": update.groups or referenced.target_groups})
+
+
+def _targeting(alert: AlertIn, referenced: AlertRow | None, release: float) -> Targeting:
+    """Who the alert goes to: subscribers matching it now; for an update, the referenced alert's frozen targets
+    plus whom its wider regions or groups add; for a cancel, those the referenced alert reached, first of all."""
+    base = Targeting(topic=alert.topic, min_severity_rank=SEVERITY_RANK[Severity(alert.severity)],
+                     regions=alert.regions, groups=alert.groups, policy=alert.effective_policy().value,
+                     priority=int(alert.priority()), first_attempt_at=release)
+    if referenced is None or alert.msg_type is MsgType.ALERT:
+        return base
+    if alert.msg_type is MsgType.UPDATE:
+        return replace(base, from_alert=referenced.id,
+                       widened_from=(referenced.target_regions, referenced.target_groups))
+    return replace(base, min_severity_rank=0, regions=[], groups=[], priority=int(Priority.LIFE_SAFETY),
+                   from_alert=referenced.id, only_reached=True)
 
 
 def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
@@ -89,28 +124,15 @@ def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
 
 async def cancel_alert(store: Store, alert_id: str, publisher: KeyRecord | None,
                        now: float | None = None) -> tuple[AlertRow, int, AlertRow | None]:
-    """Stop the alert's pending deliveries and tell those who already received it that it is cancelled.
+    """Cancel the alert and, in the same transaction, tell those it reached (SPEC "Lifecycle"). Repeating it, or
+    cancelling several times at once, returns the same notice and sends nothing twice.
 
-    Returns (alert, deliveries stopped, the cancel notice or None when nobody had received the alert)."""
+    Returns (alert, deliveries stopped, the cancel notice or None when nobody had been reached)."""
     now = time.time() if now is None else now
-    alert = await store.get_alert(alert_id)
-    if alert is None:
+    if await store.get_alert(alert_id) is None:
         raise NotFoundError(f"no alert {alert_id}")
-    stopped = await store.cancel_alert(alert_id, now)
-    notice: AlertRow | None = None
-    received = await store.accepted_count(alert_id)
-    if alert.status != AlertStatus.CANCELLED and alert.msg_type == MsgType.ALERT and received:
-        notice_row = replace(
-            alert, id=uuid.uuid4().hex, msg_type=MsgType.CANCEL.value, references_id=alert.id,
-            idempotency_key=None, status=AlertStatus.ACTIVE.value, targeted=0, created_at=now, cancelled_at=None,
-            scheduled_at=None, publisher=publisher.id if publisher else alert.publisher)
-        # Only those whose delivery was accepted ever saw the alert; a cancel would confuse everybody else.
-        targeting = Targeting(topic=alert.topic, min_severity_rank=0, regions=[], groups=[], policy="fallback",
-                              priority=2, first_attempt_at=now, from_alert=alert.id, only_accepted=True)
-        notice = await store.create_alert(notice_row, targeting)
-    refreshed = await store.get_alert(alert_id)
-    assert refreshed is not None  # noqa: S101 - it existed a moment ago and alerts are never deleted
-    return refreshed, stopped, notice
+    alert, notice, stopped = await store.cancel_alert(alert_id, publisher.id if publisher else None, now)
+    return alert, stopped, notice
 
 
 def _dt(value: float | None) -> datetime | None:

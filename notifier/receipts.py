@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from channels.base import Receipt
-from notifier.store.protocol import Store
+from notifier.store import Store
 
 log = logging.getLogger("notifier.receipts")
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from notifier.catalogue import Catalogue
 from notifier.errors import FieldError, InvalidInput, NotFoundError
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import SubscriberRecord
 from subscriptions.models import CHANNEL_KINDS, LOCALES, QuietHours
 from subscriptions.quiet_hours import format_hhmm

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from channels.ssrf import ForbiddenDestination, check_destination
 from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.models import SEVERITY_RANK, Severity
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
 from subscriptions.masking import mask_contact

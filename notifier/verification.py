@@ -34,7 +34,7 @@ from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.wechat import WechatEvent
 from notifier import tokens
 from notifier.errors import NotifierError
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
 from subscriptions.contacts import validate_openid

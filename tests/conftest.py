@@ -59,7 +59,7 @@ def _pg_unavailable(reason: str) -> NoReturn:
 def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
     """Run one statement on a fresh connection, on a loop of its own in a thread of its own: fixtures may be set
     up while a test's event loop is already running."""
-    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+    import asyncpg
 
     async def run() -> None:
         conn = await asyncpg.connect(url, timeout=5)
@@ -96,7 +96,7 @@ def new_pg_schema(database_url: str) -> str:
 
 async def new_pg_schema_async(database_url: str) -> str:
     """`new_pg_schema` from inside a running event loop (async fixtures)."""
-    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+    import asyncpg
 
     schema = f"t_{secrets.token_hex(6)}"
     conn = await asyncpg.connect(database_url, timeout=5)

@@ -16,6 +16,8 @@ from notifier.publish import publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory, settle
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 CHENGQU, JIAOQU = "140402", "140411"
 DAY = 86400.0
 YESTERDAY = datetime.now(UTC) - timedelta(days=1)

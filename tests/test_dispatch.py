@@ -14,7 +14,8 @@ from notifier.fakes.webhook_receiver import Reply, RunningReceiver
 from notifier.models import AlertIn
 from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
-from notifier.store.records import Outcome
+from notifier.states import DeliveryStatus
+from notifier.store.records import DeliveryUpdate
 from subscriptions.quiet_hours import CITY_TZ
 from tests.conftest import SubscriberFactory, settle
 
@@ -187,7 +188,8 @@ async def test_a_dead_workers_lease_is_reclaimed_and_its_late_result_refused(
     swept = await service.store.sweep(time.time())
     assert swept["reclaimed"] == 1
     await settle(service)
-    late = await service.store.record("dead-worker", [Outcome(claimed[0].id, "failed", error="late")], time.time())
+    late_result = DeliveryUpdate(claimed[0].id, alert.id, DeliveryStatus.FAILED, time.time(), error="late")
+    late = await service.store.record("dead-worker", [late_result], time.time())
     assert late == []
     rows, _ = await service.store.list_deliveries(alert.id, 10, None)
     assert (rows[0].status, rows[0].attempts) == ("delivered", 2)

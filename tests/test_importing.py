@@ -22,6 +22,8 @@ from notifier.textcoding import UnreadableUpload
 from subscriptions.models import SubscriberStatus
 from tests.conftest import SubscriberFactory
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 HEADER = "mobile,email,region,groups,topics,channels\n"
 GOOD = ("13800000001,li.na@example.org,140402,elderly;disabled,env.heavy-pollution|env.air-forecast,sms|email\n"
         "13800000002,,140411,,env.heavy-pollution,\n"

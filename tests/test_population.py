@@ -22,6 +22,8 @@ from notifier.publish import publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory, settle
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 CHENGQU, JIAOQU = "140402", "140411"
 # Residents on record. 城区: 480,000 in all, of whom 41,200 elderly, 6,300 disabled, 52,000 children; 郊区: 300,000,
 # of whom 38,500 elderly. No other region has figures.

@@ -18,6 +18,8 @@ from notifier.web import create_app
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 PHONE = "+8613800000555"
 TOKEN = "reply-token-000000001"
 

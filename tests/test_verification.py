@@ -20,8 +20,7 @@ from notifier.fakes.smtp import RunningSmtp
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.store.sqlite import SqliteStore
-from notifier.store.sqlite_verification import wait_for
+from notifier.store.verification import wait_for
 from notifier.verification import (
     CODE_TTL,
     CONSENT_VERSION,
@@ -31,6 +30,8 @@ from notifier.verification import (
     SignUp,
 )
 from subscriptions.models import SubscriberIn
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 MOBILE = "+8613812340002"
 EMAIL = "wang.fang@example.org"
@@ -82,8 +83,7 @@ async def _sign_up(service: Service, sms: RecordingSms, *, contacts: dict[str, s
 
 
 async def _rows(service: Service, sql: str, *params: Any) -> list[Any]:
-    assert isinstance(service.store, SqliteStore)
-    return [tuple(row) for row in await service.store.reader.execute_fetchall(sql, params)]
+    return [tuple(row) for row in await service.store.backend.reader.fetch(sql, *params)]
 
 
 # ---------------------------------------------------------------- codes

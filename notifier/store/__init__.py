@@ -1,22 +1,23 @@
-"""Persistence behind one Protocol; `open_store` picks the back-end from the database url."""
+"""Persistence: one `Store` over SQLite (the embedded default) or PostgreSQL (scale-out); `open_store` picks the
+back-end from the database url. Every SQL statement is written once (`db.py` holds what differs)."""
 
 from __future__ import annotations
 
 from notifier.config import Settings
-from notifier.store.protocol import Store
-from notifier.store.sqlite import SqliteStore
+from notifier.store.sql_store import Store
 
 
 async def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     """Open (and by default migrate) the configured database: sqlite:///path, or postgresql:// (postgres://)."""
     path = settings.sqlite_path()
-    store: Store
     if path is None:
-        from notifier.store.postgres import PostgresStore  # asyncpg is imported only when PostgreSQL is used
+        from notifier.store.pg_db import PgBackend  # asyncpg is imported only when PostgreSQL is used
 
-        store = PostgresStore(settings.database.url)
+        store = Store(PgBackend(settings.database.url))
     else:
-        store = SqliteStore(path)
+        from notifier.store.sqlite_db import SqliteBackend
+
+        store = Store(SqliteBackend(path))
     await store.open()
     if upgrade:
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifier.states import DeliveryStatus
+
 
 @dataclass(frozen=True, slots=True)
 class AlertRow:
@@ -36,11 +38,17 @@ class AlertRow:
     department: str | None
     created_at: float
     cancelled_at: float | None
+    cancel_notice_id: str | None = None  # a cancelled alert's notice to those it had reached (None: nobody was)
 
 
 @dataclass(frozen=True, slots=True)
 class Targeting:
-    """Who an alert is for: resolved by the store in the transaction that stores the alert."""
+    """Who an alert is for: resolved by the store in the transaction that stores the alert.
+
+    A new alert resolves its subscribers now. An update or cancel goes to the frozen targets of the alert it
+    references (`from_alert`), counted under the region and groups that alert froze; a cancel only to those it
+    reached or whose delivery was accepted (`only_reached`); an update also to the subscribers who match it now but
+    not the referenced alert's own regions and groups (`widened_from`), i.e. those its wider area or groups add."""
 
     topic: str
     min_severity_rank: int  # subscribers whose minimum is above this are left out
@@ -49,9 +57,9 @@ class Targeting:
     policy: str
     priority: int
     first_attempt_at: float
-    # For updates and cancels: the alert whose frozen targets receive this one instead of a fresh resolution.
     from_alert: str | None = None
-    only_accepted: bool = False  # with from_alert: only those who had a delivery accepted
+    only_reached: bool = False
+    widened_from: tuple[list[str], list[str]] | None = None  # the referenced alert's (regions, groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +81,13 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryUpdate:
     """What to write back for one claimed delivery."""
 
     delivery_id: str
-    status: str  # delivered | sent | queued (retry) | failed | deferred
+    alert_id: str
+    status: DeliveryStatus  # delivered | sent | queued (retry) | failed | deferred
+    at: float  # when the send finished (or was decided): sent_at / delivered_at
     attempted: bool = True  # a send was made (False for quiet-hours deferral and sends refused before trying)
     next_attempt_at: float | None = None
     provider_message_id: str | None = None

@@ -1,24 +1,12 @@
-"""What both store back-ends share: turning stored rows into records (sqlite3.Row and asyncpg.Record both read
-by column name) and finding the bundled, numbered migrations of a dialect."""
+"""Stored rows into records and back (sqlite3.Row and asyncpg.Record both read by column name)."""
 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
+from notifier.store.db import Row
 from notifier.store.records import AlertRow, KeyRecord
-
-Row = Any  # sqlite3.Row or asyncpg.Record: row["column"]
-
-
-def migrations(folder: str) -> list[tuple[int, str]]:
-    """(version, sql) of every bundled migration in `notifier/store/<folder>/`, in order."""
-    found = []
-    for entry in (resources.files("notifier.store") / folder).iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def topic_record(row: Row) -> dict[str, Any]:
@@ -41,11 +29,19 @@ def alert_record(row: Row) -> AlertRow:
         data=json.loads(row["data"]), expires_at=row["expires_at"], scheduled_at=row["scheduled_at"],
         idempotency_key=row["idempotency_key"], request_hash=row["request_hash"], public=bool(row["public"]),
         status=row["status"], targeted=row["targeted"], publisher=row["publisher"], department=row["department"],
-        created_at=row["created_at"], cancelled_at=row["cancelled_at"])
+        created_at=row["created_at"], cancelled_at=row["cancelled_at"], cancel_notice_id=row["cancel_notice_id"])
+
+
+ALERT_COLUMNS = ("id, topic, msg_type, references_id, headline, body, instruction, severity, urgency, level, "
+                 "target_regions, target_groups, policy, fallback_after, data, expires_at, scheduled_at, "
+                 "idempotency_key, request_hash, public, status, targeted, publisher, department, created_at, "
+                 "cancelled_at, cancel_notice_id")
 
 
 def alert_params(a: AlertRow) -> tuple[Any, ...]:
+    """The values of ALERT_COLUMNS, in order."""
     return (a.id, a.topic, a.msg_type, a.references_id, a.headline, a.body, a.instruction, a.severity, a.urgency,
             a.level, json.dumps(a.target_regions), json.dumps(a.target_groups), a.policy, a.fallback_after,
             json.dumps(a.data, ensure_ascii=False), a.expires_at, a.scheduled_at, a.idempotency_key, a.request_hash,
-            int(a.public), a.status, a.targeted, a.publisher, a.department, a.created_at, a.cancelled_at)
+            int(a.public), a.status, a.targeted, a.publisher, a.department, a.created_at, a.cancelled_at,
+            a.cancel_notice_id)

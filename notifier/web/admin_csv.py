@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from notifier.catalogue import Catalogue
 from notifier.models import CellCoverage, Coverage
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.web.admin_views import ErrorLine, Translate
 from notifier.web.api_alerts import delivery_view
 

@@ -25,7 +25,7 @@ from aiohttp import web
 from notifier.errors import Forbidden
 from notifier.keys import authenticate, hash_key
 from notifier.models import Role
-from notifier.store.protocol import Store
+from notifier.store import Store
 
 SESSION_COOKIE = "notifier_admin"
 LOGIN_COOKIE = "notifier_admin_login"

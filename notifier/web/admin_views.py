@@ -2,9 +2,8 @@
 
 Every figure comes from the coverage object (`notifier.coverage.alert_coverage`), with viewers' small cells
 suppressed exactly as the API suppresses them; every contact goes through the API's own `delivery_view` (masked,
-errors scrubbed). The reach curve, the failure texts and the list's quick figures come from the back-end's
-admin queries (`store/admin_queries`: `sqlite_admin` or `pg_admin`); a store without them (a test double) gets the
-list from the coverage object and no curve or error table.
+errors scrubbed). The reach curve, the failure texts and the list's quick figures come from the store's admin
+queries (`store/admin.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ from dataclasses import dataclass
 from notifier.catalogue import Catalogue
 from notifier.coverage import alert_coverage
 from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
-from notifier.store.admin_queries import admin_queries
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import AlertRow
 from notifier.web.admin_charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
 from notifier.web.api_alerts import delivery_view
@@ -70,17 +68,8 @@ class AlertLine:
 
 
 async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
-    queries = admin_queries(store)
-    if queries is not None:
-        figures = await queries.alert_figures([a.id for a in alerts])
-        return [AlertLine(a, *figures[a.id]) for a in alerts]
-    lines = []
-    for alert in alerts:
-        cov = await alert_coverage(store, alert.id)
-        pending = sum(c.pending for c in cov.by_channel.values())
-        awaiting = sum(c.awaiting_receipt for c in cov.by_channel.values())
-        lines.append(AlertLine(alert, cov.targeted, cov.reached, cov.accepted, pending, awaiting))
-    return lines
+    figures = await store.alert_figures([a.id for a in alerts])
+    return [AlertLine(a, *figures[a.id]) for a in alerts]
 
 
 # ---------------------------------------------------------------- one alert
@@ -177,13 +166,10 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
     group_chart = bar_chart("chart-groups", t("chart.group.title"), t("chart.group.desc"), groups, texts)
     unreachable = [CountLine(cause, t(f"cause.{cause}"), coverage.unreachable.get(cause, 0))
                    for cause in UNREACHABLE_CAUSES if coverage.unreachable.get(cause)]
-    curve, errors = None, None
-    queries = admin_queries(store)
-    if queries is not None:
-        bucket, points = await queries.reach_curve(alert.id)
-        curve = reach_curve("chart-curve", points, bucket, coverage.targeted, title=t("chart.curve.title"),
-                            desc=t("chart.curve.desc", targeted=coverage.targeted, reached=coverage.reached), t=t)
-        errors = fold_errors(await queries.failure_errors(alert.id))
+    bucket, points = await store.reach_curve(alert.id)
+    curve = reach_curve("chart-curve", points, bucket, coverage.targeted, title=t("chart.curve.title"),
+                        desc=t("chart.curve.desc", targeted=coverage.targeted, reached=coverage.reached), t=t)
+    errors = fold_errors(await store.failure_errors(alert.id))
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
                         suppressed_k=k)

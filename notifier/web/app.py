@@ -18,9 +18,8 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from notifier.config import Settings
-from notifier.errors import NotifierError, translate_store_error
+from notifier.errors import NotifierError
 from notifier.service import Service
-from notifier.store.errors import StoreError
 from notifier.web import (
     admin,
     api,
@@ -68,8 +67,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except NotifierError as exc:
         return error_response(exc)
-    except StoreError as exc:
-        return error_response(translate_store_error(exc))
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and 204s raised as exceptions are answers, not errors
             raise

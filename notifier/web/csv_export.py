@@ -25,7 +25,7 @@ from pydantic import Field
 from notifier.analytics import Aggregate, Breakdown, PeriodCoverage
 from notifier.models import ChannelCoverage, Coverage, Frozen
 from notifier.population import PopulationTable
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import DeliveryRow
 from notifier.web.paging import DeliveryQuery
 from subscriptions.masking import mask_contact, scrub

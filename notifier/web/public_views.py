@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from notifier.catalogue import Catalogue
 from notifier.models import Level, MsgType, Severity, Urgency
 from notifier.rendering import LOCAL_TZ
-from notifier.store.protocol import Store
+from notifier.store import Store
 from notifier.store.records import AlertRow
 from notifier.store.records_public import PublicFilter
 

@@ -11,10 +11,16 @@ from notifier.coverage import alert_coverage
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.store.records import Outcome
+from notifier.states import DeliveryStatus
+from notifier.store.records import DeliveryUpdate
 from tests.conftest import SubscriberFactory
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
+
+def _sent(delivery_id: str, alert_id: str, provider_message_id: str, match_key: str | None = None) -> DeliveryUpdate:
+    return DeliveryUpdate(delivery_id, alert_id, DeliveryStatus.SENT, time.time(),
+                          provider_message_id=provider_message_id, match_key=match_key)
 
 
 async def _claim(service: Service, channel: str) -> tuple[str, list[tuple[str, str]]]:
@@ -32,7 +38,7 @@ async def test_a_receipt_before_the_send_is_recorded_is_applied_when_it_is(
     alert_id, [(delivery_id, _)] = await _claim(service, "wechat")
     early = await service.store.apply_receipts("wechat", [Receipt("msg-1", True, "msg-1:success")], time.time())
     assert early["unknown"] == 1
-    await service.store.record("worker-1", [Outcome(delivery_id, "sent", provider_message_id="msg-1")], time.time())
+    await service.store.record("worker-1", [_sent(delivery_id, alert_id, "msg-1")], time.time())
     coverage = await alert_coverage(service.store, alert_id)
     assert (coverage.reached, coverage.by_channel["wechat"].delivered) == (1, 1)
 
@@ -48,7 +54,7 @@ async def test_early_reports_for_a_shared_batch_id_find_their_own_number(
                Receipt("biz-1", False, "k2", address="+8613800000102", error="UNDELIV")]
     await service.store.apply_receipts("sms", reports, time.time())
     await service.store.record("worker-1", [
-        Outcome(delivery_id, "sent", provider_message_id="biz-1", match_key=receipt_match_key("biz-1", phone))
+        _sent(delivery_id, alert_id, "biz-1", receipt_match_key("biz-1", phone))
         for delivery_id, phone in claimed], time.time())
     rows, _ = await service.store.list_deliveries(alert_id, 10, None)
     status = {r.id: r.status for r in rows}
@@ -59,8 +65,8 @@ async def test_early_reports_for_a_shared_batch_id_find_their_own_number(
 async def test_a_repeated_report_is_applied_once(service: Service, make_subscriber: SubscriberFactory) -> None:
     """The provider pushing the same report twice changes the delivery once."""
     await make_subscriber(contacts={"wechat": "oTwice00000000000000000000ab"})
-    _, [(delivery_id, _)] = await _claim(service, "wechat")
-    await service.store.record("worker-1", [Outcome(delivery_id, "sent", provider_message_id="m")], time.time())
+    alert_id, [(delivery_id, _)] = await _claim(service, "wechat")
+    await service.store.record("worker-1", [_sent(delivery_id, alert_id, "m")], time.time())
     receipt = Receipt("m", True, "m:success")
     first = await service.store.apply_receipts("wechat", [receipt], time.time())
     second = await service.store.apply_receipts("wechat", [receipt], time.time())

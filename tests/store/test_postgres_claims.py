@@ -13,8 +13,10 @@ import pytest
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.store.postgres import PostgresStore
-from notifier.store.records import Outcome, SubscriberRecord
+from notifier.states import DeliveryStatus
+from notifier.store import Store
+from notifier.store.pg_db import PgBackend
+from notifier.store.records import DeliveryUpdate, SubscriberRecord
 from tests.conftest import SettingsFactory
 
 SUBSCRIBERS = 120
@@ -35,8 +37,8 @@ async def pg_service(make_settings: SettingsFactory, pg_schema_url: str) -> Asyn
         yield service
 
 
-async def _other_store(service: Service) -> PostgresStore:
-    store = PostgresStore(service.settings.database.url, min_size=1, max_size=4)
+async def _other_store(service: Service) -> Store:
+    store = Store(PgBackend(service.settings.database.url, min_size=1, max_size=4))
     await store.open()
     return store
 
@@ -62,12 +64,11 @@ async def test_concurrent_claimers_never_claim_one_delivery_twice(pg_service: Se
 
 async def test_a_claim_skips_rows_locked_by_an_uncommitted_claim(pg_service: Service) -> None:
     """While one claim's transaction is still open, another claimer gets the other rows at once, not the same."""
-    assert isinstance(pg_service.store, PostgresStore)
     other = await _other_store(pg_service)
     try:
-        async with pg_service.store.transaction() as c:
-            rows = await c.fetch(
-                "UPDATE deliveries SET status = 'sending', lease_owner = 'slow', lease_until = $1 WHERE id IN ("
+        async with pg_service.store.backend.transaction() as db:
+            rows = await db.fetch(
+                "UPDATE deliveries SET status = 'sending', lease_owner = 'slow', lease_until = ? WHERE id IN ("
                 "SELECT id FROM deliveries WHERE status = 'queued' ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED) "
                 "RETURNING id", time.time() + 60)
             held = {r[0] for r in rows}
@@ -89,8 +90,11 @@ async def test_the_lease_fence_refuses_a_stale_owner(pg_service: Service) -> Non
     fresh = await store.claim("fresh", time.time(), time.time() + 60, SUBSCRIBERS)
     ids = {d.id for d in stale}
     assert ids <= {d.id for d in fresh}
-    assert await store.record("stale", [Outcome(d, "failed", error="late") for d in ids], time.time()) == []
-    written = await store.record("fresh", [Outcome(d, "delivered") for d in ids], time.time())
+    alert_id = stale[0].alert_id
+    late = [DeliveryUpdate(d, alert_id, DeliveryStatus.FAILED, time.time(), error="late") for d in ids]
+    assert await store.record("stale", late, time.time()) == []
+    done = [DeliveryUpdate(d, alert_id, DeliveryStatus.DELIVERED, time.time()) for d in ids]
+    written = await store.record("fresh", done, time.time())
     assert set(written) == ids
     rows, _ = await store.list_deliveries(stale[0].alert_id, SUBSCRIBERS, None)
     assert {r.status for r in rows if r.id in ids} == {"delivered"}

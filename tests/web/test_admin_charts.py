@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from notifier.store.sqlite_admin import bucket_for
+from notifier.store.admin import bucket_for
 from notifier.web.admin_charts import Bar, BarTexts, bar_chart, duration, reach_curve, text_width
 from notifier.web.admin_i18n import translator
 

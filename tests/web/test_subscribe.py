@@ -26,6 +26,8 @@ from notifier.verification import CONSENT_VERSION
 from notifier.web import create_app
 from tests.conftest import SettingsFactory, settle
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 MOBILE = "13812340001"
 E164 = "+86" + MOBILE
 EMAIL = "li.na@example.org"

@@ -1,5 +1,6 @@
--- notifier schema, version 1. Portable SQL (SQLite ≥ 3.35 and PostgreSQL ≥ 13): times are unix seconds (REAL /
--- DOUBLE PRECISION), ids are text, lists are JSON text. No contact ever leaves `contacts`.
+-- notifier schema, version 1. One source for both back-ends (SQLite ≥ 3.38 and PostgreSQL ≥ 13): times are unix
+-- seconds (DOUBLE PRECISION: SQLite gives it REAL affinity), ids are text, lists are JSON text. No contact ever
+-- leaves `contacts`.
 
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -34,7 +35,7 @@ CREATE TABLE topics (
     schedule TEXT,
     method TEXT,
     supervision TEXT,
-    created_at REAL NOT NULL
+    created_at DOUBLE PRECISION NOT NULL
 );
 
 CREATE TABLE api_keys (
@@ -44,8 +45,8 @@ CREATE TABLE api_keys (
     role TEXT NOT NULL,
     topics TEXT NOT NULL,
     label TEXT,
-    created_at REAL NOT NULL,
-    revoked_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
 );
 
 CREATE TABLE subscribers (
@@ -56,9 +57,9 @@ CREATE TABLE subscribers (
     quiet_end INTEGER,
     status TEXT NOT NULL,
     consent_source TEXT,
-    consent_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    consent_at DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX subscribers_region ON subscribers (region);
 
@@ -74,8 +75,8 @@ CREATE TABLE contacts (
     channel TEXT NOT NULL,
     address TEXT NOT NULL,
     secret TEXT,
-    verified_at REAL,
-    disabled_at REAL,
+    verified_at DOUBLE PRECISION,
+    disabled_at DOUBLE PRECISION,
     disabled_reason TEXT,
     PRIMARY KEY (subscriber_id, channel)
 );
@@ -85,7 +86,7 @@ CREATE TABLE subscriptions (
     subscriber_id TEXT NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
     topic TEXT NOT NULL REFERENCES topics (key),
     min_severity INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (subscriber_id, topic)
 );
 CREATE INDEX subscriptions_topic ON subscriptions (topic, subscriber_id);
@@ -115,8 +116,8 @@ CREATE TABLE alerts (
     policy TEXT NOT NULL,
     fallback_after INTEGER NOT NULL,
     data TEXT NOT NULL,
-    expires_at REAL,
-    scheduled_at REAL,
+    expires_at DOUBLE PRECISION,
+    scheduled_at DOUBLE PRECISION,
     idempotency_key TEXT UNIQUE,
     request_hash TEXT NOT NULL,
     public INTEGER NOT NULL,
@@ -124,8 +125,8 @@ CREATE TABLE alerts (
     targeted INTEGER NOT NULL DEFAULT 0,
     publisher TEXT,
     department TEXT,
-    created_at REAL NOT NULL,
-    cancelled_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    cancelled_at DOUBLE PRECISION
 );
 CREATE INDEX alerts_created ON alerts (created_at, id);
 CREATE INDEX alerts_expiry ON alerts (status, expires_at);
@@ -136,8 +137,8 @@ CREATE TABLE alert_targets (
     alert_id TEXT NOT NULL REFERENCES alerts (id),
     subscriber_id TEXT NOT NULL,
     region TEXT NOT NULL,
-    accepted_at REAL,
-    reached_at REAL,
+    accepted_at DOUBLE PRECISION,
+    reached_at DOUBLE PRECISION,
     PRIMARY KEY (alert_id, subscriber_id)
 );
 
@@ -157,16 +158,16 @@ CREATE TABLE deliveries (
     status TEXT NOT NULL,
     priority INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
     lease_owner TEXT,
-    lease_until REAL,
+    lease_until DOUBLE PRECISION,
     provider_message_id TEXT,
     last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    sent_at REAL,
-    delivered_at REAL,
-    finished_at REAL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION,
+    delivered_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
     UNIQUE (alert_id, subscriber_id, channel)
 );
 CREATE INDEX deliveries_due ON deliveries (priority DESC, next_attempt_at) WHERE status IN ('queued', 'deferred');

@@ -12,7 +12,7 @@ CREATE TABLE receipts (
     -- report arriving before its send was recorded can still find its delivery, without keeping the number.
     match_key TEXT,
     outcome TEXT NOT NULL,
-    received_at REAL NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (channel, receipt_key)
 );
 CREATE INDEX receipts_delivery ON receipts (delivery_id);

@@ -10,6 +10,6 @@ CREATE TABLE population (
     region TEXT NOT NULL REFERENCES regions (code),
     group_code TEXT NOT NULL DEFAULT '',
     residents INTEGER NOT NULL CHECK (residents >= 0),
-    updated_at REAL NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (region, group_code)
 );

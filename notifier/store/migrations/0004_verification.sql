@@ -9,7 +9,7 @@ CREATE INDEX subscribers_pending ON subscribers (created_at) WHERE status = 'pen
 CREATE TABLE consents (
     subscriber_id TEXT PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,
     version TEXT NOT NULL,
-    given_at REAL NOT NULL
+    given_at DOUBLE PRECISION NOT NULL
 );
 
 -- One open verification per subscriber × channel: an SMS code (HMAC-SHA256 with the server secret, never the
@@ -18,9 +18,9 @@ CREATE TABLE verifications (
     subscriber_id TEXT NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
     channel TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
-    expires_at REAL NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (subscriber_id, channel)
 );
 CREATE INDEX verifications_secret ON verifications (channel, secret_hash);
@@ -30,7 +30,7 @@ CREATE INDEX verifications_secret ON verifications (channel, secret_hash);
 CREATE TABLE rate_events (
     scope TEXT NOT NULL,
     key_hash TEXT NOT NULL,
-    at REAL NOT NULL
+    at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX rate_events_key ON rate_events (scope, key_hash, at);
 CREATE INDEX rate_events_at ON rate_events (at);

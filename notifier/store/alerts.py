@@ -1,0 +1,39 @@
+"""Alert rows: storing one, reading and listing them (publishing, with what it does to other alerts, is in
+`lifecycle`)."""
+
+from __future__ import annotations
+
+from notifier.store.db import Db, marks
+from notifier.store.records import AlertRow
+from notifier.store.rows import ALERT_COLUMNS, alert_params, alert_record
+
+_INSERT = f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ({marks(len(ALERT_COLUMNS.split(',')))})"
+
+
+async def insert(db: Db, alert: AlertRow) -> bool:
+    """Store the alert row; False when another alert already holds its idempotency key (the caller returns that
+    one). On PostgreSQL a concurrent publish with the same key waits on the unique index, then sees the first."""
+    return await db.execute(_INSERT + " ON CONFLICT (idempotency_key) DO NOTHING", *alert_params(alert)) == 1
+
+
+async def get(db: Db, alert_id: str) -> AlertRow | None:
+    row = await db.fetchrow("SELECT * FROM alerts WHERE id = ?", alert_id)
+    return alert_record(row) if row is not None else None
+
+
+async def by_idempotency_key(db: Db, key: str) -> AlertRow | None:
+    row = await db.fetchrow("SELECT * FROM alerts WHERE idempotency_key = ?", key)
+    return alert_record(row) if row is not None else None
+
+
+async def listing(db: Db, limit: int, before: tuple[float, str] | None,
+                  public_only: bool = False) -> tuple[list[AlertRow], int]:
+    """A page of alerts, newest first, and how many there are in all."""
+    where = "WHERE public = 1" if public_only else "WHERE 1 = 1"
+    total = int(await db.fetchval(f"SELECT COUNT(*) FROM alerts {where}"))
+    if before is None:
+        rows = await db.fetch(f"SELECT * FROM alerts {where} ORDER BY created_at DESC, id DESC LIMIT ?", limit)
+    else:
+        rows = await db.fetch(f"SELECT * FROM alerts {where} AND (created_at < ? OR (created_at = ? AND id < ?)) "
+                              "ORDER BY created_at DESC, id DESC LIMIT ?", before[0], before[0], before[1], limit)
+    return [alert_record(r) for r in rows], total

@@ -1,0 +1,125 @@
+"""The catalogue and the service's own settings: meta values, regions, population groups, domains, topics (what
+an alert and a subscription may name), and API keys (stored by hash; the key itself is never kept).
+
+Catalogue entries are only ever added here: `add_catalogue` keeps an admin's later edits, `create_topic` refuses a
+key that exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from notifier.errors import ConflictError, FieldError, InvalidInput
+from notifier.store.db import Db, Row, as_list, marks
+from notifier.store.records import KeyRecord
+from notifier.store.rows import key_record, topic_record
+
+_TOPIC_COLUMNS = "key, name, name_en, domain, department, channels, schedule, method, supervision, created_at"
+_INSERT_TOPIC = f"INSERT INTO topics ({_TOPIC_COLUMNS}) VALUES ({marks(10)})"
+_KEY_COLUMNS = "id, prefix, key_hash, role, topics, label, created_at, revoked_at"
+# The tables `missing_codes` may check, with the column that names an entry.
+_CODE_COLUMNS = {"regions": "code", "population_groups": "code", "topics": "key"}
+
+Entry = tuple[str, str, str | None]  # code, name, English name
+
+
+def _topic_params(t: dict[str, Any], now: float) -> tuple[Any, ...]:
+    return (t["key"], t["name"], t.get("name_en"), t["domain"], t["department"], json.dumps(t["channels"]),
+            t.get("schedule"), t.get("method"), t.get("supervision"), now)
+
+
+# ---------------------------------------------------------------- meta
+
+
+async def get_meta(db: Db, key: str) -> str | None:
+    value = await db.fetchval("SELECT value FROM meta WHERE key = ?", key)
+    return None if value is None else str(value)
+
+
+async def set_meta_default(db: Db, key: str, value: str) -> str:
+    """Store `value` unless the key is set; returns what is stored."""
+    await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
+    return str(await db.fetchval("SELECT value FROM meta WHERE key = ?", key))
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+async def add_catalogue(db: Db, regions: Iterable[Entry], groups: Iterable[Entry], domains: Iterable[Entry],
+                        topics: Iterable[dict[str, Any]], now: float) -> None:
+    """Insert catalogue entries that are not there yet (an admin's later edits are kept)."""
+    for table, entries in (("regions", regions), ("population_groups", groups), ("domains", domains)):
+        await db.executemany(f"INSERT INTO {table} (code, name, name_en) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                             list(entries))
+    await db.executemany(_INSERT_TOPIC + " ON CONFLICT DO NOTHING", [_topic_params(t, now) for t in topics])
+
+
+async def list_regions(db: Db) -> list[Row]:
+    return await db.fetch("SELECT code, name, name_en FROM regions ORDER BY code")
+
+
+async def list_groups(db: Db) -> list[Row]:
+    return await db.fetch("SELECT code, name, name_en FROM population_groups ORDER BY code")
+
+
+async def list_domains(db: Db) -> list[Row]:
+    return await db.fetch("SELECT code, name, name_en FROM domains ORDER BY code")
+
+
+async def list_topics(db: Db) -> list[dict[str, Any]]:
+    return [topic_record(r) for r in await db.fetch("SELECT * FROM topics ORDER BY key")]
+
+
+async def get_topic(db: Db, key: str) -> dict[str, Any] | None:
+    row = await db.fetchrow("SELECT * FROM topics WHERE key = ?", key)
+    return topic_record(row) if row is not None else None
+
+
+async def create_topic(db: Db, topic: dict[str, Any], now: float) -> None:
+    """Add one topic; Conflict (409) when its key exists, InvalidInput (422, field `domain`) for an unknown
+    domain. A concurrent create of the same key loses on the primary key and gets the same Conflict."""
+    exists = ConflictError(f"topic {topic['key']} exists")
+    if await db.fetchval("SELECT 1 FROM topics WHERE key = ?", topic["key"]) is not None:
+        raise exists
+    if await db.fetchval("SELECT 1 FROM domains WHERE code = ?", topic["domain"]) is None:
+        message = f"unknown domain {topic['domain']}"
+        raise InvalidInput(message, [FieldError("domain", message)])
+    if await db.execute(_INSERT_TOPIC + " ON CONFLICT (key) DO NOTHING", *_topic_params(topic, now)) == 0:
+        raise exists
+
+
+async def missing_codes(db: Db, table: str, codes: Sequence[str]) -> list[str]:
+    """Which of `codes` are not in the regions / population_groups / topics table."""
+    column = _CODE_COLUMNS[table]
+    if not codes:
+        return []
+    rows = await db.fetch(f"SELECT {column} FROM {table} WHERE {column} IN {db.dialect.each()}", as_list(codes))
+    present = {r[0] for r in rows}
+    return [c for c in codes if c not in present]
+
+
+# ---------------------------------------------------------------- API keys
+
+
+async def create_key(db: Db, record: KeyRecord, key_hash: str) -> None:
+    await db.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES ({marks(8)})",
+                     record.id, record.prefix, key_hash, record.role, json.dumps(record.topics), record.label,
+                     record.created_at, record.revoked_at)
+
+
+async def key_by_hash(db: Db, key_hash: str) -> KeyRecord | None:
+    row = await db.fetchrow("SELECT * FROM api_keys WHERE key_hash = ?", key_hash)
+    return key_record(row) if row is not None else None
+
+
+async def list_keys(db: Db) -> list[KeyRecord]:
+    return [key_record(r) for r in await db.fetch("SELECT * FROM api_keys ORDER BY created_at")]
+
+
+async def revoke_key(db: Db, id_or_hash: str, now: float) -> KeyRecord | None:
+    """Revoke the key named by its id or its hash (the first revocation time stays); None when there is none."""
+    row = await db.fetchrow("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? OR key_hash = ? "
+                            "RETURNING *", now, id_or_hash, id_or_hash)
+    return key_record(row) if row is not None else None

@@ -1,0 +1,105 @@
+"""How coverage is counted (SPEC "Coverage"): every figure of one alert's coverage object, aggregated in SQL over
+its frozen targets (`alert_targets`, `alert_target_groups`: the denominator) and its deliveries, by the rules of
+`states` (reached, accepted, a channel's counts, why a target was not reached, the release time); and the alert's
+deliveries, paged, for the admin views.
+"""
+
+from __future__ import annotations
+
+import math
+
+from notifier.store.db import Db, Row
+from notifier.store.records import CoverageRows, DeliveryRow
+from notifier.store.states import (
+    ACCEPTED,
+    CHANNEL_FIELDS,
+    REACHED,
+    UNREACHED_CAUSE,
+    channel_counts,
+    count,
+    release,
+    unreached_target_counts,
+)
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+async def coverage_rows(db: Db, alert_id: str) -> CoverageRows:
+    """Every figure of the coverage object."""
+    head = await db.fetchrow(f"SELECT COUNT(*), {count(REACHED)}, {count(ACCEPTED)} FROM alert_targets "
+                             "WHERE alert_id = ?", alert_id)
+    assert head is not None  # noqa: S101 - an aggregate always has a row
+    targeted, reached, accepted = int(head[0]), int(head[1] or 0), int(head[2] or 0)
+    by_channel = {r[0]: channel_figures(r, 1) for r in await db.fetch(
+        f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? GROUP BY channel ORDER BY channel",
+        alert_id)}
+    cells = [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in await db.fetch(
+        f"SELECT t.region, g.group_code, COUNT(*), {count('t.' + REACHED)} FROM alert_targets t "
+        "LEFT JOIN alert_target_groups g ON g.alert_id = t.alert_id AND g.subscriber_id = t.subscriber_id "
+        "WHERE t.alert_id = ? GROUP BY t.region, g.group_code", alert_id)]
+    cells.sort(key=lambda c: (c[0], c[1] or ""))  # NULL (no group) sorts first on SQLite, last on PostgreSQL
+    by_region = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await db.fetch(
+        f"SELECT region, COUNT(*), {count(REACHED)} FROM alert_targets WHERE alert_id = ? GROUP BY region",
+        alert_id)}
+    by_group = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await db.fetch(
+        f"SELECT g.group_code, COUNT(*), {count('t.' + REACHED)} FROM alert_target_groups g JOIN alert_targets t "
+        "ON t.alert_id = g.alert_id AND t.subscriber_id = g.subscriber_id WHERE g.alert_id = ? "
+        "GROUP BY g.group_code", alert_id)}
+    return CoverageRows(targeted=targeted, reached=reached, accepted=accepted, by_channel=by_channel, cells=cells,
+                        by_region=by_region, by_group=by_group,
+                        reach_times=await _reach_quantiles(db, alert_id, targeted, reached),
+                        unreachable=await _unreachable(db, alert_id))
+
+
+def channel_figures(row: Row, start: int) -> dict[str, int]:
+    """The `channel_counts()` columns of a row, from column `start` on, by name."""
+    return {name: int(row[start + i] or 0) for i, name in enumerate(CHANNEL_FIELDS)}
+
+
+async def _reach_quantiles(db: Db, alert_id: str, targeted: int, reached: int) -> list[float | None]:
+    """Seconds from release until 50/90/99 % of the targeted were reached (None until that many are)."""
+    out: list[float | None] = []
+    for q in QUANTILES:
+        k = max(1, math.ceil(q * targeted))
+        if targeted == 0 or reached < k:
+            out.append(None)
+            continue
+        value = await db.fetchval(
+            f"SELECT t.reached_at - {release()} FROM alert_targets t JOIN alerts a ON a.id = t.alert_id "
+            "WHERE t.alert_id = ? AND t.reached_at IS NOT NULL ORDER BY t.reached_at LIMIT 1 OFFSET ?",
+            alert_id, k - 1)
+        out.append(max(0.0, float(value)) if value is not None else None)
+    return out
+
+
+async def _unreachable(db: Db, alert_id: str) -> dict[str, int]:
+    """Targets not reached, by cause (skipped fallbacks are not a delivery)."""
+    rows = await db.fetch(
+        f"SELECT {UNREACHED_CAUSE} AS cause, COUNT(*) FROM ("
+        f"  SELECT t.subscriber_id, {unreached_target_counts()} "
+        "  FROM alert_targets t LEFT JOIN deliveries d ON d.alert_id = t.alert_id "
+        "       AND d.subscriber_id = t.subscriber_id AND d.status <> 'skipped' "
+        "  WHERE t.alert_id = ? AND t.reached_at IS NULL GROUP BY t.subscriber_id) x GROUP BY cause", alert_id)
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def list_deliveries(db: Db, alert_id: str, limit: int, after: str | None, status: str | None,
+                          channel: str | None) -> tuple[list[DeliveryRow], int]:
+    """A page of the alert's deliveries (by id, after `after`) with their contacts, and how many match."""
+    where, params = "d.alert_id = ?", [alert_id]
+    for column, value in (("status", status), ("channel", channel)):
+        if value:
+            where += f" AND d.{column} = ?"
+            params.append(value)
+    total = int(await db.fetchval(f"SELECT COUNT(*) FROM deliveries d WHERE {where}", *params))
+    if after:
+        where += " AND d.id > ?"
+        params.append(after)
+    rows = await db.fetch(
+        "SELECT d.*, c.address FROM deliveries d LEFT JOIN contacts c ON c.subscriber_id = d.subscriber_id "
+        f"AND c.channel = d.channel WHERE {where} ORDER BY d.id LIMIT ?", *params, limit)
+    return [DeliveryRow(
+        id=r["id"], alert_id=r["alert_id"], subscriber_id=r["subscriber_id"], channel=r["channel"],
+        address=r["address"], status=r["status"], attempts=r["attempts"], next_attempt_at=r["next_attempt_at"],
+        provider_message_id=r["provider_message_id"], last_error=r["last_error"], created_at=r["created_at"],
+        sent_at=r["sent_at"], delivered_at=r["delivered_at"], finished_at=r["finished_at"]) for r in rows], total

@@ -1,0 +1,145 @@
+"""The small layer every query module is written against, once for both back-ends.
+
+Queries are plain SQL with `?` placeholders. What truly differs between SQLite and PostgreSQL is a `Dialect`
+fragment (new ids, two-argument maximum, row locks, list and record parameters) or a `Db` method (placeholders
+and row counts), never a second copy of a statement:
+
+    Db (Protocol)                 a connection inside a transaction, or the reader: execute → rows touched,
+    ├── SqliteDb (sqlite_db.py)   fetch → rows, fetchrow, fetchval, executemany
+    └── PgDb (pg_db.py)           (`?` becomes `$n`, statuses parsed for row counts)
+
+List and record parameters travel as ONE JSON text parameter on both back-ends (`Dialect.each`, `.records`), so
+a statement's text does not depend on how many values it carries (one prepared statement, no parameter limits).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Row(Protocol):
+    """A result row: sqlite3.Row and asyncpg.Record both read by column name or position."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
+    def keys(self) -> Iterable[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The SQL fragments that differ between the two back-ends (each names what it is for)."""
+
+    name: str
+    new_id: str  # a new random 32-hex-digit id, computed in SQL (fan-out inserts many rows at once)
+    greatest: str  # a format string for the larger of two non-NULL values: greatest.format(a, b)
+    least: str  # … and for the smaller
+    for_update: str  # appended to a SELECT whose rows the transaction will change (SQLite: the write lock suffices)
+    skip_locked: str  # appended to a claim's SELECT: rows another claimer holds are skipped, not waited for
+    advisory_lock: str | None  # locks a text key until the transaction ends (SQLite: BEGIN IMMEDIATE suffices)
+    _each: str  # a subquery of the values of one JSON-array parameter, column `value`
+    _element: str  # the n-th element of a JSON array `e` as a typed value: format(e=…, n=…, type=…)
+    _records: str  # the rows of a JSON array-of-arrays parameter; alias `e` for each element
+
+    def max_of(self, a: str, b: str) -> str:
+        return self.greatest.format(a, b)
+
+    def min_of(self, a: str, b: str) -> str:
+        return self.least.format(a, b)
+
+    def each(self, sql_type: str = "TEXT") -> str:
+        """`(SELECT value …)` over one list parameter (pass `as_list(values)`): `col IN {each()}`."""
+        return self._each.format(type=sql_type)
+
+    def records(self, columns: Sequence[tuple[str, str]]) -> str:
+        """A FROM item over one parameter holding rows (pass `as_rows(rows)`), with the named, typed columns."""
+        picks = ", ".join(f"{self._element.format(n=n, type=t)} AS {name}" for n, (name, t) in enumerate(columns))
+        return self._records.format(picks=picks)
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    new_id="lower(hex(randomblob(16)))",
+    greatest="MAX({0}, {1})",
+    least="MIN({0}, {1})",
+    for_update="",
+    skip_locked="",
+    advisory_lock=None,
+    _each="(SELECT value FROM json_each(?))",
+    _element="e.value ->> {n}",
+    _records="(SELECT {picks} FROM json_each(?) AS e)",
+)
+
+POSTGRES = Dialect(
+    name="postgresql",
+    new_id="md5(random()::text || clock_timestamp()::text)",
+    greatest="GREATEST({0}, {1})",
+    least="LEAST({0}, {1})",
+    for_update=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    advisory_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
+    _each="(SELECT CAST(v AS {type}) FROM json_array_elements_text(CAST(? AS json)) AS v)",
+    _element="CAST(e ->> {n} AS {type})",
+    _records="(SELECT {picks} FROM json_array_elements(CAST(? AS json)) AS e)",
+)
+
+
+def as_list(values: Iterable[Any]) -> str:
+    """The one parameter of a `Dialect.each()` subquery."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def as_rows(rows: Iterable[Sequence[Any]]) -> str:
+    """The one parameter of a `Dialect.records()` FROM item."""
+    return json.dumps([list(r) for r in rows], ensure_ascii=False)
+
+
+class Db(Protocol):
+    """One connection (or the read pool) as every query module sees it."""
+
+    dialect: Dialect
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; the number of rows it inserted, changed or deleted."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+
+async def lock_key(db: Db, key: str) -> None:
+    """Serialise check-then-insert on `key` across workers until the transaction ends (there is no row to lock
+    yet); a no-op where the transaction already excludes every other writer."""
+    if db.dialect.advisory_lock is not None:
+        await db.execute(db.dialect.advisory_lock, key)
+
+
+# A parameter PostgreSQL cannot type from its context (arithmetic, a SELECT list): say what it is.
+FLOAT = "CAST(? AS DOUBLE PRECISION)"
+INT = "CAST(? AS INTEGER)"
+TEXT = "CAST(? AS TEXT)"
+
+
+def marks(n: int) -> str:
+    """`?, ?, …` for a VALUES row of n columns."""
+    return ", ".join("?" * n)
+
+
+class Backend(Protocol):
+    """Connections of one database: SqliteBackend (sqlite_db.py) or PgBackend (pg_db.py)."""
+
+    dialect: Dialect
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def transaction(self) -> AbstractAsyncContextManager[Db]: ...
+
+    @property
+    def reader(self) -> Db: ...
+
+    async def run_script(self, db: Db, script: str) -> None: ...
+    async def after_erasure(self) -> None: ...

@@ -1,0 +1,203 @@
+"""The delivery queue: lease-based claims, batched result writes, the lease heartbeat, sweeps (lease reclaim,
+scheduled release, expiry, silent-receipt fallback) and the shared rate buckets.
+
+Claims are fenced by `lease_owner` (a fresh token per claim): a worker whose lease was reclaimed cannot overwrite
+its successor's result. The rows a lease still covers are locked before they are written (PostgreSQL `FOR UPDATE`;
+SQLite's write transaction excludes everyone), so a sweep on another host cannot reclaim them mid-write; claims
+skip rows another claimer holds (`SKIP LOCKED`), so concurrent claims never return one delivery twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from notifier.states import AlertStatus, DeliveryStatus
+from notifier.store import fallback, lifecycle, receipts
+from notifier.store.db import FLOAT, Db, as_list, as_rows
+from notifier.store.records import ClaimedDelivery, DeliveryUpdate
+from notifier.store.states import WAITING, due, is_
+
+SENDING, SENT, DELIVERED = DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.DELIVERED
+_RELEASE = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
+
+
+async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
+    """Lease up to `limit` due deliveries, most urgent first (life-safety before anything due at the same time)."""
+    d = db.dialect
+    ids = [r[0] for r in await db.fetch(
+        f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
+        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} "
+        f"ORDER BY priority DESC, next_attempt_at LIMIT ?{d.skip_locked}) RETURNING id",
+        owner, lease_until, now, now, limit)]
+    if not ids:
+        return []
+    rows = await db.fetch(
+        "SELECT d.id, d.alert_id, d.subscriber_id, d.channel, d.position, d.attempts, d.created_at, "
+        "c.address, c.secret, c.disabled_at, s.locale, s.quiet_start, s.quiet_end FROM deliveries d "
+        "LEFT JOIN contacts c ON c.subscriber_id = d.subscriber_id AND c.channel = d.channel "
+        f"LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN {d.each()}", as_list(ids))
+    return [ClaimedDelivery(
+        id=r["id"], alert_id=r["alert_id"], subscriber_id=r["subscriber_id"], channel=r["channel"],
+        position=r["position"], attempts=r["attempts"],
+        address=r["address"] if r["disabled_at"] is None else None, secret=r["secret"],
+        locale=r["locale"] or "zh-CN", quiet_start=r["quiet_start"], quiet_end=r["quiet_end"],
+        created_at=r["created_at"]) for r in rows]
+
+
+async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float) -> list[str]:
+    """Write a batch of send results in one transaction; returns the ids the lease still covered.
+
+    Results for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
+    from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
+    successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again."""
+    held = {r[0] for r in await db.fetch(
+        f"SELECT id FROM deliveries WHERE id IN {db.dialect.each()} AND lease_owner = ? AND {is_(SENDING)}"
+        f"{db.dialect.for_update}", as_list(u.delivery_id for u in updates), owner)}
+    updates = [u for u in updates if u.delivery_id in held]
+    stopped = await lifecycle.stopped_alerts(db, {u.alert_id for u in updates})
+    by_status: dict[DeliveryStatus, list[DeliveryUpdate]] = defaultdict(list)
+    for u in updates:
+        # A retry or deferral of a stopped alert ends here instead (cancelled, or expired).
+        waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+        by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
+    await _write_delivered(db, owner, by_status[DELIVERED], now)
+    await _write_sent(db, owner, by_status[SENT], now)
+    await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
+    for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
+        await _write_final(db, owner, final, by_status[final], now)
+    await fallback.activate_next(db, [u.delivery_id for u in by_status[DeliveryStatus.FAILED] if u.fall_back], now)
+    await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
+    accepted = by_status[DELIVERED] + by_status[SENT]
+    await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
+    return [u.delivery_id for u in updates]
+
+
+async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: float) -> None:
+    if not done:
+        return
+    await db.execute(
+        f"UPDATE deliveries SET status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
+        "delivered_at = u.at, finished_at = ?, provider_message_id = COALESCE(u.pmid, provider_message_id), "
+        f"last_error = NULL, {_RELEASE} FROM {_rows(db, ('pmid', 'TEXT'))} AS u "
+        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        now, now, as_rows((u.delivery_id, u.at, u.provider_message_id) for u in done), owner)
+    await mark_targets(db, [(u.delivery_id, u.at) for u in done], reached=True)
+
+
+async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float) -> None:
+    if not sent:
+        return
+    await db.execute(
+        f"UPDATE deliveries SET status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
+        f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE} FROM {_rows(db, ('pmid', 'TEXT'))} AS u "
+        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        now, as_rows((u.delivery_id, u.at, u.provider_message_id) for u in sent), owner)
+    await mark_targets(db, [(u.delivery_id, u.at) for u in sent], reached=False)
+    await receipts.apply_early_receipts(db, sent, now)
+
+
+async def _write_later(db: Db, owner: str, later: list[DeliveryUpdate], now: float) -> None:
+    """Retries and quiet-hours deferrals: back to the queue at their next attempt time."""
+    if not later:
+        return
+    batch = _rows(db, ("status", "TEXT"), ("tried", "INTEGER"), ("next_at", "DOUBLE PRECISION"), ("error", "TEXT"))
+    await db.execute(
+        "UPDATE deliveries SET status = u.status, attempts = attempts + u.tried, next_attempt_at = u.next_at, "
+        f"last_error = COALESCE(u.error, last_error), {_RELEASE} "
+        f"FROM {batch} AS u WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        now, as_rows((u.delivery_id, u.at, u.status.value, int(u.attempted), u.next_attempt_at, u.error)
+                     for u in later), owner)
+
+
+async def _write_final(db: Db, owner: str, status: DeliveryStatus, final: list[DeliveryUpdate], now: float) -> None:
+    """Failed (permanently, or out of retries), or stopped because its alert was cancelled, superseded or expired
+    while the send was in flight."""
+    if not final:
+        return
+    await db.execute(
+        f"UPDATE deliveries SET status = '{status}', attempts = attempts + u.tried, finished_at = ?, "
+        f"last_error = COALESCE(u.error, last_error), {_RELEASE} "
+        f"FROM {_rows(db, ('tried', 'INTEGER'), ('error', 'TEXT'))} AS u "
+        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        now, now, as_rows((u.delivery_id, u.at, int(u.attempted), u.error) for u in final), owner)
+
+
+def _rows(db: Db, *columns: tuple[str, str]) -> str:
+    """The batch as a FROM item: id and time first, then the given columns."""
+    return db.dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION"), *columns])
+
+
+async def mark_targets(db: Db, deliveries: Sequence[tuple[str, float]], *, reached: bool) -> None:
+    """The targets of these (delivery id, time) were accepted — and reached, when `reached` — at that time."""
+    if not deliveries:
+        return
+    reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
+    await db.execute(
+        f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM ("
+        f"SELECT d.alert_id, d.subscriber_id, u.at FROM {_rows(db)} AS u JOIN deliveries d ON d.id = u.id) AS x "
+        "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id",
+        as_rows(deliveries))
+
+
+async def _disable_contacts(db: Db, updates: list[DeliveryUpdate], now: float) -> None:
+    """The endpoint asked never to be called again (webhook 410): its contact is disabled for later alerts."""
+    if not updates:
+        return
+    await db.execute(
+        "UPDATE contacts SET disabled_at = ?, disabled_reason = x.reason FROM ("
+        f"SELECT d.subscriber_id, d.channel, u.reason FROM {_rows(db, ('reason', 'TEXT'))} AS u "
+        "JOIN deliveries d ON d.id = u.id) AS x "
+        "WHERE contacts.subscriber_id = x.subscriber_id AND contacts.channel = x.channel",
+        now, as_rows((u.delivery_id, u.at, u.error or "disabled by the endpoint") for u in updates))
+
+
+async def extend_lease(db: Db, owner: str, until: float) -> int:
+    """A worker still busy with its claim (rate-limited sends) keeps its rows: the heartbeat of a lease."""
+    return await db.execute(f"UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND {is_(SENDING)}",
+                            until, owner)
+
+
+async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
+    """Housekeeping every worker runs: reclaim dead leases, release scheduled alerts, expire, fall back."""
+    failed, queued = DeliveryStatus.FAILED, DeliveryStatus.QUEUED
+    # A row whose worker died mid-send is sent again, unless it has now used all its attempts (a message that
+    # kills its worker every time must not loop forever). Rows a live worker is recording are locked by it:
+    # skipped rather than waited for (their lease is being settled).
+    counts = {"reclaimed": await db.execute(
+        f"UPDATE deliveries SET status = CASE WHEN attempts + 1 >= ? THEN '{failed}' ELSE '{queued}' END, "
+        f"finished_at = CASE WHEN attempts + 1 >= ? THEN {FLOAT} ELSE NULL END, attempts = attempts + 1, "
+        "lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?, "
+        "last_error = 'lease expired: the worker stopped mid-send' WHERE id IN (SELECT id FROM deliveries "
+        f"WHERE {is_(SENDING)} AND lease_until < ?{db.dialect.skip_locked})",
+        max_attempts, max_attempts, now, now, now, now)}
+    await db.execute(f"UPDATE alerts SET status = '{AlertStatus.ACTIVE}' WHERE {is_(AlertStatus.SCHEDULED)} "
+                     "AND scheduled_at <= ?", now)
+    counts["expired"] = await lifecycle.expire(db, now)
+    counts["fallback"] = await fallback.activate_silent(db, now)
+    return counts
+
+
+async def next_due(db: Db) -> float | None:
+    value = await db.fetchval(f"SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN {WAITING}")
+    return float(value) if value is not None else None
+
+
+async def queue_stats(db: Db) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in await db.fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
+
+
+async def take_tokens(db: Db, buckets: Sequence[tuple[str, float, float]], tokens: float, now: float) -> float:
+    """Reserve `tokens` from each shared bucket (name, rate per second, capacity); returns how long the caller must
+    wait before using them. One upsert a bucket: the row is locked, so concurrent takers on any host queue behind
+    each other. Below zero is debt: this caller waits it off, the next one queues behind it."""
+    d = db.dialect
+    wait = 0.0
+    for name, rate, capacity in buckets:
+        refill = f"rate_buckets.tokens + {d.max_of('0', '? - rate_buckets.updated_at')} * {FLOAT}"
+        level = await db.fetchval(
+            f"INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?, {FLOAT} - {FLOAT}, ?) "
+            f"ON CONFLICT (name) DO UPDATE SET tokens = {d.min_of(FLOAT, refill)} - {FLOAT}, updated_at = ? "
+            "RETURNING tokens", name, capacity, tokens, now, capacity, now, rate, tokens, now)
+        wait = max(wait, -float(level) / rate)
+    return wait

@@ -1,0 +1,119 @@
+"""How provider receipts are applied: a report turns a `sent` delivery into `delivered` (its target is reached) or
+`failed` (the next channel under `fallback`). Repeats are dropped by their key; a report for a message not known
+(yet) is kept as `unknown` and applied when the send is recorded — a fast provider's report can overtake our own
+record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the contact.
+
+No number is stored: a report that names a number (Aliyun's BizId covers a whole batch) is matched by
+`receipt_match_key(provider id, number)`, a digest, and the number itself is forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from channels.base import Receipt, receipt_match_key
+from notifier.states import DeliveryStatus
+from notifier.store import fallback
+from notifier.store.db import Db, as_list
+from notifier.store.records import DeliveryUpdate
+from notifier.store.states import is_
+
+SENT = DeliveryStatus.SENT
+APPLIED, DUPLICATE, UNKNOWN, STALE = "applied", "duplicate", "unknown", "stale"
+
+
+async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
+    """(id, status) of the deliveries a report speaks of: one, or several when one number is the contact of
+    several subscribers in the same batch (a family sharing a phone) — the report is true for each of them."""
+    if r.address is not None:  # the provider id names a whole batch (Aliyun BizId): the number picks the row
+        rows = await db.fetch(
+            "SELECT d.id, d.status FROM deliveries d JOIN contacts c ON c.subscriber_id = d.subscriber_id "
+            "AND c.channel = d.channel WHERE d.channel = ? AND d.provider_message_id = ? AND c.address = ?",
+            channel, r.provider_message_id, r.address)
+    else:
+        rows = await db.fetch("SELECT id, status FROM deliveries WHERE channel = ? AND provider_message_id = ?",
+                              channel, r.provider_message_id)
+    return [(row[0], row[1]) for row in rows]
+
+
+async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float) -> dict[str, int]:
+    """Apply provider reports in one transaction; returns counts by outcome."""
+    counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
+    for r in receipts:
+        match = receipt_match_key(r.provider_message_id, r.address) if r.address else None
+        inserted = await db.execute(
+            "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
+            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, now)
+        if inserted == 0:
+            counts[DUPLICATE] += 1
+            continue
+        found = await _find(db, channel, r)
+        waiting = [delivery_id for delivery_id, status in found if status == SENT]
+        outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
+        for delivery_id in waiting:
+            await settle(db, delivery_id, r, now)
+        named = waiting[0] if waiting else (found[0][0] if found else None)
+        await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
+                         outcome, named, channel, r.key)
+        counts[outcome] += 1
+    return counts
+
+
+async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float) -> int:
+    """Reports that arrived before their send was recorded were kept as unknown; now that the provider ids are
+    stored, apply them. One indexed query for the whole batch, so the usual case (no early report at all) costs
+    the hot path one query per batch. Returns how many were applied."""
+    ids = [u.provider_message_id for u in sent if u.provider_message_id is not None]
+    if not ids:
+        return 0
+    named = {r[0] for r in await db.fetch(
+        f"SELECT DISTINCT provider_message_id FROM receipts WHERE outcome = '{UNKNOWN}' "
+        f"AND provider_message_id IN {db.dialect.each()}", as_list(ids))}
+    applied = 0
+    for u in sent:
+        if u.provider_message_id not in named:
+            continue
+        row = await db.fetchrow(
+            "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at FROM receipts r "
+            f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
+            "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) ORDER BY r.received_at",
+            u.delivery_id, u.provider_message_id, u.match_key)
+        if row is None:
+            continue
+        receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
+                          key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"])
+        await settle(db, u.delivery_id, receipt, now)
+        await db.execute(f"UPDATE receipts SET outcome = '{APPLIED}', delivery_id = ? "
+                         "WHERE channel = ? AND receipt_key = ?", u.delivery_id, row["channel"], row["receipt_key"])
+        applied += 1
+    return applied
+
+
+async def settle(db: Db, delivery_id: str, r: Receipt, now: float) -> None:
+    """A `sent` delivery's report: delivered (its target reached, at the report's time but never before the send)
+    or failed (the next channel under fallback)."""
+    when = min(r.occurred_at, now) if r.occurred_at else now
+    if r.delivered:
+        changed = await db.execute(
+            f"UPDATE deliveries SET status = '{DeliveryStatus.DELIVERED}', "
+            f"delivered_at = {db.dialect.max_of('COALESCE(sent_at, ?)', '?')}, finished_at = ?, updated_at = ? "
+            f"WHERE id = ? AND {is_(SENT)}", when, when, now, now, delivery_id)
+        if changed:
+            await db.execute(
+                "UPDATE alert_targets SET reached_at = COALESCE(reached_at, d.delivered_at) FROM deliveries d "
+                "WHERE d.id = ? AND alert_targets.alert_id = d.alert_id "
+                "AND alert_targets.subscriber_id = d.subscriber_id", delivery_id)
+        return
+    changed = await db.execute(
+        f"UPDATE deliveries SET status = '{DeliveryStatus.FAILED}', finished_at = ?, updated_at = ?, last_error = ? "
+        f"WHERE id = ? AND {is_(SENT)}", now, now, f"receipt: {r.error or 'failed'}", delivery_id)
+    if changed:
+        await fallback.activate_next(db, [delivery_id], now)
+
+
+async def disable_contacts(db: Db, channel: str, address: str, reason: str, now: float) -> int:
+    """Stop using an address on a channel (WeChat unfollow, SMS 退订); returns how many subscribers it touched."""
+    return await db.execute(
+        "UPDATE contacts SET disabled_at = ?, disabled_reason = ? WHERE channel = ? AND address = ? "
+        "AND disabled_at IS NULL", now, reason, channel, address)

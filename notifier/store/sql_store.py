@@ -1,0 +1,325 @@
+"""The store: one class over either back-end's connections (`SqliteBackend`, `PgBackend`), each method one
+transaction (writes) or one read around a query module named for the domain — queue, receipts, lifecycle,
+coverage, analytics, subscribers, self-service, verification, public column, admin views, catalogue.
+
+Nothing here decides anything: the rules are in the query modules and `states`; this class only says which
+operations are atomic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, Iterable, Sequence
+from typing import Any
+
+from channels.base import Receipt
+from notifier.store import (
+    admin,
+    alerts,
+    analytics,
+    catalogue,
+    coverage,
+    lifecycle,
+    migrate,
+    public,
+    queue,
+    receipts,
+    selfservice,
+    subscribers,
+    verification,
+)
+from notifier.store.db import Backend, Row
+from notifier.store.records import (
+    AlertRow,
+    BreakdownRecord,
+    ClaimedDelivery,
+    CoverageRows,
+    DeliveryRow,
+    DeliveryUpdate,
+    KeyRecord,
+    PeriodCell,
+    PeriodFilter,
+    PopulationRecord,
+    SubscriberRecord,
+    Targeting,
+)
+from notifier.store.records_public import PublicFilter
+from notifier.store.subscribers import Batch
+
+
+class Store:
+    """All persistence of one database, SQLite or PostgreSQL: the one interface the service asks of it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.dialect = backend.dialect.name
+
+    async def open(self) -> None:
+        await self.backend.open()
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def upgrade(self) -> list[int]:
+        return await migrate.upgrade(self.backend, time.time())
+
+    # ------------------------------------------------------------ meta, catalogue, keys
+
+    async def get_meta(self, key: str) -> str | None:
+        return await catalogue.get_meta(self.backend.reader, key)
+
+    async def set_meta_default(self, key: str, value: str) -> str:
+        async with self.backend.transaction() as db:
+            return await catalogue.set_meta_default(db, key, value)
+
+    async def add_catalogue(self, regions: Iterable[tuple[str, str, str | None]],
+                            groups: Iterable[tuple[str, str, str | None]],
+                            domains: Iterable[tuple[str, str, str | None]],
+                            topics: Iterable[dict[str, Any]]) -> None:
+        async with self.backend.transaction() as db:
+            await catalogue.add_catalogue(db, regions, groups, domains, topics, time.time())
+
+    async def list_regions(self) -> list[Row]:
+        return await catalogue.list_regions(self.backend.reader)
+
+    async def list_groups(self) -> list[Row]:
+        return await catalogue.list_groups(self.backend.reader)
+
+    async def list_domains(self) -> list[Row]:
+        return await catalogue.list_domains(self.backend.reader)
+
+    async def list_topics(self) -> list[dict[str, Any]]:
+        return await catalogue.list_topics(self.backend.reader)
+
+    async def get_topic(self, key: str) -> dict[str, Any] | None:
+        return await catalogue.get_topic(self.backend.reader, key)
+
+    async def create_topic(self, topic: dict[str, Any]) -> None:
+        async with self.backend.transaction() as db:
+            await catalogue.create_topic(db, topic, time.time())
+
+    async def missing_codes(self, table: str, codes: Sequence[str]) -> list[str]:
+        return await catalogue.missing_codes(self.backend.reader, table, codes)
+
+    async def create_key(self, record: KeyRecord, key_hash: str) -> None:
+        async with self.backend.transaction() as db:
+            await catalogue.create_key(db, record, key_hash)
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await catalogue.key_by_hash(self.backend.reader, key_hash)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        return await catalogue.list_keys(self.backend.reader)
+
+    async def revoke_key(self, id_or_hash: str, now: float) -> KeyRecord | None:
+        async with self.backend.transaction() as db:
+            return await catalogue.revoke_key(db, id_or_hash, now)
+
+    # ------------------------------------------------------------ subscribers
+
+    async def create_subscriber(self, record: SubscriberRecord, secrets: dict[str, str]) -> None:
+        async with self.backend.transaction() as db:
+            await subscribers.create(db, record, secrets)
+
+    async def bulk_create_subscribers(self, records: list[SubscriberRecord], secrets: list[dict[str, str]]) -> None:
+        """Many subscribers in one transaction (demo data)."""
+        async with self.backend.transaction() as db:
+            await subscribers.insert_batch(db, list(zip(records, secrets, strict=True)))
+
+    async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
+        return await subscribers.existing_contacts(self.backend.reader, channel, addresses)
+
+    async def import_subscribers(self, batches: AsyncIterable[Batch]) -> int:
+        """Bulk import: every batch in one write transaction, so the import is stored whole or not at all."""
+        async with self.backend.transaction() as db:
+            return await subscribers.insert_batches(db, batches)
+
+    async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
+        async with self.backend.transaction() as db:
+            return await subscribers.put_subscription(db, subscriber_id, topic, channels, rank, time.time())
+
+    async def get_subscriber(self, subscriber_id: str) -> SubscriberRecord | None:
+        return await subscribers.get(self.backend.reader, subscriber_id)
+
+    async def list_subscribers(self, limit: int,
+                               after: tuple[float, str] | None) -> tuple[list[SubscriberRecord], int]:
+        return await subscribers.listing(self.backend.reader, limit, after)
+
+    async def update_subscriber(self, subscriber_id: str, fields: dict[str, Any], contacts: dict[str, str] | None,
+                                secrets: dict[str, str], groups: list[str] | None) -> bool:
+        async with self.backend.transaction() as db:
+            return await subscribers.update(db, subscriber_id, fields, contacts, secrets, groups, time.time())
+
+    async def delete_subscriber(self, subscriber_id: str) -> bool:
+        async with self.backend.transaction() as db:
+            return await subscribers.delete(db, subscriber_id, time.time())
+
+    async def count_subscribers(self) -> int:
+        return await subscribers.count(self.backend.reader)
+
+    # ------------------------------------------------------------ self-service
+
+    async def delete_subscriptions(self, subscriber_id: str, topic: str | None) -> int:
+        async with self.backend.transaction() as db:
+            return await selfservice.delete_subscriptions(db, subscriber_id, topic)
+
+    async def replace_subscriptions(self, subscriber_id: str,
+                                    subscriptions: Sequence[tuple[str, list[str], int]]) -> bool:
+        async with self.backend.transaction() as db:
+            return await selfservice.replace_subscriptions(db, subscriber_id, subscriptions, time.time())
+
+    async def held_data(self, subscriber_id: str) -> dict[str, Any]:
+        return await selfservice.held(self.backend.reader, subscriber_id)
+
+    async def forget_subscriber(self, subscriber_id: str) -> bool:
+        """Delete the subscriber everywhere, then let the back-end remove the bytes (SQLite: WAL truncation)."""
+        async with self.backend.transaction() as db:
+            found = await selfservice.forget(db, subscriber_id, time.time())
+        if found:
+            await self.backend.after_erasure()
+        return found
+
+    # ------------------------------------------------------------ sign-up verification
+
+    async def put_consent(self, subscriber_id: str, version: str, given_at: float) -> None:
+        async with self.backend.transaction() as db:
+            await verification.put_consent(db, subscriber_id, version, given_at)
+
+    async def put_verification(self, subscriber_id: str, channel: str, secret_hash: str, expires_at: float,
+                               now: float) -> None:
+        async with self.backend.transaction() as db:
+            await verification.put_verification(db, subscriber_id, channel, secret_hash, expires_at, now)
+
+    async def check_code(self, subscriber_id: str, channel: str, secret_hash: str, now: float,
+                         max_attempts: int) -> str:
+        async with self.backend.transaction() as db:
+            return await verification.check_code(db, subscriber_id, channel, secret_hash, now, max_attempts)
+
+    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> bool:
+        async with self.backend.transaction() as db:
+            return await verification.verify_contact(db, subscriber_id, channel, now)
+
+    async def bind_by_reference(self, channel: str, secret_hash: str, address: str, order: Sequence[str],
+                                now: float) -> str | None:
+        async with self.backend.transaction() as db:
+            return await verification.bind_by_reference(db, channel, secret_hash, address, order, now)
+
+    async def contact_states(self, subscriber_id: str) -> dict[str, float | None]:
+        return await verification.contact_states(self.backend.reader, subscriber_id)
+
+    async def take_rate_limit(self, scope: str, key_hash: str, now: float,
+                              windows: Sequence[tuple[float, int]]) -> float | None:
+        async with self.backend.transaction() as db:
+            return await verification.take_rate_limit(db, scope, key_hash, now, windows)
+
+    async def purge_unverified(self, before: float) -> int:
+        async with self.backend.transaction() as db:
+            return await verification.purge_unverified(db, before)
+
+    # ------------------------------------------------------------ alerts and their lifecycle
+
+    async def alert_by_idempotency_key(self, key: str) -> AlertRow | None:
+        return await alerts.by_idempotency_key(self.backend.reader, key)
+
+    async def create_alert(self, alert: AlertRow, targeting: Targeting) -> AlertRow:
+        """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
+        updates or cancels — in one transaction."""
+        async with self.backend.transaction() as db:
+            return await lifecycle.publish(db, alert, targeting)
+
+    async def get_alert(self, alert_id: str) -> AlertRow | None:
+        return await alerts.get(self.backend.reader, alert_id)
+
+    async def list_alerts(self, limit: int, before: tuple[float, str] | None,
+                          public_only: bool = False) -> tuple[list[AlertRow], int]:
+        return await alerts.listing(self.backend.reader, limit, before, public_only)
+
+    async def cancel_alert(self, alert_id: str, publisher: str | None,
+                           now: float) -> tuple[AlertRow, AlertRow | None, int]:
+        """Cancel and notify in one transaction: (the alert, its notice or None, deliveries stopped)."""
+        async with self.backend.transaction() as db:
+            return await lifecycle.cancel(db, alert_id, publisher, now)
+
+    # ------------------------------------------------------------ the delivery queue
+
+    async def list_deliveries(self, alert_id: str, limit: int, after: str | None, status: str | None = None,
+                              channel: str | None = None) -> tuple[list[DeliveryRow], int]:
+        return await coverage.list_deliveries(self.backend.reader, alert_id, limit, after, status, channel)
+
+    async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
+        async with self.backend.transaction() as db:
+            return await queue.claim(db, owner, now, lease_until, limit)
+
+    async def record(self, owner: str, updates: list[DeliveryUpdate], now: float) -> list[str]:
+        async with self.backend.transaction() as db:
+            return await queue.record(db, owner, updates, now)
+
+    async def extend_lease(self, owner: str, until: float) -> int:
+        async with self.backend.transaction() as db:
+            return await queue.extend_lease(db, owner, until)
+
+    async def take_tokens(self, buckets: Sequence[tuple[str, float, float]], tokens: float) -> float:
+        async with self.backend.transaction() as db:
+            return await queue.take_tokens(db, buckets, tokens, time.time())
+
+    async def sweep(self, now: float, max_attempts: int = 10) -> dict[str, int]:
+        async with self.backend.transaction() as db:
+            return await queue.sweep(db, now, max_attempts)
+
+    async def next_due(self) -> float | None:
+        return await queue.next_due(self.backend.reader)
+
+    async def queue_stats(self) -> dict[str, int]:
+        return await queue.queue_stats(self.backend.reader)
+
+    async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float) -> dict[str, int]:
+        async with self.backend.transaction() as db:
+            return await receipts.apply_receipts(db, channel, receipts_, now)
+
+    async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
+        async with self.backend.transaction() as db:
+            return await receipts.disable_contacts(db, channel, address, reason, now)
+
+    # ------------------------------------------------------------ coverage, analytics, admin views
+
+    async def coverage_rows(self, alert_id: str) -> CoverageRows:
+        return await coverage.coverage_rows(self.backend.reader, alert_id)
+
+    async def put_population(self, rows: Sequence[PopulationRecord], now: float) -> None:
+        """Replace every population row in one transaction."""
+        async with self.backend.transaction() as db:
+            await analytics.put_population(db, rows, now)
+
+    async def population(self) -> list[PopulationRecord]:
+        return await analytics.population(self.backend.reader)
+
+    async def period_cells(self, period: PeriodFilter) -> list[PeriodCell]:
+        return await analytics.period_cells(self.backend.reader, period)
+
+    async def period_reach_times(self, period: PeriodFilter, dimension: str | None,
+                                 ranks: Sequence[int]) -> dict[str, dict[int, float]]:
+        return await analytics.period_reach_times(self.backend.reader, period, dimension, ranks)
+
+    async def coverage_breakdown(self, alert_id: str) -> list[BreakdownRecord]:
+        return await analytics.coverage_breakdown(self.backend.reader, alert_id)
+
+    async def target_regions(self, alert_id: str, subscriber_ids: Sequence[str]) -> dict[str, str]:
+        return await analytics.target_regions(self.backend.reader, alert_id, subscriber_ids)
+
+    async def alert_figures(self, alert_ids: list[str]) -> dict[str, tuple[int, int, int, int, int]]:
+        return await admin.alert_figures(self.backend.reader, alert_ids)
+
+    async def reach_curve(self, alert_id: str) -> tuple[float, list[tuple[float, int]]]:
+        return await admin.reach_curve(self.backend.reader, alert_id)
+
+    async def failure_errors(self, alert_id: str) -> list[tuple[str, str, str | None, int]]:
+        return await admin.failure_errors(self.backend.reader, alert_id)
+
+    # ------------------------------------------------------------ the public column
+
+    async def public_alerts(self, where: PublicFilter, limit: int, offset: int,
+                            now: float) -> tuple[list[AlertRow], int]:
+        return await public.public_alerts(self.backend.reader, where, limit, offset, now)
+
+    async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
+        return await public.public_follow_ups(self.backend.reader, alert_ids, now)

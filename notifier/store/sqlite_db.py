@@ -1,0 +1,129 @@
+"""The SQLite back-end's connections: WAL with synchronous=FULL (a committed delivery survives power loss),
+`secure_delete` (deleted contacts are overwritten, not left in free pages), `BEGIN IMMEDIATE` for every write (no
+SQLITE_BUSY upgrade deadlocks), one writer connection serialised by a lock and one reader connection (WAL readers
+never block the writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from notifier.store.db import SQLITE, Db, Row
+
+_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
+            "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
+_CHECKPOINT_TRIES = 20
+
+
+class SqliteDb:
+    """`Db` over one aiosqlite connection."""
+
+    dialect = SQLITE
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        cursor = await self.conn.execute(sql, args)
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self.conn.execute_fetchall(sql, args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.conn.execute_fetchall(sql, args)
+        return next(iter(rows), None)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+
+def split_statements(script: str) -> list[str]:
+    """Statements of a migration file, so that they run inside one explicit transaction."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(ln.strip().startswith("--") for ln in buffer.strip().splitlines()):
+        raise ValueError("migration ends with an incomplete statement")
+    return statements
+
+
+class SqliteBackend:
+    """Connections and transactions of one SQLite database file."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(f"PRAGMA {pragma}")
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Db]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteDb(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    @property
+    def reader(self) -> Db:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return SqliteDb(self._reader)
+
+    async def run_script(self, db: Db, script: str) -> None:
+        for statement in split_statements(script):
+            await db.execute(statement)
+
+    async def after_erasure(self) -> None:
+        """Copy the WAL into the database and truncate it to zero bytes, so that neither `notifier.db` nor
+        `notifier.db-wal` keeps a copy of a deleted contact (secure_delete zeroed the pages themselves).
+        Retried briefly while a reader holds an old snapshot (the checkpoint cannot pass it)."""
+        if self._writer is None:
+            return
+        async with self._lock:
+            for _ in range(_CHECKPOINT_TRIES):
+                rows = list(await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+                if rows and rows[0][0] == 0:
+                    return
+                await asyncio.sleep(0.05)

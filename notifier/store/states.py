@@ -1,0 +1,79 @@
+"""The delivery state machine's definitions as SQL, each written once and named; every query module reads them
+from here. The transitions are in the modules named for them: `queue` (claim, record, sweep), `receipts`,
+`lifecycle` (cancel, update), `fallback` (the next channel).
+
+    skipped ──(fallback)──▶ queued ◀──(retry)── sending ──▶ delivered          (reached)
+                            deferred ─▶ │ claim    │   └──▶ sent ──receipt──▶ delivered (reached)
+                                        └──────────┘          └─────────────▶ failed ──(fallback)
+    waiting (queued, deferred) ──cancel / supersede / erasure──▶ cancelled;  ──expiry──▶ expired
+"""
+
+from __future__ import annotations
+
+from notifier.states import AlertStatus, DeliveryStatus
+
+
+def status_list(*statuses: DeliveryStatus | AlertStatus) -> str:
+    """`('a', 'b')`: the statuses are our own enum values, never input."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+Q, DF, SN, ST = DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING, DeliveryStatus.SENT
+DL, FL, EX, CN = DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.CANCELLED
+
+# Waiting for a worker: what a claim may take when due, and what a cancel, an expiry or an erasure stops.
+WAITING = status_list(Q, DF)
+# Not finished on this channel yet (coverage's `pending` of a channel).
+IN_PROGRESS = status_list(Q, DF, SN)
+# The subscriber may still be reached through this delivery (a target's `pending` cause).
+MAY_STILL_REACH = status_list(Q, DF, SN, ST)
+# Finished without reaching anyone.
+FINAL_FAILED = status_list(FL, EX, CN)
+# An alert whose deliveries may still go out (and whose fallbacks may still be activated).
+LIVE_ALERT = status_list(AlertStatus.ACTIVE, AlertStatus.SCHEDULED)
+
+
+def due(d: str = "") -> str:
+    """A delivery a worker may claim now (one parameter: now); `d` is the table alias with its dot."""
+    return f"{d}status IN {WAITING} AND {d}next_attempt_at <= ?"
+
+
+# When an alert went out: its schedule when later than its publication, else its publication.
+def release(a: str = "a.") -> str:
+    return (f"(CASE WHEN {a}scheduled_at IS NOT NULL AND {a}scheduled_at > {a}created_at THEN {a}scheduled_at "
+            f"ELSE {a}created_at END)")
+
+
+# A target is reached when one of its deliveries was confirmed (delivered), accepted when one was taken by a
+# provider or an endpoint (sent or delivered): the two columns of alert_targets that coverage counts.
+REACHED = "reached_at IS NOT NULL"
+ACCEPTED = "accepted_at IS NOT NULL"
+
+
+def is_(status: DeliveryStatus | AlertStatus, d: str = "") -> str:
+    return f"{d}status = '{status.value}'"
+
+
+def count(condition: str) -> str:
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+# The figures of one channel of the coverage object, in this order (attempted … skipped).
+CHANNEL_FIELDS = ("attempted", "sent", "delivered", "failed", "pending", "awaiting_receipt", "skipped")
+
+
+def channel_counts(d: str = "") -> str:
+    return ", ".join(count(c) for c in (
+        f"{d}attempts > 0", f"{d}sent_at IS NOT NULL", is_(DL, d), f"{d}status IN {FINAL_FAILED}",
+        f"{d}status IN {IN_PROGRESS}", is_(ST, d), is_(DeliveryStatus.SKIPPED, d)))
+
+
+# Why a targeted subscriber was not reached, from their deliveries (skipped fallbacks aside): the columns n, pend,
+# expd, canc of a per-target subquery (`unreached_target_counts`) become one cause.
+UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pending' WHEN expd > 0 THEN 'expired' "
+                   "WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
+
+
+def unreached_target_counts(d: str = "d.") -> str:
+    return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
+            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")

@@ -1,0 +1,155 @@
+"""Self-service sign-up: consent records, open verifications (SMS codes, WeChat scene references), contact
+verification and activation, and the anti-abuse counters (migration 0004).
+
+Every function runs inside the caller's transaction. A code check and its attempt counter, or a limit check and
+its counted event, are one atomic step across workers: the rows a step reads and then changes are locked first
+(`for_update`; SQLite's BEGIN IMMEDIATE already excludes every other writer), and a rate-limit key with no row
+yet to lock is serialised by `lock_key`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from notifier.store import subscribers
+from notifier.store.db import Db, lock_key
+from subscriptions.models import SubscriberStatus
+
+# What a code check can come to.
+VERIFIED, WRONG, LOCKED, EXPIRED, MISSING = "verified", "wrong", "locked", "expired", "missing"
+ACTIVE, PENDING = SubscriberStatus.ACTIVE, SubscriberStatus.PENDING
+
+
+async def put_consent(db: Db, subscriber_id: str, version: str, given_at: float) -> None:
+    await db.execute("INSERT INTO consents (subscriber_id, version, given_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT (subscriber_id) DO UPDATE SET version = excluded.version, "
+                     "given_at = excluded.given_at", subscriber_id, version, given_at)
+
+
+async def put_verification(db: Db, subscriber_id: str, channel: str, secret_hash: str, expires_at: float,
+                           now: float) -> None:
+    """Open (or replace, with a fresh attempt count) the verification of one subscriber × channel."""
+    await db.execute(
+        "INSERT INTO verifications (subscriber_id, channel, secret_hash, expires_at, attempts, created_at) "
+        "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (subscriber_id, channel) DO UPDATE SET "
+        "secret_hash = excluded.secret_hash, expires_at = excluded.expires_at, attempts = 0, "
+        "created_at = excluded.created_at", subscriber_id, channel, secret_hash, expires_at, now)
+
+
+async def check_code(db: Db, subscriber_id: str, channel: str, secret_hash: str, now: float,
+                     max_attempts: int) -> str:
+    """Compare a code's hash with the open verification; a match verifies the contact, a miss counts."""
+    row = await db.fetchrow("SELECT secret_hash, expires_at, attempts FROM verifications WHERE subscriber_id = ? "
+                            f"AND channel = ?{db.dialect.for_update}", subscriber_id, channel)
+    if row is None:
+        return MISSING
+    stored, expires_at, attempts = str(row[0]), float(row[1]), int(row[2])
+    if attempts >= max_attempts:
+        return LOCKED
+    if expires_at <= now:
+        return EXPIRED
+    if hmac.compare_digest(stored.encode(), secret_hash.encode()):
+        await _close(db, subscriber_id, channel)
+        return VERIFIED if await verify_contact(db, subscriber_id, channel, now) else MISSING
+    await db.execute("UPDATE verifications SET attempts = attempts + 1 WHERE subscriber_id = ? AND channel = ?",
+                     subscriber_id, channel)
+    return LOCKED if attempts + 1 >= max_attempts else WRONG
+
+
+async def _close(db: Db, subscriber_id: str, channel: str) -> None:
+    """A verification is used once."""
+    await db.execute("DELETE FROM verifications WHERE subscriber_id = ? AND channel = ?", subscriber_id, channel)
+
+
+async def verify_contact(db: Db, subscriber_id: str, channel: str, now: float) -> bool:
+    """Mark the contact verified and a pending subscriber active; False when there is no such contact."""
+    if await db.execute("UPDATE contacts SET verified_at = COALESCE(verified_at, ?) "
+                        "WHERE subscriber_id = ? AND channel = ?", now, subscriber_id, channel) == 0:
+        return False
+    await db.execute(f"UPDATE subscribers SET status = '{ACTIVE}', updated_at = ? WHERE id = ? "
+                     f"AND status = '{PENDING}'", now, subscriber_id)
+    return True
+
+
+async def bind_by_reference(db: Db, channel: str, secret_hash: str, address: str, order: Sequence[str],
+                            now: float) -> str | None:
+    """Use an open, unexpired verification found by its hash: `address` becomes the subscriber's verified contact
+    on `channel`, the channel joins each of their subscriptions (ranked by `order`), and they become active.
+    Returns the subscriber id, or None when no open verification has that hash."""
+    found = await db.fetchval("SELECT subscriber_id FROM verifications WHERE channel = ? AND secret_hash = ? "
+                              f"AND expires_at > ? LIMIT 1{db.dialect.for_update}", channel, secret_hash, now)
+    if found is None:
+        return None
+    subscriber_id = str(found)
+    await _close(db, subscriber_id, channel)
+    await db.execute(
+        "INSERT INTO contacts (subscriber_id, channel, address, secret, verified_at) VALUES (?, ?, ?, NULL, ?) "
+        "ON CONFLICT (subscriber_id, channel) DO UPDATE SET address = excluded.address, "
+        "verified_at = excluded.verified_at, disabled_at = NULL, disabled_reason = NULL",
+        subscriber_id, channel, address, now)
+    await _add_channel(db, subscriber_id, channel, order)
+    await verify_contact(db, subscriber_id, channel, now)
+    return subscriber_id
+
+
+async def _add_channel(db: Db, subscriber_id: str, channel: str, order: Sequence[str]) -> None:
+    """Add `channel` to each of the subscriber's subscriptions that lacks it, ranked by `order`."""
+    current: dict[str, list[str]] = {}
+    for row in await db.fetch("SELECT topic FROM subscriptions WHERE subscriber_id = ?", subscriber_id):
+        current[row[0]] = []
+    for row in await db.fetch("SELECT topic, channel FROM subscription_channels WHERE subscriber_id = ? "
+                              "ORDER BY topic, position", subscriber_id):
+        current[row[0]].append(row[1])
+
+    def rank(kind: str) -> int:
+        return order.index(kind) if kind in order else len(order)
+
+    for topic, channels in current.items():
+        if channel not in channels:
+            # sorted() is stable: channels outside `order` keep their order
+            await subscribers.set_channels(db, subscriber_id, topic, sorted([*channels, channel], key=rank))
+
+
+async def contact_states(db: Db, subscriber_id: str) -> dict[str, float | None]:
+    """channel → verified_at (None: not yet verified) of one subscriber's contacts."""
+    rows = await db.fetch("SELECT channel, verified_at FROM contacts WHERE subscriber_id = ?", subscriber_id)
+    return {str(r[0]): None if r[1] is None else float(r[1]) for r in rows}
+
+
+def wait_for(times: Sequence[float], now: float, windows: Sequence[tuple[float, int]]) -> float:
+    """Seconds until one more event fits every (window seconds, most events) limit; 0 when it fits now.
+    `times` are the earlier events, newest first."""
+    wait = 0.0
+    for seconds, most in windows:
+        inside = [t for t in times if t > now - seconds]
+        if len(inside) >= most:
+            # The `most`-th newest event has to leave the window before another one fits.
+            wait = max(wait, inside[most - 1] + seconds - now)
+    return wait
+
+
+async def take_rate_limit(db: Db, scope: str, key_hash: str, now: float,
+                          windows: Sequence[tuple[float, int]]) -> float | None:
+    """Count one event for `key_hash` if every window allows it (None), else the seconds to wait (nothing
+    counted). The key is locked first: check-then-insert has no row to lock yet."""
+    await lock_key(db, f"{scope}:{key_hash}")
+    longest = max(seconds for seconds, _ in windows)
+    await db.execute("DELETE FROM rate_events WHERE scope = ? AND key_hash = ? AND at <= ?",
+                     scope, key_hash, now - longest)
+    rows = await db.fetch("SELECT at FROM rate_events WHERE scope = ? AND key_hash = ? ORDER BY at DESC",
+                          scope, key_hash)
+    wait = wait_for([float(r[0]) for r in rows], now, windows)
+    if wait > 0:
+        return wait
+    await db.execute("INSERT INTO rate_events (scope, key_hash, at) VALUES (?, ?, ?)", scope, key_hash, now)
+    return None
+
+
+async def purge_unverified(db: Db, before: float) -> int:
+    """Delete pending subscribers created before `before` (their contacts, consent and verifications go with
+    them), verifications that expired before it, and counted events older than it. Returns subscribers deleted."""
+    deleted = await db.execute(f"DELETE FROM subscribers WHERE status = '{PENDING}' AND created_at < ?", before)
+    await db.execute("DELETE FROM verifications WHERE expires_at < ?", before)
+    await db.execute("DELETE FROM rate_events WHERE at < ?", before)
+    return deleted

@@ -1,0 +1,76 @@
+"""Life-safety first (SPEC "Lifecycle", priority): a red warning published behind a routine backlog overtakes it,
+and routine sends leave life-safety alerts a share of every provider's rate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from notifier.fakes.webhook_receiver import Reply, RunningReceiver
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.ratelimit import RateLimiter
+from notifier.service import Service
+from notifier.store.records import SubscriberRecord
+from subscriptions.contacts import generate_webhook_secret
+from tests.conftest import SettingsFactory, settle
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
+ROUTINE, RED = 1500, 20
+
+
+def _subscribers(prefix: str, n: int, url: str) -> list[SubscriberRecord]:
+    return [SubscriberRecord(id=f"{prefix}-{i:05d}", region="140402", locale="zh-CN", quiet_start=None,
+                             quiet_end=None, status="active", consent_source="test", consent_at=0.0, created_at=0.0,
+                             contacts={"webhook": url}, subscriptions=[(topic, ["webhook"], 0)])
+            for i in range(n) for topic in [("env.heavy-pollution" if prefix == "red" else "transit.fare-change")]]
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll the receiver's record (it has no event to wait on) until `condition` holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - polling another component's state, not our own event
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.slow
+async def test_a_red_warning_overtakes_a_routine_backlog(make_settings: SettingsFactory,
+                                                         receiver: RunningReceiver) -> None:
+    """With 1,500 routine deliveries queued ahead, every red-warning delivery arrives while most of the routine
+    backlog is still waiting."""
+    receiver.script("/routine", [Reply(delay=0.01)] * ROUTINE)
+    settings = make_settings(worker={"concurrency": 20, "claim_batch": 50})
+    async with Service(settings) as service:
+        routine = _subscribers("routine", ROUTINE, receiver.url_for("/routine"))
+        red = _subscribers("red", RED, receiver.url_for("/red"))
+        secrets = [{"webhook": generate_webhook_secret()} for _ in routine + red]
+        await service.store.bulk_create_subscribers(routine + red, secrets)
+        await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
+                                                   severity="minor", urgency="future"), None)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(service.dispatcher.run(stop))
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 100)  # the backlog is being worked on
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                   severity="extreme", level="red"), None)
+        service.dispatcher.wake()
+        await _until(lambda: len(receiver.requests_to("/red")) >= RED)
+        routine_by_then = len(receiver.requests_to("/routine"))
+        stop.set()
+        await worker
+        await settle(service)
+    assert routine_by_then < ROUTINE // 2, f"{routine_by_then} routine deliveries went before the red warning"
+
+
+async def test_routine_sends_leave_a_share_of_the_rate_for_life_safety(service: Service) -> None:
+    """After routine sends used up their share of a 10/s account, a routine send must wait and a life-safety
+    send need not."""
+    limiter = RateLimiter(service.store, "channel:sms", 10.0, reserve=0.2)
+    for _ in range(8):  # the routine share of the one-second burst
+        await limiter.acquire()
+    routine_wait = await service.store.take_tokens(limiter.buckets(life_safety=False), 1.0)
+    life_safety_wait = await service.store.take_tokens(limiter.buckets(life_safety=True), 1.0)
+    assert routine_wait > 0.05
+    assert life_safety_wait == 0.0
