@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from notifier.causes import alert_causes
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
 from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
@@ -34,6 +35,9 @@ FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, 
 # Credentials of the bundled fakes only: they protect nothing but make the wire protocol real.
 SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
+SERVING = "serving the API on {base} (docs: {base}/docs, dashboard: {base}/admin); delivering what is published"
+ADMIN_KEY = "admin key (shown once): {key}"
+TRY_IT = "publish through the API as README.md shows ('Try it against the demo'); press Ctrl+C to stop"
 
 
 class DemoGateways:
@@ -69,8 +73,10 @@ def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) 
                        "access_key_id": SMS_KEY, "access_key_secret": SMS_SECRET}
     channels["wechat"] = {"endpoint": gw.wechat.url, "app_id": WX_APP, "app_secret": WX_SECRET, "token": WX_TOKEN,
                           "template_id": "DEMO_TEMPLATE_1"}
+    # The worker is on: after the scripted warning, the demo keeps delivering whatever is published through the
+    # API for as long as it serves (the scripted part is driven by `watch_alert` before the worker starts).
     update: dict[str, object] = {"channels": channels,
-                                 "worker": settings.worker.model_copy(update={"enabled": False})}
+                                 "worker": settings.worker.model_copy(update={"enabled": True})}
     if not explicit_config:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
@@ -184,15 +190,16 @@ async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit
                       f"{alert.targeted} targeted")
         await watch_alert(service, alert.id, receipt_wait=FALLBACK_AFTER + 4)
         names = {r.code: r.name for r in service.catalogue.regions}
-        print_coverage(await alert_coverage(service.store, alert.id), names)
+        print_coverage(await alert_coverage(service.store, alert.id), names,
+                       await alert_causes(service.store, alert.id))
         if once:
             return 0
         from notifier.commands import wait_for_signal
 
         _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
-        service.start_worker()
-        console.print(f"serving the API on {base} (docs: {base}/docs)")
-        console.print(f"admin key (shown once): {admin_key}")
-        console.print("press Ctrl+C to stop")
+        service.start_worker()  # from now on, whatever is published through the API goes out, receipts come back
+        console.print(SERVING.format(base=base))
+        console.print(ADMIN_KEY.format(key=admin_key))
+        console.print(TRY_IT)
         await wait_for_signal()
     return 0
