@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="notifier", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (COMMAND --help: its options)")
 
     def command(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)

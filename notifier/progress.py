@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -93,7 +94,7 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
     alert = await service.store.get_alert(alert_id)
     policy = Policy(alert.policy) if alert is not None else Policy.ALL
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
+               TimeElapsedColumn(), TextColumn("{task.fields[note]}", markup=False))
     with Progress(*columns, console=console, transient=False) as progress:
         display = _Display(progress, coverage.targeted, policy)
         loop = asyncio.get_running_loop()
@@ -145,7 +146,7 @@ def print_coverage(coverage: Coverage, region_names: dict[str, str] | None = Non
     console.print(channels)
     regions = _table("按区县 By region", REGION_COLUMNS, ("region",))
     for code, cell in coverage.by_region.items():
-        label = f"{names.get(code, '')} {code}".strip()
+        label = escape(f"{names.get(code, '')} {code}".strip())
         regions.add_row(label, str(cell.targeted if cell.targeted is not None else "<k"),
                         str(cell.reached if cell.reached is not None else "<k"), _pct(cell.coverage_rate))
     console.print(regions)
@@ -159,10 +160,11 @@ def print_causes(coverage: Coverage, causes: list[CauseCount]) -> None:
     if coverage.unreachable:
         words = ", ".join(f"{' '.join(UNREACHABLE.get(cause, (cause, '')))}: {n}".replace("  ", " ")
                           for cause, n in sorted(coverage.unreachable.items()))
-        console.print(NOT_REACHED.format(causes=words))
+        console.print(NOT_REACHED.format(causes=escape(words)))
     if not causes:
         return
     table = _table("失败原因 Why deliveries failed", CAUSE_COLUMNS, ("channel", *CAUSE_COLUMNS[2:]))
     for c in causes:
-        table.add_row(c.channel, str(c.count), c.cause.zh, c.cause.en, c.cause.raw or "—")
+        # Cause words and raw codes hold brackets ([channels.sms]) that are text, not rich markup.
+        table.add_row(c.channel, str(c.count), escape(c.cause.zh), escape(c.cause.en), escape(c.cause.raw or "—"))
     console.print(table)
