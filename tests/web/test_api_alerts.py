@@ -232,7 +232,7 @@ async def test_publish_takes_district_names_and_stores_codes(api: Api) -> None:
 
 
 async def test_every_problem_of_an_alert_body_comes_in_one_answer(api: Api) -> None:
-    """A wrong severity and an unknown district are reported in the same 422, not one per attempt."""
-    status, problem = await api.publish(severity="huge", regions=["城西"])
+    """A wrong severity, an unknown topic and an unknown district are reported in the same 422."""
+    status, problem = await api.publish(severity="huge", topic="env.no-such-topic", regions=["999999"])
     assert status == 422
-    assert {e["field"] for e in problem["errors"]} == {"severity", "regions"}
+    assert {e["field"] for e in problem["errors"]} == {"severity", "topic", "regions"}
