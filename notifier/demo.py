@@ -69,7 +69,8 @@ def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) 
     channels["email"] = {"host": gw.smtp.host, "port": gw.smtp.port, "tls": "none",
                          "sender": "长治市政务公开 <notify@demo.changzhi.gov.cn>"}
     channels["sms"] = {"provider": "aliyun", "endpoint": gw.sms.url, "sign_name": "长治市人民政府",
-                       "template_code": "SMS_465810001", "receipt_token": RECEIPT_TOKEN,
+                       "template_code": "SMS_465810001", "verification_template_code": "SMS_465810009",
+                       "receipt_token": RECEIPT_TOKEN,
                        "access_key_id": SMS_KEY, "access_key_secret": SMS_SECRET}
     channels["wechat"] = {"endpoint": gw.wechat.url, "app_id": WX_APP, "app_secret": WX_SECRET, "token": WX_TOKEN,
                           "template_id": "DEMO_TEMPLATE_1"}
