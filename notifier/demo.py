@@ -35,6 +35,9 @@ FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, 
 # Credentials of the bundled fakes only: they protect nothing but make the wire protocol real.
 SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
+STARTED = ("[bold]notifier demo[/bold]: {regions} regions, {topics} topics, {subscribers} subscribers; fake Aliyun "
+           "SMS, WeChat, SMTP and webhook gateways on loopback")
+PUBLISHED = "published {id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — {targeted} targeted"
 SERVING = "serving the API on {base} (docs: {base}/docs, dashboard: {base}/admin); delivering what is published"
 ADMIN_KEY = "admin key (shown once): {key}"
 TRY_IT = "publish through the API as README.md shows ('Try it against the demo'); press Ctrl+C to stop"
@@ -184,11 +187,10 @@ async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit
         records, secrets = synthetic_subscribers(subscribers, gw.receiver.url, rng, regions)
         await service.store.bulk_create_subscribers(records, secrets)
         script_failures(records, gw, rng)
-        console.print(f"[bold]notifier demo[/bold]: {len(regions)} regions, {len(service.catalogue.topics)} topics, "
-                      f"{len(records)} subscribers; fake Aliyun SMS, WeChat, SMTP and webhook gateways on loopback")
+        console.print(STARTED.format(regions=len(regions), topics=len(service.catalogue.topics),
+                                     subscribers=len(records)))
         alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
-        console.print(f"published {alert.id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — "
-                      f"{alert.targeted} targeted")
+        console.print(PUBLISHED.format(id=alert.id, targeted=alert.targeted))
         await watch_alert(service, alert.id, receipt_wait=FALLBACK_AFTER + 4)
         names = {r.code: r.name for r in service.catalogue.regions}
         print_coverage(await alert_coverage(service.store, alert.id), names,

@@ -32,6 +32,7 @@ COVERAGE_LINE = ("[bold]覆盖情况 Coverage[/bold] alert {id}: targeted {targe
 NOT_REACHED = "未送达原因 Not reached, by cause — {causes}"
 TIME_TO_REACH = ("送达用时 Time to reach: p50 {p50}, p90 {p90}, p99 {p99}  "
                  "(— = that share of the targeted has not been reached yet)")
+BY_CHANNEL, BY_REGION, WHY_FAILED = "按渠道 By channel", "按区县 By region", "失败原因 Why deliveries failed"
 CHANNEL_COLUMNS = ("channel", "attempted", "sent", "delivered", "failed", "pending", "awaiting receipt",
                    "reach rate")
 REGION_COLUMNS = ("region", "targeted", "reached", "coverage")
@@ -139,12 +140,12 @@ def print_coverage(coverage: Coverage, region_names: dict[str, str] | None = Non
     console.print(COVERAGE_LINE.format(id=coverage.alert_id, targeted=coverage.targeted, reached=coverage.reached,
                                        rate=_pct(coverage.coverage_rate), accepted=coverage.accepted,
                                        accepted_rate=_pct(coverage.accepted_rate)))
-    channels = _table("按渠道 By channel", CHANNEL_COLUMNS, ("channel",))
+    channels = _table(BY_CHANNEL, CHANNEL_COLUMNS, ("channel",))
     for kind, c in coverage.by_channel.items():
         channels.add_row(kind, str(c.attempted), str(c.sent), str(c.delivered), str(c.failed), str(c.pending),
                          str(c.awaiting_receipt), _pct(c.reach_rate))
     console.print(channels)
-    regions = _table("按区县 By region", REGION_COLUMNS, ("region",))
+    regions = _table(BY_REGION, REGION_COLUMNS, ("region",))
     for code, cell in coverage.by_region.items():
         label = escape(f"{names.get(code, '')} {code}".strip())
         regions.add_row(label, str(cell.targeted if cell.targeted is not None else "<k"),
@@ -163,7 +164,7 @@ def print_causes(coverage: Coverage, causes: list[CauseCount]) -> None:
         console.print(NOT_REACHED.format(causes=escape(words)))
     if not causes:
         return
-    table = _table("失败原因 Why deliveries failed", CAUSE_COLUMNS, ("channel", *CAUSE_COLUMNS[2:]))
+    table = _table(WHY_FAILED, CAUSE_COLUMNS, ("channel", *CAUSE_COLUMNS[2:]))
     for c in causes:
         # Cause words and raw codes hold brackets ([channels.sms]) that are text, not rich markup.
         table.add_row(c.channel, str(c.count), escape(c.cause.zh), escape(c.cause.en), escape(c.cause.raw or "—"))
