@@ -23,6 +23,15 @@ class DuplicateChannelError(RuntimeError):
     """Two adapters claim the same channel kind."""
 
 
+class UnknownChannelError(KeyError):
+    """No adapter serves this kind; carries the kind and the known kinds so that callers can word it."""
+
+    def __init__(self, kind: str, known: list[str]) -> None:
+        super().__init__(f"unknown channel kind {kind!r}; known: {', '.join(known)}")
+        self.kind = kind
+        self.known = known
+
+
 def _load(target: str) -> ChannelFactory:
     module_name, _, attr = target.partition(":")
     factory: ChannelFactory = getattr(importlib.import_module(module_name), attr)
@@ -40,8 +49,13 @@ def available() -> dict[str, str]:
 
 
 def factory_for(kind: str) -> ChannelFactory:
-    """The factory of one kind; KeyError names the known kinds."""
+    """The factory of one kind; UnknownChannelError (a KeyError) names the known kinds."""
     kinds = available()
     if kind not in kinds:
-        raise KeyError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(kinds))}")
+        raise UnknownChannelError(kind, sorted(kinds))
     return _load(kinds[kind])
+
+
+def module_of(kind: str) -> str | None:
+    """The module that holds a kind's factory (where its configuration model lives), or None when unknown."""
+    return available().get(kind, "").partition(":")[0] or None

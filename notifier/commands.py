@@ -1,30 +1,48 @@
-"""What each `notifier` sub-command does, as library functions the CLI calls (and tests can call directly)."""
+"""What each `notifier` sub-command does, as library functions the CLI calls (and tests can call directly).
+`publish` and `coverage` live in `notifier.cli_publish`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from notifier.config import Settings, load_settings
-from notifier.coverage import alert_coverage
 from notifier.errors import NotifierError
 from notifier.keys import create_key, revoke_key
 from notifier.logs import setup_logging
-from notifier.models import AlertIn, Role
-from notifier.progress import print_coverage, watch_alert
-from notifier.publish import publish_alert
+from notifier.models import Role
 from notifier.rendering import TemplateReport, check_templates
-from notifier.service import Service
-from notifier.store import open_store
+from notifier.service import (
+    Service,
+    catalogue_and_renderer,
+    city_catalogue,
+    open_database,
+    open_existing_database,
+    seed_catalogue,
+)
+from notifier.store import Store
+
+# What the commands say, in one place.
+SERVE_FAILED = "cannot serve on {host}:{port}: {error}"
+NEEDS_ROLE = "keys create needs --role admin|publisher|viewer"
+NEEDS_TARGET = "keys revoke needs the key or its id"
+NO_SUCH_KEY = "no such key"
+NO_DATABASE = "there is no database at {path} yet (is --config right? `notifier db upgrade` creates one)"
+NO_KEYS = "no keys: " + NO_DATABASE
+KEY_CREATED = "created {role} key {id}{scope}; it is shown only now:"
+KEY_REVOKED = "revoked {id}"
+MIGRATED = "applied migrations: {versions}"
+UP_TO_DATE = "database is up to date"
+TEMPLATE_ERROR = "ERROR {where}: {error}"
+TEMPLATE_OK = "ok    {where} ({template}){sms}"
+TEMPLATES_CHECKED = "{n} templates checked, {failed} with errors"
+NO_FILE = "no such file: {path}"
 
 
 class CommandError(Exception):
@@ -35,21 +53,36 @@ def settings_from(path: Path | None) -> Settings:
     return load_settings(path, os.environ)
 
 
+def describe_error(exc: NotifierError) -> str:
+    """A refusal in one line: what, then every field and why."""
+    details = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)
+    return f"{exc.detail}: {details}" if details else exc.detail
+
+
+def no_database(settings: Settings) -> str:
+    return NO_DATABASE.format(path=settings.sqlite_path())
+
+
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.web.app import run_server
 
     setup_logging()
-    server = asyncio.create_task(run_server(settings))
-    # SIGTERM (systemd, docker stop) and Ctrl+C stop gracefully: the batches in flight are finished and recorded
-    # before the process exits, rather than left to lease expiry and resent.
-    stopped = asyncio.create_task(wait_for_signal())
-    await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if server.done() and server.exception() is not None:
-        raise CommandError(f"cannot serve on {settings.server.host}:{settings.server.port}: {server.exception()}")
-    server.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
+    # The service opens before the port does: a wrong channel section or an unreachable database ends the command
+    # here, in one line, rather than inside the web server's start-up.
+    async with Service(settings) as service:
+        service.start_worker()
+        server = asyncio.create_task(run_server(settings, service=service))
+        # SIGTERM (systemd, docker stop) and Ctrl+C stop gracefully: the batches in flight are finished and
+        # recorded before the process exits, rather than left to lease expiry and resent.
+        stopped = asyncio.create_task(wait_for_signal())
+        await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if server.done() and server.exception() is not None:
+            raise CommandError(SERVE_FAILED.format(host=settings.server.host, port=settings.server.port,
+                                                   error=server.exception()))
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
     return 0
 
 
@@ -69,101 +102,83 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
-    store = await open_store(settings, upgrade=False)
+    store = await open_database(settings, upgrade=False)
     try:
         applied = await store.upgrade()
     finally:
         await store.close()
-    print(f"applied migrations: {', '.join(map(str, applied))}" if applied else "database is up to date")
+    print(MIGRATED.format(versions=", ".join(map(str, applied))) if applied else UP_TO_DATE)
     return 0
 
 
 async def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
-    store = await open_store(settings)
+    if args.action == "create":
+        return await _create_key(settings, args)
+    store = await open_existing_database(settings)  # listing or revoking never creates a database
+    if store is None:
+        if args.action == "list":
+            print(NO_KEYS.format(path=settings.sqlite_path()), file=sys.stderr)
+            return 0
+        raise CommandError(f"{NO_SUCH_KEY}: {no_database(settings)}")
     try:
-        if args.action == "create":
-            if not args.role:
-                raise CommandError("keys create needs --role admin|publisher|viewer")
-            record, raw = await create_key(store, Role(args.role), args.topics, args.label)
-            scope = f" topics={','.join(record.topics)}" if record.topics else ""
-            print(f"created {record.role} key {record.id}{scope}; it is shown only now:", file=sys.stderr)
-            print(raw)
-        elif args.action == "revoke":
-            if not args.target:
-                raise CommandError("keys revoke needs the key or its id")
-            revoked = await revoke_key(store, args.target)
-            if revoked is None:
-                raise CommandError("no such key")
-            print(f"revoked {revoked.id}")
-        else:
-            for k in await store.list_keys():
-                state = "revoked" if k.revoked_at else "active"
-                print(f"{k.id}  {k.prefix}…  {k.role:<9}  {state:<7}  {','.join(k.topics) or '-'}  {k.label or ''}")
+        return await (_revoke_key(store, args) if args.action == "revoke" else _list_keys(store))
     finally:
         await store.close()
+
+
+async def _create_key(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.role:
+        raise CommandError(NEEDS_ROLE)
+    catalogue = city_catalogue(settings)
+    store = await open_database(settings)
+    try:  # a publisher's --topics are checked against the catalogue (notifier.keys): it must be in the database
+        await seed_catalogue(store, catalogue)
+        record, raw = await create_key(store, Role(args.role), args.topics, args.label)
+    finally:
+        await store.close()
+    scope = f" topics={','.join(record.topics)}" if record.topics else ""
+    print(KEY_CREATED.format(role=record.role, id=record.id, scope=scope), file=sys.stderr)
+    print(raw)
+    return 0
+
+
+async def _revoke_key(store: Store, args: argparse.Namespace) -> int:
+    if not args.target:
+        raise CommandError(NEEDS_TARGET)
+    revoked = await revoke_key(store, args.target)
+    if revoked is None:
+        raise CommandError(NO_SUCH_KEY)
+    print(KEY_REVOKED.format(id=revoked.id))
+    return 0
+
+
+async def _list_keys(store: Store) -> int:
+    for k in await store.list_keys():
+        state = "revoked" if k.revoked_at else "active"
+        print(f"{k.id}  {k.prefix}…  {k.role:<9}  {state:<7}  {','.join(k.topics) or '-'}  {k.label or ''}")
     return 0
 
 
 async def cmd_templates(settings: Settings, args: argparse.Namespace) -> int:
-    async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
-            update={"enabled": False})})) as service:
-        signature = service.settings.channels.get("sms", {}).get("sign_name")
-        reports = check_templates(service.renderer, service.catalogue, sms_signature=signature)
+    """Render every template; needs no database (and creates none)."""
+    catalogue, renderer = catalogue_and_renderer(settings)
+    signature = settings.channels.get("sms", {}).get("sign_name")
+    reports = check_templates(renderer, catalogue, sms_signature=signature)
     failed = 0
     for report in reports:
         if not report.ok:
             failed += 1
         print(_describe(report))
-    print(f"{len(reports)} templates checked, {failed} with errors")
+    print(TEMPLATES_CHECKED.format(n=len(reports), failed=failed))
     return 1 if failed else 0
 
 
 def _describe(report: TemplateReport) -> str:
     where = f"{report.topic} {report.channel} {report.locale}"
     if report.error:
-        return f"ERROR {where}: {report.error}"
+        return TEMPLATE_ERROR.format(where=where, error=report.error)
     sms = f" — {report.chars} characters, {report.segments} SMS" if report.segments is not None else ""
-    return f"ok    {where} ({report.template}){sms}"
-
-
-def _read_alert(path: str) -> AlertIn:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    try:
-        return AlertIn.model_validate_json(text)
-    except ValidationError as exc:
-        raise CommandError(f"the alert is not valid:\n{exc}") from None
-
-
-async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    alert_in = _read_alert(args.file)
-    async with Service(settings) as service:
-        try:
-            alert, created = await publish_alert(service.store, alert_in, None)
-        except NotifierError as exc:
-            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
-            raise CommandError(f"{exc.detail}{': ' + details if details else ''}") from None
-        print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
-                          "created": created}, ensure_ascii=False))
-        if args.wait:
-            # Receipts (SMS, WeChat) may still arrive at the server: give them a moment before the table.
-            await watch_alert(service, alert.id, receipt_wait=min(float(alert.fallback_after), 30.0))
-            print_coverage(await alert_coverage(service.store, alert.id))
-    return 0
-
-
-async def cmd_coverage(settings: Settings, args: argparse.Namespace) -> int:
-    store = await open_store(settings)
-    try:
-        if await store.get_alert(args.alert_id) is None:
-            raise CommandError(f"no alert {args.alert_id}")
-        coverage = await alert_coverage(store, args.alert_id)
-    finally:
-        await store.close()
-    if args.json:
-        print(coverage.model_dump_json(indent=2))
-    else:
-        print_coverage(coverage)
-    return 0
+    return TEMPLATE_OK.format(where=where, template=report.template, sms=sms)
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -176,18 +191,14 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from subscriptions.models import SubscriberStatus
 
     if not args.file.is_file():
-        raise CommandError(f"no such file: {args.file}")
-    options = ImportOptions(label=args.label or args.file.name, partial=args.accept_valid,
-                            status=SubscriberStatus.PENDING if args.pending else SubscriberStatus.ACTIVE,
-                            allow_private_webhooks=webhook_allows_private(settings))
+        raise CommandError(NO_FILE.format(path=args.file))
     async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
             update={"enabled": False})})) as service:
-        try:
-            with import_display(console) as progress:
-                report = await import_file(service.store, args.file, args.format, options, progress)
-        except NotifierError as exc:
-            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
-            raise CommandError(f"{exc.detail}{': ' + details if details else ''}") from None
+        options = ImportOptions(label=args.label or args.file.name, partial=args.accept_valid,
+                                status=SubscriberStatus.PENDING if args.pending else SubscriberStatus.ACTIVE,
+                                allow_private_webhooks=webhook_allows_private(settings))
+        with import_display(console) as progress:
+            report = await import_file(service.store, args.file, args.format, options, progress)
     if args.report:
         write_report(args.report, report)
     print_import_summary(console, report, secrets_in_file=args.report is not None)

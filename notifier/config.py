@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from notifier.config_errors import NO_FILE, NOT_A_SECTION, TOML_SYNTAX, UNREADABLE_FILE, ConfigError, describe
 
 ENV_PREFIX = "NOTIFIER_"
 
@@ -107,22 +109,38 @@ def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> No
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ValueError(f"{name}: {part!r} is not a section")
+                raise ConfigError(NOT_A_SECTION.format(name=name, part=part))
             node = child
         node[parts[-1]] = _parse_env_value(raw)
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read the TOML file (if any), overlay NOTIFIER_* variables, then `overrides` (a nested dict), validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+    """Read the TOML file (if any), overlay NOTIFIER_* variables, then `overrides` (a nested dict), validate.
+
+    ConfigError (a ValueError) says in one line what is wrong: the file, its TOML, or a section's key."""
+    data = _read_file(Path(path)) if path is not None else {}
     _overlay_environment(data, os.environ if environ is None else environ)
     if overrides:
         _deep_merge(data, overrides)
-    return Settings.model_validate(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise describe(exc, Settings) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(NO_FILE.format(path=path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(TOML_SYNTAX.format(path=path, reason=exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(TOML_SYNTAX.format(path=path, reason="it is not UTF-8 text")) from None
+    except OSError as exc:
+        raise ConfigError(UNREADABLE_FILE.format(path=path, reason=exc.strerror or exc)) from None
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from notifier.causes import alert_causes
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
 from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
@@ -34,6 +35,12 @@ FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, 
 # Credentials of the bundled fakes only: they protect nothing but make the wire protocol real.
 SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
+STARTED = ("[bold]notifier demo[/bold]: {regions} regions, {topics} topics, {subscribers} subscribers; fake Aliyun "
+           "SMS, WeChat, SMTP and webhook gateways on loopback")
+PUBLISHED = "published {id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — {targeted} targeted"
+SERVING = "serving the API on {base} (docs: {base}/docs, dashboard: {base}/admin); delivering what is published"
+ADMIN_KEY = "admin key (shown once): {key}"
+TRY_IT = "publish through the API as README.md shows ('Try it against the demo'); press Ctrl+C to stop"
 
 
 class DemoGateways:
@@ -65,12 +72,15 @@ def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) 
     channels["email"] = {"host": gw.smtp.host, "port": gw.smtp.port, "tls": "none",
                          "sender": "长治市政务公开 <notify@demo.changzhi.gov.cn>"}
     channels["sms"] = {"provider": "aliyun", "endpoint": gw.sms.url, "sign_name": "长治市人民政府",
-                       "template_code": "SMS_465810001", "receipt_token": RECEIPT_TOKEN,
+                       "template_code": "SMS_465810001", "verification_template_code": "SMS_465810009",
+                       "receipt_token": RECEIPT_TOKEN,
                        "access_key_id": SMS_KEY, "access_key_secret": SMS_SECRET}
     channels["wechat"] = {"endpoint": gw.wechat.url, "app_id": WX_APP, "app_secret": WX_SECRET, "token": WX_TOKEN,
                           "template_id": "DEMO_TEMPLATE_1"}
+    # The worker is on: after the scripted warning, the demo keeps delivering whatever is published through the
+    # API for as long as it serves (the scripted part is driven by `watch_alert` before the worker starts).
     update: dict[str, object] = {"channels": channels,
-                                 "worker": settings.worker.model_copy(update={"enabled": False})}
+                                 "worker": settings.worker.model_copy(update={"enabled": True})}
     if not explicit_config:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
@@ -177,22 +187,22 @@ async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit
         records, secrets = synthetic_subscribers(subscribers, gw.receiver.url, rng, regions)
         await service.store.bulk_create_subscribers(records, secrets)
         script_failures(records, gw, rng)
-        console.print(f"[bold]notifier demo[/bold]: {len(regions)} regions, {len(service.catalogue.topics)} topics, "
-                      f"{len(records)} subscribers; fake Aliyun SMS, WeChat, SMTP and webhook gateways on loopback")
+        console.print(STARTED.format(regions=len(regions), topics=len(service.catalogue.topics),
+                                     subscribers=len(records)))
         alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
-        console.print(f"published {alert.id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — "
-                      f"{alert.targeted} targeted")
+        console.print(PUBLISHED.format(id=alert.id, targeted=alert.targeted))
         await watch_alert(service, alert.id, receipt_wait=FALLBACK_AFTER + 4)
         names = {r.code: r.name for r in service.catalogue.regions}
-        print_coverage(await alert_coverage(service.store, alert.id), names)
+        print_coverage(await alert_coverage(service.store, alert.id), names,
+                       await alert_causes(service.store, alert.id))
         if once:
             return 0
         from notifier.commands import wait_for_signal
 
         _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
-        service.start_worker()
-        console.print(f"serving the API on {base} (docs: {base}/docs)")
-        console.print(f"admin key (shown once): {admin_key}")
-        console.print("press Ctrl+C to stop")
+        service.start_worker()  # from now on, whatever is published through the API goes out, receipts come back
+        console.print(SERVING.format(base=base))
+        console.print(ADMIN_KEY.format(key=admin_key))
+        console.print(TRY_IT)
         await wait_for_signal()
     return 0

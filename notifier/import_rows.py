@@ -31,11 +31,11 @@ import csv
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from notifier.errors import FieldError, InvalidInput
-from notifier.store import Store
+from notifier.input_rules import CatalogueCodes
 from subscriptions.masking import scrub
 from subscriptions.models import CHANNEL_KINDS
 
@@ -70,39 +70,6 @@ _CSV_FIELDS = (("contacts.sms", "mobile"), ("contacts.email", "email"), ("contac
                ("subscriptions.channels", "channels"), ("subscriptions.min_severity", "min_severity"),
                ("subscriptions", "topics"))
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
-
-
-@dataclass(frozen=True)
-class CatalogueCodes:
-    """The catalogue as the import checks it: codes that exist, and names that stand for them."""
-
-    regions: frozenset[str]
-    groups: frozenset[str]
-    topics: dict[str, list[str]]  # key -> the topic's channels, in order
-    names: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> lower-cased name -> code
-
-    @classmethod
-    async def load(cls, store: Store) -> CatalogueCodes:
-        regions, groups, topics = await store.list_regions(), await store.list_groups(), await store.list_topics()
-        names = {"region": _names((r[0], r[1], r[2]) for r in regions),
-                 "group": _names((g[0], g[1], g[2]) for g in groups),
-                 "topic": _names((t["key"], t["name"], t.get("name_en")) for t in topics)}
-        return cls(regions=frozenset(r[0] for r in regions), groups=frozenset(g[0] for g in groups),
-                   topics={t["key"]: list(t["channels"]) for t in topics}, names=names)
-
-    def code(self, kind: str, value: str) -> str:
-        """The code a cell names: the code itself, or the catalogue name of one (else the cell, for validation to
-        refuse)."""
-        return self.names.get(kind, {}).get(value.lower(), value)
-
-
-def _names(entries: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for code, name, name_en in entries:
-        for label in (name, name_en):
-            if label:
-                out.setdefault(str(label).lower(), code)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

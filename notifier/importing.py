@@ -40,8 +40,9 @@ from typing import Any, Literal, TextIO
 from pydantic import Field, ValidationError
 
 from notifier.errors import FieldError, InvalidInput
-from notifier.import_rows import CatalogueCodes, CsvReader, NdjsonReader, RawRow, RowReader
+from notifier.import_rows import CsvReader, NdjsonReader, RawRow, RowReader
 from notifier.import_staging import StagedRow, Staging
+from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import Frozen
 from notifier.store import Store
 from notifier.store.records import SubscriberRecord
@@ -56,7 +57,7 @@ from notifier.textcoding import (
 )
 from subscriptions.contacts import generate_webhook_secret
 from subscriptions.masking import mask_contact
-from subscriptions.models import SubscriberIn, SubscriberStatus
+from subscriptions.models import Contacts, SubscriberIn, SubscriberStatus
 
 CHUNK_ROWS = 10_000  # rows validated between two looks at the store (and two progress updates)
 MAX_PROBLEMS = 10_000  # problems listed in a report; `rejected` counts them all
@@ -238,24 +239,18 @@ def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
 
 async def _validate_all(store: Store, reader: RowReader, codes: CatalogueCodes, options: ImportOptions,
                         staging: Staging, tally: _Tally, progress: ProgressCallback | None) -> None:
-    """Every row checked, a chunk at a time; the valid ones staged."""
+    """Every row checked, a chunk at a time; the valid ones staged, the others reported in the file's order."""
     for chunk in _chunks(reader.rows(), options.chunk_rows):
-        checked: list[tuple[RawRow, SubscriberIn]] = []
-        for raw in chunk:
-            tally.progress.rows += 1
-            body, errors = check_row(raw, codes)
-            if body is None:
-                tally.reject(raw, errors, reader)
-            else:
-                checked.append((raw, body))
-        held = {kind: await store.existing_contacts(kind, [a for _, b in checked
-                                                             if (a := b.contacts.addresses().get(kind))])
+        checked = [(raw, *check_row(raw, codes)) for raw in chunk]
+        tally.progress.rows += len(chunk)
+        held = {kind: await store.existing_contacts(kind, [a for _, _, contacts, _ in checked
+                                                             if (a := contacts.get(kind))])
                 for kind in DEDUPED}
-        for raw, body in checked:
-            errors = _duplicates(body, staging, held)
-            if body.contacts.webhook:
+        for raw, body, contacts, errors in checked:
+            errors = errors + _duplicates(contacts, staging, held)
+            if body is not None and body.contacts.webhook and not errors:
                 errors += await _webhook_errors(body.contacts.webhook, options.allow_private_webhooks)
-            if errors:
+            if errors or body is None:
                 tally.reject(raw, errors, reader)
                 continue
             staging.add(_staged(raw.row, body), DEDUPED)
@@ -265,58 +260,68 @@ async def _validate_all(store: Store, reader: RowReader, codes: CatalogueCodes, 
         await asyncio.sleep(0)  # let the server's other work run between chunks
 
 
-def check_row(raw: RawRow, codes: CatalogueCodes) -> tuple[SubscriberIn | None, list[FieldError]]:
-    """The row as a subscriber body, or every reason it is not one: the checks of `POST /v1/subscribers` (the
-    catalogue ones against the catalogue in memory, and on the raw values too, so that a row with a bad mobile
-    number also hears about its unknown region), and at least one topic."""
+def check_row(raw: RawRow, codes: CatalogueCodes) -> tuple[SubscriberIn | None, dict[str, str], list[FieldError]]:
+    """The row as a subscriber body, its contacts (normalised, for the repeat check: also when another field is
+    wrong, so that every problem of a row is reported at once), and every reason it is not a body: the checks of
+    `POST /v1/subscribers` (the catalogue ones against the catalogue in memory) and at least one topic. A region,
+    group or topic the catalogue does not hold is reported as unknown, not as a format error."""
     if raw.body is None:
-        return None, list(raw.errors)
+        return None, {}, list(raw.errors)
     body, errors = None, []
     try:
         body = SubscriberIn.model_validate(raw.body)
     except ValidationError as exc:
-        errors = _field_errors(exc)
-    errors += _catalogue_errors(raw.body, codes, {e.field for e in errors})
+        errors = field_errors(exc)
+    unknown = _catalogue_errors(raw.body, codes)
+    named = {e.field for e in unknown}
+    # An unknown value's own format complaint ("region must be a six-digit code") would only mislead.
+    errors = [e for e in errors if _owner(e.field) not in named] + unknown
+    if not raw.body.get("subscriptions") and not any(e.field.startswith("subscriptions") for e in errors):
+        errors.append(FieldError("subscriptions", "at least one topic is needed"))
     if body is not None:
         errors += channel_errors(body.contacts, body.subscriptions)
-    return (None, errors) if errors else (body, [])
+    contacts = body.contacts.addresses() if body is not None else _contacts_alone(raw.body)
+    return (None if errors else body), contacts, errors
 
 
-def _catalogue_errors(data: dict[str, Any], codes: CatalogueCodes, failed: set[str]) -> list[FieldError]:
-    """Unknown region, groups and topics, and no topic at all, read from the raw body (fields whose shape was
-    already refused are left to that message)."""
+def _owner(path: str) -> str:
+    """The field a catalogue check names for a pydantic path: `groups.1` → `groups`."""
+    parts = path.split(".")
+    if parts[0] == "groups":
+        return "groups"
+    if parts[0] == "subscriptions" and len(parts) >= 3 and parts[2] == "topic":
+        return ".".join(parts[:3])
+    return path
+
+
+def _catalogue_errors(data: dict[str, Any], codes: CatalogueCodes) -> list[FieldError]:
+    """Regions, groups and topics the catalogue does not hold, read from the raw body."""
     errors = []
     region = data.get("region")
-    if isinstance(region, str) and "region" not in failed and region not in codes.regions:
-        errors.append(FieldError("region", f"unknown region {region!r}"))
+    if isinstance(region, str):
+        errors += codes.resolve("region", [region], "region")[1]
     groups = data.get("groups")
     if isinstance(groups, list):
-        errors += [FieldError("groups", f"unknown group {g!r}") for i, g in enumerate(groups)
-                   if isinstance(g, str) and f"groups.{i}" not in failed and "groups" not in failed
-                   and g not in codes.groups]
+        errors += codes.resolve("group", groups, "groups")[1]
     subscriptions = data.get("subscriptions")
-    if not subscriptions and "subscriptions" not in failed:
-        errors.append(FieldError("subscriptions", "at least one topic is needed"))
-    if isinstance(subscriptions, list):
-        for i, sub in enumerate(subscriptions):
-            topic = sub.get("topic") if isinstance(sub, dict) else None
-            if isinstance(topic, str) and f"subscriptions.{i}.topic" not in failed and topic not in codes.topics:
-                errors.append(FieldError(f"subscriptions.{i}.topic", f"unknown topic {topic!r}"))
+    for i, sub in enumerate(subscriptions if isinstance(subscriptions, list) else []):
+        topic = sub.get("topic") if isinstance(sub, dict) else None
+        if isinstance(topic, str):
+            errors += codes.resolve("topic", [topic], f"subscriptions.{i}.topic")[1]
     return errors
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    """pydantic errors as field errors, from `loc` and `msg` only: `input` would echo the contact."""
-    out = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        path = ".".join(str(p) for p in error["loc"])
-        out.append(FieldError(path, str(error["msg"]).removeprefix("Value error, ")))
-    return out
+def _contacts_alone(data: dict[str, Any]) -> dict[str, str]:
+    """The contacts of a row whose other fields failed, when they are valid on their own."""
+    try:
+        return Contacts.model_validate(data.get("contacts")).addresses()
+    except ValidationError:
+        return {}
 
 
-def _duplicates(body: SubscriberIn, staging: Staging, held: dict[str, set[str]]) -> list[FieldError]:
+def _duplicates(contacts: dict[str, str], staging: Staging, held: dict[str, set[str]]) -> list[FieldError]:
     errors = []
-    for kind, address in body.contacts.addresses().items():
+    for kind, address in contacts.items():
         if kind not in DEDUPED:
             continue
         masked = mask_contact(kind, address)

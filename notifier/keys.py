@@ -1,22 +1,34 @@
 """API keys: 256 random bits with a readable type prefix, stored only as SHA-256, shown once, revocable.
 
-Publishers are scoped to topic patterns (`env.*`); viewers read; admins do everything.
+Publishers are scoped to topic patterns (`env.*`), given explicitly (`*` for every topic: never by default);
+viewers read; admins do everything. A pattern is a topic key with `*` (any run) and `?` (one character) as
+wildcards, and must match at least one topic of the catalogue: a typo would otherwise give a key that can
+publish nothing, found out only when a warning has to go out.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
+import re
 import secrets
 import time
 import uuid
 
-from notifier.errors import Forbidden, Unauthorized
+from notifier.errors import FieldError, Forbidden, InvalidInput, Unauthorized
 from notifier.models import Role
 from notifier.store import Store
 from notifier.store.records import KeyRecord
 
 KEY_PREFIX = "ntf_"
+PATTERN = re.compile(r"[a-z0-9*?][a-z0-9.*?-]{0,99}")
+BAD_TOPICS = "the topic patterns are not valid"
+NO_TOPICS = "a publisher key needs topic patterns (--topics), e.g. 'env.*'; '*' for every topic"
+NOT_A_PATTERN = "{pattern!r} is not a topic pattern: use topic keys with * and ?, e.g. 'env.*'"
+MATCHES_NOTHING = "{pattern!r} matches no topic in the catalogue{hint}"
+HINT = " (did you mean {0!r}?)"
+TOPICS_NOT_FOR_ROLE = "only publisher keys are scoped to topics (--topics)"
 
 
 def hash_key(raw: str) -> str:
@@ -25,14 +37,35 @@ def hash_key(raw: str) -> str:
 
 async def create_key(store: Store, role: Role, topics: list[str] | None = None,
                      label: str | None = None) -> tuple[KeyRecord, str]:
-    """Create a key; returns its record and the raw key (the only time it exists outside the caller)."""
-    if role is Role.PUBLISHER and not topics:
-        topics = ["*"]
+    """Create a key; returns its record and the raw key (the only time it exists outside the caller). A publisher
+    needs topic patterns that match the catalogue (InvalidInput otherwise); other roles take none."""
+    topics = list(topics or [])
+    if role is Role.PUBLISHER:
+        check_topic_patterns(topics, [t["key"] for t in await store.list_topics()])
+    elif topics:
+        raise InvalidInput(BAD_TOPICS, [FieldError("topics", TOPICS_NOT_FOR_ROLE)])
     raw = f"{KEY_PREFIX}{role.value[:3]}_{secrets.token_urlsafe(32)}"
-    record = KeyRecord(id=uuid.uuid4().hex, prefix=raw[:12], role=role.value, topics=list(topics or []),
+    record = KeyRecord(id=uuid.uuid4().hex, prefix=raw[:12], role=role.value, topics=topics,
                        label=label, created_at=time.time(), revoked_at=None)
     await store.create_key(record, hash_key(raw))
     return record, raw
+
+
+def check_topic_patterns(patterns: list[str], topic_keys: list[str]) -> None:
+    """InvalidInput naming every pattern that is malformed or matches no topic of the catalogue."""
+    if not patterns:
+        raise InvalidInput(BAD_TOPICS, [FieldError("topics", NO_TOPICS)])
+    errors = []
+    for pattern in patterns:
+        if not PATTERN.fullmatch(pattern):
+            errors.append(FieldError("topics", NOT_A_PATTERN.format(pattern=pattern)))
+        elif not any(fnmatch.fnmatchcase(key, pattern) for key in topic_keys):
+            families = {key.split(".")[0] + ".*" for key in topic_keys}
+            close = difflib.get_close_matches(pattern, [*families, *topic_keys], n=1, cutoff=0.6)
+            hint = HINT.format(close[0]) if close else ""
+            errors.append(FieldError("topics", MATCHES_NOTHING.format(pattern=pattern, hint=hint)))
+    if errors:
+        raise InvalidInput(BAD_TOPICS, errors)
 
 
 async def authenticate(store: Store, header: str | None) -> KeyRecord:

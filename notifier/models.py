@@ -119,8 +119,12 @@ class AlertIn(Frozen):
     level: Level | None = None
     msg_type: MsgType = MsgType.ALERT
     references: str | None = Field(default=None, description="id of the alert an update or cancel refers to")
-    regions: list[str] = Field(default_factory=list, max_length=500, description="empty: every region")
-    groups: list[str] = Field(default_factory=list, max_length=100, description="empty: every group")
+    regions: list[str] = Field(default_factory=list, max_length=500,
+                               description="region codes (GB/T 2260) or catalogue names such as 城区, stored as "
+                                           "codes; empty: every region")
+    groups: list[str] = Field(default_factory=list, max_length=100,
+                              description="group codes or catalogue names such as 老年人, stored as codes; empty: "
+                                          "every group")
     policy: Policy | None = Field(default=None, description="default: all for severe/extreme/immediate, else fallback")
     fallback_after: int = Field(default=600, ge=0, le=7 * 86400,
                                 description="seconds without a receipt before the next channel is tried")
@@ -131,18 +135,14 @@ class AlertIn(Frozen):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     public: bool = True
 
-    @field_validator("regions")
+    @field_validator("regions", "groups")
     @classmethod
-    def _region_codes(cls, value: list[str]) -> list[str]:
-        for code in value:
-            if not REGION_CODE.fullmatch(code):
-                raise ValueError(f"region {code!r} is not a six-digit administrative code")
-        return list(dict.fromkeys(value))
-
-    @field_validator("groups")
-    @classmethod
-    def _unique_groups(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+    def _named(cls, value: list[str]) -> list[str]:
+        # Whether a code or name exists is the catalogue's question (notifier.input_rules), asked at publish.
+        for item in value:
+            if not item.strip() or len(item) > 100:
+                raise ValueError("each entry is a code or a catalogue name (1 to 100 characters)")
+        return list(dict.fromkeys(item.strip() for item in value))
 
     @field_validator("expires_at", "scheduled_at")
     @classmethod

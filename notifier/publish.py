@@ -1,5 +1,8 @@
 """Publishing: validate an alert against the catalogue, then store it, its frozen target set and every delivery
-row in one transaction (the outbox): once `publish_alert` returns, nothing targeted can be lost."""
+row in one transaction (the outbox): once `publish_alert` returns, nothing targeted can be lost.
+
+`check_alert` turns a raw body into an alert with every problem reported at once (the input rules are
+`notifier.input_rules`: regions and groups by code or by catalogue name, stored as codes)."""
 
 from __future__ import annotations
 
@@ -7,10 +10,15 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
+from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import (
     SEVERITY_RANK,
     Alert,
@@ -33,64 +41,112 @@ def request_hash(alert: AlertIn) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-async def _validate(store: Store, alert: AlertIn) -> tuple[dict[str, object], AlertRow | None]:
-    topic = await store.get_topic(alert.topic)
+INVALID_ALERT = "the alert cannot be published as given"
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What the catalogue says of an alert's references to it: codes for the names, and every problem."""
+
+    regions: list[Any]
+    groups: list[Any]
+    errors: list[FieldError]
+    topic: dict[str, object] | None
+    referenced: AlertRow | None  # the alert an update or cancel references
+
+
+async def _check_references(store: Store, codes: CatalogueCodes, data: Mapping[str, Any]) -> _Checked:
+    """Topic, regions, groups (codes or catalogue names) and the referenced alert, read from a body that may not
+    have passed the model yet (non-text values are left to the model's own errors)."""
     errors: list[FieldError] = []
-    if topic is None:
-        errors.append(FieldError("topic", f"unknown topic {alert.topic!r}"))
-    for code in await store.missing_codes("regions", alert.regions):
-        errors.append(FieldError("regions", f"unknown region {code!r}"))
-    for code in await store.missing_codes("population_groups", alert.groups):
-        errors.append(FieldError("groups", f"unknown group {code!r}"))
+    topic_key = data.get("topic")
+    topic = await store.get_topic(topic_key) if isinstance(topic_key, str) else None
+    if isinstance(topic_key, str) and topic is None:
+        errors.append(FieldError("topic", codes.unknown("topic", topic_key)))
+    regions, region_errors = codes.resolve("region", _listed(data.get("regions")), "regions")
+    groups, group_errors = codes.resolve("group", _listed(data.get("groups")), "groups")
+    errors += region_errors + group_errors
+    references = data.get("references")
     referenced = None
-    if alert.references:
-        referenced = await store.get_alert(alert.references)
+    if isinstance(references, str) and references:
+        referenced = await store.get_alert(references)
         if referenced is None:
-            errors.append(FieldError("references", f"unknown alert {alert.references!r}"))
-        elif referenced.topic != alert.topic:
+            errors.append(FieldError("references", f"unknown alert {references!r}"))
+        elif isinstance(topic_key, str) and referenced.topic != topic_key:
             errors.append(FieldError("references", "an update or cancel must stay on the topic of its alert"))
-    if errors:
-        raise InvalidInput("the alert cannot be published as given", errors)
-    assert topic is not None  # noqa: S101 - errors above covers None
-    return topic, referenced
+    return _Checked(regions, groups, errors, topic, referenced)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+async def check_alert(store: Store, data: Any) -> AlertIn:
+    """A body (API, `notifier publish` file) as an alert, or InvalidInput listing every problem in one pass: the
+    model's and the catalogue's together. Regions and groups may be codes or catalogue names (`城区`); the
+    alert returned carries codes."""
+    errors: list[FieldError] = []
+    alert: AlertIn | None = None
+    try:
+        alert = AlertIn.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+    checked = await _check_references(store, await CatalogueCodes.load(store), data if isinstance(data, dict) else {})
+    named = {e.field for e in checked.errors}
+    errors = [e for e in errors if e.field.split(".")[0] not in named] + checked.errors
+    if errors or alert is None:
+        raise InvalidInput(INVALID_ALERT, errors)
+    return alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None,
                         now: float | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key and body
-    → the stored alert (created False); same key, different body → ConflictError. An update supersedes the alert
-    it references and a cancel cancels it (SPEC "Lifecycle"); a repeated cancel returns the first notice."""
+    → the stored alert (created False); same key, different body → ConflictError. Region and group names are
+    stored as their codes. An update supersedes the alert it references and a cancel cancels it (SPEC
+    "Lifecycle"); a repeated cancel returns the first notice (created False)."""
     now = time.time() if now is None else now
+    checked = await _check_references(store, await CatalogueCodes.load(store),
+                                      alert.model_dump(include={"topic", "regions", "groups", "references"}))
+    alert = alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
     fingerprint = request_hash(alert)
     if alert.idempotency_key:
         existing = await store.alert_by_idempotency_key(alert.idempotency_key)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
-    topic, referenced = await _validate(store, alert)
-    if alert.msg_type is MsgType.UPDATE and referenced is not None:
-        alert = _inherit_area(alert, referenced)
-    scheduled = alert.scheduled_at.timestamp() if alert.scheduled_at else None
-    expires = alert.expires_at.timestamp() if alert.expires_at else None
-    if expires is not None and expires <= now:
-        raise InvalidInput("the alert has already expired", [FieldError("expires_at", "must be in the future")])
-    release = max(now, scheduled or now)
-    policy = alert.effective_policy()
-    row = AlertRow(
-        id=uuid.uuid4().hex, topic=alert.topic, msg_type=alert.msg_type.value, references_id=alert.references,
-        headline=alert.headline, body=alert.body, instruction=alert.instruction, severity=alert.severity.value,
-        urgency=alert.urgency.value, level=alert.level.value if alert.level else None,
-        target_regions=alert.regions, target_groups=alert.groups, policy=policy.value,
-        fallback_after=alert.fallback_after, data=dict(alert.data), expires_at=expires, scheduled_at=scheduled,
-        idempotency_key=alert.idempotency_key, request_hash=fingerprint, public=alert.public,
-        status=(AlertStatus.SCHEDULED if release > now else AlertStatus.ACTIVE).value, targeted=0,
-        publisher=publisher.id if publisher else None, department=str(topic["department"]), created_at=now,
-        cancelled_at=None)
-    stored = await store.create_alert(row, _targeting(alert, referenced, release))
+    if checked.errors:
+        raise InvalidInput(INVALID_ALERT, checked.errors)
+    assert checked.topic is not None  # noqa: S101 - an unknown topic is among the errors above
+    if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
+        alert = _inherit_area(alert, checked.referenced)
+    row, release = _outbox(alert, checked.topic, publisher, fingerprint, now)
+    stored = await store.create_alert(row, _targeting(alert, checked.referenced, release))
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
         return _same_or_conflict(stored, fingerprint), False  # a concurrent request with the key won the race
     return stored, False  # a repeated cancel: the first one's notice
+
+
+def _outbox(alert: AlertIn, topic: Mapping[str, object], publisher: KeyRecord | None, fingerprint: str,
+            now: float) -> tuple[AlertRow, float]:
+    """The alert's row, and when it is released."""
+    scheduled = alert.scheduled_at.timestamp() if alert.scheduled_at else None
+    expires = alert.expires_at.timestamp() if alert.expires_at else None
+    if expires is not None and expires <= now:
+        raise InvalidInput("the alert has already expired", [FieldError("expires_at", "must be in the future")])
+    release = max(now, scheduled or now)
+    row = AlertRow(
+        id=uuid.uuid4().hex, topic=alert.topic, msg_type=alert.msg_type.value, references_id=alert.references,
+        headline=alert.headline, body=alert.body, instruction=alert.instruction, severity=alert.severity.value,
+        urgency=alert.urgency.value, level=alert.level.value if alert.level else None,
+        target_regions=alert.regions, target_groups=alert.groups, policy=alert.effective_policy().value,
+        fallback_after=alert.fallback_after, data=dict(alert.data), expires_at=expires, scheduled_at=scheduled,
+        idempotency_key=alert.idempotency_key, request_hash=fingerprint, public=alert.public,
+        status=(AlertStatus.SCHEDULED if release > now else AlertStatus.ACTIVE).value, targeted=0,
+        publisher=publisher.id if publisher else None, department=str(topic["department"]), created_at=now,
+        cancelled_at=None)
+    return row, release
 
 
 def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:

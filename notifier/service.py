@@ -6,26 +6,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import ValidationError
 
 from channels.base import Channel, ChannelContext
-from channels.registry import factory_for
+from channels.registry import UnknownChannelError, factory_for, module_of
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookConfig
-from notifier.catalogue import Catalogue, load_catalogue
+from notifier.catalogue import Catalogue, CatalogueError, load_catalogue
 from notifier.config import Settings
+from notifier.config_errors import ConfigError, channel_error, unknown_channel
 from notifier.dispatch import Dispatcher
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store, open_store
 
+__all__ = ["ConfigError", "DatabaseUnavailable", "Service"]
+
 log = logging.getLogger("notifier.service")
 
 # Channel kinds that work with no configuration section at all.
 ALWAYS_ON = ("webhook",)
+
+# What an operator is told at start-up about a configuration that works but will disappoint (one place).
+WARN_SMS_RECEIPTS_REFUSED = ("[channels.sms] receipt_token is not set: delivery reports will be refused, so "
+                             "no SMS will ever count as reached")
+WARN_NO_VERIFICATION_TEMPLATE = ("[channels.sms] verification_template_code is not set: /subscribe cannot text "
+                                 "a code, so it offers no SMS sign-up (set an approved template with ${code})")
+DATABASE_UNAVAILABLE = "cannot open the database {url}: {reason}"
+
+
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be opened or reached; the message says which and why (no password)."""
 
 
 def configured_kinds(settings: Settings) -> list[str]:
@@ -38,6 +54,85 @@ def configured_kinds(settings: Settings) -> list[str]:
 def webhook_allows_private(settings: Settings) -> bool:
     """`[channels.webhook] allow_private_networks`, read through the adapter's own model ("false" is False)."""
     return WebhookConfig.model_validate(settings.channels.get("webhook", {})).allow_private_networks
+
+
+def shown_url(url: str) -> str:
+    """A database url fit to print: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+async def open_existing_database(settings: Settings) -> Store | None:
+    """For read-only commands: the configured store, or None where its SQLite file does not exist yet (opening
+    it would create an empty database where the user expected theirs)."""
+    path = settings.sqlite_path()
+    if path is not None and not path.is_file():
+        return None
+    return await open_database(settings)
+
+
+async def open_database(settings: Settings, *, upgrade: bool = True) -> Store:
+    """The configured store, opened (and by default migrated); DatabaseUnavailable when it cannot be."""
+    try:
+        return await open_store(settings, upgrade=upgrade)
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
+                                                              reason=_reason(exc))) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("asyncpg"):  # the server refused us: no such database, bad password…
+            raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
+                                                                  reason=_reason(exc))) from exc
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def build_channels(settings: Settings, context: ChannelContext) -> dict[str, Channel]:
+    """Every configured channel's adapter, each validating its own section; ConfigError names the first section
+    that is wrong (an unknown kind, a missing or misspelt key, a value out of its choices)."""
+    channels: dict[str, Channel] = {}
+    for kind in configured_kinds(settings):
+        section: Mapping[str, object] = settings.channels.get(kind, {})
+        try:
+            channels[kind] = factory_for(kind)(section, context)
+        except UnknownChannelError as exc:
+            raise unknown_channel(exc.kind, exc.known) from None
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise channel_error(kind, module_of(kind), exc) from None
+    return channels
+
+
+def city_catalogue(settings: Settings) -> Catalogue:
+    """The catalogue of `[catalogue] path`, or the bundled one; ConfigError when the file cannot be used."""
+    try:
+        return load_catalogue(settings.catalogue.path)
+    except CatalogueError as exc:
+        raise ConfigError(f"[catalogue] path: {exc}") from None
+
+
+async def seed_catalogue(store: Store, catalogue: Catalogue) -> None:
+    """Put the catalogue's regions, groups, domains and topics in the database (what is there is kept)."""
+    await store.add_catalogue(
+        [(r.code, r.name, r.name_en) for r in catalogue.regions],
+        [(g.code, g.name, g.name_en) for g in catalogue.groups],
+        [(d.code, d.name, d.name_en) for d in catalogue.domains],
+        [t.model_dump() for t in catalogue.topics])
+
+
+def catalogue_and_renderer(settings: Settings) -> tuple[Catalogue, Renderer]:
+    """The catalogue and the template renderer over it; ConfigError when either file or folder cannot be used.
+    Needs no database: `templates check` uses it alone."""
+    catalogue = city_catalogue(settings)
+    try:
+        renderer = Renderer(settings.templates.path, public_url=settings.server.base_url(), catalogue=catalogue)
+    except ValueError as exc:
+        raise ConfigError(f"[templates] path: {exc}") from None
+    return catalogue, renderer
 
 
 def _provider_hosts(settings: Settings) -> set[str]:
@@ -69,30 +164,41 @@ class Service:
         self._stop = asyncio.Event()
 
     async def open(self) -> None:
-        self.store = await open_store(self.settings)
-        self.catalogue = load_catalogue(self.settings.catalogue.path)
-        await self.store.add_catalogue(
-            [(r.code, r.name, r.name_en) for r in self.catalogue.regions],
-            [(g.code, g.name, g.name_en) for g in self.catalogue.groups],
-            [(d.code, d.name, d.name_en) for d in self.catalogue.domains],
-            [t.model_dump() for t in self.catalogue.topics])
-        configured = self.settings.server.secret
-        self.secret = (configured.get_secret_value() if configured else
-                       await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
-        resolver = GuardedResolver(allow_private=webhook_allows_private(self.settings),
-                                   exempt_hosts=_provider_hosts(self.settings))
+        """Open every part; on any failure, close what was opened and raise: ConfigError for a wrong channel
+        section, catalogue or templates folder (found before the database is touched), DatabaseUnavailable when
+        the store cannot be opened."""
+        try:
+            self._open_channels()
+            self.catalogue, self.renderer = catalogue_and_renderer(self.settings)
+            self.store = await open_database(self.settings)
+            await self._open_core()
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_channels(self) -> None:
+        try:
+            allow_private = webhook_allows_private(self.settings)
+        except ValidationError as exc:
+            raise channel_error("webhook", module_of("webhook"), exc) from None
+        resolver = GuardedResolver(allow_private=allow_private, exempt_hosts=_provider_hosts(self.settings))
         # More connections than sends in flight only adds handshakes and loop overhead (measured: 100 connections
         # sent ~2.4x the requests per second of 1,000 on this machine's bare loop).
         connector = aiohttp.TCPConnector(resolver=resolver, limit=self.settings.worker.concurrency)
         self.http = aiohttp.ClientSession(connector=connector, trust_env=False)
         context = ChannelContext(http=self.http, public_url=self.settings.server.base_url())
-        for kind in configured_kinds(self.settings):
-            self.channels[kind] = factory_for(kind)(self.settings.channels.get(kind, {}), context)
-        if "sms" in self.channels and not self.settings.channels["sms"].get("receipt_token"):
-            log.warning("[channels.sms] receipt_token is not set: delivery reports will be refused, so no SMS "
-                        "will ever count as reached")
-        self.renderer = Renderer(self.settings.templates.path, public_url=self.settings.server.base_url(),
-                                 catalogue=self.catalogue)
+        self.channels = build_channels(self.settings, context)
+        sms = self.settings.channels.get("sms")
+        if sms is not None and not sms.get("receipt_token"):
+            log.warning(WARN_SMS_RECEIPTS_REFUSED)
+        if sms is not None and not sms.get("verification_template_code"):
+            log.warning(WARN_NO_VERIFICATION_TEMPLATE)
+
+    async def _open_core(self) -> None:
+        await seed_catalogue(self.store, self.catalogue)
+        configured = self.settings.server.secret
+        self.secret = (configured.get_secret_value() if configured else
+                       await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
                                      on_result=self._on_result, metrics=self.metrics,
                                      secret=self.secret, public_url=self.settings.server.base_url())
@@ -113,20 +219,18 @@ class Service:
             self._worker = None
 
     async def close(self) -> None:
+        """Close whatever is open (safe to call again, or after a failed `open`)."""
         await self.stop_worker()
-        for channel in self.channels.values():
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
             await channel.aclose()
-        if hasattr(self, "http"):
-            await self.http.close()
-        if hasattr(self, "store"):
-            await self.store.close()
+        if (http := self.__dict__.pop("http", None)) is not None:
+            await http.close()
+        if (store := self.__dict__.pop("store", None)) is not None:
+            await store.close()
 
     async def __aenter__(self) -> Service:
-        try:
-            await self.open()
-        except BaseException:
-            await self.close()  # release whatever was opened before the failure
-            raise
+        await self.open()  # releases whatever it opened before a failure
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from notifier.config import load_settings
+from notifier.config_errors import ConfigError
 from notifier.service import webhook_allows_private
 
 
@@ -56,13 +56,43 @@ def test_a_password_of_digits_stays_text() -> None:
     assert settings.channels["email"]["password"] == "00123"
 
 
-def test_unknown_keys_are_refused(tmp_path: Path) -> None:
-    """A misspelt setting is an error, not silently ignored."""
-    with pytest.raises(ValidationError):
+def test_a_misspelt_key_is_named_with_its_section_and_the_nearest_known_key(tmp_path: Path) -> None:
+    """`prot` under [server] is refused in one line naming the section, the allowed keys and `port`."""
+    with pytest.raises(ConfigError) as refused:
         load_settings(_write(tmp_path, "[server]\nprot = 1\n"), {})
+    message = str(refused.value)
+    assert message.startswith("[server] prot: unknown key; allowed: host, port,")
+    assert "(did you mean port?)" in message and "\n" not in message and "pydantic" not in message
+
+
+def test_an_unknown_section_is_named(tmp_path: Path) -> None:
+    """A misspelt section is refused with the sections there are and the nearest one."""
+    with pytest.raises(ConfigError, match=r"\[servr\]: unknown section; allowed: server, .*did you mean server"):
+        load_settings(_write(tmp_path, "[servr]\nport = 1\n"), {})
 
 
 def test_an_unsupported_database_url_is_refused() -> None:
-    """Only sqlite:/// and postgresql:// URLs are accepted."""
-    with pytest.raises(ValidationError):
+    """Only sqlite:/// and postgresql:// URLs are accepted, and the error says which."""
+    with pytest.raises(ConfigError, match=r"^\[database\] url: database url must be sqlite:///path or postgresql"):
         load_settings(None, {"NOTIFIER_DATABASE__URL": "mysql://db/notifier"})
+
+
+def test_a_value_of_the_wrong_type_says_what_it_should_be(tmp_path: Path) -> None:
+    """A port that is not a number is refused with the key and the expected type, never the pydantic URL."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, '[server]\nport = "eighty"\n'), {})
+    assert str(refused.value).startswith("[server] port: should be a valid integer")
+    assert "errors.pydantic.dev" not in str(refused.value)
+
+
+def test_broken_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
+    """A TOML syntax error is one line with the file and where the error is."""
+    path = _write(tmp_path, "[server]\nport 8080\n")
+    with pytest.raises(ConfigError, match=r"notifier\.toml is not valid TOML: .*line 2"):
+        load_settings(path, {})
+
+
+def test_a_missing_configuration_file_is_named(tmp_path: Path) -> None:
+    """A --config path that does not exist is said so, with the path."""
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(tmp_path / "nope.toml", {})

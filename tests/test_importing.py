@@ -172,6 +172,30 @@ async def test_every_problem_of_a_row_is_reported(service: Service) -> None:
     assert {f for f, _ in by_row(report)[1]} == {"mobile", "region", "groups"}
 
 
+async def test_an_unknown_district_is_reported_as_an_unknown_district(service: Service) -> None:
+    """A district name the catalogue does not hold is "unknown region", with the nearest name, not a format error."""
+    rows = by_row(await run(service, HEADER + "13800000001,,城西,老人,env.heavy-pollution,sms\n"))
+    assert rows[1] == [("region", "unknown region '城西' (did you mean 城区?)"),
+                       ("groups", "unknown group '老人' (did you mean 老年人?)")]
+
+
+async def test_rejected_rows_are_listed_in_the_order_of_the_file(service: Service) -> None:
+    """Repeats and malformed rows are reported row after row, as the file has them."""
+    text = HEADER + ("13800000001,,140402,,env.heavy-pollution,sms\n"  # row 1: fine
+                     "13800000001,,140402,,env.heavy-pollution,sms\n"  # row 2: repeats row 1
+                     "12345,,140402,,env.heavy-pollution,sms\n"  # row 3: malformed mobile
+                     "13800000001,,140411,,env.air-forecast,sms\n")  # row 4: repeats row 1
+    report = await run(service, text)
+    assert [p.row for p in report.problems] == [2, 3, 4]
+
+
+async def test_a_repeated_contact_is_reported_with_the_rest_of_a_bad_row(service: Service) -> None:
+    """A row that repeats an earlier contact and names an unknown district hears both at once."""
+    text = HEADER + ("13800000001,,140402,,env.heavy-pollution,sms\n"
+                     "13800000001,,城西,,env.heavy-pollution,sms\n")
+    assert {f for f, _ in by_row(await run(service, text))[2]} == {"region", "mobile"}
+
+
 async def test_a_row_without_a_topic_is_rejected(service: Service) -> None:
     """An imported subscriber must subscribe to something."""
     report = await run(service, HEADER + "13800000001,,140402,,,\n")

@@ -7,7 +7,7 @@ import pytest
 from notifier.errors import ConflictError, InvalidInput
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn
-from notifier.publish import publish_alert
+from notifier.publish import check_alert, publish_alert
 from notifier.service import Service
 from tests.conftest import SubscriberFactory
 
@@ -97,3 +97,30 @@ async def test_an_alert_already_expired_is_refused(service: Service) -> None:
     """Publishing with an expiry in the past is refused."""
     with pytest.raises(InvalidInput):
         await publish_alert(service.store, _alert(expires_at="2020-01-01T00:00:00+08:00"), None)
+
+
+async def test_regions_and_groups_by_catalogue_name_are_stored_as_codes(
+        service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
+    """`城区` and `老年人` target like 140402 and elderly, and the stored alert carries the codes."""
+    await make_subscriber(contacts={"webhook": receiver.url_for("/n")}, region="140402", groups=["elderly"])
+    alert, _ = await publish_alert(service.store, _alert(regions=["城区"], groups=["老年人"]), None)
+    assert alert.targeted == 1
+    assert (alert.target_regions, alert.target_groups) == (["140402"], ["elderly"])
+
+
+async def test_a_name_and_its_code_are_the_same_request(service: Service) -> None:
+    """Retrying with the code where the first request gave the name returns the same alert, not a conflict."""
+    first, _ = await publish_alert(service.store, _alert(regions=["郊区"], idempotency_key="k-names"), None)
+    again, created = await publish_alert(service.store, _alert(regions=["140411"], idempotency_key="k-names"), None)
+    assert again.id == first.id and not created
+
+
+async def test_every_problem_of_an_alert_body_is_reported_at_once(service: Service) -> None:
+    """A bad severity and an unknown topic, district and group come back together, nearest names suggested."""
+    with pytest.raises(InvalidInput) as caught:
+        await check_alert(service.store, {"topic": "env.heavy-polution", "headline": "x", "severity": "huge",
+                                          "regions": ["城西", "140402"], "groups": ["老人"]})
+    errors = {(e.field, e.message) for e in caught.value.errors}
+    assert {field for field, _ in errors} == {"severity", "topic", "regions", "groups"}
+    assert ("regions", "unknown region '城西' (did you mean 城区?)") in errors
+    assert ("topic", "unknown topic 'env.heavy-polution' (did you mean env.heavy-pollution?)") in errors

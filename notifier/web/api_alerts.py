@@ -15,14 +15,14 @@ from notifier.coverage import alert_coverage
 from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
-from notifier.publish import alert_view, cancel_alert, publish_alert
+from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
 from notifier.store.records import AlertRow, DeliveryRow
 from notifier.web import csv_export
 from notifier.web.auth import key_of, key_with_role
 from notifier.web.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
-from notifier.web.problems import json_response, parse_query, read_json, validate
+from notifier.web.problems import json_response, parse_query, read_json
 from notifier.web.state import SERVICE
 from subscriptions.masking import mask_contact, scrub
 
@@ -52,7 +52,7 @@ async def _alert_body(request: web.Request) -> AlertIn:
             raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ",
                                [FieldError("idempotency_key", "differs from the Idempotency-Key header")])
         data = {**data, "idempotency_key": header}
-    return validate(AlertIn, data)
+    return await check_alert(request.app[SERVICE].store, data)  # every problem at once, names → codes
 
 
 async def _alert_or_404(request: web.Request) -> AlertRow:

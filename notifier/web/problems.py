@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifier.errors import FieldError, InvalidInput, NotifierError
+from notifier.input_rules import field_errors
 
 PROBLEM_TYPE = "application/problem+json"
 JSON_TYPES = ("application/json",)
@@ -85,22 +86,7 @@ def error_response(exc: NotifierError) -> web.Response:
 
 
 # ---------------------------------------------------------------- pydantic errors → field errors
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    # Custom validators raise ValueError("…"); pydantic prefixes "Value error, " which says nothing to a user.
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-
-
-def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
-    """pydantic errors as dotted field errors. Only `loc` and `msg` are read: `input` would echo contact data."""
-    errors = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        path = ".".join(str(part) for part in error["loc"])
-        field = f"{prefix}.{path}" if prefix and path else (prefix or path)
-        errors.append(FieldError(field, _message(error)))
-    return errors
+# (the rule lives in notifier.input_rules.field_errors, shared with the CLI and bulk import)
 
 
 def validate(model: type[M], data: Any, *, what: str = "body") -> M:

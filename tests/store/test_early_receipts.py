@@ -14,6 +14,7 @@ from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.records import DeliveryUpdate
 from tests.conftest import SubscriberFactory
+from tests.invariants import timestamp_violations
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -41,6 +42,7 @@ async def test_a_receipt_before_the_send_is_recorded_is_applied_when_it_is(
     await service.store.record("worker-1", [_sent(delivery_id, alert_id, "msg-1")], time.time())
     coverage = await alert_coverage(service.store, alert_id)
     assert (coverage.reached, coverage.by_channel["wechat"].delivered) == (1, 1)
+    assert await timestamp_violations(service.store, alert_id) == []  # never delivered before it was sent
 
 
 async def test_early_reports_for_a_shared_batch_id_find_their_own_number(

@@ -220,3 +220,19 @@ async def test_publisher_cannot_list_deliveries(api: Api) -> None:
     _, accepted = await api.publish()
     response = await api.client.get(f"/v1/alerts/{accepted['id']}/deliveries", headers=api.auth(Role.PUBLISHER))
     assert response.status == 403
+
+
+async def test_publish_takes_district_names_and_stores_codes(api: Api) -> None:
+    """`"regions": ["城区"]` is accepted like 140402 (the import's rule), and the alert shows the code."""
+    await api.subscriber()
+    status, body = await api.publish(regions=["城区"], groups=["老年人"])
+    assert status == 202 and body["targeted"] == 1
+    alert = await (await api.client.get(f"/v1/alerts/{body['id']}", headers=api.auth())).json()
+    assert (alert["regions"], alert["groups"]) == (["140402"], ["elderly"])
+
+
+async def test_every_problem_of_an_alert_body_comes_in_one_answer(api: Api) -> None:
+    """A wrong severity, an unknown topic and an unknown district are reported in the same 422."""
+    status, problem = await api.publish(severity="huge", topic="env.no-such-topic", regions=["999999"])
+    assert status == 422
+    assert {e["field"] for e in problem["errors"]} == {"severity", "topic", "regions"}

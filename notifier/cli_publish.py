@@ -1,0 +1,105 @@
+"""`notifier publish FILE [--wait]` and `notifier coverage ALERT_ID`: an alert from a file (the body of
+`POST /v1/alerts`, read by the same input rules), its coverage, and why its deliveries failed, in words.
+
+`publish --wait` exits 1 when the alert targeted people but nothing could even be attempted (no configured
+channel, no usable contact): the causes say what to fix. An alert that targets nobody is published, with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from notifier.causes import alert_causes
+from notifier.commands import NO_FILE, CommandError, no_database
+from notifier.config import Settings
+from notifier.coverage import alert_coverage
+from notifier.input_rules import read_text
+from notifier.models import Coverage
+from notifier.progress import print_coverage, watch_alert
+from notifier.publish import check_alert, publish_alert
+from notifier.service import Service, open_existing_database
+
+STDIN = "-"
+RECEIPT_WAIT_MAX = 30.0  # seconds `--wait` gives receipts (SMS, WeChat) once nothing is pending
+UNREADABLE = "{path}: {reason}"
+NOT_JSON = "{what} is not valid JSON: {reason} (line {line}, column {column})"
+NOT_AN_OBJECT = "{what} must hold one JSON object: an alert as POST /v1/alerts takes it"
+TARGETS_NOBODY = ("warning: alert {id} targets nobody: no active subscriber of {topic} in its regions and groups "
+                  "(it is stored, and listed publicly unless public is false)")
+NOTHING_ATTEMPTED = "nothing could be attempted for alert {id}: {causes}"
+NO_ALERT = "no alert {id}"
+NO_ALERT_NO_DATABASE = "no alert {id}: {why}"
+
+
+def read_body(path: str) -> Any:
+    """The JSON in a file (or stdin): UTF-8 with or without BOM, or GBK, like every other input."""
+    what = "stdin" if path == STDIN else path
+    if path == STDIN:
+        raw = sys.stdin.buffer.read()
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise CommandError(NO_FILE.format(path=path))
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise CommandError(UNREADABLE.format(path=path, reason=exc.strerror or exc)) from None
+    text = read_text(raw, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(NOT_JSON.format(what=what, reason=exc.msg, line=exc.lineno, column=exc.colno)) from None
+
+
+def nothing_attempted(coverage: Coverage) -> bool:
+    """People were targeted, nothing is left to do, and not one delivery was even tried."""
+    channels = coverage.by_channel.values()
+    return (coverage.targeted > 0 and not any(c.attempted for c in channels)
+            and not any(c.pending for c in channels))
+
+
+async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    data = read_body(args.file)
+    if not isinstance(data, dict):
+        raise CommandError(NOT_AN_OBJECT.format(what=args.file))
+    async with Service(settings) as service:
+        alert, created = await publish_alert(service.store, await check_alert(service.store, data), None)
+        print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
+                          "created": created}, ensure_ascii=False))
+        if alert.targeted == 0:
+            print(TARGETS_NOBODY.format(id=alert.id, topic=alert.topic), file=sys.stderr)
+        if not args.wait:
+            return 0
+        # Receipts (SMS, WeChat) may still arrive at the server: give them a moment before the table.
+        await watch_alert(service, alert.id, receipt_wait=min(float(alert.fallback_after), RECEIPT_WAIT_MAX))
+        coverage = await alert_coverage(service.store, alert.id)
+        causes = await alert_causes(service.store, alert.id)
+        print_coverage(coverage, {r.code: r.name for r in service.catalogue.regions}, causes)
+    if nothing_attempted(coverage):
+        words = "; ".join(f"{c.channel}: {c.cause.zh} / {c.cause.en} ({c.count})" for c in causes)
+        print(NOTHING_ATTEMPTED.format(id=alert.id, causes=words), file=sys.stderr)
+        return 1
+    return 0
+
+
+async def cmd_coverage(settings: Settings, args: argparse.Namespace) -> int:
+    store = await open_existing_database(settings)  # a read: never creates a database
+    if store is None:
+        raise CommandError(NO_ALERT_NO_DATABASE.format(id=args.alert_id, why=no_database(settings)))
+    try:
+        if await store.get_alert(args.alert_id) is None:
+            raise CommandError(NO_ALERT.format(id=args.alert_id))
+        coverage = await alert_coverage(store, args.alert_id)
+        causes = await alert_causes(store, args.alert_id)
+        names = {r["code"]: r["name"] for r in await store.list_regions()}
+    finally:
+        await store.close()
+    if args.json:
+        print(coverage.model_dump_json(indent=2))
+    else:
+        print_coverage(coverage, names, causes)
+    return 0
