@@ -64,7 +64,8 @@ import aiohttp
 from aiohttp import web
 
 from channels.sms.common import CHINA_TZ
-from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION, tc3_signature, utc_date
+from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION
+from channels.tc3 import tc3_signature, utc_date
 from notifier.fakes.process import serve_until_signalled
 
 SIGNATURE_WINDOW = 300  # seconds: AuthFailure.SignatureExpire beyond
