@@ -93,7 +93,7 @@ def test_subscriber_is_immutable() -> None:
 def test_subscriber_without_any_contact_is_refused_at_contacts() -> None:
     """A body with no contact at all is refused, pointing at `contacts`."""
     assert errors(SubscriberIn, body(contacts={})) == {
-        "contacts": "at least one contact is needed: sms, email, wechat or webhook"}
+        "contacts": "at least one contact is needed: sms, email, wechat, webhook or voice"}
 
 
 @pytest.mark.parametrize(("contacts", "field", "message"), [
@@ -197,7 +197,7 @@ def test_empty_patch_is_accepted() -> None:
 def test_patch_replacing_contacts_with_none_is_refused() -> None:
     """A patch cannot leave a subscriber with no contact at all."""
     assert errors(SubscriberPatch, {"contacts": {}}) == {
-        "contacts": "at least one contact is needed: sms, email, wechat or webhook"}
+        "contacts": "at least one contact is needed: sms, email, wechat, webhook or voice"}
 
 
 def test_patch_setting_and_clearing_quiet_hours_at_once_is_refused() -> None:
