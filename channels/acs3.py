@@ -20,7 +20,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 FORM = "application/x-www-form-urlencoded"
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991; avoids needing a tz database
 FLOW_CONTROL = "isv.BUSINESS_LIMIT_CONTROL"
 RECEIPT_ACK: dict[str, Any] = {"code": 0, "msg": "接收成功"}  # the answer every HTTP push expects (HTTP 200)
 _TRANSIENT_CODES = frozenset({"isp.SYSTEM_ERROR", "isp.GATEWAY_ERROR", "SignatureNonceUsed", "ServiceUnavailable",
@@ -230,13 +229,3 @@ async def call(http: aiohttp.ClientSession, account: AliyunAccount, action: str,
     if judged.outcome is not Outcome.ACCEPTED:
         log.warning("aliyun %s refused: %s", action, judged.error)
     return judged
-
-
-def china_time(value: str) -> float | None:
-    """Unix seconds of `2017-01-01 00:00:00` or `20170101000000` in Beijing time; None when absent or unreadable."""
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=CHINA_TZ).timestamp()
-        except ValueError:
-            continue
-    return None

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import aiohttp
 from yarl import URL
 
 from channels.base import Outcome
+from channels.callbacks import clean_code
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from subscriptions.masking import scrub
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 ALGORITHM = "TC3-HMAC-SHA256"
 CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_RESPONSE_BYTES = 1 << 20  # 200 SMS statuses are about 40 KB
-_CODE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 # --- TC3-HMAC-SHA256 --------------------------------------------------------------------------------------------
@@ -94,12 +93,6 @@ class Verdict:
     outcome: Outcome
     retry_after: float | None = None
     disable_contact: bool = False
-
-
-def clean_code(value: object) -> str:
-    """A provider code fit for an error text: codes only, never free text that could carry a number."""
-    text = str(value).strip()
-    return text if _CODE.match(text) else "UnknownCode"
 
 
 def request_error(code: str, message: str, request_id: str, *, label: str,

@@ -74,8 +74,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 
 from channels import acs3
-from channels.acs3 import RECEIPT_ACK, Verdict, china_time
+from channels.acs3 import RECEIPT_ACK, Verdict
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.callbacks import china_time
 
 log = logging.getLogger(__name__)
 

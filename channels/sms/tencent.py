@@ -97,10 +97,10 @@ from pydantic import (
 from yarl import URL
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.callbacks import CallbackFormatError, Text, china_time, clean_code, validated_items
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.sms.aliyun import Uplink
-from channels.sms.common import CallbackFormatError, Text, china_time, validated_items
-from channels.tc3 import Tc3Client, Verdict, clean_code, response_body
+from channels.tc3 import Tc3Client, Verdict, response_body
 
 log = logging.getLogger(__name__)
 

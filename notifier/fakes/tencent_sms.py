@@ -63,7 +63,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from channels.sms.common import CHINA_TZ
+from channels.callbacks import CHINA_TZ
 from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION
 from channels.tc3 import tc3_signature, utc_date
 from notifier.fakes.process import serve_until_signalled

@@ -20,7 +20,7 @@ from aiohttp import web
 import channels.sms
 from channels.base import ChannelContext, Message, Outcome, Recipient
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
-from channels.sms.common import CallbackFormatError
+from channels.callbacks import CallbackFormatError
 from channels.sms.tencent import RECEIPT_ACK, TencentSmsChannel, parse_receipts, parse_uplink
 from channels.tc3 import authorization
 from notifier.fakes.tencent_sms import RunningTencentSms, start_tencent_sms
