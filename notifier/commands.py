@@ -122,8 +122,12 @@ def _describe(report: TemplateReport) -> str:
     where = f"{report.topic} {report.channel} {report.locale}"
     if report.error:
         return f"ERROR {where}: {report.error}"
-    sms = f" — {report.chars} characters, {report.segments} SMS" if report.segments is not None else ""
-    return f"ok    {where} ({report.template}){sms}"
+    size = ""
+    if report.segments is not None:
+        size = f" — {report.chars} characters, {report.segments} SMS"
+    elif report.chars is not None:
+        size = f" — {report.chars} characters spoken"
+    return f"ok    {where} ({report.template}){size}"
 
 
 def _read_alert(path: str) -> AlertIn:

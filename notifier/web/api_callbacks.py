@@ -1,6 +1,8 @@
-"""Provider callbacks: SMS delivery reports and replies, and the WeChat server URL (handshake and events).
+"""Provider callbacks: SMS delivery reports and replies, voice call results, and the WeChat server URL (handshake
+and events).
 
-Each is authenticated the provider's way — a configured `?token=` for SMS (Aliyun and Tencent sign nothing),
+Each is authenticated the provider's way — a configured `?token=` for SMS and voice (Aliyun and Tencent sign
+nothing),
 the sha1 signature over the WeChat token — before a byte of the body is trusted. A forged or replayed report
 changes nothing: unauthenticated ones are refused, repeats are dropped by their key.
 """
@@ -10,13 +12,13 @@ from __future__ import annotations
 import hmac
 import importlib
 import logging
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 
-from channels import wechat
-from channels.sms import PROVIDERS
+from channels import sms, voice, wechat
 from notifier.errors import NotFoundError, Unauthorized
 from notifier.receipts import apply_receipts, apply_sms_replies, wechat_unfollowed
 from notifier.verification import bind_wechat
@@ -44,17 +46,29 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
 
 
-def _sms_provider(request: web.Request) -> ModuleType:
+def _provider(request: web.Request, kind: str, providers: Mapping[str, str]) -> ModuleType:
     """The configured provider's module, after checking the `?token=`; 404 for another provider's path."""
-    section = _section(request, "sms")
+    section = _section(request, kind)
     provider = request.match_info["provider"]
-    if provider != section.get("provider") or provider not in PROVIDERS:
-        raise NotFoundError(f"SMS provider {provider!r} is not the one configured")
+    if provider != section.get("provider") or provider not in providers:
+        raise NotFoundError(f"{kind} provider {provider!r} is not the one configured")
     expected = _secret(section.get("receipt_token"))
     given = request.query.get("token", "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("missing or wrong receipt token")
-    return importlib.import_module(PROVIDERS[provider])
+    return importlib.import_module(providers[provider])
+
+
+async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str, str]) -> web.StreamResponse:
+    """Parse the provider's report push, apply its receipts, answer as the provider expects."""
+    provider = _provider(request, kind, providers)
+    try:
+        receipts = provider.parse_receipts(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"not a {kind} report: {exc}") from None
+    counts = await apply_receipts(request.app[SERVICE].store, kind, receipts)
+    request.app[SERVICE].metrics.count_receipts(kind, counts)
+    return web.json_response(provider.RECEIPT_ACK)
 
 
 @routes.post("/v1/receipts/sms/{provider}")
@@ -62,14 +76,16 @@ def _sms_provider(request: web.Request) -> ModuleType:
            "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
            extra={"parameters": [TOKEN_PARAM]})
 async def sms_receipts(request: web.Request) -> web.StreamResponse:
-    provider = _sms_provider(request)
-    try:
-        receipts = provider.parse_receipts(await request.read())
-    except ValueError as exc:
-        raise BadRequest(f"not a delivery report: {exc}") from None
-    counts = await apply_receipts(request.app[SERVICE].store, "sms", receipts)
-    request.app[SERVICE].metrics.count_receipts("sms", counts)
-    return web.json_response(provider.RECEIPT_ACK)
+    return await _apply_reports(request, "sms", sms.PROVIDERS)
+
+
+@routes.post("/v1/receipts/voice/{provider}")
+@operation("Voice call results pushed by the provider (aliyun: VoiceReport array; tencent: status and failure "
+           "callbacks); answered calls count as reached, unanswered ones are called again",
+           "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
+           extra={"parameters": [TOKEN_PARAM]})
+async def voice_receipts(request: web.Request) -> web.StreamResponse:
+    return await _apply_reports(request, "voice", voice.PROVIDERS)
 
 
 @routes.post("/v1/uplink/sms/{provider}")
@@ -77,7 +93,7 @@ async def sms_receipts(request: web.Request) -> web.StreamResponse:
            "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
            extra={"parameters": [TOKEN_PARAM]})
 async def sms_uplink(request: web.Request) -> web.StreamResponse:
-    provider = _sms_provider(request)
+    provider = _provider(request, "sms", sms.PROVIDERS)
     try:
         replies = provider.parse_uplink(await request.read())
     except ValueError as exc:

@@ -19,8 +19,8 @@ from aiohttp import web
 
 import channels.sms
 from channels.base import ChannelContext, Message, Outcome, Recipient
-from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.callbacks import CallbackFormatError
+from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.sms.tencent import RECEIPT_ACK, TencentSmsChannel, parse_receipts, parse_uplink
 from channels.tc3 import authorization
 from notifier.fakes.tencent_sms import RunningTencentSms, start_tencent_sms
