@@ -96,7 +96,7 @@ def fit_spoken(text: str, limit: int) -> str:
         return text
     head = text[:limit]
     end = max(head.rfind(mark) for mark in _SENTENCE_ENDS)
-    if end >= limit // 2:
+    if end >= limit // 3:  # a whole first third or more: better than a word cut off
         return head[:end + 1]
     return head[:limit - len(ELLIPSIS)] + ELLIPSIS
 
