@@ -35,6 +35,12 @@ WECHAT_PARAMS = [{"name": n, "in": "query", "required": True, "schema": {"type":
                  for n in ("signature", "timestamp", "nonce")]
 
 
+SAFE_MODE_PARAMS = [{"name": "encrypt_type", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "`aes` in safe and compatible modes"},
+                    {"name": "msg_signature", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "sha1 over token, timestamp, nonce and <Encrypt> (safe and compatible modes)"}]
+
+
 def _section(request: web.Request, kind: str) -> dict[str, Any]:
     section = request.app[SERVICE].settings.channels.get(kind)
     if section is None:
@@ -102,34 +108,42 @@ async def sms_uplink(request: web.Request) -> web.StreamResponse:
     return web.json_response(provider.RECEIPT_ACK)
 
 
-def _check_wechat(request: web.Request) -> None:
-    token = _secret(_section(request, "wechat").get("token"))
-    q = request.query
-    if not token or not wechat.verify_signature(token, q.get("signature", ""), q.get("timestamp", ""),
-                                                q.get("nonce", "")):
-        raise Unauthorized("the WeChat signature does not verify")
+def _wechat_config(request: web.Request) -> wechat.WechatConfig:
+    channel = request.app[SERVICE].channels.get("wechat")
+    if not isinstance(channel, wechat.WechatChannel):
+        raise NotFoundError("the wechat channel is not configured")
+    return channel.config
 
 
 @routes.get("/v1/wechat/callback")
-@operation("WeChat server-URL handshake: echoes `echostr` when the signature verifies", "callbacks",
+@operation("WeChat server-URL handshake: echoes `echostr` when the signature verifies (decrypted when it comes "
+           "with `msg_signature`)", "callbacks",
            {200: ("echostr, as text/plain", None)}, auth=False, errors=(401, 404), media_type="text/plain",
            extra={"parameters": [*WECHAT_PARAMS, {"name": "echostr", "in": "query", "required": True,
                                                   "schema": {"type": "string"}}]})
 async def wechat_handshake(request: web.Request) -> web.StreamResponse:
-    _check_wechat(request)
-    return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+    try:
+        echo = wechat.handshake_echo(_wechat_config(request), request.query)
+    except wechat.CallbackRejected as exc:
+        raise Unauthorized(str(exc)) from None
+    except ValueError as exc:
+        raise BadRequest(f"not a WeChat handshake: {exc}") from None
+    return web.Response(text=echo, content_type="text/plain")
 
 
 @routes.post("/v1/wechat/callback")
-@operation("WeChat events: TEMPLATESENDJOBFINISH receipts, unsubscribe", "callbacks",
+@operation("WeChat events (plain, compatible or safe mode): TEMPLATESENDJOBFINISH receipts, unsubscribe",
+           "callbacks",
            {200: ("the literal `success`", None)}, auth=False, errors=(400, 401, 404), media_type="text/plain",
-           extra={"parameters": WECHAT_PARAMS})
+           extra={"parameters": [*WECHAT_PARAMS, *SAFE_MODE_PARAMS]})
 async def wechat_event(request: web.Request) -> web.StreamResponse:
-    _check_wechat(request)
+    config = _wechat_config(request)
     if (request.content_length or 0) > wechat.MAX_EVENT_BYTES:
         raise BadRequest("the event is larger than any WeChat event")
     try:
-        event = wechat.parse_event(await request.read())
+        event = wechat.parse_event(wechat.event_xml(config, request.query, await request.read()))
+    except wechat.CallbackRejected as exc:
+        raise Unauthorized(str(exc)) from None
     except ValueError as exc:
         raise BadRequest(f"not a WeChat event: {exc}") from None
     store = request.app[SERVICE].store
