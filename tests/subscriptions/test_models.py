@@ -213,3 +213,17 @@ def test_patch_setting_and_clearing_quiet_hours_at_once_is_refused() -> None:
 def test_patch_fields_are_checked_like_new_subscribers(patch: dict[str, Any], field: str) -> None:
     """A patch's region, groups, locale and contacts are held to the same rules as a new subscriber's."""
     assert field in errors(SubscriberPatch, patch)
+
+
+def test_a_landline_alone_is_enough_for_a_voice_subscriber() -> None:
+    """Someone with only a fixed line subscribes on `voice`; the number is stored in E.164."""
+    subscriber = SubscriberIn.model_validate(body(
+        contacts={"voice": "(0355) 202-1234"},
+        subscriptions=[{"topic": "env.heavy-pollution", "channels": ["voice"]}]))
+    assert subscriber.contacts.addresses() == {"voice": "+863552021234"}
+
+
+def test_every_channel_kind_may_be_listed_once_in_a_subscription() -> None:
+    """All five kinds, voice last, fit in one subscription's preference list."""
+    assert SubscriptionIn.model_validate({"topic": "env.heavy-pollution", "channels": list(CHANNEL_KINDS)})
+    assert CHANNEL_KINDS[-1] == "voice"
