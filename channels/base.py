@@ -76,7 +76,8 @@ class DeliveryResult:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A provider's word on what became of one accepted message (SMS delivery report, WeChat job finish).
+    """A provider's word on what became of one accepted message (SMS delivery report, WeChat job finish, the
+    result of a voice call).
 
     `address` is personal data (the mobile number the report names): used only to match, never stored or logged.
     """
@@ -87,6 +88,10 @@ class Receipt:
     address: str | None = None  # E.164 when the provider id is shared by a batch (Aliyun BizId), else None
     error: str | None = None  # provider's code, contact-free (e.g. "MK:0001", "failed:user block")
     occurred_at: float | None = None  # when the handset received it, unix seconds, if the provider says
+    # The attempt failed for now — not answered, busy, switched off — another attempt may succeed (voice calls:
+    # the delivery is called again, up to the channel's `max_calls`, `min_call_interval` apart). Only with
+    # delivered=False.
+    retry: bool = False
 
 
 def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
@@ -137,7 +142,9 @@ class Channel(Protocol):
     rate_per_second: float | None  # provider requests per second for this account, None for unlimited
     confirms_by_receipt: bool  # True when acceptance is not delivery (SMS, WeChat): a receipt decides
     # Optional: `one_request_per_batch = True` when a whole batch is one provider request (SMS SendSms), so that
-    # the rate limit counts requests rather than recipients.
+    # the rate limit counts requests rather than recipients. Channels that call people (voice) also declare
+    # `max_calls` (calls per delivery, first one included) and `min_call_interval` (seconds between two calls
+    # to one number): a receipt with `retry` set asks for another call within those bounds.
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
         """Send `message` to every recipient; one result per recipient, in any order."""

@@ -4,9 +4,11 @@ entry-point group for third-party adapters. A kind claimed twice is an error, ne
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
-from channels.base import ChannelFactory
+from channels.base import Channel, ChannelContext, ChannelFactory
 
 # kind -> "module:factory"; imported lazily so that an unused adapter costs nothing.
 BUILTINS: dict[str, str] = {
@@ -14,6 +16,7 @@ BUILTINS: dict[str, str] = {
     "email": "channels.email:create",
     "sms": "channels.sms:create",
     "wechat": "channels.wechat:create",
+    "voice": "channels.voice:create",
 }
 
 ENTRY_POINT_GROUP = "notifier.channels"
@@ -59,3 +62,15 @@ def factory_for(kind: str) -> ChannelFactory:
 def module_of(kind: str) -> str | None:
     """The module that holds a kind's factory (where its configuration model lives), or None when unknown."""
     return available().get(kind, "").partition(":")[0] or None
+
+
+def provider_channel(kind: str, providers: Mapping[str, str], config: Mapping[str, Any],
+                     context: ChannelContext) -> Channel:
+    """The adapter of a kind served by several providers (sms, voice): `[channels.<kind>] provider` names the
+    module (in `providers`), whose `create` validates the section and builds it."""
+    provider = config.get("provider")
+    if provider not in providers:
+        raise ValueError(f"[channels.{kind}] provider must be one of {', '.join(providers)}; got {provider!r}")
+    module = importlib.import_module(providers[str(provider)])
+    channel: Channel = module.create(config, context)
+    return channel

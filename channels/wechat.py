@@ -15,8 +15,9 @@ Setup
 2. MP console → 设置与开发 → 基本配置: note the AppID and AppSecret (`app_id`, `app_secret`); add the public IP(s)
    of every host that calls the API to the IP whitelist (else token requests fail with 40164).
 3. Same page → 服务器配置: URL `https://<public host>/v1/wechat/callback`, a Token of your choosing (`token`),
-   any EncodingAESKey, message mode 明文 (plaintext) or 兼容 (compatible; safe mode is not supported here),
-   data format XML. Enable it: WeChat calls the URL with a GET handshake that the service answers.
+   an EncodingAESKey (`encoding_aes_key`, 43 characters), a message mode — 明文 (plaintext), 兼容 (compatible) or
+   安全 (safe) — set the same as `callback_mode` ("plain" | "compatible" | "safe"; safe is what production accounts
+   use), data format XML. Enable it: WeChat calls the URL with a GET handshake that the service answers.
 4. 广告与服务 → 模板消息: pick the service categories, then choose templates from the public library; each
    template has an ID (`template_id`, per topic under `[channels.wechat.templates]`) and keyword names shown as
    `{{thing1.DATA}}` in its 详细内容. Map our fields to them with `[channels.wechat.field_map]`.
@@ -26,6 +27,8 @@ Setup
        app_id = "wx…"
        app_secret = "…"
        token = "…"                      # the 服务器配置 Token
+       encoding_aes_key = "…"           # the 服务器配置 EncodingAESKey (safe and compatible modes)
+       callback_mode = "safe"           # "plain" | "compatible" | "safe", as set in the console
        template_id = "…"                # default template
        [channels.wechat.templates]
        "env.heavy-pollution" = "…"
@@ -48,8 +51,10 @@ falls back); -1, 45009, 45011 (retry after 60 s), 45066 (retry after 60 s), HTTP
 TRANSIENT; 40001/40014/42001 → the token is replaced once and the send retried once, then TRANSIENT; any other
 errcode → PERMANENT with the code. Errors carry codes only: `errmsg` is not kept.
 
-Callbacks (`verify_signature`, `parse_event`, `receipt_from_event`, `ECHO_OK`) are for the `/v1/wechat/callback`
-handler: verify first, then parse, then answer ECHO_OK within 5 seconds (WeChat retries 3 times otherwise).
+Callbacks (`handshake_echo`, `event_xml`, `parse_event`, `receipt_from_event`, `ECHO_OK`) are for the
+`/v1/wechat/callback` handler: verify first (`CallbackRejected`: 401), open the event — the body itself in plain
+mode, the message inside `<Encrypt>` when `encrypt_type=aes` (channels.wechat_crypto; in safe mode nothing else is
+taken, in compatible mode both) — then parse, then answer ECHO_OK within 5 seconds (WeChat retries 3 times).
 """
 
 from __future__ import annotations
@@ -61,16 +66,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element, ParseError
 
 import aiohttp
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient, send_each
 from channels.errors import DeliveryError, PermanentDeliveryError
+from channels.wechat_crypto import MessageCrypt, aes_key
 from channels.wechat_token import AccessTokenCache
 
 log = logging.getLogger(__name__)
@@ -106,6 +112,8 @@ class WechatConfig(BaseModel):
     app_id: str = Field(min_length=1)
     app_secret: SecretStr
     token: SecretStr  # the 服务器配置 Token: signs callbacks
+    encoding_aes_key: SecretStr | None = None  # the 服务器配置 EncodingAESKey: safe and compatible modes
+    callback_mode: Literal["plain", "safe", "compatible"] = "plain"
     template_id: str = Field(min_length=1)
     templates: dict[str, str] = Field(default_factory=dict)  # topic → template id
     field_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELD_MAP))
@@ -113,6 +121,20 @@ class WechatConfig(BaseModel):
     rate_per_second: float = Field(default=50.0, gt=0)
     max_batch: int = Field(default=50, ge=1, le=1000)
     timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _key_for_encrypted_modes(self) -> WechatConfig:
+        if self.encoding_aes_key is not None:
+            aes_key(self.encoding_aes_key.get_secret_value())  # a ValueError names the problem, not the key
+        elif self.callback_mode != "plain":
+            raise ValueError(f"callback_mode {self.callback_mode!r} needs encoding_aes_key (43 characters)")
+        return self
+
+    def message_crypt(self) -> MessageCrypt | None:
+        """The safe-mode cipher of this account, None without an EncodingAESKey."""
+        if self.encoding_aes_key is None:
+            return None
+        return MessageCrypt(self.token.get_secret_value(), self.encoding_aes_key.get_secret_value(), self.app_id)
 
 
 def create(config: Mapping[str, Any], context: ChannelContext) -> WechatChannel:
@@ -303,8 +325,12 @@ class WechatEvent:
         return self.event_key if self.event == "SCAN" else None
 
 
-def parse_event(body: bytes) -> WechatEvent:
-    """Parse a pushed XML message safely (no DTD, no entities, bounded size); ValueError says what is wrong."""
+class CallbackRejected(Exception):
+    """A callback whose signature (or msg_signature) does not verify: not from WeChat, or replayed."""
+
+
+def _xml_root(body: bytes) -> Element:
+    """A pushed XML document parsed safely (no DTD, no entities, bounded size); ValueError says what is wrong."""
     if len(body) > MAX_EVENT_BYTES:
         raise ValueError(f"event body over {MAX_EVENT_BYTES} bytes")
     try:
@@ -315,10 +341,55 @@ def parse_event(body: bytes) -> WechatEvent:
         raise ValueError(f"event is not well-formed XML ({exc.msg})") from exc
     if root.tag != "xml":
         raise ValueError("event root element is not <xml>")
+    return root
+
+
+def _check_plain(config: WechatConfig, query: Mapping[str, str]) -> None:
+    if not verify_signature(config.token.get_secret_value(), query.get("signature", ""),
+                            query.get("timestamp", ""), query.get("nonce", "")):
+        raise CallbackRejected("the WeChat signature does not verify")
+
+
+def event_xml(config: WechatConfig, query: Mapping[str, str], body: bytes) -> bytes:
+    """The event to parse from one POST to the server URL: the body itself in plain mode, the message inside its
+    `<Encrypt>` when the query says `encrypt_type=aes` (safe and compatible modes). CallbackRejected when a
+    signature does not verify; ValueError when the body is unreadable or not in the configured mode."""
+    crypt = config.message_crypt()
+    if query.get("encrypt_type", "").lower() != "aes" or config.callback_mode == "plain" or crypt is None:
+        _check_plain(config, query)
+        if config.callback_mode == "safe":
+            raise ValueError("a plaintext event in safe mode: WeChat encrypts every event in this mode")
+        return body
+    encrypt = _text(_xml_root(body), "Encrypt")
+    timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+    if encrypt is None:
+        raise ValueError("encrypt_type=aes but the event has no <Encrypt>")
+    if not crypt.verify(query.get("msg_signature", ""), timestamp, nonce, encrypt):
+        raise CallbackRejected("the WeChat msg_signature does not verify")
+    return crypt.decrypt(encrypt)
+
+
+def handshake_echo(config: WechatConfig, query: Mapping[str, str]) -> str:
+    """The answer to the server URL's GET handshake: `echostr` as given once the signature verifies (official
+    accounts, every mode); when the handshake carries `msg_signature` (an encrypted echostr, as WeCom and the open
+    platform send it) the decrypted echostr. CallbackRejected / ValueError otherwise."""
+    echostr = query.get("echostr", "")
+    crypt = config.message_crypt()
+    if "msg_signature" in query and crypt is not None:
+        if not crypt.verify(query["msg_signature"], query.get("timestamp", ""), query.get("nonce", ""), echostr):
+            raise CallbackRejected("the WeChat msg_signature does not verify")
+        return crypt.decrypt(echostr).decode("utf-8", "replace")
+    _check_plain(config, query)
+    return echostr
+
+
+def parse_event(body: bytes) -> WechatEvent:
+    """Parse a pushed XML message safely (no DTD, no entities, bounded size); ValueError says what is wrong."""
+    root = _xml_root(body)
     msg_type = _text(root, "MsgType")
     if msg_type is None:
         if _text(root, "Encrypt") is not None:
-            raise ValueError("encrypted event (safe mode) is not supported: use plaintext or compatible mode")
+            raise ValueError("encrypted event: set [channels.wechat] callback_mode and encoding_aes_key")
         raise ValueError("event has no MsgType")
     openid = _text(root, "FromUserName")
     if openid is None:

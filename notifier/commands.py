@@ -40,7 +40,7 @@ KEY_REVOKED = "revoked {id}"
 MIGRATED = "applied migrations: {versions}"
 UP_TO_DATE = "database is up to date"
 TEMPLATE_ERROR = "ERROR {where}: {error}"
-TEMPLATE_OK = "ok    {where} ({template}){sms}"
+TEMPLATE_OK = "ok    {where} ({template}){size}"
 TEMPLATES_CHECKED = "{n} templates checked, {failed} with errors"
 NO_FILE = "no such file: {path}"
 
@@ -177,8 +177,12 @@ def _describe(report: TemplateReport) -> str:
     where = f"{report.topic} {report.channel} {report.locale}"
     if report.error:
         return TEMPLATE_ERROR.format(where=where, error=report.error)
-    sms = f" — {report.chars} characters, {report.segments} SMS" if report.segments is not None else ""
-    return TEMPLATE_OK.format(where=where, template=report.template, sms=sms)
+    size = ""
+    if report.segments is not None:
+        size = f" — {report.chars} characters, {report.segments} SMS"
+    elif report.chars is not None:
+        size = f" — {report.chars} characters spoken"
+    return TEMPLATE_OK.format(where=where, template=report.template, size=size)
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -21,6 +21,10 @@ Template files are made of named blocks, each rendered on its own (text outside 
     email     subject, text, html                      Message.subject (whitespace collapsed to one line),
                                                        Message.text, Message.html
     webhook   text                                     Message.text; Message.payload is built here, not templated
+    voice     text, field_<name>…                      Message.text, the words read out (no link, no symbol, short:
+                                                       the provider reads its template variables, 250 characters
+                                                       at most); field blocks (headline, level, department, topic)
+                                                       fill other template variables, written for the ear too
 
 Autoescaping is off for the environment and on inside the html block: every expression printed in an email's
 html block must sit inside `{% autoescape true %}…{% endautoescape %}` (and `{% include %}` is refused there,
@@ -48,8 +52,9 @@ Variables available to every block:
     supervision      the topic's complaint/supervision channel ("" if none)
     sent_at_local, expires_at_local          Asia/Shanghai, formatted for the locale ("" when absent)
     locale, channel
-Filters beyond Jinja's own: `sentence` (ends text with 。 or . unless it already ends in punctuation) and
-`paragraphs` (escapes text and wraps it in <p>, for html blocks).
+Filters beyond Jinja's own: `sentence` (ends text with 。 or . unless it already ends in punctuation),
+`paragraphs` (escapes text and wraps it in <p>, for html blocks) and `spoken(locale)` (text for the ear: links
+dropped, symbols silenced, PM2.5 → 细颗粒物, numbers in words; channels.voice.speech).
 """
 
 from __future__ import annotations
@@ -72,10 +77,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.base import Message
 from channels.links import MANAGE_URL, UNSUBSCRIBE_URL
+from channels.voice.speech import spoken
 from notifier.catalogue import Catalogue, load_catalogue
 from notifier.models import Alert, AlertStatus, MsgType, Policy, Topic, TopicIn
+from subscriptions.models import CHANNEL_KINDS
 
-CHANNELS = ("sms", "wechat", "email", "webhook")
+CHANNELS = CHANNEL_KINDS
 FALLBACK_LOCALE = "zh-CN"
 FIELD_PREFIX = "field_"
 REQUIRED_BLOCKS: Mapping[str, tuple[str, ...]] = {"email": ("subject", "text", "html")}
@@ -214,6 +221,7 @@ class Renderer:
         )
         self.env.filters["sentence"] = _sentence
         self.env.filters["paragraphs"] = _paragraphs
+        self.env.filters["spoken"] = spoken
         self._templates: dict[tuple[str, str, str, str], Template] = {}
 
     @property
@@ -417,7 +425,7 @@ class TemplateReport:
     locale: str
     template: str | None  # the file that served it
     error: str | None = None  # the first failure, naming the message type
-    chars: int | None = None  # SMS only: the longest text, signature included
+    chars: int | None = None  # SMS and voice: the longest text (SMS: signature included)
     segments: int | None = None  # SMS only: parts of the longest text
 
     @property
@@ -474,6 +482,8 @@ def _check_one(renderer: Renderer, topic: TopicIn, channel: str, locale: str, sa
             return TemplateReport(topic.key, channel, locale, name, error=f"{msg_type.value}: empty text")
         if longest is None or sms_length(message.text) > sms_length(longest):
             longest = message.text
+    if channel == "voice" and longest is not None:
+        return TemplateReport(topic.key, channel, locale, name, chars=len(longest))
     if channel != "sms" or longest is None:
         return TemplateReport(topic.key, channel, locale, name)
     return TemplateReport(topic.key, channel, locale, name, chars=sms_length(longest, sms_signature),

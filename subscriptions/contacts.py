@@ -10,6 +10,12 @@ Decisions, and why:
   internationalised domains (`a@政府.cn`) are accepted and stored as A-labels (`a@xn--mxtq1m.cn`), the form SMTP
   and DNS use, so the same mailbox is one address however it was typed. Fullwidth characters typed with a
   Chinese input method (`ａ＠ｘ．ｏｒｇ`) are folded to ASCII first (NFKC).
+- Voice numbers (`contacts.voice`) are a mainland mobile, as for SMS, or a mainland fixed line with its area code
+  (`0355-2021234`, `(0355)2021234`, `+86 355 202 1234` → `+863552021234`), stored in E.164. A fixed line that
+  phonenumbers' metadata does not know is still taken when it has the shape of one (area code 10, 2x or a
+  three-digit code, then 7 or 8 digits): numbering plans change faster than the metadata, and a number that does
+  not exist fails its first call (the next channel applies), whereas a refused one is never called at all.
+  Service numbers (400/800, 95xxx) and numbers outside the mainland are refused.
 - WeChat openids are 28 characters of `[A-Za-z0-9_-]` starting with `o` (official accounts and mini programs):
   anything else is not an openid of ours, and could not be found by the log scrubber either.
 Error messages never repeat the value: it is personal data and error texts travel through proxies and logs.
@@ -30,6 +36,10 @@ DEFAULT_PHONE_REGION = "CN"
 # What a person may type around the digits of a mobile number: spaces, dashes, dots, brackets, one + (`(+86)`).
 _MOBILE_CHARS = re.compile(r"[0-9 ().+-]+")
 _MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+_VOICE_TYPES = (*_MOBILE_TYPES, phonenumbers.PhoneNumberType.FIXED_LINE)
+# A mainland fixed line's national number: area code (10, 2x, or three digits from 3xx to 9xx), then 7-8 digits.
+_FIXED_LINE = re.compile(r"(?:10|2\d|[3-9]\d{2})[1-9]\d{6,7}")
+_MAINLAND_MOBILE_E164 = re.compile(r"\+861[3-9]\d{9}")
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _TLD = re.compile(r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
@@ -38,8 +48,28 @@ _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
 MOBILE_MESSAGE = "must be a mainland China mobile number: 11 digits starting with 1, +86 optional"
+VOICE_MESSAGE = ("must be a mainland China mobile number, or a fixed line with its area code such as "
+                 "0355-2021234")
 EMAIL_MESSAGE = "must be an email address such as name@example.org"
 OPENID_MESSAGE = "must be a WeChat openid: 28 letters, digits, '-' or '_', starting with 'o'"
+
+
+def _parse_phone(raw: str, region: str, message: str) -> phonenumbers.PhoneNumber:
+    """`raw` parsed as a number of `region`'s country; ValueError(`message`) for letters, foreign numbers, junk."""
+    value = unicodedata.normalize("NFKC", raw).strip()
+    if not _MOBILE_CHARS.fullmatch(value) or value.count("+") > 1:
+        raise ValueError(message)
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(message) from exc
+    if parsed.country_code != phonenumbers.country_code_for_region(region):
+        raise ValueError(message)
+    return parsed
+
+
+def _e164(parsed: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_mobile(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
@@ -47,19 +77,30 @@ def normalize_mobile(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
 
     Accepts the ways people write one: `13800138000`, `+86 138 0013 8000`, `008613800138000`, `86-138-0013-8000`.
     """
-    value = unicodedata.normalize("NFKC", raw).strip()
-    if not _MOBILE_CHARS.fullmatch(value) or value.count("+") > 1:
-        raise ValueError(MOBILE_MESSAGE)
-    try:
-        parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(MOBILE_MESSAGE) from exc
-    if parsed.country_code != phonenumbers.country_code_for_region(region) or not phonenumbers.is_valid_number(
-            parsed):
+    parsed = _parse_phone(raw, region, MOBILE_MESSAGE)
+    if not phonenumbers.is_valid_number(parsed):
         raise ValueError(MOBILE_MESSAGE)
     if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
         raise ValueError("is a landline or service number: SMS needs a mobile number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return _e164(parsed)
+
+
+def normalize_voice_number(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
+    """A number a voice call can reach, in E.164: a mobile as `normalize_mobile` takes it, or a fixed line with its
+    area code (`0355-2021234` → `+863552021234`); ValueError for service numbers and anything else."""
+    parsed = _parse_phone(raw, region, VOICE_MESSAGE)
+    if phonenumbers.is_valid_number(parsed):
+        if phonenumbers.number_type(parsed) not in _VOICE_TYPES:
+            raise ValueError("is a service number (400/800, 95xxx…): a voice call needs a person's line")
+        return _e164(parsed)
+    if region == DEFAULT_PHONE_REGION and _FIXED_LINE.fullmatch(str(parsed.national_number)):
+        return _e164(parsed)
+    raise ValueError(VOICE_MESSAGE)
+
+
+def is_mainland_mobile(e164: str) -> bool:
+    """Whether a normalised number (E.164) is a mainland mobile rather than a fixed line."""
+    return _MAINLAND_MOBILE_E164.fullmatch(e164) is not None
 
 
 def _ascii_domain(domain: str) -> str:

@@ -1,6 +1,7 @@
 """The one way personal data is shown: masked. Used by logs, admin/API views and exports.
 
-Mobile `+8613812345678` → `138****5678`; email `alice@x.gov.cn` → `a***@x.gov.cn`; openid → `****` + last 4;
+Mobile `+8613812345678` → `138****5678`; fixed line `+863552021234` → `0355****34`; email `alice@x.gov.cn` →
+`a***@x.gov.cn`; openid → `****` + last 4;
 webhook URL → scheme://host/… (paths and queries may carry tokens).
 
 `scrub()` is the logging backstop (logs should carry subscriber ids only): it finds contacts in free text and JSON
@@ -27,6 +28,12 @@ _HEX_ID = (r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]
 # never part of a longer run of digits (timestamps, amounts, epoch seconds).
 _MOBILE = r"(?<!\d)(?:(?:\+|00)?86[ -]?)?(?P<head>1[3-9]\d)[ -]?\d{4}[ -]?(?P<tail>\d{4})(?!\d)"
 _ID_OR_MOBILE_IN_TEXT = re.compile(f"(?P<id>{_HEX_ID})|{_MOBILE}")
+# Mainland fixed lines as voice contacts are written: E.164 (`+863552021234`, `+86 355 2021234`) or with the
+# trunk 0 and a dash (`0355-2021234`). Bare digit runs are left alone: too many other numbers look like them.
+_AREA = r"10|2\d|[3-9]\d{2}"
+_FIXED_LINE_IN_TEXT = re.compile(
+    rf"(?<![0-9A-Za-z+])(?:\+86[ -]?(?P<area>{_AREA})[ -]?|0(?P<dashed>{_AREA})-)\d{{5,6}}(?P<tail>\d{{2}})(?!\d)")
+_FIXED_LINE_E164 = re.compile(rf"\+86(?P<area>{_AREA})\d{{5,6}}(?P<tail>\d{{2}})")
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is scrubbed too.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -40,6 +47,15 @@ def mask_mobile(number: str) -> str:
     if len(digits) < 7:
         return "****"
     return f"{digits[:3]}****{digits[-4:]}"
+
+
+def mask_phone(number: str) -> str:
+    """A voice contact: a mobile as `mask_mobile` shows it; a fixed line (E.164) as `0355****34`, its area code
+    and last two digits (a seven-digit local number keeps five digits hidden, as a mobile keeps four)."""
+    fixed = _FIXED_LINE_E164.fullmatch(number.strip())
+    if fixed is None:
+        return mask_mobile(number)
+    return f"0{fixed.group('area')}****{fixed.group('tail')}"
 
 
 def mask_email(address: str) -> str:
@@ -75,6 +91,8 @@ def mask_contact(channel: str, value: str | None) -> str | None:
         return None
     if channel == "sms":
         return mask_mobile(value)
+    if channel == "voice":
+        return mask_phone(value)
     if channel == "email":
         return mask_email(value)
     if channel == "wechat":
@@ -104,9 +122,11 @@ def _scrub_value(value: object) -> object:
 
 
 def scrub(text: str) -> str:
-    """Mask every mobile number, email address and openid found in free text (the logging backstop)."""
+    """Mask every mobile and fixed-line number, email address and openid found in free text (the logging
+    backstop)."""
     text = _EMAIL_IN_TEXT.sub(lambda m: f"{m.group('first')}***{m.group('at')}{m.group('domain')}", text)
     text = _OPENID_IN_TEXT.sub(lambda m: f"****{m.group('last')}", text)
+    text = _FIXED_LINE_IN_TEXT.sub(lambda m: f"0{m.group('area') or m.group('dashed')}****{m.group('tail')}", text)
     return _ID_OR_MOBILE_IN_TEXT.sub(_mask_id_or_mobile, text)
 
 

@@ -12,13 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from subscriptions.contacts import (
     normalize_email,
     normalize_mobile,
+    normalize_voice_number,
     validate_openid,
     validate_webhook_secret,
     validate_webhook_url,
 )
 from subscriptions.quiet_hours import format_hhmm, parse_hhmm
 
-CHANNEL_KINDS = ("sms", "wechat", "email", "webhook")
+CHANNEL_KINDS = ("sms", "wechat", "email", "webhook", "voice")
 LOCALES = ("zh-CN", "en")
 _REGION = re.compile(r"[0-9]{6}")
 _GROUP = re.compile(r"[a-z][a-z0-9_]{0,49}")
@@ -47,7 +48,7 @@ def check_locale(value: str) -> str:
 
 def check_some_contact(value: Contacts) -> Contacts:
     if not value.addresses():
-        raise ValueError("at least one contact is needed: sms, email, wechat or webhook")
+        raise ValueError("at least one contact is needed: sms, email, wechat, webhook or voice")
     return value
 
 
@@ -74,11 +75,19 @@ class Contacts(_Frozen):
     wechat: str | None = Field(default=None, description="WeChat openid of the official account (28 characters)")
     webhook: str | None = None
     webhook_secret: str | None = Field(default=None, description="whsec_…; generated when a webhook has none")
+    voice: str | None = Field(default=None, description="number for text-to-speech calls: a mainland mobile, or a "
+                                                        "fixed line with its area code (0355-2021234); stored as "
+                                                        "E.164")
 
     @field_validator("sms")
     @classmethod
     def _mobile(cls, value: str | None) -> str | None:
         return None if value is None else normalize_mobile(value)
+
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_voice_number(value)
 
     @field_validator("email")
     @classmethod
@@ -132,7 +141,7 @@ class QuietHours(_Frozen):
 
 class SubscriptionIn(_Frozen):
     topic: str = Field(max_length=100)
-    channels: list[str] = Field(min_length=1, max_length=4, description="in order of preference")
+    channels: list[str] = Field(min_length=1, max_length=len(CHANNEL_KINDS), description="in order of preference")
     min_severity: MinSeverity | None = None
 
     @field_validator("topic")

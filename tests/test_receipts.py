@@ -1,4 +1,5 @@
-"""Receipts close the loop: a WeChat subscriber counts as reached only when WeChat confirms the message arrived."""
+"""Receipts close the loop: a WeChat subscriber counts as reached only when WeChat confirms the message arrived —
+with the server URL in plain, compatible or safe (encrypted) mode."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from channels.wechat import callback_signature
 from notifier.coverage import alert_coverage
 from notifier.fakes.webhook_receiver import RunningReceiver
-from notifier.fakes.wechat import RunningWechat, start_wechat
+from notifier.fakes.wechat import RunningWechat, signed_query, start_wechat
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.
 
 OPENID = "oRcpt0000000000000000000abcd"
 TOKEN = "callback-token"
+AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"  # an EncodingAESKey: 43 characters of base64
+MODES = ["plain", "compatible", "safe"]
 
 
 @dataclass
@@ -35,11 +38,15 @@ class Wired:
 
 
 @pytest.fixture
-async def wired(make_settings: SettingsFactory) -> AsyncIterator[Wired]:
-    """The service with a WeChat channel on the fake WeChat API, whose events come back to our callback URL."""
-    fake = await start_wechat(app_id="wx-test", app_secret="secret", token=TOKEN)
+async def wired(make_settings: SettingsFactory, request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
+    """The service with a WeChat channel on the fake WeChat API, whose events come back to our callback URL, in the
+    callback mode the test asks for (`indirect` parameter; plain by default)."""
+    mode = getattr(request, "param", "plain")
+    keyed = {"encoding_aes_key": AES_KEY} if mode != "plain" else {}
+    fake = await start_wechat(app_id="wx-test", app_secret="secret", token=TOKEN, callback_mode=mode, **keyed)
     settings = make_settings(channels={"wechat": {"endpoint": fake.url, "app_id": "wx-test", "app_secret": "secret",
-                                                  "token": TOKEN, "template_id": "TPL-1"}})
+                                                  "token": TOKEN, "template_id": "TPL-1", "callback_mode": mode,
+                                                  **keyed}})
     service = Service(settings)
     await service.open()
     server = TestServer(create_app(settings, service=service), host="127.0.0.1")
@@ -81,6 +88,7 @@ async def _status(service: Service, alert_id: str, channel: str) -> str:
     return rows[0].status
 
 
+@pytest.mark.parametrize("wired", MODES, indirect=True)
 async def test_accepted_is_not_reached_until_the_receipt_arrives(wired: Wired) -> None:
     """WeChat's acceptance makes the delivery `sent`; the TEMPLATESENDJOBFINISH success makes it reached."""
     await _subscribe(wired.service)
@@ -97,6 +105,7 @@ async def _reached(service: Service, alert_id: str) -> bool:
     return (await alert_coverage(service.store, alert_id)).reached == 1
 
 
+@pytest.mark.parametrize("wired", MODES, indirect=True)
 async def test_a_failure_receipt_falls_back_to_the_next_channel(wired: Wired, receiver: RunningReceiver) -> None:
     """A user who blocks the message gets the alert on the next channel of their subscription."""
     wired.wechat.script(OPENID, "receipt_fail")
@@ -164,6 +173,7 @@ async def test_the_handshake_echoes_echostr_only_when_signed(wired: Wired) -> No
             assert response.status == 401
 
 
+@pytest.mark.parametrize("wired", MODES, indirect=True)
 async def test_unfollowing_stops_wechat_for_that_user(wired: Wired) -> None:
     """After an unsubscribe event the next alert creates no WeChat delivery for that user."""
     await _subscribe(wired.service)
@@ -192,3 +202,46 @@ async def test_silence_past_the_fallback_window_tries_the_next_channel(
     assert await _status(wired.service, alert.id, "wechat") == "sent"
     coverage = await alert_coverage(wired.service.store, alert.id)
     assert coverage.by_channel["wechat"].awaiting_receipt == 1 and coverage.reached == 1
+
+
+def _event(msg_id: str | None) -> bytes:
+    return (f"<xml><ToUserName>gh_x</ToUserName><FromUserName>{OPENID}</FromUserName><MsgType>event</MsgType>"
+            f"<Event>TEMPLATESENDJOBFINISH</Event><MsgID>{msg_id}</MsgID><Status>success</Status></xml>").encode()
+
+
+@pytest.mark.parametrize("wired", ["safe"], indirect=True)
+async def test_safe_mode_takes_no_plaintext_and_no_forged_ciphertext(wired: Wired) -> None:
+    """In safe mode a plaintext event is refused (400) and an encrypted one with a wrong msg_signature is 401;
+    neither confirms the delivery."""
+    wired.wechat.script(OPENID, "no_receipt")
+    await _subscribe(wired.service)
+    alert, _ = await publish_alert(wired.service.store, AlertIn(topic="env.heavy-pollution", headline="预警"), None)
+    await settle(wired.service)
+    rows, _ = await wired.service.store.list_deliveries(alert.id, 10, None)
+    plain = _event(rows[0].provider_message_id)
+    query, sealed = wired.wechat.envelope(OPENID, plain)
+    async with aiohttp.ClientSession() as http:
+        for params, body, status in ((signed_query(TOKEN, OPENID), plain, 400),
+                                     ({**query, "msg_signature": "0" * 40}, sealed, 401)):
+            async with http.post(f"{wired.base}/v1/wechat/callback", params=params, data=body) as response:
+                assert response.status == status
+    assert await _status(wired.service, alert.id, "wechat") == "sent"
+
+
+@pytest.mark.parametrize("wired", ["safe"], indirect=True)
+async def test_an_encrypted_handshake_echoes_the_decrypted_echostr(wired: Wired) -> None:
+    """A handshake carrying msg_signature and an encrypted echostr is answered with the echostr inside; the plain
+    handshake of official accounts keeps working in safe mode."""
+    crypt = wired.wechat.crypt
+    assert crypt is not None
+    timestamp, nonce = str(int(time.time())), "9"
+    echostr = crypt.encrypt(b"5927782489442352469")
+    sealed = {"msg_signature": crypt.signature(timestamp, nonce, echostr), "timestamp": timestamp, "nonce": nonce,
+              "echostr": echostr}
+    plain = {"signature": callback_signature(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+             "echostr": "hello-wechat"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{wired.base}/v1/wechat/callback", params=sealed) as response:
+            assert (response.status, await response.text()) == (200, "5927782489442352469")
+        async with http.get(f"{wired.base}/v1/wechat/callback", params=plain) as response:
+            assert (response.status, await response.text()) == (200, "hello-wechat")

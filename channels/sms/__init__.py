@@ -8,20 +8,15 @@ Every provider module exposes `create(config, context) -> Channel` and validates
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from channels.base import Channel, ChannelContext
+from channels.registry import provider_channel
 
 PROVIDERS = {"aliyun": "channels.sms.aliyun", "tencent": "channels.sms.tencent"}
 
 
 def create(config: Mapping[str, Any], context: ChannelContext) -> Channel:
-    """The registry's factory for kind "sms": delegate to the configured provider's module."""
-    provider = config.get("provider")
-    if provider not in PROVIDERS:
-        raise ValueError(f"[channels.sms] provider must be one of {', '.join(PROVIDERS)}; got {provider!r}")
-    module = importlib.import_module(PROVIDERS[str(provider)])
-    channel: Channel = module.create(config, context)
-    return channel
+    """The registry's factory for kind "sms": the configured provider's adapter."""
+    return provider_channel("sms", PROVIDERS, config, context)

@@ -38,7 +38,7 @@ x-www-form-urlencoded body (`PhoneNumbers` = comma-joined 11-digit national numb
 hash of the ids). The official SDK puts them in the query string instead (`params_in = "query"` does the same),
 but 1000 numbers make a 14 KB URL, past the 8 KB request line that common servers and proxies accept; the V3
 scheme signs a body through `x-acs-content-sha256`. Headers `host`, `content-type`, `x-acs-action`,
-`x-acs-version`, `x-acs-date`, `x-acs-signature-nonce`, `x-acs-content-sha256` are all signed (`acs3_signature`,
+`x-acs-version`, `x-acs-date`, `x-acs-signature-nonce`, `x-acs-content-sha256` are all signed (`channels.acs3`,
 checked against the official test vector). Aliyun gives one BizId per request, so every recipient of a batch gets
 the same provider id and a receipt is matched on (BizId, phone number).
 
@@ -62,41 +62,39 @@ Error texts carry codes only — Aliyun's `Message` can echo the request (number
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
-from yarl import URL
 
+from channels import acs3
+from channels.acs3 import RECEIPT_ACK, Verdict
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.callbacks import china_time
 
 log = logging.getLogger(__name__)
 
+__all__ = ["RECEIPT_ACK", "AliyunSmsChannel", "AliyunSmsConfig", "PushFormatError", "SmsReport", "SmsUp", "Uplink",
+           "classify", "create", "parse_receipts", "parse_uplink"]
+
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
 API_VERSION = "2017-05-25"
-ALGORITHM = "ACS3-HMAC-SHA256"
 MAX_NUMBERS = 1000  # SendSms: at most 1000 numbers per request
 MAX_CHARS = 500  # the longest "long SMS" Aliyun carries
 MAX_OUT_ID = 255  # OutId: "长度小于 256 的字符串"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-FORM = "application/x-www-form-urlencoded"
-RECEIPT_ACK: dict[str, Any] = {"code": 0, "msg": "接收成功"}  # the answer both pushes expect (HTTP 200)
 TEMPLATE_SOURCES = frozenset({"text", "headline", "url", "level", "department", "topic"})
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991; avoids needing a tz database
 
 _NATIONAL = re.compile(r"1[3-9]\d{9}")
-_TRANSIENT_CODES = frozenset({"isp.SYSTEM_ERROR", "isp.GATEWAY_ERROR", "SignatureNonceUsed", "ServiceUnavailable",
-                              "InternalError", "UnknownError"})
-_CAP_CODES = frozenset({"isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL"})
+# Console caps: retrying within the alert's retry window cannot succeed, and an alert is worth more on the next
+# channel now than on SMS tomorrow.
+_SMS_CODES = {code: Verdict(Outcome.PERMANENT, error=f"{code}: sending cap reached")
+              for code in ("isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL")}
 
 
 class AliyunSmsConfig(BaseModel):
@@ -133,91 +131,12 @@ class AliyunSmsConfig(BaseModel):
     @field_validator("endpoint")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
-            raise ValueError("must be an http(s) URL without query, e.g. https://dysmsapi.aliyuncs.com")
-        return value
+        return acs3.check_endpoint(value)
 
 
 def create(config: Mapping[str, Any], context: ChannelContext) -> AliyunSmsChannel:
     """The SMS registry's factory for provider "aliyun": validate the section, build the adapter."""
     return AliyunSmsChannel(AliyunSmsConfig.model_validate(dict(config)), context.http)
-
-
-# --- signing -------------------------------------------------------------------------------------------------
-
-
-def percent_encode(value: str) -> str:
-    """RFC 3986 as Aliyun wants it: unreserved characters kept, everything else %XX of UTF-8 (space → %20)."""
-    return quote(value, safe="~")
-
-
-def canonical_query(params: Mapping[str, str]) -> str:
-    """Parameters sorted by name, names and values percent-encoded, joined `k=v&…`."""
-    return "&".join(f"{percent_encode(k)}={percent_encode(params[k])}" for k in sorted(params))
-
-
-@dataclass(frozen=True, slots=True)
-class Acs3Signature:
-    """Every intermediate of one ACS3-HMAC-SHA256 signature (the tests compare them with the official example)."""
-
-    canonical_request: str
-    hashed_canonical_request: str
-    signed_headers: str
-    signature: str
-
-    def authorization(self, access_key_id: str) -> str:
-        return f"{ALGORITHM} Credential={access_key_id},SignedHeaders={self.signed_headers},Signature={self.signature}"
-
-
-def acs3_signature(*, secret: str, method: str, uri: str, query: Mapping[str, str], headers: Mapping[str, str],
-                   hashed_payload: str) -> Acs3Signature:
-    """Sign a request per "V3 request structure and signature": every header in `headers` is signed.
-
-    CanonicalRequest = METHOD \\n URI \\n CanonicalQuery \\n CanonicalHeaders \\n SignedHeaders \\n HashedPayload,
-    CanonicalHeaders = sorted lowercase `name:trimmed value\\n`; Signature = hex HMAC-SHA256(secret,
-    "ACS3-HMAC-SHA256\\n" + hex SHA-256(CanonicalRequest)).
-    """
-    lowered = {name.lower(): value.strip() for name, value in headers.items()}
-    names = sorted(lowered)
-    canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in names)
-    signed_headers = ";".join(names)
-    canonical = "\n".join((method.upper(), uri, canonical_query(query), canonical_headers, signed_headers,
-                           hashed_payload))
-    hashed = hashlib.sha256(canonical.encode()).hexdigest()
-    signature = hmac.new(secret.encode(), f"{ALGORITHM}\n{hashed}".encode(), hashlib.sha256).hexdigest()
-    return Acs3Signature(canonical, hashed, signed_headers, signature)
-
-
-def signed_request(config: AliyunSmsConfig, action: str, params: Mapping[str, str], *,
-                   now: datetime | None = None, nonce: str | None = None) -> tuple[URL, dict[str, str], bytes]:
-    """URL, headers and body of one signed RPC call, the parameters in a form body or the query (`params_in`)."""
-    base = URL(config.endpoint)
-    host = base.raw_host or ""
-    host = f"[{host}]" if ":" in host else host
-    if base.explicit_port is not None:
-        host = f"{host}:{base.explicit_port}"
-    in_body = config.params_in == "body"
-    body = canonical_query(params).encode() if in_body else b""  # %20 for spaces, %2B for +: valid form encoding
-    query = {} if in_body else dict(params)
-    payload_hash = hashlib.sha256(body).hexdigest()
-    # content-type always, and signed: aiohttp would otherwise add an unsigned `application/octet-stream`.
-    headers = {
-        "host": host,
-        "content-type": FORM,
-        "x-acs-action": action,
-        "x-acs-version": API_VERSION,
-        "x-acs-date": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "x-acs-signature-nonce": nonce or secrets.token_hex(16),
-        "x-acs-content-sha256": payload_hash,
-    }
-    uri = base.raw_path or "/"
-    signature = acs3_signature(secret=config.access_key_secret.get_secret_value(), method="POST", uri=uri,
-                               query=query, headers=headers, hashed_payload=payload_hash)
-    headers["Authorization"] = signature.authorization(config.access_key_id)
-    # Encoded by us and sent as is: the server signs the query string it receives, byte for byte.
-    target = f"{base.scheme}://{base.raw_authority}{uri}" + (f"?{canonical_query(query)}" if query else "")
-    return URL(target, encoded=True), headers, body
 
 
 # --- numbers and parameters ----------------------------------------------------------------------------------
@@ -264,62 +183,10 @@ def out_id(delivery_ids: Iterable[str]) -> str:
 # --- classification ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Aliyun's answer to one request, which holds for every number in it."""
-
-    outcome: Outcome
-    error: str | None = None
-    retry_after: float | None = None
-    biz_id: str | None = None
-
-    def result(self, delivery_id: str) -> DeliveryResult:
-        return DeliveryResult(delivery_id, self.outcome, provider_message_id=self.biz_id, error=self.error,
-                              retry_after=self.retry_after)
-
-
-def classify(answer: tuple[int, Mapping[str, Any] | None] | BaseException) -> Verdict:
-    """The one place that turns Aliyun's answer (HTTP status and JSON body) or a transport error into a verdict."""
-    if isinstance(answer, BaseException):
-        return _classify_error(answer)
-    status, body = answer
-    body = body or {}
-    code = str(body.get("Code") or "")
-    if status == 200 and code == "OK":
-        biz_id = str(body.get("BizId") or "") or None
-        return Verdict(Outcome.ACCEPTED, biz_id=biz_id,
-                       error=None if biz_id else "accepted without BizId: no receipt can match")
-    label = code if status == 200 else f"HTTP {status} {code}".rstrip()
-    if code == "isv.BUSINESS_LIMIT_CONTROL":
-        return _flow_control(str(body.get("Message") or ""))
-    if code in _CAP_CODES:
-        return Verdict(Outcome.PERMANENT, error=f"{code}: sending cap reached")
-    if code in _TRANSIENT_CODES or code.startswith("Throttling") or status >= 500 or status in (408, 429):
-        return Verdict(Outcome.TRANSIENT, error=label)
-    if not code:  # a 200 we cannot read may hide an acceptance, but a retry is the safer guess for an alert
-        return Verdict(Outcome.TRANSIENT if status == 200 else Outcome.PERMANENT, error=label or "unreadable answer")
-    return Verdict(Outcome.PERMANENT, error=label)
-
-
-def _flow_control(message: str) -> Verdict:
-    # The Message says which window was hit: "触发分钟级流控Permits:1", "…小时级…", "触发天级流控Permits:10".
-    code = "isv.BUSINESS_LIMIT_CONTROL"
-    if "天级" in message:
-        return Verdict(Outcome.PERMANENT, error=f"{code}: daily limit per number")
-    if "小时级" in message:
-        return Verdict(Outcome.TRANSIENT, error=f"{code}: hourly limit", retry_after=3600.0)
-    return Verdict(Outcome.TRANSIENT, error=f"{code}: minute limit", retry_after=60.0)
-
-
-def _classify_error(exc: BaseException) -> Verdict:
-    # aiohttp's own texts carry the URL, whose query holds the numbers: name the kind of failure only.
-    if isinstance(exc, TimeoutError):
-        return Verdict(Outcome.TRANSIENT, error="timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return Verdict(Outcome.TRANSIENT, error="connection failed")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return Verdict(Outcome.TRANSIENT, error=f"connection error ({type(exc).__name__})")
-    return Verdict(Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
+def classify(answer: acs3.Answer) -> Verdict:
+    """The one place that turns Aliyun's SendSms answer (HTTP status and JSON body) or a transport error into a
+    verdict: the rules Aliyun products share (channels.acs3) plus the SMS console caps."""
+    return acs3.classify(answer, id_field="BizId", codes=_SMS_CODES)
 
 
 # --- the adapter ---------------------------------------------------------------------------------------------
@@ -382,30 +249,11 @@ class AliyunSmsChannel:
         return (await self._call(params)).result(reference)
 
     async def _call(self, params: Mapping[str, str]) -> Verdict:
-        url, headers, body = signed_request(self.config, "SendSms", params)
-        try:
-            # raise_for_status=False whatever the shared session says: every status is classified here.
-            async with self._http.post(url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
-                                       raise_for_status=False) as response:
-                raw = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-            return classify(exc)
-        verdict = classify((status, _json_object(raw)))
-        if verdict.outcome is not Outcome.ACCEPTED:
-            log.warning("aliyun SendSms refused: %s", verdict.error)
-        return verdict
+        return await acs3.call(self._http, self.config, "SendSms", params, version=API_VERSION,
+                               timeout=self._timeout, verdict=classify)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP session is the service's."""
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # --- pushes: delivery receipts and replies -------------------------------------------------------------------
@@ -501,13 +349,3 @@ def _validated(adapter: TypeAdapter[list[_Push]], body: bytes) -> list[_Push]:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                              for e in exc.errors(include_input=False, include_url=False)[:5])
         raise PushFormatError(f"not an Aliyun push: {problems}") from None
-
-
-def china_time(value: str) -> float | None:
-    """Unix seconds of `2017-01-01 00:00:00` or `20170101000000` in Beijing time; None when absent or unreadable."""
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=CHINA_TZ).timestamp()
-        except ValueError:
-            continue
-    return None

@@ -78,15 +78,9 @@ matters now, while failing at once lets the fallback policy reach the person on 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 import aiohttp
@@ -103,26 +97,22 @@ from pydantic import (
 from yarl import URL
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
+from channels.callbacks import CallbackFormatError, Text, china_time, clean_code, validated_items
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.sms.aliyun import Uplink
-from channels.sms.common import CallbackFormatError, Text, china_time, validated_items
-from subscriptions.masking import scrub
+from channels.tc3 import Tc3Client, Verdict, response_body
 
 log = logging.getLogger(__name__)
 
 SERVICE = "sms"
 ACTION = "SendSms"
 VERSION = "2021-01-11"
-ALGORITHM = "TC3-HMAC-SHA256"
-CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_NUMBERS = 200  # SendSms: at most 200 numbers a request
 MAX_SESSION_CONTEXT = 511  # bytes; the API takes less than 512
-MAX_RESPONSE_BYTES = 1 << 20  # 200 statuses are about 40 KB
 TEMPLATE_FIELDS = ("text", "headline", "url", "level", "department", "topic")
 VERIFICATION_DELIVERY_ID = "verification"  # the delivery id of send_verification()'s result
 RECEIPT_ACK: Final[dict[str, Any]] = {"result": 0, "errmsg": "OK"}  # the answer the status callback expects
 
-_CODE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _MAINLAND = re.compile(r"^\+861\d{10}$")
 _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 _TRANSIENT_LIMITS = {"LimitExceeded.PhoneNumberThirtySecondLimit": 30.0, "LimitExceeded.DeliveryFrequencyLimit": 60.0}
@@ -173,62 +163,7 @@ def create(config: Mapping[str, Any], context: ChannelContext) -> TencentSmsChan
     return TencentSmsChannel(TencentSmsConfig.model_validate(dict(config)), context.http)
 
 
-# --- TC3-HMAC-SHA256 --------------------------------------------------------------------------------------------
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def utc_date(timestamp: int) -> str:
-    """The credential scope's date: the UTC day of `timestamp` (not local time: requests near midnight fail)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
-
-
-def signed_header_names(headers: Mapping[str, str]) -> str:
-    """`content-type;host`: the signed header names, lower case, sorted, joined by `;`."""
-    return ";".join(sorted(name.strip().lower() for name in headers))
-
-
-def canonical_request(headers: Mapping[str, str], payload: bytes, *, method: str = "POST", query: str = "") -> str:
-    """Method, URI ("/" for API 3.0), query, canonical headers (`name:value\\n`, lower case, sorted), the signed
-    header names and the hex SHA-256 of the payload, one per line."""
-    items = sorted((name.strip().lower(), value.strip().lower()) for name, value in headers.items())
-    canonical_headers = "".join(f"{name}:{value}\n" for name, value in items)
-    return f"{method.upper()}\n/\n{query}\n{canonical_headers}\n{signed_header_names(headers)}\n{_sha256_hex(payload)}"
-
-
-def tc3_signature(secret_key: str, *, service: str, timestamp: int, headers: Mapping[str, str], payload: bytes,
-                  method: str = "POST", query: str = "") -> str:
-    """The hex TC3-HMAC-SHA256 signature of a request; `headers` are the signed ones (content-type and host)."""
-    date = utc_date(timestamp)
-    hashed = _sha256_hex(canonical_request(headers, payload, method=method, query=query).encode())
-    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n{hashed}"
-    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode(), date), service), "tc3_request")
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def authorization(secret_id: str, secret_key: str, *, service: str, timestamp: int, headers: Mapping[str, str],
-                  payload: bytes) -> str:
-    """The `Authorization` header value of a signed POST."""
-    signature = tc3_signature(secret_key, service=service, timestamp=timestamp, headers=headers, payload=payload)
-    return (f"{ALGORITHM} Credential={secret_id}/{utc_date(timestamp)}/{service}/tc3_request, "
-            f"SignedHeaders={signed_header_names(headers)}, Signature={signature}")
-
-
 # --- answers ----------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a Tencent code means for the send it answers."""
-
-    outcome: Outcome
-    retry_after: float | None = None
-    disable_contact: bool = False
-
 
 def classify(code: str) -> Verdict:
     """The one place a Tencent code (`SendStatusSet[].Code` or `Response.Error.Code`) becomes an outcome."""
@@ -244,12 +179,6 @@ def classify(code: str) -> Verdict:
     if code in _BLOCKED:
         return Verdict(Outcome.PERMANENT, disable_contact=True)
     return Verdict(Outcome.PERMANENT)
-
-
-def _clean_code(value: object) -> str:
-    """A provider code fit for an error text: codes only, never free text that could carry a number."""
-    text = str(value).strip()
-    return text if _CODE.match(text) else "UnknownCode"
 
 
 def normalise_number(value: str) -> str | None:
@@ -278,35 +207,9 @@ class SendStatus(BaseModel):
     iso_code: str | None = Field(default=None, alias="IsoCode")
 
 
-def _request_error(code: str, message: str, request_id: str) -> TransientDeliveryError | PermanentDeliveryError:
-    verdict = classify(code)
-    # The provider's text helps operators (AuthFailure explains itself); scrubbed in case it quotes a number.
-    log.warning("Tencent SendSms refused the request: %s %s (RequestId %s)", code, scrub(message)[:200], request_id)
-    if verdict.outcome is Outcome.PERMANENT:
-        return PermanentDeliveryError(f"Tencent SMS {code}", code=code)
-    return TransientDeliveryError(f"Tencent SMS {code}", code=code, retry_after=verdict.retry_after)
-
-
 def read_answer(status: int, raw: bytes) -> dict[str, SendStatus]:
     """SendSms's answer as statuses by E.164 number; raises for an answer that fails the whole request."""
-    if status >= 500:
-        raise TransientDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
-    try:
-        response = json.loads(raw)["Response"]
-        if not isinstance(response, dict):
-            raise TypeError("Response is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        if status in (408, 429) or status == 200:
-            raise TransientDeliveryError(f"Tencent SMS: unreadable answer (HTTP {status})") from exc
-        raise PermanentDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}") from exc
-    error = response.get("Error")
-    if isinstance(error, dict):
-        raise _request_error(_clean_code(error.get("Code")), str(error.get("Message", "")),
-                             _clean_code(response.get("RequestId", "")))
-    if status in (408, 429):
-        raise TransientDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
-    if status != 200:
-        raise PermanentDeliveryError(f"Tencent SMS: HTTP {status}", code=f"HTTP {status}")
+    response = response_body(status, raw, label="Tencent SMS", classify=classify)
     statuses: dict[str, SendStatus] = {}
     for entry in response.get("SendStatusSet") or []:
         try:
@@ -326,7 +229,7 @@ def result_for(delivery_id: str, status: SendStatus | None) -> DeliveryResult:
     verdict = classify(status.code)
     if verdict.outcome is Outcome.ACCEPTED:
         return DeliveryResult(delivery_id, Outcome.ACCEPTED, provider_message_id=status.serial_no or None)
-    return DeliveryResult(delivery_id, verdict.outcome, error=f"Tencent SMS {_clean_code(status.code)}",
+    return DeliveryResult(delivery_id, verdict.outcome, error=f"Tencent SMS {clean_code(status.code)}",
                           retry_after=verdict.retry_after, disable_contact=verdict.disable_contact)
 
 
@@ -364,13 +267,9 @@ class TencentSmsChannel:
         self.max_batch = config.max_batch
         self.rate_per_second: float | None = config.rate_per_second
         self._http = http
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
-        url = URL(config.endpoint)
-        self._url = str(url if url.path else url.with_path("/"))
-        host = url.raw_host or ""
-        host = f"[{host}]" if ":" in host else host
-        # The Host header is signed, so it is sent exactly as signed (with the port when not the default).
-        self._host = host if url.is_default_port() else f"{host}:{url.port}"
+        self._api = Tc3Client(http, endpoint=config.endpoint, secret_id=config.secret_id,
+                              secret_key=config.secret_key.get_secret_value(), service=SERVICE, version=VERSION,
+                              region=config.region, timeout=config.timeout, label="Tencent SMS")
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
@@ -422,43 +321,11 @@ class TencentSmsChannel:
             "TemplateParamSet": params,
             "SessionContext": context,
         }
-        status, raw = await self._post(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        status, raw = await self._api.post(ACTION, payload)
         return read_answer(status, raw)
-
-    def _headers(self, body: bytes, timestamp: int) -> dict[str, str]:
-        signed = {"Content-Type": CONTENT_TYPE, "Host": self._host}
-        auth = authorization(self.config.secret_id, self.config.secret_key.get_secret_value(), service=SERVICE,
-                             timestamp=timestamp, headers=signed, payload=body)
-        return {**signed, "Authorization": auth, "X-TC-Action": ACTION, "X-TC-Version": VERSION,
-                "X-TC-Timestamp": str(timestamp), "X-TC-Region": self.config.region}
-
-    async def _post(self, body: bytes) -> tuple[int, bytes]:
-        """POST a signed request; (status, body). Transport failures are translated here, once."""
-        headers = self._headers(body, int(time.time()))  # signed afresh on every attempt: valid for 5 minutes
-        try:
-            async with self._http.post(self._url, data=body, headers=headers, timeout=self._timeout,
-                                       allow_redirects=False, raise_for_status=False) as response:
-                return response.status, await _read_limited(response, MAX_RESPONSE_BYTES)
-        except TimeoutError as exc:  # before OSError: TimeoutError is one; aiohttp's timeouts subclass it
-            raise TransientDeliveryError("Tencent SMS: timeout", code="timeout") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            # Only the kind of failure: aiohttp's messages carry the URL.
-            raise TransientDeliveryError(f"Tencent SMS: connection error ({type(exc).__name__})",
-                                         code="connection") from exc
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP session is the service's."""
-
-
-async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(65_536):
-        size += len(chunk)
-        if size > limit:
-            raise TransientDeliveryError("Tencent SMS: answer too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --- callbacks --------------------------------------------------------------------------------------------------
@@ -505,7 +372,7 @@ def parse_receipts(body: bytes) -> list[Receipt]:
             delivered=delivered,
             key=f"{report.sid}:{report.report_status}:{report.user_receive_time}",
             address=None,  # a SerialNo names one number already
-            error=None if delivered else _clean_code(report.errmsg or "FAIL"),
+            error=None if delivered else clean_code(report.errmsg or "FAIL"),
             occurred_at=china_time(report.user_receive_time),
         ))
     return receipts

@@ -63,6 +63,7 @@ from notifier.fakes.aliyun_sms_wire import (
     Refusal,
     SendSmsRequest,
     SignatureChecker,
+    check_action,
     china_now,
     decode_params,
     national,
@@ -186,7 +187,7 @@ class FakeAliyunSms:
         refused = self.checker.check(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
                                      headers, body)
         if refused is None:
-            refused = _check_action(request.headers)
+            refused = check_action(request.headers, "SendSms", VERSION)
         if refused is not None:
             return self._refuse(request, refused)
         params = decode_params(request.rel_url.raw_query_string)
@@ -314,14 +315,6 @@ class FakeAliyunSms:
     async def handle_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
         return web.json_response({"ok": True})
-
-
-def _check_action(headers: Mapping[str, str]) -> Refusal | None:
-    if headers.get("x-acs-action") != "SendSms":
-        return Refusal(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
-    if headers.get("x-acs-version") != VERSION:
-        return Refusal(400, "InvalidVersion", "Specified parameter Version is not valid.")
-    return None
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -140,6 +140,15 @@ class SignatureChecker:
         return None
 
 
+def check_action(headers: Mapping[str, str], action: str, version: str) -> Refusal | None:
+    """The gateway's refusal of a request for another action or API version, else None."""
+    if headers.get("x-acs-action") != action:
+        return Refusal(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
+    if headers.get("x-acs-version") != version:
+        return Refusal(400, "InvalidVersion", "Specified parameter Version is not valid.")
+    return None
+
+
 # --- SendSms parameters ----------------------------------------------------------------------------------------
 
 

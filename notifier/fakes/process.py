@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 
 async def serve_until_signalled(ready: str, stop_fake: Callable[[], Awaitable[None]]) -> None:
@@ -21,3 +22,25 @@ async def serve_until_signalled(ready: str, stop_fake: Callable[[], Awaitable[No
         await stop.wait()
     finally:
         await stop_fake()
+
+
+class Background:
+    """The pushes a fake has scheduled (receipts, events): started, waited for, cancelled together."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until every task started so far (and any they start) has finished."""
+        while pending := [task for task in self.tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -63,8 +63,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from channels.sms.common import CHINA_TZ
-from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION, tc3_signature, utc_date
+from channels.callbacks import CHINA_TZ
+from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION
+from channels.tc3 import tc3_signature, utc_date
 from notifier.fakes.process import serve_until_signalled
 
 SIGNATURE_WINDOW = 300  # seconds: AuthFailure.SignatureExpire beyond
@@ -169,32 +170,8 @@ class FakeTencentState:
         raise ApiError(failure, f"scripted failure {failure}")
 
     def _verify(self, request: web.Request, body: bytes) -> None:
-        """The real API's checks, in its order: authorization, timestamp, signature, action, version."""
-        match = _AUTH.fullmatch(request.headers.get("Authorization", "").strip())
-        if match is None:
-            raise ApiError("AuthFailure.InvalidAuthorization", "Authorization in the request header is invalid.")
-        if not hmac.compare_digest(match["id"], self.secret_id):
-            raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found.")
-        try:
-            timestamp = int(request.headers.get("X-TC-Timestamp", ""))
-        except ValueError:
-            raise ApiError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp is missing or invalid.") from None
-        if abs(time.time() - timestamp) > SIGNATURE_WINDOW:
-            raise ApiError("AuthFailure.SignatureExpire", "Signature expired: timestamp and server time differ.")
-        names = match["signed"].split(";")
-        signed = {name: request.headers.get(name, "") for name in names}
-        expected = tc3_signature(self.secret_key, service=match["service"], timestamp=timestamp, headers=signed,
-                                 payload=body, method=request.method, query=request.query_string)
-        if ("content-type" not in names or "host" not in names or match["service"] != SERVICE
-                or match["date"] != utc_date(timestamp) or not hmac.compare_digest(expected, match["signature"])):
-            raise ApiError("AuthFailure.SignatureFailure",
-                           "The provided credentials could not be validated. Please check your signature is correct.")
-        if request.headers.get("X-TC-Action") != ACTION:
-            raise ApiError("InvalidAction", "The action does not exist.")
-        if request.headers.get("X-TC-Version") != VERSION:
-            raise ApiError("NoSuchVersion", "The API version does not exist.")
-        if not request.headers.get("X-TC-Region"):
-            raise ApiError("MissingParameter", "X-TC-Region is required by version 2021-01-11.")
+        verify_tc3(request, body, secret_id=self.secret_id, secret_key=self.secret_key, service=SERVICE,
+                   action=ACTION, version=VERSION)
 
     async def _send(self, payload: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
         numbers: list[str] = payload["PhoneNumberSet"]
@@ -310,6 +287,36 @@ class FakeTencentState:
     async def handle_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def verify_tc3(request: web.Request, body: bytes, *, secret_id: str, secret_key: str, service: str, action: str,
+               version: str) -> None:
+    """The real API's checks, in its order: authorization, timestamp, signature, action, version; ApiError."""
+    match = _AUTH.fullmatch(request.headers.get("Authorization", "").strip())
+    if match is None:
+        raise ApiError("AuthFailure.InvalidAuthorization", "Authorization in the request header is invalid.")
+    if not hmac.compare_digest(match["id"], secret_id):
+        raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found.")
+    try:
+        timestamp = int(request.headers.get("X-TC-Timestamp", ""))
+    except ValueError:
+        raise ApiError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp is missing or invalid.") from None
+    if abs(time.time() - timestamp) > SIGNATURE_WINDOW:
+        raise ApiError("AuthFailure.SignatureExpire", "Signature expired: timestamp and server time differ.")
+    names = match["signed"].split(";")
+    signed = {name: request.headers.get(name, "") for name in names}
+    expected = tc3_signature(secret_key, service=match["service"], timestamp=timestamp, headers=signed,
+                             payload=body, method=request.method, query=request.query_string)
+    if ("content-type" not in names or "host" not in names or match["service"] != service
+            or match["date"] != utc_date(timestamp) or not hmac.compare_digest(expected, match["signature"])):
+        raise ApiError("AuthFailure.SignatureFailure",
+                       "The provided credentials could not be validated. Please check your signature is correct.")
+    if request.headers.get("X-TC-Action") != action:
+        raise ApiError("InvalidAction", "The action does not exist.")
+    if request.headers.get("X-TC-Version") != version:
+        raise ApiError("NoSuchVersion", f"The API version does not exist (expected {version}).")
+    if not request.headers.get("X-TC-Region"):
+        raise ApiError("MissingParameter", "X-TC-Region is required.")
 
 
 def _e164(number: str) -> str | None:

@@ -14,7 +14,10 @@ server URL signed with the configured Token, exactly as WeChat does:
   openid + client_msg_id within 10 minutes 45065; an openid that unfollowed 43004; else
   `{"errcode":0,"errmsg":"ok","msgid":N}` and, `receipt_delay` seconds later, a TEMPLATESENDJOBFINISH event.
 - Events are POSTed to `callback_url` + `?signature=…&timestamp=…&nonce=…&openid=…` (the official sample's
-  XML); an answer other than 200 or a 5 s silence is retried up to 3 times, like WeChat.
+  XML); an answer other than 200 or a 5 s silence is retried up to 3 times, like WeChat. With
+  `callback_mode="safe"` (and `encoding_aes_key`) the body is `<xml><ToUserName/><Encrypt/></xml>` and the query
+  adds `encrypt_type=aes&msg_signature=…`, as WeChat's safe mode does; `"compatible"` sends the plaintext fields
+  and the `<Encrypt>` together.
 
 Scripts make an openid misbehave: `script(openid, behaviour, times=None)` (None: until changed) with behaviour
 `not_following` (43004), `refused` (43101), `throttle` (45009), `busy` (-1), `5xx` (HTTP 503), `timeout` (no
@@ -47,14 +50,15 @@ import secrets
 import sys
 import time
 from collections import deque
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from notifier.fakes.process import serve_until_signalled
+from channels.wechat_crypto import MessageCrypt
+from notifier.fakes.process import Background, serve_until_signalled
 
 BEHAVIOURS = frozenset({"ok", "not_following", "refused", "throttle", "busy", "5xx", "timeout", "receipt_fail",
                         "receipt_system_fail", "late_receipt", "no_receipt"})
@@ -109,6 +113,10 @@ def _error(code: int, msg: str) -> web.Response:
     return web.json_response({"errcode": code, "errmsg": f"{msg} rid: {secrets.token_hex(4)}"})
 
 
+def cdata(value: str) -> str:
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
 def signed_query(token: str, openid: str | None = None) -> dict[str, str]:
     """signature/timestamp/nonce (and openid) for a push, as WeChat computes them."""
     timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
@@ -122,8 +130,6 @@ def signed_query(token: str, openid: str | None = None) -> dict[str, str]:
 def event_xml(original_id: str, openid: str, event: str, *, msg_id: int | None = None, status: str | None = None,
               event_key: str | None = None) -> bytes:
     """An event as WeChat pushes it (CDATA for strings, as in the official samples)."""
-    def cdata(value: str) -> str:
-        return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
     parts = [f"<ToUserName>{cdata(original_id)}</ToUserName>", f"<FromUserName>{cdata(openid)}</FromUserName>",
              f"<CreateTime>{int(time.time())}</CreateTime>", f"<MsgType>{cdata('event')}</MsgType>",
              f"<Event>{cdata(event)}</Event>"]
@@ -141,7 +147,8 @@ class WechatState:
 
     def __init__(self, *, app_id: str, app_secret: str, token: str, callback_url: str | None = None,
                  receipt_delay: float = 0.05, late_receipt_delay: float = 1.0, token_ttl: float = 7200,
-                 templates: set[str] | None = None, original_id: str = "gh_fake00000001") -> None:
+                 templates: set[str] | None = None, original_id: str = "gh_fake00000001",
+                 encoding_aes_key: str | None = None, callback_mode: str = "plain") -> None:
         self.app_id, self.app_secret, self.token = app_id, app_secret, token
         self.callback_url = callback_url
         self.receipt_delay, self.late_receipt_delay = receipt_delay, late_receipt_delay
@@ -150,7 +157,9 @@ class WechatState:
         self.original_id = original_id
         self.stable_available = True
         self.http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.callback_mode = callback_mode  # "plain" | "safe" | "compatible", as set in the MP console
+        self.crypt = None if encoding_aes_key is None else MessageCrypt(token, encoding_aes_key, app_id)
+        self._pushes = Background()
         self.reset()
 
     def reset(self) -> None:
@@ -337,15 +346,10 @@ class WechatState:
             delay = self.late_receipt_delay if behaviour == "late_receipt" else self.receipt_delay
             xml = event_xml(self.original_id, openid, "TEMPLATESENDJOBFINISH", msg_id=msgid,
                             status=RECEIPT_STATUS.get(behaviour, "success"))
-            self._spawn(self.push(openid, "TEMPLATESENDJOBFINISH", xml, delay=delay))
+            self._pushes.spawn(self.push(openid, "TEMPLATESENDJOBFINISH", xml, delay=delay))
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     # ---- pushes -----------------------------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def push(self, openid: str, event: str, xml: bytes, *, delay: float = 0.0) -> int | None:
         """POST one event to the callback URL, signed; retried like WeChat. The last status, None for none."""
@@ -364,10 +368,24 @@ class WechatState:
         self.pushed.append(PushedEvent(openid, event, status, xml, attempts))
         return status
 
+    def envelope(self, openid: str, xml: bytes) -> tuple[dict[str, str], bytes]:
+        """The query and body of one push in the configured mode (safe: only <Encrypt>; compatible: both)."""
+        query = signed_query(self.token, openid)
+        if self.callback_mode == "plain" or self.crypt is None:
+            return query, xml
+        encrypt = self.crypt.encrypt(xml)
+        query |= {"encrypt_type": "aes",
+                  "msg_signature": self.crypt.signature(query["timestamp"], query["nonce"], encrypt)}
+        sealed = f"<Encrypt>{cdata(encrypt)}</Encrypt>"
+        if self.callback_mode == "compatible":
+            return query, xml.replace(b"</xml>", sealed.encode() + b"</xml>")
+        return query, f"<xml><ToUserName>{cdata(self.original_id)}</ToUserName>{sealed}</xml>".encode()
+
     async def _post_event(self, http: aiohttp.ClientSession, url: str, openid: str,
                           xml: bytes) -> tuple[int | None, bytes]:
+        query, body = self.envelope(openid, xml)
         try:
-            async with http.post(url, params=signed_query(self.token, openid), data=xml,
+            async with http.post(url, params=query, data=body,
                                  headers={"Content-Type": "text/xml"},
                                  timeout=aiohttp.ClientTimeout(total=PUSH_TIMEOUT)) as response:
                 return response.status, (await response.read()).strip()
@@ -385,13 +403,10 @@ class WechatState:
 
     async def wait_pushes(self) -> None:
         """Wait until every scheduled push (receipts included) has been made."""
-        while pending := [task for task in self._tasks if not task.done()]:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._pushes.settle()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._pushes.cancel()
         if self.http is not None:
             await self.http.close()
 
@@ -399,7 +414,7 @@ class WechatState:
 
     async def handle_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"sent": len(self.sent), "token_fetches": self.token_fetches,
-                                  "pushed": len(self.pushed), "pending_pushes": len(self._tasks)})
+                                  "pushed": len(self.pushed), "pending_pushes": len(self._pushes.tasks)})
 
     async def handle_control(self, request: web.Request) -> web.StreamResponse:
         """POST /_script, /_push_event (JSON bodies), /_expire_tokens, /_reset."""
@@ -459,11 +474,13 @@ class RunningWechat(WechatState):
 
 async def start_wechat(host: str = "127.0.0.1", port: int = 0, *, app_id: str, app_secret: str, token: str,
                        callback_url: str | None = None, receipt_delay: float = 0.05, token_ttl: float = 7200,
-                       late_receipt_delay: float = 1.0, templates: set[str] | None = None) -> RunningWechat:
-    """Start the fake on `host:port` (0 = a free port) and return once it is listening."""
+                       late_receipt_delay: float = 1.0, templates: set[str] | None = None,
+                       encoding_aes_key: str | None = None, callback_mode: str = "plain") -> RunningWechat:
+    """Start the fake on `host:port` (0 = a free port) and return once it is listening; `callback_mode` "safe" or
+    "compatible" (with `encoding_aes_key`) encrypts the pushed events."""
     fake = RunningWechat(app_id=app_id, app_secret=app_secret, token=token, callback_url=callback_url,
                          receipt_delay=receipt_delay, late_receipt_delay=late_receipt_delay, token_ttl=token_ttl,
-                         templates=templates)
+                         templates=templates, encoding_aes_key=encoding_aes_key, callback_mode=callback_mode)
     runner = web.AppRunner(create_app(fake), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -482,7 +499,8 @@ async def start_wechat(host: str = "127.0.0.1", port: int = 0, *, app_id: str, a
 async def _serve(args: argparse.Namespace) -> None:
     fake = await start_wechat(args.host, args.port, app_id=args.app_id, app_secret=args.app_secret,
                               token=args.token, callback_url=args.callback_url, receipt_delay=args.receipt_delay,
-                              token_ttl=args.token_ttl)
+                              token_ttl=args.token_ttl, encoding_aes_key=args.encoding_aes_key,
+                              callback_mode=args.callback_mode)
     await serve_until_signalled(fake.url, fake.stop)
 
 
@@ -497,6 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--callback-url", help="the service's /v1/wechat/callback URL")
     parser.add_argument("--receipt-delay", type=float, default=0.05)
     parser.add_argument("--token-ttl", type=float, default=7200)
+    parser.add_argument("--encoding-aes-key", help="the EncodingAESKey (43 characters) for safe/compatible mode")
+    parser.add_argument("--callback-mode", choices=("plain", "safe", "compatible"), default="plain")
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
     return 0

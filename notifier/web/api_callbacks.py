@@ -1,6 +1,8 @@
-"""Provider callbacks: SMS delivery reports and replies, and the WeChat server URL (handshake and events).
+"""Provider callbacks: SMS delivery reports and replies, voice call results, and the WeChat server URL (handshake
+and events).
 
-Each is authenticated the provider's way — a configured `?token=` for SMS (Aliyun and Tencent sign nothing),
+Each is authenticated the provider's way — a configured `?token=` for SMS and voice (Aliyun and Tencent sign
+nothing),
 the sha1 signature over the WeChat token — before a byte of the body is trusted. A forged or replayed report
 changes nothing: unauthenticated ones are refused, repeats are dropped by their key.
 """
@@ -10,13 +12,13 @@ from __future__ import annotations
 import hmac
 import importlib
 import logging
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 
-from channels import wechat
-from channels.sms import PROVIDERS
+from channels import sms, voice, wechat
 from notifier.errors import NotFoundError, Unauthorized
 from notifier.receipts import apply_receipts, apply_sms_replies, wechat_unfollowed
 from notifier.verification import bind_wechat
@@ -33,6 +35,12 @@ WECHAT_PARAMS = [{"name": n, "in": "query", "required": True, "schema": {"type":
                  for n in ("signature", "timestamp", "nonce")]
 
 
+SAFE_MODE_PARAMS = [{"name": "encrypt_type", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "`aes` in safe and compatible modes"},
+                    {"name": "msg_signature", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "sha1 over token, timestamp, nonce and <Encrypt> (safe and compatible modes)"}]
+
+
 def _section(request: web.Request, kind: str) -> dict[str, Any]:
     section = request.app[SERVICE].settings.channels.get(kind)
     if section is None:
@@ -44,17 +52,29 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
 
 
-def _sms_provider(request: web.Request) -> ModuleType:
+def _provider(request: web.Request, kind: str, providers: Mapping[str, str]) -> ModuleType:
     """The configured provider's module, after checking the `?token=`; 404 for another provider's path."""
-    section = _section(request, "sms")
+    section = _section(request, kind)
     provider = request.match_info["provider"]
-    if provider != section.get("provider") or provider not in PROVIDERS:
-        raise NotFoundError(f"SMS provider {provider!r} is not the one configured")
+    if provider != section.get("provider") or provider not in providers:
+        raise NotFoundError(f"{kind} provider {provider!r} is not the one configured")
     expected = _secret(section.get("receipt_token"))
     given = request.query.get("token", "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("missing or wrong receipt token")
-    return importlib.import_module(PROVIDERS[provider])
+    return importlib.import_module(providers[provider])
+
+
+async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str, str]) -> web.StreamResponse:
+    """Parse the provider's report push, apply its receipts, answer as the provider expects."""
+    provider = _provider(request, kind, providers)
+    try:
+        receipts = provider.parse_receipts(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"not a {kind} report: {exc}") from None
+    counts = await apply_receipts(request.app[SERVICE].store, kind, receipts)
+    request.app[SERVICE].metrics.count_receipts(kind, counts)
+    return web.json_response(provider.RECEIPT_ACK)
 
 
 @routes.post("/v1/receipts/sms/{provider}")
@@ -62,14 +82,16 @@ def _sms_provider(request: web.Request) -> ModuleType:
            "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
            extra={"parameters": [TOKEN_PARAM]})
 async def sms_receipts(request: web.Request) -> web.StreamResponse:
-    provider = _sms_provider(request)
-    try:
-        receipts = provider.parse_receipts(await request.read())
-    except ValueError as exc:
-        raise BadRequest(f"not a delivery report: {exc}") from None
-    counts = await apply_receipts(request.app[SERVICE].store, "sms", receipts)
-    request.app[SERVICE].metrics.count_receipts("sms", counts)
-    return web.json_response(provider.RECEIPT_ACK)
+    return await _apply_reports(request, "sms", sms.PROVIDERS)
+
+
+@routes.post("/v1/receipts/voice/{provider}")
+@operation("Voice call results pushed by the provider (aliyun: VoiceReport array; tencent: status and failure "
+           "callbacks); answered calls count as reached, unanswered ones are called again",
+           "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
+           extra={"parameters": [TOKEN_PARAM]})
+async def voice_receipts(request: web.Request) -> web.StreamResponse:
+    return await _apply_reports(request, "voice", voice.PROVIDERS)
 
 
 @routes.post("/v1/uplink/sms/{provider}")
@@ -77,7 +99,7 @@ async def sms_receipts(request: web.Request) -> web.StreamResponse:
            "callbacks", {200: ("the provider's acknowledgement", None)}, auth=False, errors=(400, 401, 404),
            extra={"parameters": [TOKEN_PARAM]})
 async def sms_uplink(request: web.Request) -> web.StreamResponse:
-    provider = _sms_provider(request)
+    provider = _provider(request, "sms", sms.PROVIDERS)
     try:
         replies = provider.parse_uplink(await request.read())
     except ValueError as exc:
@@ -86,34 +108,42 @@ async def sms_uplink(request: web.Request) -> web.StreamResponse:
     return web.json_response(provider.RECEIPT_ACK)
 
 
-def _check_wechat(request: web.Request) -> None:
-    token = _secret(_section(request, "wechat").get("token"))
-    q = request.query
-    if not token or not wechat.verify_signature(token, q.get("signature", ""), q.get("timestamp", ""),
-                                                q.get("nonce", "")):
-        raise Unauthorized("the WeChat signature does not verify")
+def _wechat_config(request: web.Request) -> wechat.WechatConfig:
+    channel = request.app[SERVICE].channels.get("wechat")
+    if not isinstance(channel, wechat.WechatChannel):
+        raise NotFoundError("the wechat channel is not configured")
+    return channel.config
 
 
 @routes.get("/v1/wechat/callback")
-@operation("WeChat server-URL handshake: echoes `echostr` when the signature verifies", "callbacks",
+@operation("WeChat server-URL handshake: echoes `echostr` when the signature verifies (decrypted when it comes "
+           "with `msg_signature`)", "callbacks",
            {200: ("echostr, as text/plain", None)}, auth=False, errors=(401, 404), media_type="text/plain",
            extra={"parameters": [*WECHAT_PARAMS, {"name": "echostr", "in": "query", "required": True,
                                                   "schema": {"type": "string"}}]})
 async def wechat_handshake(request: web.Request) -> web.StreamResponse:
-    _check_wechat(request)
-    return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+    try:
+        echo = wechat.handshake_echo(_wechat_config(request), request.query)
+    except wechat.CallbackRejected as exc:
+        raise Unauthorized(str(exc)) from None
+    except ValueError as exc:
+        raise BadRequest(f"not a WeChat handshake: {exc}") from None
+    return web.Response(text=echo, content_type="text/plain")
 
 
 @routes.post("/v1/wechat/callback")
-@operation("WeChat events: TEMPLATESENDJOBFINISH receipts, unsubscribe", "callbacks",
+@operation("WeChat events (plain, compatible or safe mode): TEMPLATESENDJOBFINISH receipts, unsubscribe",
+           "callbacks",
            {200: ("the literal `success`", None)}, auth=False, errors=(400, 401, 404), media_type="text/plain",
-           extra={"parameters": WECHAT_PARAMS})
+           extra={"parameters": [*WECHAT_PARAMS, *SAFE_MODE_PARAMS]})
 async def wechat_event(request: web.Request) -> web.StreamResponse:
-    _check_wechat(request)
+    config = _wechat_config(request)
     if (request.content_length or 0) > wechat.MAX_EVENT_BYTES:
         raise BadRequest("the event is larger than any WeChat event")
     try:
-        event = wechat.parse_event(await request.read())
+        event = wechat.parse_event(wechat.event_xml(config, request.query, await request.read()))
+    except wechat.CallbackRejected as exc:
+        raise Unauthorized(str(exc)) from None
     except ValueError as exc:
         raise BadRequest(f"not a WeChat event: {exc}") from None
     store = request.app[SERVICE].store

@@ -1,6 +1,7 @@
 """Plumbing of the channel contract suite (tests/channels/test_contract.py): one `ChannelUnderTest` per channel
-(webhook, email, SMS on Aliyun, SMS on Tencent, WeChat), each driving its bundled fake gateway on loopback through
-the same small interface, and a `Rig` that wires one of them to a real Service and a real web app for receipts.
+(webhook, email, SMS on Aliyun and Tencent, WeChat, voice on Aliyun and Tencent), each driving its bundled fake
+gateway on loopback through the same small interface, and a `Rig` that wires one of them to a real Service and a
+real web app for receipts.
 
 Every harness scripts its fake the same way — "the next attempt for recipient i fails transiently / permanently",
 "recipient i's receipt says undelivered / comes late" — and reads back what the fake itself observed (accepted
@@ -20,8 +21,11 @@ from aiohttp.test_utils import TestServer
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
 from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
+from notifier.fakes.aliyun_voice import start_aliyun_voice
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.tencent_sms import RunningTencentSms, start_tencent_sms
+from notifier.fakes.tencent_voice import start_tencent_voice
+from notifier.fakes.voice_calls import CallBook
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver, start_receiver
 from notifier.fakes.wechat import RunningWechat, start_wechat
 from notifier.models import AlertIn, Coverage
@@ -335,9 +339,79 @@ class WechatUnderTest(ChannelUnderTest):
         return [m.at for m in self.fake.sent]
 
 
+class VoiceUnderTest(ChannelUnderTest):
+    """The voice providers share a fake's call book: one call request per recipient, results pushed back."""
+
+    kind = "voice"
+    confirms_by_receipt = True
+    per_recipient_requests = True
+    fake: CallBook
+
+    async def stop(self) -> None:
+        await self.fake.stop()
+
+    def point_receipts_at(self, base_url: str) -> None:
+        self.fake.receipt_url = f"{base_url}/v1/receipts/voice/{self.name.removeprefix('voice-')}?token={RECEIPT_TOKEN}"
+
+    def fail_transiently_once(self, i: int) -> None:
+        self.fake.script(self.contact(i), "5xx")
+
+    def fail_permanently_once(self, i: int) -> None:
+        self.fake.script(self.contact(i), "refuse")
+
+    def fail_by_receipt(self, i: int) -> None:
+        self.fake.script(self.contact(i), "invalid_number")  # a final result: no second call
+
+    def delay_receipt(self, i: int) -> None:
+        self.fake.script(self.contact(i), "late_receipt")
+
+    def messages_seen(self) -> int:
+        return len(self.fake.calls)
+
+    def requests_seen(self) -> int:
+        return len(self.fake.calls)
+
+    def request_times(self) -> list[float]:
+        return [call.at for call in self.fake.calls]
+
+
+class AliyunVoiceUnderTest(VoiceUnderTest):
+    name = "voice-aliyun"
+    KEY, SECRET = "contract-voice-ak", "contract-voice-sk"
+
+    async def start(self) -> None:
+        self.fake = await start_aliyun_voice(access_key_id=self.KEY, access_key_secret=self.SECRET,
+                                             late_delay=LATE_RECEIPT)
+
+    def section(self, **limits: Any) -> dict[str, Any]:
+        return {"provider": "aliyun", "endpoint": self.fake.url, "tts_code": "TTS_100001",
+                "called_show_number": "03552000000", "receipt_token": RECEIPT_TOKEN, "access_key_id": self.KEY,
+                "access_key_secret": self.SECRET, "timeout": 5.0, **limits}
+
+    def contact(self, i: int) -> str:
+        return f"+863552{i:06d}"  # fixed lines in Changzhi (0355): Aliyun calls landlines
+
+
+class TencentVoiceUnderTest(VoiceUnderTest):
+    name = "voice-tencent"
+    SECRET_ID, SECRET_KEY, APP = "AKIDcontractvoice", "contract-voice-secret-key", "1400000002"
+
+    async def start(self) -> None:
+        self.fake = await start_tencent_voice(secret_id=self.SECRET_ID, secret_key=self.SECRET_KEY,
+                                              sdk_app_id=self.APP, late_delay=LATE_RECEIPT)
+
+    def section(self, **limits: Any) -> dict[str, Any]:
+        return {"provider": "tencent", "endpoint": self.fake.url, "template_id": "1234567",
+                "receipt_token": RECEIPT_TOKEN, "secret_id": self.SECRET_ID, "secret_key": self.SECRET_KEY,
+                "sdk_app_id": self.APP, "timeout": 5.0, **limits}
+
+    def contact(self, i: int) -> str:
+        return f"+86136{i:08d}"  # Tencent VMS calls mobiles only
+
+
 CHANNELS: dict[str, type[ChannelUnderTest]] = {
     cls.name: cls for cls in (WebhookUnderTest, EmailUnderTest, AliyunSmsUnderTest, TencentSmsUnderTest,
-                              WechatUnderTest)}
+                              WechatUnderTest, AliyunVoiceUnderTest, TencentVoiceUnderTest)}
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The channel contract: every channel — webhook, email, SMS (Aliyun, Tencent), WeChat — goes through the same cases
-against its bundled fake gateway over real HTTP/SMTP on loopback, driven by the real dispatcher, with receipts
-pushed back to the real web app. The per-channel plumbing is in tests/channels/contract_harness.py."""
+"""The channel contract: every channel — webhook, email, SMS (Aliyun, Tencent), WeChat, voice (Aliyun, Tencent) —
+goes through the same cases against its bundled fake gateway over real HTTP/SMTP on loopback, driven by the real
+dispatcher, with receipts pushed back to the real web app. The per-channel plumbing is in
+tests/channels/contract_harness.py."""
 
 from __future__ import annotations
 

@@ -8,8 +8,10 @@ import pytest
 
 from subscriptions.contacts import (
     generate_webhook_secret,
+    is_mainland_mobile,
     normalize_email,
     normalize_mobile,
+    normalize_voice_number,
     validate_openid,
     validate_webhook_secret,
     validate_webhook_url,
@@ -219,3 +221,55 @@ def test_bad_webhook_secret_is_refused(raw: str, message: str) -> None:
     """A webhook secret that is not base64 of 24 to 64 bytes is refused with the reason."""
     with pytest.raises(ValueError, match=message):
         validate_webhook_secret(raw)
+
+
+# ---------------------------------------------------------------- voice numbers
+
+@pytest.mark.parametrize(("raw", "stored"), [
+    ("0355-2021234", "+863552021234"),
+    ("(0355)2021234", "+863552021234"),
+    ("0355 202 1234", "+863552021234"),
+    ("+86 355 202 1234", "+863552021234"),
+    ("00863552021234", "+863552021234"),
+    ("010-12345678", "+861012345678"),
+    ("021 6123 4567", "+862161234567"),
+])
+def test_fixed_line_with_area_code_is_stored_in_e164(raw: str, stored: str) -> None:
+    """A landline written with its area code, any usual way, becomes one E.164 number."""
+    assert normalize_voice_number(raw) == stored
+
+
+@pytest.mark.parametrize(("raw", "stored"), [
+    ("035512345678", "+8635512345678"),
+    ("+86 355 1234 5678", "+8635512345678"),
+])
+def test_fixed_line_shaped_number_unknown_to_the_metadata_is_still_taken(raw: str, stored: str) -> None:
+    """An area code and eight digits is taken even where the numbering metadata expects seven."""
+    assert normalize_voice_number(raw) == stored
+
+
+def test_mobile_is_a_voice_number_as_for_sms() -> None:
+    """A mobile number is stored for voice exactly as SMS stores it."""
+    assert normalize_voice_number("138 0013 8000") == normalize_mobile("138 0013 8000") == "+8613800138000"
+
+
+@pytest.mark.parametrize("raw", ["400-800-1234", "95588", "0355 12345", "2021234", "+852 2123 4567",
+                                 "0355-202l234", "12345", ""])
+def test_service_short_foreign_or_malformed_voice_number_is_refused(raw: str) -> None:
+    """Service numbers, local numbers without an area code, foreign numbers and junk are refused."""
+    with pytest.raises(ValueError, match=r"voice call|fixed line"):
+        normalize_voice_number(raw)
+
+
+def test_voice_error_does_not_repeat_the_number() -> None:
+    """The refusal names the rule, never the digits given."""
+    with pytest.raises(ValueError) as caught:
+        normalize_voice_number("0355 12345")
+    assert "12345" not in str(caught.value)
+
+
+def test_mobile_and_fixed_line_are_told_apart() -> None:
+    """A normalised mobile is a mobile; a normalised landline (Beijing's 010 included) is not."""
+    assert is_mainland_mobile("+8613800138000")
+    assert not is_mainland_mobile("+863552021234")
+    assert not is_mainland_mobile("+861012345678")

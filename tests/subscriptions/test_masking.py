@@ -14,6 +14,7 @@ from subscriptions.masking import (
     mask_email,
     mask_mobile,
     mask_openid,
+    mask_phone,
     mask_url,
     scrub,
 )
@@ -233,3 +234,26 @@ def test_filter_masks_contacts_nested_in_extra_structures(scrubbed_logger: loggi
     with caplog.at_level(logging.INFO, logger=scrubbed_logger.name):
         scrubbed_logger.info("sent", extra={"batch": {"to": ["13812345678", "alice@x.gov.cn"], "n": 2}})
     assert vars(caplog.records[0])["batch"] == {"to": ["138****5678", "a***@x.gov.cn"], "n": 2}
+
+
+@pytest.mark.parametrize(("number", "masked"), [
+    ("+863552021234", "0355****34"),
+    ("+8635512345678", "0355****78"),
+    ("+861012345678", "010****78"),
+    ("+8613812345678", "138****5678"),
+])
+def test_voice_number_shows_area_code_and_last_two_digits_or_a_masked_mobile(number: str, masked: str) -> None:
+    """A fixed line keeps its area code and last two digits; a mobile voice contact is masked as for SMS."""
+    assert mask_phone(number) == masked
+    assert mask_contact("voice", number) == masked
+
+
+@pytest.mark.parametrize(("text", "scrubbed"), [
+    ("calling +863552021234 now", "calling 0355****34 now"),
+    ("calling +86 355 2021234 now", "calling 0355****34 now"),
+    ("landline 0355-2021234.", "landline 0355****34."),
+    ("beijing +861012345678", "beijing 010****78"),
+])
+def test_scrub_masks_fixed_line_numbers(text: str, scrubbed: str) -> None:
+    """Fixed lines written in E.164 or with a dashed area code are masked in free text."""
+    assert scrub(text) == scrubbed

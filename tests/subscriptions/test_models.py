@@ -93,7 +93,7 @@ def test_subscriber_is_immutable() -> None:
 def test_subscriber_without_any_contact_is_refused_at_contacts() -> None:
     """A body with no contact at all is refused, pointing at `contacts`."""
     assert errors(SubscriberIn, body(contacts={})) == {
-        "contacts": "at least one contact is needed: sms, email, wechat or webhook"}
+        "contacts": "at least one contact is needed: sms, email, wechat, webhook or voice"}
 
 
 @pytest.mark.parametrize(("contacts", "field", "message"), [
@@ -197,7 +197,7 @@ def test_empty_patch_is_accepted() -> None:
 def test_patch_replacing_contacts_with_none_is_refused() -> None:
     """A patch cannot leave a subscriber with no contact at all."""
     assert errors(SubscriberPatch, {"contacts": {}}) == {
-        "contacts": "at least one contact is needed: sms, email, wechat or webhook"}
+        "contacts": "at least one contact is needed: sms, email, wechat, webhook or voice"}
 
 
 def test_patch_setting_and_clearing_quiet_hours_at_once_is_refused() -> None:
@@ -213,3 +213,17 @@ def test_patch_setting_and_clearing_quiet_hours_at_once_is_refused() -> None:
 def test_patch_fields_are_checked_like_new_subscribers(patch: dict[str, Any], field: str) -> None:
     """A patch's region, groups, locale and contacts are held to the same rules as a new subscriber's."""
     assert field in errors(SubscriberPatch, patch)
+
+
+def test_a_landline_alone_is_enough_for_a_voice_subscriber() -> None:
+    """Someone with only a fixed line subscribes on `voice`; the number is stored in E.164."""
+    subscriber = SubscriberIn.model_validate(body(
+        contacts={"voice": "(0355) 202-1234"},
+        subscriptions=[{"topic": "env.heavy-pollution", "channels": ["voice"]}]))
+    assert subscriber.contacts.addresses() == {"voice": "+863552021234"}
+
+
+def test_every_channel_kind_may_be_listed_once_in_a_subscription() -> None:
+    """All five kinds, voice last, fit in one subscription's preference list."""
+    assert SubscriptionIn.model_validate({"topic": "env.heavy-pollution", "channels": list(CHANNEL_KINDS)})
+    assert CHANNEL_KINDS[-1] == "voice"

@@ -1,5 +1,5 @@
-"""Helpers for reading SMS providers' callbacks: JSON arrays (or lone objects) of reports in China time,
-validated without ever quoting a value back, since the values are phone numbers.
+"""Helpers for reading providers' callbacks (SMS reports and replies, call results): JSON arrays (or lone objects)
+of reports in China time, validated without ever quoting a value back, since the values are phone numbers.
 
 The `Uplink` (an SMS reply) shape lives in `channels.sms.aliyun`, which came first; `channels.sms.tencent` uses it.
 """
@@ -7,6 +7,7 @@ The `Uplink` (an SMS reply) shape lives in `channels.sms.aliyun`, which came fir
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +18,7 @@ from pydantic import BeforeValidator, TypeAdapter, ValidationError
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 T = TypeVar("T")
+_CODE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 class CallbackFormatError(ValueError):
@@ -55,8 +57,16 @@ def validated_items(adapter: TypeAdapter[list[T]], body: bytes) -> list[T]:
 
 
 def china_time(value: str) -> float | None:
-    """Unix seconds of "2015-10-17 08:03:04" read as China time; None when not in that form."""
-    try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ).timestamp()
-    except ValueError:
-        return None
+    """Unix seconds of "2015-10-17 08:03:04" (or "20151017080304") read as China time; None when not in a form."""
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
+        try:
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=CHINA_TZ).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def clean_code(value: object) -> str:
+    """A provider code fit for an error text: codes only, never free text that could carry a number."""
+    text = str(value).strip()
+    return text if _CODE.match(text) else "UnknownCode"
