@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,14 +101,18 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditHead:
-    """What GET /audit/head shows, so that the head can be witnessed outside: `{seq, hash, at}`."""
+    """What GET /audit/head shows, so that the head can be witnessed outside: `{seq, hash, at}` (EMPTY_HEAD
+    before the first entry)."""
 
     seq: int
     hash: str
-    at: str
+    at: str | None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+EMPTY_HEAD = AuditHead(0, GENESIS, None)  # the head of a chain with no entry yet; next_entry(EMPTY_HEAD, …) is seq 1
 
 
 def format_at(moment: float | datetime) -> str:
@@ -246,21 +250,24 @@ def _shape_problem(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-class _Rest:
-    """The entries not read yet, read (all at once) only when a break needs to look ahead: memory stays flat while
-    the chain is intact, however long it is."""
+class _LookAhead(Exception):
+    """A check needs the entries after this one (to tell reordered from removed or inserted)."""
 
-    def __init__(self, iterator: Iterator[Mapping[str, Any]]) -> None:
-        self._iterator = iterator
-        self._rows: list[Mapping[str, Any]] | None = None
+
+class _Later:
+    """The entries after the one being checked: unknown while streaming (asking raises _LookAhead), known once the
+    verifier has buffered the rest of the stream."""
+
+    def __init__(self, rows: list[Mapping[str, Any]] | None = None) -> None:
+        self._rows = rows
 
     def rows(self) -> list[Mapping[str, Any]]:
         if self._rows is None:
-            self._rows = list(self._iterator)
+            raise _LookAhead
         return self._rows
 
 
-def _sequence_break(row: Mapping[str, Any], expected: int, rest: _Rest) -> ChainBroken | None:
+def _sequence_break(row: Mapping[str, Any], expected: int, rest: _Later) -> ChainBroken | None:
     """Entries 1 … expected - 1 are in place (checked before), so this one must be seq `expected`."""
     seq = row.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
@@ -275,7 +282,7 @@ def _sequence_break(row: Mapping[str, Any], expected: int, rest: _Rest) -> Chain
                        else f"entries {expected} to {seq - 1} are missing")
 
 
-def _entry_break(row: Mapping[str, Any], prev_hash: str, rest: _Rest) -> ChainBroken | None:
+def _entry_break(row: Mapping[str, Any], prev_hash: str, rest: _Later) -> ChainBroken | None:
     seq = int(row["seq"])
     problem = _shape_problem(row)
     if problem:
@@ -300,22 +307,57 @@ def _witness_break(count: int, hash_at_witness: str | None, witnessed: AuditHead
     return None
 
 
+class ChainVerifier:
+    """Checks entries fed one by one in seq order (from any stream, e.g. `async for` over the store), then says
+    OK or the first broken seq. Memory stays flat while the chain is intact; after the first entry whose verdict
+    needs what follows, the rest is kept to decide it. `witnessed`: a head seen outside before."""
+
+    def __init__(self, witnessed: AuditHead | None = None) -> None:
+        self._witnessed = witnessed
+        self._prev_hash, self._count = GENESIS, 0
+        self._hash_at_witness: str | None = None
+        self._broken: ChainBroken | None = None
+        self._suspect: Mapping[str, Any] | None = None
+        self._after_suspect: list[Mapping[str, Any]] = []
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if self._broken is not None:
+            return
+        if self._suspect is not None:
+            self._after_suspect.append(row)
+            return
+        try:
+            self._broken = self._check(row, _Later())
+        except _LookAhead:
+            self._suspect = row
+            return
+        if self._broken is None:
+            self._count += 1
+            self._prev_hash = str(row["hash"])
+            if self._witnessed is not None and self._count == self._witnessed.seq:
+                self._hash_at_witness = self._prev_hash
+
+    def _check(self, row: Mapping[str, Any], later: _Later) -> ChainBroken | None:
+        return _sequence_break(row, self._count + 1, later) or _entry_break(row, self._prev_hash, later)
+
+    def result(self) -> ChainOK | ChainBroken:
+        if self._broken is not None:
+            return self._broken
+        if self._suspect is not None:
+            broken = self._check(self._suspect, _Later(self._after_suspect))
+            assert broken is not None  # noqa: S101 - a suspect entry always fails a check once it sees the rest
+            return broken
+        if self._witnessed is not None:
+            broken = _witness_break(self._count, self._hash_at_witness, self._witnessed)
+            if broken:
+                return broken
+        return ChainOK(self._count, self._prev_hash)
+
+
 def verify_chain(entries: Iterable[Mapping[str, Any]], witnessed: AuditHead | None = None) -> ChainOK | ChainBroken:
-    """Check entries read in seq order (dicts as stored, or `AuditEntry.as_json()`; an iterator streams them) and
-    return OK with the count and head, or the first broken seq and why. `witnessed`: a head seen outside before."""
-    iterator = iter(entries)
-    rest = _Rest(iterator)
-    prev_hash, count, hash_at_witness = GENESIS, 0, None
-    for row in iterator:
-        broken = _sequence_break(row, count + 1, rest) or _entry_break(row, prev_hash, rest)
-        if broken:
-            return broken
-        count += 1
-        prev_hash = str(row["hash"])
-        if witnessed is not None and count == witnessed.seq:
-            hash_at_witness = prev_hash
-    if witnessed is not None:
-        broken = _witness_break(count, hash_at_witness, witnessed)
-        if broken:
-            return broken
-    return ChainOK(count, prev_hash)
+    """Check entries read in seq order (dicts as stored, or `AuditEntry.as_json()`) and return OK with the count
+    and head, or the first broken seq and why."""
+    verifier = ChainVerifier(witnessed)
+    for row in entries:
+        verifier.add(row)
+    return verifier.result()

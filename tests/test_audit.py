@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from notifier.audit import (
+    EMPTY_HEAD,
     GENESIS,
     AuditAction,
     AuditEntry,
@@ -18,6 +20,7 @@ from notifier.audit import (
     BreakKind,
     ChainBroken,
     ChainOK,
+    ChainVerifier,
     check_details,
     format_at,
     next_entry,
@@ -182,8 +185,16 @@ def test_an_intact_chain_verifies_with_its_count_and_head() -> None:
 
 
 def test_an_empty_chain_is_ok_with_the_genesis_head() -> None:
-    """No entries yet: OK, 0 entries, head 64 zeros."""
+    """No entries yet: OK, 0 entries, head 64 zeros; the public head is seq 0 with no time."""
     assert verify_chain([]) == ChainOK(0, GENESIS)
+    assert EMPTY_HEAD.as_json() == {"seq": 0, "hash": GENESIS, "at": None}
+
+
+def test_the_first_entry_follows_the_empty_head() -> None:
+    """Building from EMPTY_HEAD gives seq 1 linked to 64 zeros, like building from no head."""
+    first = next_entry(EMPTY_HEAD, at=T0, actor="cli", role=Role.ADMIN, department=None,
+                       action=AuditAction.POPULATION_PUT, object="population:140402", details={"rows": 13})
+    assert (first.seq, first.prev_hash) == (1, GENESIS)
 
 
 def test_an_edited_row_is_found() -> None:
@@ -294,6 +305,22 @@ def test_a_rewritten_chain_is_found_against_a_witnessed_head() -> None:
         head = entry.head()
     assert isinstance(verify_chain(forged), ChainOK)
     assert broken(verify_chain(forged, witnessed)) == (4, BreakKind.CHANGED)
+
+
+async def test_entries_streamed_one_by_one_verify_like_a_list() -> None:
+    """ChainVerifier takes entries one at a time (as an async store cursor yields them) and finds the same break."""
+
+    async def cursor(rows: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        for row in rows:
+            yield row
+
+    rows = chain(6)
+    rows[3], rows[4] = rows[4], rows[3]
+    verifier = ChainVerifier()
+    async for row in cursor(rows):
+        verifier.add(row)
+    assert verifier.result() == verify_chain(rows)
+    assert broken(verifier.result()) == (4, BreakKind.REORDERED)
 
 
 def test_a_long_chain_verifies_from_a_stream() -> None:
