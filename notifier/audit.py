@@ -185,20 +185,22 @@ def check_details(details: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def object_ref(kind: str, ident: str) -> str:
-    """`<kind>:<id>`, e.g. object_ref("alert", "3f…") → "alert:3f…"."""
-    ref = f"{kind}:{ident}"
+def _checked_object(ref: str) -> str:
     if not _OBJECT.fullmatch(ref):
         raise AuditError(f"object {ref!r} must be <kind>:<id> (kind lower-case, id without spaces)")
     return ref
+
+
+def object_ref(kind: str, ident: str) -> str:
+    """`<kind>:<id>`, e.g. object_ref("alert", "3f…") → "alert:3f…"."""
+    return _checked_object(f"{kind}:{ident}")
 
 
 def next_entry(head: AuditHead | None, *, at: float | datetime, actor: str, role: Role, department: str | None,
                action: AuditAction, object: str, details: Mapping[str, Any]) -> AuditEntry:
     """The entry that follows `head` (None: the chain is empty). The store appends it in the transaction that
     read `head`, so two writers cannot both extend the same head."""
-    if not _OBJECT.fullmatch(object):
-        raise AuditError(f"object {object!r} must be <kind>:<id> (kind lower-case, id without spaces)")
+    _checked_object(object)
     for where, text in (("actor", actor), ("department", department or ""), ("object", object)):
         _check_text(text, where)
     fields: dict[str, Any] = {
