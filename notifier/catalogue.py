@@ -8,6 +8,11 @@ responsible department, schedule, disclosure method and supervision channel. Ano
 A catalogue file is TOML with four arrays of tables, `[[regions]]`, `[[groups]]`, `[[domains]]`, `[[topics]]`,
 and an optional `[[departments]]` (Chinese name → English name, used by English messages). Every problem is
 reported as a `CatalogueError` (a `ValueError`) naming the file and the offending entry.
+
+A topic's `schedule` is either a table — a structured deadline, `{ every = "month", by_day = 20 }`
+(`notifier.schedule`) — or free text shown as written. Topics carry the schedule in its stored text form
+(`schedule.to_stored`: canonical JSON for a structured one), which is what the store's `schedule` column holds;
+`Catalogue.schedule(key)` reads it back.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from notifier.models import REGION_CODE, Group, Region, TopicIn
+
+if TYPE_CHECKING:
+    from notifier.schedule import StoredSchedule
+
+# notifier.schedule is imported where it is used: it needs rendering's time zone, and rendering needs this module.
 
 CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 SECTIONS = ("regions", "groups", "domains", "departments", "topics")
@@ -81,6 +91,13 @@ class Catalogue(BaseModel):
     def department_en(self, name: str) -> str | None:
         return next((d.name_en for d in self.departments if d.name == name), None)
 
+    def schedule(self, key: str) -> StoredSchedule:
+        """A topic's schedule: structured, or its free text (an unknown topic has none)."""
+        from notifier.schedule import from_stored
+
+        topic = self.topic(key)
+        return from_stored(topic.schedule if topic else None)
+
 
 def _duplicates(values: Iterable[str]) -> list[str]:
     seen: set[str] = set()
@@ -120,6 +137,18 @@ def check_catalogue(regions: Sequence[Region], groups: Sequence[Group], domains:
             )
 
 
+def _stored_schedule(entry: Any, where: str) -> Any:
+    """A topic entry with a structured `schedule` table turned into its stored text (free text stays as is)."""
+    from notifier.schedule import ScheduleError, parse_schedule, to_stored
+
+    if not (isinstance(entry, dict) and isinstance(entry.get("schedule"), dict)):
+        return entry
+    try:
+        return {**entry, "schedule": to_stored(parse_schedule(entry["schedule"]))}
+    except ScheduleError as exc:
+        raise CatalogueError(f"{where}: {exc}") from None
+
+
 def _entries(data: dict[str, Any], section: str, model: type[BaseModel], source: str) -> list[Any]:
     """Validate one array of tables entry by entry, so that an error names the entry, not just an index."""
     raw = data.get(section, [])
@@ -132,6 +161,8 @@ def _entries(data: dict[str, Any], section: str, model: type[BaseModel], source:
             name = entry.get("key") or entry.get("code") or entry.get("name")
             if name:
                 label += f" ({name})"
+        if section == "topics":
+            entry = _stored_schedule(entry, f"{source}: {label}")
         try:
             out.append(model.model_validate(entry))
         except ValidationError as exc:

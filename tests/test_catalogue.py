@@ -8,6 +8,7 @@ import pytest
 
 from notifier.catalogue import Catalogue, CatalogueError, Domain, load_catalogue
 from notifier.models import Group, Region, TopicIn
+from notifier.schedule import Every, Schedule, StoredSchedule
 
 CHANGZHI_REGIONS = {
     "140402": "城区", "140411": "郊区", "140421": "长治县", "140423": "襄垣县", "140424": "屯留县",
@@ -89,9 +90,38 @@ def test_bundled_topics_state_catalogue_entries(bundled: Catalogue) -> None:
 
 
 def test_monthly_ranking_is_due_by_the_20th(bundled: Catalogue) -> None:
-    """The monthly air-quality ranking carries its disclosure schedule."""
+    """The monthly air-quality ranking carries a structured schedule: every month, by the 20th."""
+    assert bundled.schedule("env.monthly-ranking").schedule == Schedule(every=Every.MONTH, by_day=20)
+
+
+def test_regular_seed_schedules_are_data_and_the_rest_stay_text(bundled: Catalogue) -> None:
+    """The daily forecast and monthly water report are structured; event-driven schedules keep their words."""
+    assert bundled.schedule("env.air-forecast").schedule == Schedule(every=Every.DAY)
+    assert bundled.schedule("env.water-quality").schedule == Schedule(every=Every.MONTH)
+    assert bundled.schedule("env.heavy-pollution") == StoredSchedule(None, "预警发布、调整、解除时立即推送")
+
+
+def test_topics_carry_the_stored_text_the_store_keeps(bundled: Catalogue) -> None:
+    """A structured schedule reaches the store's schedule column as its canonical JSON text."""
     topic = bundled.topic("env.monthly-ranking")
-    assert topic is not None and topic.schedule is not None and "20日" in topic.schedule
+    assert topic is not None and topic.schedule == '{"by_day":20,"every":"month"}'
+
+
+def test_a_schedule_table_in_another_citys_file_loads(tmp_path: Path) -> None:
+    """A topic's `schedule = { every = "week", by_weekday = 5 }` is read as a weekly deadline."""
+    text = MINIMAL.format(key="env.heavy-pollution", domain="environment")
+    text += 'schedule = { every = "week", by_weekday = 5, since = "2026-05" }\n'
+    catalogue = load_catalogue(write(tmp_path, text))
+    assert catalogue.schedule("env.heavy-pollution").schedule == Schedule(every=Every.WEEK, by_weekday=5,
+                                                                          since="2026-05")
+
+
+def test_a_bad_schedule_table_is_named(tmp_path: Path) -> None:
+    """A malformed schedule is refused, naming the file, the topic and the key."""
+    text = MINIMAL.format(key="env.heavy-pollution", domain="environment")
+    text += 'schedule = { every = "month", by_day = 40 }\n'
+    with pytest.raises(CatalogueError, match=r"topics\[0\] \(env\.heavy-pollution\): schedule: by_day"):
+        load_catalogue(write(tmp_path, text))
 
 
 def test_heavy_pollution_belongs_to_the_environment_bureau(bundled: Catalogue) -> None:
