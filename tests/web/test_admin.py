@@ -18,8 +18,8 @@ from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.keys import revoke_key
 from notifier.models import Role
-from notifier.web.admin_i18n import TEXT
-from notifier.web.admin_session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from notifier.web.admin.i18n import TEXT
+from notifier.web.admin.session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, ApiFactory
 
 pytestmark = pytest.mark.both_backends
@@ -367,7 +367,7 @@ async def test_cells_csv_has_a_bom_and_the_api_figures(admin: Api, receiver: Run
 
 async def test_csv_cells_that_look_like_formulas_are_defused(admin: Api) -> None:
     """A provider error text starting with = is exported with a leading quote, so a spreadsheet shows it as text."""
-    from notifier.web.admin_csv import csv_text
+    from notifier.web.admin.exports import csv_text
 
     text = csv_text(["a"], [["=HYPERLINK(\"x\")"], ["-1"], [3]])
     assert "'=HYPERLINK" in text and "'-1" in text and "\r\n3\r\n" in text

@@ -7,8 +7,8 @@ import itertools
 import re
 
 from notifier.store.sqlite_admin import bucket_for
-from notifier.web.admin_charts import Bar, BarTexts, bar_chart, duration, reach_curve, text_width
-from notifier.web.admin_i18n import translator
+from notifier.web.admin.charts import Bar, BarTexts, bar_chart, duration, reach_curve, text_width
+from notifier.web.admin.i18n import translator
 
 TEXTS = BarTexts(suppressed="<5", not_targeted="未定向", nobody="无定向对象")
 

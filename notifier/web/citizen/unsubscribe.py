@@ -1,4 +1,4 @@
-"""One-step unsubscribe from any message: `/unsubscribe/<token>` (see `citizen_manage_pages` for who may act).
+"""One-step unsubscribe from any message: `/unsubscribe/<token>` (see `citizen.manage_pages` for who may act).
 
 GET shows what will stop (the topic and its channels) with a form; POST does it: `scope=topic` stops the link's
 topic, `scope=all` every topic. A token made without a topic stops everything. The subscriber stays (contacts,
@@ -17,7 +17,7 @@ from aiohttp import web
 from notifier import selfservice, tokens
 from notifier.links import manage_url
 from notifier.store.records import SubscriberRecord
-from notifier.web.citizen_manage_pages import (
+from notifier.web.citizen.manage_pages import (
     HTML,
     Link,
     LinkProblem,

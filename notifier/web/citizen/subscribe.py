@@ -17,11 +17,11 @@ from aiohttp import web
 from notifier import tokens, verification
 from notifier.errors import InvalidInput
 from notifier.verification import CHANNEL_ORDER, CONSENT_VERSION, CodeSender, RateLimited
+from notifier.web.citizen.subscribe_form import FormValues, Known, ParsedForm, read_form
+from notifier.web.citizen.subscribe_i18n import CONSENT, LANGS
+from notifier.web.citizen.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
 from notifier.web.openapi import operation
 from notifier.web.state import SERVICE
-from notifier.web.subscribe_form import FormValues, Known, ParsedForm, read_form
-from notifier.web.subscribe_i18n import CONSENT, LANGS
-from notifier.web.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
 from notifier.wechat_qr import scene_qr_url
 from subscriptions.masking import mask_email, mask_mobile
 

@@ -17,9 +17,9 @@ from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, publish_alert
 from notifier.store.records import AlertRow, DeliveryRow
-from notifier.web import csv_export
+from notifier.web.api import csv_export
+from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
 from notifier.web.auth import key_of, key_with_role
-from notifier.web.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json, validate

@@ -20,9 +20,9 @@ from notifier.population import (
     rows_from_json,
 )
 from notifier.store.records import KeyRecord
-from notifier.web import csv_export
+from notifier.web.api import csv_export
+from notifier.web.api.csv_export import CSV_TYPE, FormatQuery, csv_response, wants_csv
 from notifier.web.auth import key_of, key_with_role
-from notifier.web.csv_export import CSV_TYPE, FormatQuery, csv_response, wants_csv
 from notifier.web.openapi import operation
 from notifier.web.problems import UnsupportedMediaType, json_response, parse_query, read_json
 from notifier.web.state import SERVICE

@@ -24,9 +24,9 @@ from notifier.models import MsgType
 from notifier.store.records_public import MSG_TYPES
 from notifier.web.openapi import operation
 from notifier.web.problems import parse_query
-from notifier.web.public_http import DATA_HEADERS, base_url, lang_of, not_found, respond
-from notifier.web.public_i18n import Translate, translator
-from notifier.web.public_views import DisclosureQuery, PublicDisclosure, ViewContext, disclosures
+from notifier.web.public.i18n import Translate, translator
+from notifier.web.public.responses import DATA_HEADERS, base_url, lang_of, not_found, respond
+from notifier.web.public.views import DisclosureQuery, PublicDisclosure, ViewContext, disclosures
 from notifier.web.state import SERVICE
 
 routes = web.RouteTableDef()

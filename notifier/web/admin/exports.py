@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from notifier.catalogue import Catalogue
 from notifier.models import CellCoverage, Coverage
 from notifier.store.protocol import Store
-from notifier.web.admin_views import ErrorLine, Translate
-from notifier.web.api_alerts import delivery_view
+from notifier.web.admin.views import ErrorLine, Translate
+from notifier.web.api.alerts import delivery_view
 
 BOM = "\ufeff"
 TABLES = ("cells", "regions", "groups", "channels", "failures", "deliveries")

@@ -1,6 +1,6 @@
 """The public disclosure column (政府网站专题专栏): `/disclosures` (every published public alert, searchable and
 filterable, paged; also as JSON), `/disclosures/{id}` (one disclosure's permanent page, the link in every message)
-and `/catalogue` (公开目录). The Atom feeds are in `public_feeds`.
+and `/catalogue` (公开目录). The Atom feeds are in `public.feeds`.
 
 No key is needed and nothing about subscribers is ever shown; an alert published with `public: false`, or not yet
 gone out, does not exist here (404). Pages are Simplified Chinese first with `?lang=en`, work without JavaScript
@@ -22,9 +22,9 @@ from notifier.models import Level, Severity
 from notifier.store.records import AlertRow
 from notifier.web.openapi import operation
 from notifier.web.problems import dumps, parse_query
-from notifier.web.public_catalogue import PublicCatalogue, build_catalogue
-from notifier.web.public_http import DATA_HEADERS, HTML, base_url, lang_of, not_found, render_page, respond
-from notifier.web.public_views import (
+from notifier.web.public.catalogue import PublicCatalogue, build_catalogue
+from notifier.web.public.responses import DATA_HEADERS, HTML, base_url, lang_of, not_found, render_page, respond
+from notifier.web.public.views import (
     PER_PAGE,
     DisclosurePage,
     DisclosureQuery,

@@ -1,4 +1,4 @@
-"""The subscriber's own page, `/manage/<token>` (see `citizen_manage_pages` for who may act and how forms are
+"""The subscriber's own page, `/manage/<token>` (see `citizen.manage_pages` for who may act and how forms are
 protected): what is held (contacts masked), forms to change topics and channels, locale and quiet hours, a JSON
 download of everything held (unmasked: the owner is asking), and deletion of everything.
 
@@ -21,9 +21,9 @@ from notifier.catalogue import Catalogue
 from notifier.errors import FieldError, InvalidInput
 from notifier.rendering import LOCAL_TZ
 from notifier.store.records import SubscriberRecord
-from notifier.web import citizen_unsubscribe
-from notifier.web.citizen_manage_i18n import translator
-from notifier.web.citizen_manage_pages import (
+from notifier.web.citizen import unsubscribe as citizen_unsubscribe
+from notifier.web.citizen.manage_i18n import translator
+from notifier.web.citizen.manage_pages import (
     HEADERS,
     HTML,
     PAGES,

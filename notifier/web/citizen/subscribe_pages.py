@@ -1,4 +1,4 @@
-"""How the sign-up pages answer: templates from `pages/citizen/subscribe_*.html` rendered by an autoescaping Jinja2
+"""How the sign-up pages answer: templates from `citizen/pages/subscribe/*.html` rendered by an autoescaping Jinja2
 environment of their own (never the sandboxed message renderer), the security headers they carry, and the CSRF
 check of their forms.
 
@@ -25,19 +25,19 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from notifier.web.citizen.subscribe_i18n import pick_lang, translator
 from notifier.web.state import SERVICE
-from notifier.web.subscribe_i18n import pick_lang, translator
 
 HTML = "text/html"
 CSRF_COOKIE = "notifier_subscribe"
 COOKIE_PATH = "/subscribe"
 WECHAT_QR_HOST = "https://mp.weixin.qq.com"
-_CSS = "pages/citizen/subscribe.css"
+_CSS = "pages/subscribe/subscribe.css"
 
 
 @cache
 def _css() -> tuple[Markup, str]:
-    text = files("notifier.web").joinpath(_CSS).read_text(encoding="utf-8")
+    text = files("notifier.web.citizen").joinpath(_CSS).read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
     return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
 
@@ -45,7 +45,7 @@ def _css() -> tuple[Markup, str]:
 @cache
 def environment() -> jinja2.Environment:
     """The sign-up pages' templates (built once per process)."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web", "pages/citizen"), autoescape=True,
+    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.citizen", "pages/subscribe"), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                               auto_reload=False)
 

@@ -20,8 +20,8 @@ from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, R
 from notifier.store.admin_queries import admin_queries
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow
-from notifier.web.admin_charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
-from notifier.web.api_alerts import delivery_view
+from notifier.web.admin.charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
+from notifier.web.api.alerts import delivery_view
 from subscriptions.masking import scrub
 
 Translate = Callable[..., str]

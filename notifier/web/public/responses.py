@@ -1,4 +1,4 @@
-"""How the public column answers: pages rendered from `pages/public/*.html` by an autoescaping Jinja2 environment
+"""How the public column answers: pages rendered from `public/pages/*.html` by an autoescaping Jinja2 environment
 of its own (never the sandboxed message renderer), the security headers they carry, and caching (ETag,
 Last-Modified, `Cache-Control: public, max-age=60`, 304 on a matching conditional request).
 
@@ -23,19 +23,19 @@ from aiohttp import web
 from markupsafe import Markup
 
 from notifier.rendering import LOCAL_TZ
-from notifier.web.public_i18n import pick_lang, translator
+from notifier.web.public.i18n import pick_lang, translator
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
 MAX_AGE = 60
 # Feeds and JSON are open data: any site may read them from a browser (no credentials are ever involved).
 DATA_HEADERS = {"X-Content-Type-Options": "nosniff", "Access-Control-Allow-Origin": "*"}
-_STATIC = "pages/public/public.css"
+_STATIC = "pages/public.css"
 
 
 @cache
 def _css() -> tuple[Markup, str]:
-    text = files("notifier.web").joinpath(_STATIC).read_text(encoding="utf-8")
+    text = files("notifier.web.public").joinpath(_STATIC).read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
     return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
 
@@ -43,7 +43,7 @@ def _css() -> tuple[Markup, str]:
 @cache
 def environment() -> jinja2.Environment:
     """The public pages' templates (built once per process; templates do not change under a running service)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web", "pages/public"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.public", "pages"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
     env.filters["iso"] = lambda value: _local(value).isoformat(timespec="seconds")

@@ -1,5 +1,5 @@
 """What the subscriber's own pages (`/manage/<token>`, `/unsubscribe/<token>`) share: the autoescaping Jinja2
-environment over `pages/manage/`, the security headers, reading the signed link, and the form checks.
+environment over `citizen/pages/manage/`, the security headers, reading the signed link, and the form checks.
 
 Who may act: whoever holds the link. The token in the path is the credential (signed, expiring, bound to its
 purpose); nothing else identifies a subscriber, and no cookie is set. A GET never changes anything, so link
@@ -33,7 +33,7 @@ from aiohttp import web
 
 from notifier import tokens
 from notifier.store.records import SubscriberRecord
-from notifier.web.citizen_manage_i18n import LANGS, pick_lang, translator
+from notifier.web.citizen.manage_i18n import LANGS, pick_lang, translator
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
@@ -67,7 +67,7 @@ class Link:
 
 
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web", "pages/manage"), autoescape=True,
+    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.citizen", "pages/manage"), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 

@@ -57,7 +57,7 @@ class ParsedForm:
     values: FormValues
     body: SubscriberIn | None  # None when errors
     wants_wechat: bool
-    errors: dict[str, str]  # form field → message key (subscribe_i18n)
+    errors: dict[str, str]  # form field → message key (citizen.subscribe_i18n)
 
 
 def _text(form: FormData, name: str) -> str:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notifier.web.public_http import link
-from notifier.web.public_i18n import translator
-from notifier.web.public_views import Names
+from notifier.web.public.i18n import translator
+from notifier.web.public.responses import link
+from notifier.web.public.views import Names
 
 
 class CatalogueTopic(BaseModel):

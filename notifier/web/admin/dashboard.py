@@ -2,12 +2,12 @@
 coverage, one alert's coverage by channel, district and group, its reach curve, failures and deliveries, and CSV
 exports of every table.
 
-Pages are rendered on the server from `pages/admin/*.html` by an autoescaping Jinja2 environment of their own
-(not the sandboxed message renderer) and work without JavaScript; a small vendored script (`static/admin.js`)
+Pages are rendered on the server from `admin/pages/*.html` by an autoescaping Jinja2 environment of their own
+(not the sandboxed message renderer) and work without JavaScript; a small vendored script (`admin/static/admin.js`)
 refreshes the figures every 2 seconds while an alert goes out. Nothing is loaded from elsewhere, and the Content
 Security Policy says so. Simplified Chinese first; `?lang=en` switches to English and is remembered in a cookie.
 
-`setup(app)` registers the routes and the in-memory session store (see `admin_session`).
+`setup(app)` registers the routes and the in-memory session store (see `admin.session`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from notifier.errors import Forbidden, InvalidInput, Unauthorized
 from notifier.models import DeliveryStatus
 from notifier.rendering import LOCAL_TZ
 from notifier.store.records import AlertRow
-from notifier.web import admin_csv
-from notifier.web.admin_charts import duration, percent
-from notifier.web.admin_i18n import LANGS, pick_lang, translator
-from notifier.web.admin_session import (
+from notifier.web.admin import exports as admin_csv
+from notifier.web.admin.charts import duration, percent
+from notifier.web.admin.i18n import LANGS, pick_lang, translator
+from notifier.web.admin.session import (
     LANG_COOKIE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -44,7 +44,7 @@ from notifier.web.admin_session import (
     still_valid,
     tokens_match,
 )
-from notifier.web.admin_views import (
+from notifier.web.admin.views import (
     LIST_PAGE,
     AlertFigures,
     DeliveryFilter,
@@ -91,7 +91,7 @@ def setup(app: web.Application, state: AdminState | None = None) -> None:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web", "pages/admin"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.admin", "pages"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = percent
     env.filters["when"] = _when
@@ -99,7 +99,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
-    folder = files("notifier.web").joinpath("static")
+    folder = files("notifier.web.admin").joinpath("static")
     out = {}
     for name in STATIC:
         body = folder.joinpath(name).read_bytes()
