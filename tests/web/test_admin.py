@@ -18,8 +18,8 @@ from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.keys import revoke_key
 from notifier.models import Role
-from notifier.web.admin.i18n import TEXT
-from notifier.web.admin.session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from notifier.web.admin.session import LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from notifier.web.pages import LANG_COOKIE
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, ApiFactory
 
 pytestmark = pytest.mark.both_backends
@@ -393,11 +393,6 @@ async def test_static_files_are_served_and_unknown_ones_are_404(admin: Api) -> N
 
 
 # ---------------------------------------------------------------- parts
-
-
-def test_both_languages_have_the_same_labels() -> None:
-    """Every label exists in Chinese and in English."""
-    assert set(TEXT["zh-CN"]) == set(TEXT["en"])
 
 
 def test_sessions_expire_when_idle_and_are_bounded() -> None:

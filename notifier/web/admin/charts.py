@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from gettext import NullTranslations
+
+from notifier.web.pages import percent
 
 WIDTH = 760
 ROW_HEIGHT = 26
@@ -74,10 +77,6 @@ class BarChart:
 def text_width(text: str, size: float = 13.0) -> float:
     """A width estimate for laying out labels without a font: wide (CJK) characters count one em, others half."""
     return sum(size if unicodedata.east_asian_width(c) in "WF" else size * 0.56 for c in text)
-
-
-def percent(rate: float | None, na: str = "—") -> str:
-    return na if rate is None else f"{rate * 100:.1f}%"
 
 
 def bar_value(bar: Bar, texts: BarTexts) -> str:
@@ -158,17 +157,17 @@ def time_step(span: float) -> float:
     return 86400.0 * nice_step(span / 86400)
 
 
-def duration(seconds: float, t: Callable[..., str]) -> str:
+def duration(seconds: float, tr: NullTranslations) -> str:
     """`45 秒`, `2 分钟`, `1.5 小时` (or English), for axis labels and time to reach."""
     if seconds < 60:
-        return t("seconds", n=f"{seconds:.3g}")
+        return tr.gettext("%(n)s s") % {"n": f"{seconds:.3g}"}
     if seconds < 3600:
-        return t("minutes", n=f"{seconds / 60:.3g}")
-    return t("hours", n=f"{seconds / 3600:.3g}")
+        return tr.gettext("%(n)s min") % {"n": f"{seconds / 60:.3g}"}
+    return tr.gettext("%(n)s h") % {"n": f"{seconds / 3600:.3g}"}
 
 
 def reach_curve(chart_id: str, points: Sequence[tuple[float, int]], bucket: float, targeted: int, *, title: str,
-                desc: str, t: Callable[..., str]) -> Curve:
+                desc: str, tr: NullTranslations) -> Curve:
     """The cumulative number reached against seconds since release, with the targeted count as a dashed line.
     `points` are (end of a bucket `bucket` seconds wide, reached by then): the line stays flat through empty
     buckets and rises within the bucket in which people were reached, so a gap never looks like steady progress."""
@@ -192,9 +191,9 @@ def reach_curve(chart_id: str, points: Sequence[tuple[float, int]], bucket: floa
         for end, count in points:
             path += f" L{x(max(0.0, end - bucket))},{y(before)} L{x(end)},{y(count)}"
             before = count
-    x_ticks = [Tick(pos=x(i * x_step), label=duration(i * x_step, t)) for i in range(int(x_max / x_step) + 1)]
+    x_ticks = [Tick(pos=x(i * x_step), label=duration(i * x_step, tr)) for i in range(int(x_max / x_step) + 1)]
     y_ticks = [Tick(pos=y(i * y_step), label=f"{int(i * y_step)}") for i in range(int(y_max / y_step) + 1)]
     return Curve(id=chart_id, title=title, desc=desc, width=WIDTH, height=CURVE_HEIGHT, left=LEFT, top=CURVE_TOP,
                  right=right, bottom=bottom, path=path, target_y=y(targeted),
-                 target_label=t("chart.targeted_line", n=targeted), x_ticks=x_ticks, y_ticks=y_ticks,
-                 x_label=t("chart.curve.x"), y_label=t("chart.curve.y"))
+                 target_label=tr.gettext("targeted %(n)s") % {"n": targeted}, x_ticks=x_ticks, y_ticks=y_ticks,
+                 x_label=tr.gettext("time since publishing"), y_label=tr.gettext("people reached"))

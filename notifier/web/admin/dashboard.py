@@ -2,10 +2,10 @@
 coverage, one alert's coverage by channel, district and group, its reach curve, failures and deliveries, and CSV
 exports of every table.
 
-Pages are rendered on the server from `admin/pages/*.html` by an autoescaping Jinja2 environment of their own
-(not the sandboxed message renderer) and work without JavaScript; a small vendored script (`admin/static/admin.js`)
-refreshes the figures every 2 seconds while an alert goes out. Nothing is loaded from elsewhere, and the Content
-Security Policy says so. Simplified Chinese first; `?lang=en` switches to English and is remembered in a cookie.
+Pages are rendered on the server from `admin/pages/*.html` by the shared page environment (`notifier.web.pages`)
+and work without JavaScript; a small vendored script (`admin/static/admin.js`) refreshes the figures every 2
+seconds while an alert goes out. Nothing is loaded from elsewhere, and the Content Security Policy says so.
+Simplified Chinese first; the language follows the one rule of every page (`?lang=en`, remembered in a cookie).
 
 `setup(app)` registers the routes and the in-memory session store (see `admin.session`).
 """
@@ -16,24 +16,20 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
 from notifier.catalogue import Catalogue
 from notifier.errors import Forbidden, InvalidInput, Unauthorized
+from notifier.i18n import N_, translator
 from notifier.models import DeliveryStatus
-from notifier.rendering import LOCAL_TZ
 from notifier.store.records import AlertRow
 from notifier.web.admin import exports as admin_csv
-from notifier.web.admin.charts import duration, percent
-from notifier.web.admin.i18n import LANGS, pick_lang, translator
+from notifier.web.admin.charts import duration
 from notifier.web.admin.session import (
-    LANG_COOKIE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
     AdminSession,
@@ -56,6 +52,7 @@ from notifier.web.admin.views import (
     topic_names,
 )
 from notifier.web.openapi import operation
+from notifier.web.pages import page_lang, remember_lang, render_text, secure, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
 from notifier.web.state import SERVICE
 
@@ -74,10 +71,9 @@ ADMIN_DOC = ("The admin dashboard (HTML, Simplified Chinese with `?lang=en`); ne
 
 @dataclass
 class AdminState:
-    """What the dashboard keeps for the life of the app: its sessions, templates and static files."""
+    """What the dashboard keeps for the life of the app: its sessions and static files."""
 
     sessions: SessionStore = field(default_factory=SessionStore)
-    env: jinja2.Environment = field(default_factory=lambda: _environment())
     static: dict[str, tuple[bytes, str]] = field(default_factory=lambda: _static_files())
 
 
@@ -90,14 +86,6 @@ def setup(app: web.Application, state: AdminState | None = None) -> None:
     app.router.add_routes(routes)
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.admin", "pages"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = percent
-    env.filters["when"] = _when
-    return env
-
-
 def _static_files() -> dict[str, tuple[bytes, str]]:
     folder = files("notifier.web.admin").joinpath("static")
     out = {}
@@ -107,40 +95,22 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return out
 
 
-def _when(value: float | datetime | None) -> str:
-    if value is None:
-        return "—"
-    moment = value if isinstance(value, datetime) else datetime.fromtimestamp(value, LOCAL_TZ)
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
-
-
 # ---------------------------------------------------------------- request helpers
 
 
-def _secure(request: web.Request) -> bool:
-    return (request.app[SERVICE].settings.server.public_url or "").lower().startswith("https://")
-
-
 def _lang(request: web.Request) -> str:
-    return pick_lang(request.query.get("lang"), request.cookies.get(LANG_COOKIE))
-
-
-def _switch_url(request: web.Request, lang: str) -> str:
-    query = {k: v for k, v in request.query.items() if k != "lang"}
-    query["lang"] = "en" if lang == "zh-CN" else "zh-CN"
-    return f"{request.path}?{urlencode(query)}"
+    return page_lang(request).lang
 
 
 def render(request: web.Request, template: str, *, status: int = 200, session: AdminSession | None = None,
            **context: Any) -> web.Response:
     """A page in the request's language, with the security headers every admin page carries."""
-    lang = _lang(request)
-    page = request.app[ADMIN].env.get_template(template).render(
-        t=translator(lang), lang=lang, session=session, switch_url=_switch_url(request, lang),
-        duration=lambda s: duration(s, translator(lang)), **context)
+    choice = page_lang(request)
+    lang = choice.lang
+    page = render_text(f"admin/{template}", lang, session=session, switch_url=switch_url(request, lang),
+                       duration=lambda s: duration(s, translator(lang)), **context)
     response = web.Response(text=page, content_type=HTML, charset="utf-8", status=status, headers=PAGE_HEADERS)
-    if request.query.get("lang") in LANGS:
-        set_cookie(response, LANG_COOKIE, lang, secure=_secure(request), max_age=365 * 86400)
+    remember_lang(request, response, choice)
     return response
 
 
@@ -173,8 +143,8 @@ async def _alert_or_none(request: web.Request) -> AlertRow | None:
 
 
 def _not_found(request: web.Request, session: AdminSession) -> web.Response:
-    return render(request, "error.html", status=404, session=session, title_key="not_found.title",
-                  body_key="not_found.body")
+    return render(request, "error.html", status=404, session=session, title_key=N_("No such disclosure"),
+                  body_key=N_("There is no disclosure with this id."))
 
 
 # ---------------------------------------------------------------- sign in and out
@@ -184,7 +154,7 @@ def _login_page(request: web.Request, *, status: int = 200, error: str | None = 
     token = secrets.token_urlsafe(32)
     response = render(request, "login.html", status=status, csrf=token, error=error,
                       next=_safe_next(request.query.get("next")))
-    set_cookie(response, LOGIN_COOKIE, token, secure=_secure(request), max_age=3600)
+    set_cookie(response, LOGIN_COOKIE, token, secure=secure(request), max_age=3600)
     return response
 
 
@@ -211,21 +181,21 @@ async def admin_login_form(request: web.Request) -> web.StreamResponse:
                        "`csrf` and `next`. Sets an HttpOnly, SameSite=Strict session cookie on /admin.")
 async def admin_login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    t = translator(_lang(request))
     if not tokens_match(_field(form, "csrf"), request.cookies.get(LOGIN_COOKIE)):
-        return _login_page(request, status=403, error=t("login.expired"))
+        return _login_page(request, status=403, error=N_("The form has expired; please submit it again."))
     try:
         key_hash, key_id, role = await sign_in(request.app[SERVICE].store, _field(form, "key") or "")
     except Unauthorized:
-        return _login_page(request, status=401, error=t("login.bad_key"))
+        return _login_page(request, status=401, error=N_("The key is unknown or has been revoked."))
     except Forbidden:
-        return _login_page(request, status=403, error=t("login.publisher"))
+        return _login_page(request, status=403, error=N_("Publisher keys cannot sign in to the admin dashboard; "
+                                                           "use an admin or viewer key."))
     state = request.app[ADMIN]
     state.sessions.drop(request.cookies.get(SESSION_COOKIE))
     session_id, _ = state.sessions.create(key_hash, key_id, role)
     response = _see_other(_safe_next(_field(form, "next")))
-    set_cookie(response, SESSION_COOKIE, session_id, secure=_secure(request))
-    clear_cookie(response, LOGIN_COOKIE, secure=_secure(request))
+    set_cookie(response, SESSION_COOKIE, session_id, secure=secure(request))
+    clear_cookie(response, LOGIN_COOKIE, secure=secure(request))
     return response
 
 
@@ -247,11 +217,11 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/admin/login")
     form = await request.post()
     if not tokens_match(_field(form, "csrf"), session.csrf):
-        return render(request, "error.html", status=403, session=session, title_key="forbidden.title",
-                      body_key="forbidden.body")
+        return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
+                      body_key=N_("The form token is missing or has expired; go back and try again."))
     request.app[ADMIN].sessions.drop(request.cookies.get(SESSION_COOKIE))
     response = _see_other("/admin/login")
-    clear_cookie(response, SESSION_COOKIE, secure=_secure(request))
+    clear_cookie(response, SESSION_COOKIE, secure=secure(request))
     return response
 
 
@@ -301,8 +271,7 @@ async def _figures(request: web.Request, alert: AlertRow, session: AdminSession)
     service = request.app[SERVICE]
     lang = _lang(request)
     return await alert_figures(service.store, service.catalogue, alert, role=session.role,
-                               viewer_min_cell=service.settings.auth.viewer_min_cell, lang=lang,
-                               t=translator(lang))
+                               viewer_min_cell=service.settings.auth.viewer_min_cell, lang=lang)
 
 
 def _channels(request: web.Request, figures: AlertFigures) -> list[str]:
@@ -402,7 +371,7 @@ async def _csv_body(request: web.Request, alert: AlertRow, session: AdminSession
     if table == "channels":
         return admin_csv.channels_csv(coverage)
     if table == "failures":
-        return admin_csv.failures_csv(coverage, figures.errors, translator(lang))
+        return admin_csv.failures_csv(coverage, figures.errors, lang)
     return admin_csv.cells_csv(coverage, catalogue, lang)
 
 

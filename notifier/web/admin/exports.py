@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from notifier.catalogue import Catalogue
 from notifier.models import CellCoverage, Coverage
 from notifier.store.protocol import Store
-from notifier.web.admin.views import ErrorLine, Translate
+from notifier.terms import Terms
+from notifier.web.admin.views import ErrorLine
 from notifier.web.api.alerts import delivery_view
 
 BOM = "\ufeff"
@@ -89,9 +90,10 @@ def channels_csv(coverage: Coverage) -> str:
                     ([kind, *(getattr(c, f) for f in fields)] for kind, c in coverage.by_channel.items()))
 
 
-def failures_csv(coverage: Coverage, errors: list[ErrorLine] | None, t: Translate) -> str:
+def failures_csv(coverage: Coverage, errors: list[ErrorLine] | None, lang: str) -> str:
     """Both failure tables in one file: people not reached by cause, then failed deliveries by error."""
-    rows: list[list[object]] = [["unreachable", cause, t(f"cause.{cause}"), "", count]
+    terms = Terms(lang)
+    rows: list[list[object]] = [["unreachable", cause, terms("cause", cause), "", count]
                                 for cause, count in coverage.unreachable.items()]
     rows += [["delivery_error", e.status, e.text or "", e.channel, e.count] for e in errors or []]
     return csv_text(["kind", "code", "label", "channel", "count"], rows)

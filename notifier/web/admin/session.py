@@ -29,7 +29,6 @@ from notifier.store.protocol import Store
 
 SESSION_COOKIE = "notifier_admin"
 LOGIN_COOKIE = "notifier_admin_login"
-LANG_COOKIE = "notifier_admin_lang"
 COOKIE_PATH = "/admin"
 ADMIN_ROLES = (Role.ADMIN, Role.VIEWER)
 

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from notifier.catalogue import Catalogue
 from notifier.coverage import alert_coverage
+from notifier.i18n import translator
 from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
 from notifier.store.admin_queries import admin_queries
 from notifier.store.protocol import Store
 from notifier.store.records import AlertRow
+from notifier.terms import Terms
 from notifier.web.admin.charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
 from notifier.web.api.alerts import delivery_view
 from subscriptions.masking import scrub
 
-Translate = Callable[..., str]
 LIST_PAGE = 20
 DELIVERY_PAGE = 25
 UNREACHABLE_CAUSES = ("no_contact", "all_failed", "pending", "expired", "cancelled")
@@ -165,24 +166,42 @@ def fold_errors(raw: list[tuple[str, str, str | None, int]]) -> list[ErrorLine]:
     return [ErrorLine(c, s, text, n) for (c, s, text), n in counts.most_common()]
 
 
+def suppressed_mark(k: int | None) -> str:
+    """What a hidden figure shows: fewer than k (the same in every language, as in the API's CSV)."""
+    return f"<{k or 0}"
+
+
 async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, role: Role, viewer_min_cell: int,
-                        lang: str, t: Translate) -> AlertFigures:
+                        lang: str) -> AlertFigures:
     k = suppress_below(role, viewer_min_cell)
     coverage = await alert_coverage(store, alert.id, suppress_below=k)
     regions = region_bars(catalogue, alert, coverage, lang)
     groups = group_bars(catalogue, alert, coverage, lang)
-    texts = BarTexts(suppressed=t("suppressed", k=k or 0), not_targeted=t("not_targeted"), nobody=t("nobody"))
-    region_chart = bar_chart("chart-regions", t("chart.region.title"), t("chart.region.desc", n=len(regions)),
-                             regions, texts)
-    group_chart = bar_chart("chart-groups", t("chart.group.title"), t("chart.group.desc"), groups, texts)
-    unreachable = [CountLine(cause, t(f"cause.{cause}"), coverage.unreachable.get(cause, 0))
+    tr, terms = translator(lang), Terms(lang)
+    texts = BarTexts(suppressed=suppressed_mark(k), not_targeted=tr.gettext("not targeted"),
+                     nobody=tr.gettext("nobody targeted"))
+    region_chart = bar_chart(
+        "chart-regions", tr.gettext("Coverage by district"),
+        tr.ngettext("Bar chart of coverage in %(num)d district: each bar's length is the share of targeted people "
+                    "reached; the text beside it gives reached/targeted and the rate.",
+                    "Bar chart of coverage in %(num)d districts: each bar's length is the share of targeted people "
+                    "reached; the text beside it gives reached/targeted and the rate.", len(regions))
+        % {"num": len(regions)}, regions, texts)
+    group_chart = bar_chart(
+        "chart-groups", tr.gettext("Coverage by population group"),
+        tr.gettext("Bar chart of coverage per group: each bar's length is the share of targeted people reached; the "
+                   "text beside it gives reached/targeted and the rate."), groups, texts)
+    unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
                    for cause in UNREACHABLE_CAUSES if coverage.unreachable.get(cause)]
     curve, errors = None, None
     queries = admin_queries(store)
     if queries is not None:
         bucket, points = await queries.reach_curve(alert.id)
-        curve = reach_curve("chart-curve", points, bucket, coverage.targeted, title=t("chart.curve.title"),
-                            desc=t("chart.curve.desc", targeted=coverage.targeted, reached=coverage.reached), t=t)
+        desc = tr.gettext("Step curve of the cumulative number of people reached since publishing; the dashed line "
+                          "is the %(targeted)s targeted; %(reached)s reached so far.")
+        curve = reach_curve("chart-curve", points, bucket, coverage.targeted,
+                            title=tr.gettext("People reached over time"),
+                            desc=desc % {"targeted": coverage.targeted, "reached": coverage.reached}, tr=tr)
         errors = fold_errors(await queries.failure_errors(alert.id))
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,

@@ -19,18 +19,16 @@ from aiohttp import web
 from notifier import selfservice, tokens
 from notifier.catalogue import Catalogue
 from notifier.errors import FieldError, InvalidInput
+from notifier.i18n import N_, translator
 from notifier.rendering import LOCAL_TZ
 from notifier.store.records import SubscriberRecord
 from notifier.web.citizen import unsubscribe as citizen_unsubscribe
-from notifier.web.citizen.manage_i18n import translator
 from notifier.web.citizen.manage_pages import (
     HEADERS,
     HTML,
-    PAGES,
     Link,
     channel_names,
     check_post,
-    environment,
     form_nonce,
     guarded,
     here,
@@ -54,7 +52,6 @@ DOC = ("The token from a message's manage link is the credential. Simplified Chi
 
 def setup(app: web.Application) -> None:
     """Serve the subscriber's own pages (manage and unsubscribe) from `app` (call once, before it starts)."""
-    app[PAGES] = environment()
     app.router.add_routes(routes)
     app.router.add_routes(citizen_unsubscribe.routes)
     redact_access_log()
@@ -102,7 +99,8 @@ async def _page(request: web.Request, link: Link, record: SubscriberRecord, *, s
                 errors: Mapping[str, str] | None = None, values: Mapping[str, str] | None = None,
                 form: str | None = None) -> web.Response:
     service = request.app[SERVICE]
-    lang = lang_of(request, record)
+    choice = lang_of(request, record)
+    lang = choice.lang
     held = await service.store.held_data(record.id)
     consent = held["consent"]
     verified = {c["channel"]: c["verified_at"] is not None for c in held["contacts"]}
@@ -115,7 +113,7 @@ async def _page(request: web.Request, link: Link, record: SubscriberRecord, *, s
     names = {t["key"]: t["label"] for section in sections for t in section["topics"]}
     base = f"/manage/{link.token}"
     return render(
-        request, "manage.html", lang=lang, status=status, record=record,
+        request, "manage.html", lang=choice, status=status, record=record,
         held=_held(record, service.catalogue, lang, verified),
         consent_at=_when(record.consent_at), consent_version=consent["version"] if consent else None,
         subscriptions=[{**s, "name": names.get(s["topic"], s["topic"])} for s in subscriptions],
@@ -140,21 +138,24 @@ def _see_page(request: web.Request, link: Link) -> web.Response:
 
 def _messages(exc: InvalidInput, lang: str) -> dict[str, str]:
     """Field errors in the page's language, keyed by form field."""
-    t = translator(lang)
+    _ = translator(lang).gettext
     out: dict[str, str] = {}
     for error in exc.errors:
-        out.update(_message(error, t))
+        field, message = _message(error)
+        out[field] = _(message)
     return out
 
 
-def _message(error: FieldError, t: Any) -> dict[str, str]:
+def _message(error: FieldError) -> tuple[str, str]:
+    """(the form field it belongs to, what to tell the reader: a msgid)."""
     if error.field == "locale":
-        return {"locale": t("err.locale")}
+        return "locale", N_("Choose one of the listed languages.")
     if error.field in ("start", "end"):
-        return {f"quiet_{error.field}": t("err.time")}
+        return f"quiet_{error.field}", N_("Use the 24-hour clock, e.g. 22:00.")
     if error.field.startswith("topic."):
-        return {error.field: t("err.topic") if error.message == "unknown topic" else t("err.channel")}
-    return {"quiet_start": t("err.same")}
+        return error.field, (N_("There is no such topic.") if error.message == "unknown topic"
+                             else N_("You have no usable contact for this channel."))
+    return "quiet_start", N_("Start and end must differ.")
 
 
 # ---------------------------------------------------------------- routes
@@ -191,8 +192,8 @@ async def manage_topics(request: web.Request) -> web.StreamResponse:
     try:
         count = await selfservice.change_subscriptions(request.app[SERVICE].store, record, chosen)
     except InvalidInput as exc:
-        return await _page(request, link, record, status=422, errors=_messages(exc, lang_of(request, record)),
-                           form="topics")
+        return await _page(request, link, record, status=422,
+                           errors=_messages(exc, lang_of(request, record).lang), form="topics")
     log.info("subscriber %s changed subscriptions on the manage page (%d now)", record.id, count)
     return _see_page(request, link)
 
@@ -215,8 +216,8 @@ async def manage_settings(request: web.Request) -> web.StreamResponse:
         await selfservice.change_settings(request.app[SERVICE].store, record, locale=fields["locale"],
                                           quiet_start=fields["quiet_start"], quiet_end=fields["quiet_end"])
     except InvalidInput as exc:
-        return await _page(request, link, record, status=422, errors=_messages(exc, lang_of(request, record)),
-                           values=fields, form="settings")
+        return await _page(request, link, record, status=422,
+                           errors=_messages(exc, lang_of(request, record).lang), values=fields, form="settings")
     log.info("subscriber %s changed settings on the manage page", record.id)
     return _see_page(request, link)
 
@@ -246,7 +247,7 @@ async def manage_delete_page(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.MANAGE)
     record = await subscriber_of(request, link)
     lang = lang_of(request, record)
-    return render(request, "delete.html", lang=lang, channels=channel_names(list(record.contacts), lang),
+    return render(request, "delete.html", lang=lang, channels=channel_names(list(record.contacts), lang.lang),
                   action=here(request), back_url=_action(request, f"/manage/{link.token}", ""),
                   nonce_value=form_nonce(request, link))
 

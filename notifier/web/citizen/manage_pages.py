@@ -1,8 +1,11 @@
-"""What the subscriber's own pages (`/manage/<token>`, `/unsubscribe/<token>`) share: the autoescaping Jinja2
-environment over `citizen/pages/manage/`, the security headers, reading the signed link, and the form checks.
+"""What the subscriber's own pages (`/manage/<token>`, `/unsubscribe/<token>`) share: rendering
+`citizen/pages/manage/` with the shared page environment, the security headers, reading the signed link, and the
+form checks. The language follows the one rule of every page, with the subscriber's own message language before
+the browser's.
 
 Who may act: whoever holds the link. The token in the path is the credential (signed, expiring, bound to its
-purpose); nothing else identifies a subscriber, and no cookie is set. A GET never changes anything, so link
+purpose); nothing else identifies a subscriber, and no cookie says who anyone is (the only one these pages may set
+is the reader's chosen language). A GET never changes anything, so link
 scanners and previews that fetch every URL in a message cannot unsubscribe anyone.
 
 Cross-site requests: every POST must come from our own pages or from no browser at all. A browser says where a
@@ -28,12 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from aiohttp import web
 
 from notifier import tokens
+from notifier.i18n import LANGS, N_, LangChoice
 from notifier.store.records import SubscriberRecord
-from notifier.web.citizen.manage_i18n import LANGS, pick_lang, translator
+from notifier.terms import Terms
+from notifier.web.pages import page_lang, remember_lang, render_text, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
@@ -42,10 +46,18 @@ CSP = ("default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-acti
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "X-Robots-Tag": "noindex"}
 _TOKEN_IN_PATH = re.compile(r"/(manage|unsubscribe)/[A-Za-z0-9_.~-]+")
-PAGES = web.AppKey("citizen_manage_pages", jinja2.Environment)
-
-
 _STATUS = {"invalid": 404, "expired": 410, "gone": 404, "form": 403}
+# What each problem tells the reader: (title, body) msgids.
+_WORDS = {
+    "invalid": (N_("Invalid link"),
+                N_("This link is invalid or incomplete. Please use the link in your latest message.")),
+    "expired": (N_("Link expired"),
+                N_("This link has expired. Please use the link in your latest message; by SMS you can also reply TD "
+                   "to unsubscribe.")),
+    "gone": (N_("Subscription not found"), N_("This subscription cannot be found; it may have been deleted.")),
+    "form": (N_("Please submit again"),
+             N_("The form expired or came from elsewhere; nothing was changed. Go back and submit again.")),
+}
 
 
 class LinkProblem(Exception):
@@ -56,6 +68,7 @@ class LinkProblem(Exception):
         super().__init__(kind)
         self.kind = kind
         self.status = _STATUS[kind]
+        self.title, self.body = _WORDS[kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +77,6 @@ class Link:
 
     token: str
     claims: tokens.TokenClaims
-
-
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.citizen", "pages/manage"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 class RedactTokens(logging.Filter):
@@ -144,8 +152,9 @@ def check_post(request: web.Request, link: Link, nonce: str | None) -> None:
         raise LinkProblem("form")
 
 
-def lang_of(request: web.Request, record: SubscriberRecord | None = None) -> str:
-    return pick_lang(request.query.get("lang"), record.locale if record else None)
+def lang_of(request: web.Request, record: SubscriberRecord | None = None) -> LangChoice:
+    """The one rule, with the subscriber's own message language before the browser's."""
+    return page_lang(request, preferred=record.locale if record else None)
 
 
 def here(request: web.Request, suffix: str = "", **query: str) -> str:
@@ -155,25 +164,27 @@ def here(request: web.Request, suffix: str = "", **query: str) -> str:
     return request.path + suffix + (f"?{urlencode(params)}" if params else "")
 
 
-def render(request: web.Request, template: str, *, lang: str, status: int = 200, **context: Any) -> web.Response:
+def render(request: web.Request, template: str, *, lang: LangChoice, status: int = 200,
+           **context: Any) -> web.Response:
     """A page in `lang`, with a per-response style nonce and the security headers."""
     nonce = secrets.token_urlsafe(16)
-    other = "en" if lang == "zh-CN" else "zh-CN"
-    query = {k: v for k, v in request.query.items() if k not in ("lang", "saved")}
-    switch_url = f"{request.path}?{urlencode({**query, 'lang': other})}"
-    page = request.app[PAGES].get_template(template).render(t=translator(lang), lang=lang, other_lang=other,
-                                                            switch_url=switch_url, nonce=nonce, **context)
-    return web.Response(text=page, content_type=HTML, charset="utf-8", status=status,
-                        headers={**HEADERS, "Content-Security-Policy": CSP.format(nonce=nonce)})
+    page = render_text(f"citizen/manage/{template}", lang.lang, nonce=nonce,
+                       switch_url=switch_url(request, lang.lang, drop=("saved",)), **context)
+    response = web.Response(text=page, content_type=HTML, charset="utf-8", status=status,
+                            headers={**HEADERS, "Content-Security-Policy": CSP.format(nonce=nonce)})
+    remember_lang(request, response, lang)
+    return response
 
 
 def problem_page(request: web.Request, problem: LinkProblem, record: SubscriberRecord | None = None) -> web.Response:
-    return render(request, "error.html", lang=lang_of(request, record), status=problem.status, kind=problem.kind)
+    return render(request, "error.html", lang=lang_of(request, record), status=problem.status,
+                  title=problem.title, body=problem.body)
 
 
-def channel_names(kinds: list[str], lang: str) -> str:
-    t = translator(lang)
-    return ("、" if lang == "zh-CN" else ", ").join(t(f"channel.{k}") for k in kinds) or t("none")
+def channel_names(kinds: list[str], lang: str) -> list[str]:
+    """The channels' names in `lang` (the page joins them)."""
+    terms = Terms(lang)
+    return [terms("channel", kind) for kind in kinds]
 
 
 def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],

@@ -1,4 +1,5 @@
-"""Self-service sign-up pages (HTML, Simplified Chinese first, `?lang=en`): `/subscribe` (the form, then the
+"""Self-service sign-up pages (HTML, Simplified Chinese first, `?lang=en`; the one language rule of every page):
+`/subscribe` (the form, then the
 verification page), `/subscribe/verify` (the SMS code), `/subscribe/resend` (a new code) and
 `/subscribe/confirm/{token}` (the emailed link: GET shows a button, only the POST confirms, so that link scanners
 that fetch every URL in a mail confirm nothing).
@@ -16,9 +17,10 @@ from aiohttp import web
 
 from notifier import tokens, verification
 from notifier.errors import InvalidInput
+from notifier.i18n import LANGS, N_, LangChoice, gettext_in, translator
 from notifier.verification import CHANNEL_ORDER, CONSENT_VERSION, CodeSender, RateLimited
-from notifier.web.citizen.subscribe_form import FormValues, Known, ParsedForm, read_form
-from notifier.web.citizen.subscribe_i18n import CONSENT, LANGS
+from notifier.web.citizen.consent import consent_text
+from notifier.web.citizen.subscribe_form import ERRORS, FormValues, Known, ParsedForm, read_form
 from notifier.web.citizen.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
 from notifier.web.openapi import operation
 from notifier.web.state import SERVICE
@@ -73,24 +75,55 @@ def _known(choices: dict[str, Any]) -> Known:
                  regions={r["code"] for r in choices["regions"]}, groups={g["code"] for g in choices["groups"]})
 
 
-def _form_page(request: web.Request, lang: str, choices: dict[str, Any], values: FormValues,
+def _form_page(request: web.Request, lang: LangChoice, choices: dict[str, Any], values: FormValues,
                errors: dict[str, str], *, status: int = 200) -> web.Response:
     return render(request, "subscribe_form.html", lang=lang, status=status, switch=request.method == "GET",
                   channels=available_channels(request), locales=LANGS, values=values, errors=errors,
-                  consent_text=CONSENT[CONSENT_VERSION][lang], consent_version=CONSENT_VERSION, **choices)
+                  consent_text=consent_text(CONSENT_VERSION, lang.lang), consent_version=CONSENT_VERSION,
+                  **choices)
 
 
-def _forbidden(request: web.Request, lang: str) -> web.Response:
-    return message_page(request, lang=lang, status=403, title_key="forbidden.title", body_key="forbidden.body")
+def _forbidden(request: web.Request, lang: LangChoice) -> web.Response:
+    return message_page(request, lang=lang, status=403, title_key=N_("This page has expired"),
+                        body=gettext_in(lang.lang, "The form has expired or could not be confirmed as coming from "
+                                                   "this site. Please go back and submit it again."))
 
 
-def _limited(request: web.Request, lang: str, exc: RateLimited) -> web.Response:
-    return message_page(request, lang=lang, status=429, title_key="limited.title", body_key=f"limited.{exc.scope}",
-                        headers={"Retry-After": str(exc.retry_after)}, minutes=math.ceil(exc.retry_after / 60))
+def _limit_text(lang: str, scope: str, minutes: int) -> str:
+    """What a citizen over a limit is told, by the limit's scope (`RateLimited.scope`)."""
+    tr = translator(lang)
+    if scope == "sms-code":
+        text = tr.ngettext(
+            "This number has had as many codes as allowed (1 a minute, 5 an hour, 10 a day). Please try again in "
+            "about %(num)d minute.",
+            "This number has had as many codes as allowed (1 a minute, 5 an hour, 10 a day). Please try again in "
+            "about %(num)d minutes.", minutes)
+    elif scope == "email-link":
+        text = tr.ngettext(
+            "This address has had as many confirmation emails as allowed (1 a minute, 5 an hour, 10 a day). Please "
+            "try again in about %(num)d minute.",
+            "This address has had as many confirmation emails as allowed (1 a minute, 5 an hour, 10 a day). Please "
+            "try again in about %(num)d minutes.", minutes)
+    else:
+        text = tr.ngettext("Too many sign-ups came from your network. Please try again in about %(num)d minute.",
+                           "Too many sign-ups came from your network. Please try again in about %(num)d minutes.",
+                           minutes)
+    return text % {"num": minutes}
 
 
-def _invalid_link(request: web.Request, lang: str) -> web.Response:
-    return message_page(request, lang=lang, status=404, title_key="invalid.title", body_key="invalid.body")
+def _limited(request: web.Request, lang: LangChoice, exc: RateLimited) -> web.Response:
+    return message_page(request, lang=lang, status=429, title_key=N_("Too many requests"),
+                        body=_limit_text(lang.lang, exc.scope, math.ceil(exc.retry_after / 60)),
+                        headers={"Retry-After": str(exc.retry_after)})
+
+
+INVALID_TITLE = N_("This link is not valid")
+
+
+def _invalid_link(request: web.Request, lang: LangChoice) -> web.Response:
+    return message_page(request, lang=lang, status=404, title_key=INVALID_TITLE,
+                        body=gettext_in(lang.lang, "The link is not valid, was already used, or is older than 24 "
+                                                   "hours. Please subscribe again."))
 
 
 def _client(request: web.Request) -> str:
@@ -99,16 +132,16 @@ def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _done(request: web.Request, lang: str, subscriber_id: str, *, manage: bool = True) -> web.Response:
+def _done(request: web.Request, lang: LangChoice, subscriber_id: str, *, manage: bool = True) -> web.Response:
     """The success page; with the manage link only for whoever just proved the contact."""
     manage_url = None
     if manage:
         token = tokens.make_token(request.app[SERVICE].secret, tokens.MANAGE, subscriber_id)
-        manage_url = f"/manage/{token}" + ("?lang=en" if lang == "en" else "")
+        manage_url = f"/manage/{token}?lang={lang.lang}"
     return render(request, "subscribe_done.html", lang=lang, manage_url=manage_url)
 
 
-def _check_page(request: web.Request, lang: str, ref: str, *, sms: dict[str, Any] | None = None,
+def _check_page(request: web.Request, lang: LangChoice, ref: str, *, sms: dict[str, Any] | None = None,
                 email: dict[str, Any] | None = None, wechat: dict[str, Any] | None = None,
                 status: int = 200) -> web.Response:
     return render(request, "subscribe_check.html", lang=lang, status=status, ref=ref, sms=sms, email=email,
@@ -118,13 +151,14 @@ def _check_page(request: web.Request, lang: str, ref: str, *, sms: dict[str, Any
 # ---------------------------------------------------------------- the form
 
 
+
 @routes.get("/subscribe")
 @operation("Citizen sign-up: the subscription form", TAG, {200: ("an HTML page", None)}, auth=False,
            media_type=HTML, description="Topics by domain, district, groups, channels, language, quiet hours, "
                                         "contacts and the consent text (versioned). `?lang=en` for English.")
 async def subscribe_form(request: web.Request) -> web.StreamResponse:
     lang = request_lang(request)
-    return _form_page(request, lang, await _choices(request, lang), FormValues(locale=lang), {})
+    return _form_page(request, lang, await _choices(request, lang.lang), FormValues(locale=lang.lang), {})
 
 
 @routes.post("/subscribe")
@@ -140,8 +174,8 @@ async def subscribe_submit(request: web.Request) -> web.StreamResponse:
     lang = request_lang(request, _field(form, "lang"))
     if not csrf_ok(request, _field(form, "csrf")):
         return _forbidden(request, lang)
-    choices = await _choices(request, lang)
-    parsed = read_form(form, _known(choices), available_channels(request), lang)
+    choices = await _choices(request, lang.lang)
+    parsed = read_form(form, _known(choices), available_channels(request), lang.lang)
     if parsed.body is None:
         return _form_page(request, lang, choices, parsed.values, parsed.errors, status=422)
     try:
@@ -149,13 +183,13 @@ async def subscribe_submit(request: web.Request) -> web.StreamResponse:
     except RateLimited as exc:
         return _limited(request, lang, exc)
     except verification.VerificationUnavailable:
-        errors = {"channels": "err.channels_unavailable"}
+        errors = {"channels": ERRORS["channels_unavailable"]}
     except InvalidInput:
-        errors = {"form": "err.form"}
+        errors = {"form": ERRORS["form"]}
     return _form_page(request, lang, choices, parsed.values, errors, status=422)
 
 
-async def _sign_up(request: web.Request, lang: str, parsed: ParsedForm) -> web.Response:
+async def _sign_up(request: web.Request, lang: LangChoice, parsed: ParsedForm) -> web.Response:
     service = request.app[SERVICE]
     assert parsed.body is not None  # noqa: S101 - checked by the caller
     signup = await verification.sign_up(service.store, service.channels, secret=service.secret,
@@ -164,7 +198,7 @@ async def _sign_up(request: web.Request, lang: str, parsed: ParsedForm) -> web.R
     contacts = parsed.body.contacts
     sms = email = wechat = None
     if contacts.sms:
-        sms = {"sent": bool(signup.sms_sent), "note": "code.sent" if signup.sms_sent else "code.not_sent",
+        sms = {"sent": bool(signup.sms_sent), "note": CODE_SENT if signup.sms_sent else CODE_NOT_SENT,
                "error": None, "mobile": mask_mobile(contacts.sms)}
     if contacts.email:
         email = {"sent": bool(signup.email_sent), "address": mask_email(contacts.email)}
@@ -176,8 +210,19 @@ async def _sign_up(request: web.Request, lang: str, parsed: ParsedForm) -> web.R
 
 # ---------------------------------------------------------------- the SMS code
 
+CODE_SENT = N_("A code was sent to %(mobile)s; it is valid for 10 minutes.")
+CODE_RESENT = N_("A new code was sent; the previous one no longer works.")
+CODE_NOT_SENT = N_("The code could not be sent just now; please press \"Send a new code\" in a moment.")
+# Why a code was not accepted, by `verification.check_code`'s outcome.
+CODE_OUTCOMES = {
+    verification.WRONG: N_("That code is not right; please try again."),
+    verification.LOCKED: N_("Too many wrong tries: this code no longer works. Please ask for a new code."),
+    verification.EXPIRED: N_("The code has expired; please ask for a new one."),
+    verification.MISSING: N_("There is no code waiting; please ask for a new one."),
+}
 
-async def _pending(request: web.Request) -> tuple[str, Any, str | None] | web.Response:
+
+async def _pending(request: web.Request) -> tuple[LangChoice, Any, str | None] | web.Response:
     """(lang, form, subscriber id of the form's `ref`) after the CSRF check, or the refusal page."""
     form = await request.post()
     lang = request_lang(request, _field(form, "lang"))
@@ -214,7 +259,7 @@ async def subscribe_verify(request: web.Request) -> web.StreamResponse:
         # Already verified (a second tap on the button): the first answer carried the manage link; the reference
         # alone does not prove the contact, so this one does not.
         return _done(request, lang, subscriber_id, manage=False)
-    sms = {"sent": False, "note": None, "error": f"code.{outcome}",
+    sms = {"sent": False, "note": None, "error": CODE_OUTCOMES.get(outcome, CODE_OUTCOMES[verification.WRONG]),
            "mobile": await _masked_mobile(request, subscriber_id)}
     return _check_page(request, lang, _field(form, "ref") or "", sms=sms, status=422)
 
@@ -238,8 +283,10 @@ async def subscribe_resend(request: web.Request) -> web.StreamResponse:
     except RateLimited as exc:
         return _limited(request, lang, exc)
     if sent is None:
-        return message_page(request, lang=lang, status=404, title_key="invalid.title", body_key="code.nothing")
-    sms = {"sent": sent, "note": "code.resent" if sent else "code.not_sent", "error": None,
+        return message_page(request, lang=lang, status=404, title_key=INVALID_TITLE,
+                            body=gettext_in(lang.lang, "This mobile number is already confirmed, or the "
+                                                       "subscription no longer exists."))
+    sms = {"sent": sent, "note": CODE_RESENT if sent else CODE_NOT_SENT, "error": None,
            "mobile": await _masked_mobile(request, subscriber_id)}
     return _check_page(request, lang, _field(form, "ref") or "", sms=sms)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from multidict import MultiMapping
 from pydantic import ValidationError
 
+from notifier.i18n import N_
 from notifier.verification import CHANNEL_ORDER, CONSENT_SOURCE, CONSENT_VERSION
 from subscriptions.contacts import normalize_email, normalize_mobile
 from subscriptions.models import LOCALES, Contacts, QuietHours, SubscriberIn, SubscriptionIn
@@ -22,6 +23,25 @@ from subscriptions.models import LOCALES, Contacts, QuietHours, SubscriberIn, Su
 MAX_TOPICS = 200
 MAX_GROUPS = 20
 MAX_TEXT = 254  # longest single-line value kept from the form (an email address at most)
+
+# What each problem of the form tells the citizen, by its code (msgids: the page translates them)
+ERRORS = {
+    "topics": N_("Choose at least one kind of information."),
+    "region": N_("Choose your county or district."),
+    "groups": N_("The group choice is not valid; please choose again."),
+    "channels": N_("Choose at least one way to reach you."),
+    "channels_unavailable": N_("A way you chose is not available; please choose another."),
+    "wechat_alone": N_("With WeChat, please also choose SMS or email."),
+    "mobile": N_("Enter a valid mainland China mobile number (11 digits starting with 1)."),
+    "mobile_missing": N_("Enter your mobile number to receive SMS."),
+    "email": N_("Enter a valid email address, such as name@example.org."),
+    "email_missing": N_("Enter your email address to receive email."),
+    "locale": N_("Choose the language of messages."),
+    "quiet": N_("Give both the start and the end of the quiet hours, and make them different."),
+    "consent": N_("Please read and agree to how your personal information is handled."),
+    "consent_changed": N_("The text has changed; please read it again and agree."),
+    "form": N_("The form could not be read; please check it and try again."),
+}
 
 
 FormData = MultiMapping[object]  # what aiohttp's `request.post()` gives
@@ -57,7 +77,7 @@ class ParsedForm:
     values: FormValues
     body: SubscriberIn | None  # None when errors
     wants_wechat: bool
-    errors: dict[str, str]  # form field → message key (citizen.subscribe_i18n)
+    errors: dict[str, str]  # form field → what to tell the citizen (a msgid of ERRORS)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -81,19 +101,19 @@ def form_values(form: FormData, default_locale: str) -> FormValues:
 def _choice_errors(values: FormValues, known: Known, available: Sequence[str]) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not values.topics or len(values.topics) > MAX_TOPICS or any(t not in known.topics for t in values.topics):
-        errors["topics"] = "err.topics"
+        errors["topics"] = ERRORS["topics"]
     if values.region not in known.regions:
-        errors["region"] = "err.region"
+        errors["region"] = ERRORS["region"]
     if len(values.groups) > MAX_GROUPS or any(g not in known.groups for g in values.groups):
-        errors["groups"] = "err.groups"
+        errors["groups"] = ERRORS["groups"]
     if not values.channels:
-        errors["channels"] = "err.channels"
+        errors["channels"] = ERRORS["channels"]
     elif any(kind not in available for kind in values.channels):
-        errors["channels"] = "err.channels_unavailable"
+        errors["channels"] = ERRORS["channels_unavailable"]
     elif values.channels == ["wechat"]:
-        errors["channels"] = "err.wechat_alone"
+        errors["channels"] = ERRORS["wechat_alone"]
     if values.locale not in LOCALES:
-        errors["locale"] = "err.locale"
+        errors["locale"] = ERRORS["locale"]
     return errors
 
 
@@ -103,12 +123,12 @@ def _contact(values: FormValues, kind: str, errors: dict[str, str]) -> str | Non
     if kind not in values.channels:
         return None
     if not raw:
-        errors[name] = f"err.{name}_missing"
+        errors[name] = ERRORS[f"{name}_missing"]
         return None
     try:
         return normalize_mobile(raw) if kind == "sms" else normalize_email(raw)
     except ValueError:
-        errors[name] = f"err.{name}"
+        errors[name] = ERRORS[name]
         return None
 
 
@@ -118,7 +138,7 @@ def _quiet(values: FormValues, errors: dict[str, str]) -> QuietHours | None:
     try:
         return QuietHours(start=values.quiet_start, end=values.quiet_end)
     except ValidationError:
-        errors["quiet"] = "err.quiet"
+        errors["quiet"] = ERRORS["quiet"]
         return None
 
 
@@ -130,7 +150,7 @@ def read_form(form: FormData, known: Known, available: Sequence[str], default_lo
     quiet = _quiet(values, errors)
     consent = _text(form, "consent")
     if consent != CONSENT_VERSION:
-        errors["consent"] = "err.consent_changed" if consent else "err.consent"
+        errors["consent"] = ERRORS["consent_changed"] if consent else ERRORS["consent"]
     if errors:
         return ParsedForm(values, None, False, errors)
     channels = [kind for kind in CHANNEL_ORDER if kind in values.channels and kind != "wechat"]
@@ -140,5 +160,5 @@ def read_form(form: FormData, known: Known, available: Sequence[str], default_lo
             locale=values.locale, quiet_hours=quiet, consent_source=CONSENT_SOURCE,
             subscriptions=[SubscriptionIn(topic=topic, channels=channels) for topic in values.topics])
     except ValidationError:
-        return ParsedForm(values, None, False, {"form": "err.form"})
+        return ParsedForm(values, None, False, {"form": ERRORS["form"]})
     return ParsedForm(values, body, "wechat" in values.channels, {})

@@ -1,6 +1,6 @@
-"""How the sign-up pages answer: templates from `citizen/pages/subscribe/*.html` rendered by an autoescaping Jinja2
-environment of their own (never the sandboxed message renderer), the security headers they carry, and the CSRF
-check of their forms.
+"""How the sign-up pages answer: templates from `citizen/pages/subscribe/*.html` rendered by the shared page
+environment (`notifier.web.pages`), the security headers they carry, and the CSRF check of their forms. The
+language follows the one rule of every page (a GET's `?lang=`, a POST's `lang` field), remembered in a cookie.
 
 CSRF: a random nonce in an HttpOnly, SameSite=Strict cookie scoped to /subscribe, and in every form a hidden
 `csrf` field that is the HMAC of that nonce with the server secret. A POST whose field does not match its cookie
@@ -19,13 +19,12 @@ import secrets
 from functools import cache
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from notifier.web.citizen.subscribe_i18n import pick_lang, translator
+from notifier.i18n import LANGS, LangChoice
+from notifier.web.pages import page_lang, remember_lang, render_text, secure, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
@@ -42,23 +41,11 @@ def _css() -> tuple[Markup, str]:
     return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
 
 
-@cache
-def environment() -> jinja2.Environment:
-    """The sign-up pages' templates (built once per process)."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.citizen", "pages/subscribe"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              auto_reload=False)
-
-
 def page_headers() -> dict[str, str]:
     policy = (f"default-src 'none'; style-src {_css()[1]}; img-src 'self' {WECHAT_QR_HOST}; form-action 'self'; "
               "base-uri 'none'; frame-ancestors 'none'")
     return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
-
-
-def secure(request: web.Request) -> bool:
-    return (request.app[SERVICE].settings.server.public_url or "").lower().startswith("https://")
 
 
 # ---------------------------------------------------------------- CSRF
@@ -86,30 +73,33 @@ def csrf_ok(request: web.Request, given: str | None) -> bool:
 # ---------------------------------------------------------------- rendering
 
 
-def request_lang(request: web.Request, form_lang: str | None = None) -> str:
-    return pick_lang(form_lang, request.query.get("lang"))
+def request_lang(request: web.Request, form_lang: str | None = None) -> LangChoice:
+    """The page language: a POST's `lang` field (the language of the page the form was on: kept, not a new
+    choice to remember), else the one rule of every page."""
+    if form_lang in LANGS:
+        return LangChoice(form_lang, explicit=False)
+    return page_lang(request)
 
 
-def render(request: web.Request, template: str, *, lang: str, status: int = 200, switch: bool = False,
+def render(request: web.Request, template: str, *, lang: LangChoice, status: int = 200, switch: bool = False,
            headers: dict[str, str] | None = None, **context: Any) -> web.Response:
     """A page in `lang` with a fresh CSRF field; `switch` offers the other language (GET pages only)."""
     nonce = csrf_nonce(request)
-    other = "en" if lang == "zh-CN" else "zh-CN"
-    query = {k: v for k, v in request.query.items() if k != "lang"} | {"lang": other}
-    page = environment().get_template(template).render(
-        t=translator(lang), lang=lang, css=_css()[0], other_lang=other,
-        switch_url=f"{request.path}?{urlencode(query)}" if switch else None,
-        csrf=_csrf_field(request.app[SERVICE].secret, nonce), **context)
+    page = render_text(f"citizen/subscribe/{template}", lang.lang, css=_css()[0],
+                       switch_url=switch_url(request, lang.lang) if switch else None,
+                       csrf=_csrf_field(request.app[SERVICE].secret, nonce), **context)
     response = web.Response(text=page, content_type=HTML, charset="utf-8", status=status,
                             headers={**page_headers(), **(headers or {})})
     if request.cookies.get(CSRF_COOKIE) != nonce:
         response.set_cookie(CSRF_COOKIE, nonce, path=COOKIE_PATH, httponly=True, samesite="Strict",
                             secure=secure(request))
+    remember_lang(request, response, lang)
     return response
 
 
-def message_page(request: web.Request, *, lang: str, status: int, title_key: str, body_key: str,
-                 headers: dict[str, str] | None = None, **values: object) -> web.Response:
-    """A page that only says something (expired form, invalid link, a limit reached), with a way back."""
+def message_page(request: web.Request, *, lang: LangChoice, status: int, title_key: str, body: str,
+                 headers: dict[str, str] | None = None) -> web.Response:
+    """A page that only says something (expired form, invalid link, a limit reached), with a way back: a title
+    (a msgid) and a body already in the page's language."""
     return render(request, "subscribe_message.html", lang=lang, status=status, headers=headers,
-                  title_key=title_key, body=translator(lang)(body_key, **values))
+                  title_key=title_key, body=body)

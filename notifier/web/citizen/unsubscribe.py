@@ -76,8 +76,8 @@ async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
     topic = link.claims.data
     kinds = _channels_of(record, topic)
     return render(request, "unsubscribe.html", lang=lang, topic=topic,
-                  topic_name=await _topic_name(request, topic, lang), subscribed=bool(kinds),
-                  channels=channel_names(kinds, lang), action=here(request), nonce_value=form_nonce(request, link),
+                  topic_name=await _topic_name(request, topic, lang.lang), subscribed=bool(kinds),
+                  channels=channel_names(kinds, lang.lang), action=here(request), nonce_value=form_nonce(request, link),
                   manage_url=_manage_link(request, link))
 
 
@@ -109,5 +109,5 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     log.info("subscriber %s unsubscribed from %s (%d subscriptions, %s)", record.id, topic or "everything",
              removed, "one-click" if one_click else "page")
     lang = lang_of(request, record)
-    return render(request, "unsubscribed.html", lang=lang, topic_name=await _topic_name(request, topic, lang),
+    return render(request, "unsubscribed.html", lang=lang, topic_name=await _topic_name(request, topic, lang.lang),
                   manage_url=_manage_link(request, link))

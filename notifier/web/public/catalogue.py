@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from notifier.web.public.i18n import translator
+from notifier.i18n import translator
+from notifier.terms import Terms
 from notifier.web.public.responses import link
 from notifier.web.public.views import Names
 
@@ -52,9 +53,10 @@ def _ordered(codes: Sequence[str], preferred: Sequence[str]) -> list[str]:
     return sorted(codes, key=lambda code: (rank.get(code, len(rank)), code))
 
 
-def build_catalogue(names: Names, lang: str) -> PublicCatalogue:
-    """Every topic under its domain; domains without topics are left out, topics of an unlisted domain go last."""
-    t = translator(lang)
+def build_catalogue(names: Names, lang: str, link_lang: str | None) -> PublicCatalogue:
+    """Every topic under its domain; domains without topics are left out, topics of an unlisted domain go last.
+    Links carry `link_lang` (the language the reader chose, if any)."""
+    terms = Terms(lang)
     by_domain: dict[str, list[CatalogueTopic]] = {}
     topic_order = _ordered(list(names.topics), [tp.key for tp in names.catalogue.topics])
     for key in topic_order:
@@ -62,10 +64,12 @@ def build_catalogue(names: Names, lang: str) -> PublicCatalogue:
         channels = [str(c) for c in topic.get("channels") or []]
         by_domain.setdefault(str(topic["domain"]), []).append(CatalogueTopic(
             key=key, name=names.topic(key, lang), department=names.department(str(topic["department"]), lang),
-            method=topic.get("method"), channels=channels, channel_names=[t(f"channel.{c}", c) for c in channels],
+            method=topic.get("method"), channels=channels, channel_names=[terms("channel", c) for c in channels],
             schedule=topic.get("schedule"), supervision=topic.get("supervision"),
-            disclosures=link("/disclosures", lang, {"topic": key}), feed=link(f"/disclosures/{key}/feed.atom", lang)))
+            disclosures=link("/disclosures", link_lang, {"topic": key}),
+            feed=link(f"/disclosures/{key}/feed.atom", link_lang)))
     domain_order = _ordered(list(by_domain), [d.code for d in names.catalogue.domains])
+    other = translator(lang).gettext("Other")  # topics whose domain is not in the domains table
     return PublicCatalogue(domains=[
-        CatalogueDomain(code=code, name=names.domain(code, lang) if code in names.domains else t("catalogue.other"),
+        CatalogueDomain(code=code, name=names.domain(code, lang) if code in names.domains else other,
                         topics=by_domain[code]) for code in domain_order])

@@ -23,7 +23,17 @@ from notifier.store.records import AlertRow
 from notifier.web.openapi import operation
 from notifier.web.problems import dumps, parse_query
 from notifier.web.public.catalogue import PublicCatalogue, build_catalogue
-from notifier.web.public.responses import DATA_HEADERS, HTML, base_url, lang_of, not_found, render_page, respond
+from notifier.web.public.responses import (
+    DATA_HEADERS,
+    HTML,
+    base_url,
+    lang_of,
+    language_headers,
+    link_lang,
+    not_found,
+    render_page,
+    respond,
+)
 from notifier.web.public.views import (
     PER_PAGE,
     DisclosurePage,
@@ -43,12 +53,13 @@ routes = web.RouteTableDef()
 JSON = "application/json"
 ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 FORM_FIELDS = ("q", "topic", "domain", "region", "level", "severity", "from", "to")
-PUBLIC_DOC = "Public: no key. Simplified Chinese; `?lang=en` for English."
+PUBLIC_DOC = ("Public: no key. Simplified Chinese; `?lang=en` for English (without `?lang=`, the reader's "
+              "remembered choice or Accept-Language).")
 
 
 def _json(request: web.Request, model: BaseModel, last_modified: float | None = None) -> web.Response:
     return respond(request, dumps(model.model_dump(mode="json")).encode("utf-8"), JSON, last_modified=last_modified,
-                   headers=DATA_HEADERS)
+                   headers={**DATA_HEADERS, **language_headers(request)})
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -101,7 +112,7 @@ async def _html_listing(request: web.Request) -> web.StreamResponse:
         total, pages, query = 0, 1, DisclosureQuery()
     else:
         items, total, pages = await _search(request, query, ctx)
-    catalogue = build_catalogue(ctx.names, ctx.lang)
+    catalogue = build_catalogue(ctx.names, ctx.lang, link_lang(request))
     regions = sorted(ctx.names.regions)
     return render_page(
         request, "list.html", status=422 if errors else 200, section="list", items=items, total=total,
@@ -183,7 +194,7 @@ async def disclosure_page(request: web.Request) -> web.StreamResponse:
 async def catalogue_page(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     lang = lang_of(request)
-    catalogue = build_catalogue(await load_names(service.store, service.catalogue), lang)
+    catalogue = build_catalogue(await load_names(service.store, service.catalogue), lang, link_lang(request))
     if _wants_json(request):
         return _json(request, catalogue)
     return render_page(request, "catalogue.html", section="catalogue", catalogue=catalogue)

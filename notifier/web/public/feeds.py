@@ -20,12 +20,22 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from notifier.i18n import translator
 from notifier.models import MsgType
 from notifier.store.records_public import MSG_TYPES
+from notifier.terms import Terms
 from notifier.web.openapi import operation
 from notifier.web.problems import parse_query
-from notifier.web.public.i18n import Translate, translator
-from notifier.web.public.responses import DATA_HEADERS, base_url, lang_of, not_found, respond
+from notifier.web.public.responses import (
+    DATA_HEADERS,
+    NO_TOPIC,
+    SITE,
+    base_url,
+    lang_of,
+    language_headers,
+    not_found,
+    respond,
+)
 from notifier.web.public.views import DisclosureQuery, PublicDisclosure, ViewContext, disclosures
 from notifier.web.state import SERVICE
 
@@ -70,56 +80,63 @@ def _updated(item: PublicDisclosure) -> datetime:
     return max(item.published_at, item.cancelled_at or item.published_at)
 
 
-def _content(item: PublicDisclosure, t: Translate) -> str:
-    places = t("separator").join(r.name for r in item.regions) or t("everywhere")
-    people = t("separator").join(g.name for g in item.groups) or t("everyone")
-    facts = [(t("field.department"), item.department or t("none")),
-             (t("field.severity"), t("severity." + item.severity.value))]
+def _content(item: PublicDisclosure, lang: str) -> str:
+    _, terms = translator(lang).gettext, Terms(lang)
+    facts = [(_("Responsible department"), item.department or terms.nothing),
+             (_("Severity"), terms("severity", item.severity))]
     if item.level is not None:
-        facts.append((t("field.level"), t("level." + item.level.value)))
-    facts += [(t("field.regions"), places), (t("field.groups"), people)]
+        facts.append((_("Warning level"), terms("level", item.level)))
+    facts += [(_("Districts"), terms.places(r.name for r in item.regions)),
+              (_("For"), terms.people(g.name for g in item.groups))]
     if item.msg_type is MsgType.ALERT:  # a notice has no status of its own: it is the update or the cancel
-        facts.append((t("field.status"), t("status." + item.status.value)))
-    facts.append((t("detail.supervision"), item.supervision or t("detail.supervision.none")))
-    meta = "\n".join(f"{label}{t('colon')}{value}" for label, value in facts)
+        facts.append((_("Status"), terms("alert_status", item.status)))
+    facts.append((_("Complaints and supervision"),
+                  item.supervision or _("Call the 12345 government service hotline.")))
+    meta = "\n".join(f"{label}{terms.colon}{value}" for label, value in facts)
     return "\n\n".join([part for part in (item.body, item.instruction) if part] + [meta])
 
 
-def _entry(feed: ET.Element, item: PublicDisclosure, t: Translate) -> None:
+def _prefix(item: PublicDisclosure, lang: str) -> str:
+    """What an update's or a cancel's title starts with (an alert's title is its headline alone)."""
+    _ = translator(lang).gettext
+    return {MsgType.UPDATE: _("[Update] "), MsgType.CANCEL: _("[Cancelled] ")}.get(item.msg_type, "")
+
+
+def _entry(feed: ET.Element, item: PublicDisclosure, lang: str) -> None:
     entry = _sub(feed, "entry")
     _sub(entry, "id", urn(item.id))
-    prefix = t(f"feed.prefix.{item.msg_type.value}") if item.msg_type is not MsgType.ALERT else ""
-    _sub(entry, "title", prefix + item.headline, type="text")
+    _sub(entry, "title", _prefix(item, lang) + item.headline, type="text")
     _sub(entry, "updated", _stamp(_updated(item)))
     _sub(entry, "published", _stamp(item.published_at))
     author = _sub(entry, "author")
-    _sub(author, "name", item.department or t("site"))
+    _sub(author, "name", item.department or translator(lang).gettext(SITE))
     _sub(entry, "link", rel="alternate", type="text/html", href=item.url)
     _sub(entry, "category", term=item.topic, label=item.topic_name)
     if item.body:
         _sub(entry, "summary", item.body, type="text")
-    _sub(entry, "content", _content(item, t), type="text")
+    _sub(entry, "content", _content(item, lang), type="text")
 
 
 def build_feed(items: list[PublicDisclosure], *, title: str, self_url: str, alternate_url: str,
                lang: str) -> tuple[bytes, float]:
     """(the Atom document, its `updated` as unix seconds)."""
-    t = translator(lang)
+    _ = translator(lang).gettext
     # Unqualified names under an xmlns attribute: every element is in the Atom namespace, attributes in none
     # (ElementTree's default_namespace option refuses unqualified attribute names such as `rel`).
     feed = ET.Element("feed", {"xmlns": ATOM, XML_LANG: lang})
     _sub(feed, "id", uuid.uuid5(uuid.NAMESPACE_URL, self_url).urn)
     _sub(feed, "title", title, type="text")
-    _sub(feed, "subtitle", t("feed.subtitle", n=FEED_SIZE), type="text")
+    _sub(feed, "subtitle", _("Public-welfare information published by the city's departments (newest %(n)s)")
+         % {"n": FEED_SIZE}, type="text")
     updated = max((_updated(item).timestamp() for item in items), default=EPOCH)
     _sub(feed, "updated", _stamp(updated))
     author = _sub(feed, "author")
-    _sub(author, "name", t("site"))
+    _sub(author, "name", _(SITE))
     _sub(feed, "link", rel="self", type=ATOM_TYPE, href=self_url)
     _sub(feed, "link", rel="alternate", type="text/html", href=alternate_url)
     _sub(feed, "generator", "notifier")
     for item in items:
-        _entry(feed, item, t)
+        _entry(feed, item, lang)
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body, updated
 
@@ -131,20 +148,20 @@ async def _feed(request: web.Request, topic: str | None) -> web.StreamResponse:
     base = base_url(request)
     ctx = await ViewContext.load(service.store, service.catalogue, lang, base)
     if topic is not None and topic not in ctx.names.topics:
-        return not_found(request, "not_found.topic")
+        return not_found(request, NO_TOPIC)
     where = replace(query.store_filter(), topic=topic or query.topic, msg_types=MSG_TYPES)
     rows, _ = await service.store.public_alerts(where, FEED_SIZE, 0, ctx.now)
     items = await disclosures(service.store, rows, ctx)
-    t = translator(lang)
+    _ = translator(lang).gettext
     params = {**query.params(), **({"lang": lang} if query.lang else {})}
     alternate = {**params, **({"topic": topic} if topic else {})}
     self_url = f"{base}{request.path}" + (f"?{urlencode(params)}" if params else "")
-    title = (t("feed.title.topic", site=t("site"), topic=ctx.names.topic(topic, lang)) if topic
-             else t("feed.title", site=t("site")))
+    title = (f"{_(SITE)} · {ctx.names.topic(topic, lang)}" if topic
+             else _("%(site)s · all") % {"site": _(SITE)})
     body, updated = build_feed(items, title=title, self_url=self_url, lang=lang,
                                alternate_url=f"{base}/disclosures" + (f"?{urlencode(alternate)}" if alternate else ""))
     return respond(request, body, ATOM_TYPE, last_modified=updated if items else None,
-                   headers=DATA_HEADERS)
+                   headers={**DATA_HEADERS, **language_headers(request)})
 
 
 @routes.get("/disclosures/feed.atom")

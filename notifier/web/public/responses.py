@@ -1,6 +1,11 @@
-"""How the public column answers: pages rendered from `public/pages/*.html` by an autoescaping Jinja2 environment
-of its own (never the sandboxed message renderer), the security headers they carry, and caching (ETag,
-Last-Modified, `Cache-Control: public, max-age=60`, 304 on a matching conditional request).
+"""How the public column answers: pages rendered from `public/pages/*.html` by the shared page environment
+(`notifier.web.pages`), the security headers they carry, and caching (ETag, Last-Modified, `Cache-Control:
+public, max-age=60`, 304 on a matching conditional request).
+
+The language follows the one rule of every page. A page whose URL names its language (`?lang=`, which every
+link of the column keeps) is the same for everyone; one that does not depends on the reader's cookie and
+Accept-Language, and says so (`Vary`), so shared caches keep a copy per language. Public pages are shared-cacheable,
+so they never set the language cookie; they only read it.
 
 The stylesheet is inlined and allowed by its hash in the Content Security Policy: nothing runs, nothing loads
 from elsewhere, and the page needs no second request (citizens read these on slow mobile connections).
@@ -18,12 +23,11 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from notifier.rendering import LOCAL_TZ
-from notifier.web.public.i18n import pick_lang, translator
+from notifier.i18n import N_, LangChoice
+from notifier.web.pages import page_lang, render_text, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
@@ -40,16 +44,6 @@ def _css() -> tuple[Markup, str]:
     return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
 
 
-@cache
-def environment() -> jinja2.Environment:
-    """The public pages' templates (built once per process; templates do not change under a running service)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("notifier.web.public", "pages"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             auto_reload=False)
-    env.filters["iso"] = lambda value: _local(value).isoformat(timespec="seconds")
-    return env
-
-
 def page_headers() -> dict[str, str]:
     policy = (f"default-src 'none'; style-src {_css()[1]}; img-src 'self'; form-action 'self'; base-uri 'none'; "
               "frame-ancestors 'none'")
@@ -57,12 +51,17 @@ def page_headers() -> dict[str, str]:
             "Referrer-Policy": "strict-origin-when-cross-origin"}
 
 
-def _local(value: datetime) -> datetime:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(LOCAL_TZ)
+def lang_choice(request: web.Request) -> LangChoice:
+    return page_lang(request)
 
 
 def lang_of(request: web.Request) -> str:
-    return pick_lang(request.query.get("lang"))
+    return lang_choice(request).lang
+
+
+def language_headers(request: web.Request) -> dict[str, str]:
+    """`Vary` for an answer whose language the URL does not name (JSON and feeds carry names in a language too)."""
+    return {} if lang_choice(request).explicit else {"Vary": "Accept-Language, Cookie"}
 
 
 def base_url(request: web.Request) -> str:
@@ -70,31 +69,37 @@ def base_url(request: web.Request) -> str:
     return request.app[SERVICE].settings.server.base_url()
 
 
-def link(path: str, lang: str, params: Mapping[str, str | int] | None = None) -> str:
-    """A site-relative link that keeps the page language."""
+def link(path: str, lang: str | None, params: Mapping[str, str | int] | None = None) -> str:
+    """A site-relative link that keeps the page language when the reader chose it (`lang`, else None)."""
     query: dict[str, str | int] = dict(params or {})
-    if lang != "zh-CN":
+    if lang:
         query["lang"] = lang
     return f"{path}?{urlencode(query)}" if query else path
+
+
+def link_lang(request: web.Request) -> str | None:
+    """The language links must carry: the one the reader chose in the URL (else the next page decides alike)."""
+    choice = lang_choice(request)
+    return choice.lang if choice.explicit else None
 
 
 def render_page(request: web.Request, template: str, *, status: int = 200, last_modified: float | None = None,
                 **context: Any) -> web.Response:
     """A page in the request's language, cacheable when it is a 200."""
-    lang = lang_of(request)
-    t = translator(lang)
-    other = "en" if lang == "zh-CN" else "zh-CN"
-    switch = {k: v for k, v in request.query.items() if k != "lang"}
-    switch["lang"] = other
-    page = environment().get_template(template).render(
-        t=t, lang=lang, other_lang=other, css=_css()[0], switch_url=f"{request.path}?{urlencode(switch)}",
-        href=lambda path, **params: link(path, lang, params),
-        when=lambda value: _local(value).strftime(t("datetime")) if value else t("none"), **context)
+    lang, keep = lang_of(request), link_lang(request)
+    page = render_text(f"public/{template}", lang, css=_css()[0], switch_url=switch_url(request, lang),
+                       href=lambda path, **params: link(path, keep, params), **context)
     return respond(request, page.encode("utf-8"), HTML, status=status, last_modified=last_modified,
-                   headers=page_headers())
+                   headers={**page_headers(), **language_headers(request)})
 
 
-def not_found(request: web.Request, body_key: str = "not_found.body") -> web.Response:
+SITE = N_("Public-welfare disclosures")  # the column's name (feeds name their author with it)
+NO_DISCLOSURE = N_("There is no public disclosure with this id. It may never have been public, or the link is "
+                   "wrong.")
+NO_TOPIC = N_("There is no such topic.")
+
+
+def not_found(request: web.Request, body_key: str = NO_DISCLOSURE) -> web.Response:
     return render_page(request, "not_found.html", status=404, section="", body_key=body_key)
 
 
