@@ -5,7 +5,8 @@ The files are what spreadsheet software in a government office opens correctly: 
 CRLF line ends, `Content-Disposition: attachment`. The header row is bilingual in one line: each cell is the
 English field name (as in the JSON answer), a space, and a Chinese label — `region 区县代码`, `reached 已触达` —
 so a script keys on the text before the first space and a person reads the rest. Region, group and channel codes
-are each followed by a column with their name. Empty cells are nulls; rates are fractions (0.5 = 50 %); times
+are each followed by a column with their name (Chinese labels and names come from the one catalogue, with the
+official terms: `notifier.terms`). Empty cells are nulls; rates are fractions (0.5 = 50 %); times
 are ISO 8601 in UTC; cells suppressed for a viewer read `<k` (e.g. `<5`) with no other figures. Text that a
 spreadsheet would run as a formula (starting with = + - @) is prefixed with an apostrophe.
 """
@@ -23,22 +24,36 @@ from aiohttp import web
 from pydantic import Field
 
 from notifier.analytics import Aggregate, Breakdown, PeriodCoverage
+from notifier.i18n import NP_, translator
 from notifier.models import ChannelCoverage, Coverage, Frozen
 from notifier.population import PopulationTable
 from notifier.store.protocol import Store
 from notifier.store.records import DeliveryRow
+from notifier.terms import Terms
 from notifier.web.paging import DeliveryQuery
 from subscriptions.masking import mask_contact, scrub
 
 BOM = "\ufeff"
 CSV_TYPE = "text/csv"
-Column = tuple[str, str]  # field name, Chinese label
 Row = Sequence[Any]
+CSV_LANG = "zh-CN"  # the language of the headers' labels and of the names in the rows
+NO_GROUP = NP_("csv", "in no group")
+ALL_GROUPS = NP_("csv", "all groups")
+TOTAL = NP_("csv", "total")
 
-CHANNEL_NAMES = {"sms": "短信", "wechat": "微信", "email": "电子邮件", "webhook": "Webhook"}
-NO_GROUP = "无所属人群"
-ALL_GROUPS = "全部人群"
-NO_CHANNEL = "无可用联系方式"
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: its field name (as in the JSON answer) and its label (a msgid, said in Chinese in the header);
+    a channel's own figure column names the channel first."""
+
+    name: str
+    label: tuple[str, str]
+    channel: str | None = None
+
+    def header(self) -> str:
+        channel = Terms(CSV_LANG)("channel", self.channel) if self.channel else ""
+        return f"{self.name} {channel}{_say(self.label)}"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -86,7 +101,7 @@ def _text(value: Any) -> str:
 
 
 def header(columns: Sequence[Column]) -> list[str]:
-    return [f"{name} {label}" for name, label in columns]
+    return [column.header() for column in columns]
 
 
 def encode(columns: Sequence[Column] | None, rows: Iterable[Row], *, bom: bool = False) -> bytes:
@@ -134,12 +149,18 @@ class Names:
     def region(self, code: str) -> str:
         return self.regions.get(code, "")
 
-    def group(self, code: str | None, none: str = NO_GROUP) -> str:
-        return none if code is None else self.groups.get(code, "")
+    def group(self, code: str | None, none: tuple[str, str] = NO_GROUP) -> str:
+        return _say(none) if code is None else self.groups.get(code, "")
 
     @staticmethod
     def channel(kind: str | None) -> str:
-        return NO_CHANNEL if kind is None else CHANNEL_NAMES.get(kind, kind)
+        """A channel's name; no channel at all means the person had no usable contact."""
+        terms = Terms(CSV_LANG)
+        return terms("cause", "no_contact") if kind is None else terms("channel", kind)
+
+
+def _say(entry: tuple[str, str]) -> str:
+    return translator(CSV_LANG).pgettext(*entry)
 
 
 async def names(store: Store) -> Names:
@@ -151,9 +172,12 @@ async def names(store: Store) -> Names:
 # ---------------------------------------------------------------- tables
 
 
-PLACE: list[Column] = [("region", "区县代码"), ("region_name", "区县"), ("group", "人群代码"), ("group_name", "人群")]
-CELL_COLUMNS: list[Column] = [*PLACE, ("targeted", "目标订阅者"), ("reached", "已触达"), ("coverage_rate", "覆盖率"),
-                              ("population", "在册人口"), ("population_rate", "人口覆盖率"), ("suppressed", "已隐藏")]
+PLACE: list[Column] = [Column("region", NP_("csv", "district code")), Column("region_name", NP_("csv", "district")),
+    Column("group", NP_("csv", "group code")), Column("group_name", NP_("csv", "group"))]
+CELL_COLUMNS: list[Column] = [*PLACE, Column("targeted", NP_("csv", "targeted subscribers")),
+    Column("reached", NP_("csv", "reached")), Column("coverage_rate", NP_("csv", "coverage rate")),
+    Column("population", NP_("csv", "residents on record")),
+    Column("population_rate", NP_("csv", "share of residents reached")), Column("suppressed", NP_("csv", "hidden"))]
 
 
 def _small(k: int | None) -> str:
@@ -167,10 +191,12 @@ def coverage_rows(coverage: Coverage, n: Names, k: int | None) -> list[Row]:
              c.coverage_rate, c.population, c.population_rate, bool(c.suppressed)] for c in coverage.cells]
 
 
-BREAKDOWN_COLUMNS: list[Column] = [
-    *PLACE, ("channel", "渠道代码"), ("channel_name", "渠道"), ("targeted", "目标订阅者"), ("attempted", "已尝试"),
-    ("sent", "已发送"), ("delivered", "已送达"), ("failed", "失败"), ("pending", "待发送"),
-    ("reached", "首次触达"), ("suppressed", "已隐藏")]
+BREAKDOWN_COLUMNS: list[Column] = [*PLACE, Column("channel", NP_("csv", "channel code")),
+    Column("channel_name", NP_("csv", "channel")), Column("targeted", NP_("csv", "targeted subscribers")),
+    Column("attempted", NP_("csv", "attempted")), Column("sent", NP_("csv", "sent")),
+    Column("delivered", NP_("csv", "delivered")), Column("failed", NP_("csv", "failed")),
+    Column("pending", NP_("csv", "pending")), Column("reached", NP_("csv", "first reached")),
+    Column("suppressed", NP_("csv", "hidden"))]
 
 
 def breakdown_rows(breakdown: Breakdown, n: Names, k: int | None) -> list[Row]:
@@ -184,15 +210,22 @@ def breakdown_rows(breakdown: Breakdown, n: Names, k: int | None) -> list[Row]:
     return out
 
 
-PERIOD_COLUMNS: list[Column] = [
-    ("scope", "统计范围"), ("key", "代码"), ("name", "名称"), ("alerts", "发布条数"), ("targeted", "目标订阅者"),
-    ("reached", "已触达"), ("accepted", "已受理"), ("coverage_rate", "覆盖率"), ("accepted_rate", "受理率"),
-    ("time_to_reach_p50", "半数触达用时(秒)"), ("time_to_reach_p90", "九成触达用时(秒)"),
-    ("time_to_reach_p99", "99%触达用时(秒)"), ("unreachable_no_contact", "未触达-无联系方式"),
-    ("unreachable_all_failed", "未触达-全部失败"), ("unreachable_pending", "未触达-待处理"),
-    ("unreachable_expired", "未触达-已过期"), ("unreachable_cancelled", "未触达-已撤销"), ("suppressed", "已隐藏")]
-CHANNEL_FIGURES: list[Column] = [("attempted", "已尝试"), ("delivered", "已送达"), ("failed", "失败"),
-                                 ("reach_rate", "送达率")]
+PERIOD_COLUMNS: list[Column] = [Column("scope", NP_("csv", "scope")), Column("key", NP_("csv", "code")),
+    Column("name", NP_("csv", "name")), Column("alerts", NP_("csv", "alerts published")),
+    Column("targeted", NP_("csv", "targeted subscribers")), Column("reached", NP_("csv", "reached")),
+    Column("accepted", NP_("csv", "accepted")), Column("coverage_rate", NP_("csv", "coverage rate")),
+    Column("accepted_rate", NP_("csv", "acceptance rate")),
+    Column("time_to_reach_p50", NP_("csv", "seconds to reach half")),
+    Column("time_to_reach_p90", NP_("csv", "seconds to reach 90 percent")),
+    Column("time_to_reach_p99", NP_("csv", "seconds to reach 99 percent")),
+    Column("unreachable_no_contact", NP_("csv", "not reached: no contact")),
+    Column("unreachable_all_failed", NP_("csv", "not reached: all failed")),
+    Column("unreachable_pending", NP_("csv", "not reached: pending")),
+    Column("unreachable_expired", NP_("csv", "not reached: expired")),
+    Column("unreachable_cancelled", NP_("csv", "not reached: cancelled")), Column("suppressed", NP_("csv", "hidden"))]
+CHANNEL_FIGURES: list[Column] = [Column("attempted", NP_("csv", "attempted")),
+    Column("delivered", NP_("csv", "delivered")), Column("failed", NP_("csv", "failed")),
+    Column("reach_rate", NP_("csv", "reach rate"))]
 
 
 def _channel_kinds(period: PeriodCoverage) -> list[str]:
@@ -202,8 +235,8 @@ def _channel_kinds(period: PeriodCoverage) -> list[str]:
 
 def period_columns(period: PeriodCoverage) -> list[Column]:
     """The fixed columns, then attempted/delivered/failed/reach_rate of each channel present."""
-    return PERIOD_COLUMNS + [(f"{kind}_{name}", f"{Names.channel(kind)}{label}")
-                             for kind in _channel_kinds(period) for name, label in CHANNEL_FIGURES]
+    return PERIOD_COLUMNS + [Column(f"{kind}_{c.name}", c.label, channel=kind)
+                             for kind in _channel_kinds(period) for c in CHANNEL_FIGURES]
 
 
 def _aggregate_row(scope: str, key: str, name: str, a: Aggregate, kinds: list[str], k: int | None) -> Row:
@@ -222,24 +255,27 @@ def _aggregate_row(scope: str, key: str, name: str, a: Aggregate, kinds: list[st
 def period_rows(period: PeriodCoverage, n: Names, k: int | None) -> list[Row]:
     """One row for the total, then one per topic, then one per department."""
     kinds = _channel_kinds(period)
-    rows = [_aggregate_row("total", "", "合计", period.total, kinds, k)]
+    rows = [_aggregate_row("total", "", _say(TOTAL), period.total, kinds, k)]
     rows += [_aggregate_row("topic", key, n.topics.get(key, ""), a, kinds, k) for key, a in period.by_topic.items()]
     rows += [_aggregate_row("department", key, key, a, kinds, k) for key, a in period.by_department.items()]
     return rows
 
 
-POPULATION_COLUMNS: list[Column] = [*PLACE, ("residents", "在册人口")]
+POPULATION_COLUMNS: list[Column] = [*PLACE, Column("residents", NP_("csv", "residents on record"))]
 
 
 def population_rows(table: PopulationTable, n: Names) -> list[Row]:
     return [[r.region, n.region(r.region), r.group, n.group(r.group, ALL_GROUPS), r.residents] for r in table.rows]
 
 
-DELIVERY_COLUMNS: list[Column] = [
-    ("id", "投递编号"), ("subscriber_id", "订阅者编号"), ("region", "区县代码"), ("region_name", "区县"),
-    ("channel", "渠道代码"), ("channel_name", "渠道"), ("contact", "联系方式(已脱敏)"), ("status", "状态"),
-    ("attempts", "尝试次数"), ("created_at", "创建时间"), ("sent_at", "发送时间"), ("delivered_at", "送达时间"),
-    ("finished_at", "结束时间"), ("provider_message_id", "服务商消息编号"), ("last_error", "最后错误")]
+DELIVERY_COLUMNS: list[Column] = [Column("id", NP_("csv", "delivery id")),
+    Column("subscriber_id", NP_("csv", "subscriber id")), Column("region", NP_("csv", "district code")),
+    Column("region_name", NP_("csv", "district")), Column("channel", NP_("csv", "channel code")),
+    Column("channel_name", NP_("csv", "channel")), Column("contact", NP_("csv", "contact (masked)")),
+    Column("status", NP_("csv", "status")), Column("attempts", NP_("csv", "attempts")),
+    Column("created_at", NP_("csv", "created at")), Column("sent_at", NP_("csv", "sent at")),
+    Column("delivered_at", NP_("csv", "delivered at")), Column("finished_at", NP_("csv", "finished at")),
+    Column("provider_message_id", NP_("csv", "provider message id")), Column("last_error", NP_("csv", "last error"))]
 
 
 def _when(value: float | None) -> datetime | None:
