@@ -73,7 +73,9 @@ MSG_TYPE: Mapping[str, Term] = {
 NOTICE: Mapping[str, Term] = {
     "update": NP_("notice", "Update notice"), "cancel": NP_("notice", "Cancellation notice"),
 }
-ROLE: Mapping[str, Term] = {"admin": NP_("role", "admin"), "viewer": NP_("role", "viewer")}
+ROLE: Mapping[str, Term] = {
+    "admin": NP_("role", "admin"), "viewer": NP_("role", "viewer"), "publisher": NP_("role", "publisher"),
+}
 # Message languages, named in the reader's language (the endonyms are in `i18n.ENDONYMS`).
 LANGUAGE: Mapping[str, Term] = {
     "zh-CN": NP_("language", "Simplified Chinese"), "en": NP_("language", "English"),

@@ -37,8 +37,8 @@ _PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[-#0 +]*\d*(?:\.\d+)?([sdifr%])")
 Key = tuple[str | None, str]  # (msgctxt, msgid)
 
 
-def po_path(lang: str) -> Path:
-    return LOCALE_DIR / catalogue_locale(lang) / "LC_MESSAGES" / f"{DOMAIN}.po"
+def po_path(lang: str, locale_dir: Path = LOCALE_DIR) -> Path:
+    return locale_dir / catalogue_locale(lang) / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 def extract() -> Catalog:
@@ -50,8 +50,8 @@ def extract() -> Catalog:
     return template
 
 
-def read_catalogue(lang: str) -> Catalog:
-    with po_path(lang).open("rb") as fp:
+def read_catalogue(lang: str, locale_dir: Path = LOCALE_DIR) -> Catalog:
+    with po_path(lang, locale_dir).open("rb") as fp:
         return read_po(fp, locale=catalogue_locale(lang), domain=DOMAIN)
 
 
@@ -135,21 +135,22 @@ def _message_problems(lang: str, message: Message, num_plurals: int) -> Iterator
             yield f"{lang}: {key} has placeholders {_placeholders(text)}, the msgid {wanted}"
 
 
-def _compiled(lang: str) -> dict[Key, list[str]]:
-    with po_path(lang).with_suffix(".mo").open("rb") as fp:
+def _compiled(lang: str, locale_dir: Path) -> dict[Key, list[str]]:
+    with po_path(lang, locale_dir).with_suffix(".mo").open("rb") as fp:
         return {_key(m): _strings(m) for m in _messages(read_mo(fp))}
 
 
-def check() -> list[str]:
+def check(locale_dir: Path = LOCALE_DIR) -> list[str]:
     """Every problem of the catalogues: msgids used but not in a language, entries no longer used, untranslated or
     fuzzy entries, placeholders that differ from the msgid's, and compiled catalogues that differ from their
-    sources."""
+    sources (`locale_dir`: the shipped catalogues unless a test points elsewhere)."""
     used = {_key(m) for m in _messages(extract())}
     problems: list[str] = []
     for lang in LANGS:
-        if not po_path(lang).exists():
-            return [f"{lang}: {po_path(lang)} is missing; run python -m notifier.translations update"]
-        catalog = read_catalogue(lang)
+        path = po_path(lang, locale_dir)
+        if not path.exists():
+            return [f"{lang}: {path} is missing; run python -m notifier.translations update"]
+        catalog = read_catalogue(lang, locale_dir)
         held = {_key(m): m for m in _messages(catalog)}
         problems += [f"{lang}: missing {key}" for key in sorted(used - held.keys(), key=str)]
         problems += [f"{lang}: no longer used {key}" for key in sorted(held.keys() - used, key=str)]
@@ -157,11 +158,11 @@ def check() -> list[str]:
             problems += _message_problems(lang, message, catalog.num_plurals)
         try:
             translated = {key: _strings(m) for key, m in held.items() if "fuzzy" not in m.flags and all(_strings(m))}
-            stale = _compiled(lang) != translated
+            stale = _compiled(lang, locale_dir) != translated
         except OSError:
             stale = True
         if stale:
-            problems.append(f"{lang}: the compiled catalogue does not match {po_path(lang).name}")
+            problems.append(f"{lang}: the compiled catalogue does not match {path.name}")
     return problems
 
 
