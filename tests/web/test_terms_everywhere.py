@@ -3,22 +3,19 @@ admin dashboard, the public column, the citizen's own pages and in the messages,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from notifier.fakes.smtp import RunningSmtp
 from notifier.links import manage_url
-from notifier.models import Role
 from notifier.publish import alert_view
 from notifier.rendering import Renderer
 from notifier.terms import Terms
-from tests.web.conftest import Api, ApiFactory
+from tests.web.conftest import Api, ApiFactory, admin_page
 
 pytestmark = pytest.mark.both_backends
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 ALERT = {"topic": "env.heavy-pollution", "headline": "重污染天气橙色预警", "body": "明日起启动橙色预警。",
          "severity": "extreme", "urgency": "expected", "level": "orange", "public": True}
 # The words each page used to have of its own, and the literal translation citizens did not understand.
@@ -44,15 +41,6 @@ async def _text(api: Api, path: str) -> str:
     return await response.text()
 
 
-async def _admin_page(api: Api, path: str) -> str:
-    token = CSRF.search(await _text(api, "/admin/login"))
-    assert token is not None
-    signed = await api.client.post("/admin/login", data={"csrf": token.group(1), "key": api.keys[Role.ADMIN]},
-                                   allow_redirects=False)
-    assert signed.status == 303
-    return await _text(api, path)
-
-
 def _message(api: Api, alert_row: object, tmp_path: Path, lang: str) -> str:
     """A message rendered with the real variables: the words a template lends from the shared terms."""
     root = tmp_path / "templates" / "_default"
@@ -72,7 +60,7 @@ async def test_severity_level_and_urgency_read_the_same_everywhere(served: tuple
     api, alert_id, _ = served
     terms = Terms(lang)
     severity, level, urgency = terms("severity", "extreme"), terms("level", "orange"), terms("urgency", "expected")
-    admin = await _admin_page(api, f"/admin/alerts/{alert_id}?lang={lang}")
+    admin = await admin_page(api, f"/admin/alerts/{alert_id}?lang={lang}")
     listing = await _text(api, f"/admin?lang={lang}")
     public = await _text(api, f"/disclosures/{alert_id}?lang={lang}")
     row = await api.service.store.get_alert(alert_id)
@@ -92,7 +80,7 @@ async def test_channel_names_read_the_same_on_every_page(served: tuple[Api, str,
     api, alert_id, subscriber_id = served
     terms = Terms(lang)
     email, webhook = terms("channel", "email"), terms("channel", "webhook")
-    admin = await _admin_page(api, f"/admin/alerts/{alert_id}?lang={lang}")
+    admin = await admin_page(api, f"/admin/alerts/{alert_id}?lang={lang}")
     catalogue = await _text(api, f"/catalogue?lang={lang}")
     manage = await _text(api, manage_url("", api.service.secret, subscriber_id) + f"?lang={lang}")
     assert f"<td>{email}</td>" in admin and f'<option value="webhook">{webhook}</option>' in admin
@@ -107,5 +95,5 @@ async def test_statuses_of_a_cancelled_warning_agree(served: tuple[Api, str, str
     assert response.status in (200, 202), await response.text()
     cancelled = Terms("zh-CN")("alert_status", "cancelled")
     assert cancelled == "已撤销"
-    assert cancelled in await _admin_page(api, f"/admin/alerts/{alert_id}")
+    assert cancelled in await admin_page(api, f"/admin/alerts/{alert_id}")
     assert cancelled in await _text(api, f"/disclosures/{alert_id}")
