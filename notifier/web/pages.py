@@ -18,8 +18,12 @@ column, whose pages shared caches keep).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +31,7 @@ import jinja2
 from aiohttp import web
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from notifier.i18n import ENDONYMS, LangChoice, other_lang, pick_lang, translator
 from notifier.rendering import LOCAL_TZ
@@ -34,6 +39,7 @@ from notifier.terms import Terms
 from notifier.web.state import SERVICE
 
 AUDIENCES = ("admin", "citizen", "public")
+BASE_CSS = "base.css"  # what every page's stylesheet starts with
 LANG_COOKIE = "notifier_lang"
 LANG_COOKIE_AGE = 365 * 86400
 
@@ -87,6 +93,27 @@ def _iso(value: float | datetime) -> str:
 def percent(rate: float | None, na: str = "—") -> str:
     """A share as a percentage with one decimal ("—" when there is none, e.g. nobody targeted)."""
     return na if rate is None else f"{rate * 100:.1f}%"
+
+
+@dataclass(frozen=True, slots=True)
+class Stylesheet:
+    """A page's stylesheet (web/base.css, then the audience's own) and its CSP source for inlining it by hash."""
+
+    text: str
+    csp_hash: str
+
+    @property
+    def inline(self) -> Markup:
+        return Markup(self.text)  # noqa: S704 - our own stylesheet files, not input
+
+
+@cache
+def stylesheet(package: str, name: str) -> Stylesheet:
+    """The shared base sheet followed by `name` from `package` (read once per process)."""
+    text = (files("notifier.web").joinpath(BASE_CSS).read_text(encoding="utf-8") + "\n"
+            + files(package).joinpath(name).read_text(encoding="utf-8"))
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+    return Stylesheet(text, f"'sha256-{digest}'")
 
 
 @cache

@@ -52,7 +52,7 @@ from notifier.web.admin.views import (
     topic_names,
 )
 from notifier.web.openapi import operation
-from notifier.web.pages import page_lang, remember_lang, render_text, secure, switch_url
+from notifier.web.pages import page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
 from notifier.web.state import SERVICE
 
@@ -90,7 +90,9 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     folder = files("notifier.web.admin").joinpath("static")
     out = {}
     for name in STATIC:
-        body = folder.joinpath(name).read_bytes()
+        # The stylesheet starts with what every page shares (web/base.css).
+        body = (stylesheet("notifier.web.admin", "static/admin.css").text.encode("utf-8") if name == "admin.css"
+                else folder.joinpath(name).read_bytes())
         out[name] = (body, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
     return out
 

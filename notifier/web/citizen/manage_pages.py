@@ -37,7 +37,7 @@ from notifier import tokens
 from notifier.i18n import LANGS, N_, LangChoice
 from notifier.store.records import SubscriberRecord
 from notifier.terms import Terms
-from notifier.web.pages import page_lang, remember_lang, render_text, switch_url
+from notifier.web.pages import page_lang, remember_lang, render_text, stylesheet, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
@@ -168,7 +168,8 @@ def render(request: web.Request, template: str, *, lang: LangChoice, status: int
            **context: Any) -> web.Response:
     """A page in `lang`, with a per-response style nonce and the security headers."""
     nonce = secrets.token_urlsafe(16)
-    page = render_text(f"citizen/manage/{template}", lang.lang, nonce=nonce,
+    css = stylesheet("notifier.web.citizen", "pages/manage/manage.css").inline
+    page = render_text(f"citizen/manage/{template}", lang.lang, nonce=nonce, css=css,
                        switch_url=switch_url(request, lang.lang, drop=("saved",)), **context)
     response = web.Response(text=page, content_type=HTML, charset="utf-8", status=status,
                             headers={**HEADERS, "Content-Security-Policy": CSP.format(nonce=nonce)})

@@ -12,37 +12,29 @@ from elsewhere except, when WeChat binding shows one, the QR image from WeChat's
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from aiohttp import web
-from markupsafe import Markup
 
 from notifier.i18n import LANGS, LangChoice
-from notifier.web.pages import page_lang, remember_lang, render_text, secure, switch_url
+from notifier.web.pages import Stylesheet, page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
 CSRF_COOKIE = "notifier_subscribe"
 COOKIE_PATH = "/subscribe"
 WECHAT_QR_HOST = "https://mp.weixin.qq.com"
-_CSS = "pages/subscribe/subscribe.css"
 
 
-@cache
-def _css() -> tuple[Markup, str]:
-    text = files("notifier.web.citizen").joinpath(_CSS).read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
-    return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
+def _css() -> Stylesheet:
+    return stylesheet("notifier.web.citizen", "pages/subscribe/subscribe.css")
 
 
 def page_headers() -> dict[str, str]:
-    policy = (f"default-src 'none'; style-src {_css()[1]}; img-src 'self' {WECHAT_QR_HOST}; form-action 'self'; "
+    policy = (f"default-src 'none'; style-src {_css().csp_hash}; img-src 'self' {WECHAT_QR_HOST}; form-action 'self'; "
               "base-uri 'none'; frame-ancestors 'none'")
     return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
@@ -85,7 +77,7 @@ def render(request: web.Request, template: str, *, lang: LangChoice, status: int
            headers: dict[str, str] | None = None, **context: Any) -> web.Response:
     """A page in `lang` with a fresh CSRF field; `switch` offers the other language (GET pages only)."""
     nonce = csrf_nonce(request)
-    page = render_text(f"citizen/subscribe/{template}", lang.lang, css=_css()[0],
+    page = render_text(f"citizen/subscribe/{template}", lang.lang, css=_css().inline,
                        switch_url=switch_url(request, lang.lang) if switch else None,
                        csrf=_csrf_field(request.app[SERVICE].secret, nonce), **context)
     response = web.Response(text=page, content_type=HTML, charset="utf-8", status=status,

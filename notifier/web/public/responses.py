@@ -13,39 +13,31 @@ from elsewhere, and the page needs no second request (citizens read these on slo
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from functools import cache
-from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from markupsafe import Markup
 
 from notifier.i18n import N_, LangChoice
-from notifier.web.pages import page_lang, render_text, switch_url
+from notifier.web.pages import Stylesheet, page_lang, render_text, stylesheet, switch_url
 from notifier.web.state import SERVICE
 
 HTML = "text/html"
 MAX_AGE = 60
 # Feeds and JSON are open data: any site may read them from a browser (no credentials are ever involved).
 DATA_HEADERS = {"X-Content-Type-Options": "nosniff", "Access-Control-Allow-Origin": "*"}
-_STATIC = "pages/public.css"
 
 
-@cache
-def _css() -> tuple[Markup, str]:
-    text = files("notifier.web.public").joinpath(_STATIC).read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
-    return Markup(text), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet file, not input
+def _css() -> Stylesheet:
+    return stylesheet("notifier.web.public", "pages/public.css")
 
 
 def page_headers() -> dict[str, str]:
-    policy = (f"default-src 'none'; style-src {_css()[1]}; img-src 'self'; form-action 'self'; base-uri 'none'; "
+    policy = (f"default-src 'none'; style-src {_css().csp_hash}; img-src 'self'; form-action 'self'; base-uri 'none'; "
               "frame-ancestors 'none'")
     return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "strict-origin-when-cross-origin"}
@@ -87,7 +79,7 @@ def render_page(request: web.Request, template: str, *, status: int = 200, last_
                 **context: Any) -> web.Response:
     """A page in the request's language, cacheable when it is a 200."""
     lang, keep = lang_of(request), link_lang(request)
-    page = render_text(f"public/{template}", lang, css=_css()[0], switch_url=switch_url(request, lang),
+    page = render_text(f"public/{template}", lang, css=_css().inline, switch_url=switch_url(request, lang),
                        href=lambda path, **params: link(path, keep, params), **context)
     return respond(request, page.encode("utf-8"), HTML, status=status, last_modified=last_modified,
                    headers={**page_headers(), **language_headers(request)})
