@@ -127,6 +127,14 @@ async def test_sign_in_form_is_labelled_and_carries_a_csrf_token(admin: Api) -> 
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+async def test_sign_in_hint_shows_the_commands_as_code(admin: Api, lang: str) -> None:
+    """The hint names the key-making commands as code, not with the literal backticks of a Markdown source."""
+    hint = (await page(admin, f"/admin/login?lang={lang}")).split('id="key-hint">', 1)[1].split("</p>", 1)[0]
+    assert "<code>notifier keys create --role admin</code>" in hint and "<code>--role viewer</code>" in hint
+    assert "`" not in hint
+
+
 async def test_admin_key_signs_in_with_a_strict_http_only_session_cookie(admin: Api) -> None:
     """An admin key gets 303 to /admin and a session cookie that is HttpOnly, SameSite=Strict, Path=/admin and
     (on plain http) not Secure; the dashboard then answers 200."""
