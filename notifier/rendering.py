@@ -6,9 +6,11 @@ Where a template is looked up (first existing file wins)::
     templates/_domain/<domain>/<channel>.<locale>.j2     e.g. templates/_domain/environment/sms.zh-CN.j2
     templates/_default/<channel>.<locale>.j2
 
-and, when no level has a file for the requested locale, the same three levels again in zh-CN. A locale with no
-word list in `templates/_locale/<locale>.toml` is rendered in zh-CN. The message is rendered in the locale of the
-file that was found (variables such as `level_name` follow it), and `Message.locale` says which one that was.
+and, when no level has a file for the requested locale, the same three levels again in zh-CN. A locale without a
+gettext catalogue (`notifier.i18n.LANGS`) is rendered in zh-CN. The message is rendered in the locale of the file
+that was found (variables such as `level_name` follow it), and `Message.locale` says which one that was. The words
+lent to the variables (level, severity and urgency names, 全市, the date format…) are the shared terms of every
+page (`notifier.terms`), so a message says 特别严重 exactly where the disclosure's page does.
 
 Template files are made of named blocks, each rendered on its own (text outside blocks is ignored, so put any
 `{% set %}` or `{% from … import %}` inside the block that needs it; `{% extends %}` is not used):
@@ -73,13 +75,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.base import Message
 from channels.links import MANAGE_URL, UNSUBSCRIBE_URL
 from channels.voice.speech import spoken
 from notifier.catalogue import Catalogue, load_catalogue
+from notifier.i18n import LANGS, NP_, translator
 from notifier.models import Alert, AlertStatus, MsgType, Policy, Topic, TopicIn
+from notifier.terms import Terms
 from subscriptions.models import CHANNEL_KINDS
 
 CHANNELS = CHANNEL_KINDS
@@ -110,21 +113,14 @@ class RenderError(Exception):
         self.template = template
 
 
-class LocaleWords(BaseModel):
-    """The words a locale lends the template variables (`templates/_locale/<locale>.toml`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    english_names: bool = False  # use the catalogue's name_en where there is one
-    citywide: str
-    list_separator: str
-    datetime_format: str
-    level_names: dict[str, str]
-    level_colours: dict[str, str]
-    severities: dict[str, str]
-    urgencies: dict[str, str]
-    msg_types: dict[str, str]
-    unsubscribe_hints: dict[str, str]
+# One-step unsubscribe wording per channel (messages only); the SMS uplink endpoint treats a TD reply as
+# unsubscribe. A webhook's reader is a machine: no hint.
+UNSUBSCRIBE_HINTS: Mapping[str, tuple[str, str]] = {
+    "sms": NP_("unsubscribe hint", "Reply TD to unsubscribe"),
+    "wechat": NP_("unsubscribe hint", "Reply TD to stop these messages"),
+    "email": NP_("unsubscribe hint", "If you no longer wish to receive these messages, use the unsubscribe link "
+                                     "in this email."),
+}
 
 
 def default_templates_dir() -> Path:
@@ -134,18 +130,6 @@ def default_templates_dir() -> Path:
     if beside.is_dir():
         return beside
     return Path(sysconfig.get_path("data")) / "share" / "notifier" / "templates"
-
-
-def _load_words(templates_dir: Path) -> dict[str, LocaleWords]:
-    words: dict[str, LocaleWords] = {}
-    for path in sorted((templates_dir / "_locale").glob("*.toml")):
-        try:
-            words[path.stem] = LocaleWords.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-        except (tomllib.TOMLDecodeError, ValidationError) as exc:
-            raise ValueError(f"{path}: invalid locale word list: {exc}") from exc
-    if FALLBACK_LOCALE not in words:
-        raise ValueError(f"{templates_dir}/_locale/{FALLBACK_LOCALE}.toml is missing; it is the fallback locale")
-    return words
 
 
 def _sentence(value: object) -> str:
@@ -209,7 +193,6 @@ class Renderer:
             raise ValueError(f"templates folder {self.templates_dir} does not exist")
         self.public_url = public_url.rstrip("/")
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
-        self._words = _load_words(self.templates_dir)
         self._loader = FileSystemLoader(self.templates_dir)
         self.env = ImmutableSandboxedEnvironment(
             loader=self._loader,
@@ -226,8 +209,8 @@ class Renderer:
 
     @property
     def locales(self) -> tuple[str, ...]:
-        """Locales with a word list, hence renderable in their own language."""
-        return tuple(self._words)
+        """Locales with a catalogue, hence renderable in their own language."""
+        return LANGS
 
     def candidates(self, topic: Topic | TopicIn, channel: str, locale: str) -> list[str]:
         """Template names tried for this topic, channel and locale, in order."""
@@ -292,7 +275,7 @@ class Renderer:
     def _locale(self, locale: str) -> str:
         if not LOCALE_RE.match(locale):
             raise ValueError(f"locale {locale!r} is not a language tag such as zh-CN or en")
-        return locale if locale in self._words else FALLBACK_LOCALE
+        return locale if locale in LANGS else FALLBACK_LOCALE
 
     def _template(self, topic: Topic | TopicIn, channel: str, locale: str) -> Template:
         key = (topic.key, topic.domain, channel, self._locale(locale))
@@ -329,9 +312,9 @@ class Renderer:
         return None
 
     def _variables(self, alert: Alert, topic: Topic | TopicIn, channel: str, locale: str) -> dict[str, Any]:
-        words = self._words[locale]
+        terms = Terms(locale)
         cat = self.catalogue
-        english = words.english_names
+        english = not locale.startswith("zh")  # the catalogue's name_en where there is one
 
         def pick(name: str, name_en: str | None) -> str:
             return name_en if english and name_en else name
@@ -347,23 +330,23 @@ class Renderer:
             "topic_name": pick(topic.name, topic.name_en),
             "domain_name": pick(domain.name, domain.name_en) if domain else topic.domain,
             "department": pick(department, cat.department_en(department)),
-            "level_name": words.level_names.get(level, "") if level else "",
-            "level_colour": words.level_colours.get(level, "") if level else "",
-            "severity_name": words.severities.get(alert.severity.value, alert.severity.value),
-            "urgency_name": words.urgencies.get(alert.urgency.value, alert.urgency.value),
-            "msg_type_name": self._msg_type_name(alert, words),
+            "level_name": terms("level", level) if level else "",
+            "level_colour": terms("level_colour", level) if level else "",
+            "severity_name": terms("severity", alert.severity),
+            "urgency_name": terms("urgency", alert.urgency),
+            "msg_type_name": terms.msg_type(alert.msg_type.value, warning=alert.level is not None),
             "region_names": regions,
             "group_names": groups,
-            "regions_text": words.list_separator.join(regions) or words.citywide,
-            "groups_text": words.list_separator.join(groups),
+            "regions_text": terms.places(regions),
+            "groups_text": terms.join(groups),
             "url": self.disclosure_url(alert.id),
-            "unsubscribe_hint": words.unsubscribe_hints.get(channel, ""),
+            "unsubscribe_hint": _unsubscribe_hint(channel, locale),
             # Per-recipient links, filled in by the adapter (channels.links); only email carries them in its text.
             "manage_url": MANAGE_URL if channel in LINKED_TEXT_CHANNELS else "",
             "unsubscribe_url": UNSUBSCRIBE_URL if channel in LINKED_TEXT_CHANNELS else "",
             "supervision": topic.supervision or "",
-            "sent_at_local": self._local_time(published_at(alert), words),
-            "expires_at_local": self._local_time(alert.expires_at, words),
+            "sent_at_local": terms.when(published_at(alert), LOCAL_TZ),
+            "expires_at_local": terms.when(alert.expires_at, LOCAL_TZ),
             "locale": locale,
             "channel": channel,
         }
@@ -380,19 +363,10 @@ class Renderer:
             "created_at": _iso(alert.created_at), "expires_at": _iso(alert.expires_at),
         }
 
-    @staticmethod
-    def _msg_type_name(alert: Alert, words: LocaleWords) -> str:
-        # A warning (an alert with a level) is lifted (解除) when cancelled; any other notice is withdrawn (撤销).
-        kind = alert.msg_type.value
-        if alert.level is not None and f"{kind}_warning" in words.msg_types:
-            return words.msg_types[f"{kind}_warning"]
-        return words.msg_types.get(kind, kind)
 
-    @staticmethod
-    def _local_time(moment: datetime | None, words: LocaleWords) -> str:
-        if moment is None:
-            return ""
-        return _aware(moment).astimezone(LOCAL_TZ).strftime(words.datetime_format)
+def _unsubscribe_hint(channel: str, locale: str) -> str:
+    hint = UNSUBSCRIBE_HINTS.get(channel)
+    return translator(locale).pgettext(*hint) if hint else ""
 
 
 def sms_length(text: str, signature: str | None = None) -> int:

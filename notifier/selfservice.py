@@ -2,7 +2,7 @@
 unsubscribe, change topics, channels, quiet hours and locale, download what is held, and be forgotten.
 
 Validation happens before anything is written, and each change is one store call (one transaction), so a refused
-form changes nothing. The web edge (`notifier.web.citizen_manage`) only reads forms and renders pages.
+form changes nothing. The web edge (`notifier.web.citizen.manage`) only reads forms and renders pages.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ proven — a 6-digit SMS code, an emailed link, or following the WeChat official
 - A subscriber who never verifies is deleted after 24 h (`purge_unverified`): minimum data, shortest retention.
 
 Consent is recorded with its text version (`CONSENT_VERSION`), its time and its source ("web"). The web pages live
-in `notifier.web.citizen_subscribe`; this module knows nothing of HTTP. No contact or code is ever logged.
+in `notifier.web.citizen.subscribe`; this module knows nothing of HTTP. No contact or code is ever logged.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from notifier.rendering import (
     Renderer,
     RenderError,
     check_templates,
-    default_templates_dir,
     sms_segments,
 )
 
@@ -48,9 +46,8 @@ def make_alert(**overrides: Any) -> Alert:
 
 
 def make_templates(tmp_path: Path, files: dict[str, str]) -> Path:
-    """A templates folder holding the shipped locale word lists and the given files."""
+    """A templates folder holding the given files."""
     root = tmp_path / "templates"
-    shutil.copytree(default_templates_dir() / "_locale", root / "_locale")
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,21 +20,19 @@ from pydantic import ValidationError
 from notifier.config import Settings
 from notifier.errors import NotifierError
 from notifier.service import Service
-from notifier.web import (
-    admin,
-    api,
-    api_alerts,
-    api_callbacks,
-    api_coverage,
-    api_import,
-    api_subscribers,
-    citizen_manage,
-    citizen_subscribe,
-    openapi,
-    public,
-    public_feeds,
-)
+from notifier.web import openapi
+from notifier.web.admin import dashboard as admin
+from notifier.web.api import alerts as api_alerts
+from notifier.web.api import basics as api
+from notifier.web.api import bulk_import as api_import
+from notifier.web.api import callbacks as api_callbacks
+from notifier.web.api import coverage as api_coverage
+from notifier.web.api import subscribers as api_subscribers
+from notifier.web.citizen import manage as citizen_manage
+from notifier.web.citizen import subscribe as citizen_subscribe
 from notifier.web.problems import error_response, problem_response
+from notifier.web.public import disclosures as public
+from notifier.web.public import feeds as public_feeds
 from notifier.web.state import METRICS, SERVICE
 from subscriptions.masking import ScrubbingFilter
 

@@ -117,6 +117,14 @@ async def sign_up(page: Any, town: Town, *, mobile: str, email: str) -> None:
     """Fill /subscribe as a person would (SMS and email), submit, and type the code the SMS gateway was sent."""
     await page.goto(town.url + "/subscribe")
     await heading(page, "订阅公益信息")
+    await fill_form(page, mobile=mobile, email=email)
+    await page.get_by_role("button", name="提交订阅").click()
+    await heading(page, "请确认您的联系方式")
+    await enter_code(page, town, mobile)
+
+
+async def fill_form(page: Any, *, mobile: str, email: str) -> None:
+    """Choose the heavy-pollution warnings in 城区 for an elderly resident by SMS and email, and agree."""
     await page.get_by_role("checkbox", name="重污染天气预警", exact=True).check()
     await page.get_by_label("所在区县").select_option(label="城区")
     await page.get_by_role("checkbox", name="老年人", exact=True).check()
@@ -125,8 +133,10 @@ async def sign_up(page: Any, town: Town, *, mobile: str, email: str) -> None:
     await page.get_by_label("手机号码").fill(mobile)
     await page.get_by_label("电子邮箱").fill(email)
     await page.get_by_label("我已阅读并同意上述个人信息处理说明").check()
-    await page.get_by_role("button", name="提交订阅").click()
-    await heading(page, "请确认您的联系方式")
+
+
+async def enter_code(page: Any, town: Town, mobile: str) -> None:
+    """Type the code the SMS gateway was asked to text to `mobile`, and land on the done page."""
     national = re.sub(r"\D", "", mobile)[-11:]
     [code] = town.codes_to(national)
     assert re.fullmatch(r"\d{6}", code)

@@ -29,7 +29,7 @@ from notifier.models import Role
 from notifier.service import Service
 from notifier.store.records import SubscriberRecord
 from notifier.web import SERVICE, create_app
-from notifier.web.admin import ADMIN, setup
+from notifier.web.admin.dashboard import ADMIN, setup
 from tests.conftest import SettingsFactory
 
 CHROMIUM = "/usr/bin/chromium"

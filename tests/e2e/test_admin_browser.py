@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 from notifier.models import Role
+from notifier.terms import term
 from tests.conftest import settle
 from tests.e2e.conftest import ARTIFACTS, Served
 
@@ -100,7 +101,7 @@ async def test_alert_page_goes_live_matches_the_api_and_exports_csv(browser: Any
 async def test_pages_work_without_javascript(browser: Any, served: Served) -> None:
     """With JavaScript off, signing in, the list and the alert page with its chart and filters all work."""
     await settle(served.service)
-    context = await browser.new_context(java_script_enabled=False)
+    context = await browser.new_context(java_script_enabled=False, locale="zh-CN")
     page = await context.new_page()
     await sign_in(page, served, "/admin")
     link = page.locator(f'a[href="/admin/alerts/{served.alert_id}"]')
@@ -113,7 +114,7 @@ async def test_pages_work_without_javascript(browser: Any, served: Served) -> No
     await page.get_by_role("button", name="筛选").click()
     await page.wait_for_url("**channel=webhook**")
     channels = await page.locator("#table-deliveries tbody tr td:nth-child(2)").all_text_contents()
-    assert channels and set(channels) == {"Webhook"}
+    assert channels and set(channels) == {term("channel", "webhook", "zh-CN")}
     await context.close()
 
 
@@ -121,10 +122,10 @@ async def test_english_switch_and_viewer_suppression(browser: Any, served: Serve
     """A viewer switches to English with one click (remembered on the next page); districts with fewer than 5
     targeted show "<5" instead of figures."""
     await settle(served.service)
-    context = await browser.new_context()
+    context = await browser.new_context(locale="zh-CN")
     page = await context.new_page()
     await sign_in(page, served, f"/admin/alerts/{served.alert_id}", Role.VIEWER)
-    await page.get_by_role("link", name="English").click()
+    await page.get_by_role("link", name="English", exact=True).click()
     await page.wait_for_url("**lang=en**")
     assert await page.locator("html").get_attribute("lang") == "en"
     assert await page.get_by_role("img", name="Coverage by district").count() == 1

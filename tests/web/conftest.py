@@ -3,6 +3,7 @@ it, and API keys for each role."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,23 @@ class Api:
         response = await self.client.post("/v1/alerts", json=alert_body(**body),
                                           headers={**self.auth(role), **(headers or {})})
         return response.status, await response.json()
+
+
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def admin_page(api: Api, path: str, role: Role = Role.ADMIN) -> str:
+    """A dashboard page's HTML, signed in (if not yet) through the real form with `role`'s key."""
+    form = await api.client.get("/admin/login", allow_redirects=False)
+    if form.status == 200:
+        token = CSRF_FIELD.search(await form.text())
+        assert token is not None
+        signed = await api.client.post("/admin/login", data={"csrf": token.group(1), "key": api.keys[role]},
+                                       allow_redirects=False)
+        assert signed.status == 303, await signed.text()
+    response = await api.client.get(path)
+    assert response.status == 200, await response.text()
+    return await response.text()
 
 
 def subscriber_body(**overrides: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.keys import revoke_key
 from notifier.models import Role
-from notifier.web.admin_i18n import TEXT
-from notifier.web.admin_session import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from notifier.web.admin.session import LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from notifier.web.pages import LANG_COOKIE
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api, ApiFactory
 
 pytestmark = pytest.mark.both_backends
@@ -125,6 +125,14 @@ async def test_sign_in_form_is_labelled_and_carries_a_csrf_token(admin: Api) -> 
     assert '<html lang="zh-CN">' in html and '<label for="key">' in html and 'id="key"' in html
     cookie = set_cookies(response)[LOGIN_COOKIE]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+async def test_sign_in_hint_shows_the_commands_as_code(admin: Api, lang: str) -> None:
+    """The hint names the key-making commands as code, not with the literal backticks of a Markdown source."""
+    hint = (await page(admin, f"/admin/login?lang={lang}")).split('id="key-hint">', 1)[1].split("</p>", 1)[0]
+    assert "<code>notifier keys create --role admin</code>" in hint and "<code>--role viewer</code>" in hint
+    assert "`" not in hint
 
 
 async def test_admin_key_signs_in_with_a_strict_http_only_session_cookie(admin: Api) -> None:
@@ -367,7 +375,7 @@ async def test_cells_csv_has_a_bom_and_the_api_figures(admin: Api, receiver: Run
 
 async def test_csv_cells_that_look_like_formulas_are_defused(admin: Api) -> None:
     """A provider error text starting with = is exported with a leading quote, so a spreadsheet shows it as text."""
-    from notifier.web.admin_csv import csv_text
+    from notifier.web.admin.exports import csv_text
 
     text = csv_text(["a"], [["=HYPERLINK(\"x\")"], ["-1"], [3]])
     assert "'=HYPERLINK" in text and "'-1" in text and "\r\n3\r\n" in text
@@ -393,11 +401,6 @@ async def test_static_files_are_served_and_unknown_ones_are_404(admin: Api) -> N
 
 
 # ---------------------------------------------------------------- parts
-
-
-def test_both_languages_have_the_same_labels() -> None:
-    """Every label exists in Chinese and in English."""
-    assert set(TEXT["zh-CN"]) == set(TEXT["en"])
 
 
 def test_sessions_expire_when_idle_and_are_bounded() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 import re
 
+from notifier.i18n import translator
 from notifier.store.admin import bucket_for
-from notifier.web.admin_charts import Bar, BarTexts, bar_chart, duration, reach_curve, text_width
-from notifier.web.admin_i18n import translator
+from notifier.web.admin.charts import Bar, BarTexts, bar_chart, duration, reach_curve, text_width
 
 TEXTS = BarTexts(suppressed="<5", not_targeted="未定向", nobody="无定向对象")
 
@@ -38,7 +38,7 @@ def test_label_column_fits_the_longest_name() -> None:
 
 def test_reach_curve_stays_flat_through_empty_buckets() -> None:
     """5 reached in the first second and 3 more in the third: the line is flat through the second one."""
-    curve = reach_curve("c", [(1.0, 5), (3.0, 8)], 1.0, 10, title="t", desc="d", t=translator("zh-CN"))
+    curve = reach_curve("c", [(1.0, 5), (3.0, 8)], 1.0, 10, title="t", desc="d", tr=translator("zh-CN"))
     points = [tuple(map(float, p)) for p in re.findall(r"([\d.]+),([\d.]+)", curve.path)]
     ys = [y for _, y in points]
     assert ys[0] == curve.bottom  # starts at 0 reached
@@ -49,7 +49,7 @@ def test_reach_curve_stays_flat_through_empty_buckets() -> None:
 
 def test_curve_without_reach_has_no_line() -> None:
     """Before anyone is reached the curve has axes and the targeted line but no path."""
-    curve = reach_curve("c", [], 1.0, 10, title="t", desc="d", t=translator("en"))
+    curve = reach_curve("c", [], 1.0, 10, title="t", desc="d", tr=translator("en"))
     assert curve.path == "" and curve.x_label == "time since publishing"
 
 

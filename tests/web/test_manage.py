@@ -13,6 +13,7 @@ from notifier import tokens
 from notifier.coverage import alert_coverage
 from notifier.links import manage_url
 from tests.web.conftest import EMAIL, MOBILE, MOBILE_DIGITS, Api
+from tests.web.markup import unlabelled_controls
 
 pytestmark = pytest.mark.both_backends
 
@@ -183,8 +184,7 @@ async def test_english_switch_and_accessible_markup(api: Api) -> None:
     page = await (await api.client.get(_path(api, await _subscriber(api)) + "?lang=en")).text()
     assert '<html lang="en">' in page and "My subscription" in page and "Older people" in page
     assert page.count("<h1>") == 1
-    for control in re.findall(r'<(?:input|select)[^>]*\bid="([^"]+)"', page):
-        assert f'for="{control}"' in page, control
+    assert unlabelled_controls(page) == []
     assert 'lang="zh-CN"' in page  # the switch back to Chinese
 
 

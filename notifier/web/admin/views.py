@@ -1,0 +1,234 @@
+"""What the admin pages show, gathered from the store into plain view objects (no HTML here, no aiohttp).
+
+Every figure comes from the coverage object (`notifier.coverage.alert_coverage`), with viewers' small cells
+suppressed exactly as the API suppresses them; every contact goes through the API's own `delivery_view` (masked,
+errors scrubbed). The reach curve, the failure texts and the list's quick figures come from the store's admin
+queries (`store/admin.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from notifier.catalogue import Catalogue
+from notifier.coverage import alert_coverage
+from notifier.i18n import translator
+from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
+from notifier.store import Store
+from notifier.store.records import AlertRow
+from notifier.terms import Terms
+from notifier.web.admin.charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
+from notifier.web.api.alerts import delivery_view
+from subscriptions.masking import scrub
+
+LIST_PAGE = 20
+DELIVERY_PAGE = 25
+UNREACHABLE_CAUSES = ("no_contact", "all_failed", "pending", "expired", "cancelled")
+
+
+def suppress_below(role: Role, viewer_min_cell: int) -> int | None:
+    """k for the viewer role (cells under k people are hidden), None for admins: as in the API."""
+    return viewer_min_cell if role is Role.VIEWER else None
+
+
+def names(items: Sequence[Region | Group], codes: Sequence[str], lang: str) -> list[str]:
+    """Catalogue names of `codes` in the page's language (a code the catalogue lacks shows as itself)."""
+    known = {i.code: ((i.name_en or i.name) if lang == "en" else i.name) for i in items}
+    return [known.get(code, code) for code in codes]
+
+
+def topic_names(catalogue: Catalogue, lang: str) -> dict[str, str]:
+    return {t.key: ((t.name_en or t.name) if lang == "en" else t.name) for t in catalogue.topics}
+
+
+# ---------------------------------------------------------------- the alert list
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLine:
+    """One alert in the list with its live figures."""
+
+    alert: AlertRow
+    targeted: int
+    reached: int
+    accepted: int
+    pending: int
+    awaiting: int
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.targeted == 0 else self.reached / self.targeted
+
+    @property
+    def live(self) -> bool:
+        """Still moving: deliveries to make, or receipts to wait for."""
+        return self.alert.status in ("active", "scheduled") and (self.pending > 0 or self.awaiting > 0)
+
+
+async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
+    figures = await store.alert_figures([a.id for a in alerts])
+    return [AlertLine(a, *figures[a.id]) for a in alerts]
+
+
+# ---------------------------------------------------------------- one alert
+
+
+@dataclass(frozen=True, slots=True)
+class CountLine:
+    code: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorLine:
+    channel: str
+    status: str
+    text: str | None  # scrubbed: contacts in provider answers are masked
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFigures:
+    """The part of the alert page that refreshes while the alert goes out."""
+
+    coverage: Coverage
+    region_bars: list[Bar]
+    group_bars: list[Bar]
+    region_chart: BarChart
+    group_chart: BarChart
+    curve: Curve | None  # None on back-ends without the curve query
+    unreachable: list[CountLine]
+    errors: list[ErrorLine] | None
+    suppressed_k: int | None
+
+    @property
+    def pending(self) -> int:
+        return sum(c.pending for c in self.coverage.by_channel.values())
+
+    @property
+    def live(self) -> bool:
+        return any(c.pending or c.awaiting_receipt for c in self.coverage.by_channel.values())
+
+
+def region_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: str) -> list[Bar]:
+    """One bar per district of the catalogue, in catalogue order (all 13 in the default catalogue)."""
+    bars = []
+    for region in catalogue.regions:
+        cell = coverage.by_region.get(region.code)
+        label = (region.name_en or region.name) if lang == "en" else region.name
+        aimed = not alert.target_regions or region.code in alert.target_regions
+        if cell is None:
+            bars.append(Bar(region.code, label, 0, 0, None, in_target=aimed))
+        else:
+            bars.append(Bar(region.code, label, cell.targeted, cell.reached, cell.coverage_rate,
+                            suppressed=bool(cell.suppressed), population=cell.population,
+                            population_rate=cell.population_rate))
+    return bars
+
+
+def group_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: str) -> list[Bar]:
+    """One bar per population group of the catalogue; groups the alert did not aim at but whose members were
+    targeted (a targeted elderly person may also be a student) show their figures too."""
+    bars = []
+    for group in catalogue.groups:
+        cell = coverage.by_group.get(group.code)
+        label = (group.name_en or group.name) if lang == "en" else group.name
+        aimed = not alert.target_groups or group.code in alert.target_groups
+        if cell is None:
+            bars.append(Bar(group.code, label, 0, 0, None, in_target=aimed))
+        else:
+            bars.append(Bar(group.code, label, cell.targeted, cell.reached, cell.coverage_rate,
+                            suppressed=bool(cell.suppressed), population=cell.population,
+                            population_rate=cell.population_rate))
+    return bars
+
+
+def fold_errors(raw: list[tuple[str, str, str | None, int]]) -> list[ErrorLine]:
+    """Mask contacts in the provider's texts, then add up the groups that became equal."""
+    counts: Counter[tuple[str, str, str | None]] = Counter()
+    for channel, status, text, count in raw:
+        counts[(channel, status, scrub(text) if text else None)] += count
+    return [ErrorLine(c, s, text, n) for (c, s, text), n in counts.most_common()]
+
+
+def suppressed_mark(k: int | None) -> str:
+    """What a hidden figure shows: fewer than k (the same in every language, as in the API's CSV)."""
+    return f"<{k or 0}"
+
+
+async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, role: Role, viewer_min_cell: int,
+                        lang: str) -> AlertFigures:
+    k = suppress_below(role, viewer_min_cell)
+    coverage = await alert_coverage(store, alert.id, suppress_below=k)
+    regions = region_bars(catalogue, alert, coverage, lang)
+    groups = group_bars(catalogue, alert, coverage, lang)
+    tr, terms = translator(lang), Terms(lang)
+    texts = BarTexts(suppressed=suppressed_mark(k), not_targeted=tr.gettext("not targeted"),
+                     nobody=tr.gettext("nobody targeted"))
+    region_chart = bar_chart(
+        "chart-regions", tr.gettext("Coverage by district"),
+        tr.ngettext("Bar chart of coverage in %(num)d district: each bar's length is the share of targeted people "
+                    "reached; the text beside it gives reached/targeted and the rate.",
+                    "Bar chart of coverage in %(num)d districts: each bar's length is the share of targeted people "
+                    "reached; the text beside it gives reached/targeted and the rate.", len(regions))
+        % {"num": len(regions)}, regions, texts)
+    group_chart = bar_chart(
+        "chart-groups", tr.gettext("Coverage by population group"),
+        tr.gettext("Bar chart of coverage per group: each bar's length is the share of targeted people reached; the "
+                   "text beside it gives reached/targeted and the rate."), groups, texts)
+    unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
+                   for cause in UNREACHABLE_CAUSES if coverage.unreachable.get(cause)]
+    bucket, points = await store.reach_curve(alert.id)
+    desc = tr.gettext("Step curve of the cumulative number of people reached since publishing; the dashed line "
+                      "is the %(targeted)s targeted; %(reached)s reached so far.")
+    curve = reach_curve("chart-curve", points, bucket, coverage.targeted,
+                        title=tr.gettext("People reached over time"),
+                        desc=desc % {"targeted": coverage.targeted, "reached": coverage.reached}, tr=tr)
+    errors = fold_errors(await store.failure_errors(alert.id))
+    return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
+                        group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
+                        suppressed_k=k)
+
+
+# ---------------------------------------------------------------- deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    channel: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    items: list[Delivery]  # contacts masked by the API's delivery_view
+    next_after: str | None
+    total: int
+
+
+CHANNEL_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def delivery_filter(query: dict[str, str]) -> DeliveryFilter:
+    """The table's filters from a plain GET form; a value that cannot be a choice means "all"."""
+    status = query.get("status") or None
+    channel = query.get("channel") or None
+    cursor = query.get("after") or None
+    return DeliveryFilter(
+        status=DeliveryStatus(status) if status in {s.value for s in DeliveryStatus} else None,
+        channel=channel if channel and CHANNEL_KIND.fullmatch(channel) else None,
+        cursor=cursor if cursor and len(cursor) <= 64 and cursor.isalnum() else None)
+
+
+async def delivery_page(store: Store, alert_id: str, chosen: DeliveryFilter,
+                        limit: int = DELIVERY_PAGE) -> DeliveryPage:
+    rows, total = await store.list_deliveries(alert_id, limit + 1, chosen.cursor,
+                                              chosen.status.value if chosen.status else None, chosen.channel)
+    shown = rows[:limit]
+    return DeliveryPage(items=[delivery_view(r) for r in shown],
+                        next_after=shown[-1].id if len(rows) > limit else None, total=total)

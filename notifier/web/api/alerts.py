@@ -1,0 +1,168 @@
+"""Alert routes: publish (idempotent), list, read, cancel, coverage, deliveries.
+
+Handlers are thin: read and validate the input, call one core function, format the answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from notifier.coverage import alert_coverage
+from notifier.errors import FieldError, InvalidInput, NotFoundError
+from notifier.keys import require_publish
+from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
+from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
+from notifier.store.records import AlertRow, DeliveryRow
+from notifier.web.api import csv_export
+from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
+from notifier.web.auth import key_of, key_with_role
+from notifier.web.openapi import operation
+from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
+from notifier.web.problems import json_response, parse_query, read_json
+from notifier.web.state import SERVICE
+from subscriptions.masking import mask_contact, scrub
+
+routes = web.RouteTableDef()
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_PARAM = {"name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "sets the alert's idempotency_key; must equal it when the body gives one too"}
+
+
+class CancelResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: AlertStatus
+    cancelled_deliveries: int
+    notice_id: str | None
+
+
+async def _alert_body(request: web.Request) -> AlertIn:
+    """The alert of the body, with the Idempotency-Key header folded in (the header is the HTTP-native way)."""
+    data = await read_json(request)
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    if header is not None and isinstance(data, dict):
+        given = data.get("idempotency_key")
+        if given is not None and given != header:
+            raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ",
+                               [FieldError("idempotency_key", "differs from the Idempotency-Key header")])
+        data = {**data, "idempotency_key": header}
+    return await check_alert(request.app[SERVICE].store, data)  # every problem at once, names → codes
+
+
+async def _alert_or_404(request: web.Request) -> AlertRow:
+    row = await request.app[SERVICE].store.get_alert(request.match_info["id"])
+    if row is None:
+        raise NotFoundError("no such alert")
+    return row
+
+
+@routes.post("/v1/alerts")
+@operation("Publish an alert", "alerts",
+           {202: ("a new alert; its deliveries are queued", AlertAccepted),
+            200: ("a repeat of an earlier request with the same idempotency key", AlertAccepted)},
+           roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(409,),
+           description="A publisher may publish only to topics matching its patterns. The same idempotency key "
+                       "with the same body returns the first alert (200); with another body, 409.",
+           extra={"headers": [IDEMPOTENCY_PARAM]})
+async def publish(request: web.Request) -> web.StreamResponse:
+    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
+    alert = await _alert_body(request)
+    require_publish(key, alert.topic)
+    service = request.app[SERVICE]
+    row, created = await publish_alert(service.store, alert, key)
+    if created:
+        service.dispatcher.wake()
+    accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
+    return json_response(accepted, status=202 if created else 200, headers={"Location": f"/v1/alerts/{row.id}"})
+
+
+@routes.get("/v1/alerts")
+@operation("List alerts, newest first", "alerts", {200: ("a page of alerts", Page[Alert])},
+           roles=(Role.ADMIN, Role.VIEWER), query=PageQuery)
+async def list_alerts(request: web.Request) -> web.StreamResponse:
+    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    query = parse_query(request, PageQuery)
+    # One more than asked tells whether another page exists, so the last page has no next_cursor.
+    rows, total = await request.app[SERVICE].store.list_alerts(query.limit + 1, time_cursor(query.cursor))
+    shown = rows[:query.limit]
+    cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > query.limit else None
+    return json_response(Page[Alert](items=[alert_view(r) for r in shown], next_cursor=cursor, total=total))
+
+
+@routes.get("/v1/alerts/{id}")
+@operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,))
+async def get_alert(request: web.Request) -> web.StreamResponse:
+    await key_of(request)
+    return json_response(alert_view(await _alert_or_404(request)))
+
+
+@routes.post("/v1/alerts/{id}/cancel")
+@operation("Cancel an alert", "alerts", {200: ("the alert is cancelled", CancelResult)},
+           roles=(Role.ADMIN, Role.PUBLISHER), errors=(404,),
+           description="Stops pending deliveries; those who already received the alert get a cancel notice.")
+async def cancel(request: web.Request) -> web.StreamResponse:
+    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
+    row = await _alert_or_404(request)
+    require_publish(key, row.topic)
+    service = request.app[SERVICE]
+    cancelled, stopped, notice = await cancel_alert(service.store, row.id, key)
+    if notice is not None:
+        service.dispatcher.wake()
+    return json_response(CancelResult(id=cancelled.id, status=AlertStatus(cancelled.status),
+                                      cancelled_deliveries=stopped, notice_id=notice.id if notice else None))
+
+
+@routes.get("/v1/alerts/{id}/coverage")
+@operation("Coverage of an alert", "alerts", {200: ("who of those targeted was reached", Coverage)}, errors=(404,),
+           description="For viewer keys, region/group cells with fewer targeted than the configured threshold "
+                       "carry `suppressed: true` and null counts. With ?format=csv: the region × group cells.",
+           query=FormatQuery, alt_media_types=(CSV_TYPE,))
+async def coverage(request: web.Request) -> web.StreamResponse:
+    key = await key_of(request)
+    parse_query(request, FormatQuery)
+    row = await _alert_or_404(request)
+    settings = request.app[SERVICE].settings
+    suppress = settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
+    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress)
+    if wants_csv(request):
+        return await csv_export.coverage_csv(request.app[SERVICE].store, result, suppress)
+    return json_response(result)
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def delivery_view(row: DeliveryRow) -> Delivery:
+    """A delivery as the API shows it: the contact masked, and any contact in the provider's error text too."""
+    times: dict[str, Any] = {name: _dt(getattr(row, name))
+                             for name in ("next_attempt_at", "sent_at", "delivered_at", "finished_at")}
+    return Delivery(
+        id=row.id, alert_id=row.alert_id, subscriber_id=row.subscriber_id, channel=row.channel,
+        contact=mask_contact(row.channel, row.address), status=DeliveryStatus(row.status), attempts=row.attempts,
+        provider_message_id=row.provider_message_id, last_error=scrub(row.last_error) if row.last_error else None,
+        created_at=datetime.fromtimestamp(row.created_at, UTC), **times)
+
+
+@routes.get("/v1/alerts/{id}/deliveries")
+@operation("Deliveries of an alert (contacts masked)", "alerts", {200: ("a page of deliveries", Page[Delivery])},
+           roles=(Role.ADMIN, Role.VIEWER), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
+           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused).")
+async def deliveries(request: web.Request) -> web.StreamResponse:
+    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    query = parse_query(request, DeliveryListQuery)
+    row = await _alert_or_404(request)
+    if wants_csv(request):
+        return await csv_export.deliveries_csv(request, request.app[SERVICE].store, row.id, query)
+    rows, total = await request.app[SERVICE].store.list_deliveries(
+        row.id, query.limit + 1, id_cursor(query.cursor), query.status.value if query.status else None,
+        query.channel)
+    shown = rows[:query.limit]
+    cursor = encode_cursor(shown[-1].id) if len(rows) > query.limit else None
+    return json_response(Page[Delivery](items=[delivery_view(r) for r in shown], next_cursor=cursor, total=total))

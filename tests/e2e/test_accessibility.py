@@ -1,0 +1,198 @@
+"""WCAG 2.1 AA in a real browser: axe-core over the citizen's pages (sign-up and each of its steps, manage,
+delete, unsubscribe), the public column (list, a disclosure, the catalogue) and the dashboard (sign-in, the list,
+one alert), at desktop (1280 px) and phone (390 px) widths — no serious or critical finding. And what axe does not
+measure but readers notice: a focus ring that shows, 18px text for citizens, a catalogue caption and an alert list
+that fit a phone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from notifier.fakes.smtp import RunningSmtp
+from notifier.keys import create_key
+from notifier.models import Role
+from tests.conftest import SettingsFactory
+from tests.e2e.axe import Finding, audit, new_context, report
+from tests.e2e.citizen_support import TIMEOUT_MS, Town, enter_code, fill_form, heading, link_after, open_town
+
+MOBILE = "13935550177"
+EMAIL = "li.na@example.org"
+
+
+@pytest.fixture
+async def town(make_settings: SettingsFactory, smtp: RunningSmtp) -> AsyncIterator[Town]:
+    async with open_town(make_settings, smtp) as running:
+        yield running
+
+
+async def _page(browser: Any, width: str, lang: str = "zh-CN") -> tuple[Any, Any]:
+    context = await new_context(browser, width, lang)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, await context.new_page()
+
+
+async def _sign_up_auditing(page: Any, town: Town, found: list[Finding]) -> None:
+    """The sign-up form, the form with errors, the verification page and the done page, each audited."""
+    await page.goto(town.url + "/subscribe")
+    found += await audit(page, "/subscribe")
+    await page.get_by_role("button", name="提交订阅").click()
+    await heading(page, "订阅公益信息")
+    found += await audit(page, "/subscribe (errors)")
+    await fill_form(page, mobile=MOBILE, email=EMAIL)
+    await page.get_by_role("button", name="提交订阅").click()
+    await heading(page, "请确认您的联系方式")
+    found += await audit(page, "/subscribe (verify)")
+    await enter_code(page, town, MOBILE)
+    found += await audit(page, "/subscribe (done)")
+
+
+async def _own_pages_auditing(page: Any, town: Town, found: list[Finding]) -> None:
+    """The emailed confirmation, the manage and delete pages, unsubscribe and its answer, an invalid link."""
+    [mail] = town.smtp.messages_to(EMAIL)
+    confirm = re.search(r"http://\S+/subscribe/confirm/\S+", str(mail.message.get_body(("plain",)).get_content()))
+    assert confirm is not None
+    await page.goto(confirm.group(0))
+    found += await audit(page, "/subscribe/confirm")
+    await page.get_by_role("button", name="确认订阅").click()
+    await heading(page, "订阅已生效")
+    await town.publish("长治市重污染天气橙色预警")
+    [alert_mail] = town.alert_mail_to(EMAIL)
+    await page.goto(link_after(alert_mail, "管理订阅、下载或删除个人信息："))
+    found += await audit(page, "/manage")
+    await page.get_by_role("link", name="删除我的全部信息…").click()
+    await heading(page, "确认删除全部信息")
+    found += await audit(page, "/manage/delete")
+    await page.goto(str(alert_mail["List-Unsubscribe"]).strip("<>"))
+    found += await audit(page, "/unsubscribe")
+    await page.get_by_role("button", name="退订此主题").click()
+    await heading(page, "已退订")
+    found += await audit(page, "/unsubscribe (done)")
+    await page.goto(town.url + "/subscribe/confirm/not-a-token")
+    found += await audit(page, "/subscribe/confirm (invalid)")
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_citizen_pages_have_no_serious_accessibility_findings(browser: Any, town: Town, width: str) -> None:
+    """Sign-up and every step after it, the manage and delete pages and unsubscribe pass axe's WCAG 2.1 AA rules."""
+    context, page = await _page(browser, width)
+    found: list[Finding] = []
+    await _sign_up_auditing(page, town, found)
+    await _own_pages_auditing(page, town, found)
+    await context.close()
+    assert not found, report(found)
+
+
+async def _admin_key(town: Town) -> str:
+    return (await create_key(town.service.store, Role.ADMIN))[1]
+
+
+@pytest.mark.parametrize(("width", "lang"), [("desktop", "zh-CN"), ("phone", "zh-CN"), ("desktop", "en"),
+                                             ("phone", "en")])
+async def test_public_and_admin_pages_have_no_serious_accessibility_findings(browser: Any, town: Town, width: str,
+                                                                           lang: str) -> None:
+    """The public list, a disclosure and the catalogue; the dashboard's sign-in, list and alert page."""
+    alert_id = await town.publish("长治市重污染天气橙色预警")
+    context, page = await _page(browser, width, lang)
+    found: list[Finding] = []
+    for path in ("/disclosures", f"/disclosures/{alert_id}", "/catalogue", "/admin/login"):
+        await page.goto(town.url + path)
+        found += await audit(page, path)
+    await page.locator("#key").fill(await _admin_key(town))
+    await page.locator("form.login button").click()
+    await page.wait_for_url(town.url + "/admin")
+    found += await audit(page, "/admin")
+    await page.goto(f"{town.url}/admin/alerts/{alert_id}")
+    await page.locator("#details-regions summary").click()
+    found += await audit(page, "/admin/alerts/{id}")
+    await context.close()
+    assert not found, report(found)
+
+
+# ---------------------------------------------------------------- what axe does not measure
+
+
+def _luminance(rgb: tuple[float, ...]) -> float:
+    channels = [c / 255 for c in rgb[:3]]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+_FOCUS = """(selector) => {
+  const el = document.querySelector(selector);
+  el.focus({focusVisible: true});
+  const rgb = s => s.match(/[\\d.]+/g).map(Number);
+  let bg = el.parentElement;
+  while (bg && rgb(getComputedStyle(bg).backgroundColor)[3] === 0) bg = bg.parentElement;
+  const style = getComputedStyle(el);
+  return {outline: rgb(style.outlineColor), width: parseFloat(style.outlineWidth), style: style.outlineStyle,
+          background: bg ? rgb(getComputedStyle(bg).backgroundColor) : [255, 255, 255]};
+}"""
+
+
+@pytest.mark.parametrize(("path", "selector"), [
+    ("/subscribe", "main a, main input[type=checkbox]"), ("/subscribe", "header a"),
+    ("/disclosures", "main a"), ("/disclosures", "header a"), ("/admin/login", "main input#key"),
+    ("/admin/login", "header a"),
+])
+async def test_the_focus_ring_stands_out_from_what_surrounds_it(browser: Any, town: Town, path: str,
+                                                                selector: str) -> None:
+    """A focused control's ring is drawn, at least 2px, with 3:1 contrast against the background around it."""
+    context, page = await _page(browser, "desktop")
+    await page.goto(town.url + path)
+    await page.keyboard.press("Tab")  # keyboard use: :focus-visible applies from here on
+    ring = await page.evaluate(_FOCUS, selector)
+    await context.close()
+    assert ring["style"] != "none" and ring["width"] >= 2
+    assert contrast(tuple(ring["outline"]), tuple(ring["background"])) >= 3, ring
+
+
+@pytest.mark.parametrize("path", ["/subscribe", "/disclosures", "/catalogue"])
+async def test_citizen_text_and_hints_are_18px(browser: Any, town: Town, path: str) -> None:
+    """Body text and the grey hints under fields are 18px on the pages citizens read (the hints were 14px)."""
+    context, page = await _page(browser, "phone")
+    await page.goto(town.url + path)
+    sizes = await page.evaluate("""() => [getComputedStyle(document.body).fontSize,
+        ...[...document.querySelectorAll('.hint')].map(el => getComputedStyle(el).fontSize)]""")
+    await context.close()
+    assert all(float(size.removesuffix("px")) >= 18 for size in sizes), sizes
+
+
+async def test_catalogue_captions_read_across_a_phone(browser: Any, town: Town) -> None:
+    """At 390 px a domain's caption spans the card, not one character a line."""
+    context, page = await _page(browser, "phone")
+    await page.goto(town.url + "/catalogue")
+    boxes = await page.evaluate("""() => [...document.querySelectorAll('table.catalogue caption')].map(c => {
+        const r = c.getBoundingClientRect(); return [r.width, r.height,
+        parseFloat(getComputedStyle(c).lineHeight)]; })""")
+    await context.close()
+    assert boxes and all(width > 250 and height < 3 * line for width, height, line in boxes), boxes
+
+
+async def test_the_alert_list_fits_a_phone(browser: Any, town: Town) -> None:
+    """At 390 px the dashboard's alert list needs no sideways scrolling: each alert is a card whose headline link
+    spans the card and whose figures are all in view."""
+    alert_id = await town.publish("长治市重污染天气橙色预警")
+    context, page = await _page(browser, "phone")
+    await page.goto(town.url + "/admin/login")
+    await page.locator("#key").fill(await _admin_key(town))
+    await page.locator("form.login button").click()
+    await page.wait_for_url(town.url + "/admin")
+    layout = await page.evaluate("""(id) => {
+        const row = document.querySelector(`tr[data-alert="${id}"]`);
+        const scroller = row.closest('.scroll');
+        return {page: [document.documentElement.scrollWidth, window.innerWidth],
+                table: [scroller.scrollWidth, scroller.clientWidth],
+                link: row.querySelector('a').getBoundingClientRect().width,
+                cells: [...row.querySelectorAll('td')].map(td => td.getBoundingClientRect().right)}; }""", alert_id)
+    await context.close()
+    assert layout["page"][0] <= layout["page"][1] and layout["table"][0] <= layout["table"][1], layout
+    assert layout["link"] > 300 and max(layout["cells"]) <= 390, layout
