@@ -44,7 +44,7 @@ CERTAINTY: Mapping[str, Term] = {
 ALERT_STATUS: Mapping[str, Term] = {
     "scheduled": NP_("alert status", "scheduled"), "active": NP_("alert status", "in force"),
     "updated": NP_("alert status", "updated"), "cancelled": NP_("alert status", "cancelled"),
-    "expired": NP_("alert status", "expired"),
+    "superseded": NP_("alert status", "superseded by an update"), "expired": NP_("alert status", "expired"),
 }
 DELIVERY_STATUS: Mapping[str, Term] = {
     "queued": NP_("delivery status", "queued"), "sending": NP_("delivery status", "sending"),
@@ -55,7 +55,7 @@ DELIVERY_STATUS: Mapping[str, Term] = {
 }
 CHANNEL: Mapping[str, Term] = {
     "sms": NP_("channel", "SMS"), "wechat": NP_("channel", "WeChat"), "email": NP_("channel", "Email"),
-    "webhook": NP_("channel", "Webhook"),
+    "webhook": NP_("channel", "Webhook"), "voice": NP_("channel", "Voice call"),
 }
 # Why a targeted person has not been reached (the coverage object's `unreachable`).
 CAUSE: Mapping[str, Term] = {

@@ -18,7 +18,8 @@ BAD_CHANNELS = {
     "bad tls": ('[channels.email]\nsender = "notify@changzhi.gov.cn"\ntls = "ssl"\n',
                 "[channels.email] tls: 'ssl' is not allowed; use 'none', 'starttls' or 'tls'"),
     "unknown channel": ("[channels.smss]\nprovider = \"aliyun\"\n",
-                        "[channels.smss]: unknown channel; allowed: email, sms, webhook, wechat (did you mean sms?)"),
+                        "[channels.smss]: unknown channel; allowed: email, sms, voice, webhook, wechat "
+                        "(did you mean sms?)"),
     "misspelt key": ('[channels.email]\nsender = "notify@changzhi.gov.cn"\nprot = 25\n',
                      "[channels.email] prot: unknown key; allowed: host, port,"),
 }

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from notifier.rendering import LOCAL_TZ
+from notifier.schedule import from_stored, schedule_words
 from tests.web.conftest import MOBILE, MOBILE_DIGITS, Api
 from tests.web.public_support import ATOM, backdated, entry_titles, get_feed, get_html, get_json, publish, result_list
 
@@ -301,9 +302,12 @@ async def test_catalogue_lists_every_topic_with_its_department(api: Api) -> None
         row = re.search(rf'<tr id="topic-{re.escape(topic["key"])}">(.*?)</tr>', page, re.S)
         assert row is not None, topic["key"]
         assert topic["name"] in row.group(1) and topic["department"] in row.group(1)
-        for field in ("method", "schedule", "supervision"):
+        for field in ("method", "supervision"):
             if topic[field]:
                 assert topic[field] in row.group(1), (topic["key"], field)
+        words = schedule_words(from_stored(topic["schedule"]), "zh-CN")
+        if words:
+            assert words in row.group(1), (topic["key"], "schedule")
     assert "环境保护" in page and "公共交通" in page and "<caption>" in page
 
 

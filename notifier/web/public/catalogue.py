@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from notifier.i18n import translator
+from notifier.schedule import from_stored, schedule_words
 from notifier.terms import Terms
 from notifier.web.public.responses import link
 from notifier.web.public.views import Names
@@ -65,7 +66,7 @@ def build_catalogue(names: Names, lang: str, link_lang: str | None) -> PublicCat
         by_domain.setdefault(str(topic["domain"]), []).append(CatalogueTopic(
             key=key, name=names.topic(key, lang), department=names.department(str(topic["department"]), lang),
             method=topic.get("method"), channels=channels, channel_names=[terms("channel", c) for c in channels],
-            schedule=topic.get("schedule"), supervision=topic.get("supervision"),
+            schedule=schedule_words(from_stored(topic.get("schedule")), lang), supervision=topic.get("supervision"),
             disclosures=link("/disclosures", link_lang, {"topic": key}),
             feed=link(f"/disclosures/{key}/feed.atom", link_lang)))
     domain_order = _ordered(list(by_domain), [d.code for d in names.catalogue.domains])

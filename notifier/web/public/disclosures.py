@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.models import Level, Severity
+from notifier.schedule import from_stored, schedule_words
 from notifier.store.records import AlertRow
 from notifier.web.openapi import operation
 from notifier.web.problems import dumps, parse_query
@@ -178,8 +179,9 @@ async def disclosure_page(request: web.Request) -> web.StreamResponse:
     if _wants_json(request):
         return _json(request, item, last_modified=modified)
     topic = ctx.names.topics.get(row.topic, {})
+    schedule = schedule_words(from_stored(topic.get("schedule")), ctx.lang)
     return render_page(request, "detail.html", last_modified=modified, section="detail", d=item,
-                       method=topic.get("method"), schedule=topic.get("schedule"))
+                       method=topic.get("method"), schedule=schedule)
 
 
 # ---------------------------------------------------------------- the catalogue
