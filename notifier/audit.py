@@ -5,8 +5,10 @@ An entry is exactly `{seq, at, actor, role, department, action, object, details,
     seq         1, 2, 3 … with no gap
     at          ISO 8601 UTC to the millisecond, always `YYYY-MM-DDTHH:MM:SS.mmmZ` (fixed width, so that the
                 text sorts as the time does and `?since=` / `?until=` compare as strings)
-    actor       the key's id, or `cli` for a CLI act without a key
-    role        admin | publisher | viewer (a `cli` act is an operator's: admin)
+    actor       the key's id, or `cli` for a CLI act without a key, `system` for what the service does by itself
+                (seeding the catalogue's topics, rejecting an alert nobody approved in time), `citizen` for a
+                subscriber erasing their own data through their signed link
+    role        admin | publisher | viewer | citizen (a `cli` or `system` act is an operator's: admin)
     department  the acting key's department, or null
     action      one of `AuditAction`
     object      `<kind>:<id>`, e.g. `alert:3f…`
@@ -34,15 +36,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier.models import Role
 from notifier.rendering import LOCAL_TZ
 from subscriptions.masking import scrub
 
+if TYPE_CHECKING:  # the store imports this module: its records only for types
+    from notifier.store.records import KeyRecord
+
 GENESIS = "0" * 64
 FIELDS = ("seq", "at", "actor", "role", "department", "action", "object", "details", "prev_hash", "hash")
 CLI_ACTOR = "cli"
+SYSTEM_ACTOR = "system"
+CITIZEN_ACTOR = CITIZEN_ROLE = "citizen"
+ROLES = frozenset({*(r.value for r in Role), CITIZEN_ROLE})
 MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer every JSON reader (JavaScript's included) keeps exact
 _OBJECT = re.compile(r"[a-z][a-z_]*:[^\s]+")
 _AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
@@ -76,6 +84,25 @@ class BreakKind(StrEnum):
 
 
 # ---------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who does an act, as its entry records it: `actor`, `role`, `department`."""
+
+    id: str
+    role: str
+    department: str | None = None
+
+    @classmethod
+    def of_key(cls, key: KeyRecord | None) -> Actor:
+        """The key's id, role and department; an act without a key is the CLI's."""
+        return CLI if key is None else cls(key.id, key.role, key.department)
+
+
+CLI = Actor(CLI_ACTOR, Role.ADMIN.value)
+SYSTEM = Actor(SYSTEM_ACTOR, Role.ADMIN.value)
+CITIZEN = Actor(CITIZEN_ACTOR, CITIZEN_ROLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +223,14 @@ def object_ref(kind: str, ident: str) -> str:
     return _checked_object(f"{kind}:{ident}")
 
 
-def next_entry(head: AuditHead | None, *, at: float | datetime, actor: str, role: Role, department: str | None,
+def _checked_role(role: str) -> str:
+    value = str(getattr(role, "value", role))
+    if value not in ROLES:
+        raise AuditError(f"role {value!r} must be one of {', '.join(sorted(ROLES))}")
+    return value
+
+
+def next_entry(head: AuditHead | None, *, at: float | datetime, actor: str, role: Role | str, department: str | None,
                action: AuditAction, object: str, details: Mapping[str, Any]) -> AuditEntry:
     """The entry that follows `head` (None: the chain is empty). The store appends it in the transaction that
     read `head`, so two writers cannot both extend the same head."""
@@ -204,7 +238,7 @@ def next_entry(head: AuditHead | None, *, at: float | datetime, actor: str, role
     for where, text in (("actor", actor), ("department", department or ""), ("object", object)):
         _check_text(text, where)
     fields: dict[str, Any] = {
-        "seq": head.seq + 1 if head else 1, "at": format_at(at), "actor": actor, "role": Role(role).value,
+        "seq": head.seq + 1 if head else 1, "at": format_at(at), "actor": actor, "role": _checked_role(role),
         "department": department, "action": AuditAction(action).value, "object": object,
         "details": check_details(details), "prev_hash": head.hash if head else GENESIS}
     return AuditEntry(**fields, hash=entry_hash(fields))

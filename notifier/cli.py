@@ -44,6 +44,7 @@ Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 HANDLERS: dict[str, Handler] = {
     "serve": commands.cmd_serve, "worker": commands.cmd_worker, "demo": commands.cmd_demo, "db": commands.cmd_db,
     "keys": commands.cmd_keys, "templates": commands.cmd_templates, "import": commands.cmd_import,
+    "audit": commands.cmd_audit,
     "publish": cli_publish.cmd_publish, "coverage": cli_publish.cmd_coverage,
 }
 
@@ -94,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     templates.add_argument("action", choices=["check"],
                            help="check: render every template with sample data, report errors and SMS lengths")
     _keys_arguments(command("keys", "API keys: create, list, revoke"))
+    audit = command("audit", "the audit log: verify its hash chain")
+    audit.add_argument("action", choices=["verify"],
+                       help="verify: check every entry's hash and link; exit 0 'audit: OK <n> entries head <hash>', "
+                            "or exit 1 'audit: BROKEN at <seq>: <why>' naming the first broken entry")
     db = command("db", "database tools")
     db.add_argument("action", choices=["upgrade"], help="upgrade: create the database or apply new migrations")
     _import_arguments(command("import", "import subscribers from a CSV or NDJSON file (UTF-8 or GBK); all or "
@@ -111,6 +116,8 @@ def _keys_arguments(keys: argparse.ArgumentParser) -> None:
     keys.add_argument("--topics", nargs="+", metavar="PATTERN",
                       help="for create --role publisher (required): the topics it may publish to, as patterns "
                            "over the catalogue's topic keys, e.g. 'env.*' or 'env.heavy-pollution'; '*' for all")
+    keys.add_argument("--department", help="for create --role publisher (required): the department it speaks for, "
+                                            "as the catalogue's topics name it, e.g. 市环保局")
     keys.add_argument("--label", help="for create: a note shown by keys list (who holds the key)")
 
 

@@ -22,6 +22,7 @@ from notifier.models import Coverage
 from notifier.progress import print_coverage, watch_alert
 from notifier.publish import check_alert, publish_alert
 from notifier.service import Service, open_existing_database
+from notifier.states import AlertStatus
 
 STDIN = "-"
 RECEIPT_WAIT_MAX = 30.0  # seconds `--wait` gives receipts (SMS, WeChat) once nothing is pending
@@ -32,6 +33,9 @@ TARGETS_NOBODY = ("warning: alert {id} targets nobody: no active subscriber of {
                   "(it is stored, and listed publicly unless public is false)")
 NOTHING_ATTEMPTED = "nothing could be attempted for alert {id}: {causes}"
 NO_ALERT = "no alert {id}"
+WAITS_FOR_APPROVAL = ("alert {id} waits for approval ([approval] holds it): nothing is sent until another key of "
+                      "its department, or an admin, approves it (POST /v1/alerts/{id}/approve or the dashboard); "
+                      "it would reach {targeted} subscribers now")
 NO_ALERT_NO_DATABASE = "no alert {id}: {why}"
 
 
@@ -67,9 +71,13 @@ async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     if not isinstance(data, dict):
         raise CommandError(NOT_AN_OBJECT.format(what=args.file))
     async with Service(settings) as service:
-        alert, created = await publish_alert(service.store, await check_alert(service.store, data), None)
+        alert, created = await publish_alert(service.store, await check_alert(service.store, data), None,
+                                             approval=settings.approval)
         print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
                           "created": created}, ensure_ascii=False))
+        if alert.status == AlertStatus.PENDING_APPROVAL:
+            print(WAITS_FOR_APPROVAL.format(id=alert.id, targeted=alert.targeted), file=sys.stderr)
+            return 0
         if alert.targeted == 0:
             print(TARGETS_NOBODY.format(id=alert.id, topic=alert.topic), file=sys.stderr)
         if not args.wait:

@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from notifier.audit import ChainOK, ChainVerifier
 from notifier.config import Settings, load_settings
 from notifier.errors import NotifierError
 from notifier.keys import create_key, revoke_key
@@ -36,6 +37,7 @@ NO_SUCH_KEY = "no such key"
 NO_DATABASE = "there is no database at {path} yet (is --config right? `notifier db upgrade` creates one)"
 NO_KEYS = "no keys: " + NO_DATABASE
 KEY_CREATED = "created {role} key {id}{scope}; it is shown only now:"
+NO_AUDIT = "nothing to verify: " + NO_DATABASE
 KEY_REVOKED = "revoked {id}"
 MIGRATED = "applied migrations: {versions}"
 UP_TO_DATE = "database is up to date"
@@ -133,10 +135,11 @@ async def _create_key(settings: Settings, args: argparse.Namespace) -> int:
     store = await open_database(settings)
     try:  # a publisher's --topics are checked against the catalogue (notifier.keys): it must be in the database
         await seed_catalogue(store, catalogue)
-        record, raw = await create_key(store, Role(args.role), args.topics, args.label)
+        record, raw = await create_key(store, Role(args.role), args.topics, args.label, args.department)
     finally:
         await store.close()
     scope = f" topics={','.join(record.topics)}" if record.topics else ""
+    scope += f" department={record.department}" if record.department else ""
     print(KEY_CREATED.format(role=record.role, id=record.id, scope=scope), file=sys.stderr)
     print(raw)
     return 0
@@ -155,7 +158,8 @@ async def _revoke_key(store: Store, args: argparse.Namespace) -> int:
 async def _list_keys(store: Store) -> int:
     for k in await store.list_keys():
         state = "revoked" if k.revoked_at else "active"
-        print(f"{k.id}  {k.prefix}…  {k.role:<9}  {state:<7}  {','.join(k.topics) or '-'}  {k.label or ''}")
+        print(f"{k.id}  {k.prefix}…  {k.role:<9}  {state:<7}  {','.join(k.topics) or '-'}  "
+              f"{k.department or '-'}  {k.label or ''}")
     return 0
 
 
@@ -207,6 +211,23 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         write_report(args.report, report)
     print_import_summary(console, report, secrets_in_file=args.report is not None)
     return 1 if report.outcome is Outcome.REJECTED else 0
+
+
+async def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`audit verify`: read the chain in seq order (a chunk at a time) and check it; exit 0 when intact, 1 with
+    the first broken seq. Never creates a database."""
+    store = await open_existing_database(settings)
+    if store is None:
+        raise CommandError(NO_AUDIT.format(path=settings.sqlite_path()))
+    try:
+        verifier = ChainVerifier()
+        async for entry in store.audit_stream():
+            verifier.add(entry)
+        result = verifier.result()
+    finally:
+        await store.close()
+    print(result.line())
+    return 0 if isinstance(result, ChainOK) else 1
 
 
 async def wait_for_signal() -> None:

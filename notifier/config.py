@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from notifier.config_errors import NO_FILE, NOT_A_SECTION, TOML_SYNTAX, UNREADABLE_FILE, ConfigError, describe
+from notifier.models import Severity
 
 ENV_PREFIX = "NOTIFIER_"
 
@@ -71,6 +72,31 @@ class AuthSettings(_Section):
     viewer_min_cell: int = Field(default=5, ge=1)  # small-cell suppression threshold for viewers
 
 
+class ApprovalSettings(_Section):
+    """`[approval]`: which alerts wait for a second key of the same department, or an admin, before anything is
+    sent (SPEC "Departments and approval"). Each key given narrows the rule; an alert matching all of them is held.
+    With none of `severities`, `min_regions`, `topics` given, nothing is held. The rule itself is
+    `notifier.approval.holds`."""
+
+    severities: list[Severity] = Field(default_factory=list)
+    min_regions: int | None = Field(default=None, ge=1)  # targeting at least this many regions (none given: all)
+    topics: list[str] = Field(default_factory=list)  # topic patterns, as publisher keys take them (`env.*`)
+    timeout: float = Field(default=3600.0, gt=0)  # seconds; undecided by then → rejected, reason `timeout`
+
+    @field_validator("topics")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        from notifier.keys import NOT_A_PATTERN, PATTERN  # the keys' own pattern syntax (imported late: no cycle)
+
+        bad = [p for p in value if not PATTERN.fullmatch(p)]
+        if bad:
+            raise ValueError("; ".join(NOT_A_PATTERN.format(pattern=p) for p in bad))
+        return value
+
+    def active(self) -> bool:
+        return bool(self.severities or self.min_regions or self.topics)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -78,6 +104,7 @@ class Settings(_Section):
     catalogue: CatalogueSettings = CatalogueSettings()
     templates: TemplatesSettings = TemplatesSettings()
     auth: AuthSettings = AuthSettings()
+    approval: ApprovalSettings = ApprovalSettings()
     # Raw per-kind sections; each adapter validates its own with its pydantic model.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

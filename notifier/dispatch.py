@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
-from notifier.config import WorkerSettings
+from notifier.approval import reject_overdue
+from notifier.config import ApprovalSettings, WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
 from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
@@ -53,8 +54,10 @@ class Dispatcher:
     def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
                  settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
                  on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None,
-                 secret: str | None = None, public_url: str | None = None) -> None:
+                 secret: str | None = None, public_url: str | None = None,
+                 approval: ApprovalSettings | None = None) -> None:
         self.store = store
+        self._approval = approval or ApprovalSettings()  # held alerts nobody decided on in time are rejected
         # Signs the manage/unsubscribe links put in messages (notifier.links); without both, no links.
         self._link_secret = secret
         self._public_url = public_url
@@ -114,6 +117,8 @@ class Dispatcher:
             swept = await self.store.sweep(now, self.settings.max_attempts)
             if swept.get("reclaimed"):
                 log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
+            if timed_out := await reject_overdue(self.store, self._approval, now):
+                log.warning("rejected %d alerts nobody approved within %g s", timed_out, self._approval.timeout)
             if now - self._last_purge >= PURGE_EVERY:
                 self._last_purge = now
                 await purge_unverified(self.store, now)  # sign-ups never confirmed: hold their contacts no longer
@@ -278,8 +283,7 @@ class Dispatcher:
         if r.outcome is Outcome.PERMANENT:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,
                                   fall_back=True)
-        released = max(alert.created_at, alert.scheduled_at or 0.0)
-        decision = self.retry.decide(d.attempts + 1, r.retry_after, now, released, alert.expires_at)
+        decision = self.retry.decide(d.attempts + 1, r.retry_after, now, alert.released_at(), alert.expires_at)
         if not decision.retry:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=f"{r.error}; {decision.reason}", fall_back=True)
         return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + decision.delay,

@@ -39,6 +39,7 @@ from typing import Any, Literal, TextIO
 
 from pydantic import Field, ValidationError
 
+from notifier.audit import CLI, Actor
 from notifier.errors import FieldError, InvalidInput
 from notifier.import_rows import CsvReader, NdjsonReader, RawRow, RowReader
 from notifier.import_staging import StagedRow, Staging
@@ -110,6 +111,7 @@ class ImportOptions:
     status: SubscriberStatus = SubscriberStatus.ACTIVE
     allow_private_webhooks: bool = False
     chunk_rows: int = CHUNK_ROWS
+    actor: Actor = CLI  # who imports, as the audit log records it
 
 
 @dataclass
@@ -208,7 +210,10 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
             outcome = _decide(counts, options)
             if outcome is not Outcome.REJECTED and counts.accepted:
                 counts.phase = "storing"
-                counts.stored = await store.import_subscribers(_records(staging, options, tally, progress))
+                details = {"rows": counts.rows, "accepted": counts.accepted, "rejected": counts.rejected,
+                           "format": fmt, "status": options.status.value}
+                counts.stored = await store.import_subscribers(_records(staging, options, tally, progress),
+                                                               options.actor, details)
         finally:
             staging.close()
     except UnicodeDecodeError:

@@ -1,9 +1,9 @@
 """API keys: 256 random bits with a readable type prefix, stored only as SHA-256, shown once, revocable.
 
-Publishers are scoped to topic patterns (`env.*`), given explicitly (`*` for every topic: never by default);
-viewers read; admins do everything. A pattern is a topic key with `*` (any run) and `?` (one character) as
-wildcards, and must match at least one topic of the catalogue: a typo would otherwise give a key that can
-publish nothing, found out only when a warning has to go out.
+Publishers are scoped to topic patterns (`env.*`), given explicitly (`*` for every topic: never by default),
+and belong to a department (`notifier.departments`); viewers read; admins do everything. A pattern is a topic
+key with `*` (any run) and `?` (one character) as wildcards, and must match at least one topic of the catalogue:
+a typo would otherwise give a key that can publish nothing, found out only when a warning has to go out.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import secrets
 import time
 import uuid
 
+from notifier.audit import CLI, Actor
+from notifier.departments import catalogue_departments, check_department
 from notifier.errors import FieldError, Forbidden, InvalidInput, Unauthorized
 from notifier.models import Role
 from notifier.store import Store
@@ -24,6 +26,7 @@ from notifier.store.records import KeyRecord
 KEY_PREFIX = "ntf_"
 PATTERN = re.compile(r"[a-z0-9*?][a-z0-9.*?-]{0,99}")
 BAD_TOPICS = "the topic patterns are not valid"
+BAD_KEY = "the key cannot be created as asked"
 NO_TOPICS = "a publisher key needs topic patterns (--topics), e.g. 'env.*'; '*' for every topic"
 NOT_A_PATTERN = "{pattern!r} is not a topic pattern: use topic keys with * and ?, e.g. 'env.*'"
 MATCHES_NOTHING = "{pattern!r} matches no topic in the catalogue{hint}"
@@ -35,19 +38,31 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def create_key(store: Store, role: Role, topics: list[str] | None = None,
-                     label: str | None = None) -> tuple[KeyRecord, str]:
+async def create_key(store: Store, role: Role, topics: list[str] | None = None, label: str | None = None,
+                     department: str | None = None, actor: Actor = CLI) -> tuple[KeyRecord, str]:
     """Create a key; returns its record and the raw key (the only time it exists outside the caller). A publisher
-    needs topic patterns that match the catalogue (InvalidInput otherwise); other roles take none."""
+    needs topic patterns that match the catalogue and a department the catalogue names (InvalidInput otherwise);
+    other roles take neither. The creation is recorded in the audit log as `actor`'s."""
     topics = list(topics or [])
-    if role is Role.PUBLISHER:
-        check_topic_patterns(topics, [t["key"] for t in await store.list_topics()])
-    elif topics:
-        raise InvalidInput(BAD_TOPICS, [FieldError("topics", TOPICS_NOT_FOR_ROLE)])
+    catalogue_topics = await store.list_topics()
+    errors: list[FieldError] = []
+    try:  # every problem of the request at once: the topic patterns' and the department's
+        if role is Role.PUBLISHER:
+            check_topic_patterns(topics, [t["key"] for t in catalogue_topics])
+        elif topics:
+            raise InvalidInput(BAD_TOPICS, [FieldError("topics", TOPICS_NOT_FOR_ROLE)])
+    except InvalidInput as exc:
+        errors += exc.errors
+    try:
+        department = check_department(role, department, catalogue_departments(catalogue_topics))
+    except InvalidInput as exc:
+        errors += exc.errors
+    if errors:
+        raise InvalidInput(BAD_KEY, errors)
     raw = f"{KEY_PREFIX}{role.value[:3]}_{secrets.token_urlsafe(32)}"
     record = KeyRecord(id=uuid.uuid4().hex, prefix=raw[:12], role=role.value, topics=topics,
-                       label=label, created_at=time.time(), revoked_at=None)
-    await store.create_key(record, hash_key(raw))
+                       label=label, created_at=time.time(), revoked_at=None, department=department)
+    await store.create_key(record, hash_key(raw), actor)
     return record, raw
 
 
@@ -82,10 +97,10 @@ async def authenticate(store: Store, header: str | None) -> KeyRecord:
     return record
 
 
-async def revoke_key(store: Store, key_or_id: str) -> KeyRecord | None:
-    """Revoke by id or by the raw key itself."""
+async def revoke_key(store: Store, key_or_id: str, actor: Actor = CLI) -> KeyRecord | None:
+    """Revoke by id or by the raw key itself (recorded in the audit log as `actor`'s)."""
     target = hash_key(key_or_id) if key_or_id.startswith(KEY_PREFIX) else key_or_id
-    return await store.revoke_key(target, time.time())
+    return await store.revoke_key(target, time.time(), actor)
 
 
 def require_role(key: KeyRecord, *roles: Role) -> None:

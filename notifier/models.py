@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 # Re-exported: the API's words for an alert's and a delivery's state.
 from notifier.states import AlertStatus as AlertStatus
+from notifier.states import Approval as Approval
 from notifier.states import DeliveryStatus as DeliveryStatus
 from notifier.states import MsgType as MsgType
 from notifier.states import Priority as Priority
@@ -210,6 +211,12 @@ class Alert(Frozen):
     department: str | None
     created_at: datetime
     cancelled_at: datetime | None
+    # Two-person release ([approval]): null when no rule held the alert.
+    approval: Approval | None = Field(default=None, description="pending, approved, rejected or withdrawn")
+    decided_by: str | None = Field(default=None, description="the key that approved or rejected it (or `system`)")
+    decided_at: datetime | None = None
+    decision_reason: str | None = Field(default=None, description="why it was rejected; `timeout` when nobody "
+                                                                  "decided within [approval] timeout")
 
 
 class AlertAccepted(Frozen):

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field, StrictInt, ValidationError, field_validator
 
+from notifier.audit import CLI, Actor
 from notifier.errors import FieldError, InvalidInput
 from notifier.models import REGION_CODE, CellCoverage, Coverage, Frozen, MsgType
 from notifier.store import Store
@@ -190,12 +191,14 @@ def validate_rows(raw: Sequence[RawRow], regions: set[str], groups: set[str]) ->
     return records
 
 
-async def replace_population(store: Store, raw: Sequence[RawRow], now: float | None = None) -> PopulationTable:
-    """Validate every row against the catalogue, then replace the whole table in one transaction."""
+async def replace_population(store: Store, raw: Sequence[RawRow], now: float | None = None,
+                             actor: Actor = CLI) -> PopulationTable:
+    """Validate every row against the catalogue, then replace the whole table in one transaction (recorded in the
+    audit log as `actor`'s population.put)."""
     regions = {r[0] for r in await store.list_regions()}
     groups = {g[0] for g in await store.list_groups()}
     records = validate_rows(raw, regions, groups)
-    await store.put_population(records, time.time() if now is None else now)
+    await store.put_population(records, time.time() if now is None else now, actor)
     return await population_table(store)
 
 

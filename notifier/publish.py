@@ -2,7 +2,11 @@
 row in one transaction (the outbox): once `publish_alert` returns, nothing targeted can be lost.
 
 `check_alert` turns a raw body into an alert with every problem reported at once (the input rules are
-`notifier.input_rules`: regions and groups by code or by catalogue name, stored as codes)."""
+`notifier.input_rules`: regions and groups by code or by catalogue name, stored as codes).
+
+Every way in (API, `notifier publish`, CAP documents) comes through `publish_alert`: the alert records its
+department (`notifier.departments`), waits for approval when `[approval]` holds it (`notifier.approval`), and its
+publication is one audit entry in the same transaction."""
 
 from __future__ import annotations
 
@@ -17,22 +21,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from notifier.approval import holds
+from notifier.audit import Actor
+from notifier.config import ApprovalSettings
+from notifier.departments import alert_department, may_read, readable
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import (
-    SEVERITY_RANK,
     Alert,
     AlertIn,
     AlertStatus,
     Level,
     MsgType,
     Policy,
-    Priority,
     Severity,
     Urgency,
 )
+from notifier.states import Approval
 from notifier.store import Store
-from notifier.store.records import AlertRow, KeyRecord, Targeting
+from notifier.store.records import AlertRow, KeyRecord
+from notifier.targeting import targeting_of
 
 
 def request_hash(alert: AlertIn) -> str:
@@ -55,9 +63,11 @@ class _Checked:
     referenced: AlertRow | None  # the alert an update or cancel references
 
 
-async def _check_references(store: Store, codes: CatalogueCodes, data: Mapping[str, Any]) -> _Checked:
+async def _check_references(store: Store, codes: CatalogueCodes, data: Mapping[str, Any],
+                            key: KeyRecord | None) -> _Checked:
     """Topic, regions, groups (codes or catalogue names) and the referenced alert, read from a body that may not
-    have passed the model yet (non-text values are left to the model's own errors)."""
+    have passed the model yet (non-text values are left to the model's own errors). Another department's alert
+    is, for a publisher, as unknown as one that does not exist."""
     errors: list[FieldError] = []
     topic_key = data.get("topic")
     topic = await store.get_topic(topic_key) if isinstance(topic_key, str) else None
@@ -70,6 +80,8 @@ async def _check_references(store: Store, codes: CatalogueCodes, data: Mapping[s
     referenced = None
     if isinstance(references, str) and references:
         referenced = await store.get_alert(references)
+        if referenced is not None and key is not None and not may_read(key, referenced):
+            referenced = None
         if referenced is None:
             errors.append(FieldError("references", f"unknown alert {references!r}"))
         elif isinstance(topic_key, str) and referenced.topic != topic_key:
@@ -81,7 +93,7 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-async def check_alert(store: Store, data: Any) -> AlertIn:
+async def check_alert(store: Store, data: Any, key: KeyRecord | None = None) -> AlertIn:
     """A body (API, `notifier publish` file) as an alert, or InvalidInput listing every problem in one pass: the
     model's and the catalogue's together. Regions and groups may be codes or catalogue names (`城区`); the
     alert returned carries codes."""
@@ -91,7 +103,8 @@ async def check_alert(store: Store, data: Any) -> AlertIn:
         alert = AlertIn.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc)
-    checked = await _check_references(store, await CatalogueCodes.load(store), data if isinstance(data, dict) else {})
+    checked = await _check_references(store, await CatalogueCodes.load(store), data if isinstance(data, dict) else {},
+                                      key)
     named = {e.field for e in checked.errors}
     errors = [e for e in errors if e.field.split(".")[0] not in named] + checked.errors
     if errors or alert is None:
@@ -99,28 +112,33 @@ async def check_alert(store: Store, data: Any) -> AlertIn:
     return alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
 
 
-async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None,
-                        now: float | None = None) -> tuple[AlertRow, bool]:
-    """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key and body
-    → the stored alert (created False); same key, different body → ConflictError. Region and group names are
-    stored as their codes. An update supersedes the alert it references and a cancel cancels it (SPEC
-    "Lifecycle"); a repeated cancel returns the first notice (created False)."""
+async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None, now: float | None = None, *,
+                        approval: ApprovalSettings | None = None) -> tuple[AlertRow, bool]:
+    """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key (in the
+    alert's department) and body → the stored alert (created False); same key, different body → ConflictError.
+    Region and group names are stored as their codes. An update supersedes the alert it references and a cancel
+    cancels it (SPEC "Lifecycle"); a repeated cancel returns the first notice (created False). An alert that
+    `approval` holds is stored `pending_approval`, sending nothing, its `targeted` what it would have now."""
     now = time.time() if now is None else now
     checked = await _check_references(store, await CatalogueCodes.load(store),
-                                      alert.model_dump(include={"topic", "regions", "groups", "references"}))
+                                      alert.model_dump(include={"topic", "regions", "groups", "references"}),
+                                      publisher)
     alert = alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
     fingerprint = request_hash(alert)
-    if alert.idempotency_key:
-        existing = await store.alert_by_idempotency_key(alert.idempotency_key)
+    department = _department(publisher, checked.topic)
+    if alert.idempotency_key and department is not None:
+        existing = await store.alert_by_idempotency_key(department, alert.idempotency_key)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
     if checked.errors:
         raise InvalidInput(INVALID_ALERT, checked.errors)
-    assert checked.topic is not None  # noqa: S101 - an unknown topic is among the errors above
+    assert checked.topic is not None and department is not None  # noqa: S101 - an unknown topic is an error above
     if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
         alert = _inherit_area(alert, checked.referenced)
-    row, release = _outbox(alert, checked.topic, publisher, fingerprint, now)
-    stored = await store.create_alert(row, _targeting(alert, checked.referenced, release))
+    row, release = _outbox(alert, department, publisher, fingerprint, now)
+    if approval is not None and holds(approval, row, len(await store.list_regions())):
+        row = replace(row, status=AlertStatus.PENDING_APPROVAL.value, approval=Approval.PENDING.value)
+    stored = await store.create_alert(row, targeting_of(row, checked.referenced, release), Actor.of_key(publisher))
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
@@ -128,7 +146,14 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     return stored, False  # a repeated cancel: the first one's notice
 
 
-def _outbox(alert: AlertIn, topic: Mapping[str, object], publisher: KeyRecord | None, fingerprint: str,
+def _department(publisher: KeyRecord | None, topic: Mapping[str, object] | None) -> str | None:
+    """The department the alert speaks for (None while its topic is unknown to an admin: an error follows)."""
+    if topic is None and (publisher is None or publisher.role != "publisher"):
+        return None
+    return alert_department(publisher, topic or {})
+
+
+def _outbox(alert: AlertIn, department: str, publisher: KeyRecord | None, fingerprint: str,
             now: float) -> tuple[AlertRow, float]:
     """The alert's row, and when it is released."""
     scheduled = alert.scheduled_at.timestamp() if alert.scheduled_at else None
@@ -144,7 +169,7 @@ def _outbox(alert: AlertIn, topic: Mapping[str, object], publisher: KeyRecord | 
         fallback_after=alert.fallback_after, data=dict(alert.data), expires_at=expires, scheduled_at=scheduled,
         idempotency_key=alert.idempotency_key, request_hash=fingerprint, public=alert.public,
         status=(AlertStatus.SCHEDULED if release > now else AlertStatus.ACTIVE).value, targeted=0,
-        publisher=publisher.id if publisher else None, department=str(topic["department"]), created_at=now,
+        publisher=publisher.id if publisher else None, department=department, created_at=now,
         cancelled_at=None)
     return row, release
 
@@ -154,21 +179,6 @@ def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
     area unless it says otherwise — only named regions or groups beyond the original's widen it."""
     return update.model_copy(update={"regions": update.regions or referenced.target_regions,
                                      "groups": update.groups or referenced.target_groups})
-
-
-def _targeting(alert: AlertIn, referenced: AlertRow | None, release: float) -> Targeting:
-    """Who the alert goes to: subscribers matching it now; for an update, the referenced alert's frozen targets
-    plus whom its wider regions or groups add; for a cancel, those the referenced alert reached, first of all."""
-    base = Targeting(topic=alert.topic, min_severity_rank=SEVERITY_RANK[Severity(alert.severity)],
-                     regions=alert.regions, groups=alert.groups, policy=alert.effective_policy().value,
-                     priority=int(alert.priority()), first_attempt_at=release)
-    if referenced is None or alert.msg_type is MsgType.ALERT:
-        return base
-    if alert.msg_type is MsgType.UPDATE:
-        return replace(base, from_alert=referenced.id,
-                       widened_from=(referenced.target_regions, referenced.target_groups))
-    return replace(base, min_severity_rank=0, regions=[], groups=[], priority=int(Priority.LIFE_SAFETY),
-                   from_alert=referenced.id, only_reached=True)
 
 
 def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
@@ -185,9 +195,11 @@ async def cancel_alert(store: Store, alert_id: str, publisher: KeyRecord | None,
 
     Returns (alert, deliveries stopped, the cancel notice or None when nobody had been reached)."""
     now = time.time() if now is None else now
-    if await store.get_alert(alert_id) is None:
+    if publisher is not None:
+        readable(publisher, await store.get_alert(alert_id))
+    elif await store.get_alert(alert_id) is None:
         raise NotFoundError(f"no alert {alert_id}")
-    alert, notice, stopped = await store.cancel_alert(alert_id, publisher.id if publisher else None, now)
+    alert, notice, stopped = await store.cancel_alert(alert_id, publisher, now)
     return alert, stopped, notice
 
 
@@ -206,4 +218,6 @@ def alert_view(row: AlertRow) -> Alert:
         groups=row.target_groups, policy=Policy(row.policy), fallback_after=row.fallback_after, data=row.data,
         expires_at=_dt(row.expires_at), scheduled_at=_dt(row.scheduled_at), idempotency_key=row.idempotency_key,
         public=row.public, status=AlertStatus(row.status), targeted=row.targeted, publisher=row.publisher,
-        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at))
+        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at),
+        approval=Approval(row.approval) if row.approval else None, decided_by=row.decided_by,
+        decided_at=_dt(row.decided_at), decision_reason=row.decision_reason)

@@ -201,7 +201,8 @@ class Service:
                        await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
                                      on_result=self._on_result, metrics=self.metrics,
-                                     secret=self.secret, public_url=self.settings.server.base_url())
+                                     secret=self.secret, public_url=self.settings.server.base_url(),
+                                     approval=self.settings.approval)
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

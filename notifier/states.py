@@ -25,6 +25,23 @@ class AlertStatus(StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"  # an update replaced it
     EXPIRED = "expired"
+    PENDING_APPROVAL = "pending_approval"  # held for a second key's approval ([approval]); nothing sent yet
+    REJECTED = "rejected"  # refused by the second key, or not decided within [approval] timeout
+
+
+class Approval(StrEnum):
+    """Where a held alert stands in the two-person release (`alerts.approval`; NULL: no rule held it)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"  # by a second key, or by the timeout
+    WITHDRAWN = "withdrawn"  # cancelled while it waited
+
+
+def released(approval: str | None) -> bool:
+    """Whether an alert ever went out (or will at its schedule): no rule held it, or it was approved. The store's
+    SQL says the same (`store.states.RELEASED`)."""
+    return approval is None or approval == Approval.APPROVED
 
 
 class MsgType(StrEnum):

@@ -24,7 +24,8 @@ def notifier(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Com
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
     """`keys create` shows the new key once, alone on the last line of stdout."""
-    result = notifier(tmp_path, "keys", "create", "--role", "publisher", "--topics", "env.*")
+    result = notifier(tmp_path, "keys", "create", "--role", "publisher", "--topics", "env.*",
+                      "--department", "市环保局")
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip().splitlines()[-1]
     assert key.startswith("ntf_pub_") and " " not in key

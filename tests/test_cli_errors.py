@@ -139,7 +139,7 @@ def test_a_publisher_key_needs_explicit_topics(tmp_path: Path) -> None:
     """`keys create --role publisher` without --topics is refused: every topic must be asked for with '*'."""
     line = one_line_failure(run(tmp_path, "keys", "create", "--role", "publisher"))
     assert "a publisher key needs topic patterns (--topics)" in line and "'*' for every topic" in line
-    everything = run(tmp_path, "keys", "create", "--role", "publisher", "--topics", "*")
+    everything = run(tmp_path, "keys", "create", "--role", "publisher", "--topics", "*", "--department", "市环保局")
     assert everything.returncode == 0 and "topics=*" in everything.stderr
 
 

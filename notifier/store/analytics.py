@@ -24,6 +24,7 @@ from notifier.store.states import (
     count,
     is_,
     release,
+    released,
     unreached_target_counts,
 )
 
@@ -57,8 +58,9 @@ async def population(db: Db) -> list[PopulationRecord]:
 
 def _alert_filter(f: PeriodFilter) -> tuple[str, list[Any]]:
     """WHERE clause over `alerts a` for a period filter (fixed fragments, every value a parameter): only `alert`
-    messages, as updates and cancels are follow-ups."""
-    clauses: list[str] = [f"a.msg_type = '{MsgType.ALERT}'"]
+    messages, as updates and cancels are follow-ups, and only those that went out (not held, rejected or
+    withdrawn)."""
+    clauses: list[str] = [f"a.msg_type = '{MsgType.ALERT}'", released("a.")]
     params: list[Any] = []
     for clause, value in (("a.topic LIKE ?", f.topic_like), ("a.department = ?", f.department),
                           ("a.created_at >= ?", f.since), ("a.created_at < ?", f.until)):

@@ -26,19 +26,33 @@ def _match(db: Db, regions: list[str], groups: list[str]) -> tuple[str, list[Any
     return " AND ".join(clauses) or "1 = 1", params
 
 
-async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
-    """Active subscribers of the topic who match the alert now, with their current groups. For an update: only
-    those its wider regions or groups add, beside the frozen targets already copied."""
+def _matching(db: Db, t: Targeting) -> tuple[str, list[Any]]:
+    """FROM … WHERE over `s` (subscribers): the active subscribers of the topic who match the alert now; for an
+    update, only those its wider regions or groups add (the frozen targets are copied, not matched)."""
     where, params = _match(db, t.regions, t.groups)
     if t.widened_from is not None:
         before, before_params = _match(db, *t.widened_from)
         where, params = f"{where} AND NOT ({before})", [*params, *before_params]
+    return ("FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
+            f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = 'active' AND {where}",
+            [t.topic, t.min_severity_rank, *params])
+
+
+def _frozen(t: Targeting) -> str:
+    """FROM … WHERE over `r` (the referenced alert's frozen targets who still exist; one parameter: its id) — a
+    cancel: only those it reached or whose delivery was accepted."""
+    only = f"AND (r.{REACHED} OR r.{ACCEPTED})" if t.only_reached else ""
+    return f"FROM alert_targets r JOIN subscribers s ON s.id = r.subscriber_id WHERE r.alert_id = ? {only}"
+
+
+async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
+    """Active subscribers of the topic who match the alert now, with their current groups. For an update: only
+    those its wider regions or groups add, beside the frozen targets already copied."""
+    source, params = _matching(db, t)
     await db.execute(
-        f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, s.id, s.region "
-        "FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
-        f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = 'active' AND {where} "
+        f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, s.id, s.region {source} "
         "AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = s.id)",
-        alert_id, t.topic, t.min_severity_rank, *params, alert_id)
+        alert_id, *params, alert_id)
     frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "
               "AND r.subscriber_id = t.subscriber_id)") if t.from_alert is not None else ""
     await db.execute(
@@ -52,12 +66,10 @@ async def _copy_frozen(db: Db, alert_id: str, t: Targeting) -> None:
     """The referenced alert's frozen targets who still exist, under the region and groups it froze (a cancel: only
     those it reached or whose delivery was accepted)."""
     assert t.from_alert is not None  # noqa: S101 - the caller checked
-    only = f"AND (r.{REACHED} OR r.{ACCEPTED})" if t.only_reached else ""
     await db.execute(
         f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, r.subscriber_id, r.region "
-        f"FROM alert_targets r JOIN subscribers s ON s.id = r.subscriber_id WHERE r.alert_id = ? {only} "
-        "AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = r.subscriber_id)",
-        alert_id, t.from_alert, alert_id)
+        f"{_frozen(t)} AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? "
+        "AND x.subscriber_id = r.subscriber_id)", alert_id, t.from_alert, alert_id)
     await db.execute(
         f"INSERT INTO alert_target_groups (alert_id, subscriber_id, group_code) SELECT {TEXT}, g.subscriber_id, "
         "g.group_code FROM alert_target_groups g JOIN alert_targets t ON t.alert_id = ? "
@@ -95,3 +107,18 @@ async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
         await _resolve(db, alert_id, t)
     await create_deliveries(db, alert_id, t, now)
     return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
+
+
+async def would_target(db: Db, t: Targeting) -> int:
+    """How many subscribers `fan_out` would target now, freezing nothing: what an alert held for approval tells
+    its publisher and its approver."""
+    count = 0
+    if t.from_alert is not None:
+        count += int(await db.fetchval(f"SELECT COUNT(*) {_frozen(t)}", t.from_alert))
+    if t.from_alert is None or t.widened_from is not None:
+        source, params = _matching(db, t)
+        unfrozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = s.id)"
+                    if t.from_alert is not None else "")
+        count += int(await db.fetchval(f"SELECT COUNT(*) {source} {unfrozen}", *params,
+                                       *([t.from_alert] if t.from_alert is not None else [])))
+    return count

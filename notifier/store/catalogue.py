@@ -18,7 +18,7 @@ from notifier.store.rows import key_record, topic_record
 
 _TOPIC_COLUMNS = "key, name, name_en, domain, department, channels, schedule, method, supervision, created_at"
 _INSERT_TOPIC = f"INSERT INTO topics ({_TOPIC_COLUMNS}) VALUES ({marks(10)})"
-_KEY_COLUMNS = "id, prefix, key_hash, role, topics, label, created_at, revoked_at"
+_KEY_COLUMNS = "id, prefix, key_hash, role, topics, label, created_at, revoked_at, department"
 # The tables `missing_codes` may check, with the column that names an entry.
 _CODE_COLUMNS = {"regions": "code", "population_groups": "code", "topics": "key"}
 
@@ -48,12 +48,15 @@ async def set_meta_default(db: Db, key: str, value: str) -> str:
 
 
 async def add_catalogue(db: Db, regions: Iterable[Entry], groups: Iterable[Entry], domains: Iterable[Entry],
-                        topics: Iterable[dict[str, Any]], now: float) -> None:
-    """Insert catalogue entries that are not there yet (an admin's later edits are kept)."""
+                        topics: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Insert catalogue entries that are not there yet (an admin's later edits are kept); returns the topics
+    this call added (a concurrent seeder that added one first makes this one skip it)."""
     for table, entries in (("regions", regions), ("population_groups", groups), ("domains", domains)):
         await db.executemany(f"INSERT INTO {table} (code, name, name_en) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                              list(entries))
-    await db.executemany(_INSERT_TOPIC + " ON CONFLICT DO NOTHING", [_topic_params(t, now) for t in topics])
+    existing = {r[0] for r in await db.fetch("SELECT key FROM topics")}
+    return [t for t in topics if t["key"] not in existing
+            and await db.execute(_INSERT_TOPIC + " ON CONFLICT DO NOTHING", *_topic_params(t, now)) == 1]
 
 
 async def list_regions(db: Db) -> list[Row]:
@@ -104,9 +107,9 @@ async def missing_codes(db: Db, table: str, codes: Sequence[str]) -> list[str]:
 
 
 async def create_key(db: Db, record: KeyRecord, key_hash: str) -> None:
-    await db.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES ({marks(8)})",
+    await db.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES ({marks(9)})",
                      record.id, record.prefix, key_hash, record.role, json.dumps(record.topics), record.label,
-                     record.created_at, record.revoked_at)
+                     record.created_at, record.revoked_at, record.department)
 
 
 async def key_by_hash(db: Db, key_hash: str) -> KeyRecord | None:
@@ -118,8 +121,12 @@ async def list_keys(db: Db) -> list[KeyRecord]:
     return [key_record(r) for r in await db.fetch("SELECT * FROM api_keys ORDER BY created_at")]
 
 
-async def revoke_key(db: Db, id_or_hash: str, now: float) -> KeyRecord | None:
-    """Revoke the key named by its id or its hash (the first revocation time stays); None when there is none."""
+async def revoke_key(db: Db, id_or_hash: str, now: float) -> tuple[KeyRecord | None, bool]:
+    """Revoke the key named by its id or its hash (the first revocation time stays): (the key or None when there
+    is none, whether this call revoked it)."""
     row = await db.fetchrow("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? OR key_hash = ? "
                             "RETURNING *", now, id_or_hash, id_or_hash)
-    return key_record(row) if row is not None else None
+    if row is None:
+        return None, False
+    record = key_record(row)
+    return record, record.revoked_at == now

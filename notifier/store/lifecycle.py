@@ -8,6 +8,14 @@ transaction that publishes the update or cancel.
 - update: the referenced alert becomes `superseded`, its waiting deliveries `cancelled`; a cancelled or superseded
   alert cannot be updated (Conflict).
 - expiry: waiting deliveries of an alert past `expires_at` become `expired`, and the alert too.
+- approval (SPEC "Departments and approval"): a held alert is stored `pending_approval` with no targets and no
+  deliveries (`targeted` says how many it would have now); approving it freezes its targets, creates its
+  deliveries and — for an update — supersedes the alert it updates, in one transaction with the status change;
+  rejecting it (or the timeout) ends it with a reason; cancelling it withdraws it. Only an alert still pending
+  can be decided (Conflict otherwise); a pending, rejected or withdrawn alert can be neither updated nor
+  cancelled by a published cancel's notice going anywhere.
+
+Every act appends its audit entry (`audit_log.append`) last, inside the same transaction.
 """
 
 from __future__ import annotations
@@ -16,15 +24,19 @@ import uuid
 from collections.abc import Collection
 from dataclasses import replace
 
-from notifier.errors import ConflictError, FieldError, InvalidInput
-from notifier.states import AlertStatus, DeliveryStatus, MsgType, Priority
-from notifier.store import alerts, audience
+from notifier.audit import SYSTEM, Actor, AuditAction, object_ref
+from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
+from notifier.states import AlertStatus, Approval, DeliveryStatus, MsgType, Priority
+from notifier.store import alerts, audience, audit_log
 from notifier.store.db import Db, as_list
 from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
 from notifier.store.states import LIVE_ALERT, WAITING, status_list
 
 STOPPED = status_list(AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.EXPIRED)
+# What an update cannot replace: an alert that is over, or one that never went out.
+NOT_UPDATABLE = (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.REJECTED, AlertStatus.PENDING_APPROVAL)
+TIMEOUT_REASON = "timeout"
 
 
 def _conflict(message: str) -> ConflictError:
@@ -46,76 +58,136 @@ async def _locked(db: Db, alert_id: str) -> AlertRow:
     return alert_record(row)
 
 
-async def publish(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
+async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -> AlertRow:
     """Store the alert with its targets and deliveries. An update supersedes the alert it references; a cancel
     cancels it and is its notice (a repeated cancel returns the first notice instead). Raises Conflict when the
-    referenced alert can no longer be updated or cancelled. Same idempotency key: the stored alert."""
+    referenced alert can no longer be updated or cancelled. Same idempotency key (in the alert's department): the
+    stored alert. An alert held for approval (`approval` pending) is stored without targets or deliveries."""
     if alert.idempotency_key is not None:
-        existing = await alerts.by_idempotency_key(db, alert.idempotency_key)
+        existing = await alerts.by_idempotency_key(db, alert.department, alert.idempotency_key)
         if existing is not None:
             return existing
+    if alert.approval == Approval.PENDING:
+        return await _hold(db, alert, targeting, actor)
     if alert.msg_type == MsgType.CANCEL and alert.references_id is not None:
-        earlier = await _cancel_referenced(db, alert.references_id, alert.id, alert.created_at)
+        earlier, withdrawn = await _cancel_referenced(db, alert.references_id, alert.id, alert.created_at)
         if earlier is not None:
             return earlier
+        if withdrawn:  # a cancel of what never went out goes nowhere and is not shown publicly either
+            alert = replace(alert, approval=Approval.WITHDRAWN.value)
     elif alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
         await _supersede(db, alert.references_id, alert.created_at)
     if not await alerts.insert(db, alert):
-        assert alert.idempotency_key is not None  # noqa: S101 - only the idempotency key can clash
-        existing = await alerts.by_idempotency_key(db, alert.idempotency_key)
-        assert existing is not None  # noqa: S101 - it clashed with this one
-        return existing
-    return await _fan_out(db, alert, targeting)
+        return await _idempotent_winner(db, alert)
+    stored = await _fan_out(db, alert, targeting)
+    await _audit_published(db, stored, actor)
+    return stored
 
 
-async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
-    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at)
+async def _idempotent_winner(db: Db, alert: AlertRow) -> AlertRow:
+    """The alert that took this one's idempotency key first (a concurrent request)."""
+    assert alert.idempotency_key is not None  # noqa: S101 - only the idempotency key can clash
+    existing = await alerts.by_idempotency_key(db, alert.department, alert.idempotency_key)
+    assert existing is not None  # noqa: S101 - it clashed with this one
+    return existing
+
+
+async def _hold(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -> AlertRow:
+    """Store a held alert: no targets, no deliveries; `targeted` is what it would have now. An update must be
+    able to replace its alert now (it is checked again at approval)."""
+    if alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
+        _check_updatable(await _locked(db, alert.references_id))
+    if not await alerts.insert(db, alert):
+        return await _idempotent_winner(db, alert)
+    row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *",
+                            await audience.would_target(db, targeting), alert.id)
+    assert row is not None  # noqa: S101 - inserted in this transaction
+    held = alert_record(row)
+    await _audit_published(db, held, actor)
+    return held
+
+
+def alert_details(alert: AlertRow, **extra: object) -> dict[str, object]:
+    """What an alert's audit entries record of it: codes and counts, never its text (which could name anyone)."""
+    return {"topic": alert.topic, "msg_type": alert.msg_type, "severity": alert.severity, "level": alert.level,
+            "regions": alert.target_regions, "groups": alert.target_groups, "targeted": alert.targeted,
+            "status": alert.status, **extra}
+
+
+async def _audit_published(db: Db, alert: AlertRow, actor: Actor) -> None:
+    """alert.publish, alert.update (the update's own id), or alert.cancel (the cancelled alert, its notice named)."""
+    if alert.msg_type == MsgType.CANCEL and alert.references_id is not None:
+        await audit_log.append(db, actor, AuditAction.ALERT_CANCEL, object_ref("alert", alert.references_id),
+                               {"notice_id": alert.id, "notice_targeted": alert.targeted}, alert.created_at)
+        return
+    action = AuditAction.ALERT_UPDATE if alert.msg_type == MsgType.UPDATE else AuditAction.ALERT_PUBLISH
+    extra = {"references": alert.references_id} if alert.references_id else {}
+    await audit_log.append(db, actor, action, object_ref("alert", alert.id), alert_details(alert, **extra),
+                           alert.created_at)
+
+
+async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None) -> AlertRow:
+    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now)
     row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *", targeted, alert.id)
     assert row is not None  # noqa: S101 - inserted in this transaction
     return alert_record(row)
 
 
+def _check_updatable(alert: AlertRow) -> None:
+    if alert.status in NOT_UPDATABLE:
+        raise _conflict(f"alert {alert.id} is {alert.status} and cannot be updated")
+
+
 async def _supersede(db: Db, alert_id: str, now: float) -> None:
     """The update about to be stored replaces `alert_id`: it stops sending and shows as superseded."""
-    alert = await _locked(db, alert_id)
-    if alert.status in (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED):
-        raise _conflict(f"alert {alert_id} is {alert.status} and cannot be updated")
+    _check_updatable(await _locked(db, alert_id))
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.SUPERSEDED}' WHERE id = ?", alert_id)
     await _stop_waiting(db, alert_id, DeliveryStatus.CANCELLED, now)
 
 
-async def _cancel_referenced(db: Db, alert_id: str, notice_id: str, now: float) -> AlertRow | None:
-    """A published cancel (`notice_id`, about to be stored) cancels `alert_id`. Returns the earlier notice when the
-    alert was cancelled already with one (the caller stores nothing then); None when the new notice is to be
-    stored — and linked to the alert."""
+async def _cancel_referenced(db: Db, alert_id: str, notice_id: str, now: float) -> tuple[AlertRow | None, bool]:
+    """A published cancel (`notice_id`, about to be stored) cancels `alert_id`. Returns (the earlier notice when
+    the alert was cancelled already with one — the caller stores nothing then —, whether the alert was withdrawn
+    before it went out); (None, …) when the new notice is to be stored — and linked to the alert."""
     alert = await _locked(db, alert_id)
     if alert.status == AlertStatus.CANCELLED and alert.cancel_notice_id is not None:
-        return await alerts.get(db, alert.cancel_notice_id)
-    if alert.status == AlertStatus.SUPERSEDED:
-        raise _conflict(f"alert {alert_id} was superseded by an update: cancel the update")
+        return await alerts.get(db, alert.cancel_notice_id), False
+    _check_cancellable(alert)
     await _mark_cancelled(db, alert, now, notice_id)
-    return None
+    return None, alert.approval == Approval.PENDING
 
 
-async def cancel(db: Db, alert_id: str, publisher: str | None, now: float) -> tuple[AlertRow, AlertRow | None, int]:
-    """Cancel through its own route: (the cancelled alert, its notice or None when nobody had been reached,
-    deliveries stopped). The notice repeats the alert's words as a cancellation."""
-    alert = await _locked(db, alert_id)
+def _check_cancellable(alert: AlertRow) -> None:
     if alert.status == AlertStatus.SUPERSEDED:
-        raise _conflict(f"alert {alert_id} was superseded by an update: cancel the update")
+        raise _conflict(f"alert {alert.id} was superseded by an update: cancel the update")
+    if alert.status == AlertStatus.REJECTED:
+        raise _conflict(f"alert {alert.id} was rejected: it never went out")
+
+
+async def cancel(db: Db, alert_id: str, publisher: str | None, actor: Actor,
+                 now: float) -> tuple[AlertRow, AlertRow | None, int]:
+    """Cancel through its own route: (the cancelled alert, its notice or None when nobody had been reached,
+    deliveries stopped). The notice repeats the alert's words as a cancellation. An alert still waiting for
+    approval is withdrawn: nothing was sent, so nothing is to be withdrawn from anyone."""
+    alert = await _locked(db, alert_id)
     if alert.status == AlertStatus.CANCELLED:
         notice = await alerts.get(db, alert.cancel_notice_id) if alert.cancel_notice_id else None
         return alert, notice, 0
+    _check_cancellable(alert)
     stopped = await _mark_cancelled(db, alert, now, None)
     notice = await _notice_if_reached(db, alert, publisher, now)
     cancelled = await alerts.get(db, alert_id)
     assert cancelled is not None  # noqa: S101 - locked above
+    await audit_log.append(db, actor, AuditAction.ALERT_CANCEL, object_ref("alert", alert_id),
+                           {"notice_id": notice.id if notice else None, "stopped": stopped}, now)
     return cancelled, notice, stopped
 
 
 async def _mark_cancelled(db: Db, alert: AlertRow, now: float, notice_id: str | None) -> int:
-    await db.execute(f"UPDATE alerts SET status = '{AlertStatus.CANCELLED}', cancelled_at = ?, cancel_notice_id = ? "
-                     "WHERE id = ?", now, notice_id, alert.id)
+    """The alert is cancelled and its waiting deliveries too; one still waiting for approval is withdrawn."""
+    await db.execute(f"UPDATE alerts SET status = '{AlertStatus.CANCELLED}', cancelled_at = ?, cancel_notice_id = ?, "
+                     f"approval = CASE WHEN approval = '{Approval.PENDING}' THEN '{Approval.WITHDRAWN}' "
+                     "ELSE approval END WHERE id = ?", now, notice_id, alert.id)
     return await _stop_waiting(db, alert.id, DeliveryStatus.CANCELLED, now)
 
 
@@ -177,3 +249,61 @@ async def expire(db: Db, now: float) -> int:
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.EXPIRED}' WHERE status IN {LIVE_ALERT} "
                      "AND expires_at IS NOT NULL AND expires_at <= ?", now)
     return expired
+
+
+# ---------------------------------------------------------------- two-person release
+
+
+async def _pending(db: Db, alert_id: str) -> AlertRow:
+    """The alert, locked, which must still wait for a decision: concurrent decisions go one at a time and the
+    second finds it decided (Conflict)."""
+    row = await db.fetchrow(f"SELECT * FROM alerts WHERE id = ?{db.dialect.for_update}", alert_id)
+    if row is None:
+        raise NotFoundError("no such alert")
+    alert = alert_record(row)
+    if alert.status != AlertStatus.PENDING_APPROVAL:
+        raise ConflictError(f"alert {alert_id} is {alert.status}, not waiting for approval")
+    return alert
+
+
+async def approve(db: Db, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
+    """Release a held alert: its targets are frozen now, its deliveries created (due at `targeting`'s first
+    attempt: now, or its schedule), an update supersedes its alert — all with the status change."""
+    alert = await _pending(db, alert_id)
+    if alert.expires_at is not None and alert.expires_at <= now:
+        raise ConflictError(f"alert {alert_id} expired while it waited for approval")
+    if alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
+        await _supersede(db, alert.references_id, now)
+    later = alert.scheduled_at is not None and alert.scheduled_at > now
+    status = AlertStatus.SCHEDULED if later else AlertStatus.ACTIVE
+    await db.execute("UPDATE alerts SET status = ?, approval = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+                     status.value, Approval.APPROVED.value, actor.id, now, alert_id)
+    approved = await _fan_out(db, alert, targeting, now)
+    await audit_log.append(db, actor, AuditAction.ALERT_APPROVE, object_ref("alert", alert_id),
+                           alert_details(approved), now)
+    return approved
+
+
+async def _reject(db: Db, alert: AlertRow, reason: str, actor: Actor, now: float) -> AlertRow:
+    row = await db.fetchrow("UPDATE alerts SET status = ?, approval = ?, decided_by = ?, decided_at = ?, "
+                            "decision_reason = ? WHERE id = ? RETURNING *", AlertStatus.REJECTED.value,
+                            Approval.REJECTED.value, actor.id, now, reason, alert.id)
+    assert row is not None  # noqa: S101 - locked by the caller
+    await audit_log.append(db, actor, AuditAction.ALERT_REJECT, object_ref("alert", alert.id), {"reason": reason},
+                           now)
+    return alert_record(row)
+
+
+async def reject(db: Db, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
+    """A held alert is refused: it ends `rejected` with the reason, having sent nothing."""
+    return await _reject(db, await _pending(db, alert_id), reason, actor, now)
+
+
+async def reject_overdue(db: Db, created_before: float, now: float) -> int:
+    """Held alerts nobody decided on in time are rejected with reason `timeout` (by `system`); returns how many.
+    One being decided right now (its row locked) is left to that decision."""
+    rows = await db.fetch(f"SELECT * FROM alerts WHERE status = '{AlertStatus.PENDING_APPROVAL}' "
+                          f"AND created_at <= ? ORDER BY created_at, id{db.dialect.skip_locked}", created_before)
+    for row in rows:
+        await _reject(db, alert_record(row), TIMEOUT_REASON, SYSTEM, now)
+    return len(rows)

@@ -1,7 +1,8 @@
 """The public disclosure column's reads: published public alerts, filtered, searched and paged, and the public
 follow-ups (updates, cancels) of a set of alerts.
 
-Only rows with `public = 1` whose publish time (`states.release`: the schedule when later than the creation) has
+Only rows with `public = 1` that went out (`states.released`: never one waiting for approval, rejected or
+withdrawn) and whose publish time (`states.release`: the schedule when later than the creation or approval) has
 come are ever read here: a scheduled alert is not public before it goes out.
 """
 
@@ -15,7 +16,7 @@ from notifier.store.db import Db, as_list
 from notifier.store.records import AlertRow
 from notifier.store.records_public import PublicFilter
 from notifier.store.rows import alert_record
-from notifier.store.states import release
+from notifier.store.states import release, released
 
 PUBLISHED = release("")
 LIKE_ESCAPE = "\\"
@@ -31,7 +32,7 @@ def like_pattern(text: str) -> str:
 
 def _where(db: Db, where: PublicFilter, now: float) -> tuple[str, list[Any]]:
     """WHERE clause over `alerts` for a filter (fixed fragments, every value a parameter)."""
-    clauses = ["public = 1", f"{PUBLISHED} <= ?", f"msg_type IN {db.dialect.each()}"]
+    clauses = ["public = 1", released(), f"{PUBLISHED} <= ?", f"msg_type IN {db.dialect.each()}"]
     params: list[Any] = [now, as_list(where.msg_types)]
     for term in where.terms:
         clauses.append("(" + " OR ".join(f"LOWER({column}) LIKE ? ESCAPE '{LIKE_ESCAPE}'"
@@ -71,6 +72,6 @@ async def public_follow_ups(db: Db, alert_ids: Sequence[str], now: float) -> lis
     if not alert_ids:
         return []
     rows = await db.fetch(
-        f"SELECT * FROM alerts WHERE public = 1 AND msg_type IN {_FOLLOW_UPS} AND {PUBLISHED} <= ? "
+        f"SELECT * FROM alerts WHERE public = 1 AND {released()} AND msg_type IN {_FOLLOW_UPS} AND {PUBLISHED} <= ? "
         f"AND references_id IN {db.dialect.each()} ORDER BY {PUBLISHED}, id", now, as_list(alert_ids))
     return [alert_record(r) for r in rows]

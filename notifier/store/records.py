@@ -39,6 +39,16 @@ class AlertRow:
     created_at: float
     cancelled_at: float | None
     cancel_notice_id: str | None = None  # a cancelled alert's notice to those it had reached (None: nobody was)
+    approval: str | None = None  # states.Approval of a held alert; None when no approval rule held it
+    decided_by: str | None = None  # the key (or `system`) that approved or rejected it
+    decided_at: float | None = None
+    decision_reason: str | None = None  # why it was rejected (`timeout` when nobody decided in time)
+
+    def released_at(self) -> float:
+        """When it went out (or goes out): its schedule when later than its start — the approval of a held alert,
+        else its publication (the store's SQL says the same: `store.states.release`)."""
+        start = self.decided_at if self.decided_at is not None else self.created_at
+        return self.scheduled_at if self.scheduled_at is not None and self.scheduled_at > start else start
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +133,7 @@ class KeyRecord:
     label: str | None
     created_at: float
     revoked_at: float | None
+    department: str | None = None  # a publisher's department (SPEC "Departments and approval")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ def topic_record(row: Row) -> dict[str, Any]:
 
 def key_record(row: Row) -> KeyRecord:
     return KeyRecord(id=row["id"], prefix=row["prefix"], role=row["role"], topics=json.loads(row["topics"]),
-                     label=row["label"], created_at=row["created_at"], revoked_at=row["revoked_at"])
+                     label=row["label"], created_at=row["created_at"], revoked_at=row["revoked_at"],
+                     department=row["department"])
 
 
 def alert_record(row: Row) -> AlertRow:
@@ -29,13 +30,15 @@ def alert_record(row: Row) -> AlertRow:
         data=json.loads(row["data"]), expires_at=row["expires_at"], scheduled_at=row["scheduled_at"],
         idempotency_key=row["idempotency_key"], request_hash=row["request_hash"], public=bool(row["public"]),
         status=row["status"], targeted=row["targeted"], publisher=row["publisher"], department=row["department"],
-        created_at=row["created_at"], cancelled_at=row["cancelled_at"], cancel_notice_id=row["cancel_notice_id"])
+        created_at=row["created_at"], cancelled_at=row["cancelled_at"], cancel_notice_id=row["cancel_notice_id"],
+        approval=row["approval"], decided_by=row["decided_by"], decided_at=row["decided_at"],
+        decision_reason=row["decision_reason"])
 
 
 ALERT_COLUMNS = ("id, topic, msg_type, references_id, headline, body, instruction, severity, urgency, level, "
                  "target_regions, target_groups, policy, fallback_after, data, expires_at, scheduled_at, "
                  "idempotency_key, request_hash, public, status, targeted, publisher, department, created_at, "
-                 "cancelled_at, cancel_notice_id")
+                 "cancelled_at, cancel_notice_id, approval")
 
 
 def alert_params(a: AlertRow) -> tuple[Any, ...]:
@@ -44,4 +47,4 @@ def alert_params(a: AlertRow) -> tuple[Any, ...]:
             a.level, json.dumps(a.target_regions), json.dumps(a.target_groups), a.policy, a.fallback_after,
             json.dumps(a.data, ensure_ascii=False), a.expires_at, a.scheduled_at, a.idempotency_key, a.request_hash,
             int(a.public), a.status, a.targeted, a.publisher, a.department, a.created_at, a.cancelled_at,
-            a.cancel_notice_id)
+            a.cancel_notice_id, a.approval)

@@ -9,14 +9,17 @@ operations are atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import Any
+from uuid import uuid4
 
 from channels.base import Receipt
+from notifier.audit import CITIZEN, CLI, SYSTEM, Actor, AuditAction, AuditHead, object_ref
 from notifier.store import (
     admin,
     alerts,
     analytics,
+    audit_log,
     catalogue,
     coverage,
     lifecycle,
@@ -76,8 +79,12 @@ class Store:
                             groups: Iterable[tuple[str, str, str | None]],
                             domains: Iterable[tuple[str, str, str | None]],
                             topics: Iterable[dict[str, Any]]) -> None:
+        """Seed the catalogue; each topic it adds is a topic.create by `system` (the operator's catalogue)."""
         async with self.backend.transaction() as db:
-            await catalogue.add_catalogue(db, regions, groups, domains, topics, time.time())
+            now = time.time()
+            for topic in await catalogue.add_catalogue(db, regions, groups, domains, topics, now):
+                await audit_log.append(db, SYSTEM, AuditAction.TOPIC_CREATE, object_ref("topic", topic["key"]),
+                                       audit_log.topic_details(topic), now)
 
     async def list_regions(self) -> list[Row]:
         return await catalogue.list_regions(self.backend.reader)
@@ -94,16 +101,21 @@ class Store:
     async def get_topic(self, key: str) -> dict[str, Any] | None:
         return await catalogue.get_topic(self.backend.reader, key)
 
-    async def create_topic(self, topic: dict[str, Any]) -> None:
+    async def create_topic(self, topic: dict[str, Any], actor: Actor = CLI) -> None:
         async with self.backend.transaction() as db:
-            await catalogue.create_topic(db, topic, time.time())
+            now = time.time()
+            await catalogue.create_topic(db, topic, now)
+            await audit_log.append(db, actor, AuditAction.TOPIC_CREATE, object_ref("topic", topic["key"]),
+                                   audit_log.topic_details(topic), now)
 
     async def missing_codes(self, table: str, codes: Sequence[str]) -> list[str]:
         return await catalogue.missing_codes(self.backend.reader, table, codes)
 
-    async def create_key(self, record: KeyRecord, key_hash: str) -> None:
+    async def create_key(self, record: KeyRecord, key_hash: str, actor: Actor = CLI) -> None:
         async with self.backend.transaction() as db:
             await catalogue.create_key(db, record, key_hash)
+            await audit_log.append(db, actor, AuditAction.KEY_CREATE, object_ref("key", record.id),
+                                   audit_log.key_details(record), record.created_at)
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         return await catalogue.key_by_hash(self.backend.reader, key_hash)
@@ -111,9 +123,13 @@ class Store:
     async def list_keys(self) -> list[KeyRecord]:
         return await catalogue.list_keys(self.backend.reader)
 
-    async def revoke_key(self, id_or_hash: str, now: float) -> KeyRecord | None:
+    async def revoke_key(self, id_or_hash: str, now: float, actor: Actor = CLI) -> KeyRecord | None:
         async with self.backend.transaction() as db:
-            return await catalogue.revoke_key(db, id_or_hash, now)
+            record, revoked_now = await catalogue.revoke_key(db, id_or_hash, now)
+            if record is not None and revoked_now:
+                await audit_log.append(db, actor, AuditAction.KEY_REVOKE, object_ref("key", record.id),
+                                       audit_log.key_details(record), now)
+            return record
 
     # ------------------------------------------------------------ subscribers
 
@@ -129,10 +145,16 @@ class Store:
     async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
         return await subscribers.existing_contacts(self.backend.reader, channel, addresses)
 
-    async def import_subscribers(self, batches: AsyncIterable[Batch]) -> int:
-        """Bulk import: every batch in one write transaction, so the import is stored whole or not at all."""
+    async def import_subscribers(self, batches: AsyncIterable[Batch], actor: Actor = CLI,
+                                 details: dict[str, Any] | None = None) -> int:
+        """Bulk import: every batch in one write transaction, so the import is stored whole or not at all; one
+        subscribers.import entry (`details` and how many were stored) when anything was."""
         async with self.backend.transaction() as db:
-            return await subscribers.insert_batches(db, batches)
+            stored = await subscribers.insert_batches(db, batches)
+            if stored:
+                await audit_log.append(db, actor, AuditAction.SUBSCRIBERS_IMPORT, object_ref("import", uuid4().hex),
+                                       {**(details or {}), "stored": stored}, time.time())
+            return stored
 
     async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
         async with self.backend.transaction() as db:
@@ -150,9 +172,14 @@ class Store:
         async with self.backend.transaction() as db:
             return await subscribers.update(db, subscriber_id, fields, contacts, secrets, groups, time.time())
 
-    async def delete_subscriber(self, subscriber_id: str) -> bool:
+    async def delete_subscriber(self, subscriber_id: str, actor: Actor = CLI) -> bool:
         async with self.backend.transaction() as db:
-            return await subscribers.delete(db, subscriber_id, time.time())
+            now = time.time()
+            found = await subscribers.delete(db, subscriber_id, now)
+            if found:
+                await audit_log.append(db, actor, AuditAction.SUBSCRIBER_ERASE, object_ref("subscriber", subscriber_id),
+                                       {}, now)
+            return found
 
     async def count_subscribers(self) -> int:
         return await subscribers.count(self.backend.reader)
@@ -171,10 +198,14 @@ class Store:
     async def held_data(self, subscriber_id: str) -> dict[str, Any]:
         return await selfservice.held(self.backend.reader, subscriber_id)
 
-    async def forget_subscriber(self, subscriber_id: str) -> bool:
+    async def forget_subscriber(self, subscriber_id: str, actor: Actor = CITIZEN) -> bool:
         """Delete the subscriber everywhere, then let the back-end remove the bytes (SQLite: WAL truncation)."""
         async with self.backend.transaction() as db:
-            found = await selfservice.forget(db, subscriber_id, time.time())
+            now = time.time()
+            found = await selfservice.forget(db, subscriber_id, now)
+            if found:
+                await audit_log.append(db, actor, AuditAction.SUBSCRIBER_ERASE, object_ref("subscriber", subscriber_id),
+                                       {}, now)
         if found:
             await self.backend.after_erasure()
         return found
@@ -218,27 +249,28 @@ class Store:
 
     # ------------------------------------------------------------ alerts and their lifecycle
 
-    async def alert_by_idempotency_key(self, key: str) -> AlertRow | None:
-        return await alerts.by_idempotency_key(self.backend.reader, key)
+    async def alert_by_idempotency_key(self, department: str | None, key: str) -> AlertRow | None:
+        return await alerts.by_idempotency_key(self.backend.reader, department, key)
 
-    async def create_alert(self, alert: AlertRow, targeting: Targeting) -> AlertRow:
+    async def create_alert(self, alert: AlertRow, targeting: Targeting, actor: Actor = CLI) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
-        updates or cancels — in one transaction."""
+        updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet)."""
         async with self.backend.transaction() as db:
-            return await lifecycle.publish(db, alert, targeting)
+            return await lifecycle.publish(db, alert, targeting, actor)
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
 
-    async def list_alerts(self, limit: int, before: tuple[float, str] | None,
-                          public_only: bool = False) -> tuple[list[AlertRow], int]:
-        return await alerts.listing(self.backend.reader, limit, before, public_only)
+    async def list_alerts(self, limit: int, before: tuple[float, str] | None, public_only: bool = False,
+                          department: str | None = None) -> tuple[list[AlertRow], int]:
+        return await alerts.listing(self.backend.reader, limit, before, public_only, department)
 
-    async def cancel_alert(self, alert_id: str, publisher: str | None,
+    async def cancel_alert(self, alert_id: str, publisher: KeyRecord | None,
                            now: float) -> tuple[AlertRow, AlertRow | None, int]:
-        """Cancel and notify in one transaction: (the alert, its notice or None, deliveries stopped)."""
+        """Cancel, notify and record it in one transaction: (the alert, its notice or None, deliveries stopped)."""
         async with self.backend.transaction() as db:
-            return await lifecycle.cancel(db, alert_id, publisher, now)
+            return await lifecycle.cancel(db, alert_id, publisher.id if publisher else None, Actor.of_key(publisher),
+                                          now)
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -285,10 +317,12 @@ class Store:
     async def coverage_rows(self, alert_id: str) -> CoverageRows:
         return await coverage.coverage_rows(self.backend.reader, alert_id)
 
-    async def put_population(self, rows: Sequence[PopulationRecord], now: float) -> None:
-        """Replace every population row in one transaction."""
+    async def put_population(self, rows: Sequence[PopulationRecord], now: float, actor: Actor = CLI) -> None:
+        """Replace every population row in one transaction, recorded as population.put."""
         async with self.backend.transaction() as db:
             await analytics.put_population(db, rows, now)
+            await audit_log.append(db, actor, AuditAction.POPULATION_PUT, object_ref("population", "table"),
+                                   {"rows": len(rows), "regions": len({r.region for r in rows})}, now)
 
     async def population(self) -> list[PopulationRecord]:
         return await analytics.population(self.backend.reader)
@@ -323,3 +357,38 @@ class Store:
 
     async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
         return await public.public_follow_ups(self.backend.reader, alert_ids, now)
+
+    # ------------------------------------------------------------ governance: approval and the audit chain
+
+    async def pending_alerts(self, department: str | None, limit: int = 100) -> list[AlertRow]:
+        """Alerts waiting for approval, oldest first (one department's, when given)."""
+        return await alerts.pending(self.backend.reader, department, limit)
+
+    async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
+        """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
+        async with self.backend.transaction() as db:
+            return await lifecycle.approve(db, alert_id, targeting, actor, now)
+
+    async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
+        async with self.backend.transaction() as db:
+            return await lifecycle.reject(db, alert_id, reason, actor, now)
+
+    async def reject_overdue_approvals(self, created_before: float, now: float) -> int:
+        """Held alerts created before `created_before` and still undecided become rejected (reason `timeout`)."""
+        async with self.backend.transaction() as db:
+            return await lifecycle.reject_overdue(db, created_before, now)
+
+    async def audit_head(self) -> AuditHead:
+        return await audit_log.head(self.backend.reader)
+
+    async def audit_page(self, where: audit_log.AuditFilter, limit: int,
+                         after: int | None) -> tuple[list[dict[str, Any]], int]:
+        return await audit_log.page(self.backend.reader, where, limit, after)
+
+    async def audit_stream(self, chunk: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """Every stored entry in seq order, read a chunk at a time (memory stays flat however long the chain)."""
+        after = 0
+        while rows := await audit_log.chunk(self.backend.reader, after, chunk):
+            for row in rows:
+                yield row
+            after = int(rows[-1]["seq"])

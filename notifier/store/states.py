@@ -10,7 +10,7 @@ from here. The transitions are in the modules named for them: `queue` (claim, re
 
 from __future__ import annotations
 
-from notifier.states import AlertStatus, DeliveryStatus
+from notifier.states import AlertStatus, Approval, DeliveryStatus
 
 
 def status_list(*statuses: DeliveryStatus | AlertStatus) -> str:
@@ -33,15 +33,24 @@ FINAL_FAILED = status_list(FL, EX, CN)
 LIVE_ALERT = status_list(AlertStatus.ACTIVE, AlertStatus.SCHEDULED)
 
 
+
+def released(a: str = "") -> str:
+    """An alert that went out (or will at its schedule): no approval rule held it, or it was approved — never one
+    still waiting, rejected or withdrawn (`notifier.states.released`)."""
+    return f"({a}approval IS NULL OR {a}approval = '{Approval.APPROVED}')"
+
+
 def due(d: str = "") -> str:
     """A delivery a worker may claim now (one parameter: now); `d` is the table alias with its dot."""
     return f"{d}status IN {WAITING} AND {d}next_attempt_at <= ?"
 
 
-# When an alert went out: its schedule when later than its publication, else its publication.
+# When an alert went out: its schedule when later than its start — the approval of a held alert (decided_at),
+# else its publication (`AlertRow.released_at` says the same in Python).
 def release(a: str = "a.") -> str:
-    return (f"(CASE WHEN {a}scheduled_at IS NOT NULL AND {a}scheduled_at > {a}created_at THEN {a}scheduled_at "
-            f"ELSE {a}created_at END)")
+    start = f"COALESCE({a}decided_at, {a}created_at)"
+    return (f"(CASE WHEN {a}scheduled_at IS NOT NULL AND {a}scheduled_at > {start} THEN {a}scheduled_at "
+            f"ELSE {start} END)")
 
 
 # A target is reached when one of its deliveries was confirmed (delivered), accepted when one was taken by a

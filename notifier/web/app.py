@@ -23,6 +23,8 @@ from notifier.service import Service
 from notifier.web import openapi
 from notifier.web.admin import dashboard as admin
 from notifier.web.api import alerts as api_alerts
+from notifier.web.api import approvals as api_approvals
+from notifier.web.api import audit as api_audit
 from notifier.web.api import basics as api
 from notifier.web.api import bulk_import as api_import
 from notifier.web.api import callbacks as api_callbacks
@@ -145,6 +147,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
     app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
     app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
+    app.router.add_routes(api_approvals.routes)  # two-person release: approve / reject a held alert
+    app.router.add_routes(api_audit.routes)  # the audit chain: GET /v1/audit, GET /audit/head
     return app
 
 

@@ -63,3 +63,13 @@ def id_cursor(cursor: str | None) -> str | None:
     if not isinstance(key, list) or len(key) != 1 or not isinstance(key[0], str):
         raise _bad_cursor()
     return key[0]
+
+
+def seq_cursor(cursor: str | None) -> int | None:
+    """A sequence-number cursor (the audit log is listed in seq order)."""
+    if cursor is None:
+        return None
+    key = _decode(cursor)
+    if not isinstance(key, list) or len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
+        raise _bad_cursor()
+    return key[0]

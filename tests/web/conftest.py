@@ -23,11 +23,13 @@ from tests.conftest import new_pg_schema_async
 MOBILE = "+8613812345678"
 MOBILE_DIGITS = "13812345678"
 EMAIL = "zhang.wei@example.org"
+DEPARTMENT = "市环保局"  # the env.* topics' department: the fixture's publisher belongs to it
 
 
 @dataclass
 class Api:
-    """A running app: the app, its client, its service, and a raw key per role (publisher scoped to `env.*`)."""
+    """A running app: the app, its client, its service, and a raw key per role (publisher scoped to `env.*`, of
+    市环保局)."""
 
     app: web.Application
     client: TestClient[Any, Any]
@@ -37,8 +39,11 @@ class Api:
     def auth(self, role: Role = Role.ADMIN) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
-    async def new_key(self, role: Role, topics: list[str] | None = None) -> str:
-        _, raw = await create_key(self.service.store, role, topics)
+    async def new_key(self, role: Role, topics: list[str] | None = None, department: str | None = None) -> str:
+        """A raw key; a publisher belongs to `department` (default: the environment bureau, 市环保局)."""
+        if role is Role.PUBLISHER:
+            department = department or DEPARTMENT
+        _, raw = await create_key(self.service.store, role, topics, department=department)
         return raw
 
     async def subscriber(self, **body: Any) -> dict[str, Any]:

@@ -138,9 +138,11 @@ async def test_cancel_stops_pending_deliveries(api: Api) -> None:
 
 
 async def test_publisher_cannot_cancel_outside_its_pattern(api: Api) -> None:
-    """A publisher scoped to env.* cannot cancel an alert on transit.fare-change."""
-    _, accepted = await api.publish(topic="transit.fare-change")
-    response = await api.client.post(f"/v1/alerts/{accepted['id']}/cancel", headers=api.auth(Role.PUBLISHER))
+    """A publisher of the bureau scoped to env.air-forecast cannot cancel the bureau's env.heavy-pollution alert."""
+    narrow = await api.new_key(Role.PUBLISHER, ["env.air-forecast"])
+    _, accepted = await api.publish()
+    response = await api.client.post(f"/v1/alerts/{accepted['id']}/cancel",
+                                     headers={"Authorization": f"Bearer {narrow}"})
     assert response.status == 403
 
 
@@ -215,11 +217,14 @@ async def test_deliveries_with_a_bad_limit_are_422(api: Api) -> None:
     assert [e["field"] for e in (await response.json())["errors"]] == ["limit"]
 
 
-async def test_publisher_cannot_list_deliveries(api: Api) -> None:
-    """Delivery listings are for admins and viewers; a publisher gets 403."""
+async def test_publisher_lists_its_own_departments_deliveries_masked(api: Api) -> None:
+    """A publisher reads the masked deliveries of its own department's alert (SPEC: Departments)."""
+    await api.subscriber()
     _, accepted = await api.publish()
     response = await api.client.get(f"/v1/alerts/{accepted['id']}/deliveries", headers=api.auth(Role.PUBLISHER))
-    assert response.status == 403
+    assert response.status == 200
+    contacts = {item["contact"] for item in (await response.json())["items"]}
+    assert contacts and MOBILE_DIGITS not in str(contacts)
 
 
 async def test_publish_takes_district_names_and_stores_codes(api: Api) -> None:

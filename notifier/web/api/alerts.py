@@ -1,4 +1,5 @@
-"""Alert routes: publish (idempotent), list, read, cancel, coverage, deliveries.
+"""Alert routes: publish (idempotent), list, read, cancel, coverage, deliveries. A publisher sees only its own
+department's alerts: another department's answer 404 (`notifier.departments`).
 
 Handlers are thin: read and validate the input, call one core function, format the answer.
 """
@@ -12,11 +13,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from notifier.coverage import alert_coverage
-from notifier.errors import FieldError, InvalidInput, NotFoundError
+from notifier.departments import listing_department, readable
+from notifier.errors import FieldError, InvalidInput
 from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
-from notifier.store.records import AlertRow, DeliveryRow
+from notifier.store.records import AlertRow, DeliveryRow, KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
 from notifier.web.auth import key_of, key_with_role
@@ -42,7 +44,7 @@ class CancelResult(BaseModel):
     notice_id: str | None
 
 
-async def _alert_body(request: web.Request) -> AlertIn:
+async def _alert_body(request: web.Request, key: KeyRecord) -> AlertIn:
     """The alert of the body, with the Idempotency-Key header folded in (the header is the HTTP-native way)."""
     data = await read_json(request)
     header = request.headers.get(IDEMPOTENCY_HEADER)
@@ -52,30 +54,32 @@ async def _alert_body(request: web.Request) -> AlertIn:
             raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ",
                                [FieldError("idempotency_key", "differs from the Idempotency-Key header")])
         data = {**data, "idempotency_key": header}
-    return await check_alert(request.app[SERVICE].store, data)  # every problem at once, names → codes
+    return await check_alert(request.app[SERVICE].store, data, key)  # every problem at once, names → codes
 
 
-async def _alert_or_404(request: web.Request) -> AlertRow:
-    row = await request.app[SERVICE].store.get_alert(request.match_info["id"])
-    if row is None:
-        raise NotFoundError("no such alert")
-    return row
+async def readable_alert(request: web.Request, key: KeyRecord) -> AlertRow:
+    """The alert of the path, if the key may read it (404 for another department's, as for none)."""
+    return readable(key, await request.app[SERVICE].store.get_alert(request.match_info["id"]))
 
 
 @routes.post("/v1/alerts")
 @operation("Publish an alert", "alerts",
-           {202: ("a new alert; its deliveries are queued", AlertAccepted),
+           {202: ("a new alert; its deliveries are queued (or it waits for approval: status "
+                  "pending_approval, targeted what it would have now)", AlertAccepted),
             200: ("a repeat of an earlier request with the same idempotency key", AlertAccepted)},
            roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(409,),
-           description="A publisher may publish only to topics matching its patterns. The same idempotency key "
-                       "with the same body returns the first alert (200); with another body, 409.",
+           description="A publisher may publish only to topics matching its patterns; the alert records its "
+                       "department (an admin key's: the topic's). The same idempotency key in the same department "
+                       "with the same body returns the first alert (200); with another body, 409. An alert "
+                       "matching the [approval] rules is answered with status pending_approval and sends nothing "
+                       "until POST /v1/alerts/{id}/approve.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
-    alert = await _alert_body(request)
+    alert = await _alert_body(request, key)
     require_publish(key, alert.topic)
     service = request.app[SERVICE]
-    row, created = await publish_alert(service.store, alert, key)
+    row, created = await publish_alert(service.store, alert, key, approval=service.settings.approval)
     if created:
         service.dispatcher.wake()
     accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
@@ -84,22 +88,25 @@ async def publish(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/v1/alerts")
 @operation("List alerts, newest first", "alerts", {200: ("a page of alerts", Page[Alert])},
-           roles=(Role.ADMIN, Role.VIEWER), query=PageQuery)
+           roles=(Role.ADMIN, Role.VIEWER, Role.PUBLISHER), query=PageQuery,
+           description="A publisher key lists its own department's alerts only.")
 async def list_alerts(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    key = await key_with_role(request, Role.ADMIN, Role.VIEWER, Role.PUBLISHER)
     query = parse_query(request, PageQuery)
     # One more than asked tells whether another page exists, so the last page has no next_cursor.
-    rows, total = await request.app[SERVICE].store.list_alerts(query.limit + 1, time_cursor(query.cursor))
+    rows, total = await request.app[SERVICE].store.list_alerts(query.limit + 1, time_cursor(query.cursor),
+                                                               department=listing_department(key))
     shown = rows[:query.limit]
     cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > query.limit else None
     return json_response(Page[Alert](items=[alert_view(r) for r in shown], next_cursor=cursor, total=total))
 
 
 @routes.get("/v1/alerts/{id}")
-@operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,))
+@operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,),
+           description="A publisher key reads its own department's alerts only (404 for another's).")
 async def get_alert(request: web.Request) -> web.StreamResponse:
-    await key_of(request)
-    return json_response(alert_view(await _alert_or_404(request)))
+    key = await key_of(request)
+    return json_response(alert_view(await readable_alert(request, key)))
 
 
 @routes.post("/v1/alerts/{id}/cancel")
@@ -108,7 +115,7 @@ async def get_alert(request: web.Request) -> web.StreamResponse:
            description="Stops pending deliveries; those who already received the alert get a cancel notice.")
 async def cancel(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
-    row = await _alert_or_404(request)
+    row = await readable_alert(request, key)
     require_publish(key, row.topic)
     service = request.app[SERVICE]
     cancelled, stopped, notice = await cancel_alert(service.store, row.id, key)
@@ -126,7 +133,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 async def coverage(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     parse_query(request, FormatQuery)
-    row = await _alert_or_404(request)
+    row = await readable_alert(request, key)
     settings = request.app[SERVICE].settings
     suppress = settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
     result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress)
@@ -152,12 +159,14 @@ def delivery_view(row: DeliveryRow) -> Delivery:
 
 @routes.get("/v1/alerts/{id}/deliveries")
 @operation("Deliveries of an alert (contacts masked)", "alerts", {200: ("a page of deliveries", Page[Delivery])},
-           roles=(Role.ADMIN, Role.VIEWER), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
-           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused).")
+           roles=(Role.ADMIN, Role.VIEWER, Role.PUBLISHER), query=DeliveryListQuery, errors=(404,),
+           alt_media_types=(CSV_TYPE,),
+           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused). "
+                       "A publisher key reads its own department's alerts' deliveries only.")
 async def deliveries(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    key = await key_with_role(request, Role.ADMIN, Role.VIEWER, Role.PUBLISHER)
     query = parse_query(request, DeliveryListQuery)
-    row = await _alert_or_404(request)
+    row = await readable_alert(request, key)
     if wants_csv(request):
         return await csv_export.deliveries_csv(request, request.app[SERVICE].store, row.id, query)
     rows, total = await request.app[SERVICE].store.list_deliveries(

@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 
+from notifier.audit import Actor
 from notifier.errors import NotFoundError
 from notifier.models import Group, Region, Role, Topic, TopicIn
 from notifier.web.auth import key_of, key_with_role
@@ -96,10 +97,11 @@ async def get_topic(request: web.Request) -> web.StreamResponse:
 @operation("Create a topic", "catalogue", {201: ("the new topic", Topic)}, roles=(Role.ADMIN,), body=TopicIn,
            errors=(409,), description="409 when the key exists; 422 for an unknown domain.")
 async def create_topic(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN)
+    key = await key_with_role(request, Role.ADMIN)
     body = await parse_body(request, TopicIn)
     store = request.app[SERVICE].store
-    await store.create_topic(body.model_dump())  # Conflict / NotFound(domain) become 409 / 422 in the middleware
+    # Conflict / NotFound(domain) become 409 / 422 in the middleware.
+    await store.create_topic(body.model_dump(), Actor.of_key(key))
     row = await store.get_topic(body.key)
     assert row is not None  # noqa: S101 - written a moment ago in this process
     return json_response(_topic(row), status=201, headers={"Location": f"/v1/topics/{body.key}"})

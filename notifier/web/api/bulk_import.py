@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
+from notifier.audit import Actor
 from notifier.errors import FieldError
 from notifier.import_rows import COLUMNS
 from notifier.importing import ImportOptions, ImportReport, Outcome, import_bytes
@@ -81,7 +82,7 @@ def rejected_response(report: ImportReport) -> web.Response:
                        "vouches for them) unless `pending=true`; generated webhook secrets are in the report, "
                        "shown once. Contacts never appear in a report except masked.")
 async def import_subscribers(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN)
+    key = await key_with_role(request, Role.ADMIN)
     query = parse_query(request, ImportQuery)
     fmt = MEDIA_TYPES.get(request.content_type)
     if fmt is None:
@@ -93,7 +94,7 @@ async def import_subscribers(request: web.Request) -> web.StreamResponse:
     options = ImportOptions(label=query.label, partial=query.partial,
                             status=SubscriberStatus.PENDING if query.pending else SubscriberStatus.ACTIVE,
                             allow_private_webhooks=webhook_allows_private(service.settings),
-                            chunk_rows=API_CHUNK_ROWS)
+                            chunk_rows=API_CHUNK_ROWS, actor=Actor.of_key(key))
     report = await import_bytes(service.store, raw, fmt, options)
     if report.outcome is Outcome.REJECTED:
         return rejected_response(report)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from notifier.analytics import Breakdown, PeriodCoverage, PeriodQuery, alert_breakdown, period_coverage
-from notifier.errors import NotFoundError
+from notifier.audit import Actor
+from notifier.departments import listing_department, readable
 from notifier.models import Role
 from notifier.population import (
     PopulationIn,
@@ -57,14 +58,14 @@ def _suppress_below(request: web.Request, key: KeyRecord) -> int | None:
                        "group) is a 422 naming it as `rows.<index>.<field>` (index from 0, the first data row), "
                        "and nothing is stored.")
 async def put_population(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN)
+    key = await key_with_role(request, Role.ADMIN)
     if request.content_type == CSV_TYPE:
         raw = rows_from_csv(await request.read())
     elif request.content_type == "application/json":
         raw = rows_from_json(await read_json(request))
     else:
         raise UnsupportedMediaType("send the rows as application/json or text/csv")
-    return json_response(await replace_population(request.app[SERVICE].store, raw))
+    return json_response(await replace_population(request.app[SERVICE].store, raw, actor=Actor.of_key(key)))
 
 
 @routes.get("/v1/population")
@@ -91,10 +92,14 @@ async def get_population(request: web.Request) -> web.StreamResponse:
                        "[since, until), optionally of one topic (or a pattern such as `env.*`) and one department: "
                        "alerts, targeted, reached, accepted, rates, per-channel delivery counts, the unreachable "
                        "by cause, and time_to_reach p50/p90/p99 over all their targets. " + SUPPRESSION
-                       + " The totals are never suppressed.")
+                       + " The totals are never suppressed. A publisher key sums its own department's alerts "
+                       "only, whatever `department` says.")
 async def coverage_period(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     query = parse_query(request, CoverageQuery)
+    department = listing_department(key)  # a publisher sums its own department's alerts only
+    if department is not None:
+        query = query.model_copy(update={"department": department})
     store = request.app[SERVICE].store
     k = _suppress_below(request, key)
     period = await period_coverage(store, query, suppress_below=k)
@@ -119,9 +124,7 @@ async def coverage_breakdown(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     parse_query(request, FormatQuery)
     store = request.app[SERVICE].store
-    alert = await store.get_alert(request.match_info["id"])
-    if alert is None:
-        raise NotFoundError("no such alert")
+    alert = readable(key, await store.get_alert(request.match_info["id"]))  # 404 for another department's
     k = _suppress_below(request, key)
     breakdown = await alert_breakdown(store, alert.id, suppress_below=k)
     if wants_csv(request):

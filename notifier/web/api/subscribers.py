@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from notifier.audit import Actor
 from notifier.errors import NotFoundError
 from notifier.models import Page, Role
 from notifier.service import webhook_allows_private
@@ -82,8 +83,8 @@ async def patch(request: web.Request) -> web.StreamResponse:
 @operation("Delete a subscriber and every contact", "subscribers", {204: ("deleted", None)}, roles=ADMIN,
            errors=(404,), description="Pending deliveries to the subscriber are cancelled.")
 async def delete(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, *ADMIN)
-    if not await request.app[SERVICE].store.delete_subscriber(request.match_info["id"]):
+    key = await key_with_role(request, *ADMIN)
+    if not await request.app[SERVICE].store.delete_subscriber(request.match_info["id"], Actor.of_key(key)):
         raise NotFoundError("no such subscriber")
     return web.Response(status=204)
 

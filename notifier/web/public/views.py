@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from notifier.catalogue import Catalogue
 from notifier.models import Level, MsgType, Severity, Urgency
 from notifier.rendering import LOCAL_TZ
+from notifier.states import released
 from notifier.store import Store
 from notifier.store.records import AlertRow
 from notifier.store.records_public import PublicFilter
@@ -208,7 +209,7 @@ class DisclosurePage(BaseModel):
 
 def published(row: AlertRow) -> float:
     """When the alert went out (as the store's PUBLISHED expression)."""
-    return row.scheduled_at if row.scheduled_at is not None and row.scheduled_at > row.created_at else row.created_at
+    return row.released_at()
 
 
 def _utc(value: float | None) -> datetime | None:
@@ -217,7 +218,7 @@ def _utc(value: float | None) -> datetime | None:
 
 def is_public(row: AlertRow | None, now: float) -> bool:
     """Whether the alert may be shown publicly at all: marked public and already gone out."""
-    return row is not None and row.public and published(row) <= now
+    return row is not None and row.public and released(row.approval) and published(row) <= now
 
 
 def status_of(row: AlertRow, notices: Sequence[AlertRow], now: float) -> PublicStatus:
