@@ -45,6 +45,7 @@ ALERT_STATUS: Mapping[str, Term] = {
     "scheduled": NP_("alert status", "scheduled"), "active": NP_("alert status", "in force"),
     "updated": NP_("alert status", "updated"), "cancelled": NP_("alert status", "cancelled"),
     "superseded": NP_("alert status", "superseded by an update"), "expired": NP_("alert status", "expired"),
+    "pending_approval": NP_("alert status", "waiting for approval"), "rejected": NP_("alert status", "rejected"),
 }
 DELIVERY_STATUS: Mapping[str, Term] = {
     "queued": NP_("delivery status", "queued"), "sending": NP_("delivery status", "sending"),

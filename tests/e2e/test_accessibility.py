@@ -1,8 +1,8 @@
 """WCAG 2.1 AA in a real browser: axe-core over the citizen's pages (sign-up and each of its steps, manage,
 delete, unsubscribe), the public column (list, a disclosure, the catalogue) and the dashboard (sign-in, the list,
-one alert), at desktop (1280 px) and phone (390 px) widths — no serious or critical finding. And what axe does not
-measure but readers notice: a focus ring that shows, 18px text for citizens, a catalogue caption and an alert list
-that fit a phone."""
+one alert, what waits for approval), at desktop (1280 px) and phone (390 px) widths — no serious or critical
+finding. And what axe does not measure but readers notice: a focus ring that shows, 18px text for citizens, a
+catalogue caption and an alert list that fit a phone."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from notifier.config import ApprovalSettings
 from notifier.fakes.smtp import RunningSmtp
 from notifier.keys import create_key
-from notifier.models import Role
+from notifier.models import AlertIn, Role
+from notifier.publish import publish_alert
 from tests.conftest import SettingsFactory
 from tests.e2e.axe import Finding, audit, new_context, report
 from tests.e2e.citizen_support import TIMEOUT_MS, Town, enter_code, fill_form, heading, link_after, open_town
@@ -109,6 +111,42 @@ async def test_public_and_admin_pages_have_no_serious_accessibility_findings(bro
     await page.locator("#details-regions summary").click()
     found += await audit(page, "/admin/alerts/{id}")
     await context.close()
+    assert not found, report(found)
+
+
+async def _held(town: Town) -> str:
+    """A red warning for the whole city held for approval (the rules passed in: the town has none configured)."""
+    alert, _ = await publish_alert(town.service.store, AlertIn(
+        topic="env.heavy-pollution", headline="长治市重污染天气红色预警", severity="extreme", level="red",
+        body="预计未来72小时全市将出现严重污染天气。", instruction="停止户外活动，关闭门窗。"), None,
+        approval=ApprovalSettings(severities=["extreme"]))
+    return alert.id
+
+
+@pytest.mark.parametrize(("width", "lang"), [("desktop", "zh-CN"), ("phone", "zh-CN"), ("desktop", "en"),
+                                             ("phone", "en")])
+async def test_the_approval_list_and_its_answers_have_no_serious_accessibility_findings(
+        browser: Any, town: Town, width: str, lang: str) -> None:
+    """The dashboard with an alert waiting for approval (its card and both forms), the page a refused reason
+    answers, and the list after approval; at a phone's width nothing scrolls sideways."""
+    alert_id = await _held(town)
+    context, page = await _page(browser, width, lang)
+    found: list[Finding] = []
+    await page.goto(town.url + "/admin/login")
+    await page.locator("#key").fill(await _admin_key(town))
+    await page.locator("form.login button").click()
+    await page.wait_for_url(town.url + "/admin")
+    found += await audit(page, "/admin (waiting for approval)")
+    fits = await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    await page.locator(f"#r-{alert_id}").fill(" ")
+    await page.locator(f'form[action="/admin/alerts/{alert_id}/reject"] button').click()
+    found += await audit(page, "/admin/alerts/{id}/reject (no reason)")
+    await page.goto(town.url + "/admin")
+    await page.locator(f'form[action="/admin/alerts/{alert_id}/approve"] button').click()
+    await page.wait_for_url(town.url + "/admin#waiting")
+    found += await audit(page, "/admin (approved)")
+    await context.close()
+    assert fits
     assert not found, report(found)
 
 

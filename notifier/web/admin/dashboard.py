@@ -22,7 +22,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from notifier.catalogue import Catalogue
 from notifier.errors import Forbidden, InvalidInput, Unauthorized
 from notifier.i18n import N_, translator
 from notifier.models import DeliveryStatus
@@ -48,9 +47,11 @@ from notifier.web.admin.views import (
     alert_lines,
     delivery_filter,
     delivery_page,
+    department_name,
     names,
     topic_names,
 )
+from notifier.web.admin.waiting import waiting_lines
 from notifier.web.openapi import operation
 from notifier.web.pages import page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
@@ -249,10 +250,14 @@ async def _list_context(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/admin")
 @operation("Admin dashboard: recent alerts with live coverage", "admin", {200: ("an HTML page", None)},
-           auth=False, media_type=HTML, description=ADMIN_DOC + " Paged with `?cursor=`.")
+           auth=False, media_type=HTML, description=ADMIN_DOC + " Paged with `?cursor=`. Above the list: the "
+                                                                 "alerts waiting for approval, with approve and "
+                                                                 "reject forms for admins.")
 async def admin_alerts(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
-    return render(request, "alerts.html", session=session, **await _list_context(request))
+    service = request.app[SERVICE]
+    waiting = await waiting_lines(service.store, service.catalogue, _lang(request), service.settings.approval.timeout)
+    return render(request, "alerts.html", session=session, waiting=waiting, **await _list_context(request))
 
 
 @routes.get("/admin/live")
@@ -295,7 +300,7 @@ async def admin_alert(request: web.Request) -> web.StreamResponse:
     return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus],
                   channels=_channels(request, context["fig"]),
                   topic_name=topic_names(catalogue, lang).get(alert.topic, alert.topic),
-                  department=_department(catalogue, alert.department, lang),
+                  department=department_name(catalogue, alert.department, lang),
                   region_names=names(catalogue.regions, alert.target_regions, lang),
                   group_names=names(catalogue.groups, alert.target_groups, lang), **context)
 
@@ -309,12 +314,6 @@ async def _alert_context(request: web.Request, alert: AlertRow, session: AdminSe
     return {"alert": alert, "fig": await _figures(request, alert, session), "chosen": chosen,
             "page": await delivery_page(request.app[SERVICE].store, alert.id, chosen), "filter_query": filters,
             "live_url": f"/admin/alerts/{alert.id}/live" + (f"?{live_query}" if live_query else "")}
-
-
-def _department(catalogue: Catalogue, name: str | None, lang: str) -> str | None:
-    if name and lang == "en":
-        return catalogue.department_en(name) or name
-    return name
 
 
 def _filter_query(chosen: DeliveryFilter) -> str:

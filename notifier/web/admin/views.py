@@ -40,6 +40,13 @@ def names(items: Sequence[Region | Group], codes: Sequence[str], lang: str) -> l
     return [known.get(code, code) for code in codes]
 
 
+def department_name(catalogue: Catalogue, name: str | None, lang: str) -> str | None:
+    """A department as the page's language names it (the catalogue's English name, else as written)."""
+    if name and lang == "en":
+        return catalogue.department_en(name) or name
+    return name
+
+
 def topic_names(catalogue: Catalogue, lang: str) -> dict[str, str]:
     return {t.key: ((t.name_en or t.name) if lang == "en" else t.name) for t in catalogue.topics}
 
