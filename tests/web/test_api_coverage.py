@@ -231,7 +231,7 @@ async def _two_periods(api: Api) -> None:
 async def test_period_coverage_by_topic_and_department(api: Api) -> None:
     """Without filters both alerts count, each under its topic and its department."""
     await _two_periods(api)
-    body = await (await api.client.get("/v1/coverage", headers=api.auth(Role.PUBLISHER))).json()
+    body = await (await api.client.get("/v1/coverage", headers=api.auth())).json()
     assert body["total"]["alerts"] == 2 and body["total"]["targeted"] == 1
     assert {k: v["alerts"] for k, v in body["by_topic"].items()} == {"env.heavy-pollution": 1,
                                                                      "transit.fare-change": 1}

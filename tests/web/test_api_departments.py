@@ -121,3 +121,14 @@ async def test_a_publisher_key_needs_a_department_the_catalogue_names(api: Api) 
     assert "did you mean '市环保局'?" in unknown.value.errors[0].message
     with pytest.raises(InvalidInput):
         await create_key(store, Role.ADMIN, department="市环保局")
+
+
+async def test_a_publishers_period_coverage_sums_its_own_department_only(api: Api) -> None:
+    """GET /v1/coverage for a publisher counts its bureau's alerts, even when it names another department."""
+    await _transit_alert(api)
+    await api.publish(Role.PUBLISHER)
+    for query in ("", "?department=市交通局"):
+        body = await (await api.client.get(f"/v1/coverage{query}", headers=api.auth(Role.PUBLISHER))).json()
+        assert body["total"]["alerts"] == 1 and set(body["by_department"]) == {"市环保局"}
+    everything = await (await api.client.get("/v1/coverage", headers=api.auth())).json()
+    assert everything["total"]["alerts"] == 2
