@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from notifier.cap.imports import CapImport
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import (
@@ -100,11 +101,14 @@ async def check_alert(store: Store, data: Any) -> AlertIn:
 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None,
-                        now: float | None = None) -> tuple[AlertRow, bool]:
+                        now: float | None = None, *, cap: CapImport | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key and body
     → the stored alert (created False); same key, different body → ConflictError. Region and group names are
     stored as their codes. An update supersedes the alert it references and a cancel cancels it (SPEC
-    "Lifecycle"); a repeated cancel returns the first notice (created False)."""
+    "Lifecycle"); a repeated cancel returns the first notice (created False).
+
+    `cap`: the CAP document `alert` was read from (`notifier.interchange`): the alert keeps its identity, origin
+    and English words; an Exercise or Test is recorded with status `exercise` and targets no one."""
     now = time.time() if now is None else now
     checked = await _check_references(store, await CatalogueCodes.load(store),
                                       alert.model_dump(include={"topic", "regions", "groups", "references"}))
@@ -120,6 +124,8 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
         alert = _inherit_area(alert, checked.referenced)
     row, release = _outbox(alert, checked.topic, publisher, fingerprint, now)
+    if cap is not None:
+        row = _from_cap(row, cap)
     stored = await store.create_alert(row, _targeting(alert, checked.referenced, release))
     if stored.id == row.id:
         return stored, True
@@ -147,6 +153,19 @@ def _outbox(alert: AlertIn, topic: Mapping[str, object], publisher: KeyRecord | 
         publisher=publisher.id if publisher else None, department=str(topic["department"]), created_at=now,
         cancelled_at=None)
     return row, release
+
+
+def _from_cap(row: AlertRow, cap: CapImport) -> AlertRow:
+    """The row of an alert read from a CAP document: known by the document's identity, with its English words;
+    an exercise is only recorded (never public, never sent)."""
+    en = cap.en
+    row = replace(row, cap_sender=cap.origin.sender, cap_identifier=cap.origin.identifier,
+                  cap_sent=cap.origin.sent.timestamp(), cap_origin=cap.origin.to_json(),
+                  headline_en=en.headline if en else None, body_en=en.body if en else None,
+                  instruction_en=en.instruction if en else None)
+    if cap.exercise:
+        row = replace(row, status=AlertStatus.EXERCISE.value, public=False)
+    return row
 
 
 def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
@@ -206,4 +225,5 @@ def alert_view(row: AlertRow) -> Alert:
         groups=row.target_groups, policy=Policy(row.policy), fallback_after=row.fallback_after, data=row.data,
         expires_at=_dt(row.expires_at), scheduled_at=_dt(row.scheduled_at), idempotency_key=row.idempotency_key,
         public=row.public, status=AlertStatus(row.status), targeted=row.targeted, publisher=row.publisher,
-        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at))
+        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at),
+        headline_en=row.headline_en, body_en=row.body_en, instruction_en=row.instruction_en)
