@@ -21,6 +21,7 @@ from notifier.config import Settings
 from notifier.errors import NotifierError
 from notifier.service import Service
 from notifier.web import openapi
+from notifier.web.admin import compliance as admin_compliance
 from notifier.web.admin import dashboard as admin
 from notifier.web.api import alerts as api_alerts
 from notifier.web.api import basics as api
@@ -145,6 +146,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi, public, public_feeds):
         app.router.add_routes(module.routes)
     admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
+    app.router.add_routes(admin_compliance.routes)  # /admin/compliance: disclosure deadlines per department
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
     app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
     app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
