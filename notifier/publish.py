@@ -117,7 +117,7 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if alert.idempotency_key:
         existing = await store.alert_by_idempotency_key(alert.idempotency_key)
         if existing is not None:
-            return _same_or_conflict(existing, fingerprint), False
+            return _same_or_conflict(existing, fingerprint, cap is not None), False
     if checked.errors:
         raise InvalidInput(INVALID_ALERT, checked.errors)
     assert checked.topic is not None  # noqa: S101 - an unknown topic is among the errors above
@@ -130,7 +130,8 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
-        return _same_or_conflict(stored, fingerprint), False  # a concurrent request with the key won the race
+        # a concurrent request with the key won the race
+        return _same_or_conflict(stored, fingerprint, cap is not None), False
     return stored, False  # a repeated cancel: the first one's notice
 
 
@@ -190,7 +191,10 @@ def _targeting(alert: AlertIn, referenced: AlertRow | None, release: float) -> T
                    from_alert=referenced.id, only_reached=True)
 
 
-def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
+def _same_or_conflict(existing: AlertRow, fingerprint: str, from_cap: bool = False) -> AlertRow:
+    if existing.request_hash != fingerprint and from_cap:
+        raise ConflictError("this CAP sender and identifier name a message published before with other content",
+                            [FieldError("alert.identifier", "already used for another message of this sender")])
     if existing.request_hash != fingerprint:
         raise ConflictError("this idempotency key was used for a different alert",
                             [FieldError("idempotency_key", "already used with another body")])

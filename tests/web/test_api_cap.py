@@ -95,6 +95,15 @@ async def test_the_same_sender_and_identifier_return_the_same_alert(api: Api) ->
     assert await alert_count(api) == 1
 
 
+async def test_the_same_identifier_with_other_content_is_a_conflict(api: Api) -> None:
+    """Another message under a sender and identifier already used: 409 naming alert.identifier."""
+    await post_cap(api, cap_doc())
+    status, problem = await post_cap(api, cap_doc(en=False).replace("橙色".encode(), "红色".encode()))
+    assert status == 409
+    assert [e["field"] for e in problem["errors"]] == ["alert.identifier"]
+    assert await alert_count(api) == 1
+
+
 async def test_a_cap_update_and_cancel_act_on_the_alert_published_as_cap(api: Api) -> None:
     """An Update names the CAP alert by its references and supersedes it; a Cancel of the update cancels that."""
     original = cap_doc()
