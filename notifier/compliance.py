@@ -75,6 +75,23 @@ def months_to_watch(now: float) -> list[str]:
     return [last_month.strftime("%Y-%m"), today.strftime("%Y-%m")]
 
 
+WARN_NO_SUCH_DEPARTMENT = ("[departments.\"{name}\"]: no topic names this department, so it will never be told "
+                           "of an overdue disclosure (departments are spelt as the topics spell them: {known})")
+WARN_NO_EMAIL_CHANNEL = ("[departments.\"{name}\"] email: [channels.email] is not configured, so overdue notices "
+                         "cannot be emailed")
+
+
+def contact_warnings(departments: Mapping[str, DepartmentContacts], topics: Sequence[Mapping[str, Any]],
+                     channels: Mapping[str, Channel]) -> list[str]:
+    """What an operator is told at start-up about `[departments]` that cannot work as written."""
+    known = sorted({str(t["department"]) for t in topics})
+    warnings = [WARN_NO_SUCH_DEPARTMENT.format(name=name, known="、".join(known))
+                for name in departments if name not in known]
+    warnings += [WARN_NO_EMAIL_CHANNEL.format(name=name) for name, contacts in departments.items()
+                 if contacts.email and "email" not in channels]
+    return warnings
+
+
 @dataclass
 class OverdueNotices:
     """The worker's chore: tell each department, once, of its overdue disclosures (`[departments."<name>"]`),

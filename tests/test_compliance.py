@@ -160,3 +160,17 @@ async def test_the_workers_sweep_sends_the_notice(service: Service, smtp: Runnin
     service.dispatcher.clock = lambda: at("2026-10-22")
     await service.dispatcher.run_once()
     assert len(smtp.messages_to(MAILBOX)) == 1
+
+
+async def test_start_up_warns_of_departments_that_cannot_be_told(make_settings: SettingsFactory,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A department no topic names, and email contacts without [channels.email], are said at start-up."""
+    settings = make_settings(departments={"市环保厅": {"webhook": "https://hbj.example.org/hook",
+                                                      "webhook_secret": SECRET},
+                                          DEPARTMENT: {"email": [MAILBOX]}})
+    async with Service(settings):
+        pass
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any('[departments."市环保厅"]: no topic names this department' in line and "市环保局" in line
+               for line in said)
+    assert any('[departments."市环保局"] email: [channels.email] is not configured' in line for line in said)

@@ -88,8 +88,9 @@ async def test_a_cap_document_is_published_like_json(api: Api) -> None:
 
 async def test_the_same_sender_and_identifier_return_the_same_alert(api: Api) -> None:
     """Posting a CAP document again answers 200 with the first alert and stores nothing new."""
-    first_status, first = await post_cap(api, cap_doc())
-    again_status, again = await post_cap(api, cap_doc())
+    data = cap_doc()
+    first_status, first = await post_cap(api, data)
+    again_status, again = await post_cap(api, data)
     assert (first_status, again_status) == (202, 200)
     assert again["id"] == first["id"]
     assert await alert_count(api) == 1
