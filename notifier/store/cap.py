@@ -24,11 +24,14 @@ _NAME = "UPDATE alerts SET cap_sender = ?, cap_identifier = ?, cap_sent = ? WHER
 
 async def assign(db: Db, identity: CapIdentity) -> int:
     """Give every alert without a CAP identity ours; returns how many were named."""
+    unnamed = await db.fetch(_UNNAMED)  # a probe of the index: almost always nothing
+    if not unnamed:
+        return 0
     if identity.sender_code is None:  # the id is the identifier: nothing to draw
         return await db.execute("UPDATE alerts SET cap_sender = ?, cap_identifier = id, cap_sent = created_at "
                                 "WHERE cap_sender IS NULL", identity.sender)
     named = 0
-    for row in await db.fetch(_UNNAMED):
+    for row in unnamed:
         identifier = await _free_identifier(db, identity, row["id"], int(row["created_at"]))
         named += await db.execute(_NAME, identity.sender, identifier, row["created_at"], row["id"])
     return named
