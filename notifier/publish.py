@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from notifier.approval import holds
 from notifier.audit import Actor
+from notifier.cap.imports import CapImport
 from notifier.config import ApprovalSettings
 from notifier.departments import alert_department, may_read, readable
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
@@ -113,12 +114,16 @@ async def check_alert(store: Store, data: Any, key: KeyRecord | None = None) -> 
 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None, now: float | None = None, *,
+                        cap: CapImport | None = None,
                         approval: ApprovalSettings | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key (in the
     alert's department) and body → the stored alert (created False); same key, different body → ConflictError.
     Region and group names are stored as their codes. An update supersedes the alert it references and a cancel
     cancels it (SPEC "Lifecycle"); a repeated cancel returns the first notice (created False). An alert that
-    `approval` holds is stored `pending_approval`, sending nothing, its `targeted` what it would have now."""
+    `approval` holds is stored `pending_approval`, sending nothing, its `targeted` what it would have now.
+
+    `cap`: the CAP document `alert` was read from (`notifier.interchange`): the alert keeps its identity, origin
+    and English words; an Exercise or Test is recorded with status `exercise` and targets no one (never held)."""
     now = time.time() if now is None else now
     checked = await _check_references(store, await CatalogueCodes.load(store),
                                       alert.model_dump(include={"topic", "regions", "groups", "references"}),
@@ -129,20 +134,24 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if alert.idempotency_key and department is not None:
         existing = await store.alert_by_idempotency_key(department, alert.idempotency_key)
         if existing is not None:
-            return _same_or_conflict(existing, fingerprint), False
+            return _same_or_conflict(existing, fingerprint, cap is not None), False
     if checked.errors:
         raise InvalidInput(INVALID_ALERT, checked.errors)
     assert checked.topic is not None and department is not None  # noqa: S101 - an unknown topic is an error above
     if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
         alert = _inherit_area(alert, checked.referenced)
     row, release = _outbox(alert, department, publisher, fingerprint, now)
-    if approval is not None and holds(approval, row, len(await store.list_regions())):
+    if cap is not None:
+        row = _from_cap(row, cap)
+    if (approval is not None and row.status != AlertStatus.EXERCISE
+            and holds(approval, row, len(await store.list_regions()))):
         row = replace(row, status=AlertStatus.PENDING_APPROVAL.value, approval=Approval.PENDING.value)
     stored = await store.create_alert(row, targeting_of(row, checked.referenced, release), Actor.of_key(publisher))
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
-        return _same_or_conflict(stored, fingerprint), False  # a concurrent request with the key won the race
+        # a concurrent request with the key won the race
+        return _same_or_conflict(stored, fingerprint, cap is not None), False
     return stored, False  # a repeated cancel: the first one's notice
 
 
@@ -174,6 +183,19 @@ def _outbox(alert: AlertIn, department: str, publisher: KeyRecord | None, finger
     return row, release
 
 
+def _from_cap(row: AlertRow, cap: CapImport) -> AlertRow:
+    """The row of an alert read from a CAP document: known by the document's identity, with its English words;
+    an exercise is only recorded (never public, never sent)."""
+    en = cap.en
+    row = replace(row, cap_sender=cap.origin.sender, cap_identifier=cap.origin.identifier,
+                  cap_sent=cap.origin.sent.timestamp(), cap_origin=cap.origin.to_json(),
+                  headline_en=en.headline if en else None, body_en=en.body if en else None,
+                  instruction_en=en.instruction if en else None)
+    if cap.exercise:
+        row = replace(row, status=AlertStatus.EXERCISE.value, public=False)
+    return row
+
+
 def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
     """An update that names no regions (or no groups) keeps those of the alert it updates: it speaks to the same
     area unless it says otherwise — only named regions or groups beyond the original's widen it."""
@@ -181,7 +203,10 @@ def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
                                      "groups": update.groups or referenced.target_groups})
 
 
-def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
+def _same_or_conflict(existing: AlertRow, fingerprint: str, from_cap: bool = False) -> AlertRow:
+    if existing.request_hash != fingerprint and from_cap:
+        raise ConflictError("this CAP sender and identifier name a message published before with other content",
+                            [FieldError("alert.identifier", "already used for another message of this sender")])
     if existing.request_hash != fingerprint:
         raise ConflictError("this idempotency key was used for a different alert",
                             [FieldError("idempotency_key", "already used with another body")])
@@ -220,4 +245,5 @@ def alert_view(row: AlertRow) -> Alert:
         public=row.public, status=AlertStatus(row.status), targeted=row.targeted, publisher=row.publisher,
         department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at),
         approval=Approval(row.approval) if row.approval else None, decided_by=row.decided_by,
-        decided_at=_dt(row.decided_at), decision_reason=row.decision_reason)
+        decided_at=_dt(row.decided_at), decision_reason=row.decision_reason,
+        headline_en=row.headline_en, body_en=row.body_en, instruction_en=row.instruction_en)

@@ -25,6 +25,7 @@ class AlertStatus(StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"  # an update replaced it
     EXPIRED = "expired"
+    EXERCISE = "exercise"  # a CAP Exercise or Test: recorded, delivered to no one, never public
     PENDING_APPROVAL = "pending_approval"  # held for a second key's approval ([approval]); nothing sent yet
     REJECTED = "rejected"  # refused by the second key, or not decided within [approval] timeout
 
@@ -40,7 +41,7 @@ class Approval(StrEnum):
 
 def released(approval: str | None) -> bool:
     """Whether an alert ever went out (or will at its schedule): no rule held it, or it was approved. The store's
-    SQL says the same (`store.states.RELEASED`)."""
+    SQL says the same (`store.states.released`)."""
     return approval is None or approval == Approval.APPROVED
 
 

@@ -63,6 +63,7 @@ async def _every_act(service: Service, make_subscriber: SubscriberFactory) -> No
     colleague, _ = await create_key(store, Role.PUBLISHER, ["env.*"], department="市环保局")
     await store.create_topic({"key": "env.noise", "name": "噪声监测", "domain": "environment",
                               "department": "市环保局", "channels": ["sms"], "supervision": "监督电话 12369"})
+    await store.update_topic("env.noise", {"name": "噪声监测公告", "supervision": "监督电话 12369"})
     alert, _ = await publish_alert(store, _alert(), publisher)
     await publish_alert(store, _alert(msg_type="update", references=alert.id, headline="橙色预警调整"), publisher)
     other, _ = await publish_alert(store, _alert(), None)
@@ -79,12 +80,12 @@ async def _every_act(service: Service, make_subscriber: SubscriberFactory) -> No
 
 async def test_every_act_is_one_entry_and_the_stored_chain_verifies(service: Service,
                                                                      make_subscriber: SubscriberFactory) -> None:
-    """Publish, update, cancel, approve, reject, key create and revoke, topic create, population upload, import
-    and erasure each append their entry; the chain read back from the table verifies."""
+    """Publish, update, cancel, approve, reject, key create and revoke, topic create and update, population
+    upload, import and erasure each append their entry; the chain read back from the table verifies."""
     await _every_act(service, make_subscriber)
     entries = await _entries(service.store)
     actions = {e["action"] for e in entries}
-    assert actions == {a.value for a in AuditAction} - {AuditAction.TOPIC_UPDATE.value}  # nothing updates topics
+    assert actions == {a.value for a in AuditAction}
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     result = verify_chain(entries)
     assert isinstance(result, ChainOK) and result.count == len(entries)

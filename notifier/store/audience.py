@@ -11,6 +11,7 @@ from notifier.states import DeliveryStatus
 from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, REACHED
+from subscriptions.models import SubscriberStatus
 
 
 def _match(db: Db, regions: list[str], groups: list[str]) -> tuple[str, list[Any]]:
@@ -34,7 +35,7 @@ def _matching(db: Db, t: Targeting) -> tuple[str, list[Any]]:
         before, before_params = _match(db, *t.widened_from)
         where, params = f"{where} AND NOT ({before})", [*params, *before_params]
     return ("FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
-            f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = 'active' AND {where}",
+            f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = '{SubscriberStatus.ACTIVE}' AND {where}",
             [t.topic, t.min_severity_rank, *params])
 
 

@@ -93,8 +93,8 @@ async def chunk(db: Db, after: int, limit: int) -> list[dict[str, Any]]:
 
 
 def topic_details(topic: Mapping[str, Any]) -> dict[str, Any]:
-    """A topic's domain, department and channels, and which fields were set — not its free texts (a supervision
-    channel may well hold a telephone number)."""
+    """A topic's (or a change's) domain, department and channels, and which fields were set — not its free texts
+    (a supervision channel may well hold a telephone number)."""
     return {"domain": topic.get("domain"), "department": topic.get("department"),
             "channels": list(topic.get("channels") or []),
             "set": sorted(name for name, value in topic.items() if value is not None and name != "key")}

@@ -8,12 +8,13 @@ transaction that publishes the update or cancel.
 - update: the referenced alert becomes `superseded`, its waiting deliveries `cancelled`; a cancelled or superseded
   alert cannot be updated (Conflict).
 - expiry: waiting deliveries of an alert past `expires_at` become `expired`, and the alert too.
+- exercise (a CAP Exercise or Test): stored as it is, targeting no one and acting on no other alert.
 - approval (SPEC "Departments and approval"): a held alert is stored `pending_approval` with no targets and no
   deliveries (`targeted` says how many it would have now); approving it freezes its targets, creates its
   deliveries and — for an update — supersedes the alert it updates, in one transaction with the status change;
   rejecting it (or the timeout) ends it with a reason; cancelling it withdraws it. Only an alert still pending
-  can be decided (Conflict otherwise); a pending, rejected or withdrawn alert can be neither updated nor
-  cancelled by a published cancel's notice going anywhere.
+  can be decided (Conflict otherwise); a pending or rejected alert cannot be updated, and a published cancel of
+  a pending one goes to no one.
 
 Every act appends its audit entry (`audit_log.append`) last, inside the same transaction.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
+from typing import Any
 
 from notifier.audit import SYSTEM, Actor, AuditAction, object_ref
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
@@ -33,6 +35,8 @@ from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
 from notifier.store.states import LIVE_ALERT, WAITING, status_list
 
+# A notice is a message of its own: its CAP identity is given in the storing transaction (store/cap.py).
+NEW_CAP_IDENTITY: dict[str, Any] = {"cap_sender": None, "cap_identifier": None, "cap_sent": None, "cap_origin": None}
 STOPPED = status_list(AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.EXPIRED)
 # What an update cannot replace: an alert that is over, or one that never went out.
 NOT_UPDATABLE = (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.REJECTED, AlertStatus.PENDING_APPROVAL)
@@ -58,6 +62,15 @@ async def _locked(db: Db, alert_id: str) -> AlertRow:
     return alert_record(row)
 
 
+async def _acted_on(db: Db, alert_id: str) -> AlertRow:
+    """The alert an update or cancel acts on, locked; an exercise was only recorded and cannot be acted on."""
+    alert = await _locked(db, alert_id)
+    if alert.status == AlertStatus.EXERCISE:
+        raise _conflict(f"alert {alert_id} is an exercise: it was recorded, not sent, and cannot be updated or "
+                        "cancelled")
+    return alert
+
+
 async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -> AlertRow:
     """Store the alert with its targets and deliveries. An update supersedes the alert it references; a cancel
     cancels it and is its notice (a repeated cancel returns the first notice instead). Raises Conflict when the
@@ -67,6 +80,11 @@ async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -
         existing = await alerts.by_idempotency_key(db, alert.department, alert.idempotency_key)
         if existing is not None:
             return existing
+    if alert.status == AlertStatus.EXERCISE:  # recorded only: targets no one, acts on no other alert
+        if not await alerts.insert(db, alert):
+            return await _same_key(db, alert)
+        await _audit_published(db, alert, actor)
+        return alert
     if alert.approval == Approval.PENDING:
         return await _hold(db, alert, targeting, actor)
     if alert.msg_type == MsgType.CANCEL and alert.references_id is not None:
@@ -78,14 +96,14 @@ async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -
     elif alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
         await _supersede(db, alert.references_id, alert.created_at)
     if not await alerts.insert(db, alert):
-        return await _idempotent_winner(db, alert)
+        return await _same_key(db, alert)
     stored = await _fan_out(db, alert, targeting)
     await _audit_published(db, stored, actor)
     return stored
 
 
-async def _idempotent_winner(db: Db, alert: AlertRow) -> AlertRow:
-    """The alert that took this one's idempotency key first (a concurrent request)."""
+async def _same_key(db: Db, alert: AlertRow) -> AlertRow:
+    """The stored alert whose idempotency key (in its department) refused `alert`'s insert."""
     assert alert.idempotency_key is not None  # noqa: S101 - only the idempotency key can clash
     existing = await alerts.by_idempotency_key(db, alert.department, alert.idempotency_key)
     assert existing is not None  # noqa: S101 - it clashed with this one
@@ -96,9 +114,9 @@ async def _hold(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -> 
     """Store a held alert: no targets, no deliveries; `targeted` is what it would have now. An update must be
     able to replace its alert now (it is checked again at approval)."""
     if alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
-        _check_updatable(await _locked(db, alert.references_id))
+        _check_updatable(await _acted_on(db, alert.references_id))
     if not await alerts.insert(db, alert):
-        return await _idempotent_winner(db, alert)
+        return await _same_key(db, alert)
     row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *",
                             await audience.would_target(db, targeting), alert.id)
     assert row is not None  # noqa: S101 - inserted in this transaction
@@ -140,7 +158,7 @@ def _check_updatable(alert: AlertRow) -> None:
 
 async def _supersede(db: Db, alert_id: str, now: float) -> None:
     """The update about to be stored replaces `alert_id`: it stops sending and shows as superseded."""
-    _check_updatable(await _locked(db, alert_id))
+    _check_updatable(await _acted_on(db, alert_id))
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.SUPERSEDED}' WHERE id = ?", alert_id)
     await _stop_waiting(db, alert_id, DeliveryStatus.CANCELLED, now)
 
@@ -149,7 +167,7 @@ async def _cancel_referenced(db: Db, alert_id: str, notice_id: str, now: float) 
     """A published cancel (`notice_id`, about to be stored) cancels `alert_id`. Returns (the earlier notice when
     the alert was cancelled already with one — the caller stores nothing then —, whether the alert was withdrawn
     before it went out); (None, …) when the new notice is to be stored — and linked to the alert."""
-    alert = await _locked(db, alert_id)
+    alert = await _acted_on(db, alert_id)
     if alert.status == AlertStatus.CANCELLED and alert.cancel_notice_id is not None:
         return await alerts.get(db, alert.cancel_notice_id), False
     _check_cancellable(alert)
@@ -169,7 +187,7 @@ async def cancel(db: Db, alert_id: str, publisher: str | None, actor: Actor,
     """Cancel through its own route: (the cancelled alert, its notice or None when nobody had been reached,
     deliveries stopped). The notice repeats the alert's words as a cancellation. An alert still waiting for
     approval is withdrawn: nothing was sent, so nothing is to be withdrawn from anyone."""
-    alert = await _locked(db, alert_id)
+    alert = await _acted_on(db, alert_id)
     if alert.status == AlertStatus.CANCELLED:
         notice = await alerts.get(db, alert.cancel_notice_id) if alert.cancel_notice_id else None
         return alert, notice, 0
@@ -208,7 +226,7 @@ async def _notice_if_reached(db: Db, alert: AlertRow, publisher: str | None, now
     notice = replace(alert, id=uuid.uuid4().hex, msg_type=MsgType.CANCEL.value, references_id=alert.id,
                      idempotency_key=None, status=AlertStatus.ACTIVE.value, targeted=0, created_at=now,
                      cancelled_at=None, cancel_notice_id=None, scheduled_at=None, expires_at=None,
-                     publisher=publisher or alert.publisher)
+                     publisher=publisher or alert.publisher, **NEW_CAP_IDENTITY)
     await alerts.insert(db, notice)
     await db.execute("UPDATE alerts SET cancel_notice_id = ? WHERE id = ?", notice.id, alert.id)
     return await _fan_out(db, notice, notice_targeting(alert, now))
