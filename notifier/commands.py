@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from notifier.service import (
     open_existing_database,
     seed_catalogue,
 )
+from notifier.stopping import stop_event, wait_for_signal
 from notifier.store import Store
 
 # What the commands say, in one place.
@@ -43,6 +43,7 @@ TEMPLATE_ERROR = "ERROR {where}: {error}"
 TEMPLATE_OK = "ok    {where} ({template}){size}"
 TEMPLATES_CHECKED = "{n} templates checked, {failed} with errors"
 NO_FILE = "no such file: {path}"
+WORKER_READY = "WORKER READY"  # a line for scripts, never translated
 
 
 class CommandError(Exception):
@@ -87,10 +88,17 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from notifier.worker import run_worker
-
+    """Deliver until SIGTERM/SIGINT, whatever `[worker] enabled` says (delivering is this process's job). Prints
+    WORKER_READY once it is working (scripts and tests wait for that line)."""
     setup_logging()
-    return await run_worker(settings)
+    settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"enabled": True})})
+    stop = stop_event()  # handlers first: a signal sent as soon as READY is seen must stop us gracefully
+    async with Service(settings) as service:
+        service.start_worker()
+        print(WORKER_READY, flush=True)
+        await stop.wait()
+        await service.stop_worker()
+    return 0
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,7 +197,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 when the rows were stored (with --accept-valid: the valid ones), 1 when rows were rejected and so
     nothing was stored, 2 when the file itself cannot be imported."""
     from notifier.import_progress import import_display, print_import_summary, write_report
-    from notifier.importing import ImportOptions, Outcome, import_file
+    from notifier.importing import ImportOptions, ImportOutcome, import_file
     from notifier.progress import console
     from notifier.service import webhook_allows_private
     from subscriptions.models import SubscriberStatus
@@ -206,13 +214,5 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     if args.report:
         write_report(args.report, report)
     print_import_summary(console, report, secrets_in_file=args.report is not None)
-    return 1 if report.outcome is Outcome.REJECTED else 0
+    return 1 if report.outcome is ImportOutcome.REJECTED else 0
 
-
-async def wait_for_signal() -> None:
-    """Until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()

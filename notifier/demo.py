@@ -24,6 +24,7 @@ from notifier.models import AlertIn, Level, MsgType, Policy, Role, Severity, Urg
 from notifier.progress import console, print_coverage, watch_alert
 from notifier.publish import publish_alert
 from notifier.service import Service
+from notifier.stopping import wait_for_signal
 from notifier.store.records import SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
 
@@ -197,8 +198,6 @@ async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit
                        await alert_causes(service.store, alert.id))
         if once:
             return 0
-        from notifier.commands import wait_for_signal
-
         _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
         service.start_worker()  # from now on, whatever is published through the API goes out, receipts come back
         console.print(SERVING.format(base=base))

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from notifier.importing import ImportProgress, ImportReport, Outcome, ProgressCallback
+from notifier.importing import ImportOutcome, ImportProgress, ImportReport, ProgressCallback
 
 SHOWN_PROBLEMS = 50  # the rest are in the --report file
 
@@ -47,9 +47,9 @@ def import_display(console: Console) -> Iterator[ProgressCallback]:
 
 
 _VERDICT = {
-    Outcome.IMPORTED: "every row stored 全部导入",
-    Outcome.PARTIAL: "valid rows stored, rejected rows left out 已导入有效行",
-    Outcome.REJECTED: "nothing stored 未导入: fix the rows below, or import the valid ones with --accept-valid",
+    ImportOutcome.IMPORTED: "every row stored 全部导入",
+    ImportOutcome.PARTIAL: "valid rows stored, rejected rows left out 已导入有效行",
+    ImportOutcome.REJECTED: "nothing stored 未导入: fix the rows below, or import the valid ones with --accept-valid",
 }
 
 

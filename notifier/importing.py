@@ -65,7 +65,7 @@ DEDUPED = ("sms", "email", "wechat")  # a person's own contacts; webhooks may be
 FORMATS = ("csv", "ndjson")
 
 
-class Outcome(StrEnum):
+class ImportOutcome(StrEnum):
     IMPORTED = "imported"  # every row stored
     PARTIAL = "partial"  # the valid rows stored, the others rejected (partial mode)
     REJECTED = "rejected"  # rows rejected, nothing stored (all or nothing)
@@ -93,7 +93,7 @@ class ImportReport(Frozen):
     encoding: Literal["utf-8", "gbk"]
     partial: bool = Field(description="valid rows stored even though others were rejected")
     status: SubscriberStatus = Field(description="status given to the stored subscribers")
-    outcome: Outcome
+    outcome: ImportOutcome
     rows: int = Field(description="data rows read")
     accepted: int = Field(description="rows that passed every check")
     rejected: int
@@ -206,7 +206,7 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
             if counts.rows == 0:
                 raise InvalidInput("the file holds no rows", [FieldError("rows", "at least one row is needed")])
             outcome = _decide(counts, options)
-            if outcome is not Outcome.REJECTED and counts.accepted:
+            if outcome is not ImportOutcome.REJECTED and counts.accepted:
                 counts.phase = "storing"
                 counts.stored = await store.import_subscribers(_records(staging, options, tally, progress))
         finally:
@@ -220,10 +220,10 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
         problems=tally.problems, problems_truncated=tally.truncated, webhook_secrets=tally.secrets)
 
 
-def _decide(counts: ImportProgress, options: ImportOptions) -> Outcome:
+def _decide(counts: ImportProgress, options: ImportOptions) -> ImportOutcome:
     if not counts.rejected:
-        return Outcome.IMPORTED
-    return Outcome.PARTIAL if options.partial else Outcome.REJECTED
+        return ImportOutcome.IMPORTED
+    return ImportOutcome.PARTIAL if options.partial else ImportOutcome.REJECTED
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:

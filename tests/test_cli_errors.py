@@ -25,12 +25,12 @@ BAD_CHANNELS = {
 }
 
 
-def run(tmp_path: Path, *args: str, config: str = "", stdin: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, *args: str, config: str = "", stdin: str | None = None, timeout: float = 60,
+        module: str = "notifier.cli") -> subprocess.CompletedProcess[str]:
     """`notifier ARGS --config notifier.toml` with `config` after a [database] on a file in tmp_path."""
     path = tmp_path / "notifier.toml"
     path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n{config}', encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "notifier.cli", *args, "--config", str(path)], input=stdin,
+    return subprocess.run([sys.executable, "-m", module, *args, "--config", str(path)], input=stdin,
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path, check=False)
 
 
@@ -59,6 +59,14 @@ def test_worker_and_publish_refuse_a_wrong_channel_section_in_one_line(tmp_path:
     config, expected = BAD_CHANNELS["bad tls"]
     args = [command, str(alert)] if command == "publish" else [command]
     assert expected in one_line_failure(run(tmp_path, *args, config=config, timeout=30))
+
+
+def test_python_m_notifier_worker_refuses_a_wrong_channel_section_like_notifier_worker(tmp_path: Path) -> None:
+    """`python -m notifier.worker` with a bad channel section: the same one line and exit 2 as `notifier worker`."""
+    config, expected = BAD_CHANNELS["unknown provider"]
+    line = one_line_failure(run(tmp_path, config=config, timeout=30, module="notifier.worker"))
+    assert line == one_line_failure(run(tmp_path, "worker", config=config, timeout=30))
+    assert line.startswith("notifier: configuration error: ") and expected in line
 
 
 def test_a_misspelt_server_key_suggests_the_right_one(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from notifier.errors import InvalidInput
-from notifier.importing import ImportOptions, ImportProgress, ImportReport, Outcome, import_bytes, import_file
+from notifier.importing import ImportOptions, ImportOutcome, ImportProgress, ImportReport, import_bytes, import_file
 from notifier.models import AlertIn, Severity
 from notifier.publish import publish_alert
 from notifier.service import Service
@@ -71,7 +71,7 @@ async def test_a_utf8_csv_is_imported_whole(service: Service) -> None:
     """Every row of a good UTF-8 CSV is stored, and the report says so."""
     report = await run(service, HEADER + GOOD)
     assert (report.outcome, report.rows, report.accepted, report.rejected, report.stored) == (
-        Outcome.IMPORTED, 3, 3, 0, 3)
+        ImportOutcome.IMPORTED, 3, 3, 0, 3)
     assert report.encoding == "utf-8" and await stored(service) == 3
 
 
@@ -144,7 +144,7 @@ async def test_an_ndjson_line_that_is_not_json_is_named_with_its_line(service: S
 async def test_one_bad_row_stores_nothing(service: Service) -> None:
     """All or nothing: with rejected rows, not even the good rows are stored."""
     report = await run(service, HEADER + GOOD + BAD_ROWS)
-    assert (report.outcome, report.accepted, report.rejected, report.stored) == (Outcome.REJECTED, 3, 5, 0)
+    assert (report.outcome, report.accepted, report.rejected, report.stored) == (ImportOutcome.REJECTED, 3, 5, 0)
     assert await stored(service) == 0
 
 
@@ -229,7 +229,7 @@ async def test_a_private_webhook_is_refused_unless_allowed(service: Service) -> 
 async def test_accept_valid_stores_the_good_rows(service: Service) -> None:
     """With partial, the valid rows are stored and the others reported."""
     report = await run(service, HEADER + GOOD + BAD_ROWS, partial=True)
-    assert (report.outcome, report.stored, report.rejected) == (Outcome.PARTIAL, 3, 5)
+    assert (report.outcome, report.stored, report.rejected) == (ImportOutcome.PARTIAL, 3, 5)
     assert await stored(service) == 3
 
 
