@@ -131,6 +131,17 @@ async def test_ndjson_bodies_are_imported(service: Service) -> None:
     assert ("env.air-forecast", ["email"], 3) in [s for r in records for s in r.subscriptions]
 
 
+async def test_ndjson_bodies_may_name_districts_groups_and_topics_as_csv_rows_do(service: Service) -> None:
+    """An NDJSON body with 城区, 老年人 and 重污染天气预警 is stored with their codes, like a CSV row."""
+    line = json.dumps({"contacts": {"sms": "+8613800000031"}, "region": "城区", "groups": ["老年人"],
+                       "subscriptions": [{"topic": "重污染天气预警", "channels": ["sms"]}]}, ensure_ascii=False)
+    report = await run(service, line + "\n", fmt="ndjson")
+    assert (report.rejected, report.stored) == (0, 1), report.problems
+    [record], _ = await service.store.list_subscribers(10, None)
+    assert (record.region, record.groups, record.subscriptions[0][0]) == ("140402", ["elderly"],
+                                                                         "env.heavy-pollution")
+
+
 async def test_an_ndjson_line_that_is_not_json_is_named_with_its_line(service: Service) -> None:
     """A broken line is rejected with its line number; nothing is stored."""
     report = await run(service, NDJSON + "{not json\n", fmt="ndjson")
