@@ -346,6 +346,26 @@ async def test_contacts_are_masked_on_the_page_and_in_the_export(admin: Api) -> 
         assert "138****5678" in text and "z***@example.org" in text
 
 
+@pytest.mark.parametrize(("lang", "words"), [("zh-CN", "该渠道未配置（配置文件缺少 [channels.sms]），未能发送"),
+                                           ("en", "this channel is not configured ([channels.sms] is missing)")])
+async def test_failed_deliveries_show_their_cause_in_words_beside_the_raw_code(admin: Api, lang: str,
+                                                                             words: str) -> None:
+    """SMS not configured: the alert page and its failures CSV name the cause in the page's language (the same
+    words as `notifier coverage`), with the raw text beside it."""
+    await admin.subscriber()
+    _, accepted = await admin.publish(policy="all")
+    await admin.service.dispatcher.drain(timeout=10)
+    await sign_in(admin)
+    html = await page(admin, f"/admin/alerts/{accepted['id']}?lang={lang}")
+    row = re.search(r'<tr data-cause="not_configured">.*?</tr>', html, re.S)
+    assert row and words in row.group(0) and "<code>channel sms is not configured</code>" in row.group(0)
+    exported = await page(admin, f"/admin/alerts/{accepted['id']}/export.csv?table=failures&lang={lang}")
+    [failure] = [r for r in csv.DictReader(io.StringIO(exported.removeprefix("\ufeff")))
+                 if r["kind"] == "delivery_error"]
+    assert (failure["code"], failure["channel"], failure["count"]) == ("not_configured", "sms", "1")
+    assert words in failure["label"] and failure["raw"] == "channel sms is not configured"
+
+
 async def test_deliveries_filter_by_status_and_channel(admin: Api) -> None:
     """?status=skipped&channel=email narrows the deliveries table to the one skipped email fallback."""
     await admin.subscriber()
