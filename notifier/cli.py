@@ -58,7 +58,7 @@ COMMANDS = {
     "serve": N_("run the API and the delivery workers in one process"),
     "worker": N_("run delivery workers only (scale-out: any number beside one serve, on one database)"),
     "demo": N_("run the whole pipeline with fake gateways and sample data, then keep serving it"),
-    "publish": N_("publish an alert from a JSON file (UTF-8 or GBK, BOM or not)"),
+    "publish": N_("publish an alert from a JSON file (UTF-8 or GBK, BOM or not) or a CAP 1.2 document"),
     "coverage": N_("print an alert's coverage and why its deliveries failed"),
     "templates": N_("template tools"),
     "keys": N_("API keys: create, list, revoke"),
@@ -158,7 +158,8 @@ def _demo_arguments(demo: argparse.ArgumentParser, words: Words) -> None:
 
 
 def _publish_arguments(publish: argparse.ArgumentParser, words: Words) -> None:
-    publish.add_argument("file", help=words(N_("the alert as POST /v1/alerts takes it (JSON); - reads stdin")))
+    publish.add_argument("file", help=words(N_("the alert as POST /v1/alerts takes it (JSON, or CAP 1.2 XML in "
+                                               "UTF-8); - reads stdin")))
     publish.add_argument("--wait", action="store_true",
                          help=words(N_("deliver it now, give receipts up to 30 s, then print its coverage and why "
                                        "deliveries failed; exit 1 when nothing could be attempted")))
