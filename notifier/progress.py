@@ -56,7 +56,7 @@ def used_deliveries(coverage: Coverage) -> int:
 def fallbacks(coverage: Coverage) -> int:
     """Deliveries activated beyond each subscriber's first channel (policy fallback): each subscriber with a
     contact had exactly one first delivery."""
-    return max(0, used_deliveries(coverage) - (coverage.targeted - coverage.unreachable.get("no_contact", 0)))
+    return max(0, used_deliveries(coverage) - ((coverage.targeted or 0) - coverage.unreachable.get("no_contact", 0)))
 
 
 def _short(causes: list[CauseCount]) -> str:
@@ -97,7 +97,7 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TextColumn("{task.fields[note]}", markup=False))
     with Progress(*columns, console=console, transient=False) as progress:
-        display = _Display(progress, coverage.targeted, policy)
+        display = _Display(progress, coverage.targeted or 0, policy)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         quiet_since: float | None = None
