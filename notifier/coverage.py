@@ -13,6 +13,8 @@ show `suppressed: true` and null figures.
 
 from __future__ import annotations
 
+import functools
+
 from notifier.disclosure_control import Pattern, build_table, cell_key, group_key, pattern, region_key
 from notifier.models import CellCoverage, ChannelCoverage, Coverage, RegionGroupCell, TimeToReach
 from notifier.population import with_population
@@ -33,9 +35,16 @@ def _cell(targeted: int, reached: int, hidden: bool) -> CellCoverage:
 
 
 def viewer_pattern(rows: CoverageRows, k: int) -> Pattern:
-    """What a viewer may not see of an alert with these coverage rows."""
-    table = build_table(rows.cells, rows.by_region, rows.by_group, (rows.targeted, rows.reached))
-    return pattern(table, k)
+    """What a viewer may not see of an alert with these coverage rows (the same figures give the same answer, so a
+    dashboard polled every 2 s recomputes it only when a figure changed)."""
+    return _pattern(tuple(rows.cells), tuple(sorted(rows.by_region.items())), tuple(sorted(rows.by_group.items())),
+                    (rows.targeted, rows.reached), k)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(cells: tuple[tuple[str, str | None, int, int], ...], by_region: tuple[tuple[str, tuple[int, int]], ...],
+             by_group: tuple[tuple[str, tuple[int, int]], ...], total: tuple[int, int], k: int) -> Pattern:
+    return pattern(build_table(cells, dict(by_region), dict(by_group), total), k)
 
 
 def withheld(alert_id: str) -> Coverage:

@@ -13,7 +13,6 @@ from notifier.disclosure_control import (
     bounds,
     build_table,
     cell_key,
-    group_key,
     pattern,
     region_key,
 )

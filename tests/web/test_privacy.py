@@ -189,8 +189,9 @@ def _in(query: str, alert: dict[str, Any], scope: str, key: str) -> bool:
     params = dict(p.split("=", 1) for p in query.split("&") if p)
     at = datetime.fromisoformat(alert["created_at"])
     since, until = params.get("since"), params.get("until")
-    selected = ((since is None or at >= datetime.fromisoformat(since)) and (until is None or at < datetime.fromisoformat(until))
-                and params.get("topic", alert["topic"]) == alert["topic"]
+    in_time = ((since is None or at >= datetime.fromisoformat(since))
+               and (until is None or at < datetime.fromisoformat(until)))
+    selected = (in_time and params.get("topic", alert["topic"]) == alert["topic"]
                 and params.get("department", alert["department"]) == alert["department"])
     return selected and (scope == "total" or alert[scope] == key)
 
