@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after printing the coverage (scripts, CI)")
     demo.add_argument("--subscribers", type=int, default=3000, metavar="N",
                       help="synthetic residents and organisations to create (default: 3000)")
-    publish = command("publish", "publish an alert from a JSON file (UTF-8 or GBK, BOM or not)")
-    publish.add_argument("file", help="the alert as POST /v1/alerts takes it (JSON); - reads stdin")
+    publish = command("publish", "publish an alert from a JSON file (UTF-8 or GBK, BOM or not) or a CAP 1.2 "
+                                 "document")
+    publish.add_argument("file", help="the alert as POST /v1/alerts takes it (JSON, or CAP 1.2 XML in UTF-8); "
+                                      "- reads stdin")
     publish.add_argument("--wait", action="store_true",
                          help="deliver it now, give receipts up to 30 s, then print its coverage and why deliveries "
                               "failed; exit 1 when nothing could be attempted")

@@ -1,5 +1,6 @@
 """`notifier publish FILE [--wait]` and `notifier coverage ALERT_ID`: an alert from a file (the body of
-`POST /v1/alerts`, read by the same input rules), its coverage, and why its deliveries failed, in words.
+`POST /v1/alerts`, read by the same input rules: JSON, or a CAP 1.2 document), its coverage, and why its
+deliveries failed, in words.
 
 `publish --wait` exits 1 when the alert targeted people but nothing could even be attempted (no configured
 channel, no usable contact): the causes say what to fix. An alert that targets nobody is published, with a warning.
@@ -18,6 +19,7 @@ from notifier.commands import NO_FILE, CommandError, no_database
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
 from notifier.input_rules import read_text
+from notifier.interchange import read_cap
 from notifier.models import Coverage
 from notifier.progress import print_coverage, watch_alert
 from notifier.publish import check_alert, publish_alert
@@ -35,20 +37,28 @@ NO_ALERT = "no alert {id}"
 NO_ALERT_NO_DATABASE = "no alert {id}: {why}"
 
 
-def read_body(path: str) -> Any:
+def read_file(path: str) -> bytes:
+    """A file's bytes (or stdin's)."""
+    if path == STDIN:
+        return sys.stdin.buffer.read()
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(NO_FILE.format(path=path))
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise CommandError(UNREADABLE.format(path=path, reason=exc.strerror or exc)) from None
+
+
+def is_xml(raw: bytes) -> bool:
+    """A CAP document rather than JSON: the first thing in it (after a BOM and blanks) is markup."""
+    return raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<")
+
+
+def read_body(path: str, raw: bytes | None = None) -> Any:
     """The JSON in a file (or stdin): UTF-8 with or without BOM, or GBK, like every other input."""
     what = "stdin" if path == STDIN else path
-    if path == STDIN:
-        raw = sys.stdin.buffer.read()
-    else:
-        file = Path(path)
-        if not file.is_file():
-            raise CommandError(NO_FILE.format(path=path))
-        try:
-            raw = file.read_bytes()
-        except OSError as exc:
-            raise CommandError(UNREADABLE.format(path=path, reason=exc.strerror or exc)) from None
-    text = read_text(raw, what)
+    text = read_text(read_file(path) if raw is None else raw, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -63,11 +73,14 @@ def nothing_attempted(coverage: Coverage) -> bool:
 
 
 async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    data = read_body(args.file)
-    if not isinstance(data, dict):
+    raw = read_file(args.file)
+    data = None if is_xml(raw) else read_body(args.file, raw)  # XML: a CAP 1.2 document
+    if data is not None and not isinstance(data, dict):
         raise CommandError(NOT_AN_OBJECT.format(what=args.file))
     async with Service(settings) as service:
-        alert, created = await publish_alert(service.store, await check_alert(service.store, data), None)
+        cap = await read_cap(service.store, raw) if data is None else None
+        body = cap.alert if cap is not None else await check_alert(service.store, data)
+        alert, created = await publish_alert(service.store, body, None, cap=cap)
         print(json.dumps({"id": alert.id, "targeted": alert.targeted, "status": alert.status,
                           "created": created}, ensure_ascii=False))
         if alert.targeted == 0:

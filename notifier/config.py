@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from notifier.cap.ids import CapSettings
 from notifier.config_errors import NO_FILE, NOT_A_SECTION, TOML_SYNTAX, UNREADABLE_FILE, ConfigError, describe
 
 ENV_PREFIX = "NOTIFIER_"
@@ -71,6 +72,35 @@ class AuthSettings(_Section):
     viewer_min_cell: int = Field(default=5, ge=1)  # small-cell suppression threshold for viewers
 
 
+class DepartmentContacts(_Section):
+    """`[departments."<name>"]`: where a department hears that a scheduled disclosure of its topics is overdue."""
+
+    email: list[str] = Field(default_factory=list, description="addresses, e.g. [\"gongkai@hbj.changzhi.gov.cn\"]")
+    webhook: str | None = Field(default=None, description="an https endpoint, signed like subscriber webhooks")
+    webhook_secret: SecretStr | None = Field(default=None, description="whsec_… (required with webhook)")
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address.strip("@") or any(c.isspace() for c in address):
+                raise ValueError("each email is an address such as gongkai@hbj.changzhi.gov.cn")
+        return value
+
+    @model_validator(mode="after")
+    def _signed(self) -> DepartmentContacts:
+        if self.webhook is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret (whsec_…) is required with webhook: receivers verify the signature")
+        if self.webhook is not None and not self.webhook.startswith(("https://", "http://")):
+            raise ValueError("webhook must be an http(s) URL")
+        return self
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -80,6 +110,8 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     # Raw per-kind sections; each adapter validates its own with its pydantic model.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cap: CapSettings = CapSettings()  # CAP 1.2: sender and GB/T 35965.1 unit code of our alerts
+    departments: dict[str, DepartmentContacts] = Field(default_factory=dict)  # overdue-disclosure contacts
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of a sqlite:/// url (relative paths are relative to the working directory)."""

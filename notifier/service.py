@@ -18,6 +18,7 @@ from channels.registry import UnknownChannelError, factory_for, module_of
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookConfig
 from notifier.catalogue import Catalogue, CatalogueError, load_catalogue
+from notifier.compliance import OverdueNotices, contact_warnings
 from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
 from notifier.dispatch import Dispatcher
@@ -199,9 +200,15 @@ class Service:
         configured = self.settings.server.secret
         self.secret = (configured.get_secret_value() if configured else
                        await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
+        overdue = None
+        if self.settings.departments:
+            overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)
+            for warning in contact_warnings(self.settings.departments, await self.store.list_topics(), self.channels):
+                log.warning(warning)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
                                      on_result=self._on_result, metrics=self.metrics,
-                                     secret=self.secret, public_url=self.settings.server.base_url())
+                                     secret=self.secret, public_url=self.settings.server.base_url(),
+                                     overdue=overdue)
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

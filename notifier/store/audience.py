@@ -11,6 +11,7 @@ from notifier.states import DeliveryStatus
 from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, REACHED
+from subscriptions.models import SubscriberStatus
 
 
 def _match(db: Db, regions: list[str], groups: list[str]) -> tuple[str, list[Any]]:
@@ -36,7 +37,7 @@ async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
     await db.execute(
         f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, s.id, s.region "
         "FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
-        f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = 'active' AND {where} "
+        f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = '{SubscriberStatus.ACTIVE}' AND {where} "
         "AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = s.id)",
         alert_id, t.topic, t.min_severity_rank, *params, alert_id)
     frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "

@@ -39,6 +39,15 @@ class AlertRow:
     created_at: float
     cancelled_at: float | None
     cancel_notice_id: str | None = None  # a cancelled alert's notice to those it had reached (None: nobody was)
+    # CAP 1.2 (migration 0008): the identity it is known by in CAP — ours, fixed in the storing transaction
+    # (store/cap.py), or an imported document's — what an imported alert keeps of its document, its English words.
+    cap_sender: str | None = None
+    cap_identifier: str | None = None
+    cap_sent: float | None = None
+    cap_origin: str | None = None  # notifier.cap.CapOrigin.to_json(); None for our own alerts
+    headline_en: str | None = None
+    body_en: str | None = None
+    instruction_en: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

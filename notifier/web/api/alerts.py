@@ -11,9 +11,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from notifier.cap import CAP_MEDIA_TYPE
 from notifier.coverage import alert_coverage
 from notifier.disclosure_control import alert_withheld
 from notifier.errors import FieldError, InvalidInput, NotFoundError
+from notifier.interchange import cap_document, read_cap
 from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
@@ -75,16 +77,22 @@ async def _alert_or_404(request: web.Request) -> AlertRow:
 @operation("Publish an alert", "alerts",
            {202: ("a new alert; its deliveries are queued", AlertAccepted),
             200: ("a repeat of an earlier request with the same idempotency key", AlertAccepted)},
-           roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(409,),
+           roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(400, 409, 413),
+           body_media_types=(CAP_MEDIA_TYPE,),
            description="A publisher may publish only to topics matching its patterns. The same idempotency key "
-                       "with the same body returns the first alert (200); with another body, 409.",
+                       "with the same body returns the first alert (200); with another body, 409. With "
+                       "`Content-Type: application/cap+xml` the body is a CAP 1.2 document (README: CAP 1.2): "
+                       "400 for XML that is not well-formed or carries any DTD, 422 for one that breaks CAP or "
+                       "the catalogue; the same sender + identifier again returns the same alert; an Exercise or "
+                       "Test is recorded with status `exercise`, targeted 0, and sent to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
-    alert = await _alert_body(request)
-    require_publish(key, alert.topic)
     service = request.app[SERVICE]
-    row, created = await publish_alert(service.store, alert, key)
+    cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
+    alert = cap.alert if cap is not None else await _alert_body(request)
+    require_publish(key, alert.topic)
+    row, created = await publish_alert(service.store, alert, key, cap=cap)
     if created:
         service.dispatcher.wake()
     accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
@@ -180,3 +188,25 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
     shown = rows[:query.limit]
     cursor = encode_cursor(shown[-1].id) if len(rows) > query.limit else None
     return json_response(Page[Delivery](items=[delivery_view(r) for r in shown], next_cursor=cursor, total=total))
+
+
+# ---------------------------------------------------------------- CAP 1.2
+
+
+CAP_CONTENT_TYPE = f"{CAP_MEDIA_TYPE}; charset=utf-8"
+
+
+@routes.get("/v1/alerts/{id}/cap")
+@operation("An alert as a CAP 1.2 document", "alerts", {200: ("the alert in CAP 1.2, valid against the OASIS schema",
+                                                               None)},
+           errors=(404,), media_type=CAP_MEDIA_TYPE,
+           description="Every alert, public or not, exercises included: `identifier` is the GB/T 35965.1 form where "
+                       "`[cap] sender_code` is configured (else the alert's id), an imported alert keeps its own "
+                       "sender, identifier and sent time; an update or cancel names what it refers to.")
+async def alert_cap(request: web.Request) -> web.StreamResponse:
+    await key_of(request)
+    row = await _alert_or_404(request)
+    service = request.app[SERVICE]
+    page = service.renderer.disclosure_url(row.id) if row.public else None
+    body = await cap_document(service.store, service.catalogue, row, page_url=page)
+    return web.Response(body=body, headers={"Content-Type": CAP_CONTENT_TYPE})
