@@ -73,7 +73,7 @@ def read_body(path: str, words: Words, raw: bytes | None = None) -> Any:
 def nothing_attempted(coverage: Coverage) -> bool:
     """People were targeted, nothing is left to do, and not one delivery was even tried."""
     channels = coverage.by_channel.values()
-    return (coverage.targeted > 0 and not any(c.attempted for c in channels)
+    return (bool(coverage.targeted) and not any(c.attempted for c in channels)
             and not any(c.pending for c in channels))
 
 

@@ -253,7 +253,7 @@ class Alert(Frozen):
     idempotency_key: str | None
     public: bool
     status: AlertStatus
-    targeted: int
+    targeted: int | None = Field(description="null only for a viewer, when fewer than k were targeted")
     publisher: str | None
     department: str | None
     created_at: datetime
@@ -262,6 +262,7 @@ class Alert(Frozen):
                                                               "read by English subscribers; null: they read zh-CN")
     body_en: str | None = None
     instruction_en: str | None = None
+    suppressed: bool | None = Field(default=None, description="true for a viewer when fewer than k were targeted")
 
 
 class AlertAccepted(Frozen):
@@ -332,9 +333,9 @@ class TimeToReach(Frozen):
 
 class Coverage(Frozen):
     alert_id: str
-    targeted: int
-    reached: int
-    accepted: int
+    targeted: int | None = Field(description="null only for a viewer, when the alert is suppressed")
+    reached: int | None
+    accepted: int | None
     coverage_rate: float | None
     accepted_rate: float | None
     by_channel: dict[str, ChannelCoverage]
@@ -348,3 +349,5 @@ class Coverage(Frozen):
     )
     population: int | None = None
     population_rate: float | None = None
+    suppressed: bool | None = Field(default=None, description="true for a viewer when the alert had fewer than k "
+                                                               "targeted: no figure at all is shown")

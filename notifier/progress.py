@@ -64,7 +64,7 @@ def used_deliveries(coverage: Coverage) -> int:
 def fallbacks(coverage: Coverage) -> int:
     """Deliveries activated beyond each subscriber's first channel (policy fallback): each subscriber with a
     contact had exactly one first delivery."""
-    return max(0, used_deliveries(coverage) - (coverage.targeted - coverage.unreachable.get("no_contact", 0)))
+    return max(0, used_deliveries(coverage) - ((coverage.targeted or 0) - coverage.unreachable.get("no_contact", 0)))
 
 
 def _short(words: Words, causes: list[CauseCount]) -> str:
@@ -107,7 +107,7 @@ async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TextColumn("{task.fields[note]}", markup=False))
     with Progress(*columns, console=console, transient=False) as progress:
-        display = _Display(progress, words, coverage.targeted, policy)
+        display = _Display(progress, words, coverage.targeted or 0, policy)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         quiet_since: float | None = None

@@ -19,9 +19,10 @@ from notifier.localtime import LOCAL_TZ
 from notifier.models import AlertIn, Role
 from notifier.publish import publish_alert
 from notifier.web.admin.compliance import shift
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, settle
 from tests.e2e.axe import Finding, audit, new_context, report
 from tests.e2e.citizen_support import TIMEOUT_MS, Town, enter_code, fill_form, heading, link_after, open_town
+from tests.e2e.conftest import Served
 
 MOBILE = "13935550177"
 EMAIL = "li.na@example.org"
@@ -115,6 +116,26 @@ async def test_public_and_admin_pages_have_no_serious_accessibility_findings(bro
     for month in await _deadlines(town):
         await page.goto(f"{town.url}/admin/compliance?period={month}")
         found += await audit(page, "/admin/compliance")
+    await context.close()
+    assert not found, report(found)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_the_dashboard_as_a_viewer_sees_it_has_no_serious_accessibility_findings(browser: Any, served: Served,
+                                                                                     width: str) -> None:
+    """A viewer's list and alert page, with hidden figures ("已隐藏") and no deliveries table."""
+    await settle(served.service)
+    context, page = await _page(browser, width)
+    await page.goto(served.url + "/admin/login")
+    await page.locator("#key").fill(served.keys[Role.VIEWER])
+    await page.locator("form.login button").click()
+    await page.wait_for_url(served.url + "/admin")
+    found = await audit(page, "/admin (viewer)")
+    await page.goto(f"{served.url}/admin/alerts/{served.alert_id}")
+    assert await page.locator("#chart-regions g.bar[data-suppressed=true]").count() > 0
+    assert await page.locator("#table-deliveries").count() == 0
+    await page.locator("#details-regions summary").click()
+    found += await audit(page, "/admin/alerts/{id} (viewer)")
     await context.close()
     assert not found, report(found)
 

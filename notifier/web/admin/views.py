@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from notifier.catalogue import Catalogue
 from notifier.causes import CauseCount, alert_causes
 from notifier.coverage import alert_coverage
+from notifier.disclosure_control import alert_withheld
 from notifier.i18n import translator
 from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
 from notifier.store import Store
@@ -47,7 +48,7 @@ def topic_names(catalogue: Catalogue, lang: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class AlertLine:
-    """One alert in the list with its live figures."""
+    """One alert in the list with its live figures (`suppressed`: a viewer may see none of them)."""
 
     alert: AlertRow
     targeted: int
@@ -55,6 +56,7 @@ class AlertLine:
     accepted: int
     pending: int
     awaiting: int
+    suppressed: bool = False
 
     @property
     def rate(self) -> float | None:
@@ -66,9 +68,10 @@ class AlertLine:
         return self.alert.status in ("active", "scheduled") and (self.pending > 0 or self.awaiting > 0)
 
 
-async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
+async def alert_lines(store: Store, alerts: list[AlertRow], k: int | None) -> list[AlertLine]:
+    """The list's lines; for a viewer (k), alerts of fewer than k targeted show no figure."""
     figures = await store.alert_figures([a.id for a in alerts])
-    return [AlertLine(a, *figures[a.id]) for a in alerts]
+    return [AlertLine(a, *figures[a.id], suppressed=alert_withheld(a.targeted, k)) for a in alerts]
 
 
 # ---------------------------------------------------------------- one alert
@@ -94,6 +97,7 @@ class AlertFigures:
     unreachable: list[CountLine]
     errors: list[CauseCount] | None  # failed deliveries by channel and cause (words, raw code masked)
     suppressed_k: int | None
+    hidden_mark: str  # what a hidden figure shows
 
     @property
     def pending(self) -> int:
@@ -137,9 +141,6 @@ def group_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: 
     return bars
 
 
-def suppressed_mark(k: int | None) -> str:
-    """What a hidden figure shows: fewer than k (the same in every language, as in the API's CSV)."""
-    return f"<{k or 0}"
 
 
 async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, role: Role, viewer_min_cell: int,
@@ -149,7 +150,7 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
     regions = region_bars(catalogue, alert, coverage, lang)
     groups = group_bars(catalogue, alert, coverage, lang)
     tr, terms = translator(lang), Terms(lang)
-    texts = BarTexts(suppressed=suppressed_mark(k), not_targeted=tr.gettext("not targeted"),
+    texts = BarTexts(suppressed=tr.gettext("hidden"), not_targeted=tr.gettext("not targeted"),
                      nobody=tr.gettext("nobody targeted"))
     region_chart = bar_chart(
         "chart-regions", tr.gettext("Coverage by district"),
@@ -164,16 +165,20 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
                    "text beside it gives reached/targeted and the rate."), groups, texts)
     unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
                    for cause in CAUSE if coverage.unreachable.get(cause)]
+    if coverage.suppressed:  # a viewer's alert of fewer than k: no figure, no chart, no curve
+        return AlertFigures(coverage=coverage, region_bars=[], group_bars=[], region_chart=region_chart,
+                            group_chart=group_chart, curve=None, unreachable=[], errors=None, suppressed_k=k,
+                            hidden_mark=texts.suppressed)
     bucket, points = await store.reach_curve(alert.id)
     desc = tr.gettext("Step curve of the cumulative number of people reached since publishing; the dashed line "
                       "is the %(targeted)s targeted; %(reached)s reached so far.")
-    curve = reach_curve("chart-curve", points, bucket, coverage.targeted,
+    curve = reach_curve("chart-curve", points, bucket, coverage.targeted or 0,
                         title=tr.gettext("People reached over time"),
                         desc=desc % {"targeted": coverage.targeted, "reached": coverage.reached}, tr=tr)
     errors = await alert_causes(store, alert.id)
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
-                        suppressed_k=k)
+                        suppressed_k=k, hidden_mark=texts.suppressed)
 
 
 # ---------------------------------------------------------------- deliveries
