@@ -13,7 +13,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from notifier.cap.ids import CapSettings
-from notifier.config_errors import NO_FILE, NOT_A_SECTION, TOML_SYNTAX, UNREADABLE_FILE, ConfigError, describe
+from notifier.config_errors import (
+    NO_FILE,
+    NOT_A_SECTION,
+    NOT_UTF8,
+    TOML_SYNTAX,
+    UNREADABLE_FILE,
+    ConfigError,
+    describe,
+    said,
+)
 from notifier.models import Severity
 
 ENV_PREFIX = "NOTIFIER_"
@@ -166,7 +175,7 @@ def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> No
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(NOT_A_SECTION.format(name=name, part=part))
+                raise ConfigError(said(NOT_A_SECTION, name=name, part=repr(part)))
             node = child
         node[parts[-1]] = _parse_env_value(raw)
 
@@ -191,13 +200,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(NO_FILE.format(path=path)) from None
+        raise ConfigError(said(NO_FILE, path=path)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(TOML_SYNTAX.format(path=path, reason=exc)) from None
+        raise ConfigError(said(TOML_SYNTAX, path=path, reason=str(exc))) from None
     except UnicodeDecodeError:
-        raise ConfigError(TOML_SYNTAX.format(path=path, reason="it is not UTF-8 text")) from None
+        raise ConfigError(said(TOML_SYNTAX, path=path, reason=said(NOT_UTF8))) from None
     except OSError as exc:
-        raise ConfigError(UNREADABLE_FILE.format(path=path, reason=exc.strerror or exc)) from None
+        raise ConfigError(said(UNREADABLE_FILE, path=path, reason=exc.strerror or str(exc))) from None
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 from notifier.errors import FieldError, Forbidden, InvalidInput, NotFoundError
+from notifier.i18n import N_
 from notifier.models import Role
 from notifier.store.records import AlertRow, KeyRecord
 
@@ -24,7 +25,7 @@ NEEDS_DEPARTMENT = "a publisher key needs its department (--department), e.g. å¸
 NOT_FOR_ROLE = "only publisher keys belong to a department (--department)"
 UNKNOWN_DEPARTMENT = "{name!r} is not a department of the catalogue{hint}; known: {known}"
 HINT = " (did you mean {0!r}?)"
-BAD_DEPARTMENT = "the department is not valid"
+BAD_DEPARTMENT = N_("the department is not valid")  # N_: the CLI says it in its language
 KEY_WITHOUT_DEPARTMENT = ("this publisher key has no department (it was created before departments existed); "
                           "create a new one with --department and revoke this one")
 

@@ -19,14 +19,15 @@ import uuid
 from notifier.audit import CLI, Actor
 from notifier.departments import catalogue_departments, check_department
 from notifier.errors import FieldError, Forbidden, InvalidInput, Unauthorized
+from notifier.i18n import N_
 from notifier.models import Role
 from notifier.store import Store
 from notifier.store.records import KeyRecord
 
 KEY_PREFIX = "ntf_"
 PATTERN = re.compile(r"[a-z0-9*?][a-z0-9.*?-]{0,99}")
-BAD_TOPICS = "the topic patterns are not valid"
-BAD_KEY = "the key cannot be created as asked"
+BAD_TOPICS = N_("the topic patterns are not valid")  # N_: the CLI says it in its language
+BAD_KEY = N_("the key cannot be created as asked")
 NO_TOPICS = "a publisher key needs topic patterns (--topics), e.g. 'env.*'; '*' for every topic"
 NOT_A_PATTERN = "{pattern!r} is not a topic pattern: use topic keys with * and ?, e.g. 'env.*'"
 MATCHES_NOTHING = "{pattern!r} matches no topic in the catalogue{hint}"
@@ -45,20 +46,21 @@ async def create_key(store: Store, role: Role, topics: list[str] | None = None, 
     other roles take neither. The creation is recorded in the audit log as `actor`'s."""
     topics = list(topics or [])
     catalogue_topics = await store.list_topics()
-    errors: list[FieldError] = []
+    refusals: list[InvalidInput] = []
     try:  # every problem of the request at once: the topic patterns' and the department's
         if role is Role.PUBLISHER:
             check_topic_patterns(topics, [t["key"] for t in catalogue_topics])
         elif topics:
             raise InvalidInput(BAD_TOPICS, [FieldError("topics", TOPICS_NOT_FOR_ROLE)])
     except InvalidInput as exc:
-        errors += exc.errors
+        refusals.append(exc)
     try:
         department = check_department(role, department, catalogue_departments(catalogue_topics))
     except InvalidInput as exc:
-        errors += exc.errors
-    if errors:
-        raise InvalidInput(BAD_KEY, errors)
+        refusals.append(exc)
+    if refusals:  # one refusal keeps its own words; both together are the key's
+        detail = refusals[0].detail if len(refusals) == 1 else BAD_KEY
+        raise InvalidInput(detail, [e for refusal in refusals for e in refusal.errors])
     raw = f"{KEY_PREFIX}{role.value[:3]}_{secrets.token_urlsafe(32)}"
     record = KeyRecord(id=uuid.uuid4().hex, prefix=raw[:12], role=role.value, topics=topics,
                        label=label, created_at=time.time(), revoked_at=None, department=department)

@@ -254,7 +254,7 @@ class Alert(Frozen):
     idempotency_key: str | None
     public: bool
     status: AlertStatus
-    targeted: int
+    targeted: int | None = Field(description="null only for a viewer, when fewer than k were targeted")
     publisher: str | None
     department: str | None
     created_at: datetime
@@ -269,6 +269,7 @@ class Alert(Frozen):
     decided_at: datetime | None = None
     decision_reason: str | None = Field(default=None, description="why it was rejected; `timeout` when nobody "
                                                                   "decided within [approval] timeout")
+    suppressed: bool | None = Field(default=None, description="true for a viewer when fewer than k were targeted")
 
 
 class AlertAccepted(Frozen):
@@ -339,9 +340,9 @@ class TimeToReach(Frozen):
 
 class Coverage(Frozen):
     alert_id: str
-    targeted: int
-    reached: int
-    accepted: int
+    targeted: int | None = Field(description="null only for a viewer, when the alert is suppressed")
+    reached: int | None
+    accepted: int | None
     coverage_rate: float | None
     accepted_rate: float | None
     by_channel: dict[str, ChannelCoverage]
@@ -355,3 +356,5 @@ class Coverage(Frozen):
     )
     population: int | None = None
     population_rate: float | None = None
+    suppressed: bool | None = Field(default=None, description="true for a viewer when the alert had fewer than k "
+                                                               "targeted: no figure at all is shown")

@@ -27,6 +27,7 @@ from notifier.cap.imports import CapImport
 from notifier.config import ApprovalSettings
 from notifier.departments import alert_department, may_read, readable
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
+from notifier.i18n import N_
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import (
     Alert,
@@ -50,7 +51,7 @@ def request_hash(alert: AlertIn) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-INVALID_ALERT = "the alert cannot be published as given"
+INVALID_ALERT = N_("the alert cannot be published as given")  # N_: the CLI says it in its language
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from notifier.compliance import OverdueNotices, contact_warnings
 from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
 from notifier.dispatch import Dispatcher
+from notifier.i18n import N_, Said
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store, open_store
@@ -38,11 +39,18 @@ WARN_SMS_RECEIPTS_REFUSED = ("[channels.sms] receipt_token is not set: delivery 
                              "no SMS will ever count as reached")
 WARN_NO_VERIFICATION_TEMPLATE = ("[channels.sms] verification_template_code is not set: /subscribe cannot text "
                                  "a code, so it offers no SMS sign-up (set an approved template with ${code})")
-DATABASE_UNAVAILABLE = "cannot open the database {url}: {reason}"
+DATABASE_UNAVAILABLE = N_("cannot open the database %(url)s: %(reason)s")
+CATALOGUE_PROBLEM = N_("[catalogue] path: %(problem)s")
+TEMPLATES_PROBLEM = N_("[templates] path: %(problem)s")
 
 
 class DatabaseUnavailable(Exception):
-    """The configured database cannot be opened or reached; the message says which and why (no password)."""
+    """The configured database cannot be opened or reached; `said` says which and why (no password) in the
+    reader's language, `str()` in English."""
+
+    def __init__(self, said: Said) -> None:
+        super().__init__(str(said))
+        self.said = said
 
 
 def configured_kinds(settings: Settings) -> list[str]:
@@ -79,13 +87,16 @@ async def open_database(settings: Settings, *, upgrade: bool = True) -> Store:
     try:
         return await open_store(settings, upgrade=upgrade)
     except (OSError, sqlite3.Error) as exc:
-        raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
-                                                              reason=_reason(exc))) from exc
+        raise _unavailable(settings, exc) from exc
     except Exception as exc:
         if type(exc).__module__.startswith("asyncpg"):  # the server refused us: no such database, bad password…
-            raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
-                                                                  reason=_reason(exc))) from exc
+            raise _unavailable(settings, exc) from exc
         raise
+
+
+def _unavailable(settings: Settings, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(Said(DATABASE_UNAVAILABLE, {"url": shown_url(settings.database.url),
+                                                           "reason": _reason(exc)}))
 
 
 def _reason(exc: BaseException) -> str:
@@ -113,7 +124,7 @@ def city_catalogue(settings: Settings) -> Catalogue:
     try:
         return load_catalogue(settings.catalogue.path)
     except CatalogueError as exc:
-        raise ConfigError(f"[catalogue] path: {exc}") from None
+        raise ConfigError(Said(CATALOGUE_PROBLEM, {"problem": str(exc)})) from None
 
 
 async def seed_catalogue(store: Store, catalogue: Catalogue) -> None:
@@ -132,7 +143,7 @@ def catalogue_and_renderer(settings: Settings) -> tuple[Catalogue, Renderer]:
     try:
         renderer = Renderer(settings.templates.path, public_url=settings.server.base_url(), catalogue=catalogue)
     except ValueError as exc:
-        raise ConfigError(f"[templates] path: {exc}") from None
+        raise ConfigError(Said(TEMPLATES_PROBLEM, {"problem": str(exc)})) from None
     return catalogue, renderer
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from notifier.store import Store
 from notifier.store.audit_log import AuditFilter
 from notifier.store.records import KeyRecord
 from subscriptions.masking import scrub
+from tests.cli_run import Cli
 from tests.conftest import SettingsFactory, SubscriberFactory
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -173,23 +172,16 @@ async def test_a_swapped_pair_of_rows_is_found(service: Service) -> None:
     assert isinstance(result, ChainBroken) and (result.seq, result.kind) == (a, BreakKind.REORDERED)
 
 
-def _cli_verify(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
-    config = tmp_path / "audit.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "notifier.cli", "audit", "verify", "--config", str(config)],
-                          capture_output=True, text=True, timeout=120, check=False)
-
-
 async def test_the_cli_verifies_and_names_the_first_broken_entry(service: Service, tmp_path: Path) -> None:
     """`notifier audit verify` in its own process: exit 0 `audit: OK <n> entries head <hash>`; after a row is
-    edited in the table, exit 1 `audit: BROKEN at <seq>: …`."""
+    edited in the table, exit 1 `audit: BROKEN at <seq>: …` (SPEC's words, in any language)."""
     await _chain_of(service, 2)
     head = await service.store.audit_head()
-    url = service.settings.database.url
-    ok = await asyncio.to_thread(_cli_verify, tmp_path, url)
+    cli = Cli(tmp_path, service.settings.database.url)
+    ok = await asyncio.to_thread(cli, "audit", "verify", lang=None)
     assert (ok.returncode, ok.stdout.strip()) == (0, f"audit: OK {head.seq} entries head {head.hash}"), ok.stderr
     await _tamper(service.store, ("UPDATE audit_log SET actor = 'someone-else' WHERE seq = ?", head.seq))
-    broken = await asyncio.to_thread(_cli_verify, tmp_path, url)
+    broken = await asyncio.to_thread(cli, "audit", "verify", lang=None)
     assert broken.returncode == 1
     assert broken.stdout.startswith(f"audit: BROKEN at {head.seq}: changed")
 

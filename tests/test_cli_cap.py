@@ -1,5 +1,5 @@
 """CAP 1.2 and the deadline contacts from the command line: `notifier publish` takes a CAP document as it takes
-JSON, and refuses a hostile one or a wrong `[departments]` section in one line."""
+JSON, and refuses a hostile one or a wrong `[departments]` section in one line (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from notifier.localtime import LOCAL_TZ
 from tests.cap.samples import document, zh_info
-from tests.test_cli import notifier
+from tests.cli_run import Cli, one_line_failure
+
+pytestmark = pytest.mark.both_backends
 
 
 def cap_file(tmp_path: Path, prolog: str = '<?xml version="1.0" encoding="UTF-8"?>\n') -> Path:
@@ -19,31 +23,25 @@ def cap_file(tmp_path: Path, prolog: str = '<?xml version="1.0" encoding="UTF-8"
     return path
 
 
-def test_publish_takes_a_cap_document(tmp_path: Path) -> None:
+def test_publish_takes_a_cap_document(cli: Cli) -> None:
     """`notifier publish warning.xml` publishes the CAP alert; the same document again is the same alert."""
-    path = cap_file(tmp_path)
-    first = notifier(tmp_path, "publish", str(path))
+    path = cap_file(cli.cwd)
+    first = cli("publish", str(path))
     assert first.returncode == 0, first.stderr
     accepted = json.loads(first.stdout.splitlines()[0])
     assert (accepted["status"], accepted["created"]) == ("active", True)
-    again = json.loads(notifier(tmp_path, "publish", str(path)).stdout.splitlines()[0])
+    again = json.loads(cli("publish", str(path)).stdout.splitlines()[0])
     assert (again["id"], again["created"]) == (accepted["id"], False)
 
 
-def test_publish_refuses_a_cap_document_with_a_dtd_in_one_line(tmp_path: Path) -> None:
+def test_publish_refuses_a_cap_document_with_a_dtd_in_one_line(cli: Cli) -> None:
     """A document with an entity declaration: exit 2, one line naming the DTD, no traceback."""
-    path = cap_file(tmp_path, prolog='<?xml version="1.0"?>\n<!DOCTYPE alert [<!ENTITY x "扩展">]>\n')
-    result = notifier(tmp_path, "publish", str(path))
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "DTD" in result.stderr
+    path = cap_file(cli.cwd, prolog='<?xml version="1.0"?>\n<!DOCTYPE alert [<!ENTITY x "扩展">]>\n')
+    assert "DTD" in one_line_failure(cli("publish", str(path)))
 
 
-def test_a_department_webhook_without_its_secret_is_a_configuration_error(tmp_path: Path) -> None:
+def test_a_department_webhook_without_its_secret_is_a_configuration_error(cli: Cli) -> None:
     """[departments."市环保局"] webhook without webhook_secret: exit 2 naming the section and the fix."""
-    config = tmp_path / "notifier.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n'
-                      '[departments."市环保局"]\nwebhook = "https://hbj.example.org/hook"\n', encoding="utf-8")
-    result = notifier(tmp_path, "publish", str(cap_file(tmp_path)))
-    assert result.returncode == 2
-    assert "departments" in result.stderr and "webhook_secret" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    cli.configure('[departments."市环保局"]\nwebhook = "https://hbj.example.org/hook"\n')
+    line = one_line_failure(cli("publish", str(cap_file(cli.cwd))))
+    assert "departments" in line and "webhook_secret" in line

@@ -197,6 +197,7 @@ class PeriodFilter:
     department: str | None = None
     since: float | None = None  # created_at >= since
     until: float | None = None  # created_at < until
+    min_targeted: int | None = None  # viewers: alerts with fewer targeted are left out (counted in `left_out`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,7 @@ class PeriodCell:
     accepted: int
     by_channel: dict[str, dict[str, int]]
     unreachable: dict[str, int]
+    left_out: int = 0  # alerts under PeriodFilter.min_targeted, not in the figures
 
 
 @dataclass(frozen=True, slots=True)

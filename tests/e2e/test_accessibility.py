@@ -20,9 +20,10 @@ from notifier.localtime import LOCAL_TZ
 from notifier.models import AlertIn, Role
 from notifier.publish import publish_alert
 from notifier.web.admin.compliance import shift
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, settle
 from tests.e2e.axe import Finding, audit, new_context, report
 from tests.e2e.citizen_support import TIMEOUT_MS, Town, enter_code, fill_form, heading, link_after, open_town
+from tests.e2e.conftest import Served
 
 MOBILE = "13935550177"
 EMAIL = "li.na@example.org"
@@ -154,6 +155,28 @@ async def test_the_approval_list_and_its_answers_have_no_serious_accessibility_f
     await context.close()
     assert fits
     assert not found, report(found)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_the_dashboard_as_a_viewer_sees_it_has_no_serious_accessibility_findings(browser: Any, served: Served,
+                                                                                     width: str) -> None:
+    """A viewer's list and alert page, with hidden figures ("已隐藏") and no deliveries table."""
+    await settle(served.service)
+    context, page = await _page(browser, width)
+    await page.goto(served.url + "/admin/login")
+    await page.locator("#key").fill(served.keys[Role.VIEWER])
+    await page.locator("form.login button").click()
+    await page.wait_for_url(served.url + "/admin")
+    found = await audit(page, "/admin (viewer)")
+    await page.goto(f"{served.url}/admin/alerts/{served.alert_id}")
+    assert await page.locator("#chart-regions g.bar[data-suppressed=true]").count() > 0
+    assert await page.locator("#table-deliveries").count() == 0
+    await page.locator("#details-regions summary").click()
+    found += await audit(page, "/admin/alerts/{id} (viewer)")
+    await context.close()
+    assert not found, report(found)
+
+
 async def _deadlines(town: Town) -> list[str]:
     """A monthly topic owed from two months ago, published late then, missed last month: those two months."""
     months = [shift(datetime.now(LOCAL_TZ).strftime("%Y-%m"), n) for n in (-2, -1)]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from notifier.cap import CAP_MEDIA_TYPE
 from notifier.coverage import alert_coverage
 from notifier.departments import listing_department, readable
+from notifier.disclosure_control import alert_withheld
 from notifier.errors import FieldError, InvalidInput
 from notifier.interchange import cap_document, read_cap
 from notifier.keys import require_publish
@@ -23,7 +24,7 @@ from notifier.publish import alert_view, cancel_alert, check_alert, publish_aler
 from notifier.store.records import AlertRow, DeliveryRow, KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
-from notifier.web.auth import key_of, key_with_role
+from notifier.web.auth import key_of, key_with_role, viewer_k
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json
@@ -62,6 +63,14 @@ async def _alert_body(request: web.Request, key: KeyRecord) -> AlertIn:
 async def readable_alert(request: web.Request, key: KeyRecord) -> AlertRow:
     """The alert of the path, if the key may read it (404 for another department's, as for none)."""
     return readable(key, await request.app[SERVICE].store.get_alert(request.match_info["id"]))
+
+
+def alert_for(row: AlertRow, k: int | None) -> Alert:
+    """The alert as a key may see it: for a viewer, no `targeted` when fewer than k were targeted."""
+    view = alert_view(row)
+    if alert_withheld(row.targeted, k):
+        return view.model_copy(update={"targeted": None, "suppressed": True})
+    return view
 
 
 @routes.post("/v1/alerts")
@@ -106,15 +115,17 @@ async def list_alerts(request: web.Request) -> web.StreamResponse:
                                                                department=listing_department(key))
     shown = rows[:query.limit]
     cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > query.limit else None
-    return json_response(Page[Alert](items=[alert_view(r) for r in shown], next_cursor=cursor, total=total))
+    k = viewer_k(request, key)
+    return json_response(Page[Alert](items=[alert_for(r, k) for r in shown], next_cursor=cursor, total=total))
 
 
 @routes.get("/v1/alerts/{id}")
 @operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,),
-           description="A publisher key reads its own department's alerts only (404 for another's).")
+           description="A publisher key reads its own department's alerts only (404 for another's). For a "
+                       "viewer, an alert with fewer than k targeted shows `targeted: null` and `suppressed: true`.")
 async def get_alert(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
-    return json_response(alert_view(await readable_alert(request, key)))
+    return json_response(alert_for(await readable_alert(request, key), viewer_k(request, key)))
 
 
 @routes.post("/v1/alerts/{id}/cancel")
@@ -135,18 +146,19 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/v1/alerts/{id}/coverage")
 @operation("Coverage of an alert", "alerts", {200: ("who of those targeted was reached", Coverage)}, errors=(404,),
-           description="For viewer keys, region/group cells with fewer targeted than the configured threshold "
-                       "carry `suppressed: true` and null counts. With ?format=csv: the region × group cells.",
+           description="For viewer keys (threshold k, `[auth] viewer_min_cell`): an alert with fewer than k "
+                       "targeted shows `suppressed: true` and no figure; otherwise districts, groups and cells "
+                       "with fewer than k targeted — and as many others as it takes for none of them to be "
+                       "worked out from the rest — carry `suppressed: true` and null counts (docs/privacy.md). "
+                       "With ?format=csv: the region × group cells.",
            query=FormatQuery, alt_media_types=(CSV_TYPE,))
 async def coverage(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     parse_query(request, FormatQuery)
     row = await readable_alert(request, key)
-    settings = request.app[SERVICE].settings
-    suppress = settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
-    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress)
+    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=viewer_k(request, key))
     if wants_csv(request):
-        return await csv_export.coverage_csv(request.app[SERVICE].store, result, suppress)
+        return await csv_export.coverage_csv(request.app[SERVICE].store, result)
     return json_response(result)
 
 
@@ -167,12 +179,12 @@ def delivery_view(row: DeliveryRow) -> Delivery:
 
 @routes.get("/v1/alerts/{id}/deliveries")
 @operation("Deliveries of an alert (contacts masked)", "alerts", {200: ("a page of deliveries", Page[Delivery])},
-           roles=(Role.ADMIN, Role.VIEWER, Role.PUBLISHER), query=DeliveryListQuery, errors=(404,),
-           alt_media_types=(CSV_TYPE,),
+           roles=(Role.ADMIN, Role.PUBLISHER), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
            description="With ?format=csv: every delivery matching status and channel (limit and cursor unused). "
-                       "A publisher key reads its own department's alerts' deliveries only.")
+                       "A publisher key reads its own department's alerts' deliveries only. Viewers get aggregates "
+                       "only: 403 in every format.")
 async def deliveries(request: web.Request) -> web.StreamResponse:
-    key = await key_with_role(request, Role.ADMIN, Role.VIEWER, Role.PUBLISHER)
+    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     query = parse_query(request, DeliveryListQuery)
     row = await readable_alert(request, key)
     if wants_csv(request):

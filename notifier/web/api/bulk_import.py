@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from notifier.audit import Actor
 from notifier.errors import FieldError
 from notifier.import_rows import COLUMNS
-from notifier.importing import ImportOptions, ImportReport, Outcome, import_bytes
+from notifier.importing import ImportOptions, ImportOutcome, ImportReport, import_bytes
 from notifier.models import Frozen, Role
 from notifier.service import webhook_allows_private
 from notifier.web.auth import key_with_role
@@ -96,6 +96,6 @@ async def import_subscribers(request: web.Request) -> web.StreamResponse:
                             allow_private_webhooks=webhook_allows_private(service.settings),
                             chunk_rows=API_CHUNK_ROWS, actor=Actor.of_key(key))
     report = await import_bytes(service.store, raw, fmt, options)
-    if report.outcome is Outcome.REJECTED:
+    if report.outcome is ImportOutcome.REJECTED:
         return rejected_response(report)
     return json_response(report)
