@@ -22,12 +22,15 @@ from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.store.records import SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
-from tests.test_crash import CLAIM_BATCH, LEASE_SECONDS, MAX_IN_FLIGHT, receiver_stats, running, wait_for
+from tests.test_crash import CLAIM_BATCH, MAX_IN_FLIGHT, receiver_stats, running, wait_for
 
 pytestmark = pytest.mark.slow
 
 SUBSCRIBERS = 30_000
 WORKERS = 3
+# Long enough that a live worker on a loaded machine keeps its leases (its heartbeat renews them every third of
+# this), so that the only resends are the killed worker's; short enough that its leases run out soon.
+LEASE_SECONDS = 6.0
 
 
 def _query(url: str, sql: str, *params: Any) -> list[asyncpg.Record]:
