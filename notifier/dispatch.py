@@ -25,6 +25,7 @@ from notifier.metrics import Metrics
 from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
+from notifier.receipts import call_policies
 from notifier.rendering import Renderer
 from notifier.retry import RetryPolicy
 from notifier.states import DeliveryStatus
@@ -62,6 +63,7 @@ class Dispatcher:
         self.renderer = renderer
         self.settings = settings
         self.retry = RetryPolicy(settings)
+        self._redial = call_policies(self.channels)  # voice: early call results that ask for another call
         self.clock = clock
         self.stats = DispatchStats()
         self._on_result = on_result
@@ -127,7 +129,7 @@ class Dispatcher:
             outcomes = await self._process(claimed)
         finally:
             heartbeat.cancel()
-        written = set(await self.store.record(owner, outcomes, self.clock()))
+        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))

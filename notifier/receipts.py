@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from channels.base import Receipt
+from channels.base import Channel, Receipt
+from channels.voice.common import CallPolicy
 from notifier.store import Store
 
 log = logging.getLogger("notifier.receipts")
@@ -21,8 +22,24 @@ log = logging.getLogger("notifier.receipts")
 SMS_STOP_WORDS = frozenset({"T", "TD", "R", "N", "退订", "退定", "取消", "STOP", "UNSUBSCRIBE"})
 
 
-async def apply_receipts(store: Store, channel: str, receipts: list[Receipt]) -> dict[str, int]:
-    counts = await store.apply_receipts(channel, receipts, time.time())
+def call_policy(channel: Channel | None) -> CallPolicy | None:
+    """The redial rule of a channel that calls people (one that declares `max_calls` and `min_call_interval`, as
+    voice does), else None: its unanswered calls are called again within those bounds."""
+    max_calls, interval = getattr(channel, "max_calls", None), getattr(channel, "min_call_interval", None)
+    if max_calls is None or interval is None:
+        return None
+    return CallPolicy(int(max_calls), float(interval))
+
+
+def call_policies(channels: Mapping[str, Channel]) -> dict[str, CallPolicy]:
+    """`call_policy` of every channel that has one, by kind."""
+    return {kind: policy for kind, channel in channels.items() if (policy := call_policy(channel)) is not None}
+
+
+async def apply_receipts(store: Store, channel: str, receipts: list[Receipt],
+                         redial: CallPolicy | None = None) -> dict[str, int]:
+    """Apply a provider's reports; `redial` (voice): the call policy a report asking for another call follows."""
+    counts = await store.apply_receipts(channel, receipts, time.time(), redial)
     log.info("receipts applied", extra={"channel": channel, **counts})
     return counts
 

@@ -9,10 +9,11 @@ operations are atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
 
 from channels.base import Receipt
+from channels.voice.common import CallPolicy
 from notifier.store import (
     admin,
     alerts,
@@ -250,9 +251,10 @@ class Store:
         async with self.backend.transaction() as db:
             return await queue.claim(db, owner, now, lease_until, limit)
 
-    async def record(self, owner: str, updates: list[DeliveryUpdate], now: float) -> list[str]:
+    async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
+                     redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
         async with self.backend.transaction() as db:
-            return await queue.record(db, owner, updates, now)
+            return await queue.record(db, owner, updates, now, redial)
 
     async def extend_lease(self, owner: str, until: float) -> int:
         async with self.backend.transaction() as db:
@@ -272,9 +274,10 @@ class Store:
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
-    async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float) -> dict[str, int]:
+    async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
+                             redial: CallPolicy | None = None) -> dict[str, int]:
         async with self.backend.transaction() as db:
-            return await receipts.apply_receipts(db, channel, receipts_, now)
+            return await receipts.apply_receipts(db, channel, receipts_, now, redial)
 
     async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
         async with self.backend.transaction() as db:
