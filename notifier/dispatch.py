@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
+from notifier.assist import AssistNotes, issued_at
 from notifier.config import WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
@@ -30,7 +31,7 @@ from notifier.rendering import Renderer
 from notifier.retry import RetryPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import Store
-from notifier.store.records import AlertRow, ClaimedDelivery, DeliveryUpdate
+from notifier.store.records import AlertRow, AssistItem, ClaimedDelivery, DeliveryUpdate
 from notifier.verification import purge_unverified
 from subscriptions.quiet_hours import quiet_until
 
@@ -64,6 +65,7 @@ class Dispatcher:
         self.settings = settings
         self.retry = RetryPolicy(settings)
         self._redial = call_policies(self.channels)  # voice: early call results that ask for another call
+        self._assist = AssistNotes(store, secret, public_url)  # proxies: the people each is to tell
         self.clock = clock
         self.stats = DispatchStats()
         self._on_result = on_result
@@ -167,15 +169,21 @@ class Dispatcher:
         """An outcome for every claimed delivery, in claim order."""
         now = self.clock()
         decided: dict[str, DeliveryUpdate] = {}
-        groups: dict[tuple[str, str, str], list[ClaimedDelivery]] = defaultdict(list)
+        to_send: list[ClaimedDelivery] = []
         for d in claimed:
             alert, _ = await self._alert(d.alert_id)
             early = self._before_send(d, alert, now)
             if early is not None:
                 decided[d.id] = early
             else:
-                groups[(d.alert_id, d.channel, d.locale)].append(d)
-        sends = [self._send_group(key, batch) for key, batch in groups.items()]
+                to_send.append(d)
+        # A proxy's message is its own (the people it is to tell): a group of one.
+        lists = await self._assist.lists(to_send)
+        groups: dict[tuple[str, str, str, str], list[ClaimedDelivery]] = defaultdict(list)
+        for d in to_send:
+            proxy = d.subscriber_id if (d.alert_id, d.subscriber_id) in lists else ""
+            groups[(d.alert_id, d.channel, d.locale, proxy)].append(d)
+        sends = [self._send_group(key, batch, lists) for key, batch in groups.items()]
         for results in await asyncio.gather(*sends):
             decided.update(results)
         return [decided[d.id] for d in claimed]
@@ -209,8 +217,9 @@ class Dispatcher:
                 self._alerts.pop(next(iter(self._alerts)))
         return cached
 
-    async def _send_group(self, key: tuple[str, str, str], batch: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
-        alert_id, kind, locale = key
+    async def _send_group(self, key: tuple[str, str, str, str], batch: list[ClaimedDelivery],
+                          lists: dict[tuple[str, str], list[AssistItem]]) -> dict[str, DeliveryUpdate]:
+        alert_id, kind, locale, proxy = key
         alert, topic = await self._alert(alert_id)
         channel = self.channels[kind]
         view = alert_view(alert)
@@ -220,6 +229,9 @@ class Dispatcher:
             # A broken template must not hold back a warning: send the publisher's own words, unadorned.
             log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
             message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id))
+        if proxy:
+            message = self._assist.decorate(message, kind, proxy, lists[(alert_id, proxy)],
+                                            issued_at(alert.created_at))
         size = channel.max_batch
         limiter = self._limiters[kind]
         if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):

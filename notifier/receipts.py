@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from channels.base import Channel, Receipt
 from channels.voice.common import CallPolicy
+from notifier.assist import confirm_replies
 from notifier.store import Store
 
 log = logging.getLogger("notifier.receipts")
@@ -51,13 +52,18 @@ def is_stop_reply(text: str) -> bool:
 
 
 async def apply_sms_replies(store: Store, replies: Iterable[tuple[str, str]]) -> int:
-    """(E.164 number, text) replies; stop words unsubscribe that number from SMS. Returns how many did."""
-    stopped = 0
+    """(E.164 number, text) replies; stop words unsubscribe that number from SMS, and a proxy's reply of people's
+    numbers confirms them told (`notifier.assist`). Returns how many numbers were unsubscribed."""
+    stopped = told = 0
     for phone, text in replies:
         if is_stop_reply(text):
             stopped += await store.disable_contacts("sms", phone, "unsubscribed by SMS reply", time.time())
+        else:
+            told += await confirm_replies(store, "sms", phone, text)
     if stopped:
         log.info("SMS opt-outs applied", extra={"subscribers": stopped})
+    if told:
+        log.info("assisted people confirmed told by SMS reply", extra={"people": told})
     return stopped
 
 

@@ -10,16 +10,19 @@ from channels.ssrf import ForbiddenDestination, check_destination
 from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.models import SEVERITY_RANK, Severity
 from notifier.store import Store
-from notifier.store.records import SubscriberRecord
+from notifier.store.records import AssistedRecord, SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
-from subscriptions.masking import mask_contact
+from subscriptions.masking import mask_contact, mask_label
 from subscriptions.models import (
+    Assisted,
+    AssistedIn,
     Contacts,
     MinSeverity,
     QuietHours,
     Subscriber,
     SubscriberIn,
     SubscriberPatch,
+    SubscriberRole,
     SubscriberStatus,
     Subscription,
     SubscriptionIn,
@@ -50,6 +53,23 @@ async def _check_catalogue(store: Store, region: str | None, groups: list[str] |
     return errors
 
 
+async def assisted_errors(store: Store, people: list[AssistedIn], prefix: str = "assists") -> list[FieldError]:
+    """The regions and groups of a proxy's people that the catalogue does not hold."""
+    errors = []
+    for i, person in enumerate(people):
+        for code in await store.missing_codes("regions", [person.region]):
+            errors.append(FieldError(f"{prefix}.{i}.region", f"unknown region {code!r}"))
+        for code in await store.missing_codes("population_groups", person.groups):
+            errors.append(FieldError(f"{prefix}.{i}.groups", f"unknown group {code!r}"))
+    return errors
+
+
+def assisted_records(people: list[AssistedIn]) -> list[AssistedRecord]:
+    """A new proxy's people, numbered 1, 2, … as the store numbers them."""
+    return [AssistedRecord(id=uuid.uuid4().hex, label=p.label, region=p.region, groups=p.groups, seq=n)
+            for n, p in enumerate(people, 1)]
+
+
 def channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
     given = contacts.addresses()
     return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")
@@ -65,6 +85,7 @@ async def create_subscriber(store: Store, body: SubscriberIn, *, allow_private_w
     """Store a new subscriber; returns it and the webhook secret when one was generated (shown once)."""
     errors = await _check_catalogue(store, body.region, body.groups, body.subscriptions)
     errors += channel_errors(body.contacts, body.subscriptions)
+    errors += await assisted_errors(store, body.assists)
     if errors:
         raise InvalidInput("the subscriber cannot be created as given", errors)
     if body.contacts.webhook:
@@ -79,7 +100,8 @@ async def create_subscriber(store: Store, body: SubscriberIn, *, allow_private_w
         id=uuid.uuid4().hex, region=body.region, locale=body.locale, quiet_start=quiet[0], quiet_end=quiet[1],
         status=status.value, consent_source=body.consent_source, consent_at=now, created_at=now,
         groups=body.groups, contacts=body.contacts.addresses(),
-        subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions])
+        subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions],
+        role=body.role.value, assists=assisted_records(body.assists))
     await store.create_subscriber(record, secrets)
     return record, generated
 
@@ -145,4 +167,11 @@ def subscriber_view(record: SubscriberRecord, generated_secret: str | None = Non
         consent_at=datetime.fromtimestamp(record.consent_at, UTC) if record.consent_at else None,
         created_at=datetime.fromtimestamp(record.created_at, UTC),
         subscriptions=[Subscription(topic=t, channels=ch, min_severity=MinSeverity(names[r].value) if r else None)
-                       for t, ch, r in record.subscriptions])
+                       for t, ch, r in record.subscriptions],
+        role=SubscriberRole(record.role), assists=[assisted_view(p) for p in record.assists])
+
+
+def assisted_view(person: AssistedRecord) -> Assisted:
+    """An assisted person as admins see them: the label masked."""
+    return Assisted(id=person.id, number=person.seq, label=mask_label(person.label), region=person.region,
+                    groups=person.groups)

@@ -17,6 +17,7 @@ from notifier.store.states import (
     UNREACHED_CAUSE,
     channel_counts,
     count,
+    counted,
     release,
     unreached_target_counts,
 )
@@ -31,7 +32,8 @@ async def coverage_rows(db: Db, alert_id: str) -> CoverageRows:
     assert head is not None  # noqa: S101 - an aggregate always has a row
     targeted, reached, accepted = int(head[0]), int(head[1] or 0), int(head[2] or 0)
     by_channel = {r[0]: channel_figures(r, 1) for r in await db.fetch(
-        f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? GROUP BY channel ORDER BY channel",
+        f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? AND {counted()} GROUP BY channel "
+        "ORDER BY channel",
         alert_id)}
     cells = [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in await db.fetch(
         f"SELECT t.region, g.group_code, COUNT(*), {count('t.' + REACHED)} FROM alert_targets t "

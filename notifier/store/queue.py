@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from channels.voice.common import CallPolicy
 from notifier.states import AlertStatus, DeliveryStatus
-from notifier.store import fallback, lifecycle, receipts
+from notifier.store import assisted, fallback, lifecycle, receipts
 from notifier.store.db import FLOAT, Db, as_list, as_rows
 from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
@@ -69,9 +69,13 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
+    failed = [u.delivery_id for u in by_status[DeliveryStatus.FAILED]]
     await fallback.activate_next(db, [u.delivery_id for u in by_status[DeliveryStatus.FAILED] if u.fall_back], now)
     await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
     accepted = by_status[DELIVERED] + by_status[SENT]
+    # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
+    await mark_targets(db, await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now), reached=False)
+    await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
     return [u.delivery_id for u in updates]
 

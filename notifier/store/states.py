@@ -77,3 +77,13 @@ UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pendin
 def unreached_target_counts(d: str = "d.") -> str:
     return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
             f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
+
+
+# A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER:
+# no claim takes it, while cancels, expiry and erasure stop it like any waiting delivery.
+NEVER = 1.0e12
+
+
+def counted(d: str = "") -> str:
+    """A delivery coverage counts: a target's, not a relay (a proxy's list, sent to a proxy who is no target)."""
+    return f"{d}relay = 0"
