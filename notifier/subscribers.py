@@ -70,6 +70,17 @@ def assisted_records(people: list[AssistedIn]) -> list[AssistedRecord]:
             for n, p in enumerate(people, 1)]
 
 
+async def add_assisted(store: Store, proxy_id: str, people: list[AssistedIn]) -> list[AssistedRecord]:
+    """Add people to a proxy's list (numbered after its last); NotFoundError when `proxy_id` is no proxy."""
+    errors = await assisted_errors(store, people)
+    if errors:
+        raise InvalidInput("the people cannot be added as given", errors)
+    added = await store.add_assisted(proxy_id, assisted_records(people))
+    if added is None:
+        raise NotFoundError(f"no proxy {proxy_id}")
+    return added
+
+
 def channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
     given = contacts.addresses()
     return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")

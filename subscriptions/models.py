@@ -192,6 +192,12 @@ class AssistedIn(_Frozen):
         return value
 
 
+class AssistsIn(_Frozen):
+    """People added to a proxy's list."""
+
+    assists: list[AssistedIn] = Field(min_length=1, max_length=MAX_ASSISTS)
+
+
 class SubscriberIn(_Frozen):
     contacts: Contacts
     region: str
@@ -290,6 +296,12 @@ class Assisted(_Frozen):
     label: str = Field(description="masked")
     region: str
     groups: list[str]
+
+
+class AssistedList(_Frozen):
+    """A proxy's people, labels masked."""
+
+    assists: list[Assisted]
 
 
 class Subscriber(_Frozen):
