@@ -13,6 +13,7 @@ from notifier.store.records import CoverageRows, DeliveryRow
 from notifier.store.states import (
     ACCEPTED,
     CHANNEL_FIELDS,
+    NEVER,
     REACHED,
     UNREACHED_CAUSE,
     channel_counts,
@@ -102,6 +103,7 @@ async def list_deliveries(db: Db, alert_id: str, limit: int, after: str | None, 
         f"AND c.channel = d.channel WHERE {where} ORDER BY d.id LIMIT ?", *params, limit)
     return [DeliveryRow(
         id=r["id"], alert_id=r["alert_id"], subscriber_id=r["subscriber_id"], channel=r["channel"],
-        address=r["address"], status=r["status"], attempts=r["attempts"], next_attempt_at=r["next_attempt_at"],
+        address=r["address"], status=r["status"], attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"] if r["next_attempt_at"] < NEVER else None,
         provider_message_id=r["provider_message_id"], last_error=r["last_error"], created_at=r["created_at"],
         sent_at=r["sent_at"], delivered_at=r["delivered_at"], finished_at=r["finished_at"]) for r in rows], total

@@ -79,9 +79,10 @@ def unreached_target_counts(d: str = "d.") -> str:
             f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
 
 
-# A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER:
-# no claim takes it, while cancels, expiry and erasure stop it like any waiting delivery.
-NEVER = 1.0e12
+# A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER
+# (3000-01-01: no claim takes it, and every date type can still show it), while cancels, expiry and erasure stop
+# it like any waiting delivery. Listings show it as no attempt planned.
+NEVER = 32_503_680_000.0
 
 
 def counted(d: str = "") -> str:

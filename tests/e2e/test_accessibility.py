@@ -124,7 +124,7 @@ async def test_public_and_admin_pages_have_no_serious_accessibility_findings(bro
     assert not found, report(found)
 
 
-async def _proxy_page(town: Town) -> str:
+async def _proxy_page(town: Town) -> tuple[str, str]:
     """A grid worker (email) with two people to tell; an alert for the elderly; the page its email links to."""
     body = SubscriberIn.model_validate({
         "contacts": {"email": PROXY_EMAIL}, "region": CITY_DISTRICT, "role": "proxy",
@@ -132,17 +132,18 @@ async def _proxy_page(town: Town) -> str:
                     {"label": "5号楼 李大爷", "region": CITY_DISTRICT, "groups": ["elderly"]}],
         "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["email"]}]})
     await create_subscriber(town.service.store, body, allow_private_webhooks=True)
-    await town.publish("长治市重污染天气橙色预警")
+    alert_id = await town.publish("长治市重污染天气橙色预警")
     [mail] = town.alert_mail_to(PROXY_EMAIL)
     link = re.search(r"http://\S+/assist/\S+", str(mail.get_body(("plain",)).get_content()))
     assert link is not None
-    return link.group(0)
+    return alert_id, link.group(0)
 
 
 @pytest.mark.parametrize("width", ["desktop", "phone"])
 async def test_the_proxys_page_has_no_serious_accessibility_findings(browser: Any, town: Town, width: str) -> None:
-    """A grid worker's list of whom to tell, before and after confirming one person, passes WCAG 2.1 AA."""
-    url = await _proxy_page(town)
+    """A grid worker's list of whom to tell, before and after confirming one person, and the alert's dashboard page
+    with who is not yet told, pass WCAG 2.1 AA."""
+    alert_id, url = await _proxy_page(town)
     context, page = await _page(browser, width)
     found: list[Finding] = []
     await page.goto(url)
@@ -150,6 +151,13 @@ async def test_the_proxys_page_has_no_serious_accessibility_findings(browser: An
     await page.get_by_role("button", name="确认已转告：3号楼2单元 王奶奶").click()
     await page.get_by_text("已转告", exact=True).wait_for()
     found += await audit(page, "/assist (one told)")
+    await page.goto(town.url + "/admin/login")
+    await page.locator("#key").fill(await _admin_key(town))
+    await page.locator("form.login button").click()
+    await page.wait_for_url(town.url + "/admin")
+    await page.goto(f"{town.url}/admin/alerts/{alert_id}")
+    await page.locator("#table-untold").wait_for()
+    found += await audit(page, "/admin/alerts/{id} (not yet told)")
     await context.close()
     assert not found, report(found)
 

@@ -12,8 +12,9 @@ import pytest
 
 from notifier.coverage import alert_coverage
 from notifier.fakes.webhook_receiver import RunningReceiver
+from notifier.models import Role
 from tests.conftest import settle
-from tests.web.conftest import Api
+from tests.web.conftest import Api, admin_page
 
 pytestmark = pytest.mark.both_backends
 
@@ -123,3 +124,22 @@ async def test_a_tampered_page_link_is_not_found(api: Api, receiver: RunningRece
     """A page link with a changed character shows the invalid-link page (404)."""
     _, page = await _page(api, receiver)
     assert (await api.client.get(page[:-2] + ("xx" if not page.endswith("xx") else "yy"))).status == 404
+
+
+async def test_the_dashboard_lists_per_proxy_who_is_not_yet_told_masked(api: Api, receiver: RunningReceiver) -> None:
+    """An alert's page shows, per proxy, the people not yet confirmed told, by number and masked label."""
+    alert_id, page = await _page(api, receiver)
+    form = _FORM.search(await (await api.client.get(page)).text())
+    assert form is not None
+    await api.client.post(form["action"], data={"page": form["page"], "nonce": form["nonce"]})
+    html = await admin_page(api, f"/admin/alerts/{alert_id}")
+    untold = html[html.index('id="table-untold"'):]
+    assert "(2) 7***" in untold and "(1) 3***" not in untold
+    assert "赵爷爷" not in html and "王奶奶" not in html
+
+
+async def test_viewers_see_no_list_of_people(api: Api, receiver: RunningReceiver) -> None:
+    """The viewer role sees no one's label, masked or not, on an alert's page."""
+    alert_id, _ = await _page(api, receiver)
+    html = await admin_page(api, f"/admin/alerts/{alert_id}", Role.VIEWER)
+    assert 'id="table-untold"' not in html

@@ -25,7 +25,7 @@ from aiohttp import web
 from notifier.catalogue import Catalogue
 from notifier.errors import Forbidden, InvalidInput, Unauthorized
 from notifier.i18n import N_, translator
-from notifier.models import DeliveryStatus
+from notifier.models import DeliveryStatus, Role
 from notifier.store.records import AlertRow
 from notifier.web.admin import exports as admin_csv
 from notifier.web.admin.charts import duration
@@ -49,6 +49,7 @@ from notifier.web.admin.views import (
     delivery_filter,
     delivery_page,
     names,
+    not_yet_told,
     topic_names,
 )
 from notifier.web.openapi import operation
@@ -292,7 +293,9 @@ async def admin_alert(request: web.Request) -> web.StreamResponse:
         return _not_found(request, session)
     catalogue, lang = request.app[SERVICE].catalogue, _lang(request)
     context = await _alert_context(request, alert, session)
-    return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus],
+    # Who proxies have not yet told: people, so not for viewers (as delivery rows are not).
+    untold = await not_yet_told(request.app[SERVICE].store, alert.id) if session.role is not Role.VIEWER else []
+    return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus], untold=untold,
                   channels=_channels(request, context["fig"]),
                   topic_name=topic_names(catalogue, lang).get(alert.topic, alert.topic),
                   department=_department(catalogue, alert.department, lang),
