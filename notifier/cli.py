@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from notifier import cli_publish, commands
+from notifier.assisted_import import COLUMNS as ASSISTED
 from notifier.config import Settings
 from notifier.config_errors import ConfigError
 from notifier.errors import NotifierError
@@ -39,6 +40,8 @@ IMPORT_EPILOG = ("CSV columns (header on the first line, any order; English or C
                  "cell such as 'mobile 手机号' is read by its first word): {columns}. region and topics are "
                  "required, and at least one contact column. List cells are separated by ; | ； or 、. "
                  "NDJSON: one POST /v1/subscribers body per line. See README.md, 'Bulk import'.")
+
+ASSISTED_COLUMNS = "; ".join(f"{name} ({', '.join(aliases)})" for name, aliases in ASSISTED.items())
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 HANDLERS: dict[str, Handler] = {
@@ -123,6 +126,9 @@ def _import_arguments(bulk: argparse.ArgumentParser) -> None:
                                       "(default: the file name)")
     bulk.add_argument("--pending", action="store_true",
                       help="store subscribers as pending (contacts to be verified) instead of active")
+    bulk.add_argument("--assisted", action="store_true",
+                      help="the file is a sub-district office's CSV list of assisted people, each told by a proxy: "
+                           f"columns {ASSISTED_COLUMNS}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

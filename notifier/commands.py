@@ -43,6 +43,9 @@ TEMPLATE_ERROR = "ERROR {where}: {error}"
 TEMPLATE_OK = "ok    {where} ({template}){size}"
 TEMPLATES_CHECKED = "{n} templates checked, {failed} with errors"
 NO_FILE = "no such file: {path}"
+ASSISTED_OPTIONS = "import --assisted takes a CSV list (columns proxy, label, region, groups); --pending and " \
+                   "--format ndjson do not apply"
+ASSISTED_TOO_LARGE = "{path} is larger than {limit} bytes: split the list by sub-district"
 
 
 class CommandError(Exception):
@@ -196,6 +199,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
     if not args.file.is_file():
         raise CommandError(NO_FILE.format(path=args.file))
+    if args.assisted:
+        return await _import_assisted(settings, args)
     async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
             update={"enabled": False})})) as service:
         options = ImportOptions(label=args.label or args.file.name, partial=args.accept_valid,
@@ -203,6 +208,27 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
                                 allow_private_webhooks=webhook_allows_private(settings))
         with import_display(console) as progress:
             report = await import_file(service.store, args.file, args.format, options, progress)
+    if args.report:
+        write_report(args.report, report)
+    print_import_summary(console, report, secrets_in_file=args.report is not None)
+    return 1 if report.outcome is Outcome.REJECTED else 0
+
+
+async def _import_assisted(settings: Settings, args: argparse.Namespace) -> int:
+    """`import --assisted`: a sub-district office's list of assisted people (CSV), all or nothing."""
+    from notifier.assisted_import import MAX_BYTES, import_assisted
+    from notifier.import_progress import print_import_summary, write_report
+    from notifier.importing import Outcome
+    from notifier.progress import console
+
+    if args.format == "ndjson" or args.pending:
+        raise CommandError(ASSISTED_OPTIONS)
+    if args.file.stat().st_size > MAX_BYTES:
+        raise CommandError(ASSISTED_TOO_LARGE.format(path=args.file, limit=MAX_BYTES))
+    async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
+            update={"enabled": False})})) as service:
+        report = await import_assisted(service.store, args.file.read_bytes(), label=args.label or args.file.name,
+                                       partial=args.accept_valid)
     if args.report:
         write_report(args.report, report)
     print_import_summary(console, report, secrets_in_file=args.report is not None)

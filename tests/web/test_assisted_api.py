@@ -143,3 +143,18 @@ async def test_viewers_see_no_list_of_people(api: Api, receiver: RunningReceiver
     alert_id, _ = await _page(api, receiver)
     html = await admin_page(api, f"/admin/alerts/{alert_id}", Role.VIEWER)
     assert 'id="table-untold"' not in html
+
+
+async def test_an_office_imports_a_list_over_the_api(api: Api, receiver: RunningReceiver) -> None:
+    """POST /v1/subscribers/import?assisted=true takes a CSV list: 200 with the report when every row is good, 422
+    naming the row when one is not (and nothing is stored)."""
+    proxy = await _proxy(api, receiver, [GRANNY])
+    good = f"proxy,label,region,groups\n{proxy['id']},9号楼 周奶奶,城区,老年人\n".encode()
+    bad = f"proxy,label,region,groups\n{proxy['id']},10号楼 吴爷爷,城西,\n".encode()
+    headers = {**api.auth(), "Content-Type": "text/csv"}
+    stored = await api.client.post("/v1/subscribers/import?assisted=true", data=good, headers=headers)
+    refused = await api.client.post("/v1/subscribers/import?assisted=true", data=bad, headers=headers)
+    assert (stored.status, (await stored.json())["stored"]) == (200, 1)
+    assert refused.status == 422 and "rows.1.region" in json.dumps(await refused.json())
+    record = await api.service.store.get_subscriber(proxy["id"])
+    assert record is not None and [p.seq for p in record.assists] == [1, 2]
