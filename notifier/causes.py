@@ -100,6 +100,16 @@ WORDS: dict[str, tuple[str, str]] = {
                             "the carrier's gateway refused it: invalid, suspended or blacklisted number"),
     "sms.carrier_error": ("运营商网络内部错误", "an error inside the carrier's network"),
     "sms.receipt_failed": ("运营商回执：未送达（未说明原因）", "the carrier reported it undelivered, without a reason"),
+    # voice (call results; `gave up after N calls` wraps the last one)
+    "voice.no_answer": ("电话未接通：无人接听、占线、关机或不在服务区",
+                        "the call was not answered: no answer, busy, switched off or out of coverage"),
+    "voice.rejected": ("被叫拒接电话", "the person declined the call"),
+    "voice.bad_number": ("空号、停机、欠费或号码被限制呼入", "no such number, suspended, in arrears or barred"),
+    "voice.landline": ("语音服务商只能呼叫手机，不能呼叫固定电话",
+                       "the voice provider calls mobiles only, not landlines"),
+    # assisted reach
+    "proxy.not_told": ("网格员（照护人）的所有渠道均未送达，无人转告",
+                       "the grid worker or caregiver could not be reached on any channel, so nobody told them"),
     # email
     "email.no_mailbox": ("收件邮箱不存在", "the mailbox does not exist"),
     "email.mailbox_full": ("收件邮箱已满", "the mailbox is full"),
@@ -188,6 +198,18 @@ _RULES: tuple[tuple[tuple[str, ...] | None, str, str], ...] = (
     (_SMS_CODES, r"FAIL(ED)?|failed", "sms.receipt_failed"),
     (_SMS_CODES, r".*(isp\.\w+|InternalError\w*|RequestLimitExceeded\w*|Throttling\w*|HTTP \d+).*"
                  r"|.*(unreadable answer|no status for this number|answer too large).*", "provider_error"),
+    # voice: call results (Aliyun `<code> <what>`, Tencent `result|failure <code> <what>`), adapter refusals
+    (("voice",), r"(result |failure )?\S+ (not answered|no one answered|no answer|busy|in a call|circuit busy|"
+                 r"switched off|unreachable|temporarily unreachable|out of the service area|network busy|forwarded|"
+                 r"call failed)",
+     "voice.no_answer"),
+    (("voice",), r"\S+ rejected", "voice.rejected"),
+    (("voice",), r"(failure )?\S+ (invalid number|empty number|suspended|in arrears|number unavailable|"
+                 r"incoming calls barred|called number restricted|call restricted|number does not exist|"
+                 r"number expired|service paused|voice calls not enabled)|not a mainland number",
+     "voice.bad_number"),
+    (("voice",), r"Tencent VMS calls mainland mobiles only.*", "voice.landline"),
+    (("proxy",), r"proxy not told.*", "proxy.not_told"),
     # email (reply codes and RFC 3463 enhanced codes)
     (("email",), r"SMTP \d+ .*authentication failed", "email.auth"),
     (("email",), r"SMTP server lacks a required extension.*", "email.extension"),

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
+from channels.voice.speech import spoken
 from notifier.assist import AssistNotes, issued_at
 from notifier.config import WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
@@ -228,7 +229,7 @@ class Dispatcher:
         except Exception:
             # A broken template must not hold back a warning: send the publisher's own words, unadorned.
             log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
-            message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id))
+            message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id), kind)
         if proxy:
             message = self._assist.decorate(message, kind, proxy, lists[(alert_id, proxy)],
                                             issued_at(alert.created_at))
@@ -300,15 +301,20 @@ class Dispatcher:
                               error=r.error)
 
 
-def plain_message(alert: Alert, topic: Topic, locale: str, url: str) -> Message:
-    """The alert in its publisher's words, used only when the channel's template cannot be rendered."""
-    text = " ".join(part for part in (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
-                    if part)
+def plain_message(alert: Alert, topic: Topic, locale: str, url: str, kind: str = "") -> Message:
+    """The alert in its publisher's words, used only when the channel's template cannot be rendered. For a voice
+    call, written for the ear (`channels.voice.speech`): no link, symbols silenced, numbers and terms in words."""
+    parts = (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
+    fields = {"headline": alert.headline, "department": topic.department, "detail": alert.body}
+    text = " ".join(part for part in parts if part)
+    if kind == "voice":
+        said = (topic.department, alert.headline, alert.body, alert.instruction)
+        text = spoken("。".join(part.strip().rstrip("。") for part in said if part.strip()) + "。", locale)
+        fields = {name: spoken(value, locale) for name, value in fields.items()}
     payload = {"id": alert.id, "topic": alert.topic, "msg_type": alert.msg_type.value, "headline": alert.headline,
                "body": alert.body, "instruction": alert.instruction, "severity": alert.severity.value, "url": url}
     return Message(alert_id=alert.id, topic=alert.topic, msg_type=alert.msg_type.value,
                    severity=alert.severity.value, urgency=alert.urgency.value,
                    level=alert.level.value if alert.level else None, locale=locale, headline=alert.headline,
-                   text=text, subject=alert.headline, html=None, url=url,
-                   fields={"headline": alert.headline, "department": topic.department, "detail": alert.body},
+                   text=text, subject=alert.headline, html=None, url=url, fields=fields,
                    payload=payload, sent_at=alert.created_at.timestamp())

@@ -158,3 +158,11 @@ async def test_an_office_imports_a_list_over_the_api(api: Api, receiver: Running
     assert refused.status == 422 and "rows.1.region" in json.dumps(await refused.json())
     record = await api.service.store.get_subscriber(proxy["id"])
     assert record is not None and [p.seq for p in record.assists] == [1, 2]
+
+
+async def test_the_breakdown_export_names_the_proxy_channel(api: Api, receiver: RunningReceiver) -> None:
+    """The region × group × channel CSV says proxy with its official words (网格员转告) beside the code."""
+    alert_id, _ = await _page(api, receiver)
+    response = await api.client.get(f"/v1/alerts/{alert_id}/coverage/breakdown?format=csv", headers=api.auth())
+    assert response.status == 200
+    assert ",proxy,网格员转告," in await response.text()
