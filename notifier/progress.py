@@ -15,6 +15,7 @@ from notifier.causes import UNREACHABLE, CauseCount, alert_causes
 from notifier.coverage import alert_coverage
 from notifier.models import Coverage, Policy
 from notifier.service import Service
+from subscriptions.models import PROXY_CHANNEL
 
 # Piped into a file or another program, rich assumes 80 columns and cuts headers ("awaiti…"): give it room.
 PIPE_WIDTH = 200
@@ -111,7 +112,8 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
                 causes, looked = await alert_causes(service.store, alert_id), loop.time()
             display.show(coverage, causes)
             pending = sum(c.pending for c in coverage.by_channel.values())
-            awaiting = sum(c.awaiting_receipt for c in coverage.by_channel.values())
+            # A proxy's confirmation comes when a person has been told, not from a provider: not waited for.
+            awaiting = sum(c.awaiting_receipt for kind, c in coverage.by_channel.items() if kind != PROXY_CHANNEL)
             if pending == 0:
                 quiet_since = quiet_since if quiet_since is not None else loop.time()
                 if awaiting == 0 or loop.time() - quiet_since >= receipt_wait:

@@ -149,7 +149,9 @@ async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: 
         return "(the alert is no longer live)"
     at = policy.next_call_at(calls, float(row["sent_at"] or now), now, row["expires_at"])
     if at is None:
-        return f"after {calls} calls" if calls >= policy.max_calls else "(the alert expires before another call)"
+        if calls < policy.max_calls:
+            return "(the alert expires before another call)"
+        return f"after {calls} call{'s' if calls > 1 else ''}"
     await db.execute(
         f"UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, updated_at = ?, "
         f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
