@@ -19,6 +19,7 @@ from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.receipts import apply_sms_replies
+from notifier.selfservice import export
 from notifier.service import Service
 from notifier.store.records import DeliveryRow, SubscriberRecord
 from notifier.subscribers import create_subscriber
@@ -197,3 +198,12 @@ async def test_an_update_goes_to_the_frozen_assisted_targets(service: Service, r
     coverage = await alert_coverage(service.store, update_id)
     assert (coverage.targeted, coverage.by_channel["proxy"].sent) == (1, 1)
     assert len(receiver.requests_to("/grid")) == 2
+
+
+async def test_a_proxys_own_download_holds_its_list(service: Service, receiver: RunningReceiver) -> None:
+    """What a proxy downloads from its manage page includes its people, numbered, in its own words."""
+    proxy = await _proxy(service, receiver)
+    record = await service.store.get_subscriber(proxy.id)
+    assert record is not None
+    held = await export(service.store, service.catalogue, record)
+    assert [(p["number"], p["label"]) for p in held["assists"]] == [(1, GRANNY["label"]), (2, NEIGHBOUR["label"])]
