@@ -8,7 +8,7 @@ proxy's language:
 - email, SMS: the list and the link to the proxy's page (`/assist/<token>`: everyone on the list with a confirm
   button each); SMS also says that replying a person's number confirms them (`reply_numbers` reads the reply);
 - WeChat: the template's link opens that page; the list goes in the remark;
-- voice: the list read out (`speech.spoken`), no link.
+- voice: the list read out first (`speech.spoken`; a call's text has a budget), no link.
 Tokens (`notifier.tokens`, nothing stored): ASSIST for the page (the proxy, the alert), ASSIST_CONFIRM for one
 person's delivery. Labels are the proxy's own notes: they go to the proxy and nowhere else (never a log).
 """
@@ -94,9 +94,10 @@ class AssistNotes:
         lang = message.locale
         names = Terms(lang).join(gettext_in(lang, PERSON, number=i.seq, label=i.label) for i in items)
         listed = gettext_in(lang, LIST, count=len(items), people=names)
+        if kind == "voice":  # read out first: a call's text has a budget, and whom to tell is the point
+            return replace(message, text=f"{spoken(listed, lang)}\n{message.text}".strip())
         if kind not in LINKED or not self._secret or not self._public_url:
-            spoken_list = spoken(listed, lang) if kind == "voice" else listed
-            return replace(message, text=f"{message.text}\n{spoken_list}".strip())
+            return replace(message, text=f"{message.text}\n{listed}".strip())
         page = page_url(self._public_url, self._secret, proxy_id, message.alert_id, issued)
         lines = [listed, gettext_in(lang, CONFIRM_HERE, url=page)]
         if kind == "sms":

@@ -186,3 +186,18 @@ async def test_a_call_result_that_overtakes_its_send_still_redials(voiced: Voice
     row = await _delivery(voiced.service, alert_id, "voice")
     assert row.status == DeliveryStatus.QUEUED
     assert row.next_attempt_at is not None and row.next_attempt_at >= now + 60
+
+
+async def test_a_proxy_on_a_voice_call_hears_whom_to_tell_first(voiced: Voiced) -> None:
+    """A grid worker reached by voice hears the list first, in words (no link), and the person counts as sent."""
+    body = SubscriberIn.model_validate({
+        "contacts": {"voice": "0355-2021234"}, "region": "140402", "role": "proxy",
+        "assists": [{"label": "3号楼2单元 王奶奶", "region": "140402", "groups": ["elderly"]}],
+        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["voice"]}]})
+    await create_subscriber(voiced.service.store, body, allow_private_webhooks=True)
+    alert_id = await _publish(voiced.service, groups=["elderly"])
+    await voiced.work()
+    [call] = voiced.fake.calls
+    spoken = "".join(str(v) for v in call.params.values())
+    assert spoken.startswith("请将本条信息转告以下一位：（一）三号楼二单元 王奶奶") and "http" not in spoken
+    assert (await _delivery(voiced.service, alert_id, "proxy")).status == DeliveryStatus.SENT
