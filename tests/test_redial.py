@@ -201,3 +201,4 @@ async def test_a_proxy_on_a_voice_call_hears_whom_to_tell_first(voiced: Voiced) 
     spoken = "".join(str(v) for v in call.params.values())
     assert spoken.startswith("请将本条信息转告以下一位：（一）三号楼二单元 王奶奶") and "http" not in spoken
     assert (await _delivery(voiced.service, alert_id, "proxy")).status == DeliveryStatus.SENT
+    assert (await _until_not_sent(voiced.service, alert_id)).status == DeliveryStatus.DELIVERED  # the call result
