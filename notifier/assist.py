@@ -42,6 +42,7 @@ MAX_ALERTS_CACHED = 1000
 
 LIST = N_("Please tell these %(count)s people about this message: %(people)s.")
 PERSON = N_("(%(number)s) %(label)s")
+MORE = N_("%(count)s more on the page")
 CONFIRM_HERE = N_("Once you have told them, confirm each one here: %(url)s")
 CONFIRM_LINK = N_("Confirm each person told")
 REPLY_NUMBERS = N_("Or reply with the number of each person you told, e.g. %(number)s.")
@@ -89,29 +90,44 @@ class AssistNotes:
         return await self.store.assist_lists(sorted(pairs)) if pairs else {}
 
     def decorate(self, message: Message, kind: str, proxy_id: str, items: Sequence[AssistItem],
-                 issued: datetime) -> Message:
-        """`message` as the proxy `proxy_id` gets it on channel `kind`: with the list of `items` to tell."""
+                 issued: datetime, limit: int | None = None) -> Message:
+        """`message` as the proxy `proxy_id` gets it on channel `kind`: with the list of `items` to tell (within
+        the channel's `limit` of characters, the first people only and "and N more" when all do not fit)."""
         lang = message.locale
-        names = Terms(lang).join(gettext_in(lang, PERSON, number=i.seq, label=i.label) for i in items)
-        listed = gettext_in(lang, LIST, count=len(items), people=names)
+        listed = _listed(lang, items, len(items))
         if kind == "voice":  # read out first: a call's text has a budget, and whom to tell is the point
             return replace(message, text=f"{spoken(listed, lang)}\n{message.text}".strip())
         if kind not in LINKED or not self._secret or not self._public_url:
             return replace(message, text=f"{message.text}\n{listed}".strip())
         page = page_url(self._public_url, self._secret, proxy_id, message.alert_id, issued)
-        lines = [listed, gettext_in(lang, CONFIRM_HERE, url=page)]
+        tail = [gettext_in(lang, CONFIRM_HERE, url=page)]
         if kind == "sms":
-            lines.append(gettext_in(lang, REPLY_NUMBERS, number=items[0].seq))
-        note = "\n".join(lines)
+            tail.append(gettext_in(lang, REPLY_NUMBERS, number=items[0].seq))
+        shown = len(items)
+        while limit and shown > 1 and len(_text(message.text, listed, tail)) > limit:
+            shown -= 1
+            listed = _listed(lang, items, shown)
         assisted = [{"id": i.assisted_id, "label": i.label,
                      "confirm_url": confirm_url(self._public_url, self._secret, i.delivery_id, issued)}
                     for i in items]
         return replace(
-            message, text=f"{message.text}\n\n{note}".strip(),
+            message, text=_text(message.text, listed, tail),
             html=None if message.html is None else message.html + _html_note(listed, page, lang),
             url=page if kind == "wechat" else message.url,
             fields={**message.fields, "remark": listed} if kind == "wechat" else message.fields,
             payload={**message.payload, "assisted": assisted, "assisted_url": page})
+
+
+def _listed(lang: str, items: Sequence[AssistItem], shown: int) -> str:
+    """Whom to tell: the first `shown` people by number and label, and how many more there are."""
+    names = [gettext_in(lang, PERSON, number=i.seq, label=i.label) for i in items[:shown]]
+    if shown < len(items):
+        names.append(gettext_in(lang, MORE, count=len(items) - shown))
+    return gettext_in(lang, LIST, count=len(items), people=Terms(lang).join(names))
+
+
+def _text(text: str, listed: str, tail: Sequence[str]) -> str:
+    return f"{text}\n\n" + "\n".join((listed, *tail))
 
 
 def _html_note(listed: str, page: str, lang: str) -> str:

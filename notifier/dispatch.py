@@ -232,7 +232,7 @@ class Dispatcher:
             message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id), kind)
         if proxy:
             message = self._assist.decorate(message, kind, proxy, lists[(alert_id, proxy)],
-                                            issued_at(alert.created_at))
+                                            issued_at(alert.created_at), channel.max_chars)
         size = channel.max_batch
         limiter = self._limiters[kind]
         if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from channels.base import Message
+from notifier.assist import AssistNotes, issued_at
 from notifier.coverage import alert_coverage
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn
@@ -21,7 +23,7 @@ from notifier.publish import publish_alert
 from notifier.receipts import apply_sms_replies
 from notifier.selfservice import export
 from notifier.service import Service
-from notifier.store.records import DeliveryRow, SubscriberRecord
+from notifier.store.records import AssistItem, DeliveryRow, SubscriberRecord
 from notifier.subscribers import create_subscriber
 from notifier.web import create_app
 from subscriptions.models import SubscriberIn
@@ -207,3 +209,16 @@ async def test_a_proxys_own_download_holds_its_list(service: Service, receiver: 
     assert record is not None
     held = await export(service.store, service.catalogue, record)
     assert [(p["number"], p["label"]) for p in held["assists"]] == [(1, GRANNY["label"]), (2, NEIGHBOUR["label"])]
+
+
+async def test_a_long_list_fits_an_sms_and_points_to_the_page(service: Service) -> None:
+    """Sixty people do not fit one long SMS: the first ones are listed, the rest counted, and the page has them all."""
+    people = [AssistItem(f"d{n}", f"p{n}", n, f"{n}号楼 住户", "deferred") for n in range(1, 61)]
+    message = Message(alert_id="a" * 32, topic="env.heavy-pollution", msg_type="alert", severity="severe",
+                      urgency="expected", level="orange", locale="zh-CN", headline="重污染天气橙色预警",
+                      text="【长治市人民政府】重污染天气橙色预警：减少户外活动。")
+    notes = AssistNotes(service.store, "secret", "https://notify.example")
+    sms = notes.decorate(message, "sms", "b" * 32, people, issued_at(0.0), limit=500)
+    assert len(sms.text) <= 500 and "（1）1号楼 住户" in sms.text and "（60）" not in sms.text
+    assert "位见名单页面" in sms.text and "https://notify.example/assist/" in sms.text
+    assert len(sms.payload["assisted"]) == 60
