@@ -202,3 +202,24 @@ async def test_a_proxy_on_a_voice_call_hears_whom_to_tell_first(voiced: Voiced) 
     assert spoken.startswith("请将本条信息转告以下一位：（一）三号楼二单元 王奶奶") and "http" not in spoken
     assert (await _delivery(voiced.service, alert_id, "proxy")).status == DeliveryStatus.SENT
     assert (await _until_not_sent(voiced.service, alert_id)).status == DeliveryStatus.DELIVERED  # the call result
+
+
+async def test_a_final_result_after_a_retryable_one_for_the_same_call_ends_the_redial(voiced: Voiced) -> None:
+    """Tencent reports one call twice (status "call failed", then the failure reason): when the reason is final
+    (an empty number), the call waiting to be made again is not made."""
+    store = voiced.service.store
+    policy = call_policy(voiced.service.channels["voice"])
+    await _subscribe(voiced.service, ["voice"])
+    alert_id = await _publish(voiced.service)
+    now = time.time()
+    [claimed] = await store.claim("w1", now, now + 60, 10)
+    await store.record("w1", [DeliveryUpdate(claimed.id, alert_id, DeliveryStatus.SENT, now,
+                                             provider_message_id="c-9")], now)
+    status = Receipt(provider_message_id="c-9", delivered=False, key="c-9:prompt:2", error="result 2 call failed",
+                     retry=True)
+    reason = Receipt(provider_message_id="c-9", delivered=False, key="c-9:failure:8", error="failure 8 empty number")
+    await store.apply_receipts("voice", [status], now, policy)
+    assert (await _delivery(voiced.service, alert_id, "voice")).status == DeliveryStatus.QUEUED
+    await store.apply_receipts("voice", [reason], now, policy)
+    row = await _delivery(voiced.service, alert_id, "voice")
+    assert (row.status, row.last_error) == (DeliveryStatus.FAILED, "receipt: failure 8 empty number")

@@ -10,7 +10,8 @@ Redialling (voice): a report with `retry` set (not answered, busy, switched off)
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
 for the delivery), at least the provider's spacing after the last one, before the alert expires, while the alert
 is live; when it gives None the delivery fails and the next channel applies. Early reports keep their `retry`
-flag, so the rule is the same whichever arrives first.
+flag, so the rule is the same whichever arrives first. A final result about the call a delivery waits to redial
+after (Tencent reports a call twice) fails it after all.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
             continue
         found = await _find(db, channel, r)
         waiting = [delivery_id for delivery_id, status in found if status == SENT]
+        # A final result about a call whose delivery waits to be called again (Tencent reports one call twice:
+        # "failed" in its status callback, the precise reason in its failure callback): no call is left.
+        if not r.delivered and not r.retry:
+            waiting += [delivery_id for delivery_id, status in found
+                        if status == DeliveryStatus.QUEUED and await _stop_redial(db, delivery_id, r, now)]
         outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
         for delivery_id in waiting:
             await settle(db, delivery_id, r, now, redial)
@@ -157,6 +163,13 @@ async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: 
         f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
         f"receipt: {r.error or 'not answered'}; calling again", delivery_id)
     return None
+
+
+async def _stop_redial(db: Db, delivery_id: str, r: Receipt, now: float) -> bool:
+    """Back to `sent` (to be failed by `settle`) a delivery queued to be called again after this very call."""
+    return await db.execute(
+        f"UPDATE deliveries SET status = '{SENT}', updated_at = ? WHERE id = ? AND {is_(DeliveryStatus.QUEUED)} "
+        "AND provider_message_id = ?", now, delivery_id, r.provider_message_id) > 0
 
 
 async def disable_contacts(db: Db, channel: str, address: str, reason: str, now: float) -> int:
