@@ -103,7 +103,7 @@ async def forget_proxy(db: Db, proxy_id: str, now: float) -> None:
 async def relayed(db: Db, accepted: Sequence[tuple[str, float]], now: float) -> list[tuple[str, float]]:
     """Of these accepted deliveries (id, time), the proxies' messages: the people each lists become `sent` at that
     time. Returns (person's delivery id, time) of those, for their targets' `accepted_at`."""
-    if not accepted:
+    if not accepted or not await _any_people(db):
         return []
     rows = [(r[0], float(r[1])) for r in await db.fetch(
         f"SELECT n.id, MIN(u.at) FROM {_pairs(db)} AS u JOIN deliveries d ON d.id = u.id "
@@ -121,7 +121,7 @@ async def relayed(db: Db, accepted: Sequence[tuple[str, float]], now: float) -> 
 async def unrelayed(db: Db, failed: Sequence[str], now: float) -> int:
     """Of these failed deliveries, those that leave their proxy no channel still trying for the alert: the people
     the proxy was to be told about fail too (nobody can tell them). Returns how many."""
-    if not failed:
+    if not failed or not await _any_people(db):
         return 0
     trying = status_list(DeliveryStatus.QUEUED, DEFERRED, DeliveryStatus.SENDING, SENT, DELIVERED)
     return await db.execute(
@@ -131,6 +131,11 @@ async def unrelayed(db: Db, failed: Sequence[str], now: float) -> int:
         f"AND n.subscriber_id = p.id WHERE d.id IN {db.dialect.each()} AND NOT EXISTS (SELECT 1 FROM deliveries o "
         f"WHERE o.alert_id = d.alert_id AND o.subscriber_id = d.subscriber_id AND o.status IN {trying}))",
         now, now, PROXY_NOT_TOLD, as_list(failed))
+
+
+async def _any_people(db: Db) -> bool:
+    """Whether anyone is assisted at all: most deployments have no proxy, and the hot path then pays one probe."""
+    return await db.fetchval("SELECT 1 FROM assisted LIMIT 1") is not None
 
 
 def _pairs(db: Db) -> str:
