@@ -8,9 +8,11 @@ frozen target sets, so a subscriber targeted by two alerts counts twice — they
 which half of all those targets were reached (null until that many are). `unreachable` always lists the five
 causes (no_contact, all_failed, pending, expired, cancelled).
 
-Viewer suppression (k = `auth.viewer_min_cell`): an entry of by_topic / by_department, or a breakdown row, with
-fewer than k targeted shows `suppressed: true` and no figures. As in the per-alert object, the overall totals are
-never suppressed.
+Viewers (k = `auth.viewer_min_cell`; the rules are `notifier.disclosure_control`'s): alerts with fewer than k
+targeted are left out of every sum (each aggregate says how many in `suppressed_alerts`), so that no difference of
+two answers — two periods, a department and its topics — gives one of them away; an aggregate all of whose alerts
+were left out shows `suppressed: true` and no figures. What remains is a sum of alerts whose own totals a viewer
+sees anyway. One alert's breakdown is shown to a viewer whole or not at all (`disclosure_control.breakdown_shown`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
+from notifier.coverage import viewer_pattern
+from notifier.disclosure_control import breakdown_shown
 from notifier.models import ChannelCoverage, Frozen, TimeToReach
 from notifier.store import Store
 from notifier.store.records import BreakdownRecord, PeriodCell, PeriodFilter
@@ -65,11 +69,11 @@ class PeriodQuery(Frozen):
             raise ValueError("until must be after since")
         return self
 
-    def to_filter(self) -> PeriodFilter:
+    def to_filter(self, min_targeted: int | None = None) -> PeriodFilter:
         return PeriodFilter(topic_like=self.topic.replace("*", "%") if self.topic else None,
                             department=self.department,
                             since=self.since.timestamp() if self.since else None,
-                            until=self.until.timestamp() if self.until else None)
+                            until=self.until.timestamp() if self.until else None, min_targeted=min_targeted)
 
 
 class Aggregate(Frozen):
@@ -85,6 +89,8 @@ class Aggregate(Frozen):
     time_to_reach: TimeToReach
     unreachable: dict[str, int] = Field(description="targeted but not reached, by cause: " + ", ".join(CAUSES))
     suppressed: bool | None = None
+    suppressed_alerts: int | None = Field(default=None, description="viewers: alerts left out of these figures "
+                                                                    "(each had fewer than k targeted)")
 
 
 class PeriodCoverage(Frozen):
@@ -116,6 +122,8 @@ class BreakdownRow(Frozen):
 class Breakdown(Frozen):
     alert_id: str
     rows: list[BreakdownRow]
+    suppressed: bool | None = Field(default=None, description="viewers: true when the breakdown is withheld (no "
+                                                              "rows) because some of it would have to be hidden")
 
 
 # ---------------------------------------------------------------- period aggregates
@@ -124,6 +132,7 @@ class Breakdown(Frozen):
 @dataclass
 class _Sum:
     alerts: int = 0
+    left_out: int = 0
     targeted: int = 0
     reached: int = 0
     accepted: int = 0
@@ -132,6 +141,7 @@ class _Sum:
 
     def add(self, cell: PeriodCell) -> None:
         self.alerts += cell.alerts
+        self.left_out += cell.left_out
         self.targeted += cell.targeted
         self.reached += cell.reached
         self.accepted += cell.accepted
@@ -170,21 +180,23 @@ async def _times(store: Store, period: PeriodFilter, dimension: str | None,
     return out
 
 
-def _aggregate(s: _Sum, times: TimeToReach, suppress_below: int | None) -> Aggregate:
-    if suppress_below is not None and s.targeted < suppress_below:
-        return Aggregate(alerts=s.alerts, targeted=None, reached=None, accepted=None, coverage_rate=None,
+def _aggregate(s: _Sum, times: TimeToReach, viewer: bool) -> Aggregate:
+    left_out = s.left_out if viewer else None
+    if viewer and s.alerts == 0 and s.left_out:
+        return Aggregate(alerts=0, targeted=None, reached=None, accepted=None, coverage_rate=None,
                          accepted_rate=None, by_channel={}, time_to_reach=TimeToReach(p50=None, p90=None, p99=None),
-                         unreachable={}, suppressed=True)
+                         unreachable={}, suppressed=True, suppressed_alerts=left_out)
     channels = {kind: ChannelCoverage(**counts, reach_rate=_rate(counts["delivered"], counts["attempted"]))
                 for kind, counts in sorted(s.channels.items())}
     return Aggregate(alerts=s.alerts, targeted=s.targeted, reached=s.reached, accepted=s.accepted,
                      coverage_rate=_rate(s.reached, s.targeted), accepted_rate=_rate(s.accepted, s.targeted),
-                     by_channel=channels, time_to_reach=times, unreachable=dict(s.unreachable))
+                     by_channel=channels, time_to_reach=times, unreachable=dict(s.unreachable),
+                     suppressed_alerts=left_out)
 
 
 async def period_coverage(store: Store, query: PeriodQuery, *, suppress_below: int | None = None) -> PeriodCoverage:
     """Coverage of the alerts a period query selects: in total, per topic and per department."""
-    period = query.to_filter()
+    period = query.to_filter(min_targeted=suppress_below)
     cells = await store.period_cells(period)
     parts: dict[str, dict[str, Aggregate]] = {}
     for dimension in (None, "topic", "department"):
@@ -192,8 +204,8 @@ async def period_coverage(store: Store, query: PeriodQuery, *, suppress_below: i
         if dimension is None:
             sums = sums or {"": _Sum()}
         times = await _times(store, period, dimension, sums)
-        limit = suppress_below if dimension is not None else None  # totals are never suppressed
-        parts[dimension or "total"] = {k: _aggregate(s, times[k], limit) for k, s in sums.items()}
+        parts[dimension or "total"] = {k: _aggregate(s, times[k], suppress_below is not None)
+                                       for k, s in sums.items()}
     return PeriodCoverage(since=query.since, until=query.until, topic=query.topic, department=query.department,
                           total=parts["total"][""], by_topic=parts["topic"], by_department=parts["department"])
 
@@ -201,16 +213,17 @@ async def period_coverage(store: Store, query: PeriodQuery, *, suppress_below: i
 # ---------------------------------------------------------------- one alert's breakdown
 
 
-def _breakdown_row(r: BreakdownRecord, suppress_below: int | None) -> BreakdownRow:
-    if suppress_below is not None and r.targeted < suppress_below:
-        return BreakdownRow(region=r.region, group=r.group, channel=r.channel, targeted=None, attempted=None,
-                            sent=None, delivered=None, failed=None, pending=None, reached=None, suppressed=True)
+def _breakdown_row(r: BreakdownRecord) -> BreakdownRow:
     return BreakdownRow(region=r.region, group=r.group, channel=r.channel, targeted=r.targeted,
                         attempted=r.attempted, sent=r.sent, delivered=r.delivered, failed=r.failed,
                         pending=r.pending, reached=r.reached)
 
 
 async def alert_breakdown(store: Store, alert_id: str, *, suppress_below: int | None = None) -> Breakdown:
-    """The alert's region × group × channel rows; for viewers, rows with fewer than k targeted are suppressed."""
+    """The alert's region × group × channel rows; a viewer gets them only when none would have to be hidden."""
     records = await store.coverage_breakdown(alert_id)
-    return Breakdown(alert_id=alert_id, rows=[_breakdown_row(r, suppress_below) for r in records])
+    if suppress_below is not None and not breakdown_shown(
+            viewer_pattern(await store.coverage_rows(alert_id), suppress_below), (r.targeted for r in records),
+            suppress_below):
+        return Breakdown(alert_id=alert_id, rows=[], suppressed=True)
+    return Breakdown(alert_id=alert_id, rows=[_breakdown_row(r) for r in records])

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from notifier.errors import FieldError, InvalidInput
 from notifier.import_rows import header_names, split_list
-from notifier.importing import MAX_PROBLEMS, ImportReport, Outcome, RowProblem
+from notifier.importing import MAX_PROBLEMS, ImportOutcome, ImportReport, RowProblem
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.store import Store
 from notifier.store.records import AssistedRecord, SubscriberRecord
@@ -77,9 +77,9 @@ async def import_assisted(store: Store, raw: bytes, *, label: str, partial: bool
     await _resolve_proxies(store, rows)
     accepted = [r for r in rows if not r.errors]
     rejected = len(rows) - len(accepted)
-    outcome = Outcome.IMPORTED if not rejected else (Outcome.PARTIAL if partial else Outcome.REJECTED)
+    outcome = ImportOutcome.IMPORTED if not rejected else (ImportOutcome.PARTIAL if partial else ImportOutcome.REJECTED)
     stored = 0
-    if outcome is not Outcome.REJECTED and accepted:
+    if outcome is not ImportOutcome.REJECTED and accepted:
         stored = await store.import_assisted(_lists(accepted))
     problems = [RowProblem(row=r.row, line=r.line, field=written.get(e.field.split(".")[0], e.field),
                            message=e.message)

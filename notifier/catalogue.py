@@ -93,10 +93,10 @@ class Catalogue(BaseModel):
 
     def schedule(self, key: str) -> StoredSchedule:
         """A topic's schedule: structured, or its free text (an unknown topic has none)."""
-        from notifier.schedule import from_stored
+        from notifier.schedule import Schedule, StoredSchedule, from_stored
 
-        topic = self.topic(key)
-        return from_stored(topic.schedule if topic else None)
+        schedule = topic.schedule if (topic := self.topic(key)) else None
+        return StoredSchedule(schedule) if isinstance(schedule, Schedule) else from_stored(schedule)
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:

@@ -9,130 +9,107 @@ a provider's answer could quote a contact), so that the code can be looked up wi
 
 `fold(rows)` adds up the store's failure groups (`failure_errors`: channel, status, last_error, count) by cause,
 for `notifier coverage`, `notifier publish --wait` and the dashboard; `alert_causes(store, alert_id)` does the
-reading too. `UNREACHABLE` words the coverage object's
-`unreachable` keys.
+reading too. The words are the one catalogue's (`Cause.words(lang)`); why a targeted person was not reached at
+all (the coverage object's `unreachable`) is worded by `notifier.terms.CAUSE`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from notifier.i18n import NP_, Said
 from notifier.store import Store
+from notifier.terms import Term
 from subscriptions.masking import scrub
 
-# cause key → (zh-CN, en). `{channel}` is filled with the delivery's channel. One table: the gettext move later
-# is mechanical.
-WORDS: dict[str, tuple[str, str]] = {
-    "not_configured": ("该渠道未配置（配置文件缺少 [channels.{channel}]），未能发送",
-                       "this channel is not configured ([channels.{channel}] is missing): nothing was sent"),
-    "no_contact": ("订阅人在该渠道没有可用的联系方式（未验证、已停用或已退订）",
-                   "the subscriber has no usable contact on this channel (unverified, disabled or unsubscribed)"),
-    "lease_expired": ("发送进程中途停止，重发次数已用尽（请检查工作进程日志）",
-                      "the worker stopped mid-send and the resends were used up (check the worker's logs)"),
-    "internal": ("系统内部错误（请查看服务日志）", "internal error (see the service's log)"),
-    "timeout": ("服务商或接收方长时间无应答", "the provider or receiver did not answer in time"),
-    "unreachable": ("无法连接服务商或接收方（网络或地址问题）",
-                    "could not connect to the provider or receiver (network or address)"),
-    "provider_error": ("服务商系统故障或应答异常", "the provider failed or gave an unreadable answer"),
-    "expired": ("预警到期时仍未发出", "the alert expired before this delivery could go out"),
-    "cancelled": ("预警已撤回，未再发送", "the alert was cancelled before this delivery went out"),
-    "subscriber_deleted": ("订阅人已删除本人信息", "the subscriber deleted their data"),
-    "gave_up": ("多次重试仍未成功：{inner}", "retries used up: {inner}"),
-    "gave_up_expiring": ("预警到期前未能重试成功：{inner}", "the alert expires before another retry: {inner}"),
-    "other": ("其他原因（见原始错误码）", "another reason (see the raw code)"),
-    "unknown": ("未记录失败原因", "no reason was recorded"),
+# cause key → its words: a msgid of the one catalogue (context "failure cause"; the Chinese is in
+# notifier/locale/zh_CN). `%(channel)s` is the delivery's channel, `%(inner)s` the cause under a retry's.
+WORDS: Mapping[str, Term] = {
+    "not_configured": NP_("failure cause",
+        "this channel is not configured ([channels.%(channel)s] is missing): nothing was sent"),
+    "no_contact": NP_("failure cause",
+        "the subscriber has no usable contact on this channel (unverified, disabled or unsubscribed)"),
+    "lease_expired": NP_("failure cause",
+        "the worker stopped mid-send and the resends were used up (check the worker's logs)"),
+    "internal": NP_("failure cause", "internal error (see the service's log)"),
+    "timeout": NP_("failure cause", "the provider or receiver did not answer in time"),
+    "unreachable": NP_("failure cause", "could not connect to the provider or receiver (network or address)"),
+    "provider_error": NP_("failure cause", "the provider failed or gave an unreadable answer"),
+    "expired": NP_("failure cause", "the alert expired before this delivery could go out"),
+    "cancelled": NP_("failure cause", "the alert was cancelled before this delivery went out"),
+    "subscriber_deleted": NP_("failure cause", "the subscriber deleted their data"),
+    "gave_up": NP_("failure cause", "retries used up: %(inner)s"),
+    "gave_up_expiring": NP_("failure cause", "the alert expires before another retry: %(inner)s"),
+    "other": NP_("failure cause", "another reason (see the raw code)"),
+    "unknown": NP_("failure cause", "no reason was recorded"),
     # webhook
-    "webhook.private": ("回调地址指向内网或本机，按安全策略拒绝",
-                        "the webhook URL points to a private or local address and is refused"),
-    "webhook.bad_url": ("回调地址无效", "the webhook URL is not valid"),
-    "webhook.secret": ("回调签名密钥缺失或无效", "the webhook signing secret is missing or invalid"),
-    "webhook.gone": ("接收方已停用该回调地址（HTTP 410），以后不再推送",
-                     "the receiver retired this endpoint (HTTP 410); it is disabled for later alerts"),
-    "webhook.redirect": ("回调地址返回重定向，按安全策略不跟随", "the endpoint redirected; redirects are not followed"),
-    "webhook.auth": ("接收方拒绝了请求（签名或权限问题）",
-                     "the receiver refused the request (signature or permission)"),
-    "webhook.not_found": ("回调地址不存在（HTTP 404）", "the webhook URL does not exist (HTTP 404)"),
-    "webhook.busy": ("接收方繁忙或限流", "the receiver is busy or rate-limiting"),
-    "webhook.refused": ("接收方拒收请求", "the receiver refused the request"),
-    "webhook.server_error": ("接收方服务器出错", "the receiver's server failed"),
+    "webhook.private": NP_("failure cause", "the webhook URL points to a private or local address and is refused"),
+    "webhook.bad_url": NP_("failure cause", "the webhook URL is not valid"),
+    "webhook.secret": NP_("failure cause", "the webhook signing secret is missing or invalid"),
+    "webhook.gone": NP_("failure cause",
+        "the receiver retired this endpoint (HTTP 410); it is disabled for later alerts"),
+    "webhook.redirect": NP_("failure cause", "the endpoint redirected; redirects are not followed"),
+    "webhook.auth": NP_("failure cause", "the receiver refused the request (signature or permission)"),
+    "webhook.not_found": NP_("failure cause", "the webhook URL does not exist (HTTP 404)"),
+    "webhook.busy": NP_("failure cause", "the receiver is busy or rate-limiting"),
+    "webhook.refused": NP_("failure cause", "the receiver refused the request"),
+    "webhook.server_error": NP_("failure cause", "the receiver's server failed"),
     # WeChat
-    "wechat.not_following": ("用户未关注或已取消关注公众号，无法接收模板消息",
-                             "the user does not follow (or has unfollowed) the official account"),
-    "wechat.refused": ("用户拒收本公众号的消息", "the user refuses messages from the official account"),
-    "wechat.blocked": ("用户已屏蔽本公众号的模板消息", "the user blocked the account's template messages"),
-    "wechat.bad_openid": ("openid 无效（不属于本公众号）", "the openid is not valid for this official account"),
-    "wechat.bad_template": ("模板 ID 无效，请检查 template_id 配置", "the template id is not valid: check template_id"),
-    "wechat.bad_data": ("模板内容不合规（关键词不匹配或超长），请检查 field_map",
-                        "the template data was refused (keywords or lengths): check field_map"),
-    "wechat.credentials": ("公众号凭证无效：请检查 AppID、AppSecret 和 IP 白名单",
-                           "the account's credentials were refused: check app_id, app_secret and the IP whitelist"),
-    "wechat.quota": ("公众号接口调用超出频率或每日配额", "the account's API rate or daily quota was exceeded"),
-    "wechat.system": ("微信系统原因发送失败", "WeChat failed to deliver it (system failure)"),
+    "wechat.not_following": NP_("failure cause", "the user does not follow (or has unfollowed) the official account"),
+    "wechat.refused": NP_("failure cause", "the user refuses messages from the official account"),
+    "wechat.blocked": NP_("failure cause", "the user blocked the account's template messages"),
+    "wechat.bad_openid": NP_("failure cause", "the openid is not valid for this official account"),
+    "wechat.bad_template": NP_("failure cause", "the template id is not valid: check template_id"),
+    "wechat.bad_data": NP_("failure cause", "the template data was refused (keywords or lengths): check field_map"),
+    "wechat.credentials": NP_("failure cause",
+        "the account's credentials were refused: check app_id, app_secret and the IP whitelist"),
+    "wechat.quota": NP_("failure cause", "the account's API rate or daily quota was exceeded"),
+    "wechat.system": NP_("failure cause", "WeChat failed to deliver it (system failure)"),
     # SMS
-    "sms.bad_number": ("手机号码无效或不是中国大陆手机号", "not a valid mainland mobile number"),
-    "sms.international": ("境外号码需要国际短信模板", "a number outside the mainland needs an international template"),
-    "sms.number_limit": ("该号码接收短信已达服务商频率上限", "this number reached the provider's per-number limit"),
-    "sms.account_cap": ("账户发送量达到控制台设定的日或月上限", "the account reached its daily or monthly sending cap"),
-    "sms.credentials": ("短信服务凭证或权限错误：请检查 AccessKey/SecretKey 和授权",
-                        "the SMS credentials or permissions were refused: check the access keys and grants"),
-    "sms.template": ("短信签名或模板未审核通过或与配置不符",
-                     "the SMS signature or template is not approved or not as configured"),
-    "sms.params": ("短信模板变量不合规（缺少、超长或含链接）",
-                   "the template variables were refused (missing, too long or holding a link)"),
-    "sms.balance": ("短信账户余额或套餐不足", "the SMS account has no balance or package left"),
-    "sms.suspended": ("短信服务已停用", "the SMS service is suspended for the account"),
-    "sms.content": ("短信内容被判定为敏感或违规而拦截", "the content was blocked as sensitive"),
-    "sms.blocked": ("用户已退订或号码在运营商免打扰名单中",
-                    "the user unsubscribed or the number is on a do-not-disturb list"),
-    "sms.no_verification_template": ("未配置验证码模板 verification_template_code",
-                                     "verification_template_code is not configured"),
-    "sms.undeliverable": ("手机停机、关机或暂停服务，短信无法送达",
-                          "the handset could not take it (number suspended, switched off or barred)"),
-    "sms.expired": ("手机长时间关机或不在服务区，短信过期未送达",
-                    "the handset was off or out of coverage until the message expired"),
-    "sms.rejected": ("运营商拒收（内容拦截、黑名单或号码异常）",
-                     "the carrier rejected it (content filter, blacklist or number problem)"),
-    "sms.handset": ("空号、停机、关机或无法接通（短信中心报告）",
-                    "no such number, suspended, switched off or unreachable (SMS centre report)"),
-    "sms.carrier_refused": ("运营商网关拒收：号码无效、停机或在黑名单中",
-                            "the carrier's gateway refused it: invalid, suspended or blacklisted number"),
-    "sms.carrier_error": ("运营商网络内部错误", "an error inside the carrier's network"),
-    "sms.receipt_failed": ("运营商回执：未送达（未说明原因）", "the carrier reported it undelivered, without a reason"),
+    "sms.bad_number": NP_("failure cause", "not a valid mainland mobile number"),
+    "sms.international": NP_("failure cause", "a number outside the mainland needs an international template"),
+    "sms.number_limit": NP_("failure cause", "this number reached the provider's per-number limit"),
+    "sms.account_cap": NP_("failure cause", "the account reached its daily or monthly sending cap"),
+    "sms.credentials": NP_("failure cause",
+        "the SMS credentials or permissions were refused: check the access keys and grants"),
+    "sms.template": NP_("failure cause", "the SMS signature or template is not approved or not as configured"),
+    "sms.params": NP_("failure cause", "the template variables were refused (missing, too long or holding a link)"),
+    "sms.balance": NP_("failure cause", "the SMS account has no balance or package left"),
+    "sms.suspended": NP_("failure cause", "the SMS service is suspended for the account"),
+    "sms.content": NP_("failure cause", "the content was blocked as sensitive"),
+    "sms.blocked": NP_("failure cause", "the user unsubscribed or the number is on a do-not-disturb list"),
+    "sms.no_verification_template": NP_("failure cause", "verification_template_code is not configured"),
+    "sms.undeliverable": NP_("failure cause",
+        "the handset could not take it (number suspended, switched off or barred)"),
+    "sms.expired": NP_("failure cause", "the handset was off or out of coverage until the message expired"),
+    "sms.rejected": NP_("failure cause", "the carrier rejected it (content filter, blacklist or number problem)"),
+    "sms.handset": NP_("failure cause", "no such number, suspended, switched off or unreachable (SMS centre report)"),
+    "sms.carrier_refused": NP_("failure cause",
+        "the carrier's gateway refused it: invalid, suspended or blacklisted number"),
+    "sms.carrier_error": NP_("failure cause", "an error inside the carrier's network"),
+    "sms.receipt_failed": NP_("failure cause", "the carrier reported it undelivered, without a reason"),
     # voice (call results; `gave up after N calls` wraps the last one)
-    "voice.no_answer": ("电话未接通：无人接听、占线、关机或不在服务区",
-                        "the call was not answered: no answer, busy, switched off or out of coverage"),
-    "voice.rejected": ("被叫拒接电话", "the person declined the call"),
-    "voice.bad_number": ("空号、停机、欠费或号码被限制呼入", "no such number, suspended, in arrears or barred"),
-    "voice.landline": ("语音服务商只能呼叫手机，不能呼叫固定电话",
-                       "the voice provider calls mobiles only, not landlines"),
+    "voice.no_answer": NP_("failure cause",
+        "the call was not answered: no answer, busy, switched off or out of coverage"),
+    "voice.rejected": NP_("failure cause", "the person declined the call"),
+    "voice.bad_number": NP_("failure cause", "no such number, suspended, in arrears or barred"),
+    "voice.landline": NP_("failure cause", "the voice provider calls mobiles only, not landlines"),
     # assisted reach
-    "proxy.not_told": ("网格员（照护人）的所有渠道均未送达，无人转告",
-                       "the grid worker or caregiver could not be reached on any channel, so nobody told them"),
+    "proxy.not_told": NP_("failure cause",
+        "the grid worker or caregiver could not be reached on any channel, so nobody told them"),
     # email
-    "email.no_mailbox": ("收件邮箱不存在", "the mailbox does not exist"),
-    "email.mailbox_full": ("收件邮箱已满", "the mailbox is full"),
-    "email.policy": ("收件方邮件服务器按策略拒收（反垃圾或权限）",
-                     "the receiving mail server refused it by policy (spam filter or permission)"),
-    "email.auth": ("SMTP 登录失败：请检查用户名和密码", "SMTP login failed: check username and password"),
-    "email.extension": ("SMTP 服务器不支持所需的 STARTTLS 或 AUTH", "the SMTP server lacks STARTTLS or AUTH"),
-    "email.tls": ("SMTP 加密握手失败（证书不受信任或已过期）",
-                  "the SMTP TLS handshake failed (untrusted or expired certificate)"),
-    "email.utf8": ("收件方服务器不支持中文邮箱地址（SMTPUTF8）",
-                   "the server cannot take this non-ASCII address (SMTPUTF8)"),
-    "email.bad_address": ("邮箱地址无效", "the email address is not valid"),
-    "email.temporary": ("收件方服务器暂时拒收（如灰名单）", "the receiving server deferred it (e.g. greylisting)"),
-    "email.refused": ("收件方服务器拒收", "the receiving server refused it"),
-}
-
-# The coverage object's `unreachable` keys (targeted but not reached, by cause), worded.
-UNREACHABLE: dict[str, tuple[str, str]] = {
-    "no_contact": ("无可用联系方式", "no usable contact"),
-    "all_failed": ("所有渠道均失败", "every channel failed"),
-    "pending": ("仍在发送或等待回执", "still sending or awaiting a receipt"),
-    "expired": ("已过期", "expired"),
-    "cancelled": ("已撤回", "cancelled"),
+    "email.no_mailbox": NP_("failure cause", "the mailbox does not exist"),
+    "email.mailbox_full": NP_("failure cause", "the mailbox is full"),
+    "email.policy": NP_("failure cause", "the receiving mail server refused it by policy (spam filter or permission)"),
+    "email.auth": NP_("failure cause", "SMTP login failed: check username and password"),
+    "email.extension": NP_("failure cause", "the SMTP server lacks STARTTLS or AUTH"),
+    "email.tls": NP_("failure cause", "the SMTP TLS handshake failed (untrusted or expired certificate)"),
+    "email.utf8": NP_("failure cause", "the server cannot take this non-ASCII address (SMTPUTF8)"),
+    "email.bad_address": NP_("failure cause", "the email address is not valid"),
+    "email.temporary": NP_("failure cause", "the receiving server deferred it (e.g. greylisting)"),
+    "email.refused": NP_("failure cause", "the receiving server refused it"),
 }
 
 _ANY = None  # a rule for every channel
@@ -229,13 +206,23 @@ _RECEIPT = "receipt: "
 
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """Why a delivery failed: a stable key, the words (zh-CN first, en second) and the raw text as stored
-    (masked), or None when nothing was stored."""
+    """Why a delivery failed: a stable key, its words in any language (`words(lang)`; `zh` and `en`) and the raw
+    text as stored (masked), or None when nothing was stored."""
 
     key: str
-    zh: str
-    en: str
+    said: Said
     raw: str | None = None
+
+    def words(self, lang: str) -> str:
+        return self.said.in_lang(lang)
+
+    @property
+    def zh(self) -> str:
+        return self.words("zh-CN")
+
+    @property
+    def en(self) -> str:
+        return self.words("en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,11 +235,9 @@ class CauseCount:
 
 
 def _worded(key: str, channel: str, raw: str | None, inner: Cause | None = None) -> Cause:
-    zh, en = WORDS[key]
-    fill = {"channel": channel, "inner": inner.zh if inner else ""}
-    fill_en = {"channel": channel, "inner": inner.en if inner else ""}
-    full_key = f"{key}:{inner.key}" if inner else key
-    return Cause(full_key, zh.format(**fill), en.format(**fill_en), raw)
+    context, msgid = WORDS[key]
+    said = Said(msgid, {"channel": channel, "inner": inner.said if inner else ""}, context)
+    return Cause(f"{key}:{inner.key}" if inner else key, said, raw)
 
 
 def _match(channel: str, text: str) -> str:

@@ -10,9 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from notifier.config_errors import NO_FILE, NOT_A_SECTION, TOML_SYNTAX, UNREADABLE_FILE, ConfigError, describe
+from notifier.cap.ids import CapSettings
+from notifier.config_errors import (
+    NO_FILE,
+    NOT_A_SECTION,
+    NOT_UTF8,
+    TOML_SYNTAX,
+    UNREADABLE_FILE,
+    ConfigError,
+    describe,
+    said,
+)
 
 ENV_PREFIX = "NOTIFIER_"
 
@@ -71,6 +81,35 @@ class AuthSettings(_Section):
     viewer_min_cell: int = Field(default=5, ge=1)  # small-cell suppression threshold for viewers
 
 
+class DepartmentContacts(_Section):
+    """`[departments."<name>"]`: where a department hears that a scheduled disclosure of its topics is overdue."""
+
+    email: list[str] = Field(default_factory=list, description="addresses, e.g. [\"gongkai@hbj.changzhi.gov.cn\"]")
+    webhook: str | None = Field(default=None, description="an https endpoint, signed like subscriber webhooks")
+    webhook_secret: SecretStr | None = Field(default=None, description="whsec_… (required with webhook)")
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address.strip("@") or any(c.isspace() for c in address):
+                raise ValueError("each email is an address such as gongkai@hbj.changzhi.gov.cn")
+        return value
+
+    @model_validator(mode="after")
+    def _signed(self) -> DepartmentContacts:
+        if self.webhook is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret (whsec_…) is required with webhook: receivers verify the signature")
+        if self.webhook is not None and not self.webhook.startswith(("https://", "http://")):
+            raise ValueError("webhook must be an http(s) URL")
+        return self
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -80,6 +119,8 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     # Raw per-kind sections; each adapter validates its own with its pydantic model.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cap: CapSettings = CapSettings()  # CAP 1.2: sender and GB/T 35965.1 unit code of our alerts
+    departments: dict[str, DepartmentContacts] = Field(default_factory=dict)  # overdue-disclosure contacts
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of a sqlite:/// url (relative paths are relative to the working directory)."""
@@ -109,7 +150,7 @@ def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> No
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(NOT_A_SECTION.format(name=name, part=part))
+                raise ConfigError(said(NOT_A_SECTION, name=name, part=repr(part)))
             node = child
         node[parts[-1]] = _parse_env_value(raw)
 
@@ -134,13 +175,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(NO_FILE.format(path=path)) from None
+        raise ConfigError(said(NO_FILE, path=path)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(TOML_SYNTAX.format(path=path, reason=exc)) from None
+        raise ConfigError(said(TOML_SYNTAX, path=path, reason=str(exc))) from None
     except UnicodeDecodeError:
-        raise ConfigError(TOML_SYNTAX.format(path=path, reason="it is not UTF-8 text")) from None
+        raise ConfigError(said(TOML_SYNTAX, path=path, reason=said(NOT_UTF8))) from None
     except OSError as exc:
-        raise ConfigError(UNREADABLE_FILE.format(path=path, reason=exc.strerror or exc)) from None
+        raise ConfigError(said(UNREADABLE_FILE, path=path, reason=exc.strerror or str(exc))) from None
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:

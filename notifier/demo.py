@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from aiohttp import web
+from rich.markup import escape
 
 from notifier.causes import alert_causes
 from notifier.config import Settings
@@ -31,12 +32,15 @@ from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver, start_receiver
 from notifier.fakes.wechat import RunningWechat, start_wechat
+from notifier.i18n import N_, Words
 from notifier.keys import create_key
 from notifier.models import AlertIn, Level, MsgType, Policy, Role, Severity, Urgency
 from notifier.progress import console, print_coverage, watch_alert
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.store.records import SubscriberRecord
+from notifier.stopping import wait_for_signal
+from notifier.store.records import AlertRow, SubscriberRecord
+from notifier.terms import Terms
 from subscriptions.contacts import generate_webhook_secret
 
 DEMO_DB = Path("notifier-demo.db")
@@ -47,12 +51,14 @@ FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, 
 # Credentials of the bundled fakes only: they protect nothing but make the wire protocol real.
 SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
-STARTED = ("[bold]notifier demo[/bold]: {regions} regions, {topics} topics, {subscribers} subscribers, {workers} grid "
-           "workers; fake Aliyun SMS and voice, WeChat, SMTP and webhook gateways on loopback")
-PUBLISHED = "published {id}: 重污染天气橙色预警 to 城区, 郊区, 潞城市 × elderly — {targeted} targeted"
-SERVING = "serving the API on {base} (docs: {base}/docs, dashboard: {base}/admin); delivering what is published"
-ADMIN_KEY = "admin key (shown once): {key}"
-TRY_IT = "publish through the API as README.md shows ('Try it against the demo'); press Ctrl+C to stop"
+# The demo's narration: msgids of the one catalogue (notifier.i18n), said in the command line's language.
+STARTED = N_("%(regions)s districts, %(topics)s topics, %(subscribers)s subscribers, %(workers)s grid workers; fake "
+             "Aliyun SMS and voice, WeChat, SMTP and webhook gateways on loopback")
+PUBLISHED = N_("published %(id)s: %(headline)s to %(regions)s × %(groups)s — %(targeted)s targeted")
+SERVING = N_("serving the API on %(base)s (docs: %(base)s/docs, dashboard: %(base)s/admin); delivering what is "
+             "published")
+ADMIN_KEY = N_("admin key (shown once): %(key)s")
+TRY_IT = N_("publish through the API as README.md shows ('Try it against the demo'); press Ctrl+C to stop")
 
 
 class DemoGateways:
@@ -184,7 +190,17 @@ async def _start_api(settings: Settings, service: Service, port: int) -> tuple[w
     return runner, f"http://{settings.server.host}:{bound}"
 
 
-async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit_config: bool) -> int:
+def _published(words: Words, service: Service, alert: AlertRow) -> str:
+    """What the demo published, named in the reader's language."""
+    terms, en = Terms(words.lang), words.lang == "en"
+    regions = {r.code: (r.name_en or r.name) if en else r.name for r in service.catalogue.regions}
+    groups = {g.code: (g.name_en or g.name) if en else g.name for g in service.catalogue.groups}
+    return words(PUBLISHED, id=alert.id, headline=DEMO_ALERT.headline, targeted=alert.targeted,
+                 regions=terms.places(regions.get(c, c) for c in DEMO_ALERT.regions),
+                 groups=terms.people(groups.get(c, c) for c in DEMO_ALERT.groups))
+
+
+async def run_demo(settings: Settings, words: Words, *, once: bool, subscribers: int, explicit_config: bool) -> int:
     rng = random.Random(SEED)  # noqa: S311 - reproducible synthetic demo data, nothing secret
     gw, reach = DemoGateways(), ReachGateways()
     async with AsyncExitStack() as stack:
@@ -206,27 +222,26 @@ async def run_demo(settings: Settings, *, once: bool, subscribers: int, explicit
         workers = grid_workers(reach.grid.url, TARGET_REGIONS, reach_rng)
         await service.store.bulk_create_subscribers(records + workers, secrets + webhook_secrets(workers))
         script_calls(records, reach.voice, reach_rng)
-        console.print(STARTED.format(regions=len(regions), topics=len(service.catalogue.topics),
-                                     subscribers=len(records), workers=len(workers)))
+        started = words(STARTED, regions=len(regions), topics=len(service.catalogue.topics), subscribers=len(records),
+                        workers=len(workers))
+        console.print(f"[bold]notifier demo[/bold]: {escape(started)}")
         alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
-        console.print(PUBLISHED.format(id=alert.id, targeted=alert.targeted))
+        console.print(escape(_published(words, service, alert)))
         stop_confirming = asyncio.Event()
         confirming = asyncio.create_task(confirm_as_grid_workers(reach.grid, base, reach_rng, stop_confirming))
-        await watch_alert(service, alert.id, receipt_wait=FALLBACK_AFTER + 4)
+        await watch_alert(service, alert.id, words, receipt_wait=FALLBACK_AFTER + 4)
         stop_confirming.set()
         await confirming
-        names = {r.code: r.name for r in service.catalogue.regions}
-        print_coverage(await alert_coverage(service.store, alert.id), names,
+        names = {r.code: (r.name_en or r.name) if words.lang == "en" else r.name for r in service.catalogue.regions}
+        print_coverage(await alert_coverage(service.store, alert.id), words, names,
                        await alert_causes(service.store, alert.id))
-        console.print(await elderly_summary(service.store, alert.id))
+        console.print(escape(await elderly_summary(service.store, alert.id, words)))
         if once:
             return 0
-        from notifier.commands import wait_for_signal
-
         _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")
         service.start_worker()  # from now on, whatever is published through the API goes out, receipts come back
-        console.print(SERVING.format(base=base))
-        console.print(ADMIN_KEY.format(key=admin_key))
-        console.print(TRY_IT)
+        console.print(escape(words(SERVING, base=base)))
+        console.print(escape(words(ADMIN_KEY, key=admin_key)))
+        console.print(escape(words(TRY_IT)))
         await wait_for_signal()
     return 0

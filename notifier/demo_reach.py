@@ -25,6 +25,7 @@ import aiohttp
 from notifier.coverage import alert_coverage
 from notifier.fakes.aliyun_voice import FakeAliyunVoice, start_aliyun_voice
 from notifier.fakes.webhook_receiver import RunningReceiver, start_receiver
+from notifier.i18n import N_, Words
 from notifier.store import Store
 from notifier.store.records import AssistedRecord, SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
@@ -37,8 +38,8 @@ PEOPLE_EACH = 8
 LANDLINE_ONLY = 0.15  # of the elderly residents: a fixed line and no mobile
 CONFIRMED_SHARE = 0.75  # of the people on a grid worker's list, those confirmed told while the demo watches
 LABELS = ("号楼{unit}单元 王奶奶", "号楼{unit}单元 李大爷", "号楼{unit}单元 张奶奶", "号楼{unit}单元 赵爷爷")
-SUMMARY = ("[bold]老年人 elderly[/bold]: {targeted} targeted, {reached} reached ({rate}) — {voice} first reached by "
-           "a voice call 语音电话, {proxy} told by grid workers 网格员转告; without them {without}")
+SUMMARY = N_("The elderly: %(targeted)s targeted, %(reached)s reached (%(rate)s) — %(voice)s first reached by a voice "
+             "call, %(proxy)s told by grid workers; without them %(without)s")
 
 
 class ReachGateways:
@@ -135,7 +136,7 @@ def _assisted(body: bytes) -> list[dict[str, str]]:
     return listed
 
 
-async def elderly_summary(store: Store, alert_id: str) -> str:
+async def elderly_summary(store: Store, alert_id: str, words: Words) -> str:
     """The elderly group's coverage, and how much of it came first by voice or through a grid worker."""
     coverage = await alert_coverage(store, alert_id)
     group = coverage.by_group.get(ELDERLY)
@@ -148,5 +149,5 @@ async def elderly_summary(store: Store, alert_id: str) -> str:
     def pct(rate: float | None) -> str:
         return "—" if rate is None else f"{rate * 100:.1f}%"
 
-    return SUMMARY.format(targeted=group.targeted, reached=group.reached, rate=pct(group.coverage_rate),
-                          voice=first["voice"], proxy=first["proxy"], without=pct(without))
+    return words(SUMMARY, targeted=group.targeted, reached=group.reached, rate=pct(group.coverage_rate),
+                 voice=first["voice"], proxy=first["proxy"], without=pct(without))

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, 
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.voice.speech import spoken
 from notifier.assist import AssistNotes, issued_at
+from notifier.compliance import NOTICE_EVERY
 from notifier.config import WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
@@ -56,8 +57,12 @@ class Dispatcher:
     def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
                  settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
                  on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None,
-                 secret: str | None = None, public_url: str | None = None) -> None:
+                 secret: str | None = None, public_url: str | None = None,
+                 overdue: Callable[[float], Awaitable[int]] | None = None) -> None:
         self.store = store
+        # Tells departments of overdue catalogue disclosures (notifier.compliance.OverdueNotices), if configured.
+        self._overdue = overdue
+        self._last_overdue = 0.0
         # Signs the manage/unsubscribe links put in messages (notifier.links); without both, no links.
         self._link_secret = secret
         self._public_url = public_url
@@ -122,6 +127,9 @@ class Dispatcher:
             if now - self._last_purge >= PURGE_EVERY:
                 self._last_purge = now
                 await purge_unverified(self.store, now)  # sign-ups never confirmed: hold their contacts no longer
+            if self._overdue is not None and now - self._last_overdue >= NOTICE_EVERY:
+                self._last_overdue = now
+                await self._overdue(now)
         owner = uuid.uuid4().hex
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds, self.settings.claim_batch)
         if not claimed:

@@ -9,12 +9,17 @@ carry a context (`pgettext("severity", "minor")`); the official terms themselves
 Which language a reader gets is decided once, here, for every page: an explicit choice (`?lang=` or a form's
 `lang` field), then the remembered choice (a cookie), then what the page knows of its reader (a subscriber's own
 message language), then the browser's Accept-Language, then Chinese.
+
+The command line reads the same catalogue (`Words`, `Said`); its language is `cli_lang`: `--lang`, then
+`NOTIFIER_LANG`, then the POSIX locale (`LC_ALL`, `LC_MESSAGES`, `LANG`), then Chinese. In Chinese, the headings
+it always printed in both languages keep their English beside them (`Words.beside`).
 """
 
 from __future__ import annotations
 
 import gettext
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -125,3 +130,88 @@ def pick_lang(*, chosen: str | None = None, remembered: str | None = None, prefe
 def other_lang(lang: str) -> str:
     """The language a page's switch offers."""
     return "en" if lang == "zh-CN" else "zh-CN"
+
+
+# ---------------------------------------------------------------- words outside pages (the command line)
+
+CLI_LANG_VARIABLE = "NOTIFIER_LANG"
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX: the first one set is the locale of messages
+
+
+class UnsupportedLanguage(ValueError):
+    """An explicit language choice (`--lang`, NOTIFIER_LANG) that is not one of LANGS."""
+
+
+def posix_language(locale: str | None) -> str | None:
+    """The supported language of a POSIX locale name: `zh_CN.UTF-8` → zh-CN, `en_GB` → en; `C`, `POSIX` and
+    unsupported languages → None."""
+    tag = (locale or "").split(".", 1)[0].split("@", 1)[0].replace("_", "-")
+    return None if tag in ("", "C", "POSIX") else supported(tag)
+
+
+def cli_lang(chosen: str | None, environ: Mapping[str, str]) -> str:
+    """The command line's language: `--lang`, then NOTIFIER_LANG (both explicit: UnsupportedLanguage when they
+    name no supported language), then the locale of messages (the first of LC_ALL, LC_MESSAGES, LANG that is set;
+    C, POSIX or another language say nothing), then Chinese."""
+    for explicit in (chosen, environ.get(CLI_LANG_VARIABLE)):
+        if explicit:
+            lang = supported(explicit)
+            if lang is None:
+                raise UnsupportedLanguage(explicit)
+            return lang
+    locale = next((environ[name] for name in LOCALE_VARIABLES if environ.get(name)), None)
+    return posix_language(locale) or DEFAULT_LANG
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Text to be said later, once the reader's language is known: a msgid of the catalogue (with its context,
+    if any) and the values of its `%(name)s` placeholders. A value that is itself `Said` is said in the same
+    language. `str()` gives the English (logs, tracebacks)."""
+
+    msgid: str
+    values: Mapping[str, object] = field(default_factory=dict)
+    context: str | None = None
+
+    @classmethod
+    def term(cls, entry: tuple[str, str]) -> Said:
+        """A term of `notifier.terms` ((context, msgid))."""
+        return cls(entry[1], context=entry[0])
+
+    def in_lang(self, lang: str) -> str:
+        t = translator(lang)
+        text = t.pgettext(self.context, self.msgid) if self.context else t.gettext(self.msgid)
+        return text % {name: value.in_lang(lang) if isinstance(value, Said) else value
+                       for name, value in self.values.items()}
+
+    def __str__(self) -> str:
+        return self.in_lang("en")
+
+
+Message = str | tuple[str, str] | Said  # a msgid, a (context, msgid) pair (`NP_`), or text said later
+
+
+def said(message: Message, values: Mapping[str, object] | None = None) -> Said:
+    if isinstance(message, Said):
+        return message
+    if isinstance(message, tuple):
+        return Said(message[1], values or {}, message[0])
+    return Said(message, values or {})
+
+
+class Words:
+    """The catalogue in one language for text that is not a page (the command line): `words(msgid, **values)`.
+    Msgids are %-formats (a literal percent sign is `%%`); values are filled in after translation."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGS else DEFAULT_LANG
+
+    def __call__(self, message: Message, /, **values: object) -> str:
+        return said(message, values).in_lang(self.lang)
+
+    def beside(self, message: Message, /, *, sep: str = " ", **values: object) -> str:
+        """Chinese with the English beside it (`覆盖概况 Coverage`; `sep` between them), or the English alone when
+        that is the language: for what the command line has always printed in both languages."""
+        text = said(message, values)
+        here = text.in_lang(self.lang)
+        return here if self.lang == "en" else f"{here}{sep}{text.in_lang('en')}"

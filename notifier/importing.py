@@ -35,18 +35,18 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from notifier.errors import FieldError, InvalidInput
 from notifier.import_rows import CsvReader, NdjsonReader, RawRow, RowReader
 from notifier.import_staging import StagedRow, Staging
-from notifier.input_rules import CatalogueCodes, field_errors
+from notifier.input_rules import CatalogueCodes
 from notifier.models import Frozen
 from notifier.store import Store
 from notifier.store.records import SubscriberRecord
-from notifier.subscribers import assisted_records, channel_errors, check_webhook, severity_rank
+from notifier.subscribers import assisted_records, check_subscriber, contacts_alone, severity_rank, webhook_errors
 from notifier.textcoding import (
     UnreadableUpload,
     decode_detected,
@@ -57,7 +57,7 @@ from notifier.textcoding import (
 )
 from subscriptions.contacts import generate_webhook_secret
 from subscriptions.masking import mask_contact
-from subscriptions.models import AssistedIn, Contacts, SubscriberIn, SubscriberStatus
+from subscriptions.models import AssistedIn, SubscriberIn, SubscriberStatus
 
 CHUNK_ROWS = 10_000  # rows validated between two looks at the store (and two progress updates)
 MAX_PROBLEMS = 10_000  # problems listed in a report; `rejected` counts them all
@@ -65,7 +65,7 @@ DEDUPED = ("sms", "email", "wechat")  # a person's own contacts; webhooks may be
 FORMATS = ("csv", "ndjson")
 
 
-class Outcome(StrEnum):
+class ImportOutcome(StrEnum):
     IMPORTED = "imported"  # every row stored
     PARTIAL = "partial"  # the valid rows stored, the others rejected (partial mode)
     REJECTED = "rejected"  # rows rejected, nothing stored (all or nothing)
@@ -93,7 +93,7 @@ class ImportReport(Frozen):
     encoding: Literal["utf-8", "gbk"]
     partial: bool = Field(description="valid rows stored even though others were rejected")
     status: SubscriberStatus = Field(description="status given to the stored subscribers")
-    outcome: Outcome
+    outcome: ImportOutcome
     rows: int = Field(description="data rows read")
     accepted: int = Field(description="rows that passed every check")
     rejected: int
@@ -206,7 +206,7 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
             if counts.rows == 0:
                 raise InvalidInput("the file holds no rows", [FieldError("rows", "at least one row is needed")])
             outcome = _decide(counts, options)
-            if outcome is not Outcome.REJECTED and counts.accepted:
+            if outcome is not ImportOutcome.REJECTED and counts.accepted:
                 counts.phase = "storing"
                 counts.stored = await store.import_subscribers(_records(staging, options, tally, progress))
         finally:
@@ -220,10 +220,10 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
         problems=tally.problems, problems_truncated=tally.truncated, webhook_secrets=tally.secrets)
 
 
-def _decide(counts: ImportProgress, options: ImportOptions) -> Outcome:
+def _decide(counts: ImportProgress, options: ImportOptions) -> ImportOutcome:
     if not counts.rejected:
-        return Outcome.IMPORTED
-    return Outcome.PARTIAL if options.partial else Outcome.REJECTED
+        return ImportOutcome.IMPORTED
+    return ImportOutcome.PARTIAL if options.partial else ImportOutcome.REJECTED
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -249,7 +249,7 @@ async def _validate_all(store: Store, reader: RowReader, codes: CatalogueCodes, 
         for raw, body, contacts, errors in checked:
             errors = errors + _duplicates(contacts, staging, held)
             if body is not None and body.contacts.webhook and not errors:
-                errors += await _webhook_errors(body.contacts.webhook, options.allow_private_webhooks)
+                errors += await webhook_errors(body.contacts.webhook, options.allow_private_webhooks)
             if errors or body is None:
                 tally.reject(raw, errors, reader)
                 continue
@@ -263,68 +263,15 @@ async def _validate_all(store: Store, reader: RowReader, codes: CatalogueCodes, 
 def check_row(raw: RawRow, codes: CatalogueCodes) -> tuple[SubscriberIn | None, dict[str, str], list[FieldError]]:
     """The row as a subscriber body, its contacts (normalised, for the repeat check: also when another field is
     wrong, so that every problem of a row is reported at once), and every reason it is not a body: the checks of
-    `POST /v1/subscribers` (the catalogue ones against the catalogue in memory) and at least one topic. A region,
-    group or topic the catalogue does not hold is reported as unknown, not as a format error."""
+    `POST /v1/subscribers` (`subscribers.check_subscriber`, against the catalogue in memory) and at least one
+    topic."""
     if raw.body is None:
         return None, {}, list(raw.errors)
-    body, errors = None, []
-    try:
-        body = SubscriberIn.model_validate(raw.body)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-    unknown = _catalogue_errors(raw.body, codes)
-    named = {e.field for e in unknown}
-    # An unknown value's own format complaint ("region must be a six-digit code") would only mislead.
-    errors = [e for e in errors if _owner(e.field) not in named] + unknown
+    body, errors = check_subscriber(raw.body, codes)
     if not raw.body.get("subscriptions") and not any(e.field.startswith("subscriptions") for e in errors):
         errors.append(FieldError("subscriptions", "at least one topic is needed"))
-    if body is not None:
-        errors += channel_errors(body.contacts, body.subscriptions)
-    contacts = body.contacts.addresses() if body is not None else _contacts_alone(raw.body)
+    contacts = body.contacts.addresses() if body is not None else contacts_alone(raw.body)
     return (None if errors else body), contacts, errors
-
-
-def _owner(path: str) -> str:
-    """The field a catalogue check names for a pydantic path: `groups.1` → `groups`."""
-    parts = path.split(".")
-    if parts[0] == "groups":
-        return "groups"
-    if parts[0] == "subscriptions" and len(parts) >= 3 and parts[2] == "topic":
-        return ".".join(parts[:3])
-    return path
-
-
-def _catalogue_errors(data: dict[str, Any], codes: CatalogueCodes) -> list[FieldError]:
-    """Regions, groups and topics the catalogue does not hold, read from the raw body."""
-    errors = []
-    region = data.get("region")
-    if isinstance(region, str):
-        errors += codes.resolve("region", [region], "region")[1]
-    groups = data.get("groups")
-    if isinstance(groups, list):
-        errors += codes.resolve("group", groups, "groups")[1]
-    subscriptions = data.get("subscriptions")
-    for i, sub in enumerate(subscriptions if isinstance(subscriptions, list) else []):
-        topic = sub.get("topic") if isinstance(sub, dict) else None
-        if isinstance(topic, str):
-            errors += codes.resolve("topic", [topic], f"subscriptions.{i}.topic")[1]
-    assists = data.get("assists")
-    for i, person in enumerate(assists if isinstance(assists, list) else []):  # a proxy's people (NDJSON)
-        place = person.get("region") if isinstance(person, dict) else None
-        if isinstance(place, str):
-            errors += codes.resolve("region", [place], f"assists.{i}.region")[1]
-        kinds = person.get("groups") if isinstance(person, dict) else None
-        if isinstance(kinds, list):
-            errors += codes.resolve("group", kinds, f"assists.{i}.groups")[1]
-    return errors
-
-
-def _contacts_alone(data: dict[str, Any]) -> dict[str, str]:
-    """The contacts of a row whose other fields failed, when they are valid on their own."""
-    try:
-        return Contacts.model_validate(data.get("contacts")).addresses()
-    except ValidationError:
-        return {}
 
 
 def _duplicates(contacts: dict[str, str], staging: Staging, held: dict[str, set[str]]) -> list[FieldError]:
@@ -338,14 +285,6 @@ def _duplicates(contacts: dict[str, str], staging: Staging, held: dict[str, set[
         elif (row := staging.holder(kind, address)) is not None:
             errors.append(FieldError(f"contacts.{kind}", f"duplicate: {masked} is already in row {row}"))
     return errors
-
-
-async def _webhook_errors(url: str, allow_private: bool) -> list[FieldError]:
-    try:
-        await check_webhook(url, allow_private, "contacts.webhook")
-    except InvalidInput as exc:
-        return exc.errors
-    return []
 
 
 def _staged(row: int, body: SubscriberIn) -> StagedRow:

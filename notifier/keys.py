@@ -17,13 +17,14 @@ import time
 import uuid
 
 from notifier.errors import FieldError, Forbidden, InvalidInput, Unauthorized
+from notifier.i18n import N_
 from notifier.models import Role
 from notifier.store import Store
 from notifier.store.records import KeyRecord
 
 KEY_PREFIX = "ntf_"
 PATTERN = re.compile(r"[a-z0-9*?][a-z0-9.*?-]{0,99}")
-BAD_TOPICS = "the topic patterns are not valid"
+BAD_TOPICS = N_("the topic patterns are not valid")  # N_: the CLI says it in its language
 NO_TOPICS = "a publisher key needs topic patterns (--topics), e.g. 'env.*'; '*' for every topic"
 NOT_A_PATTERN = "{pattern!r} is not a topic pattern: use topic keys with * and ?, e.g. 'env.*'"
 MATCHES_NOTHING = "{pattern!r} matches no topic in the catalogue{hint}"

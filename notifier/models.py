@@ -6,11 +6,14 @@ Bodies that cross the API edge forbid unknown fields; everything here is also wh
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from notifier.schedule import Schedule, parse_schedule
 
 # Re-exported: the API's words for an alert's and a delivery's state.
 from notifier.states import AlertStatus as AlertStatus
@@ -20,6 +23,7 @@ from notifier.states import Priority as Priority
 
 TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+")
 REGION_CODE = re.compile(r"[0-9]{6}")  # used with fullmatch: no trailing newline, no full-width digits
+MAX_SCHEDULE_TEXT = 200
 
 
 class Frozen(BaseModel):
@@ -76,7 +80,10 @@ class TopicIn(Frozen):
     domain: str = Field(min_length=1, max_length=50)
     department: str = Field(min_length=1, max_length=200)
     channels: list[str] = Field(default_factory=lambda: ["wechat", "sms"], max_length=8)
-    schedule: str | None = Field(default=None, max_length=200, description="disclosure schedule, e.g. 每月20日前")
+    schedule: Schedule | str | None = Field(
+        default=None, description='disclosure schedule (发布时限): a deadline as data, e.g. {"every": "month", '
+                                  '"by_day": 20}, which GET /v1/catalogue/compliance checks; or free text shown as '
+                                  "written, e.g. 预警发布时立即推送")
     supervision: str | None = Field(default=None, max_length=500, description="complaint / supervision channel")
     method: str | None = Field(default=None, max_length=200, description="disclosure method (公开方式)")
 
@@ -87,9 +94,50 @@ class TopicIn(Frozen):
             raise ValueError("topic key must be dotted lower-case words, e.g. env.heavy-pollution")
         return value
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        return checked_schedule(value)
+
+
+def checked_schedule(value: Any) -> Any:
+    """A schedule as given: an object is a deadline (ScheduleError, a ValueError, says what is wrong), text at
+    most 200 characters is free text."""
+    if isinstance(value, Mapping):
+        return parse_schedule(value)
+    if isinstance(value, str) and len(value) > MAX_SCHEDULE_TEXT:
+        raise ValueError(f"a schedule in words has at most {MAX_SCHEDULE_TEXT} characters")
+    return value
+
 
 class Topic(TopicIn):
-    pass
+    schedule_set_at: datetime | None = Field(default=None, description="when the schedule was set: compliance is "
+                                                                        "owed from that period unless it names "
+                                                                        "`since`")
+
+
+class TopicPatch(Frozen):
+    """A change to a topic: the fields given replace the stored ones (the key and domain stay)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    department: str | None = Field(default=None, min_length=1, max_length=200)
+    channels: list[str] | None = Field(default=None, max_length=8)
+    schedule: Schedule | str | None = Field(default=None, description="as in a new topic; null removes it")
+    supervision: str | None = Field(default=None, max_length=500)
+    method: str | None = Field(default=None, max_length=200)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        return checked_schedule(value)
+
+    @field_validator("name", "department", "channels")
+    @classmethod
+    def _required(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be removed; give a value or leave the field out")
+        return value
 
 
 class Region(Frozen):
@@ -205,11 +253,16 @@ class Alert(Frozen):
     idempotency_key: str | None
     public: bool
     status: AlertStatus
-    targeted: int
+    targeted: int | None = Field(description="null only for a viewer, when fewer than k were targeted")
     publisher: str | None
     department: str | None
     created_at: datetime
     cancelled_at: datetime | None
+    headline_en: str | None = Field(default=None, description="English words (from a CAP info block in en), "
+                                                              "read by English subscribers; null: they read zh-CN")
+    body_en: str | None = None
+    instruction_en: str | None = None
+    suppressed: bool | None = Field(default=None, description="true for a viewer when fewer than k were targeted")
 
 
 class AlertAccepted(Frozen):
@@ -280,9 +333,9 @@ class TimeToReach(Frozen):
 
 class Coverage(Frozen):
     alert_id: str
-    targeted: int
-    reached: int
-    accepted: int
+    targeted: int | None = Field(description="null only for a viewer, when the alert is suppressed")
+    reached: int | None
+    accepted: int | None
     coverage_rate: float | None
     accepted_rate: float | None
     by_channel: dict[str, ChannelCoverage]
@@ -296,3 +349,5 @@ class Coverage(Frozen):
     )
     population: int | None = None
     population_rate: float | None = None
+    suppressed: bool | None = Field(default=None, description="true for a viewer when the alert had fewer than k "
+                                                               "targeted: no figure at all is shown")

@@ -4,48 +4,56 @@ and why deliveries fail, as it happens), and the coverage tables with the causes
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from notifier.causes import UNREACHABLE, CauseCount, alert_causes
+from notifier.causes import CauseCount, alert_causes
 from notifier.coverage import alert_coverage
+from notifier.i18n import N_, NP_, Message, Said, Words
 from notifier.models import Coverage, Policy
 from notifier.service import Service
+from notifier.terms import CAUSE as UNREACHED
 from subscriptions.models import PROXY_CHANNEL
 
 # Piped into a file or another program, rich assumes 80 columns and cuts headers ("awaiti…"): give it room.
 PIPE_WIDTH = 200
 console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
 
-# The words of the display, in one place.
-ACCEPTED = "已接收 accepted"
-REACHED = "已送达 reached"
-FALLBACKS = "转下一渠道 fallbacks"
-FAILED = "投递失败 failed"
+# The words of the display: msgids of the one catalogue, most of them the dashboard's own.
+ACCEPTED = NP_("people", "Accepted")
+REACHED = N_("Reached")
+FALLBACKS = N_("Fallbacks")
+FAILED = N_("Failed deliveries")
+COVERAGE = NP_("heading", "Coverage")
+COVERAGE_LINE = N_("alert %(id)s: targeted %(targeted)s, reached %(reached)s (%(rate)s), accepted %(accepted)s "
+                   "(%(accepted_rate)s)")
+NOT_REACHED = N_("Why some were not reached")
+TIME_TO_REACH = N_("Time to reach")
+PERCENTILES = N_("p50 %(p50)s, p90 %(p90)s, p99 %(p99)s (— = that share of the targeted has not been reached yet)")
+SECONDS = N_("%(seconds).1f s")
+BY_CHANNEL, BY_REGION, WHY_FAILED = N_("By channel"), N_("By district"), N_("Why deliveries failed")
+CHANNEL_COLUMNS: tuple[Message, ...] = (N_("Channel"), N_("Attempted"), NP_("deliveries", "Accepted"),
+                                        N_("Delivered"), N_("Failed"), N_("Pending"), N_("Awaiting receipt"),
+                                        N_("Reach rate"))
+REGION_COLUMNS: tuple[Message, ...] = (N_("District"), N_("Targeted"), N_("Reached"), N_("Coverage"))
+CAUSE, DELIVERIES, RAW_CODE = N_("Cause"), NP_("column", "Deliveries"), N_("Raw code")
 CAUSES_EVERY = 1.0  # seconds between two looks at the failure causes while an alert goes out
 TOP_CAUSES = 3
-COVERAGE_LINE = ("[bold]覆盖情况 Coverage[/bold] alert {id}: targeted {targeted}, reached {reached} ({rate}), "
-                 "accepted {accepted} ({accepted_rate})")
-NOT_REACHED = "未送达原因 Not reached, by cause — {causes}"
-TIME_TO_REACH = ("送达用时 Time to reach: p50 {p50}, p90 {p90}, p99 {p99}  "
-                 "(— = that share of the targeted has not been reached yet)")
-BY_CHANNEL, BY_REGION, WHY_FAILED = "按渠道 By channel", "按区县 By region", "失败原因 Why deliveries failed"
-CHANNEL_COLUMNS = ("channel", "attempted", "sent", "delivered", "failed", "pending", "awaiting receipt",
-                   "reach rate")
-REGION_COLUMNS = ("region", "targeted", "reached", "coverage")
-CAUSE_COLUMNS = ("channel", "deliveries", "原因", "cause", "raw code 原始错误码")
+_SHORT = re.compile(r"[，,（(：:;；]")  # where a cause's words can be cut for the live display
 
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def _secs(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} s"
+def _secs(words: Words, value: float | None) -> str:
+    return "—" if value is None else words(SECONDS, seconds=value)
 
 
 def used_deliveries(coverage: Coverage) -> int:
@@ -57,24 +65,26 @@ def used_deliveries(coverage: Coverage) -> int:
 def fallbacks(coverage: Coverage) -> int:
     """Deliveries activated beyond each subscriber's first channel (policy fallback): each subscriber with a
     contact had exactly one first delivery."""
-    return max(0, used_deliveries(coverage) - (coverage.targeted - coverage.unreachable.get("no_contact", 0)))
+    return max(0, used_deliveries(coverage) - ((coverage.targeted or 0) - coverage.unreachable.get("no_contact", 0)))
 
 
-def _short(causes: list[CauseCount]) -> str:
-    return " · ".join(f"{c.channel} {c.cause.zh.split('，')[0]} {c.count}" for c in causes[:TOP_CAUSES])
+def _short(words: Words, causes: list[CauseCount]) -> str:
+    return " · ".join(f"{c.channel} {_SHORT.split(c.cause.words(words.lang))[0].strip()} {c.count}"
+                      for c in causes[:TOP_CAUSES])
 
 
 class _Display:
     """The live bars: accepted and reached of the targeted; fallbacks and failures with their main causes."""
 
-    def __init__(self, progress: Progress, targeted: int, policy: Policy) -> None:
+    def __init__(self, progress: Progress, words: Words, targeted: int, policy: Policy) -> None:
         total = targeted or 1
-        self.progress = progress
-        self.accepted = progress.add_task(ACCEPTED, total=total, note="")
-        self.reached = progress.add_task(REACHED, total=total, note="")
-        self.fallbacks: TaskID | None = (progress.add_task(FALLBACKS, total=total, note="")
+        self.progress, self.words = progress, words
+        self.accepted = progress.add_task(escape(words.beside(ACCEPTED)), total=total, note="")
+        self.reached = progress.add_task(escape(words.beside(REACHED)), total=total, note="")
+        self.fallbacks: TaskID | None = (progress.add_task(escape(words.beside(FALLBACKS)), total=total, note="")
                                          if policy is Policy.FALLBACK else None)
-        self.failed = progress.add_task(FAILED, total=1, note="")  # of the deliveries used so far
+        # Failures count among the deliveries used so far.
+        self.failed = progress.add_task(escape(words.beside(FAILED)), total=1, note="")
 
     def show(self, coverage: Coverage, causes: list[CauseCount]) -> None:
         self.progress.update(self.accepted, completed=coverage.accepted)
@@ -83,11 +93,11 @@ class _Display:
             self.progress.update(self.fallbacks, completed=fallbacks(coverage))
         failed = sum(c.failed for c in coverage.by_channel.values())
         self.progress.update(self.failed, completed=failed, total=max(1, used_deliveries(coverage)),
-                             note=_short(causes))
+                             note=_short(self.words, causes))
 
 
-async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0, drive: bool = True,
-                      receipt_wait: float = 0.0) -> Coverage:
+async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout: float = 300.0,
+                      drive: bool = True, receipt_wait: float = 0.0) -> Coverage:
     """Show the alert going out; returns once nothing is pending and receipts have had `receipt_wait` seconds to
     arrive (accepted SMS and WeChat messages are confirmed by receipt).
 
@@ -98,7 +108,7 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TextColumn("{task.fields[note]}", markup=False))
     with Progress(*columns, console=console, transient=False) as progress:
-        display = _Display(progress, coverage.targeted, policy)
+        display = _Display(progress, words, coverage.targeted or 0, policy)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         quiet_since: float | None = None
@@ -125,49 +135,59 @@ async def watch_alert(service: Service, alert_id: str, *, timeout: float = 300.0
     return coverage
 
 
-def _table(title: str, columns: tuple[str, ...], text: tuple[str, ...]) -> Table:
-    """Columns named in `text` read left-aligned, the figures right-aligned."""
-    table = Table(title=title)
-    for column in columns:
+def _table(words: Words, title: Message, headers: list[str], figures: range) -> Table:
+    """A table with its title beside its English (as the command line always showed it); the columns at
+    `figures` are right-aligned, the others read left-aligned."""
+    table = Table(title=escape(words.beside(title)))
+    for i, header in enumerate(headers):
         # A header is never cut: its column is at least as wide as its longest word.
-        table.add_column(column, justify="left" if column in text else "right",
-                         min_width=max(len(word) for word in column.split()))
+        table.add_column(escape(header), justify="right" if i in figures else "left",
+                         min_width=max(cell_len(word) for word in header.split()))
     return table
 
 
-def print_coverage(coverage: Coverage, region_names: dict[str, str] | None = None,
+def print_coverage(coverage: Coverage, words: Words, region_names: dict[str, str] | None = None,
                    causes: list[CauseCount] | None = None) -> None:
-    """The coverage object as tables: by channel, by region, the causes of the unreached and of failures."""
+    """The coverage object as tables: by channel, by region, the causes of the unreached and of failures
+    (`region_names`: the catalogue's names of the districts, in the reader's language)."""
     names = region_names or {}
-    console.print(COVERAGE_LINE.format(id=coverage.alert_id, targeted=coverage.targeted, reached=coverage.reached,
-                                       rate=_pct(coverage.coverage_rate), accepted=coverage.accepted,
-                                       accepted_rate=_pct(coverage.accepted_rate)))
-    channels = _table(BY_CHANNEL, CHANNEL_COLUMNS, ("channel",))
+    line = words(COVERAGE_LINE, id=coverage.alert_id, targeted=coverage.targeted, reached=coverage.reached,
+                 rate=_pct(coverage.coverage_rate), accepted=coverage.accepted,
+                 accepted_rate=_pct(coverage.accepted_rate))
+    console.print(f"[bold]{escape(words.beside(COVERAGE))}[/bold] {escape(line)}")
+    channels = _table(words, BY_CHANNEL, [words(c) for c in CHANNEL_COLUMNS], range(1, len(CHANNEL_COLUMNS)))
     for kind, c in coverage.by_channel.items():
         channels.add_row(kind, str(c.attempted), str(c.sent), str(c.delivered), str(c.failed), str(c.pending),
                          str(c.awaiting_receipt), _pct(c.reach_rate))
     console.print(channels)
-    regions = _table(BY_REGION, REGION_COLUMNS, ("region",))
+    regions = _table(words, BY_REGION, [words(c) for c in REGION_COLUMNS], range(1, len(REGION_COLUMNS)))
     for code, cell in coverage.by_region.items():
         label = escape(f"{names.get(code, '')} {code}".strip())
         regions.add_row(label, str(cell.targeted if cell.targeted is not None else "<k"),
                         str(cell.reached if cell.reached is not None else "<k"), _pct(cell.coverage_rate))
     console.print(regions)
-    print_causes(coverage, causes or [])
+    print_causes(coverage, words, causes or [])
     t = coverage.time_to_reach
-    console.print(TIME_TO_REACH.format(p50=_secs(t.p50), p90=_secs(t.p90), p99=_secs(t.p99)))
+    spans = words(PERCENTILES, p50=_secs(words, t.p50), p90=_secs(words, t.p90), p99=_secs(words, t.p99))
+    console.print(escape(f"{words.beside(TIME_TO_REACH)}: {spans}"))
 
 
-def print_causes(coverage: Coverage, causes: list[CauseCount]) -> None:
-    """Why targeted people were not reached, and why deliveries failed, in words with the raw code beside."""
+def print_causes(coverage: Coverage, words: Words, causes: list[CauseCount]) -> None:
+    """Why targeted people were not reached, and why deliveries failed, in words with the raw code beside (in
+    Chinese, the English words too, as the command line always showed them)."""
     if coverage.unreachable:
-        words = ", ".join(f"{' '.join(UNREACHABLE.get(cause, (cause, '')))}: {n}".replace("  ", " ")
-                          for cause, n in sorted(coverage.unreachable.items()))
-        console.print(NOT_REACHED.format(causes=escape(words)))
+        said = ", ".join(f"{words.beside(Said.term(UNREACHED[cause])) if cause in UNREACHED else cause}: {n}"
+                         for cause, n in sorted(coverage.unreachable.items()))
+        console.print(escape(f"{words.beside(NOT_REACHED)} — {said}"))
     if not causes:
         return
-    table = _table(WHY_FAILED, CAUSE_COLUMNS, ("channel", *CAUSE_COLUMNS[2:]))
+    english = words.lang != "en"  # in Chinese, the English words of each cause in a column of their own
+    headers = [words(CHANNEL_COLUMNS[0]), words(DELIVERIES), words(CAUSE),
+               *([Said(CAUSE).in_lang("en")] if english else []), words(RAW_CODE)]
+    table = _table(words, WHY_FAILED, headers, range(1, 2))
     for c in causes:
         # Cause words and raw codes hold brackets ([channels.sms]) that are text, not rich markup.
-        table.add_row(c.channel, str(c.count), escape(c.cause.zh), escape(c.cause.en), escape(c.cause.raw or "—"))
+        beside = [escape(c.cause.en)] if english else []
+        table.add_row(c.channel, str(c.count), escape(c.cause.words(words.lang)), *beside,
+                      escape(c.cause.raw or "—"))
     console.print(table)

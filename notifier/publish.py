@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from notifier.cap.imports import CapImport
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
+from notifier.i18n import N_
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import (
     SEVERITY_RANK,
@@ -41,7 +43,7 @@ def request_hash(alert: AlertIn) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-INVALID_ALERT = "the alert cannot be published as given"
+INVALID_ALERT = N_("the alert cannot be published as given")  # N_: the CLI says it in its language
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +102,14 @@ async def check_alert(store: Store, data: Any) -> AlertIn:
 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None,
-                        now: float | None = None) -> tuple[AlertRow, bool]:
+                        now: float | None = None, *, cap: CapImport | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key and body
     → the stored alert (created False); same key, different body → ConflictError. Region and group names are
     stored as their codes. An update supersedes the alert it references and a cancel cancels it (SPEC
-    "Lifecycle"); a repeated cancel returns the first notice (created False)."""
+    "Lifecycle"); a repeated cancel returns the first notice (created False).
+
+    `cap`: the CAP document `alert` was read from (`notifier.interchange`): the alert keeps its identity, origin
+    and English words; an Exercise or Test is recorded with status `exercise` and targets no one."""
     now = time.time() if now is None else now
     checked = await _check_references(store, await CatalogueCodes.load(store),
                                       alert.model_dump(include={"topic", "regions", "groups", "references"}))
@@ -113,18 +118,21 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if alert.idempotency_key:
         existing = await store.alert_by_idempotency_key(alert.idempotency_key)
         if existing is not None:
-            return _same_or_conflict(existing, fingerprint), False
+            return _same_or_conflict(existing, fingerprint, cap is not None), False
     if checked.errors:
         raise InvalidInput(INVALID_ALERT, checked.errors)
     assert checked.topic is not None  # noqa: S101 - an unknown topic is among the errors above
     if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
         alert = _inherit_area(alert, checked.referenced)
     row, release = _outbox(alert, checked.topic, publisher, fingerprint, now)
+    if cap is not None:
+        row = _from_cap(row, cap)
     stored = await store.create_alert(row, _targeting(alert, checked.referenced, release))
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:
-        return _same_or_conflict(stored, fingerprint), False  # a concurrent request with the key won the race
+        # a concurrent request with the key won the race
+        return _same_or_conflict(stored, fingerprint, cap is not None), False
     return stored, False  # a repeated cancel: the first one's notice
 
 
@@ -149,6 +157,19 @@ def _outbox(alert: AlertIn, topic: Mapping[str, object], publisher: KeyRecord | 
     return row, release
 
 
+def _from_cap(row: AlertRow, cap: CapImport) -> AlertRow:
+    """The row of an alert read from a CAP document: known by the document's identity, with its English words;
+    an exercise is only recorded (never public, never sent)."""
+    en = cap.en
+    row = replace(row, cap_sender=cap.origin.sender, cap_identifier=cap.origin.identifier,
+                  cap_sent=cap.origin.sent.timestamp(), cap_origin=cap.origin.to_json(),
+                  headline_en=en.headline if en else None, body_en=en.body if en else None,
+                  instruction_en=en.instruction if en else None)
+    if cap.exercise:
+        row = replace(row, status=AlertStatus.EXERCISE.value, public=False)
+    return row
+
+
 def _inherit_area(update: AlertIn, referenced: AlertRow) -> AlertIn:
     """An update that names no regions (or no groups) keeps those of the alert it updates: it speaks to the same
     area unless it says otherwise — only named regions or groups beyond the original's widen it."""
@@ -171,7 +192,10 @@ def _targeting(alert: AlertIn, referenced: AlertRow | None, release: float) -> T
                    from_alert=referenced.id, only_reached=True)
 
 
-def _same_or_conflict(existing: AlertRow, fingerprint: str) -> AlertRow:
+def _same_or_conflict(existing: AlertRow, fingerprint: str, from_cap: bool = False) -> AlertRow:
+    if existing.request_hash != fingerprint and from_cap:
+        raise ConflictError("this CAP sender and identifier name a message published before with other content",
+                            [FieldError("alert.identifier", "already used for another message of this sender")])
     if existing.request_hash != fingerprint:
         raise ConflictError("this idempotency key was used for a different alert",
                             [FieldError("idempotency_key", "already used with another body")])
@@ -206,4 +230,5 @@ def alert_view(row: AlertRow) -> Alert:
         groups=row.target_groups, policy=Policy(row.policy), fallback_after=row.fallback_after, data=row.data,
         expires_at=_dt(row.expires_at), scheduled_at=_dt(row.scheduled_at), idempotency_key=row.idempotency_key,
         public=row.public, status=AlertStatus(row.status), targeted=row.targeted, publisher=row.publisher,
-        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at))
+        department=row.department, created_at=created, cancelled_at=_dt(row.cancelled_at),
+        headline_en=row.headline_en, body_en=row.body_en, instruction_en=row.instruction_en)

@@ -31,6 +31,8 @@ Template files are made of named blocks, each rendered on its own (text outside 
 Autoescaping is off for the environment and on inside the html block: every expression printed in an email's
 html block must sit inside `{% autoescape true %}…{% endautoescape %}` (and `{% include %}` is refused there,
 because an included file would be compiled unescaped); a file that breaks this rule is refused when loaded.
+An English message of an alert that came with English words (a CAP `info` block in en) uses them for the
+headline, body and instruction (`in_language`); without them every locale reads the publisher's own words.
 Publisher text (headline, body, instruction, data) is only ever passed as variables, never compiled, so
 `{{ 7*7 }}` in a body is delivered as those seven characters, and `<script>` is literal in text and escaped in HTML.
 
@@ -67,10 +69,9 @@ import sysconfig
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -81,6 +82,7 @@ from channels.links import MANAGE_URL, UNSUBSCRIBE_URL
 from channels.voice.speech import spoken
 from notifier.catalogue import Catalogue, load_catalogue
 from notifier.i18n import LANGS, NP_, translator
+from notifier.localtime import LOCAL_TZ as LOCAL_TZ
 from notifier.models import Alert, AlertStatus, MsgType, Policy, Topic, TopicIn
 from notifier.terms import Terms
 from subscriptions.models import CHANNEL_KINDS
@@ -96,10 +98,6 @@ LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SENTENCE_END = "。！？；…!?.;"
 
-try:
-    LOCAL_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
-except ZoneInfoNotFoundError:  # no tz database on the host; China has kept UTC+8 without DST since 1991
-    LOCAL_TZ = timezone(timedelta(hours=8), "CST")
 
 
 class RenderError(Exception):
@@ -234,6 +232,7 @@ class Renderer:
         template = self._template(topic, channel, locale)
         name = template.name or "?"
         used_locale = _template_locale(name)
+        alert = in_language(alert, used_locale)
         variables = self._variables(alert, topic, channel, used_locale)
 
         def block(block_name: str) -> str:
@@ -362,6 +361,15 @@ class Renderer:
             "groups": list(alert.groups), "data": dict(alert.data), "department": alert.department,
             "created_at": _iso(alert.created_at), "expires_at": _iso(alert.expires_at),
         }
+
+
+def in_language(alert: Alert, locale: str) -> Alert:
+    """The alert in the words of `locale`: an English message takes the English words a CAP document brought
+    (`headline_en`…) where there are any; otherwise, and in Chinese, the publisher's own."""
+    if locale.startswith("zh") or not alert.headline_en:
+        return alert
+    return alert.model_copy(update={"headline": alert.headline_en, "body": alert.body_en or "",
+                                    "instruction": alert.instruction_en or ""})
 
 
 def _unsubscribe_hint(channel: str, locale: str) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from notifier.rendering import LOCAL_TZ
+from notifier.localtime import LOCAL_TZ
 
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")

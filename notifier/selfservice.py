@@ -36,13 +36,6 @@ class TopicChoice:
     channels: list[str]  # chosen now, in order; empty when not subscribed
 
 
-async def subscriber(store: Store, subscriber_id: str) -> SubscriberRecord:
-    record = await store.get_subscriber(subscriber_id)
-    if record is None:
-        raise NotFoundError("no such subscriber (deleted?)")
-    return record
-
-
 def usable_channels(record: SubscriberRecord) -> list[str]:
     """Channels the subscriber has a working contact for, in the usual order."""
     return [kind for kind in CHANNEL_KINDS if kind in record.contacts and kind not in record.disabled]

@@ -18,9 +18,11 @@ from channels.registry import UnknownChannelError, factory_for, module_of
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookConfig
 from notifier.catalogue import Catalogue, CatalogueError, load_catalogue
+from notifier.compliance import OverdueNotices, contact_warnings
 from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
 from notifier.dispatch import Dispatcher
+from notifier.i18n import N_, Said
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store, open_store
@@ -39,11 +41,18 @@ WARN_NO_VERIFICATION_TEMPLATE = ("[channels.sms] verification_template_code is n
                                  "a code, so it offers no SMS sign-up (set an approved template with ${code})")
 WARN_VOICE_RECEIPTS_REFUSED = ("[channels.voice] receipt_token is not set: call results will be refused, so no "
                                "call will ever count as reached nor an unanswered one be called again")
-DATABASE_UNAVAILABLE = "cannot open the database {url}: {reason}"
+DATABASE_UNAVAILABLE = N_("cannot open the database %(url)s: %(reason)s")
+CATALOGUE_PROBLEM = N_("[catalogue] path: %(problem)s")
+TEMPLATES_PROBLEM = N_("[templates] path: %(problem)s")
 
 
 class DatabaseUnavailable(Exception):
-    """The configured database cannot be opened or reached; the message says which and why (no password)."""
+    """The configured database cannot be opened or reached; `said` says which and why (no password) in the
+    reader's language, `str()` in English."""
+
+    def __init__(self, said: Said) -> None:
+        super().__init__(str(said))
+        self.said = said
 
 
 def configured_kinds(settings: Settings) -> list[str]:
@@ -80,13 +89,16 @@ async def open_database(settings: Settings, *, upgrade: bool = True) -> Store:
     try:
         return await open_store(settings, upgrade=upgrade)
     except (OSError, sqlite3.Error) as exc:
-        raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
-                                                              reason=_reason(exc))) from exc
+        raise _unavailable(settings, exc) from exc
     except Exception as exc:
         if type(exc).__module__.startswith("asyncpg"):  # the server refused us: no such database, bad password…
-            raise DatabaseUnavailable(DATABASE_UNAVAILABLE.format(url=shown_url(settings.database.url),
-                                                                  reason=_reason(exc))) from exc
+            raise _unavailable(settings, exc) from exc
         raise
+
+
+def _unavailable(settings: Settings, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(Said(DATABASE_UNAVAILABLE, {"url": shown_url(settings.database.url),
+                                                           "reason": _reason(exc)}))
 
 
 def _reason(exc: BaseException) -> str:
@@ -114,7 +126,7 @@ def city_catalogue(settings: Settings) -> Catalogue:
     try:
         return load_catalogue(settings.catalogue.path)
     except CatalogueError as exc:
-        raise ConfigError(f"[catalogue] path: {exc}") from None
+        raise ConfigError(Said(CATALOGUE_PROBLEM, {"problem": str(exc)})) from None
 
 
 async def seed_catalogue(store: Store, catalogue: Catalogue) -> None:
@@ -133,7 +145,7 @@ def catalogue_and_renderer(settings: Settings) -> tuple[Catalogue, Renderer]:
     try:
         renderer = Renderer(settings.templates.path, public_url=settings.server.base_url(), catalogue=catalogue)
     except ValueError as exc:
-        raise ConfigError(f"[templates] path: {exc}") from None
+        raise ConfigError(Said(TEMPLATES_PROBLEM, {"problem": str(exc)})) from None
     return catalogue, renderer
 
 
@@ -204,9 +216,15 @@ class Service:
         configured = self.settings.server.secret
         self.secret = (configured.get_secret_value() if configured else
                        await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
+        overdue = None
+        if self.settings.departments:
+            overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)
+            for warning in contact_warnings(self.settings.departments, await self.store.list_topics(), self.channels):
+                log.warning(warning)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
                                      on_result=self._on_result, metrics=self.metrics,
-                                     secret=self.secret, public_url=self.settings.server.base_url())
+                                     secret=self.secret, public_url=self.settings.server.base_url(),
+                                     overdue=overdue)
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

@@ -25,6 +25,7 @@ class AlertStatus(StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"  # an update replaced it
     EXPIRED = "expired"
+    EXERCISE = "exercise"  # a CAP Exercise or Test: recorded, delivered to no one, never public
 
 
 class MsgType(StrEnum):

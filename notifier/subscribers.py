@@ -1,19 +1,30 @@
-"""Subscriber management: validate against the catalogue and the SSRF guard, then store; views mask contacts."""
+"""Subscriber management: validate against the catalogue and the SSRF guard, then store; views mask contacts.
+
+`check_subscriber` is the one check of a subscriber body, for `POST /v1/subscribers` and every import row alike:
+every problem at once (the model's, the catalogue's, a contact for every channel asked for), and a region, group
+or topic given by code or by catalogue name (`notifier.input_rules`), stored as the code.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from channels.ssrf import ForbiddenDestination, check_destination
 from notifier.errors import FieldError, InvalidInput, NotFoundError
+from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import SEVERITY_RANK, Severity
 from notifier.store import Store
 from notifier.store.records import AssistedRecord, SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
 from subscriptions.masking import mask_contact, mask_label
 from subscriptions.models import (
+    CHANNEL_KINDS,
     Assisted,
     AssistedIn,
     Contacts,
@@ -27,6 +38,8 @@ from subscriptions.models import (
     Subscription,
     SubscriptionIn,
 )
+
+INVALID_SUBSCRIBER = "the subscriber cannot be created as given"
 
 
 async def check_webhook(url: str, allow_private: bool, field: str) -> None:
@@ -53,15 +66,117 @@ async def _check_catalogue(store: Store, region: str | None, groups: list[str] |
     return errors
 
 
-async def assisted_errors(store: Store, people: list[AssistedIn], prefix: str = "assists") -> list[FieldError]:
-    """The regions and groups of a proxy's people that the catalogue does not hold."""
-    errors = []
-    for i, person in enumerate(people):
-        for code in await store.missing_codes("regions", [person.region]):
-            errors.append(FieldError(f"{prefix}.{i}.region", f"unknown region {code!r}"))
-        for code in await store.missing_codes("population_groups", person.groups):
-            errors.append(FieldError(f"{prefix}.{i}.groups", f"unknown group {code!r}"))
-    return errors
+async def webhook_errors(url: str, allow_private: bool) -> list[FieldError]:
+    """`check_webhook` as field errors, to be listed with the others."""
+    try:
+        await check_webhook(url, allow_private, "contacts.webhook")
+    except InvalidInput as exc:
+        return exc.errors
+    return []
+
+
+def channel_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """A channel asked for in a subscription without a contact for it, read from the raw body (so that it is
+    said even when another field is wrong; a contact given but malformed has its own error)."""
+    contacts = data.get("contacts")
+    given = {kind for kind, value in contacts.items() if value} if isinstance(contacts, Mapping) else set()
+    subscriptions = data.get("subscriptions")
+    return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")
+            for i, sub in enumerate(subscriptions if isinstance(subscriptions, list) else [])
+            for kind in (sub.get("channels") if isinstance(sub, Mapping) else None) or []
+            if kind in CHANNEL_KINDS and kind not in given]
+
+
+def check_subscriber(data: Any, codes: CatalogueCodes) -> tuple[SubscriberIn | None, list[FieldError]]:
+    """A subscriber body as a subscriber, or every reason it is not one: the model's complaints, regions, groups
+    and topics the catalogue does not hold (reported as unknown, with the nearest name, never as a format
+    error), and a channel asked for without its contact. Names are replaced by their codes first."""
+    if isinstance(data, SubscriberIn):
+        data = data.model_dump(mode="json", exclude_none=True)
+    resolved, unknown = _with_codes(data, codes) if isinstance(data, Mapping) else (data, [])
+    body, errors = None, []
+    try:
+        body = SubscriberIn.model_validate(resolved)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+    named = {e.field for e in unknown}
+    # An unknown value's own format complaint ("region must be a six-digit code") would only mislead.
+    errors = [e for e in errors if _owner(e.field) not in named] + unknown
+    if isinstance(resolved, Mapping):
+        errors += channel_errors(resolved)
+    return (None if errors else body), errors
+
+
+def _owner(path: str) -> str:
+    """The field a catalogue check names for a pydantic path: `groups.1` → `groups`."""
+    parts = path.split(".")
+    if parts[0] == "groups":
+        return "groups"
+    if parts[0] == "assists" and len(parts) >= 3:  # a proxy's person: `assists.0.groups.1` → `assists.0.groups`
+        return ".".join(parts[:3])
+    if parts[0] == "subscriptions" and len(parts) >= 3 and parts[2] == "topic":
+        return ".".join(parts[:3])
+    return path
+
+
+def _with_codes(data: Mapping[str, Any], codes: CatalogueCodes) -> tuple[dict[str, Any], list[FieldError]]:
+    """The body with catalogue names replaced by codes, and an error for each value that names nothing.
+    Values that are not text are left for the model to refuse."""
+    out, errors = dict(data), []
+    if isinstance(region := data.get("region"), str):
+        [out["region"]], unknown = codes.resolve("region", [region], "region")
+        errors += unknown
+    if isinstance(groups := data.get("groups"), list):
+        out["groups"], unknown = codes.resolve("group", groups, "groups")
+        errors += unknown
+    if isinstance(subscriptions := data.get("subscriptions"), list):
+        out["subscriptions"] = []
+        for i, sub in enumerate(subscriptions):
+            topic = sub.get("topic") if isinstance(sub, Mapping) else None
+            if isinstance(topic, str):
+                [code], unknown = codes.resolve("topic", [topic], f"subscriptions.{i}.topic")
+                errors += unknown
+            out["subscriptions"].append({**sub, "topic": code} if isinstance(topic, str) else sub)
+    if isinstance(assists := data.get("assists"), list):
+        out["assists"] = []
+        for i, person in enumerate(assists):
+            resolved, unknown = _person_with_codes(person, codes, f"assists.{i}")
+            out["assists"].append(resolved)
+            errors += unknown
+    return out, errors
+
+
+def _person_with_codes(person: Any, codes: CatalogueCodes, where: str) -> tuple[Any, list[FieldError]]:
+    """A proxy's person with their region and groups as codes, and an error for each that names nothing."""
+    if not isinstance(person, Mapping):
+        return person, []
+    out, errors = dict(person), []
+    if isinstance(region := person.get("region"), str):
+        [out["region"]], unknown = codes.resolve("region", [region], f"{where}.region")
+        errors += unknown
+    if isinstance(groups := person.get("groups"), list):
+        out["groups"], unknown = codes.resolve("group", groups, f"{where}.groups")
+        errors += unknown
+    return out, errors
+
+
+def contacts_alone(data: Any) -> dict[str, str]:
+    """The contacts of a body whose other fields may be wrong, when they are valid on their own."""
+    try:
+        return Contacts.model_validate(data.get("contacts") if isinstance(data, Mapping) else None).addresses()
+    except ValidationError:
+        return {}
+
+
+async def accept_subscriber(store: Store, data: Any, *, allow_private_webhooks: bool) -> SubscriberIn:
+    """A new subscriber's body checked in one pass (`check_subscriber`, and the webhook's destination when the
+    contacts are valid), or InvalidInput listing every problem."""
+    body, errors = check_subscriber(data, await CatalogueCodes.load(store))
+    if webhook := contacts_alone(data).get("webhook"):
+        errors += await webhook_errors(webhook, allow_private_webhooks)
+    if errors or body is None:
+        raise InvalidInput(INVALID_SUBSCRIBER, errors)
+    return body
 
 
 def assisted_records(people: list[AssistedIn]) -> list[AssistedRecord]:
@@ -71,8 +186,11 @@ def assisted_records(people: list[AssistedIn]) -> list[AssistedRecord]:
 
 
 async def add_assisted(store: Store, proxy_id: str, people: list[AssistedIn]) -> list[AssistedRecord]:
-    """Add people to a proxy's list (numbered after its last); NotFoundError when `proxy_id` is no proxy."""
-    errors = await assisted_errors(store, people)
+    """Add people to a proxy's list (numbered after its last); InvalidInput for a district or group the
+    catalogue does not hold, NotFoundError when `proxy_id` is no proxy."""
+    codes = await CatalogueCodes.load(store)
+    errors = [e for i, p in enumerate(people)
+              for e in _person_with_codes(p.model_dump(), codes, f"assists.{i}")[1]]
     if errors:
         raise InvalidInput("the people cannot be added as given", errors)
     added = await store.add_assisted(proxy_id, assisted_records(people))
@@ -81,26 +199,15 @@ async def add_assisted(store: Store, proxy_id: str, people: list[AssistedIn]) ->
     return added
 
 
-def channel_errors(contacts: Contacts, subscriptions: list[SubscriptionIn]) -> list[FieldError]:
-    given = contacts.addresses()
-    return [FieldError(f"subscriptions.{i}.channels", f"no {kind} contact was given for this channel")
-            for i, sub in enumerate(subscriptions) for kind in sub.channels if kind not in given]
-
-
 def severity_rank(sub: SubscriptionIn) -> int:
     return SEVERITY_RANK[Severity(sub.min_severity.value)] if sub.min_severity else 0
 
 
-async def create_subscriber(store: Store, body: SubscriberIn, *, allow_private_webhooks: bool,
+async def create_subscriber(store: Store, data: SubscriberIn | Mapping[str, Any], *, allow_private_webhooks: bool,
                             status: SubscriberStatus = SubscriberStatus.ACTIVE) -> tuple[SubscriberRecord, str | None]:
-    """Store a new subscriber; returns it and the webhook secret when one was generated (shown once)."""
-    errors = await _check_catalogue(store, body.region, body.groups, body.subscriptions)
-    errors += channel_errors(body.contacts, body.subscriptions)
-    errors += await assisted_errors(store, body.assists)
-    if errors:
-        raise InvalidInput("the subscriber cannot be created as given", errors)
-    if body.contacts.webhook:
-        await check_webhook(body.contacts.webhook, allow_private_webhooks, "contacts.webhook")
+    """Check (`accept_subscriber`: every problem at once) and store a new subscriber; returns it and the webhook
+    secret when one was generated (shown once)."""
+    body = await accept_subscriber(store, data, allow_private_webhooks=allow_private_webhooks)
     generated = None
     secrets: dict[str, str] = {}
     if body.contacts.webhook:

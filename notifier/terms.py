@@ -45,6 +45,7 @@ ALERT_STATUS: Mapping[str, Term] = {
     "scheduled": NP_("alert status", "scheduled"), "active": NP_("alert status", "in force"),
     "updated": NP_("alert status", "updated"), "cancelled": NP_("alert status", "cancelled"),
     "superseded": NP_("alert status", "superseded by an update"), "expired": NP_("alert status", "expired"),
+    "exercise": NP_("alert status", "exercise (not sent)"),
 }
 DELIVERY_STATUS: Mapping[str, Term] = {
     "queued": NP_("delivery status", "queued"), "sending": NP_("delivery status", "sending"),
@@ -82,10 +83,16 @@ LANGUAGE: Mapping[str, Term] = {
     "zh-CN": NP_("language", "Simplified Chinese"), "en": NP_("language", "English"),
 }
 
+# Whether a scheduled disclosure came by its deadline (GET /v1/catalogue/compliance, the dashboard, the notice).
+COMPLIANCE: Mapping[str, Term] = {
+    "on_time": NP_("compliance", "published on time"), "late": NP_("compliance", "published late"),
+    "overdue": NP_("compliance", "overdue, not published"), "not_due": NP_("compliance", "not yet due"),
+}
+
 KINDS: Mapping[str, Mapping[str, Term]] = {
     "severity": SEVERITY, "level": LEVEL, "level_colour": LEVEL_COLOUR, "urgency": URGENCY, "certainty": CERTAINTY,
     "alert_status": ALERT_STATUS, "delivery_status": DELIVERY_STATUS, "channel": CHANNEL, "cause": CAUSE,
-    "msg_type": MSG_TYPE, "notice": NOTICE, "language": LANGUAGE, "role": ROLE,
+    "msg_type": MSG_TYPE, "notice": NOTICE, "language": LANGUAGE, "role": ROLE, "compliance": COMPLIANCE,
 }
 
 # Words about places and people that every page and message shares.

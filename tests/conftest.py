@@ -21,6 +21,7 @@ from notifier.service import Service
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
+from tests.cli_run import Cli
 
 pytest_plugins = ["tests.log_scanner"]  # fails the run when any log record carries a contact
 
@@ -121,11 +122,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> SettingsFactory:
+def database_url(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> str:
+    """This test's fresh database: a SQLite file in tmp_path, or (tests marked `both_backends`, on PostgreSQL)
+    a schema of its own."""
+    if store_backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'notifier.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> SettingsFactory:
     """Settings on a fresh database (a SQLite file, or a PostgreSQL schema of its own for tests marked
     `both_backends`); webhooks may target loopback; fast retries; worker off."""
-    url = (f"sqlite:///{tmp_path / 'notifier.db'}" if store_backend == "sqlite"
-           else str(request.getfixturevalue("pg_schema_url")))
+    url = database_url
 
     def create(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
@@ -136,6 +145,12 @@ def make_settings(tmp_path: Path, store_backend: str, request: pytest.FixtureReq
         return load_settings(None, {}, _merge(base, overrides))
 
     return create
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Cli:
+    """The `notifier` command line in a real process, configured for this test's database (tests/cli_run.py)."""
+    return Cli(tmp_path, database_url)
 
 
 @pytest.fixture

@@ -130,16 +130,18 @@ async def test_period_time_to_reach_counts_all_targets(
     assert (times.p90, times.p99) == (None, None)
 
 
-async def test_viewer_suppression_hides_small_entries_not_totals(
+async def test_viewer_sums_leave_small_alerts_out(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
-    """With k = 5 the transit topic (1 target) is suppressed; the environment topic (6) and the totals are not."""
+    """With k = 3 the transit alert (1 target) is left out of a viewer's sums: its topic and department show
+    suppressed, and the total is the environment alerts' 6 — so total minus topics gives nothing away."""
     await _scenario(service, make_subscriber, receiver)
-    period = await period_coverage(service.store, PeriodQuery(since=YESTERDAY), suppress_below=5)
+    period = await period_coverage(service.store, PeriodQuery(since=YESTERDAY), suppress_below=3)
     transit = period.by_topic["transit.fare-change"]
     assert transit.suppressed and transit.targeted is None and transit.by_channel == {}
-    assert transit.alerts == 1
+    assert (transit.alerts, transit.suppressed_alerts) == (0, 1)
+    assert period.by_department["市交通局"].suppressed
     assert period.by_topic["env.heavy-pollution"].targeted == 6
-    assert period.total.targeted == 7 and period.total.suppressed is None
+    assert (period.total.targeted, period.total.alerts, period.total.suppressed_alerts) == (6, 2, 1)
 
 
 def test_until_must_be_after_since() -> None:
@@ -195,11 +197,17 @@ async def test_breakdown_shows_subscribers_without_a_usable_contact(
     assert rows[(CHENGQU, "elderly", "webhook")].targeted == 1
 
 
-async def test_breakdown_suppresses_small_rows(
+async def test_breakdown_with_a_small_row_is_withheld_from_viewers(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
-    """With k = 2, the rows of one subscriber are suppressed and the row of two is shown."""
+    """With k = 2 a row of one subscriber would have to be hidden: a viewer gets no rows and suppressed: true."""
     ids = await _scenario(service, make_subscriber, receiver)
-    rows = (await alert_breakdown(service.store, ids[0], suppress_below=2)).rows
-    shown = [(r.region, r.group, r.channel) for r in rows if not r.suppressed]
-    assert shown == [(CHENGQU, "elderly", "webhook")]
-    assert all(r.targeted is None and r.reached is None for r in rows if r.suppressed)
+    breakdown = await alert_breakdown(service.store, ids[0], suppress_below=2)
+    assert (breakdown.rows, breakdown.suppressed) == ([], True)
+
+
+async def test_breakdown_with_nothing_to_hide_is_shown_to_viewers(
+        service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
+    """With k = 1 nothing is small: a viewer sees every row, as an admin does."""
+    ids = await _scenario(service, make_subscriber, receiver)
+    viewer = await alert_breakdown(service.store, ids[0], suppress_below=1)
+    assert viewer == await alert_breakdown(service.store, ids[0]) and viewer.suppressed is None

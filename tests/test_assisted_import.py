@@ -5,17 +5,16 @@ and a registry row may name a voice number and the proxy role."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from notifier.assisted_import import import_assisted
-from notifier.importing import ImportOptions, Outcome, import_bytes
+from notifier.importing import ImportOptions, ImportOutcome, import_bytes
 from notifier.service import Service
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
-from tests.test_importing import notifier
+from tests.cli_run import Cli
 
 pytestmark = pytest.mark.both_backends
 
@@ -44,7 +43,7 @@ async def test_a_list_adds_people_to_proxies_named_by_number_or_id(service: Serv
     proxy = await _proxy(service)
     text = HEADER + f"{PROXY_MOBILE},3号楼2单元 王奶奶,城区,老年人、残疾人\n{proxy.id},5号楼 李大爷,140411,\n"
     report = await import_assisted(service.store, text.encode("gbk"), label="西街街道", partial=False)
-    assert (report.outcome, report.stored, report.encoding) == (Outcome.IMPORTED, 2, "gbk")
+    assert (report.outcome, report.stored, report.encoding) == (ImportOutcome.IMPORTED, 2, "gbk")
     assert (await _people(service, proxy.id))[1:] == [(2, "3号楼2单元 王奶奶", "140402", ["disabled", "elderly"]),
                                                       (3, "5号楼 李大爷", "140411", [])]
 
@@ -56,7 +55,7 @@ async def test_one_bad_row_and_nothing_is_stored(service: Service) -> None:
     text = HEADER + (f"{PROXY_MOBILE},3号楼 王奶奶,城区,\n{PROXY_MOBILE},4号楼 赵爷爷,城西,\n"
                      "13911112222,6号楼 孙阿姨,城区,\n")
     report = await import_assisted(service.store, text.encode(), label="西街街道", partial=False)
-    assert (report.outcome, report.stored, report.rejected) == (Outcome.REJECTED, 0, 2)
+    assert (report.outcome, report.stored, report.rejected) == (ImportOutcome.REJECTED, 0, 2)
     assert {(p.row, p.field) for p in report.problems} == {(2, "区县"), (3, "网格员")}
     dumped = report.model_dump_json()
     assert "赵爷爷" not in dumped and "孙阿姨" not in dumped and "13911112222" not in dumped and "139****2222" in dumped
@@ -68,7 +67,7 @@ async def test_the_valid_rows_are_stored_when_asked(service: Service) -> None:
     proxy = await _proxy(service)
     text = HEADER + f"{PROXY_MOBILE},3号楼 王奶奶,城区,\n{PROXY_MOBILE},,城区,\n"
     report = await import_assisted(service.store, text.encode(), label="西街街道", partial=True)
-    assert (report.outcome, report.stored, [p.field for p in report.problems]) == (Outcome.PARTIAL, 1, ["备注"])
+    assert (report.outcome, report.stored, [p.field for p in report.problems]) == (ImportOutcome.PARTIAL, 1, ["备注"])
     assert len(await _people(service, proxy.id)) == 2
 
 
@@ -101,10 +100,10 @@ async def test_a_registry_row_takes_a_landline_and_the_proxy_role(service: Servi
         "proxy", {"voice": "+863552021234"}, ["voice"])
 
 
-def test_the_command_imports_a_list_with_assisted(tmp_path: Path) -> None:
+def test_the_command_imports_a_list_with_assisted(cli: Cli) -> None:
     """`notifier import FILE --assisted` reads a list; an unknown proxy rejects it with exit status 1."""
-    (tmp_path / "list.csv").write_text(HEADER + "13911112222,3号楼 王奶奶,城区,\n", encoding="utf-8")
-    result = notifier(tmp_path, "list.csv", "--assisted", "--report", "report.json")
+    (cli.cwd / "list.csv").write_text(HEADER + "13911112222,3号楼 王奶奶,城区,\n", encoding="utf-8")
+    result = cli("import", "list.csv", "--assisted", "--report", "report.json")
     assert result.returncode == 1 and "nothing stored" in result.stdout, result.stderr
-    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["problems"][0]["field"] == "网格员"
+    assert json.loads((cli.cwd / "report.json").read_text(encoding="utf-8"))["problems"][0]["field"] == "网格员"
     assert "王奶奶" not in result.stdout

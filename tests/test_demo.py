@@ -4,7 +4,6 @@ and the README's walk-through against it works as written."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from notifier.config import load_settings
 from notifier.store import open_store
+from tests.cli_run import cli_env
 from tests.invariants import timestamp_violations
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -42,7 +42,7 @@ def serving_demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`notifier demo` serving on a free port (its address and admin key), stopped with SIGINT afterwards."""
     port = _free_port()
     log = tmp_path / "demo.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFIER_SERVER__PORT": str(port)}
+    env = cli_env("en", PYTHONUNBUFFERED="1", NOTIFIER_SERVER__PORT=str(port))  # its narration read in English
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "notifier.cli", "demo", "--subscribers", "600"],
                                    stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
@@ -102,7 +102,8 @@ async def test_the_readme_walkthrough_shows_an_alert_arriving_at_the_serving_dem
 async def test_demo_deliveries_keep_their_timestamps_in_order(tmp_path: Path) -> None:
     """No delivery of the demo's warning is delivered before it was sent, nor finished before either."""
     result = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "notifier.cli", "demo", "--once"],
-                                     capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+                                     capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+                                     env=cli_env("en"))
     assert result.returncode == 0, result.stderr[-3000:]
     alert_id = re.search(r"published ([0-9a-f]{32})", result.stdout)
     assert alert_id is not None

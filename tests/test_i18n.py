@@ -11,7 +11,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import write_po
 
 from notifier import translations
-from notifier.i18n import LANGS, accepted_languages, pick_lang, translator
+from notifier.i18n import LANGS, UnsupportedLanguage, Words, accepted_languages, cli_lang, pick_lang, translator
 from notifier.translations import check, po_path, read_catalogue
 
 # ---------------------------------------------------------------- the catalogues
@@ -124,3 +124,33 @@ def test_nothing_known_means_chinese() -> None:
 def test_accept_language_ignores_refused_and_malformed_entries() -> None:
     """q=0 means "not this one"; an entry with a broken weight is dropped."""
     assert accepted_languages("en;q=0, fr;q=x, zh;q=0.5, de") == ["de", "zh"]
+
+
+# ---------------------------------------------------------------- the command line's language
+
+
+@pytest.mark.parametrize(("environ", "lang"), [
+    ({}, "zh-CN"), ({"LANG": "C.UTF-8"}, "zh-CN"), ({"LANG": "POSIX"}, "zh-CN"), ({"LANG": "en_US.UTF-8"}, "en"),
+    ({"LANG": "zh_CN.GB18030"}, "zh-CN"), ({"LANG": "zh_TW.UTF-8"}, "zh-CN"), ({"LANG": "fr_FR.UTF-8"}, "zh-CN"),
+    ({"LANG": "en_US.UTF-8", "LC_MESSAGES": "zh_CN.UTF-8"}, "zh-CN"),
+    ({"LC_MESSAGES": "zh_CN.UTF-8", "LC_ALL": "en_GB@euro"}, "en"),
+    ({"LC_ALL": "C", "LANG": "en_US.UTF-8"}, "zh-CN"),  # POSIX: LC_ALL decides, and C names no language
+    ({"LANG": "en_US.UTF-8", "NOTIFIER_LANG": "zh-CN"}, "zh-CN"),
+])
+def test_the_command_line_language_follows_the_posix_locale(environ: dict[str, str], lang: str) -> None:
+    """NOTIFIER_LANG, then the first of LC_ALL, LC_MESSAGES, LANG that is set; C, POSIX and other languages
+    leave Chinese."""
+    assert cli_lang(None, environ) == lang
+
+
+def test_an_explicit_command_line_language_must_be_supported() -> None:
+    """--lang (or NOTIFIER_LANG) naming a language there is not is refused rather than ignored."""
+    assert cli_lang("en-GB", {"NOTIFIER_LANG": "zh-CN"}) == "en"
+    with pytest.raises(UnsupportedLanguage):
+        cli_lang(None, {"NOTIFIER_LANG": "fr"})
+
+
+def test_words_beside_puts_the_english_after_the_chinese_only_in_chinese() -> None:
+    """A heading the command line always printed in both languages: 覆盖概况 Coverage, or Coverage alone."""
+    heading = ("heading", "Coverage")
+    assert (Words("zh-CN").beside(heading), Words("en").beside(heading)) == ("覆盖概况 Coverage", "Coverage")

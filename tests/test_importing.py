@@ -4,8 +4,6 @@ all or nothing unless the valid rows are asked for, reported without contacts; a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,12 +12,13 @@ from typing import Any
 import pytest
 
 from notifier.errors import InvalidInput
-from notifier.importing import ImportOptions, ImportProgress, ImportReport, Outcome, import_bytes, import_file
+from notifier.importing import ImportOptions, ImportOutcome, ImportProgress, ImportReport, import_bytes, import_file
 from notifier.models import AlertIn, Severity
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.textcoding import UnreadableUpload
 from subscriptions.models import SubscriberStatus
+from tests.cli_run import Cli
 from tests.conftest import SubscriberFactory
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -71,7 +70,7 @@ async def test_a_utf8_csv_is_imported_whole(service: Service) -> None:
     """Every row of a good UTF-8 CSV is stored, and the report says so."""
     report = await run(service, HEADER + GOOD)
     assert (report.outcome, report.rows, report.accepted, report.rejected, report.stored) == (
-        Outcome.IMPORTED, 3, 3, 0, 3)
+        ImportOutcome.IMPORTED, 3, 3, 0, 3)
     assert report.encoding == "utf-8" and await stored(service) == 3
 
 
@@ -131,6 +130,17 @@ async def test_ndjson_bodies_are_imported(service: Service) -> None:
     assert ("env.air-forecast", ["email"], 3) in [s for r in records for s in r.subscriptions]
 
 
+async def test_ndjson_bodies_may_name_districts_groups_and_topics_as_csv_rows_do(service: Service) -> None:
+    """An NDJSON body with 城区, 老年人 and 重污染天气预警 is stored with their codes, like a CSV row."""
+    line = json.dumps({"contacts": {"sms": "+8613800000031"}, "region": "城区", "groups": ["老年人"],
+                       "subscriptions": [{"topic": "重污染天气预警", "channels": ["sms"]}]}, ensure_ascii=False)
+    report = await run(service, line + "\n", fmt="ndjson")
+    assert (report.rejected, report.stored) == (0, 1), report.problems
+    [record], _ = await service.store.list_subscribers(10, None)
+    assert (record.region, record.groups, record.subscriptions[0][0]) == ("140402", ["elderly"],
+                                                                         "env.heavy-pollution")
+
+
 async def test_an_ndjson_line_that_is_not_json_is_named_with_its_line(service: Service) -> None:
     """A broken line is rejected with its line number; nothing is stored."""
     report = await run(service, NDJSON + "{not json\n", fmt="ndjson")
@@ -144,7 +154,7 @@ async def test_an_ndjson_line_that_is_not_json_is_named_with_its_line(service: S
 async def test_one_bad_row_stores_nothing(service: Service) -> None:
     """All or nothing: with rejected rows, not even the good rows are stored."""
     report = await run(service, HEADER + GOOD + BAD_ROWS)
-    assert (report.outcome, report.accepted, report.rejected, report.stored) == (Outcome.REJECTED, 3, 5, 0)
+    assert (report.outcome, report.accepted, report.rejected, report.stored) == (ImportOutcome.REJECTED, 3, 5, 0)
     assert await stored(service) == 0
 
 
@@ -229,7 +239,7 @@ async def test_a_private_webhook_is_refused_unless_allowed(service: Service) -> 
 async def test_accept_valid_stores_the_good_rows(service: Service) -> None:
     """With partial, the valid rows are stored and the others reported."""
     report = await run(service, HEADER + GOOD + BAD_ROWS, partial=True)
-    assert (report.outcome, report.stored, report.rejected) == (Outcome.PARTIAL, 3, 5)
+    assert (report.outcome, report.stored, report.rejected) == (ImportOutcome.PARTIAL, 3, 5)
     assert await stored(service) == 3
 
 
@@ -317,42 +327,44 @@ async def test_a_file_on_disk_is_streamed(service: Service, csv_file: Path) -> N
 # ---------------------------------------------------------------- the command
 
 
-def notifier(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    config = tmp_path / "notifier.toml"
-    if not config.exists():
-        config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n', encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "notifier.cli", "import", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
-
-
-def test_the_command_imports_and_prints_the_summary(tmp_path: Path) -> None:
+def test_the_command_imports_and_prints_the_summary(cli: Cli) -> None:
     """`notifier import FILE` stores the rows and prints the counts."""
-    (tmp_path / "registry.csv").write_text(HEADER + GOOD, encoding="utf-8")
-    result = notifier(tmp_path, "registry.csv")
+    (cli.cwd / "registry.csv").write_text(HEADER + GOOD, encoding="utf-8")
+    result = cli("import", "registry.csv")
     assert result.returncode == 0, result.stderr
     assert "3 rows read, 3 accepted, 0 rejected, 3 stored" in result.stdout
 
 
-def test_the_command_exits_non_zero_when_rows_are_rejected(tmp_path: Path) -> None:
+def test_the_command_says_its_summary_in_chinese_by_default(cli: Cli) -> None:
+    """With no language named, the summary is Chinese, its heading and verdict with the English beside."""
+    (cli.cwd / "registry.csv").write_text(HEADER + GOOD, encoding="utf-8")
+    result = cli("import", "registry.csv", lang=None)
+    assert result.returncode == 0, result.stderr
+    summary = "导入结果 Import registry.csv（csv，utf-8）：读取 3 行，通过 3 行，拒绝 0 行，以 active 状态入库 3 行"
+    assert summary in result.stdout
+    assert "全部导入 every row stored" in result.stdout
+
+
+def test_the_command_exits_non_zero_when_rows_are_rejected(cli: Cli) -> None:
     """All or nothing: rejected rows, nothing stored, exit status 1, each row listed without its contact."""
-    (tmp_path / "registry.csv").write_text(HEADER + GOOD + BAD_ROWS, encoding="utf-8")
-    result = notifier(tmp_path, "registry.csv", "--report", "report.json")
-    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (cli.cwd / "registry.csv").write_text(HEADER + GOOD + BAD_ROWS, encoding="utf-8")
+    result = cli("import", "registry.csv", "--report", "report.json")
+    report = json.loads((cli.cwd / "report.json").read_text(encoding="utf-8"))
     assert result.returncode == 1 and "nothing stored" in result.stdout
     assert (report["stored"], report["rejected"]) == (0, 5)
     assert "13800000006" not in result.stdout + result.stderr
 
 
-def test_the_command_with_accept_valid_stores_the_good_rows(tmp_path: Path) -> None:
+def test_the_command_with_accept_valid_stores_the_good_rows(cli: Cli) -> None:
     """--accept-valid stores the valid rows and exits 0."""
-    (tmp_path / "registry.ndjson").write_text(NDJSON + "{}\n", encoding="utf-8")
-    result = notifier(tmp_path, "registry.ndjson", "--accept-valid")
+    (cli.cwd / "registry.ndjson").write_text(NDJSON + "{}\n", encoding="utf-8")
+    result = cli("import", "registry.ndjson", "--accept-valid")
     assert result.returncode == 0, result.stderr
     assert "3 rows read, 2 accepted, 1 rejected, 2 stored" in result.stdout
 
 
-def test_the_command_refuses_an_unreadable_header(tmp_path: Path) -> None:
+def test_the_command_refuses_an_unreadable_header(cli: Cli) -> None:
     """A file the import cannot read at all exits 2 with the reason."""
-    (tmp_path / "registry.csv").write_text("who,where\n", encoding="utf-8")
-    result = notifier(tmp_path, "registry.csv")
+    (cli.cwd / "registry.csv").write_text("who,where\n", encoding="utf-8")
+    result = cli("import", "registry.csv")
     assert result.returncode == 2 and "unknown column" in result.stderr

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from notifier.fakes.webhook_receiver import RunningReceiver
+from tests.cli_run import cli_env
 
 
 def _free_port() -> int:
@@ -125,6 +126,6 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
         config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n',
                           encoding="utf-8")
         result = subprocess.run([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
-                                capture_output=True, text=True, timeout=60, check=False)
+                                capture_output=True, text=True, timeout=60, check=False, env=cli_env("en"))
     assert result.returncode == 2
     assert "cannot serve" in result.stderr and "Traceback" not in result.stderr

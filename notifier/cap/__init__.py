@@ -11,7 +11,15 @@ API and the feeds wire them (docs/governance.md).
 """
 
 from notifier.cap.feed import CapFeedEntry, cap_feed_entry, entry_element
-from notifier.cap.ids import CapSettings, cap_key, gbt_identifier, own_identifier, own_sender, parse_gbt_identifier
+from notifier.cap.ids import (
+    CapIdentity,
+    CapSettings,
+    cap_key,
+    gbt_identifier,
+    own_identifier,
+    own_sender,
+    parse_gbt_identifier,
+)
 from notifier.cap.imports import CapImport, CapOrigin, CapTexts, import_cap
 from notifier.cap.model import (
     CAP_MEDIA_TYPE,
@@ -27,8 +35,8 @@ from notifier.cap.parse import parse_cap
 from notifier.cap.render import CapEnvelope, CapNames, render_cap
 
 __all__ = [
-    "CAP_MEDIA_TYPE", "CAP_NS", "CapAlert", "CapEnvelope", "CapFeedEntry", "CapImport", "CapInvalid", "CapNames",
-    "CapNotWellFormed", "CapOrigin", "CapReference", "CapSettings", "CapStatus", "CapTexts", "CapTooLarge",
+    "CAP_MEDIA_TYPE", "CAP_NS", "CapAlert", "CapEnvelope", "CapFeedEntry", "CapIdentity", "CapImport", "CapInvalid",
+    "CapNames", "CapNotWellFormed", "CapOrigin", "CapReference", "CapSettings", "CapStatus", "CapTexts", "CapTooLarge",
     "cap_feed_entry", "cap_key", "entry_element", "gbt_identifier", "import_cap", "own_identifier", "own_sender",
     "parse_cap", "parse_gbt_identifier", "render_cap",
 ]

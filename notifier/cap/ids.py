@@ -23,10 +23,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from notifier.rendering import LOCAL_TZ
+from notifier.localtime import LOCAL_TZ
 
 _SENDER_CODE = re.compile(r"[0-9]{6}[0-9]{3}(?:[0-9]{3})?[0-9]{2}")  # ZZZZZZ DDD [UUU] XX
 _GBT_IDENTIFIER = re.compile(r"(?P<unit>[0-9]{11}|[0-9]{14})_(?P<entered>[0-9]{14})_(?P<serial>[0-9])")
@@ -103,6 +104,29 @@ def own_identifier(alert_id: str, created_at: float, settings: CapSettings, seri
 def own_sender(settings: CapSettings, public_host: str) -> str:
     """`[cap] sender`, or the host of the public URL."""
     return settings.sender or public_host
+
+
+@dataclass(frozen=True, slots=True)
+class CapIdentity:
+    """Who our own alerts are in CAP: the sender, and the GB/T 35965.1 unit code when one is configured. The
+    store gives every alert it keeps its identifier with it (`notifier.store.cap`)."""
+
+    sender: str
+    sender_code: str | None = None
+
+    @classmethod
+    def of(cls, settings: CapSettings, public_url: str) -> CapIdentity:
+        """From `[cap]` and `[server] public_url` (whose host is the default sender)."""
+        return cls(own_sender(settings, urlsplit(public_url).hostname or DEFAULT_SENDER), settings.sender_code)
+
+    def candidates(self, alert_id: str, second: int) -> list[str]:
+        """The identifiers an alert entered in that second may take, in order (one: its id, without a code)."""
+        if self.sender_code is None:
+            return [alert_id]
+        return [gbt_identifier(self.sender_code, float(second), serial) for serial in range(MAX_SERIAL + 1)]
+
+
+DEFAULT_SENDER = "localhost"
 
 
 def cap_key(sender: str, identifier: str) -> str:

@@ -16,8 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from notifier.errors import InvalidInput, NotifierError
+from notifier.localtime import LOCAL_TZ
 from notifier.models import MsgType, Severity, Urgency
-from notifier.rendering import LOCAL_TZ
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_MEDIA_TYPE = "application/cap+xml"

@@ -3,6 +3,7 @@ back-end from the database url. Every SQL statement is written once (`db.py` hol
 
 from __future__ import annotations
 
+from notifier.cap.ids import CapIdentity
 from notifier.config import Settings
 from notifier.store.sql_store import Store
 
@@ -10,14 +11,15 @@ from notifier.store.sql_store import Store
 async def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     """Open (and by default migrate) the configured database: sqlite:///path, or postgresql:// (postgres://)."""
     path = settings.sqlite_path()
+    identity = CapIdentity.of(settings.cap, settings.server.base_url())
     if path is None:
         from notifier.store.pg_db import PgBackend  # asyncpg is imported only when PostgreSQL is used
 
-        store = Store(PgBackend(settings.database.url))
+        store = Store(PgBackend(settings.database.url), identity)
     else:
         from notifier.store.sqlite_db import SqliteBackend
 
-        store = Store(SqliteBackend(path))
+        store = Store(SqliteBackend(path), identity)
     await store.open()
     if upgrade:
         try:

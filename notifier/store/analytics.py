@@ -56,13 +56,14 @@ async def population(db: Db) -> list[PopulationRecord]:
 # ---------------------------------------------------------------- period aggregates
 
 
-def _alert_filter(f: PeriodFilter) -> tuple[str, list[Any]]:
+def _alert_filter(f: PeriodFilter, *, small_too: bool = False) -> tuple[str, list[Any]]:
     """WHERE clause over `alerts a` for a period filter (fixed fragments, every value a parameter): only `alert`
-    messages, as updates and cancels are follow-ups."""
+    messages, as updates and cancels are follow-ups; alerts under `min_targeted` only when `small_too`."""
     clauses: list[str] = [f"a.msg_type = '{MsgType.ALERT}'"]
     params: list[Any] = []
+    small = None if small_too else f.min_targeted
     for clause, value in (("a.topic LIKE ?", f.topic_like), ("a.department = ?", f.department),
-                          ("a.created_at >= ?", f.since), ("a.created_at < ?", f.until)):
+                          ("a.created_at >= ?", f.since), ("a.created_at < ?", f.until), ("a.targeted >= ?", small)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
@@ -72,9 +73,11 @@ def _alert_filter(f: PeriodFilter) -> tuple[str, list[Any]]:
 async def period_cells(db: Db, f: PeriodFilter) -> list[PeriodCell]:
     """Additive figures per topic × department of the alerts the filter selects."""
     where, params = _alert_filter(f)
-    alerts = {(r[0], r[1]): int(r[2]) for r in await db.fetch(
-        f"SELECT a.topic, {DEPARTMENT}, COUNT(*) FROM alerts a WHERE {where} GROUP BY a.topic, {DEPARTMENT}",
-        *params)}
+    every, every_params = _alert_filter(f, small_too=True)
+    small = f.min_targeted if f.min_targeted is not None else 0
+    counts = {(r[0], r[1]): (int(r[2]), int(r[3] or 0)) for r in await db.fetch(
+        f"SELECT a.topic, {DEPARTMENT}, COUNT(*), SUM(CASE WHEN a.targeted < ? THEN 1 ELSE 0 END) FROM alerts a "
+        f"WHERE {every} GROUP BY a.topic, {DEPARTMENT}", small, *every_params)}
     targets = {(r[0], r[1]): (int(r[2]), int(r[3] or 0), int(r[4] or 0)) for r in await db.fetch(
         f"SELECT a.topic, {DEPARTMENT}, COUNT(*), {count('t.' + REACHED)}, {count('t.' + ACCEPTED)} "
         f"FROM alert_targets t JOIN alerts a ON a.id = t.alert_id WHERE {where} GROUP BY a.topic, {DEPARTMENT}",
@@ -87,10 +90,11 @@ async def period_cells(db: Db, f: PeriodFilter) -> list[PeriodCell]:
         channels[(r[0], r[1])][r[2]] = channel_figures(r, 3)
     unreachable = await _period_unreachable(db, where, params)
     empty = (0, 0, 0)
-    return [PeriodCell(topic=topic, department=dept, alerts=n, targeted=targets.get((topic, dept), empty)[0],
-                       reached=targets.get((topic, dept), empty)[1], accepted=targets.get((topic, dept), empty)[2],
-                       by_channel=channels.get((topic, dept), {}), unreachable=unreachable.get((topic, dept), {}))
-            for (topic, dept), n in sorted(alerts.items())]
+    return [PeriodCell(topic=topic, department=dept, alerts=n - left_out,
+                       targeted=targets.get((topic, dept), empty)[0], reached=targets.get((topic, dept), empty)[1],
+                       accepted=targets.get((topic, dept), empty)[2], by_channel=channels.get((topic, dept), {}),
+                       unreachable=unreachable.get((topic, dept), {}), left_out=left_out)
+            for (topic, dept), (n, left_out) in sorted(counts.items())]
 
 
 async def _period_unreachable(db: Db, where: str, params: list[Any]) -> dict[tuple[str, str], dict[str, int]]:

@@ -21,7 +21,7 @@ from notifier.states import DeliveryStatus
 from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, NEVER, REACHED
-from subscriptions.models import PROXY_CHANNEL
+from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +66,9 @@ async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
         who = people.who
         await db.execute(
             f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, {who}.id, {who}.region "
-            f"FROM {people.source} WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = 'active' "
-            f"AND {where} AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? "
+            f"FROM {people.source} WHERE sub.topic = ? AND sub.min_severity <= ? "
+            f"AND s.status = '{SubscriberStatus.ACTIVE}' AND {where} AND NOT EXISTS (SELECT 1 FROM alert_targets x "
+            "WHERE x.alert_id = ? "
             f"AND x.subscriber_id = {who}.id)",
             alert_id, t.topic, t.min_severity_rank, *params, alert_id)
         frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "

@@ -8,16 +8,19 @@ key that exists.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from notifier.errors import ConflictError, FieldError, InvalidInput
+from notifier.schedule import Schedule, from_stored, parse_schedule
 from notifier.store.db import Db, Row, as_list, marks
 from notifier.store.records import KeyRecord
-from notifier.store.rows import key_record, topic_record
+from notifier.store.rows import SCHEDULE_FIELDS, key_record, topic_record
 
-_TOPIC_COLUMNS = "key, name, name_en, domain, department, channels, schedule, method, supervision, created_at"
-_INSERT_TOPIC = f"INSERT INTO topics ({_TOPIC_COLUMNS}) VALUES ({marks(10)})"
+_SCHEDULE_COLUMNS = ", ".join(f"schedule_{name}" for name in SCHEDULE_FIELDS)
+_TOPIC_COLUMNS = ("key, name, name_en, domain, department, channels, schedule, method, supervision, created_at, "
+                  f"{_SCHEDULE_COLUMNS}, schedule_set_at")
+_INSERT_TOPIC = f"INSERT INTO topics ({_TOPIC_COLUMNS}) VALUES ({marks(11 + len(SCHEDULE_FIELDS))})"
 _KEY_COLUMNS = "id, prefix, key_hash, role, topics, label, created_at, revoked_at"
 # The tables `missing_codes` may check, with the column that names an entry.
 _CODE_COLUMNS = {"regions": "code", "population_groups": "code", "topics": "key"}
@@ -26,8 +29,23 @@ Entry = tuple[str, str, str | None]  # code, name, English name
 
 
 def _topic_params(t: dict[str, Any], now: float) -> tuple[Any, ...]:
+    text, *structured = schedule_values(t.get("schedule"))
     return (t["key"], t["name"], t.get("name_en"), t["domain"], t["department"], json.dumps(t["channels"]),
-            t.get("schedule"), t.get("method"), t.get("supervision"), now)
+            text, t.get("method"), t.get("supervision"), now, *structured, now)
+
+
+def schedule_values(value: Any) -> tuple[Any, ...]:
+    """A topic's schedule as given — a `Schedule`, its object form, its stored text (`to_stored`) or free text —
+    as the values of (schedule, schedule_every, …, schedule_since): free text in `schedule`, a structured
+    schedule in its own columns."""
+    schedule = parse_schedule(value) if isinstance(value, Mapping) else value
+    text = None
+    if isinstance(schedule, str):
+        stored = from_stored(schedule)
+        schedule, text = stored.schedule, stored.text
+    if not isinstance(schedule, Schedule):
+        return (text, *(None for _ in SCHEDULE_FIELDS))
+    return (None, *(getattr(schedule, name) for name in SCHEDULE_FIELDS))
 
 
 # ---------------------------------------------------------------- meta
@@ -54,6 +72,41 @@ async def add_catalogue(db: Db, regions: Iterable[Entry], groups: Iterable[Entry
         await db.executemany(f"INSERT INTO {table} (code, name, name_en) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                              list(entries))
     await db.executemany(_INSERT_TOPIC + " ON CONFLICT DO NOTHING", [_topic_params(t, now) for t in topics])
+    await _structure_old_schedules(db)
+
+
+async def _structure_old_schedules(db: Db) -> None:
+    """Topics stored before migration 0008 kept a structured schedule as JSON text: move it into its columns
+    (once; free text stays where it is)."""
+    rows = await db.fetch("SELECT key, schedule FROM topics WHERE schedule_every IS NULL AND schedule LIKE '{%'")
+    for row in rows:
+        values = schedule_values(row["schedule"])
+        if values[1] is not None:
+            await db.execute(f"UPDATE topics SET {_SET_SCHEDULE} WHERE key = ?", *values, row["key"])
+
+
+_SET_SCHEDULE = ", ".join(f"{column} = ?" for column in ("schedule", *_SCHEDULE_COLUMNS.split(", ")))
+# What a topic change may set besides the schedule (the key and the domain stay).
+_CHANGEABLE = ("name", "name_en", "department", "channels", "method", "supervision")
+
+
+async def update_topic(db: Db, key: str, fields: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+    """Set the given fields of a topic; None when there is no such topic. A schedule that differs from the stored
+    one is set now (`schedule_set_at`): compliance is owed from this period unless it names `since`."""
+    row = await db.fetchrow(f"SELECT * FROM topics WHERE key = ?{db.dialect.for_update}", key)
+    if row is None:
+        return None
+    sets = [f"{name} = ?" for name in _CHANGEABLE if name in fields]
+    params: list[Any] = [json.dumps(fields[name]) if name == "channels" else fields[name]
+                         for name in _CHANGEABLE if name in fields]
+    if "schedule" in fields:
+        values = schedule_values(fields["schedule"])
+        if values != tuple(row[c] for c in ("schedule", *_SCHEDULE_COLUMNS.split(", "))):
+            sets += [_SET_SCHEDULE, "schedule_set_at = ?"]
+            params += [*values, now]
+    if sets:
+        await db.execute(f"UPDATE topics SET {', '.join(sets)} WHERE key = ?", *params, key)
+    return await get_topic(db, key)
 
 
 async def list_regions(db: Db) -> list[Row]:

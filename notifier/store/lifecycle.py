@@ -8,6 +8,7 @@ transaction that publishes the update or cancel.
 - update: the referenced alert becomes `superseded`, its waiting deliveries `cancelled`; a cancelled or superseded
   alert cannot be updated (Conflict).
 - expiry: waiting deliveries of an alert past `expires_at` become `expired`, and the alert too.
+- exercise (a CAP Exercise or Test): stored as it is, targeting no one and acting on no other alert.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
+from typing import Any
 
 from notifier.errors import ConflictError, FieldError, InvalidInput
 from notifier.states import AlertStatus, DeliveryStatus, MsgType, Priority
@@ -24,6 +26,8 @@ from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
 from notifier.store.states import LIVE_ALERT, WAITING, status_list
 
+# A notice is a message of its own: its CAP identity is given in the storing transaction (store/cap.py).
+NEW_CAP_IDENTITY: dict[str, Any] = {"cap_sender": None, "cap_identifier": None, "cap_sent": None, "cap_origin": None}
 STOPPED = status_list(AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.EXPIRED)
 
 
@@ -46,6 +50,15 @@ async def _locked(db: Db, alert_id: str) -> AlertRow:
     return alert_record(row)
 
 
+async def _acted_on(db: Db, alert_id: str) -> AlertRow:
+    """The alert an update or cancel acts on, locked; an exercise was only recorded and cannot be acted on."""
+    alert = await _locked(db, alert_id)
+    if alert.status == AlertStatus.EXERCISE:
+        raise _conflict(f"alert {alert_id} is an exercise: it was recorded, not sent, and cannot be updated or "
+                        "cancelled")
+    return alert
+
+
 async def publish(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
     """Store the alert with its targets and deliveries. An update supersedes the alert it references; a cancel
     cancels it and is its notice (a repeated cancel returns the first notice instead). Raises Conflict when the
@@ -54,6 +67,8 @@ async def publish(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
         existing = await alerts.by_idempotency_key(db, alert.idempotency_key)
         if existing is not None:
             return existing
+    if alert.status == AlertStatus.EXERCISE:  # recorded only: targets no one, acts on no other alert
+        return alert if await alerts.insert(db, alert) else await _same_key(db, alert)
     if alert.msg_type == MsgType.CANCEL and alert.references_id is not None:
         earlier = await _cancel_referenced(db, alert.references_id, alert.id, alert.created_at)
         if earlier is not None:
@@ -61,11 +76,16 @@ async def publish(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
     elif alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
         await _supersede(db, alert.references_id, alert.created_at)
     if not await alerts.insert(db, alert):
-        assert alert.idempotency_key is not None  # noqa: S101 - only the idempotency key can clash
-        existing = await alerts.by_idempotency_key(db, alert.idempotency_key)
-        assert existing is not None  # noqa: S101 - it clashed with this one
-        return existing
+        return await _same_key(db, alert)
     return await _fan_out(db, alert, targeting)
+
+
+async def _same_key(db: Db, alert: AlertRow) -> AlertRow:
+    """The stored alert whose idempotency key refused `alert`'s insert."""
+    assert alert.idempotency_key is not None  # noqa: S101 - only the idempotency key can clash
+    existing = await alerts.by_idempotency_key(db, alert.idempotency_key)
+    assert existing is not None  # noqa: S101 - it clashed with this one
+    return existing
 
 
 async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
@@ -77,7 +97,7 @@ async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting) -> AlertRow:
 
 async def _supersede(db: Db, alert_id: str, now: float) -> None:
     """The update about to be stored replaces `alert_id`: it stops sending and shows as superseded."""
-    alert = await _locked(db, alert_id)
+    alert = await _acted_on(db, alert_id)
     if alert.status in (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED):
         raise _conflict(f"alert {alert_id} is {alert.status} and cannot be updated")
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.SUPERSEDED}' WHERE id = ?", alert_id)
@@ -88,7 +108,7 @@ async def _cancel_referenced(db: Db, alert_id: str, notice_id: str, now: float) 
     """A published cancel (`notice_id`, about to be stored) cancels `alert_id`. Returns the earlier notice when the
     alert was cancelled already with one (the caller stores nothing then); None when the new notice is to be
     stored — and linked to the alert."""
-    alert = await _locked(db, alert_id)
+    alert = await _acted_on(db, alert_id)
     if alert.status == AlertStatus.CANCELLED and alert.cancel_notice_id is not None:
         return await alerts.get(db, alert.cancel_notice_id)
     if alert.status == AlertStatus.SUPERSEDED:
@@ -100,7 +120,7 @@ async def _cancel_referenced(db: Db, alert_id: str, notice_id: str, now: float) 
 async def cancel(db: Db, alert_id: str, publisher: str | None, now: float) -> tuple[AlertRow, AlertRow | None, int]:
     """Cancel through its own route: (the cancelled alert, its notice or None when nobody had been reached,
     deliveries stopped). The notice repeats the alert's words as a cancellation."""
-    alert = await _locked(db, alert_id)
+    alert = await _acted_on(db, alert_id)
     if alert.status == AlertStatus.SUPERSEDED:
         raise _conflict(f"alert {alert_id} was superseded by an update: cancel the update")
     if alert.status == AlertStatus.CANCELLED:
@@ -136,7 +156,7 @@ async def _notice_if_reached(db: Db, alert: AlertRow, publisher: str | None, now
     notice = replace(alert, id=uuid.uuid4().hex, msg_type=MsgType.CANCEL.value, references_id=alert.id,
                      idempotency_key=None, status=AlertStatus.ACTIVE.value, targeted=0, created_at=now,
                      cancelled_at=None, cancel_notice_id=None, scheduled_at=None, expires_at=None,
-                     publisher=publisher or alert.publisher)
+                     publisher=publisher or alert.publisher, **NEW_CAP_IDENTITY)
     await alerts.insert(db, notice)
     await db.execute("UPDATE alerts SET cancel_notice_id = ? WHERE id = ?", notice.id, alert.id)
     return await _fan_out(db, notice, notice_targeting(alert, now))

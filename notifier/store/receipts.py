@@ -27,7 +27,9 @@ from notifier.store.records import DeliveryUpdate
 from notifier.store.states import LIVE_ALERT, is_
 
 SENT = DeliveryStatus.SENT
-APPLIED, DUPLICATE, UNKNOWN, STALE = "applied", "duplicate", "unknown", "stale"
+# What became of a report: waiting to be matched (only inside its transaction), applied, a repeat, not (yet) known,
+# or too late (the delivery had already settled).
+PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
 async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
@@ -53,9 +55,8 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
         match = receipt_match_key(r.provider_message_id, r.address) if r.address else None
         inserted = await db.execute(
             "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-            "received_at, retry) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
-            "ON CONFLICT (channel, receipt_key) DO NOTHING",
-            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, now, int(r.retry))
+            "received_at, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
+            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, PENDING, now, int(r.retry))
         if inserted == 0:
             counts[DUPLICATE] += 1
             continue

@@ -39,6 +39,15 @@ class AlertRow:
     created_at: float
     cancelled_at: float | None
     cancel_notice_id: str | None = None  # a cancelled alert's notice to those it had reached (None: nobody was)
+    # CAP 1.2 (migration 0008): the identity it is known by in CAP — ours, fixed in the storing transaction
+    # (store/cap.py), or an imported document's — what an imported alert keeps of its document, its English words.
+    cap_sender: str | None = None
+    cap_identifier: str | None = None
+    cap_sent: float | None = None
+    cap_origin: str | None = None  # notifier.cap.CapOrigin.to_json(); None for our own alerts
+    headline_en: str | None = None
+    body_en: str | None = None
+    instruction_en: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +187,7 @@ class PeriodFilter:
     department: str | None = None
     since: float | None = None  # created_at >= since
     until: float | None = None  # created_at < until
+    min_targeted: int | None = None  # viewers: alerts with fewer targeted are left out (counted in `left_out`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +202,7 @@ class PeriodCell:
     accepted: int
     by_channel: dict[str, dict[str, int]]
     unreachable: dict[str, int]
+    left_out: int = 0  # alerts under PeriodFilter.min_targeted, not in the figures
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,16 @@ from typing import Any
 
 from channels.base import Receipt
 from channels.voice.common import CallPolicy
+from notifier.cap.ids import DEFAULT_SENDER, CapIdentity
 from notifier.store import (
     admin,
     alerts,
     analytics,
     assisted,
+    cap,
     catalogue,
     coverage,
+    deadlines,
     lifecycle,
     migrate,
     public,
@@ -55,9 +58,11 @@ from notifier.store.subscribers import Batch
 class Store:
     """All persistence of one database, SQLite or PostgreSQL: the one interface the service asks of it."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, cap_identity: CapIdentity | None = None) -> None:
         self.backend = backend
         self.dialect = backend.dialect.name
+        # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
+        self.cap_identity = cap_identity or CapIdentity(DEFAULT_SENDER)
 
     async def open(self) -> None:
         await self.backend.open()
@@ -66,7 +71,10 @@ class Store:
         await self.backend.close()
 
     async def upgrade(self) -> list[int]:
-        return await migrate.upgrade(self.backend, time.time())
+        applied = await migrate.upgrade(self.backend, time.time())
+        async with self.backend.transaction() as db:  # alerts stored before CAP identities existed get theirs
+            await cap.assign(db, self.cap_identity)
+        return applied
 
     # ------------------------------------------------------------ meta, catalogue, keys
 
@@ -230,7 +238,11 @@ class Store:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
         updates or cancels — in one transaction."""
         async with self.backend.transaction() as db:
-            return await lifecycle.publish(db, alert, targeting)
+            await cap.check_free(db, alert)
+            stored = await lifecycle.publish(db, alert, targeting)
+            if await cap.assign(db, self.cap_identity) and stored.cap_sender is None:
+                return await alerts.get(db, stored.id) or stored
+            return stored
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -243,7 +255,10 @@ class Store:
                            now: float) -> tuple[AlertRow, AlertRow | None, int]:
         """Cancel and notify in one transaction: (the alert, its notice or None, deliveries stopped)."""
         async with self.backend.transaction() as db:
-            return await lifecycle.cancel(db, alert_id, publisher, now)
+            cancelled, notice, stopped = await lifecycle.cancel(db, alert_id, publisher, now)
+            if notice is not None and await cap.assign(db, self.cap_identity):
+                notice = await alerts.get(db, notice.id) or notice
+            return cancelled, notice, stopped
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -258,7 +273,9 @@ class Store:
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
         async with self.backend.transaction() as db:
-            return await queue.record(db, owner, updates, now, redial)
+            recorded = await queue.record(db, owner, updates, now, redial)
+            await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
+            return recorded
 
     async def extend_lease(self, owner: str, until: float) -> int:
         async with self.backend.transaction() as db:
@@ -373,3 +390,32 @@ class Store:
 
     async def not_yet_told(self, alert_id: str, limit: int = 500) -> list[tuple[str, int, str, str]]:
         return await assisted.not_yet_told(self.backend.reader, alert_id, limit)
+
+    # ---- CAP 1.2 and catalogue deadlines (migration 0008)
+
+    async def alert_by_cap(self, sender: str, identifier: str) -> str | None:
+        """Our id of the alert CAP knows as (sender, identifier): what a CAP Update or Cancel refers to."""
+        return await cap.by_identity(self.backend.reader, sender, identifier)
+
+    async def update_topic(self, key: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Set the given fields of a topic (a changed schedule is set now); None when there is no such topic."""
+        async with self.backend.transaction() as db:
+            return await catalogue.update_topic(db, key, fields, time.time())
+
+    async def release_times(self, topic: str, since: float, until: float, now: float) -> list[float]:
+        """When the topic's disclosures that count for its deadlines went out, in [since, until)."""
+        return await deadlines.release_times(self.backend.reader, topic, since, until, now)
+
+    async def claim_compliance_notice(self, topic: str, period: str, department: str, due_at: float, owner: str,
+                                      now: float, until: float, max_attempts: int) -> bool:
+        async with self.backend.transaction() as db:
+            return await deadlines.claim_notice(db, topic, period, department, due_at, owner, now, until,
+                                                max_attempts)
+
+    async def finish_compliance_notice(self, topic: str, period: str, owner: str, now: float, error: str | None,
+                                       retry_at: float) -> None:
+        async with self.backend.transaction() as db:
+            await deadlines.finish_notice(db, topic, period, owner, now, error, retry_at)
+
+    async def compliance_notices(self, topic: str) -> list[tuple[str, float | None, int, str | None]]:
+        return await deadlines.notices(self.backend.reader, topic)

@@ -21,17 +21,20 @@ from notifier.config import Settings
 from notifier.errors import NotifierError
 from notifier.service import Service
 from notifier.web import openapi
+from notifier.web.admin import compliance as admin_compliance
 from notifier.web.admin import dashboard as admin
 from notifier.web.api import alerts as api_alerts
 from notifier.web.api import basics as api
 from notifier.web.api import bulk_import as api_import
 from notifier.web.api import callbacks as api_callbacks
+from notifier.web.api import compliance as api_compliance
 from notifier.web.api import coverage as api_coverage
 from notifier.web.api import subscribers as api_subscribers
 from notifier.web.citizen import assist as citizen_assist
 from notifier.web.citizen import manage as citizen_manage
 from notifier.web.citizen import subscribe as citizen_subscribe
 from notifier.web.problems import error_response, problem_response
+from notifier.web.public import cap as public_cap
 from notifier.web.public import disclosures as public
 from notifier.web.public import feeds as public_feeds
 from notifier.web.state import METRICS, SERVICE
@@ -140,13 +143,16 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
         app.cleanup_ctx.append(_service_context(service))
     app[SERVICE] = service
     app[METRICS] = service.metrics
+    app.router.add_routes(public_cap.routes)  # before /disclosures/{id}: /disclosures/feed.cap.atom is CAP's
     for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi, public, public_feeds):
         app.router.add_routes(module.routes)
     admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
+    app.router.add_routes(admin_compliance.routes)  # /admin/compliance: disclosure deadlines per department
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
     app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
     app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
     app.router.add_routes(citizen_assist.routes)  # /assist/<token>: a proxy's list of whom to tell, confirmations
+    app.router.add_routes(api_compliance.routes)  # GET /v1/catalogue/compliance: catalogue deadlines
     return app
 
 

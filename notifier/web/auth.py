@@ -22,6 +22,11 @@ async def key_of(request: web.Request) -> KeyRecord:
     return key
 
 
+def viewer_k(request: web.Request, key: KeyRecord) -> int | None:
+    """k for a viewer's key (figures of fewer people are hidden: `notifier.disclosure_control`), None otherwise."""
+    return request.app[SERVICE].settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
+
+
 async def key_with_role(request: web.Request, *roles: Role) -> KeyRecord:
     """The caller's key, which must hold one of `roles` (403 otherwise)."""
     key = await key_of(request)

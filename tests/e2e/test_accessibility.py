@@ -1,23 +1,27 @@
 """WCAG 2.1 AA in a real browser: axe-core over the citizen's pages (sign-up and each of its steps, manage,
 delete, unsubscribe, a proxy's list of whom to tell), the public column (list, a disclosure, the catalogue) and
-the dashboard (sign-in, the list, one alert), at desktop (1280 px) and phone (390 px) widths — no serious or
-critical finding. And what axe does not measure but readers notice: a focus ring that shows, 18px text for
-citizens, a catalogue caption and an alert list that fit a phone."""
+the dashboard (sign-in, the list, one alert, the deadlines, not yet told), at desktop (1280 px) and phone (390 px)
+widths — no serious or critical finding. And what axe does not measure but readers notice: a focus ring that
+shows, 18px text for citizens, a catalogue caption and an alert list that fit a phone."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from notifier.fakes.smtp import RunningSmtp
 from notifier.keys import create_key
-from notifier.models import Role
+from notifier.localtime import LOCAL_TZ
+from notifier.models import AlertIn, Role
+from notifier.publish import publish_alert
 from notifier.subscribers import create_subscriber
+from notifier.web.admin.compliance import shift
 from subscriptions.models import SubscriberIn
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, settle
 from tests.e2e.axe import Finding, audit, new_context, report
 from tests.e2e.citizen_support import (
     CITY_DISTRICT,
@@ -29,6 +33,7 @@ from tests.e2e.citizen_support import (
     link_after,
     open_town,
 )
+from tests.e2e.conftest import Served
 
 MOBILE = "13935550177"
 EMAIL = "li.na@example.org"
@@ -106,7 +111,7 @@ async def _admin_key(town: Town) -> str:
                                              ("phone", "en")])
 async def test_public_and_admin_pages_have_no_serious_accessibility_findings(browser: Any, town: Town, width: str,
                                                                            lang: str) -> None:
-    """The public list, a disclosure and the catalogue; the dashboard's sign-in, list and alert page."""
+    """The public list, a disclosure and the catalogue; the dashboard's sign-in, list, alert and deadlines pages."""
     alert_id = await town.publish("长治市重污染天气橙色预警")
     context, page = await _page(browser, width, lang)
     found: list[Finding] = []
@@ -120,6 +125,9 @@ async def test_public_and_admin_pages_have_no_serious_accessibility_findings(bro
     await page.goto(f"{town.url}/admin/alerts/{alert_id}")
     await page.locator("#details-regions summary").click()
     found += await audit(page, "/admin/alerts/{id}")
+    for month in await _deadlines(town):
+        await page.goto(f"{town.url}/admin/compliance?period={month}")
+        found += await audit(page, "/admin/compliance")
     await context.close()
     assert not found, report(found)
 
@@ -160,6 +168,38 @@ async def test_the_proxys_page_has_no_serious_accessibility_findings(browser: An
     found += await audit(page, "/admin/alerts/{id} (not yet told)")
     await context.close()
     assert not found, report(found)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_the_dashboard_as_a_viewer_sees_it_has_no_serious_accessibility_findings(browser: Any, served: Served,
+                                                                                     width: str) -> None:
+    """A viewer's list and alert page, with hidden figures ("已隐藏") and no deliveries table."""
+    await settle(served.service)
+    context, page = await _page(browser, width)
+    await page.goto(served.url + "/admin/login")
+    await page.locator("#key").fill(served.keys[Role.VIEWER])
+    await page.locator("form.login button").click()
+    await page.wait_for_url(served.url + "/admin")
+    found = await audit(page, "/admin (viewer)")
+    await page.goto(f"{served.url}/admin/alerts/{served.alert_id}")
+    assert await page.locator("#chart-regions g.bar[data-suppressed=true]").count() > 0
+    assert await page.locator("#table-deliveries").count() == 0
+    await page.locator("#details-regions summary").click()
+    found += await audit(page, "/admin/alerts/{id} (viewer)")
+    await context.close()
+    assert not found, report(found)
+
+
+async def _deadlines(town: Town) -> list[str]:
+    """A monthly topic owed from two months ago, published late then, missed last month: those two months."""
+    months = [shift(datetime.now(LOCAL_TZ).strftime("%Y-%m"), n) for n in (-2, -1)]
+    await town.service.store.create_topic({
+        "key": "env.ranking-a11y", "name": "空气质量月度排名", "name_en": "Monthly air quality ranking",
+        "domain": "environment", "department": "市环保局", "channels": ["sms"],
+        "schedule": {"every": "month", "by_day": 1, "since": months[0]}})
+    late = datetime.fromisoformat(f"{months[0]}-15T09:00:00").replace(tzinfo=LOCAL_TZ).timestamp()
+    await publish_alert(town.service.store, AlertIn(topic="env.ranking-a11y", headline="排名"), None, now=late)
+    return months
 
 
 # ---------------------------------------------------------------- what axe does not measure

@@ -120,7 +120,7 @@ async def test_pages_work_without_javascript(browser: Any, served: Served) -> No
 
 async def test_english_switch_and_viewer_suppression(browser: Any, served: Served) -> None:
     """A viewer switches to English with one click (remembered on the next page); districts with fewer than 5
-    targeted show "<5" instead of figures."""
+    targeted, and those that would give them away, show "hidden" instead of figures."""
     await settle(served.service)
     context = await browser.new_context(locale="zh-CN")
     page = await context.new_page()
@@ -136,6 +136,6 @@ async def test_english_switch_and_viewer_suppression(browser: Any, served: Serve
     bars = await region_bars(page)
     for code, cell in coverage["by_region"].items():
         if cell.get("suppressed"):
-            assert bars[code]["value"] == "<5" and bars[code]["targeted"] == ""
+            assert bars[code]["value"] == "hidden" and bars[code]["targeted"] == ""
     assert any(cell.get("suppressed") for cell in coverage["by_region"].values())
     await context.close()

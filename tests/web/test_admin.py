@@ -320,30 +320,58 @@ async def test_unknown_alert_is_an_html_404(admin: Api) -> None:
 
 
 async def test_viewer_sees_small_cells_suppressed(admin: Api, receiver: RunningReceiver) -> None:
-    """For a viewer, 郊区 (2 targeted, under k=5) shows "<5" in the chart and the CSV has it suppressed, while 城区
-    (6) shows its figures; an admin sees both."""
+    """For a viewer, 郊区 (2 targeted, under k=5) shows "已隐藏" in the chart and the CSV has it suppressed; 城区 (6)
+    is hidden with it, as 8 targeted − 6 would give 郊区 away."""
     alert_id = await delivered_alert(admin, receiver)
     await sign_in(admin, Role.VIEWER)
     html = await page(admin, f"/admin/alerts/{alert_id}")
-    assert re.search(r'data-code="140411"\s+data-targeted=""\s+data-reached=""\s+data-suppressed="true"', html)
-    assert ">&lt;5</text>" in html and ">6/6 · 100.0%</text>" in html
-    assert ">2/2 · 100.0%</text>" not in html
+    for code in ("140411", "140402"):
+        assert re.search(rf'data-code="{code}"\s+data-targeted=""\s+data-reached=""\s+data-suppressed="true"', html)
+    assert ">已隐藏</text>" in html and ">2/2 · 100.0%</text>" not in html and ">6/6 · 100.0%</text>" not in html
     exported = await page(admin, f"/admin/alerts/{alert_id}/export.csv?table=regions")
     rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"))))
-    suburb = next(r for r in rows if r["region"] == "140411")
-    assert suburb["targeted"] == "" and suburb["suppressed"] == "true"
+    assert {(r["region"], r["targeted"], r["suppressed"]) for r in rows} == {("140411", "", "true"),
+                                                                            ("140402", "", "true")}
+
+
+async def test_admin_sees_every_district(admin: Api, receiver: RunningReceiver) -> None:
+    """The same alert for an admin: 城区 6/6 and 郊区 2/2."""
+    alert_id = await delivered_alert(admin, receiver)
+    await sign_in(admin)
+    html = await page(admin, f"/admin/alerts/{alert_id}")
+    assert ">2/2 · 100.0%</text>" in html and ">6/6 · 100.0%</text>" in html
 
 
 async def test_contacts_are_masked_on_the_page_and_in_the_export(admin: Api) -> None:
     """The deliveries table and its CSV show 138****5678 and z***@example.org, never the raw contacts."""
     await admin.subscriber()
     _, accepted = await admin.publish(policy="all")
-    await sign_in(admin, Role.VIEWER)
+    await sign_in(admin)
     html = await page(admin, f"/admin/alerts/{accepted['id']}")
     exported = await page(admin, f"/admin/alerts/{accepted['id']}/export.csv?table=deliveries")
     for text in (html, exported):
         assert MOBILE_DIGITS not in text and MOBILE not in text and EMAIL not in text
         assert "138****5678" in text and "z***@example.org" in text
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh-CN", "该渠道未配置（配置文件缺少 [channels.sms]），未能发送"),
+                                           ("en", "this channel is not configured ([channels.sms] is missing)")])
+async def test_failed_deliveries_show_their_cause_in_words_beside_the_raw_code(admin: Api, lang: str,
+                                                                             words: str) -> None:
+    """SMS not configured: the alert page and its failures CSV name the cause in the page's language (the same
+    words as `notifier coverage`), with the raw text beside it."""
+    await admin.subscriber()
+    _, accepted = await admin.publish(policy="all")
+    await admin.service.dispatcher.drain(timeout=10)
+    await sign_in(admin)
+    html = await page(admin, f"/admin/alerts/{accepted['id']}?lang={lang}")
+    row = re.search(r'<tr data-cause="not_configured">.*?</tr>', html, re.S)
+    assert row and words in row.group(0) and "<code>channel sms is not configured</code>" in row.group(0)
+    exported = await page(admin, f"/admin/alerts/{accepted['id']}/export.csv?table=failures&lang={lang}")
+    [failure] = [r for r in csv.DictReader(io.StringIO(exported.removeprefix("\ufeff")))
+                 if r["kind"] == "delivery_error"]
+    assert (failure["code"], failure["channel"], failure["count"]) == ("not_configured", "sms", "1")
+    assert words in failure["label"] and failure["raw"] == "channel sms is not configured"
 
 
 async def test_deliveries_filter_by_status_and_channel(admin: Api) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from notifier.models import Role
-from tests.web.conftest import MOBILE_DIGITS, Api, alert_body, subscriber_body
+from tests.web.conftest import EMAIL, MOBILE_DIGITS, Api, alert_body, subscriber_body
 
 pytestmark = pytest.mark.both_backends
 
@@ -77,7 +77,7 @@ async def test_unknown_fields_are_422_naming_them(api: Api) -> None:
 
 async def test_nested_unknown_field_has_a_dotted_path(api: Api) -> None:
     """An unknown field inside contacts is named contacts.fax."""
-    body = subscriber_body(contacts={"sms": MOBILE_DIGITS, "fax": "0355-1234567"})
+    body = subscriber_body(contacts={"sms": MOBILE_DIGITS, "email": EMAIL, "fax": "0355-1234567"})
     response = await api.client.post("/v1/subscribers", json=body, headers=api.auth())
     assert response.status == 422
     assert [e["field"] for e in (await response.json())["errors"]] == ["contacts.fax"]

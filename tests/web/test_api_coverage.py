@@ -168,13 +168,20 @@ async def test_accept_text_csv_works_like_format_csv(api: Api) -> None:
     assert len(await _csv(response)) == 1
 
 
-async def test_viewer_csv_shows_small_cells_as_under_k(api: Api) -> None:
-    """For a viewer, the one-subscriber cell reads <5 with no figures and no population."""
+async def test_viewer_csv_shows_hidden_cells_without_figures(api: Api) -> None:
+    """For a viewer, the one-subscriber cell of 郊区 and the cell of 城区 (6) that would give it away have empty
+    figures, no population and suppressed true."""
     await _put(api, {"rows": ROWS})
-    alert_id = await _alert_to_elderly(api)
-    (row,) = await _csv(await api.client.get(f"/v1/alerts/{alert_id}/coverage?format=csv",
-                                             headers=api.auth(Role.VIEWER)))
-    assert (row["targeted"], row["reached"], row["population"], row["suppressed"]) == ("<5", "<5", "", "true")
+    for _ in range(6):
+        await api.subscriber(contacts={"email": "a@example.org"}, region=CHENGQU,
+                             subscriptions=[{"topic": "env.heavy-pollution", "channels": ["email"]}])
+    await api.subscriber(contacts={"email": "b@example.org"}, region=JIAOQU,
+                         subscriptions=[{"topic": "env.heavy-pollution", "channels": ["email"]}])
+    _, accepted = await api.publish(regions=[CHENGQU, JIAOQU], groups=["elderly"])
+    rows = await _csv(await api.client.get(f"/v1/alerts/{accepted['id']}/coverage?format=csv",
+                                           headers=api.auth(Role.VIEWER)))
+    assert [(r["region"], r["targeted"], r["reached"], r["population"], r["suppressed"]) for r in rows] == [
+        (CHENGQU, "", "", "", "true"), (JIAOQU, "", "", "", "true")]
 
 
 async def test_breakdown_rows_by_region_group_and_channel(api: Api) -> None:
@@ -199,8 +206,7 @@ async def test_viewer_breakdown_is_suppressed(api: Api) -> None:
 async def test_deliveries_export_every_row_with_masked_contacts(api: Api) -> None:
     """The deliveries CSV holds every delivery, the mobile masked, never the raw number, with the region name."""
     alert_id = await _alert_to_elderly(api)
-    response = await api.client.get(f"/v1/alerts/{alert_id}/deliveries?format=csv&limit=1",
-                                    headers=api.auth(Role.VIEWER))
+    response = await api.client.get(f"/v1/alerts/{alert_id}/deliveries?format=csv&limit=1", headers=api.auth())
     rows = await _csv(response)
     assert sorted(r["channel"] for r in rows) == ["email", "sms"]
     sms = next(r for r in rows if r["channel"] == "sms")
@@ -267,12 +273,13 @@ async def test_period_coverage_exports_as_csv(api: Api) -> None:
 
 
 async def test_viewer_period_csv_suppresses_small_entries(api: Api) -> None:
-    """For a viewer, a topic with fewer than 5 targeted reads <5 in the CSV; the total row keeps its figure."""
+    """For a viewer, the two alerts of one target each are left out: every row is suppressed with empty figures
+    and says how many alerts it left out."""
     await _two_periods(api)
     rows = await _csv(await api.client.get("/v1/coverage?format=csv", headers=api.auth(Role.VIEWER)))
     env = next(r for r in rows if r["key"] == "env.heavy-pollution")
-    assert (env["targeted"], env["suppressed"]) == ("<5", "true")
-    assert rows[0]["targeted"] == "1"
+    assert (env["targeted"], env["suppressed"], env["suppressed_alerts"]) == ("", "true", "1")
+    assert (rows[0]["scope"], rows[0]["targeted"], rows[0]["suppressed_alerts"]) == ("total", "", "2")
 
 
 # ---------------------------------------------------------------- the API describes it

@@ -146,8 +146,8 @@ async def test_unknown_topic_in_a_new_subscriber_names_the_dotted_path(api: Api)
 
 async def test_invalid_mobile_is_422_naming_contacts_sms(api: Api) -> None:
     """A mobile number that cannot be a mobile is refused on contacts.sms, without echoing it."""
-    response = await api.client.post("/v1/subscribers", json=subscriber_body(contacts={"sms": "12345"}),
-                                     headers=api.auth())
+    body = subscriber_body(contacts={"sms": "12345", "email": EMAIL})
+    response = await api.client.post("/v1/subscribers", json=body, headers=api.auth())
     assert response.status == 422
     problem = await response.json()
     assert [e["field"] for e in problem["errors"]] == ["contacts.sms"]
@@ -161,6 +161,31 @@ async def test_invalid_email_is_422_naming_contacts_email(api: Api) -> None:
     assert response.status == 422
     assert [e["field"] for e in (await response.json())["errors"]] == ["contacts.email"]
     assert "wang@@example" not in await response.text()
+
+
+async def test_create_takes_catalogue_names_as_import_does(api: Api) -> None:
+    """District, group and topic names (城区, 老年人, 重污染天气预警) are accepted and stored as their codes."""
+    body = subscriber_body(region="城区", groups=["老年人"],
+                           subscriptions=[{"topic": "重污染天气预警", "channels": ["sms"]}])
+    response = await api.client.post("/v1/subscribers", json=body, headers=api.auth())
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    assert (created["region"], created["groups"]) == ("140402", ["elderly"])
+    assert created["subscriptions"][0]["topic"] == "env.heavy-pollution"
+
+
+async def test_create_lists_every_problem_of_the_body_at_once(api: Api) -> None:
+    """A bad mobile, an unknown district name, an unknown topic and a channel without its contact: one 422 names
+    all four, the district with the nearest known name, and nothing is created."""
+    body = subscriber_body(contacts={"sms": "12345"}, region="城西",
+                           subscriptions=[{"topic": "env.nothing", "channels": ["sms"]},
+                                          {"topic": "env.air-forecast", "channels": ["wechat"]}])
+    response = await api.client.post("/v1/subscribers", json=body, headers=api.auth())
+    assert response.status == 422
+    errors = {e["field"]: e["message"] for e in (await response.json())["errors"]}
+    assert set(errors) == {"contacts.sms", "region", "subscriptions.0.topic", "subscriptions.1.channels"}
+    assert errors["region"] == "unknown region '城西' (did you mean 城区?)"
+    assert await _subscribers_total(api) == 0
 
 
 async def test_viewer_cannot_manage_subscribers(api: Api) -> None:

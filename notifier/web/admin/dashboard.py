@@ -50,6 +50,7 @@ from notifier.web.admin.views import (
     delivery_page,
     names,
     not_yet_told,
+    suppress_below,
     topic_names,
 )
 from notifier.web.openapi import operation
@@ -231,7 +232,7 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- the alert list
 
 
-async def _list_context(request: web.Request) -> dict[str, Any]:
+async def _list_context(request: web.Request, session: AdminSession) -> dict[str, Any]:
     try:
         before = time_cursor(request.query.get("cursor"))
     except InvalidInput:  # a mangled link shows the first page rather than an error
@@ -239,7 +240,7 @@ async def _list_context(request: web.Request) -> dict[str, Any]:
     store = request.app[SERVICE].store
     rows, total = await store.list_alerts(LIST_PAGE + 1, before)
     shown = rows[:LIST_PAGE]
-    lines = await alert_lines(store, shown)
+    lines = await alert_lines(store, shown, _k(request, session))
     cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > LIST_PAGE else None
     query = urlencode({"cursor": request.query["cursor"]}) if before else ""
     return {"lines": lines, "total": total, "next_cursor": cursor, "paged": before is not None,
@@ -253,7 +254,7 @@ async def _list_context(request: web.Request) -> dict[str, Any]:
            auth=False, media_type=HTML, description=ADMIN_DOC + " Paged with `?cursor=`.")
 async def admin_alerts(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
-    return render(request, "alerts.html", session=session, **await _list_context(request))
+    return render(request, "alerts.html", session=session, **await _list_context(request, session))
 
 
 @routes.get("/admin/live")
@@ -264,10 +265,19 @@ async def admin_alerts_live(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         return web.Response(status=401, headers=PAGE_HEADERS)
-    return render(request, "alerts_live.html", session=session, **await _list_context(request))
+    return render(request, "alerts_live.html", session=session, **await _list_context(request, session))
 
 
 # ---------------------------------------------------------------- one alert
+
+
+def _k(request: web.Request, session: AdminSession) -> int | None:
+    return suppress_below(session.role, request.app[SERVICE].settings.auth.viewer_min_cell)
+
+
+def _sees_deliveries(session: AdminSession) -> bool:
+    """Viewers get aggregates only: no delivery rows, no deliveries CSV (SPEC "Privacy of figures")."""
+    return session.role is Role.ADMIN
 
 
 async def _figures(request: web.Request, alert: AlertRow, session: AdminSession) -> AlertFigures:
@@ -309,8 +319,9 @@ async def _alert_context(request: web.Request, alert: AlertRow, session: AdminSe
     filters = _filter_query(chosen)
     paging = urlencode({"after": chosen.cursor}) if chosen.cursor else ""
     live_query = "&".join(q for q in (filters, paging) if q)
+    page = await delivery_page(request.app[SERVICE].store, alert.id, chosen) if _sees_deliveries(session) else None
     return {"alert": alert, "fig": await _figures(request, alert, session), "chosen": chosen,
-            "page": await delivery_page(request.app[SERVICE].store, alert.id, chosen), "filter_query": filters,
+            "page": page, "filter_query": filters,
             "live_url": f"/admin/alerts/{alert.id}/live" + (f"?{live_query}" if live_query else "")}
 
 
@@ -343,10 +354,10 @@ async def admin_alert_live(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/admin/alerts/{id}/export.csv")
 @operation("Admin dashboard: CSV export of one alert's tables", "admin", {200: ("UTF-8 CSV with a BOM", None)},
-           auth=False, media_type="text/csv", errors=(404,),
+           auth=False, media_type="text/csv", errors=(403, 404),
            description="`?table=` cells (region × group, the default), regions, groups, channels, failures or "
-                       "deliveries (with the page's `status`/`channel` filters). Viewers get small cells "
-                       "suppressed, as in the API. Needs a dashboard session.")
+                       "deliveries (with the page's `status`/`channel` filters). Viewers see the figures the API "
+                       "shows them (docs/privacy.md) and get 403 for deliveries. Needs a dashboard session.")
 async def admin_export_csv(request: web.Request) -> web.StreamResponse:
     session = await require_session(request)
     alert = await _alert_or_none(request)
@@ -354,6 +365,9 @@ async def admin_export_csv(request: web.Request) -> web.StreamResponse:
         return _not_found(request, session)
     table = request.query.get("table", "cells")
     table = table if table in admin_csv.TABLES else "cells"
+    if table == "deliveries" and not _sees_deliveries(session):
+        return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
+                      body_key=N_("Viewer keys see aggregate figures only, not deliveries."))
     body = await _csv_body(request, alert, session, table)
     disposition = f'attachment; filename="alert-{alert.id}-{table}.csv"'
     return web.Response(body=body.encode("utf-8"), content_type="text/csv", charset="utf-8",

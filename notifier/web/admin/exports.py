@@ -13,10 +13,10 @@ import io
 from collections.abc import Iterable, Sequence
 
 from notifier.catalogue import Catalogue
+from notifier.causes import CauseCount
 from notifier.models import CellCoverage, Coverage
 from notifier.store import Store
 from notifier.terms import Terms
-from notifier.web.admin.views import ErrorLine
 from notifier.web.api.alerts import delivery_view
 
 BOM = "\ufeff"
@@ -90,13 +90,15 @@ def channels_csv(coverage: Coverage) -> str:
                     ([kind, *(getattr(c, f) for f in fields)] for kind, c in coverage.by_channel.items()))
 
 
-def failures_csv(coverage: Coverage, errors: list[ErrorLine] | None, lang: str) -> str:
-    """Both failure tables in one file: people not reached by cause, then failed deliveries by error."""
+def failures_csv(coverage: Coverage, errors: list[CauseCount] | None, lang: str) -> str:
+    """Both failure tables in one file: people not reached by cause, then failed deliveries by cause (its key,
+    its words in the page's language, the raw code masked)."""
     terms = Terms(lang)
-    rows: list[list[object]] = [["unreachable", cause, terms("cause", cause), "", count]
+    rows: list[list[object]] = [["unreachable", cause, terms("cause", cause), "", count, ""]
                                 for cause, count in coverage.unreachable.items()]
-    rows += [["delivery_error", e.status, e.text or "", e.channel, e.count] for e in errors or []]
-    return csv_text(["kind", "code", "label", "channel", "count"], rows)
+    rows += [["delivery_error", e.cause.key, e.cause.words(lang), e.channel, e.count, e.cause.raw or ""]
+             for e in errors or []]
+    return csv_text(["kind", "code", "label", "channel", "count", "raw"], rows)
 
 
 async def deliveries_csv(store: Store, alert_id: str, status: str | None, channel: str | None) -> str:

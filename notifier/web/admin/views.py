@@ -9,24 +9,24 @@ queries (`store/admin.py`).
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from notifier.catalogue import Catalogue
+from notifier.causes import CauseCount, alert_causes
 from notifier.coverage import alert_coverage
+from notifier.disclosure_control import alert_withheld
 from notifier.i18n import translator
 from notifier.models import Coverage, Delivery, DeliveryStatus, Group, Region, Role
 from notifier.store import Store
 from notifier.store.records import AlertRow
-from notifier.terms import Terms
+from notifier.terms import CAUSE, Terms
 from notifier.web.admin.charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
 from notifier.web.api.alerts import delivery_view
-from subscriptions.masking import mask_contact, mask_label, scrub
+from subscriptions.masking import mask_contact, mask_label
 
 LIST_PAGE = 20
 DELIVERY_PAGE = 25
-UNREACHABLE_CAUSES = ("no_contact", "all_failed", "pending", "expired", "cancelled")
 
 
 def suppress_below(role: Role, viewer_min_cell: int) -> int | None:
@@ -49,7 +49,7 @@ def topic_names(catalogue: Catalogue, lang: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class AlertLine:
-    """One alert in the list with its live figures."""
+    """One alert in the list with its live figures (`suppressed`: a viewer may see none of them)."""
 
     alert: AlertRow
     targeted: int
@@ -57,6 +57,7 @@ class AlertLine:
     accepted: int
     pending: int
     awaiting: int
+    suppressed: bool = False
 
     @property
     def rate(self) -> float | None:
@@ -68,9 +69,10 @@ class AlertLine:
         return self.alert.status in ("active", "scheduled") and (self.pending > 0 or self.awaiting > 0)
 
 
-async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
+async def alert_lines(store: Store, alerts: list[AlertRow], k: int | None) -> list[AlertLine]:
+    """The list's lines; for a viewer (k), alerts of fewer than k targeted show no figure."""
     figures = await store.alert_figures([a.id for a in alerts])
-    return [AlertLine(a, *figures[a.id]) for a in alerts]
+    return [AlertLine(a, *figures[a.id], suppressed=alert_withheld(a.targeted, k)) for a in alerts]
 
 
 # ---------------------------------------------------------------- one alert
@@ -80,14 +82,6 @@ async def alert_lines(store: Store, alerts: list[AlertRow]) -> list[AlertLine]:
 class CountLine:
     code: str
     label: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorLine:
-    channel: str
-    status: str
-    text: str | None  # scrubbed: contacts in provider answers are masked
     count: int
 
 
@@ -102,8 +96,9 @@ class AlertFigures:
     group_chart: BarChart
     curve: Curve | None  # None on back-ends without the curve query
     unreachable: list[CountLine]
-    errors: list[ErrorLine] | None
+    errors: list[CauseCount] | None  # failed deliveries by channel and cause (words, raw code masked)
     suppressed_k: int | None
+    hidden_mark: str  # what a hidden figure shows
 
     @property
     def pending(self) -> int:
@@ -147,17 +142,6 @@ def group_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: 
     return bars
 
 
-def fold_errors(raw: list[tuple[str, str, str | None, int]]) -> list[ErrorLine]:
-    """Mask contacts in the provider's texts, then add up the groups that became equal."""
-    counts: Counter[tuple[str, str, str | None]] = Counter()
-    for channel, status, text, count in raw:
-        counts[(channel, status, scrub(text) if text else None)] += count
-    return [ErrorLine(c, s, text, n) for (c, s, text), n in counts.most_common()]
-
-
-def suppressed_mark(k: int | None) -> str:
-    """What a hidden figure shows: fewer than k (the same in every language, as in the API's CSV)."""
-    return f"<{k or 0}"
 
 
 async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, role: Role, viewer_min_cell: int,
@@ -167,7 +151,7 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
     regions = region_bars(catalogue, alert, coverage, lang)
     groups = group_bars(catalogue, alert, coverage, lang)
     tr, terms = translator(lang), Terms(lang)
-    texts = BarTexts(suppressed=suppressed_mark(k), not_targeted=tr.gettext("not targeted"),
+    texts = BarTexts(suppressed=tr.gettext("hidden"), not_targeted=tr.gettext("not targeted"),
                      nobody=tr.gettext("nobody targeted"))
     region_chart = bar_chart(
         "chart-regions", tr.gettext("Coverage by district"),
@@ -181,17 +165,21 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
         tr.gettext("Bar chart of coverage per group: each bar's length is the share of targeted people reached; the "
                    "text beside it gives reached/targeted and the rate."), groups, texts)
     unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
-                   for cause in UNREACHABLE_CAUSES if coverage.unreachable.get(cause)]
+                   for cause in CAUSE if coverage.unreachable.get(cause)]
+    if coverage.suppressed:  # a viewer's alert of fewer than k: no figure, no chart, no curve
+        return AlertFigures(coverage=coverage, region_bars=[], group_bars=[], region_chart=region_chart,
+                            group_chart=group_chart, curve=None, unreachable=[], errors=None, suppressed_k=k,
+                            hidden_mark=texts.suppressed)
     bucket, points = await store.reach_curve(alert.id)
     desc = tr.gettext("Step curve of the cumulative number of people reached since publishing; the dashed line "
                       "is the %(targeted)s targeted; %(reached)s reached so far.")
-    curve = reach_curve("chart-curve", points, bucket, coverage.targeted,
+    curve = reach_curve("chart-curve", points, bucket, coverage.targeted or 0,
                         title=tr.gettext("People reached over time"),
                         desc=desc % {"targeted": coverage.targeted, "reached": coverage.reached}, tr=tr)
-    errors = fold_errors(await store.failure_errors(alert.id))
+    errors = await alert_causes(store, alert.id)
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
-                        suppressed_k=k)
+                        suppressed_k=k, hidden_mark=texts.suppressed)
 
 
 # ---------------------------------------------------------------- deliveries

@@ -11,15 +11,18 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from notifier.cap import CAP_MEDIA_TYPE
 from notifier.coverage import alert_coverage
+from notifier.disclosure_control import alert_withheld
 from notifier.errors import FieldError, InvalidInput, NotFoundError
+from notifier.interchange import cap_document, read_cap
 from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
 from notifier.store.records import AlertRow, DeliveryRow
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
-from notifier.web.auth import key_of, key_with_role
+from notifier.web.auth import key_of, key_with_role, viewer_k
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json
@@ -55,6 +58,14 @@ async def _alert_body(request: web.Request) -> AlertIn:
     return await check_alert(request.app[SERVICE].store, data)  # every problem at once, names → codes
 
 
+def alert_for(row: AlertRow, k: int | None) -> Alert:
+    """The alert as a key may see it: for a viewer, no `targeted` when fewer than k were targeted."""
+    view = alert_view(row)
+    if alert_withheld(row.targeted, k):
+        return view.model_copy(update={"targeted": None, "suppressed": True})
+    return view
+
+
 async def _alert_or_404(request: web.Request) -> AlertRow:
     row = await request.app[SERVICE].store.get_alert(request.match_info["id"])
     if row is None:
@@ -66,16 +77,22 @@ async def _alert_or_404(request: web.Request) -> AlertRow:
 @operation("Publish an alert", "alerts",
            {202: ("a new alert; its deliveries are queued", AlertAccepted),
             200: ("a repeat of an earlier request with the same idempotency key", AlertAccepted)},
-           roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(409,),
+           roles=(Role.ADMIN, Role.PUBLISHER), body=AlertIn, errors=(400, 409, 413),
+           body_media_types=(CAP_MEDIA_TYPE,),
            description="A publisher may publish only to topics matching its patterns. The same idempotency key "
-                       "with the same body returns the first alert (200); with another body, 409.",
+                       "with the same body returns the first alert (200); with another body, 409. With "
+                       "`Content-Type: application/cap+xml` the body is a CAP 1.2 document (README: CAP 1.2): "
+                       "400 for XML that is not well-formed or carries any DTD, 422 for one that breaks CAP or "
+                       "the catalogue; the same sender + identifier again returns the same alert; an Exercise or "
+                       "Test is recorded with status `exercise`, targeted 0, and sent to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
-    alert = await _alert_body(request)
-    require_publish(key, alert.topic)
     service = request.app[SERVICE]
-    row, created = await publish_alert(service.store, alert, key)
+    cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
+    alert = cap.alert if cap is not None else await _alert_body(request)
+    require_publish(key, alert.topic)
+    row, created = await publish_alert(service.store, alert, key, cap=cap)
     if created:
         service.dispatcher.wake()
     accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
@@ -86,20 +103,23 @@ async def publish(request: web.Request) -> web.StreamResponse:
 @operation("List alerts, newest first", "alerts", {200: ("a page of alerts", Page[Alert])},
            roles=(Role.ADMIN, Role.VIEWER), query=PageQuery)
 async def list_alerts(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    key = await key_with_role(request, Role.ADMIN, Role.VIEWER)
     query = parse_query(request, PageQuery)
     # One more than asked tells whether another page exists, so the last page has no next_cursor.
     rows, total = await request.app[SERVICE].store.list_alerts(query.limit + 1, time_cursor(query.cursor))
     shown = rows[:query.limit]
     cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > query.limit else None
-    return json_response(Page[Alert](items=[alert_view(r) for r in shown], next_cursor=cursor, total=total))
+    k = viewer_k(request, key)
+    return json_response(Page[Alert](items=[alert_for(r, k) for r in shown], next_cursor=cursor, total=total))
 
 
 @routes.get("/v1/alerts/{id}")
-@operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,))
+@operation("One alert", "alerts", {200: ("the alert", Alert)}, errors=(404,),
+           description="For a viewer, an alert with fewer than k targeted shows `targeted: null` and "
+                       "`suppressed: true`.")
 async def get_alert(request: web.Request) -> web.StreamResponse:
-    await key_of(request)
-    return json_response(alert_view(await _alert_or_404(request)))
+    key = await key_of(request)
+    return json_response(alert_for(await _alert_or_404(request), viewer_k(request, key)))
 
 
 @routes.post("/v1/alerts/{id}/cancel")
@@ -120,18 +140,19 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/v1/alerts/{id}/coverage")
 @operation("Coverage of an alert", "alerts", {200: ("who of those targeted was reached", Coverage)}, errors=(404,),
-           description="For viewer keys, region/group cells with fewer targeted than the configured threshold "
-                       "carry `suppressed: true` and null counts. With ?format=csv: the region × group cells.",
+           description="For viewer keys (threshold k, `[auth] viewer_min_cell`): an alert with fewer than k "
+                       "targeted shows `suppressed: true` and no figure; otherwise districts, groups and cells "
+                       "with fewer than k targeted — and as many others as it takes for none of them to be "
+                       "worked out from the rest — carry `suppressed: true` and null counts (docs/privacy.md). "
+                       "With ?format=csv: the region × group cells.",
            query=FormatQuery, alt_media_types=(CSV_TYPE,))
 async def coverage(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     parse_query(request, FormatQuery)
     row = await _alert_or_404(request)
-    settings = request.app[SERVICE].settings
-    suppress = settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
-    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=suppress)
+    result = await alert_coverage(request.app[SERVICE].store, row.id, suppress_below=viewer_k(request, key))
     if wants_csv(request):
-        return await csv_export.coverage_csv(request.app[SERVICE].store, result, suppress)
+        return await csv_export.coverage_csv(request.app[SERVICE].store, result)
     return json_response(result)
 
 
@@ -152,10 +173,11 @@ def delivery_view(row: DeliveryRow) -> Delivery:
 
 @routes.get("/v1/alerts/{id}/deliveries")
 @operation("Deliveries of an alert (contacts masked)", "alerts", {200: ("a page of deliveries", Page[Delivery])},
-           roles=(Role.ADMIN, Role.VIEWER), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
-           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused).")
+           roles=(Role.ADMIN,), query=DeliveryListQuery, errors=(404,), alt_media_types=(CSV_TYPE,),
+           description="With ?format=csv: every delivery matching status and channel (limit and cursor unused). "
+                       "Viewers get aggregates only: 403 in every format.")
 async def deliveries(request: web.Request) -> web.StreamResponse:
-    await key_with_role(request, Role.ADMIN, Role.VIEWER)
+    await key_with_role(request, Role.ADMIN)
     query = parse_query(request, DeliveryListQuery)
     row = await _alert_or_404(request)
     if wants_csv(request):
@@ -166,3 +188,25 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
     shown = rows[:query.limit]
     cursor = encode_cursor(shown[-1].id) if len(rows) > query.limit else None
     return json_response(Page[Delivery](items=[delivery_view(r) for r in shown], next_cursor=cursor, total=total))
+
+
+# ---------------------------------------------------------------- CAP 1.2
+
+
+CAP_CONTENT_TYPE = f"{CAP_MEDIA_TYPE}; charset=utf-8"
+
+
+@routes.get("/v1/alerts/{id}/cap")
+@operation("An alert as a CAP 1.2 document", "alerts", {200: ("the alert in CAP 1.2, valid against the OASIS schema",
+                                                               None)},
+           errors=(404,), media_type=CAP_MEDIA_TYPE,
+           description="Every alert, public or not, exercises included: `identifier` is the GB/T 35965.1 form where "
+                       "`[cap] sender_code` is configured (else the alert's id), an imported alert keeps its own "
+                       "sender, identifier and sent time; an update or cancel names what it refers to.")
+async def alert_cap(request: web.Request) -> web.StreamResponse:
+    await key_of(request)
+    row = await _alert_or_404(request)
+    service = request.app[SERVICE]
+    page = service.renderer.disclosure_url(row.id) if row.public else None
+    body = await cap_document(service.store, service.catalogue, row, page_url=page)
+    return web.Response(body=body, headers={"Content-Type": CAP_CONTENT_TYPE})

@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 
 from notifier.errors import NotFoundError
-from notifier.models import Group, Region, Role, Topic, TopicIn
+from notifier.models import Group, Region, Role, Topic, TopicIn, TopicPatch
+from notifier.schedule import from_stored
 from notifier.web.auth import key_of, key_with_role
 from notifier.web.openapi import operation
 from notifier.web.problems import json_response, parse_body, problem_response
@@ -71,7 +72,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 def _topic(row: dict[str, Any]) -> Topic:
-    return Topic.model_validate({k: v for k, v in row.items() if k in Topic.model_fields})
+    """A stored topic as the API shows it: a structured schedule as its object, free text as written."""
+    stored = from_stored(row.get("schedule"))
+    data = {k: v for k, v in row.items() if k in Topic.model_fields}
+    return Topic.model_validate({**data, "schedule": stored.schedule or stored.text})
 
 
 @routes.get("/v1/topics")
@@ -94,7 +98,9 @@ async def get_topic(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/v1/topics")
 @operation("Create a topic", "catalogue", {201: ("the new topic", Topic)}, roles=(Role.ADMIN,), body=TopicIn,
-           errors=(409,), description="409 when the key exists; 422 for an unknown domain.")
+           errors=(409,), description="409 when the key exists; 422 for an unknown domain. `schedule` may be a "
+                                      'deadline as data ({"every": "month", "by_day": 20}, see '
+                                      "GET /v1/catalogue/compliance) or free text.")
 async def create_topic(request: web.Request) -> web.StreamResponse:
     await key_with_role(request, Role.ADMIN)
     body = await parse_body(request, TopicIn)
@@ -122,3 +128,19 @@ async def list_groups(request: web.Request) -> web.StreamResponse:
     await key_of(request)
     rows = await request.app[SERVICE].store.list_groups()
     return json_response(GroupList(items=[Group(code=r[0], name=r[1], name_en=r[2]) for r in rows]))
+
+
+@routes.patch("/v1/topics/{key}")
+@operation("Change a topic", "catalogue", {200: ("the topic as changed", Topic)}, roles=(Role.ADMIN,),
+           body=TopicPatch, errors=(404,),
+           description="The fields given replace the stored ones (key and domain stay). A schedule that differs "
+                       "from the stored one is set now: compliance is owed from the current period unless it names "
+                       "`since`; `\"schedule\": null` removes it.")
+async def update_topic(request: web.Request) -> web.StreamResponse:
+    await key_with_role(request, Role.ADMIN)
+    body = await parse_body(request, TopicPatch)
+    row = await request.app[SERVICE].store.update_topic(request.match_info["key"],
+                                                        body.model_dump(include=body.model_fields_set))
+    if row is None:
+        raise NotFoundError("no such topic")
+    return json_response(_topic(row))

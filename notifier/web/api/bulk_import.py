@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from notifier.assisted_import import import_assisted
 from notifier.errors import FieldError
 from notifier.import_rows import COLUMNS
-from notifier.importing import ImportOptions, ImportReport, Outcome, import_bytes
+from notifier.importing import ImportOptions, ImportOutcome, ImportReport, import_bytes
 from notifier.models import Frozen, Role
 from notifier.service import webhook_allows_private
 from notifier.web.auth import key_with_role
@@ -101,12 +101,12 @@ async def import_subscribers(request: web.Request) -> web.StreamResponse:
         if fmt != "csv":
             raise UnsupportedMediaType("a list of assisted people is sent as text/csv")
         report = await import_assisted(service.store, raw, label=query.label, partial=query.partial)
-        return rejected_response(report) if report.outcome is Outcome.REJECTED else json_response(report)
+        return rejected_response(report) if report.outcome is ImportOutcome.REJECTED else json_response(report)
     options = ImportOptions(label=query.label, partial=query.partial,
                             status=SubscriberStatus.PENDING if query.pending else SubscriberStatus.ACTIVE,
                             allow_private_webhooks=webhook_allows_private(service.settings),
                             chunk_rows=API_CHUNK_ROWS)
     report = await import_bytes(service.store, raw, fmt, options)
-    if report.outcome is Outcome.REJECTED:
+    if report.outcome is ImportOutcome.REJECTED:
         return rejected_response(report)
     return json_response(report)

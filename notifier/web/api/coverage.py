@@ -19,10 +19,9 @@ from notifier.population import (
     rows_from_csv,
     rows_from_json,
 )
-from notifier.store.records import KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, FormatQuery, csv_response, wants_csv
-from notifier.web.auth import key_of, key_with_role
+from notifier.web.auth import key_of, key_with_role, viewer_k
 from notifier.web.openapi import operation
 from notifier.web.problems import UnsupportedMediaType, json_response, parse_query, read_json
 from notifier.web.state import SERVICE
@@ -30,16 +29,12 @@ from notifier.web.state import SERVICE
 routes = web.RouteTableDef()
 
 CSV = (CSV_TYPE,)
-SUPPRESSION = ("For viewer keys, entries with fewer targeted than the configured threshold (k, default 5) carry "
-               "`suppressed: true` and null figures (`<k` in CSV).")
+SUPPRESSION = ("Viewer keys (threshold k, `[auth] viewer_min_cell`, default 5) see aggregates that no figure of "
+               "fewer than k people can be worked out from (docs/privacy.md).")
 
 
 class CoverageQuery(PeriodQuery, FormatQuery):
     """The period filter of GET /v1/coverage, and the answer's format."""
-
-
-def _suppress_below(request: web.Request, key: KeyRecord) -> int | None:
-    return request.app[SERVICE].settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
 
 
 # ---------------------------------------------------------------- population
@@ -91,16 +86,18 @@ async def get_population(request: web.Request) -> web.StreamResponse:
                        "[since, until), optionally of one topic (or a pattern such as `env.*`) and one department: "
                        "alerts, targeted, reached, accepted, rates, per-channel delivery counts, the unreachable "
                        "by cause, and time_to_reach p50/p90/p99 over all their targets. " + SUPPRESSION
-                       + " The totals are never suppressed.")
+                       + " Alerts with fewer than k targeted are left out of "
+                       "a viewer's sums (counted in `suppressed_alerts`); an entry all of whose alerts were left out "
+                       "shows `suppressed: true` and no figures.")
 async def coverage_period(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     query = parse_query(request, CoverageQuery)
     store = request.app[SERVICE].store
-    k = _suppress_below(request, key)
+    k = viewer_k(request, key)
     period = await period_coverage(store, query, suppress_below=k)
     if wants_csv(request):
         return csv_response("coverage-period.csv", csv_export.period_columns(period),
-                            csv_export.period_rows(period, await csv_export.names(store), k))
+                            csv_export.period_rows(period, await csv_export.names(store)))
     return json_response(period)
 
 
@@ -114,7 +111,8 @@ async def coverage_period(request: web.Request) -> web.StreamResponse:
            description="Per row: targeted (subscribers of the cell this channel was used for), attempted, sent, "
                        "delivered, failed, pending (deliveries) and reached (subscribers this channel reached "
                        "first, so a cell's rows add up to its reached). Rows with channel null are subscribers "
-                       "with no usable contact. " + SUPPRESSION)
+                       "with no usable contact. " + SUPPRESSION + " A viewer gets the rows only when none would "
+                       "have to be hidden; otherwise `rows` is empty and `suppressed` is true.")
 async def coverage_breakdown(request: web.Request) -> web.StreamResponse:
     key = await key_of(request)
     parse_query(request, FormatQuery)
@@ -122,9 +120,9 @@ async def coverage_breakdown(request: web.Request) -> web.StreamResponse:
     alert = await store.get_alert(request.match_info["id"])
     if alert is None:
         raise NotFoundError("no such alert")
-    k = _suppress_below(request, key)
+    k = viewer_k(request, key)
     breakdown = await alert_breakdown(store, alert.id, suppress_below=k)
     if wants_csv(request):
         return csv_response(f"breakdown-{alert.id}.csv", csv_export.BREAKDOWN_COLUMNS,
-                            csv_export.breakdown_rows(breakdown, await csv_export.names(store), k))
+                            csv_export.breakdown_rows(breakdown, await csv_export.names(store)))
     return json_response(breakdown)

@@ -7,8 +7,10 @@ English field name (as in the JSON answer), a space, and a Chinese label — `re
 so a script keys on the text before the first space and a person reads the rest. Region, group and channel codes
 are each followed by a column with their name (Chinese labels and names come from the one catalogue, with the
 official terms: `notifier.terms`). Empty cells are nulls; rates are fractions (0.5 = 50 %); times
-are ISO 8601 in UTC; cells suppressed for a viewer read `<k` (e.g. `<5`) with no other figures. Text that a
-spreadsheet would run as a formula (starting with = + - @) is prefixed with an apostrophe.
+are ISO 8601 in UTC; an entry hidden from a viewer has empty figures and `suppressed` true (hidden entries are
+not all small ones: some are hidden so that the small ones cannot be worked out, so they carry no `<k` mark; the
+rule is `notifier.disclosure_control`). Text that a spreadsheet would run as a formula (starting with = + - @) is
+prefixed with an apostrophe.
 """
 
 from __future__ import annotations
@@ -180,15 +182,10 @@ CELL_COLUMNS: list[Column] = [*PLACE, Column("targeted", NP_("csv", "targeted su
     Column("population_rate", NP_("csv", "share of residents reached")), Column("suppressed", NP_("csv", "hidden"))]
 
 
-def _small(k: int | None) -> str:
-    return f"<{k}" if k else ""
-
-
-def coverage_rows(coverage: Coverage, n: Names, k: int | None) -> list[Row]:
+def coverage_rows(coverage: Coverage, n: Names) -> list[Row]:
     """The region × group cells of one alert."""
-    return [[c.region, n.region(c.region), c.group, n.group(c.group),
-             _small(k) if c.suppressed else c.targeted, _small(k) if c.suppressed else c.reached,
-             c.coverage_rate, c.population, c.population_rate, bool(c.suppressed)] for c in coverage.cells]
+    return [[c.region, n.region(c.region), c.group, n.group(c.group), c.targeted, c.reached, c.coverage_rate,
+             c.population, c.population_rate, bool(c.suppressed)] for c in coverage.cells]
 
 
 BREAKDOWN_COLUMNS: list[Column] = [*PLACE, Column("channel", NP_("csv", "channel code")),
@@ -199,15 +196,11 @@ BREAKDOWN_COLUMNS: list[Column] = [*PLACE, Column("channel", NP_("csv", "channel
     Column("suppressed", NP_("csv", "hidden"))]
 
 
-def breakdown_rows(breakdown: Breakdown, n: Names, k: int | None) -> list[Row]:
-    out: list[Row] = []
-    for r in breakdown.rows:
-        figures: list[Any] = [r.targeted, r.attempted, r.sent, r.delivered, r.failed, r.pending, r.reached]
-        if r.suppressed:
-            figures = [_small(k), None, None, None, None, None, None]
-        out.append([r.region, n.region(r.region), r.group, n.group(r.group), r.channel, n.channel(r.channel),
-                    *figures, bool(r.suppressed)])
-    return out
+def breakdown_rows(breakdown: Breakdown, n: Names) -> list[Row]:
+    """One row per region × group × channel (none when the breakdown is withheld from a viewer)."""
+    return [[r.region, n.region(r.region), r.group, n.group(r.group), r.channel, n.channel(r.channel), r.targeted,
+             r.attempted, r.sent, r.delivered, r.failed, r.pending, r.reached, bool(r.suppressed)]
+            for r in breakdown.rows]
 
 
 PERIOD_COLUMNS: list[Column] = [Column("scope", NP_("csv", "scope")), Column("key", NP_("csv", "code")),
@@ -222,7 +215,8 @@ PERIOD_COLUMNS: list[Column] = [Column("scope", NP_("csv", "scope")), Column("ke
     Column("unreachable_all_failed", NP_("csv", "not reached: all failed")),
     Column("unreachable_pending", NP_("csv", "not reached: pending")),
     Column("unreachable_expired", NP_("csv", "not reached: expired")),
-    Column("unreachable_cancelled", NP_("csv", "not reached: cancelled")), Column("suppressed", NP_("csv", "hidden"))]
+    Column("unreachable_cancelled", NP_("csv", "not reached: cancelled")), Column("suppressed", NP_("csv", "hidden")),
+    Column("suppressed_alerts", NP_("csv", "alerts left out"))]
 CHANNEL_FIGURES: list[Column] = [Column("attempted", NP_("csv", "attempted")),
     Column("delivered", NP_("csv", "delivered")), Column("failed", NP_("csv", "failed")),
     Column("reach_rate", NP_("csv", "reach rate"))]
@@ -239,25 +233,24 @@ def period_columns(period: PeriodCoverage) -> list[Column]:
                              for kind in _channel_kinds(period) for c in CHANNEL_FIGURES]
 
 
-def _aggregate_row(scope: str, key: str, name: str, a: Aggregate, kinds: list[str], k: int | None) -> Row:
-    small = _small(k) if a.suppressed else None
+def _aggregate_row(scope: str, key: str, name: str, a: Aggregate, kinds: list[str]) -> Row:
     causes = [a.unreachable.get(c) if not a.suppressed else None
               for c in ("no_contact", "all_failed", "pending", "expired", "cancelled")]
-    row: list[Any] = [scope, key, name, a.alerts, small or a.targeted, small or a.reached, small or a.accepted,
-                      a.coverage_rate, a.accepted_rate, a.time_to_reach.p50, a.time_to_reach.p90,
-                      a.time_to_reach.p99, *causes, bool(a.suppressed)]
+    row: list[Any] = [scope, key, name, a.alerts, a.targeted, a.reached, a.accepted, a.coverage_rate,
+                      a.accepted_rate, a.time_to_reach.p50, a.time_to_reach.p90, a.time_to_reach.p99, *causes,
+                      bool(a.suppressed), a.suppressed_alerts]
     for kind in kinds:
         ch: ChannelCoverage | None = a.by_channel.get(kind)
         row += [None] * 4 if ch is None else [ch.attempted, ch.delivered, ch.failed, ch.reach_rate]
     return row
 
 
-def period_rows(period: PeriodCoverage, n: Names, k: int | None) -> list[Row]:
+def period_rows(period: PeriodCoverage, n: Names) -> list[Row]:
     """One row for the total, then one per topic, then one per department."""
     kinds = _channel_kinds(period)
-    rows = [_aggregate_row("total", "", _say(TOTAL), period.total, kinds, k)]
-    rows += [_aggregate_row("topic", key, n.topics.get(key, ""), a, kinds, k) for key, a in period.by_topic.items()]
-    rows += [_aggregate_row("department", key, key, a, kinds, k) for key, a in period.by_department.items()]
+    rows = [_aggregate_row("total", "", _say(TOTAL), period.total, kinds)]
+    rows += [_aggregate_row("topic", key, n.topics.get(key, ""), a, kinds) for key, a in period.by_topic.items()]
+    rows += [_aggregate_row("department", key, key, a, kinds) for key, a in period.by_department.items()]
     return rows
 
 
@@ -312,10 +305,9 @@ async def delivery_batches(store: Store, alert_id: str, query: DeliveryQuery) ->
 # ---------------------------------------------------------------- whole answers (for the alert routes)
 
 
-async def coverage_csv(store: Store, coverage: Coverage, k: int | None) -> web.Response:
+async def coverage_csv(store: Store, coverage: Coverage) -> web.Response:
     """An alert's region × group cells as a CSV file."""
-    return csv_response(f"coverage-{coverage.alert_id}.csv", CELL_COLUMNS,
-                        coverage_rows(coverage, await names(store), k))
+    return csv_response(f"coverage-{coverage.alert_id}.csv", CELL_COLUMNS, coverage_rows(coverage, await names(store)))
 
 
 async def deliveries_csv(request: web.Request, store: Store, alert_id: str,

@@ -22,7 +22,7 @@ from notifier.subscribers import (
 from notifier.web.auth import key_with_role
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, time_cursor
-from notifier.web.problems import json_response, parse_body, parse_query
+from notifier.web.problems import json_response, parse_body, parse_query, read_json
 from notifier.web.state import SERVICE
 from subscriptions.models import (
     AssistedList,
@@ -44,12 +44,14 @@ ADMIN = (Role.ADMIN,)
            roles=ADMIN, body=SubscriberIn,
            description="A webhook contact without a secret gets one generated, returned once as "
                        "contacts.webhook_secret. Webhook URLs pointing to private networks are refused (422) "
-                       "unless the deployment allows them.")
+                       "unless the deployment allows them. Region, groups and topics may be given by code or by "
+                       "catalogue name (`城区`, `老年人`), as in bulk import; codes are stored. Every problem of "
+                       "the body is listed in one 422 answer.")
 async def create(request: web.Request) -> web.StreamResponse:
     await key_with_role(request, *ADMIN)
-    body = await parse_body(request, SubscriberIn)
+    data = await read_json(request)  # checked in one pass by create_subscriber, names → codes
     service = request.app[SERVICE]
-    record, secret = await create_subscriber(service.store, body,
+    record, secret = await create_subscriber(service.store, data,
                                              allow_private_webhooks=webhook_allows_private(service.settings))
     return json_response(subscriber_view(record, secret), status=201,
                          headers={"Location": f"/v1/subscribers/{record.id}"})
