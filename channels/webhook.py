@@ -135,6 +135,11 @@ def _render_shared(message: Message) -> tuple[bytes, bytes]:
         "url": message.url,
         "timestamp": datetime.fromtimestamp(sent, UTC).isoformat().replace("+00:00", "Z"),
     }
+    # A proxy's list of whom to tell (`assisted`, with a confirm link each) is the point of its message: it stays
+    # when the rest of a large payload is dropped.
+    for name in ("assisted", "assisted_url"):
+        if name in message.payload:
+            core[name] = message.payload[name]
     # Our fields win over the payload's, so a payload cannot pose as another delivery.
     body = _dumps({**message.payload, **core})
     if len(body) > MAX_BODY_BYTES:

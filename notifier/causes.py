@@ -90,6 +90,15 @@ WORDS: Mapping[str, Term] = {
         "the carrier's gateway refused it: invalid, suspended or blacklisted number"),
     "sms.carrier_error": NP_("failure cause", "an error inside the carrier's network"),
     "sms.receipt_failed": NP_("failure cause", "the carrier reported it undelivered, without a reason"),
+    # voice (call results; `gave up after N calls` wraps the last one)
+    "voice.no_answer": NP_("failure cause",
+        "the call was not answered: no answer, busy, switched off or out of coverage"),
+    "voice.rejected": NP_("failure cause", "the person declined the call"),
+    "voice.bad_number": NP_("failure cause", "no such number, suspended, in arrears or barred"),
+    "voice.landline": NP_("failure cause", "the voice provider calls mobiles only, not landlines"),
+    # assisted reach
+    "proxy.not_told": NP_("failure cause",
+        "the grid worker or caregiver could not be reached on any channel, so nobody told them"),
     # email
     "email.no_mailbox": NP_("failure cause", "the mailbox does not exist"),
     "email.mailbox_full": NP_("failure cause", "the mailbox is full"),
@@ -166,6 +175,18 @@ _RULES: tuple[tuple[tuple[str, ...] | None, str, str], ...] = (
     (_SMS_CODES, r"FAIL(ED)?|failed", "sms.receipt_failed"),
     (_SMS_CODES, r".*(isp\.\w+|InternalError\w*|RequestLimitExceeded\w*|Throttling\w*|HTTP \d+).*"
                  r"|.*(unreadable answer|no status for this number|answer too large).*", "provider_error"),
+    # voice: call results (Aliyun `<code> <what>`, Tencent `result|failure <code> <what>`), adapter refusals
+    (("voice",), r"(result |failure )?\S+ (not answered|no one answered|no answer|busy|in a call|circuit busy|"
+                 r"switched off|unreachable|temporarily unreachable|out of the service area|network busy|forwarded|"
+                 r"call failed)",
+     "voice.no_answer"),
+    (("voice",), r"\S+ rejected", "voice.rejected"),
+    (("voice",), r"(failure )?\S+ (invalid number|empty number|suspended|in arrears|number unavailable|"
+                 r"incoming calls barred|called number restricted|call restricted|number does not exist|"
+                 r"number expired|service paused|voice calls not enabled)|not a mainland number",
+     "voice.bad_number"),
+    (("voice",), r"Tencent VMS calls mainland mobiles only.*", "voice.landline"),
+    (("proxy",), r"proxy not told.*", "proxy.not_told"),
     # email (reply codes and RFC 3463 enhanced codes)
     (("email",), r"SMTP \d+ .*authentication failed", "email.auth"),
     (("email",), r"SMTP server lacks a required extension.*", "email.extension"),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from notifier import cli_publish, commands
+from notifier.assisted_import import COLUMNS as ASSISTED
 from notifier.config import Settings
 from notifier.config_errors import ConfigError
 from notifier.errors import NotifierError
@@ -204,6 +205,10 @@ def _import_arguments(bulk: argparse.ArgumentParser, words: Words) -> None:
                                                "(default: the file name)")))
     bulk.add_argument("--pending", action="store_true",
                       help=words(N_("store subscribers as pending (contacts to be verified) instead of active")))
+    people = "; ".join(f"{name} ({', '.join(aliases)})" for name, aliases in ASSISTED.items())
+    bulk.add_argument("--assisted", action="store_true",
+                      help=words(N_("the file is a sub-district office's CSV list of assisted people, each told by a "
+                                    "proxy: columns %(columns)s"), columns=people))
 
 
 def _lang_option(argv: Sequence[str]) -> str | None:

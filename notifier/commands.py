@@ -55,6 +55,9 @@ TEMPLATES_CHECKED = N_("%(n)s templates checked, %(failed)s with errors")
 NO_FILE = N_("no such file: %(path)s")
 FIELD_PROBLEMS = N_("%(detail)s: %(fields)s")
 WORKER_READY = "WORKER READY"  # a line for scripts, never translated
+ASSISTED_OPTIONS = N_("import --assisted takes a CSV list (columns proxy, label, region, groups); --pending and "
+                      "--format ndjson do not apply")
+ASSISTED_TOO_LARGE = N_("%(path)s is larger than %(limit)s bytes: split the list by sub-district")
 
 
 class CommandError(Exception):
@@ -225,6 +228,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace, words: Words)
 
     if not args.file.is_file():
         raise CommandError(NO_FILE, path=args.file)
+    if args.assisted:
+        return await _import_assisted(settings, args, words)
     async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
             update={"enabled": False})})) as service:
         options = ImportOptions(label=args.label or args.file.name, partial=args.accept_valid,
@@ -254,3 +259,24 @@ async def cmd_audit(settings: Settings, args: argparse.Namespace, words: Words) 
         await store.close()
     print(result.line())
     return 0 if isinstance(result, ChainOK) else 1
+
+
+async def _import_assisted(settings: Settings, args: argparse.Namespace, words: Words) -> int:
+    """`import --assisted`: a sub-district office's list of assisted people (CSV), all or nothing."""
+    from notifier.assisted_import import MAX_BYTES, import_assisted
+    from notifier.import_progress import print_import_summary, write_report
+    from notifier.importing import ImportOutcome
+    from notifier.progress import console
+
+    if args.format == "ndjson" or args.pending:
+        raise CommandError(ASSISTED_OPTIONS)
+    if args.file.stat().st_size > MAX_BYTES:
+        raise CommandError(ASSISTED_TOO_LARGE, path=args.file, limit=MAX_BYTES)
+    async with Service(settings.model_copy(update={"worker": settings.worker.model_copy(
+            update={"enabled": False})})) as service:
+        report = await import_assisted(service.store, args.file.read_bytes(), label=args.label or args.file.name,
+                                       partial=args.accept_valid)
+    if args.report:
+        write_report(args.report, report)
+    print_import_summary(console, words, report, secrets_in_file=args.report is not None)
+    return 1 if report.outcome is ImportOutcome.REJECTED else 0

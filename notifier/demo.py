@@ -1,9 +1,12 @@
 """`notifier demo`: the whole pipeline on a fresh machine — fake gateways on loopback (Aliyun SMS, WeChat, SMTP,
-webhook receiver), the default catalogue, a few thousand synthetic subscribers, one orange heavy-pollution
-warning, its receipts and fallbacks, its coverage — then keep serving the API."""
+webhook receiver, Aliyun voice), the default catalogue, a few thousand synthetic subscribers (elderly residents
+with a voice call as their last channel) and grid workers with elderly people to tell (`notifier.demo_reach`), one
+orange heavy-pollution warning, its receipts, fallbacks and confirmations, its coverage — then keep serving the
+API."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -16,6 +19,15 @@ from rich.markup import escape
 from notifier.causes import alert_causes
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
+from notifier.demo_reach import (
+    ReachGateways,
+    confirm_as_grid_workers,
+    elderly_summary,
+    grid_workers,
+    script_calls,
+    webhook_secrets,
+    with_voice,
+)
 from notifier.fakes.aliyun_sms import RunningAliyunSms, start_aliyun_sms
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver, start_receiver
@@ -40,8 +52,8 @@ FALLBACK_AFTER = 4  # seconds without a receipt before the next channel (short, 
 SMS_KEY, SMS_SECRET, RECEIPT_TOKEN = "demo-access-key", "demo-access-secret", "demo-receipt-token-0001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxdemo000000000001", "demo-app-secret", "demo-callback-token"
 # The demo's narration: msgids of the one catalogue (notifier.i18n), said in the command line's language.
-STARTED = N_("%(regions)s districts, %(topics)s topics, %(subscribers)s subscribers; fake Aliyun SMS, WeChat, SMTP "
-             "and webhook gateways on loopback")
+STARTED = N_("%(regions)s districts, %(topics)s topics, %(subscribers)s subscribers, %(workers)s grid workers; fake "
+             "Aliyun SMS and voice, WeChat, SMTP and webhook gateways on loopback")
 PUBLISHED = N_("published %(id)s: %(headline)s to %(regions)s × %(groups)s — %(targeted)s targeted")
 SERVING = N_("serving the API on %(base)s (docs: %(base)s/docs, dashboard: %(base)s/admin); delivering what is "
              "published")
@@ -72,7 +84,7 @@ class DemoGateways:
         self.wechat.callback_url = f"{base}/v1/wechat/callback"
 
 
-def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) -> Settings:
+def _demo_settings(settings: Settings, gw: DemoGateways, reach: ReachGateways, explicit_config: bool) -> Settings:
     channels = dict(settings.channels)
     channels["webhook"] = {**channels.get("webhook", {}), "allow_private_networks": True}
     channels["email"] = {"host": gw.smtp.host, "port": gw.smtp.port, "tls": "none",
@@ -83,6 +95,7 @@ def _demo_settings(settings: Settings, gw: DemoGateways, explicit_config: bool) 
                        "access_key_id": SMS_KEY, "access_key_secret": SMS_SECRET}
     channels["wechat"] = {"endpoint": gw.wechat.url, "app_id": WX_APP, "app_secret": WX_SECRET, "token": WX_TOKEN,
                           "template_id": "DEMO_TEMPLATE_1"}
+    channels["voice"] = reach.voice_section()
     # The worker is on: after the scripted warning, the demo keeps delivering whatever is published through the
     # API for as long as it serves (the scripted part is driven by `watch_alert` before the worker starts).
     update: dict[str, object] = {"channels": channels,
@@ -189,28 +202,40 @@ def _published(words: Words, service: Service, alert: AlertRow) -> str:
 
 async def run_demo(settings: Settings, words: Words, *, once: bool, subscribers: int, explicit_config: bool) -> int:
     rng = random.Random(SEED)  # noqa: S311 - reproducible synthetic demo data, nothing secret
-    gw = DemoGateways()
+    gw, reach = DemoGateways(), ReachGateways()
     async with AsyncExitStack() as stack:
         await gw.start(stack)
-        demo_settings = _demo_settings(settings, gw, explicit_config)
+        await reach.start(stack)
+        demo_settings = _demo_settings(settings, gw, reach, explicit_config)
         service = Service(demo_settings)
         await service.open()
         stack.push_async_callback(service.close)
         runner, base = await _start_api(demo_settings, service, 0 if once else settings.server.port)
         stack.push_async_callback(runner.cleanup)
         gw.point_callbacks_at(base)
+        reach.point_callbacks_at(base)
         regions = [r.code for r in service.catalogue.regions]
         records, secrets = synthetic_subscribers(subscribers, gw.receiver.url, rng, regions)
-        await service.store.bulk_create_subscribers(records, secrets)
         script_failures(records, gw, rng)
-        started = words(STARTED, regions=len(regions), topics=len(service.catalogue.topics), subscribers=len(records))
+        reach_rng = random.Random(SEED + 1)  # noqa: S311 - its own stream: the residents' scripts stay as they were
+        records = with_voice(records, reach_rng)
+        workers = grid_workers(reach.grid.url, TARGET_REGIONS, reach_rng)
+        await service.store.bulk_create_subscribers(records + workers, secrets + webhook_secrets(workers))
+        script_calls(records, reach.voice, reach_rng)
+        started = words(STARTED, regions=len(regions), topics=len(service.catalogue.topics), subscribers=len(records),
+                        workers=len(workers))
         console.print(f"[bold]notifier demo[/bold]: {escape(started)}")
         alert, _ = await publish_alert(service.store, DEMO_ALERT, None)
         console.print(escape(_published(words, service, alert)))
+        stop_confirming = asyncio.Event()
+        confirming = asyncio.create_task(confirm_as_grid_workers(reach.grid, base, reach_rng, stop_confirming))
         await watch_alert(service, alert.id, words, receipt_wait=FALLBACK_AFTER + 4)
+        stop_confirming.set()
+        await confirming
         names = {r.code: (r.name_en or r.name) if words.lang == "en" else r.name for r in service.catalogue.regions}
         print_coverage(await alert_coverage(service.store, alert.id), words, names,
                        await alert_causes(service.store, alert.id))
+        console.print(escape(await elderly_summary(service.store, alert.id, words)))
         if once:
             return 0
         _, admin_key = await create_key(service.store, Role.ADMIN, label="demo")

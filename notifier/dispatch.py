@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
+from channels.voice.speech import spoken
 from notifier.approval import reject_overdue
+from notifier.assist import AssistNotes, issued_at
 from notifier.compliance import NOTICE_EVERY
 from notifier.config import ApprovalSettings, WorkerSettings
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
@@ -27,11 +29,12 @@ from notifier.metrics import Metrics
 from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
+from notifier.receipts import call_policies
 from notifier.rendering import Renderer
 from notifier.retry import RetryPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import Store
-from notifier.store.records import AlertRow, ClaimedDelivery, DeliveryUpdate
+from notifier.store.records import AlertRow, AssistItem, ClaimedDelivery, DeliveryUpdate
 from notifier.verification import purge_unverified
 from subscriptions.quiet_hours import quiet_until
 
@@ -70,6 +73,8 @@ class Dispatcher:
         self.renderer = renderer
         self.settings = settings
         self.retry = RetryPolicy(settings)
+        self._redial = call_policies(self.channels)  # voice: early call results that ask for another call
+        self._assist = AssistNotes(store, secret, public_url)  # proxies: the people each is to tell
         self.clock = clock
         self.stats = DispatchStats()
         self._on_result = on_result
@@ -140,7 +145,7 @@ class Dispatcher:
             outcomes = await self._process(claimed)
         finally:
             heartbeat.cancel()
-        written = set(await self.store.record(owner, outcomes, self.clock()))
+        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
@@ -178,15 +183,21 @@ class Dispatcher:
         """An outcome for every claimed delivery, in claim order."""
         now = self.clock()
         decided: dict[str, DeliveryUpdate] = {}
-        groups: dict[tuple[str, str, str], list[ClaimedDelivery]] = defaultdict(list)
+        to_send: list[ClaimedDelivery] = []
         for d in claimed:
             alert, _ = await self._alert(d.alert_id)
             early = self._before_send(d, alert, now)
             if early is not None:
                 decided[d.id] = early
             else:
-                groups[(d.alert_id, d.channel, d.locale)].append(d)
-        sends = [self._send_group(key, batch) for key, batch in groups.items()]
+                to_send.append(d)
+        # A proxy's message is its own (the people it is to tell): a group of one.
+        lists = await self._assist.lists(to_send)
+        groups: dict[tuple[str, str, str, str], list[ClaimedDelivery]] = defaultdict(list)
+        for d in to_send:
+            proxy = d.subscriber_id if (d.alert_id, d.subscriber_id) in lists else ""
+            groups[(d.alert_id, d.channel, d.locale, proxy)].append(d)
+        sends = [self._send_group(key, batch, lists) for key, batch in groups.items()]
         for results in await asyncio.gather(*sends):
             decided.update(results)
         return [decided[d.id] for d in claimed]
@@ -220,8 +231,9 @@ class Dispatcher:
                 self._alerts.pop(next(iter(self._alerts)))
         return cached
 
-    async def _send_group(self, key: tuple[str, str, str], batch: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
-        alert_id, kind, locale = key
+    async def _send_group(self, key: tuple[str, str, str, str], batch: list[ClaimedDelivery],
+                          lists: dict[tuple[str, str], list[AssistItem]]) -> dict[str, DeliveryUpdate]:
+        alert_id, kind, locale, proxy = key
         alert, topic = await self._alert(alert_id)
         channel = self.channels[kind]
         view = alert_view(alert)
@@ -230,7 +242,10 @@ class Dispatcher:
         except Exception:
             # A broken template must not hold back a warning: send the publisher's own words, unadorned.
             log.exception("rendering failed; sending the plain text", extra={"alert_id": alert_id, "channel": kind})
-            message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id))
+            message = plain_message(view, topic, locale, self.renderer.disclosure_url(alert_id), kind)
+        if proxy:
+            message = self._assist.decorate(message, kind, proxy, lists[(alert_id, proxy)],
+                                            issued_at(alert.created_at), channel.max_chars)
         size = channel.max_batch
         limiter = self._limiters[kind]
         if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):
@@ -298,15 +313,20 @@ class Dispatcher:
                               error=r.error)
 
 
-def plain_message(alert: Alert, topic: Topic, locale: str, url: str) -> Message:
-    """The alert in its publisher's words, used only when the channel's template cannot be rendered."""
-    text = " ".join(part for part in (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
-                    if part)
+def plain_message(alert: Alert, topic: Topic, locale: str, url: str, kind: str = "") -> Message:
+    """The alert in its publisher's words, used only when the channel's template cannot be rendered. For a voice
+    call, written for the ear (`channels.voice.speech`): no link, symbols silenced, numbers and terms in words."""
+    parts = (f"【{topic.department}】{alert.headline}", alert.body, alert.instruction, url)
+    fields = {"headline": alert.headline, "department": topic.department, "detail": alert.body}
+    text = " ".join(part for part in parts if part)
+    if kind == "voice":
+        said = (topic.department, alert.headline, alert.body, alert.instruction)
+        text = spoken("。".join(part.strip().rstrip("。") for part in said if part.strip()) + "。", locale)
+        fields = {name: spoken(value, locale) for name, value in fields.items()}
     payload = {"id": alert.id, "topic": alert.topic, "msg_type": alert.msg_type.value, "headline": alert.headline,
                "body": alert.body, "instruction": alert.instruction, "severity": alert.severity.value, "url": url}
     return Message(alert_id=alert.id, topic=alert.topic, msg_type=alert.msg_type.value,
                    severity=alert.severity.value, urgency=alert.urgency.value,
                    level=alert.level.value if alert.level else None, locale=locale, headline=alert.headline,
-                   text=text, subject=alert.headline, html=None, url=url,
-                   fields={"headline": alert.headline, "department": topic.department, "detail": alert.body},
+                   text=text, subject=alert.headline, html=None, url=url, fields=fields,
                    payload=payload, sent_at=alert.created_at.timestamp())

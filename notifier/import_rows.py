@@ -9,6 +9,10 @@ misspelt column cannot silently drop data):
 - `email` (邮箱, 电子邮箱, 电子邮件): an email address
 - `wechat` (openid, 微信, 微信openid): a WeChat openid
 - `webhook` (回调地址) and `webhook_secret` (回调密钥): organisations; a secret is generated when none is given
+- `voice` (语音, 语音电话, 固话, 座机, 固定电话): a number for voice calls, a mobile or a fixed line with its area
+  code (`0355-2021234`)
+- `role` (角色): `proxy` (网格员, 照护人) for a grid worker or caregiver whose people are imported with
+  `--assisted`; empty for everyone else
 - `region` (区县, 地区, 所在区县, 行政区划代码): the six-digit code, or the catalogue's name (`城区`) — required
 - `groups` (group, 人群, 群体, 人群类别): group codes or catalogue names (`老年人`)
 - `locale` (语言): `zh-CN` (default) or `en`
@@ -30,7 +34,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -47,6 +51,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "wechat": ("openid", "微信", "微信openid"),
     "webhook": ("回调地址",),
     "webhook_secret": ("回调密钥",),
+    "voice": ("语音", "语音电话", "固话", "座机", "固定电话"),
+    "role": ("角色",),
     "region": ("区县", "地区", "所在区县", "行政区划代码"),
     "groups": ("group", "人群", "群体", "人群类别"),
     "locale": ("语言",),
@@ -58,12 +64,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 _ALIASES = {alias.lower(): name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
 CONTACT_COLUMNS = {"mobile": "sms", "email": "email", "wechat": "wechat", "webhook": "webhook",
-                   "webhook_secret": "webhook_secret"}
+                   "webhook_secret": "webhook_secret", "voice": "voice"}
 CHANNEL_ALIASES = {"短信": "sms", "手机": "sms", "mobile": "sms", "微信": "wechat", "邮件": "email",
-                   "邮箱": "email", "电子邮件": "email"}
+                   "邮箱": "email", "电子邮件": "email", "语音": "voice", "语音电话": "voice", "电话": "voice"}
+ROLE_ALIASES = {"网格员": "proxy", "照护人": "proxy", "转告人": "proxy"}
 _LIST_SEPARATORS = re.compile(r"[;|；、]")
 # Where a problem in a subscriber body lives in a CSV row (the first match wins; `.N` indexes are dropped).
 _CSV_FIELDS = (("contacts.sms", "mobile"), ("contacts.email", "email"), ("contacts.wechat", "wechat"),
+               ("contacts.voice", "voice"), ("role", "role"),
                ("contacts.webhook_secret", "webhook_secret"), ("contacts.webhook", "webhook"),
                ("quiet_hours.end", "quiet_end"), ("quiet_hours", "quiet_start"), ("region", "region"),
                ("groups", "groups"), ("locale", "locale"), ("subscriptions.topic", "topics"),
@@ -137,6 +145,8 @@ class CsvReader:
             body["region"] = self.codes.code("region", cells["region"])
         if cells.get("locale"):
             body["locale"] = cells["locale"]
+        if cells.get("role"):
+            body["role"] = ROLE_ALIASES.get(cells["role"], cells["role"].lower())
         if cells.get("quiet_start") or cells.get("quiet_end"):
             body["quiet_hours"] = {key: cells[column] for key, column in (("start", "quiet_start"),
                                                                           ("end", "quiet_end")) if cells.get(column)}
@@ -165,23 +175,32 @@ class CsvReader:
         return bare
 
 
-def _header(cells: Sequence[str]) -> list[str]:
-    """Canonical column names of a header row; InvalidInput naming every unknown or repeated column."""
-    names, errors = [], []
+def header_names(cells: Sequence[str], aliases: Mapping[str, str]) -> tuple[list[str], list[FieldError]]:
+    """The canonical names of a header row's cells (by `aliases`, lower-cased; a bilingual cell such as
+    `mobile 手机号` by its first word), and an error for every unknown or repeated column."""
+    names: list[str] = []
+    errors: list[FieldError] = []
     for cell in cells:
         text = cell.strip().lower()
-        name = _ALIASES.get(text) or _ALIASES.get(text.split(" ", 1)[0])
+        name = aliases.get(text) or aliases.get(text.split(" ", 1)[0])
         if name is None:
             # A file without a header would show its first row here: mask any contact in it.
             errors.append(FieldError("header", f"unknown column {scrub(cell.strip())!r}"))
         elif name in names:
             errors.append(FieldError("header", f"the column {name} is given twice"))
         names.append(name or "")
+    return names, errors
+
+
+def _header(cells: Sequence[str]) -> list[str]:
+    """Canonical column names of a header row; InvalidInput naming every unknown or repeated column."""
+    names, errors = header_names(cells, _ALIASES)
     if not errors:
         if "region" not in names or "topics" not in names:
             errors.append(FieldError("header", "the columns region and topics are required"))
         if not any(c in names for c in CONTACT_COLUMNS if c != "webhook_secret"):
-            errors.append(FieldError("header", "a contact column is required: mobile, email, wechat or webhook"))
+            errors.append(FieldError("header", "a contact column is required: mobile, email, wechat, webhook or "
+                                               "voice"))
     if errors:
         known = ", ".join(COLUMNS)
         raise InvalidInput(f"the CSV header is not valid; the columns are {known} (or their Chinese names)", errors)

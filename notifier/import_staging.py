@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _SCHEMA = (
     "CREATE TABLE staged (row INTEGER PRIMARY KEY, data TEXT NOT NULL)",
@@ -36,18 +36,22 @@ class StagedRow:
     subscriptions: list[tuple[str, list[str], int]]
     secrets: dict[str, str]
     generated_secret: bool  # the webhook secret was made here: the report shows it once
+    role: str = "subscriber"
+    assists: list[tuple[str, str, list[str]]] = field(default_factory=list)  # a proxy's people: label, region, groups
 
     def dump(self) -> str:
         return json.dumps([self.id, self.region, self.locale, self.quiet_start, self.quiet_end, self.groups,
-                           self.contacts, self.subscriptions, self.secrets, self.generated_secret])
+                           self.contacts, self.subscriptions, self.secrets, self.generated_secret, self.role,
+                           self.assists])
 
     @classmethod
     def load(cls, row: int, text: str) -> StagedRow:
         (id_, region, locale, quiet_start, quiet_end, groups, contacts, subs, secrets,
-         generated) = json.loads(text)
+         generated, role, assists) = json.loads(text)
         return cls(row=row, id=id_, region=region, locale=locale, quiet_start=quiet_start, quiet_end=quiet_end,
                    groups=groups, contacts=contacts, subscriptions=[(t, ch, r) for t, ch, r in subs],
-                   secrets=secrets, generated_secret=generated)
+                   secrets=secrets, generated_secret=generated, role=role,
+                   assists=[(label, place, kinds) for label, place, kinds in assists])
 
 
 class Staging:

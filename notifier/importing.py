@@ -47,7 +47,7 @@ from notifier.input_rules import CatalogueCodes
 from notifier.models import Frozen
 from notifier.store import Store
 from notifier.store.records import SubscriberRecord
-from notifier.subscribers import check_subscriber, contacts_alone, severity_rank, webhook_errors
+from notifier.subscribers import assisted_records, check_subscriber, contacts_alone, severity_rank, webhook_errors
 from notifier.textcoding import (
     UnreadableUpload,
     decode_detected,
@@ -58,7 +58,7 @@ from notifier.textcoding import (
 )
 from subscriptions.contacts import generate_webhook_secret
 from subscriptions.masking import mask_contact
-from subscriptions.models import SubscriberIn, SubscriberStatus
+from subscriptions.models import AssistedIn, SubscriberIn, SubscriberStatus
 
 CHUNK_ROWS = 10_000  # rows validated between two looks at the store (and two progress updates)
 MAX_PROBLEMS = 10_000  # problems listed in a report; `rejected` counts them all
@@ -302,7 +302,8 @@ def _staged(row: int, body: SubscriberIn) -> StagedRow:
     return StagedRow(row=row, id=uuid.uuid4().hex, region=body.region, locale=body.locale, quiet_start=quiet[0],
                      quiet_end=quiet[1], groups=body.groups, contacts=body.contacts.addresses(),
                      subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions],
-                     secrets=secrets, generated_secret=generated)
+                     secrets=secrets, generated_secret=generated, role=body.role.value,
+                     assists=[(p.label, p.region, p.groups) for p in body.assists])
 
 
 async def _records(staging: Staging, options: ImportOptions, tally: _Tally,
@@ -314,7 +315,9 @@ async def _records(staging: Staging, options: ImportOptions, tally: _Tally,
         yield [(SubscriberRecord(
             id=s.id, region=s.region, locale=s.locale, quiet_start=s.quiet_start, quiet_end=s.quiet_end,
             status=options.status.value, consent_source=consent, consent_at=now, created_at=now, groups=s.groups,
-            contacts=s.contacts, subscriptions=s.subscriptions), s.secrets) for s in batch]
+            contacts=s.contacts, subscriptions=s.subscriptions, role=s.role,
+            assists=assisted_records([AssistedIn(label=label, region=region, groups=groups)
+                                      for label, region, groups in s.assists])), s.secrets) for s in batch]
         tally.progress.stored += len(batch)  # handed to the store; committed only with the last batch
         tally.secrets += [GeneratedSecret(row=s.row, subscriber_id=s.id, webhook_secret=s.secrets["webhook"])
                           for s in batch if s.generated_secret]

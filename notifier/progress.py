@@ -19,6 +19,7 @@ from notifier.i18n import N_, NP_, Message, Said, Words
 from notifier.models import Coverage, Policy
 from notifier.service import Service
 from notifier.terms import CAUSE as UNREACHED
+from subscriptions.models import PROXY_CHANNEL
 
 # Piped into a file or another program, rich assumes 80 columns and cuts headers ("awaiti…"): give it room.
 PIPE_WIDTH = 200
@@ -121,7 +122,8 @@ async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout:
                 causes, looked = await alert_causes(service.store, alert_id), loop.time()
             display.show(coverage, causes)
             pending = sum(c.pending for c in coverage.by_channel.values())
-            awaiting = sum(c.awaiting_receipt for c in coverage.by_channel.values())
+            # A proxy's confirmation comes when a person has been told, not from a provider: not waited for.
+            awaiting = sum(c.awaiting_receipt for kind, c in coverage.by_channel.items() if kind != PROXY_CHANNEL)
             if pending == 0:
                 quiet_since = quiet_since if quiet_since is not None else loop.time()
                 if awaiting == 0 or loop.time() - quiet_since >= receipt_wait:

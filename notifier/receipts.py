@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from channels.base import Receipt
+from channels.base import Channel, Receipt
+from channels.voice.common import CallPolicy
+from notifier.assist import confirm_replies
 from notifier.store import Store
 
 log = logging.getLogger("notifier.receipts")
@@ -21,8 +23,24 @@ log = logging.getLogger("notifier.receipts")
 SMS_STOP_WORDS = frozenset({"T", "TD", "R", "N", "退订", "退定", "取消", "STOP", "UNSUBSCRIBE"})
 
 
-async def apply_receipts(store: Store, channel: str, receipts: list[Receipt]) -> dict[str, int]:
-    counts = await store.apply_receipts(channel, receipts, time.time())
+def call_policy(channel: Channel | None) -> CallPolicy | None:
+    """The redial rule of a channel that calls people (one that declares `max_calls` and `min_call_interval`, as
+    voice does), else None: its unanswered calls are called again within those bounds."""
+    max_calls, interval = getattr(channel, "max_calls", None), getattr(channel, "min_call_interval", None)
+    if max_calls is None or interval is None:
+        return None
+    return CallPolicy(int(max_calls), float(interval))
+
+
+def call_policies(channels: Mapping[str, Channel]) -> dict[str, CallPolicy]:
+    """`call_policy` of every channel that has one, by kind."""
+    return {kind: policy for kind, channel in channels.items() if (policy := call_policy(channel)) is not None}
+
+
+async def apply_receipts(store: Store, channel: str, receipts: list[Receipt],
+                         redial: CallPolicy | None = None) -> dict[str, int]:
+    """Apply a provider's reports; `redial` (voice): the call policy a report asking for another call follows."""
+    counts = await store.apply_receipts(channel, receipts, time.time(), redial)
     log.info("receipts applied", extra={"channel": channel, **counts})
     return counts
 
@@ -34,13 +52,18 @@ def is_stop_reply(text: str) -> bool:
 
 
 async def apply_sms_replies(store: Store, replies: Iterable[tuple[str, str]]) -> int:
-    """(E.164 number, text) replies; stop words unsubscribe that number from SMS. Returns how many did."""
-    stopped = 0
+    """(E.164 number, text) replies; stop words unsubscribe that number from SMS, and a proxy's reply of people's
+    numbers confirms them told (`notifier.assist`). Returns how many numbers were unsubscribed."""
+    stopped = told = 0
     for phone, text in replies:
         if is_stop_reply(text):
             stopped += await store.disable_contacts("sms", phone, "unsubscribed by SMS reply", time.time())
+        else:
+            told += await confirm_replies(store, "sms", phone, text)
     if stopped:
         log.info("SMS opt-outs applied", extra={"subscribers": stopped})
+    if told:
+        log.info("assisted people confirmed told by SMS reply", extra={"people": told})
     return stopped
 
 

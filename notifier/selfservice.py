@@ -19,7 +19,7 @@ from notifier.catalogue import Catalogue
 from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.store import Store
 from notifier.store.records import SubscriberRecord
-from subscriptions.models import CHANNEL_KINDS, LOCALES, QuietHours
+from subscriptions.models import CHANNEL_KINDS, LOCALES, PROXY_ROLE, QuietHours
 from subscriptions.quiet_hours import format_hhmm
 
 EXPORT_FORMAT = "notifier-subscriber-data/1"
@@ -143,4 +143,8 @@ async def export(store: Store, catalogue: Catalogue, record: SubscriberRecord) -
                           for t, ch, rank in record.subscriptions],
         "deliveries": [{**d, **{k: _iso(d[k]) for k in ("created_at", "sent_at", "delivered_at", "finished_at")}}
                        for d in held["deliveries"]],
+        # A proxy's own list of the people it tells (its notes, unmasked: the proxy is asking).
+        **({"role": record.role, "assists": [{"number": p.seq, "label": p.label, "region": p.region,
+                                              "groups": p.groups} for p in record.assists]}
+           if record.role == PROXY_ROLE else {}),
     }

@@ -39,6 +39,8 @@ WARN_SMS_RECEIPTS_REFUSED = ("[channels.sms] receipt_token is not set: delivery 
                              "no SMS will ever count as reached")
 WARN_NO_VERIFICATION_TEMPLATE = ("[channels.sms] verification_template_code is not set: /subscribe cannot text "
                                  "a code, so it offers no SMS sign-up (set an approved template with ${code})")
+WARN_VOICE_RECEIPTS_REFUSED = ("[channels.voice] receipt_token is not set: call results will be refused, so no "
+                               "call will ever count as reached nor an unanswered one be called again")
 DATABASE_UNAVAILABLE = N_("cannot open the database %(url)s: %(reason)s")
 CATALOGUE_PROBLEM = N_("[catalogue] path: %(problem)s")
 TEMPLATES_PROBLEM = N_("[templates] path: %(problem)s")
@@ -205,6 +207,9 @@ class Service:
             log.warning(WARN_SMS_RECEIPTS_REFUSED)
         if sms is not None and not sms.get("verification_template_code"):
             log.warning(WARN_NO_VERIFICATION_TEMPLATE)
+        voice = self.settings.channels.get("voice")
+        if voice is not None and not voice.get("receipt_token"):
+            log.warning(WARN_VOICE_RECEIPTS_REFUSED)
 
     async def _open_core(self) -> None:
         await seed_catalogue(self.store, self.catalogue)

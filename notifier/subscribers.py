@@ -20,17 +20,20 @@ from notifier.errors import FieldError, InvalidInput, NotFoundError
 from notifier.input_rules import CatalogueCodes, field_errors
 from notifier.models import SEVERITY_RANK, Severity
 from notifier.store import Store
-from notifier.store.records import SubscriberRecord
+from notifier.store.records import AssistedRecord, SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
-from subscriptions.masking import mask_contact
+from subscriptions.masking import mask_contact, mask_label
 from subscriptions.models import (
     CHANNEL_KINDS,
+    Assisted,
+    AssistedIn,
     Contacts,
     MinSeverity,
     QuietHours,
     Subscriber,
     SubscriberIn,
     SubscriberPatch,
+    SubscriberRole,
     SubscriberStatus,
     Subscription,
     SubscriptionIn,
@@ -109,6 +112,8 @@ def _owner(path: str) -> str:
     parts = path.split(".")
     if parts[0] == "groups":
         return "groups"
+    if parts[0] == "assists" and len(parts) >= 3:  # a proxy's person: `assists.0.groups.1` → `assists.0.groups`
+        return ".".join(parts[:3])
     if parts[0] == "subscriptions" and len(parts) >= 3 and parts[2] == "topic":
         return ".".join(parts[:3])
     return path
@@ -132,6 +137,26 @@ def _with_codes(data: Mapping[str, Any], codes: CatalogueCodes) -> tuple[dict[st
                 [code], unknown = codes.resolve("topic", [topic], f"subscriptions.{i}.topic")
                 errors += unknown
             out["subscriptions"].append({**sub, "topic": code} if isinstance(topic, str) else sub)
+    if isinstance(assists := data.get("assists"), list):
+        out["assists"] = []
+        for i, person in enumerate(assists):
+            resolved, unknown = _person_with_codes(person, codes, f"assists.{i}")
+            out["assists"].append(resolved)
+            errors += unknown
+    return out, errors
+
+
+def _person_with_codes(person: Any, codes: CatalogueCodes, where: str) -> tuple[Any, list[FieldError]]:
+    """A proxy's person with their region and groups as codes, and an error for each that names nothing."""
+    if not isinstance(person, Mapping):
+        return person, []
+    out, errors = dict(person), []
+    if isinstance(region := person.get("region"), str):
+        [out["region"]], unknown = codes.resolve("region", [region], f"{where}.region")
+        errors += unknown
+    if isinstance(groups := person.get("groups"), list):
+        out["groups"], unknown = codes.resolve("group", groups, f"{where}.groups")
+        errors += unknown
     return out, errors
 
 
@@ -154,6 +179,26 @@ async def accept_subscriber(store: Store, data: Any, *, allow_private_webhooks: 
     return body
 
 
+def assisted_records(people: list[AssistedIn]) -> list[AssistedRecord]:
+    """A new proxy's people, numbered 1, 2, … as the store numbers them."""
+    return [AssistedRecord(id=uuid.uuid4().hex, label=p.label, region=p.region, groups=p.groups, seq=n)
+            for n, p in enumerate(people, 1)]
+
+
+async def add_assisted(store: Store, proxy_id: str, people: list[AssistedIn]) -> list[AssistedRecord]:
+    """Add people to a proxy's list (numbered after its last); InvalidInput for a district or group the
+    catalogue does not hold, NotFoundError when `proxy_id` is no proxy."""
+    codes = await CatalogueCodes.load(store)
+    errors = [e for i, p in enumerate(people)
+              for e in _person_with_codes(p.model_dump(), codes, f"assists.{i}")[1]]
+    if errors:
+        raise InvalidInput("the people cannot be added as given", errors)
+    added = await store.add_assisted(proxy_id, assisted_records(people))
+    if added is None:
+        raise NotFoundError(f"no proxy {proxy_id}")
+    return added
+
+
 def severity_rank(sub: SubscriptionIn) -> int:
     return SEVERITY_RANK[Severity(sub.min_severity.value)] if sub.min_severity else 0
 
@@ -173,7 +218,8 @@ async def create_subscriber(store: Store, data: SubscriberIn | Mapping[str, Any]
         id=uuid.uuid4().hex, region=body.region, locale=body.locale, quiet_start=quiet[0], quiet_end=quiet[1],
         status=status.value, consent_source=body.consent_source, consent_at=now, created_at=now,
         groups=body.groups, contacts=body.contacts.addresses(),
-        subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions])
+        subscriptions=[(s.topic, s.channels, severity_rank(s)) for s in body.subscriptions],
+        role=body.role.value, assists=assisted_records(body.assists))
     await store.create_subscriber(record, secrets)
     return record, generated
 
@@ -239,4 +285,11 @@ def subscriber_view(record: SubscriberRecord, generated_secret: str | None = Non
         consent_at=datetime.fromtimestamp(record.consent_at, UTC) if record.consent_at else None,
         created_at=datetime.fromtimestamp(record.created_at, UTC),
         subscriptions=[Subscription(topic=t, channels=ch, min_severity=MinSeverity(names[r].value) if r else None)
-                       for t, ch, r in record.subscriptions])
+                       for t, ch, r in record.subscriptions],
+        role=SubscriberRole(record.role), assists=[assisted_view(p) for p in record.assists])
+
+
+def assisted_view(person: AssistedRecord) -> Assisted:
+    """An assisted person as admins see them: the label masked."""
+    return Assisted(id=person.id, number=person.seq, label=mask_label(person.label), region=person.region,
+                    groups=person.groups)

@@ -58,6 +58,7 @@ DELIVERY_STATUS: Mapping[str, Term] = {
 CHANNEL: Mapping[str, Term] = {
     "sms": NP_("channel", "SMS"), "wechat": NP_("channel", "WeChat"), "email": NP_("channel", "Email"),
     "webhook": NP_("channel", "Webhook"), "voice": NP_("channel", "Voice call"),
+    "proxy": NP_("channel", "Told by a proxy"),  # a grid worker or caregiver tells someone with no contact
 }
 # Why a targeted person has not been reached (the coverage object's `unreachable`).
 CAUSE: Mapping[str, Term] = {

@@ -29,14 +29,19 @@ MANAGE = "manage"
 UNSUBSCRIBE = "unsubscribe"
 VERIFY_EMAIL = "verify-email"
 FORM = "form"  # the nonce of a self-service page's form, bound to the link the page was opened with
+ASSIST = "assist"  # a proxy's page of whom to tell about one alert (subject: the proxy; data: the alert)
+ASSIST_CONFIRM = "assist-confirm"  # confirms one assisted person told (subject: their `proxy` delivery)
 
 # Default lifetimes: unsubscribe links in old messages keep working for a year; a manage link for a season;
-# an email verification link for a day; a page's form for two hours.
+# an email verification link for a day; a page's form for two hours; a proxy's list and its confirm links for a
+# month (an alert's follow-up is long over by then).
 TTL: dict[str, timedelta] = {
     MANAGE: timedelta(days=90),
     UNSUBSCRIBE: timedelta(days=366),
     VERIFY_EMAIL: timedelta(hours=24),
     FORM: timedelta(hours=2),
+    ASSIST: timedelta(days=30),
+    ASSIST_CONFIRM: timedelta(days=30),
 }
 
 _DOMAIN = b"notifier-token-v1"

@@ -1,7 +1,8 @@
 """The one way personal data is shown: masked. Used by logs, admin/API views and exports.
 
 Mobile `+8613812345678` → `138****5678`; fixed line `+863552021234` → `0355****34`; email `alice@x.gov.cn` →
-`a***@x.gov.cn`; openid → `****` + last 4;
+`a***@x.gov.cn`; openid → `****` + last 4; an assisted person's label (`3号楼2单元 王奶奶`, the proxy's own note)
+→ its first character and `***` (`3***`);
 webhook URL → scheme://host/… (paths and queries may carry tokens).
 
 `scrub()` is the logging backstop (logs should carry subscriber ids only): it finds contacts in free text and JSON
@@ -100,6 +101,13 @@ def mask_contact(channel: str, value: str | None) -> str | None:
     if channel == "webhook":
         return mask_url(value)
     return "****"
+
+
+def mask_label(label: str) -> str:
+    """An assisted person's label as admin views show it: the first character and `***` (a building number or a
+    surname alone names no one; the rest may be a name, an address, a condition)."""
+    text = label.strip()
+    return f"{text[:1]}***" if text else "***"
 
 
 def _mask_id_or_mobile(match: re.Match[str]) -> str:

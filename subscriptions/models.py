@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from subscriptions.contacts import (
     normalize_email,
@@ -20,6 +20,9 @@ from subscriptions.contacts import (
 from subscriptions.quiet_hours import format_hhmm, parse_hhmm
 
 CHANNEL_KINDS = ("sms", "wechat", "email", "webhook", "voice")
+# The channel of a person with no contact of their own, whom a proxy (grid worker, caregiver) tells: never
+# chosen by a subscriber, counted in coverage like the others.
+PROXY_CHANNEL = "proxy"
 LOCALES = ("zh-CN", "en")
 _REGION = re.compile(r"[0-9]{6}")
 _GROUP = re.compile(r"[a-z][a-z0-9_]{0,49}")
@@ -61,6 +64,16 @@ class MinSeverity(StrEnum):
     MODERATE = "moderate"
     SEVERE = "severe"
     EXTREME = "extreme"
+
+
+class SubscriberRole(StrEnum):
+    SUBSCRIBER = "subscriber"
+    PROXY = "proxy"  # a community grid worker (网格员) or caregiver: tells the people in its `assists`
+
+
+PROXY_ROLE = SubscriberRole.PROXY.value
+MAX_ASSISTS = 500  # people one proxy tells (a grid covers a few hundred households)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SubscriberStatus(StrEnum):
@@ -162,6 +175,29 @@ class SubscriptionIn(_Frozen):
         return value
 
 
+class AssistedIn(_Frozen):
+    """A person a proxy tells: no contact of their own; the label is the proxy's note (personal data)."""
+
+    label: str = Field(min_length=1, max_length=100,
+                       description="the proxy's note of who this is (e.g. 3号楼2单元 王奶奶); masked to admins")
+    region: Annotated[str, AfterValidator(check_region)]
+    groups: Annotated[list[str], AfterValidator(check_groups)] = Field(default_factory=list, max_length=20)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value or _CONTROL.search(value):
+            raise ValueError("a label is one line of text")
+        return value
+
+
+class AssistsIn(_Frozen):
+    """People added to a proxy's list."""
+
+    assists: list[AssistedIn] = Field(min_length=1, max_length=MAX_ASSISTS)
+
+
 class SubscriberIn(_Frozen):
     contacts: Contacts
     region: str
@@ -171,6 +207,10 @@ class SubscriberIn(_Frozen):
     subscriptions: list[SubscriptionIn] = Field(default_factory=list, max_length=200)
     consent_source: str = Field(default="admin", max_length=100,
                                 description="how consent was given (admin, import, web, wechat…)")
+    role: SubscriberRole = Field(default=SubscriberRole.SUBSCRIBER,
+                                 description="`proxy`: a grid worker or caregiver who tells the people in `assists`")
+    assists: list[AssistedIn] = Field(default_factory=list, max_length=MAX_ASSISTS,
+                                      description="a proxy's people with no contact of their own")
 
     @field_validator("contacts")
     @classmethod
@@ -199,6 +239,12 @@ class SubscriberIn(_Frozen):
         if len(set(topics)) != len(topics):
             raise ValueError("a topic is subscribed twice")
         return value
+
+    @model_validator(mode="after")
+    def _assists_need_a_proxy(self) -> SubscriberIn:
+        if self.assists and self.role is not SubscriberRole.PROXY:
+            raise ValueError('only a subscriber with "role": "proxy" assists people')
+        return self
 
 
 class SubscriberPatch(_Frozen):
@@ -242,6 +288,22 @@ class Subscription(_Frozen):
     min_severity: MinSeverity | None
 
 
+class Assisted(_Frozen):
+    """An assisted person as the API shows it: the label masked."""
+
+    id: str
+    number: int = Field(description="the person's number on the proxy's list (an SMS reply of it confirms them)")
+    label: str = Field(description="masked")
+    region: str
+    groups: list[str]
+
+
+class AssistedList(_Frozen):
+    """A proxy's people, labels masked."""
+
+    assists: list[Assisted]
+
+
 class Subscriber(_Frozen):
     """A subscriber as the API shows it: contacts masked unless `reveal` was asked for by the owner."""
 
@@ -256,3 +318,5 @@ class Subscriber(_Frozen):
     consent_source: str | None
     consent_at: datetime | None
     created_at: datetime
+    role: SubscriberRole = SubscriberRole.SUBSCRIBER
+    assists: list[Assisted] = Field(default_factory=list)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from types import ModuleType
 
 import aiosmtplib
 import pytest
@@ -14,10 +15,13 @@ from channels import email, webhook, wechat
 from channels.errors import DeliveryError, TransientDeliveryError
 from channels.sms import aliyun, tencent
 from channels.ssrf import ForbiddenDestination
+from channels.voice import aliyun as aliyun_voice
+from channels.voice import tencent as tencent_voice
 from channels.wechat_token import token_error
 from notifier.causes import explain, fold
 from notifier.config import WorkerSettings
 from notifier.retry import RetryPolicy
+from notifier.store.assisted import PROXY_NOT_TOLD
 
 
 def _webhook(answer: int | BaseException) -> str:
@@ -41,6 +45,15 @@ def _tencent_request(code: str) -> str:
     with pytest.raises(DeliveryError) as refused:
         tencent.read_answer(200, body)
     return str(refused.value)
+
+
+def _call(provider: ModuleType, code: str, smart: str | None = None) -> str:
+    body = [{"call_id": "c-1", "status_code": code, "smart_status_code": smart}]
+    return str(provider.parse_receipts(json.dumps(body).encode())[0].error)
+
+
+def _tencent_call(callback: dict[str, object]) -> str:
+    return str(tencent_voice.parse_receipts(json.dumps(callback).encode())[0].error)
 
 
 def _smtp(exc: BaseException, phase: str = "send") -> str:
@@ -124,6 +137,20 @@ PRODUCED = [
     ("sms", "receipt: DB:0141", "sms.carrier_refused"),
     ("sms", "receipt: IC:0151", "sms.carrier_error"),
     ("sms", "receipt: FAIL", "sms.receipt_failed"),
+    # voice: call results as the store keeps them (`receipt: …`, `; gave up …` once no call is left)
+    ("voice", f"receipt: {_call(aliyun_voice, '200003')}", "voice.no_answer"),
+    ("voice", f"receipt: {_call(aliyun_voice, '200002')}; gave up after 3 calls", "gave_up:voice.no_answer"),
+    ("voice", f"receipt: {_call(aliyun_voice, '200010')}; gave up (the alert expires before another call)",
+     "gave_up_expiring:voice.no_answer"),
+    ("voice", f"receipt: {_call(aliyun_voice, '200004')}", "voice.bad_number"),
+    ("voice", f"receipt: {_call(aliyun_voice, '', 'CALL_REJECTED')}", "voice.rejected"),
+    ("voice", f"receipt: {_tencent_call({'voice_failure_callback': {'callid': 'c', 'failure_code': 10}})}",
+     "voice.no_answer"),
+    ("voice", f"receipt: {_tencent_call({'voice_failure_callback': {'callid': 'c', 'failure_code': 8}})}",
+     "voice.bad_number"),
+    ("voice", "Tencent VMS calls mainland mobiles only (a fixed line?)", "voice.landline"),
+    # assisted reach: the store fails a proxy's people when every channel of the proxy failed
+    ("proxy", PROXY_NOT_TOLD, "proxy.not_told"),
     # email
     ("email", _smtp(aiosmtplib.SMTPRecipientRefused(550, "5.1.1 Mailbox unavailable", "a@x.org")),
      "email.no_mailbox"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,10 @@ def test_demo_once_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Coverage" in result.stdout and "By district" in result.stdout
     assert "targeted" in result.stdout
+    # Voice calls and grid workers' confirmations raise the elderly group's coverage.
+    elderly = re.search(r"elderly: \d+ targeted, .* — (\d+) first reached by a voice call.*, (\d+) told by grid "
+                        r"workers.*; without them", result.stdout)
+    assert elderly is not None and int(elderly[1]) > 0 and int(elderly[2]) > 0, result.stdout[-3000:]
 
 
 def import_sms_residents(cli: Cli, count: int = 4) -> None:

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from notifier.coverage import alert_coverage
+from notifier.dispatch import plain_message
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver
-from notifier.models import AlertIn
-from notifier.publish import cancel_alert, publish_alert
+from notifier.models import AlertIn, Topic
+from notifier.publish import alert_view, cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.records import DeliveryUpdate
@@ -223,3 +224,14 @@ async def test_a_gone_webhook_is_disabled_for_later_alerts(
     assert second.targeted == 1
     assert await _statuses(service, second.id) == {}
     assert (await alert_coverage(service.store, second.id)).unreachable == {"no_contact": 1}
+
+
+async def test_the_plain_text_of_a_voice_call_is_written_for_the_ear(service: Service) -> None:
+    """When a voice template cannot be rendered, the publisher's words are read out without the link, with
+    numbers and abbreviations in words."""
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="PM2.5 超过 150",
+                                                          body="请关注 https://x.cn/a", instruction="减少外出"), None)
+    topic = Topic.model_validate(await service.store.get_topic("env.heavy-pollution"))
+    message = plain_message(alert_view(alert), topic, "zh-CN", "https://notify.example/disclosures/a", "voice")
+    assert "http" not in message.text and "PM2.5" not in message.text and "150" not in message.text
+    assert message.text.startswith(f"{topic.department}。细颗粒物") and "一百五十" in message.text

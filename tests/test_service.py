@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from notifier.config_errors import ConfigError
-from notifier.service import WARN_NO_VERIFICATION_TEMPLATE, Service
+from notifier.service import WARN_NO_VERIFICATION_TEMPLATE, WARN_VOICE_RECEIPTS_REFUSED, Service
 from tests.conftest import SettingsFactory
 
 ALIYUN = {"provider": "aliyun", "endpoint": "http://127.0.0.1:9", "sign_name": "长治市人民政府",
@@ -49,3 +49,25 @@ async def test_sms_with_a_verification_template_is_not_warned_about(
         async with Service(make_settings(channels={"sms": {**ALIYUN, "verification_template_code": "SMS_2"}})):
             pass
     assert "verification_template_code" not in caplog.text
+
+
+VOICE = {"provider": "aliyun", "endpoint": "http://127.0.0.1:9", "tts_code": "TTS_1", "access_key_id": "id",
+         "access_key_secret": "secret"}
+
+
+async def test_voice_without_a_receipt_token_is_warned_about(
+        make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Voice configured without receipt_token warns that no call will count as reached."""
+    with caplog.at_level(logging.WARNING, logger="notifier.service"):
+        async with Service(make_settings(channels={"voice": VOICE})):
+            pass
+    assert WARN_VOICE_RECEIPTS_REFUSED in caplog.text
+
+
+async def test_voice_with_a_receipt_token_is_not_warned_about(
+        make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """With receipt_token set, start-up says nothing about call results."""
+    with caplog.at_level(logging.WARNING, logger="notifier.service"):
+        async with Service(make_settings(channels={"voice": {**VOICE, "receipt_token": "v" * 32}})):
+            pass
+    assert "[channels.voice]" not in caplog.text

@@ -11,7 +11,7 @@ import math
 
 from notifier.states import DeliveryStatus
 from notifier.store.db import FLOAT, Db, as_list
-from notifier.store.states import ACCEPTED, FINAL_FAILED, IN_PROGRESS, REACHED, count, is_, release
+from notifier.store.states import ACCEPTED, FINAL_FAILED, IN_PROGRESS, REACHED, count, counted, is_, release
 
 MAX_POINTS = 240  # the curve is drawn at most about this many steps wide, however long the alert took
 # Bucket widths in seconds: a county's alert may be reached within a second, a province's over hours.
@@ -55,7 +55,7 @@ async def failure_errors(db: Db, alert_id: str) -> list[tuple[str, str, str | No
     frequent first. Error texts are raw provider answers and may hold contacts: mask them before showing."""
     rows = await db.fetch(
         "SELECT channel, status, last_error, COUNT(*) AS n FROM deliveries "
-        f"WHERE alert_id = ? AND status IN {FINAL_FAILED} "
+        f"WHERE alert_id = ? AND status IN {FINAL_FAILED} AND {counted()} "
         "GROUP BY channel, status, last_error ORDER BY n DESC, channel, status LIMIT ?", alert_id, MAX_ERROR_GROUPS)
     return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2]), int(r[3])) for r in rows]
 
@@ -72,5 +72,5 @@ async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, in
     sent = is_(DeliveryStatus.SENT)
     queue = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in await db.fetch(
         f"SELECT alert_id, {count(f'status IN {IN_PROGRESS}')}, {count(sent)} FROM deliveries "
-        f"WHERE alert_id IN {each} AND (status IN {IN_PROGRESS} OR {sent}) GROUP BY alert_id", ids)}
+        f"WHERE alert_id IN {each} AND (status IN {IN_PROGRESS} OR {sent}) AND {counted()} GROUP BY alert_id", ids)}
     return {i: (*heads.get(i, (0, 0, 0)), *queue.get(i, (0, 0))) for i in alert_ids}

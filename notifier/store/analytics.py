@@ -22,6 +22,7 @@ from notifier.store.states import (
     UNREACHED_CAUSE,
     channel_counts,
     count,
+    counted,
     is_,
     release,
     released,
@@ -87,7 +88,7 @@ async def period_cells(db: Db, f: PeriodFilter) -> list[PeriodCell]:
     for r in await db.fetch(
             f"SELECT x.topic, x.dept, d.channel, {channel_counts('d.')} FROM deliveries d JOIN ("
             f"SELECT a.id, a.topic, {DEPARTMENT} AS dept FROM alerts a WHERE {where}) x ON x.id = d.alert_id "
-            "GROUP BY x.topic, x.dept, d.channel", *params):
+            f"WHERE {counted('d.')} GROUP BY x.topic, x.dept, d.channel", *params):
         channels[(r[0], r[1])][r[2]] = channel_figures(r, 3)
     unreachable = await _period_unreachable(db, where, params)
     empty = (0, 0, 0)

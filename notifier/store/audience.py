@@ -1,66 +1,98 @@
 """Freezing an alert's audience at publish (the outbox): its target set — with each target's region and groups as
 they are now, the coverage denominator that later edits or deletions never change — and one delivery row per
 target × usable channel, all by INSERT … SELECT inside the publishing transaction (no rows travel through Python,
-so memory stays flat whatever the fan-out)."""
+so memory stays flat whatever the fan-out).
+
+Two kinds of people are targeted, by the same statements over their own tables (`People`): subscribers, through
+their subscriptions; and the people proxies assist (`assisted`), through their proxy's subscription to the topic
+(its minimum severity too) and their own region and groups. An assisted person gets one `proxy` delivery, waiting
+(`deferred`, due NEVER) until the proxy's message is accepted (`store/assisted.py`). That message is the proxy's
+own delivery when the proxy is a target itself; otherwise relay rows over the proxy's channels for the topic
+(`relay` = 1: queued, retried and fallen back like any delivery, counted nowhere). A person whose proxy has no
+usable channel gets no delivery (no usable contact).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
 from notifier.store.records import Targeting
-from notifier.store.states import ACCEPTED, REACHED
-from subscriptions.models import SubscriberStatus
+from notifier.store.states import ACCEPTED, NEVER, REACHED
+from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
 
 
-def _match(db: Db, regions: list[str], groups: list[str]) -> tuple[str, list[Any]]:
-    """Subscribers `s` in these regions and groups (empty: all), as a condition and its parameters."""
+@dataclass(frozen=True, slots=True)
+class People:
+    """Where one kind of targeted person lives: `source` joins them (alias `who`) to their subscribing
+    subscriber `s` and its subscription `sub`; their groups are in `groups_table` by `owner`."""
+
+    who: str
+    source: str
+    groups_table: str
+    owner: str
+
+
+SUBSCRIBERS = People("s", "subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id",
+                     "subscriber_groups", "subscriber_id")
+ASSISTED = People("p", "assisted p JOIN subscribers s ON s.id = p.proxy_id "
+                       "JOIN subscriptions sub ON sub.subscriber_id = s.id", "assisted_groups", "assisted_id")
+
+
+def _match(db: Db, people: People, regions: list[str], groups: list[str]) -> tuple[str, list[Any]]:
+    """People in these regions and groups (empty: all), as a condition and its parameters."""
     clauses, params = [], []
     if regions:
-        clauses.append(f"s.region IN {db.dialect.each()}")
+        clauses.append(f"{people.who}.region IN {db.dialect.each()}")
         params.append(as_list(regions))
     if groups:
-        clauses.append("EXISTS (SELECT 1 FROM subscriber_groups g WHERE g.subscriber_id = s.id "
+        clauses.append(f"EXISTS (SELECT 1 FROM {people.groups_table} g WHERE g.{people.owner} = {people.who}.id "
                        f"AND g.group_code IN {db.dialect.each()})")
         params.append(as_list(groups))
     return " AND ".join(clauses) or "1 = 1", params
 
 
-def _matching(db: Db, t: Targeting) -> tuple[str, list[Any]]:
-    """FROM … WHERE over `s` (subscribers): the active subscribers of the topic who match the alert now; for an
-    update, only those its wider regions or groups add (the frozen targets are copied, not matched)."""
-    where, params = _match(db, t.regions, t.groups)
+def _matching(db: Db, people: People, t: Targeting) -> tuple[str, list[Any]]:
+    """FROM … WHERE over one kind of people (alias `people.who`): those of the topic's active subscribers (or assisted
+    by them) who match the alert now; for an update, only those its wider regions or groups add (the frozen targets
+    are copied, not matched)."""
+    where, params = _match(db, people, t.regions, t.groups)
     if t.widened_from is not None:
-        before, before_params = _match(db, *t.widened_from)
+        before, before_params = _match(db, people, *t.widened_from)
         where, params = f"{where} AND NOT ({before})", [*params, *before_params]
-    return ("FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
-            f"WHERE sub.topic = ? AND sub.min_severity <= ? AND s.status = '{SubscriberStatus.ACTIVE}' AND {where}",
-            [t.topic, t.min_severity_rank, *params])
+    return (f"FROM {people.source} WHERE sub.topic = ? AND sub.min_severity <= ? "
+            f"AND s.status = '{SubscriberStatus.ACTIVE}' AND {where}", [t.topic, t.min_severity_rank, *params])
 
 
 def _frozen(t: Targeting) -> str:
-    """FROM … WHERE over `r` (the referenced alert's frozen targets who still exist; one parameter: its id) — a
-    cancel: only those it reached or whose delivery was accepted."""
+    """FROM … WHERE over `r` (the referenced alert's frozen targets who still exist, as subscribers or as assisted
+    people; one parameter: its id) — a cancel: only those it reached or whose delivery was accepted."""
     only = f"AND (r.{REACHED} OR r.{ACCEPTED})" if t.only_reached else ""
-    return f"FROM alert_targets r JOIN subscribers s ON s.id = r.subscriber_id WHERE r.alert_id = ? {only}"
+    return (f"FROM alert_targets r WHERE r.alert_id = ? {only} "
+            "AND (EXISTS (SELECT 1 FROM subscribers s WHERE s.id = r.subscriber_id) "
+            "OR EXISTS (SELECT 1 FROM assisted p WHERE p.id = r.subscriber_id))")
 
 
 async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
-    """Active subscribers of the topic who match the alert now, with their current groups. For an update: only
-    those its wider regions or groups add, beside the frozen targets already copied."""
-    source, params = _matching(db, t)
-    await db.execute(
-        f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, s.id, s.region {source} "
-        "AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = s.id)",
-        alert_id, *params, alert_id)
+    """Active subscribers of the topic who match the alert now, and the people their proxies assist who match it,
+    with their current groups. For an update: only those its wider regions or groups add, beside the frozen
+    targets already copied."""
     frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "
               "AND r.subscriber_id = t.subscriber_id)") if t.from_alert is not None else ""
-    await db.execute(
-        "INSERT INTO alert_target_groups (alert_id, subscriber_id, group_code) "
-        "SELECT t.alert_id, t.subscriber_id, g.group_code FROM alert_targets t "
-        f"JOIN subscriber_groups g ON g.subscriber_id = t.subscriber_id WHERE t.alert_id = ? {frozen}",
-        alert_id, *([t.from_alert] if t.from_alert is not None else []))
+    for people in (SUBSCRIBERS, ASSISTED):
+        source, params = _matching(db, people, t)
+        who = people.who
+        await db.execute(
+            f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, {who}.id, {who}.region "
+            f"{source} AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? "
+            f"AND x.subscriber_id = {who}.id)", alert_id, *params, alert_id)
+        await db.execute(
+            "INSERT INTO alert_target_groups (alert_id, subscriber_id, group_code) "
+            f"SELECT t.alert_id, t.subscriber_id, g.group_code FROM alert_targets t JOIN {people.groups_table} g "
+            f"ON g.{people.owner} = t.subscriber_id WHERE t.alert_id = ? {frozen}",
+            alert_id, *([t.from_alert] if t.from_alert is not None else []))
 
 
 async def _copy_frozen(db: Db, alert_id: str, t: Targeting) -> None:
@@ -79,25 +111,46 @@ async def _copy_frozen(db: Db, alert_id: str, t: Targeting) -> None:
         alert_id, alert_id, t.from_alert, alert_id)
 
 
-async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
-    """One row per target (that has none yet) × usable channel, ranked by the subscriber's preference; under
+# Who gets delivery rows: the alert's targets; or, as relays, the proxies of its assisted targets who are not
+# targets themselves (one parameter: the alert id, for the subquery).
+_TARGETS = "alert_targets"
+_RELAYS = ("(SELECT DISTINCT x.alert_id, p.proxy_id AS subscriber_id FROM alert_targets x "
+           "JOIN assisted p ON p.id = x.subscriber_id WHERE x.alert_id = ? AND NOT EXISTS (SELECT 1 FROM "
+           "alert_targets y WHERE y.alert_id = x.alert_id AND y.subscriber_id = p.proxy_id))")
+
+
+async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False) -> None:
+    """One row per recipient (that has none yet) × usable channel, ranked by the subscriber's preference; under
     `fallback` only the first is queued and the rest wait as `skipped` until a failure (or a missing receipt)
-    activates the next."""
+    activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets."""
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
-        f"next_attempt_at, created_at, updated_at) SELECT {db.dialect.new_id}, alert_id, subscriber_id, channel, "
-        f"rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, {FLOAT}, "
-        f"{FLOAT}, {FLOAT} FROM ("
+        f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.new_id}, alert_id, subscriber_id, "
+        f"channel, rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
+        f"{FLOAT}, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
         "  SELECT t.alert_id, t.subscriber_id, sc.channel, "
         "         ROW_NUMBER() OVER (PARTITION BY t.subscriber_id ORDER BY sc.position) AS rank "
-        "  FROM alert_targets t "
+        f"  FROM {_RELAYS if relays else _TARGETS} t "
         "  JOIN subscription_channels sc ON sc.subscriber_id = t.subscriber_id AND sc.topic = ? "
         "  JOIN contacts c ON c.subscriber_id = t.subscriber_id AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
         "  WHERE t.alert_id = ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
         "       AND e.subscriber_id = t.subscriber_id)) ranked",
-        t.policy, t.priority, t.first_attempt_at, now, now, t.topic, alert_id)
+        t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic, alert_id)
+
+
+async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
+    """One `proxy` delivery per assisted target (that has none yet) whose proxy has a delivery of the alert to
+    carry the list, waiting until that message is accepted."""
+    await db.execute(
+        "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
+        f"next_attempt_at, created_at, updated_at) SELECT {db.dialect.new_id}, t.alert_id, t.subscriber_id, "
+        f"'{PROXY_CHANNEL}', 1, '{DeliveryStatus.DEFERRED}', {INT}, 0, {FLOAT}, {FLOAT}, {FLOAT} "
+        "FROM alert_targets t JOIN assisted p ON p.id = t.subscriber_id WHERE t.alert_id = ? "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id AND e.subscriber_id = p.id) "
+        "AND EXISTS (SELECT 1 FROM deliveries r WHERE r.alert_id = t.alert_id AND r.subscriber_id = p.proxy_id)",
+        t.priority, NEVER, now, now, alert_id)
 
 
 async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
@@ -107,6 +160,8 @@ async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
     if t.from_alert is None or t.widened_from is not None:
         await _resolve(db, alert_id, t)
     await create_deliveries(db, alert_id, t, now)
+    await create_deliveries(db, alert_id, t, now, relays=True)
+    await _create_proxy_deliveries(db, alert_id, t, now)
     return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
 
 
@@ -117,9 +172,10 @@ async def would_target(db: Db, t: Targeting) -> int:
     if t.from_alert is not None:
         count += int(await db.fetchval(f"SELECT COUNT(*) {_frozen(t)}", t.from_alert))
     if t.from_alert is None or t.widened_from is not None:
-        source, params = _matching(db, t)
-        unfrozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? AND x.subscriber_id = s.id)"
-                    if t.from_alert is not None else "")
-        count += int(await db.fetchval(f"SELECT COUNT(*) {source} {unfrozen}", *params,
-                                       *([t.from_alert] if t.from_alert is not None else [])))
+        for people in (SUBSCRIBERS, ASSISTED):
+            source, params = _matching(db, people, t)
+            unfrozen = (f"AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? "
+                        f"AND x.subscriber_id = {people.who}.id)" if t.from_alert is not None else "")
+            count += int(await db.fetchval(f"SELECT COUNT(*) {source} {unfrozen}", *params,
+                                           *([t.from_alert] if t.from_alert is not None else [])))
     return count

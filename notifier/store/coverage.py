@@ -14,10 +14,12 @@ from notifier.store.records import CoverageRows, DeliveryRow
 from notifier.store.states import (
     ACCEPTED,
     CHANNEL_FIELDS,
+    NEVER,
     REACHED,
     UNREACHED_CAUSE,
     channel_counts,
     count,
+    counted,
     release,
     unreached_target_counts,
 )
@@ -32,7 +34,8 @@ async def coverage_rows(db: Db, alert_id: str) -> CoverageRows:
     assert head is not None  # noqa: S101 - an aggregate always has a row
     targeted, reached, accepted = int(head[0]), int(head[1] or 0), int(head[2] or 0)
     by_channel = {r[0]: channel_figures(r, 1) for r in await db.fetch(
-        f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? GROUP BY channel ORDER BY channel",
+        f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? AND {counted()} GROUP BY channel "
+        "ORDER BY channel",
         alert_id)}
     cells = [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in await db.fetch(
         f"SELECT t.region, g.group_code, COUNT(*), {count('t.' + REACHED)} FROM alert_targets t "
@@ -101,6 +104,7 @@ async def list_deliveries(db: Db, alert_id: str, limit: int, after: str | None, 
         f"AND c.channel = d.channel WHERE {where} ORDER BY d.id LIMIT ?", *params, limit)
     return [DeliveryRow(
         id=r["id"], alert_id=r["alert_id"], subscriber_id=r["subscriber_id"], channel=r["channel"],
-        address=r["address"], status=r["status"], attempts=r["attempts"], next_attempt_at=r["next_attempt_at"],
+        address=r["address"], status=r["status"], attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"] if r["next_attempt_at"] < NEVER else None,
         provider_message_id=r["provider_message_id"], last_error=r["last_error"], created_at=r["created_at"],
         sent_at=r["sent_at"], delivered_at=r["delivered_at"], finished_at=r["finished_at"]) for r in rows], total

@@ -10,10 +10,11 @@ skip rows another claimer holds (`SKIP LOCKED`), so concurrent claims never retu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from channels.voice.common import CallPolicy
 from notifier.states import AlertStatus, DeliveryStatus
-from notifier.store import fallback, lifecycle, receipts
+from notifier.store import assisted, fallback, lifecycle, receipts
 from notifier.store.db import FLOAT, Db, as_list, as_rows
 from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
@@ -45,12 +46,14 @@ async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int) 
         created_at=r["created_at"]) for r in rows]
 
 
-async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float) -> list[str]:
+async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float,
+                 redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
     """Write a batch of send results in one transaction; returns the ids the lease still covered.
 
     Results for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
     from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
-    successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again."""
+    successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again.
+    `redial`: the call policy of each channel that calls people, for early call results asking for another call."""
     held = {r[0] for r in await db.fetch(
         f"SELECT id FROM deliveries WHERE id IN {db.dialect.each()} AND lease_owner = ? AND {is_(SENDING)}"
         f"{db.dialect.for_update}", as_list(u.delivery_id for u in updates), owner)}
@@ -62,13 +65,17 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     await _write_delivered(db, owner, by_status[DELIVERED], now)
-    await _write_sent(db, owner, by_status[SENT], now)
+    await _write_sent(db, owner, by_status[SENT], now, redial)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
+    failed = [u.delivery_id for u in by_status[DeliveryStatus.FAILED]]
     await fallback.activate_next(db, [u.delivery_id for u in by_status[DeliveryStatus.FAILED] if u.fall_back], now)
     await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
     accepted = by_status[DELIVERED] + by_status[SENT]
+    # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
+    await mark_targets(db, await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now), reached=False)
+    await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
     return [u.delivery_id for u in updates]
 
@@ -85,7 +92,8 @@ async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: 
     await mark_targets(db, [(u.delivery_id, u.at) for u in done], reached=True)
 
 
-async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float) -> None:
+async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float,
+                      redial: Mapping[str, CallPolicy] | None) -> None:
     if not sent:
         return
     await db.execute(
@@ -94,7 +102,7 @@ async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float
         "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
         now, as_rows((u.delivery_id, u.at, u.provider_message_id) for u in sent), owner)
     await mark_targets(db, [(u.delivery_id, u.at) for u in sent], reached=False)
-    await receipts.apply_early_receipts(db, sent, now)
+    await receipts.apply_early_receipts(db, sent, now, redial)
 
 
 async def _write_later(db: Db, owner: str, later: list[DeliveryUpdate], now: float) -> None:

@@ -5,18 +5,26 @@ record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the cont
 
 No number is stored: a report that names a number (Aliyun's BizId covers a whole batch) is matched by
 `receipt_match_key(provider id, number)`, a digest, and the number itself is forgotten.
+
+Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
+call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
+for the delivery), at least the provider's spacing after the last one, before the alert expires, while the alert
+is live; when it gives None the delivery fails and the next channel applies. Early reports keep their `retry`
+flag, so the rule is the same whichever arrives first. A final result about the call a delivery waits to redial
+after (Tencent reports a call twice) fails it after all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from channels.base import Receipt, receipt_match_key
+from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
 from notifier.store.db import Db, as_list
 from notifier.store.records import DeliveryUpdate
-from notifier.store.states import is_
+from notifier.store.states import LIVE_ALERT, is_
 
 SENT = DeliveryStatus.SENT
 # What became of a report: waiting to be matched (only inside its transaction), applied, a repeat, not (yet) known,
@@ -38,23 +46,30 @@ async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float) -> dict[str, int]:
-    """Apply provider reports in one transaction; returns counts by outcome."""
+async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float,
+                         redial: CallPolicy | None = None) -> dict[str, int]:
+    """Apply provider reports in one transaction; returns counts by outcome. `redial`: the channel's call policy
+    (voice), which a report asking for another call follows."""
     counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
     for r in receipts:
         match = receipt_match_key(r.provider_message_id, r.address) if r.address else None
         inserted = await db.execute(
             "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
-            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, PENDING, now)
+            "received_at, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
+            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, PENDING, now, int(r.retry))
         if inserted == 0:
             counts[DUPLICATE] += 1
             continue
         found = await _find(db, channel, r)
         waiting = [delivery_id for delivery_id, status in found if status == SENT]
+        # A final result about a call whose delivery waits to be called again (Tencent reports one call twice:
+        # "failed" in its status callback, the precise reason in its failure callback): no call is left.
+        if not r.delivered and not r.retry:
+            waiting += [delivery_id for delivery_id, status in found
+                        if status == DeliveryStatus.QUEUED and await _stop_redial(db, delivery_id, r, now)]
         outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
         for delivery_id in waiting:
-            await settle(db, delivery_id, r, now)
+            await settle(db, delivery_id, r, now, redial)
         named = waiting[0] if waiting else (found[0][0] if found else None)
         await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
                          outcome, named, channel, r.key)
@@ -62,10 +77,12 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     return counts
 
 
-async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float) -> int:
+async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float,
+                               redial: Mapping[str, CallPolicy] | None = None) -> int:
     """Reports that arrived before their send was recorded were kept as unknown; now that the provider ids are
-    stored, apply them. One indexed query for the whole batch, so the usual case (no early report at all) costs
-    the hot path one query per batch. Returns how many were applied."""
+    stored, apply them (`redial`: the call policy of each channel that calls people). One indexed query for the
+    whole batch, so the usual case (no early report at all) costs the hot path one query per batch. Returns how
+    many were applied."""
     ids = [u.provider_message_id for u in sent if u.provider_message_id is not None]
     if not ids:
         return 0
@@ -77,24 +94,26 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
         if u.provider_message_id not in named:
             continue
         row = await db.fetchrow(
-            "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at FROM receipts r "
+            "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
             f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
             "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) ORDER BY r.received_at",
             u.delivery_id, u.provider_message_id, u.match_key)
         if row is None:
             continue
         receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
-                          key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"])
-        await settle(db, u.delivery_id, receipt, now)
+                          key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
+                          retry=bool(row["retry"]))
+        await settle(db, u.delivery_id, receipt, now, (redial or {}).get(row["channel"]))
         await db.execute(f"UPDATE receipts SET outcome = '{APPLIED}', delivery_id = ? "
                          "WHERE channel = ? AND receipt_key = ?", u.delivery_id, row["channel"], row["receipt_key"])
         applied += 1
     return applied
 
 
-async def settle(db: Db, delivery_id: str, r: Receipt, now: float) -> None:
-    """A `sent` delivery's report: delivered (its target reached, at the report's time but never before the send)
-    or failed (the next channel under fallback)."""
+async def settle(db: Db, delivery_id: str, r: Receipt, now: float, redial: CallPolicy | None = None) -> None:
+    """A `sent` delivery's report: delivered (its target reached, at the report's time but never before the send),
+    queued for another call (a call nobody answered, while `redial` allows one), or failed (the next channel under
+    fallback)."""
     when = min(r.occurred_at, now) if r.occurred_at else now
     if r.delivered:
         changed = await db.execute(
@@ -107,11 +126,51 @@ async def settle(db: Db, delivery_id: str, r: Receipt, now: float) -> None:
                 "WHERE d.id = ? AND alert_targets.alert_id = d.alert_id "
                 "AND alert_targets.subscriber_id = d.subscriber_id", delivery_id)
         return
+    error = f"receipt: {r.error or 'failed'}"
+    if r.retry and redial is not None:
+        why = await _call_again(db, delivery_id, r, now, redial)
+        if why is None:
+            return
+        error = f"{error}; gave up {why}"
     changed = await db.execute(
         f"UPDATE deliveries SET status = '{DeliveryStatus.FAILED}', finished_at = ?, updated_at = ?, last_error = ? "
-        f"WHERE id = ? AND {is_(SENT)}", now, now, f"receipt: {r.error or 'failed'}", delivery_id)
+        f"WHERE id = ? AND {is_(SENT)}", now, now, error, delivery_id)
     if changed:
         await fallback.activate_next(db, [delivery_id], now)
+
+
+async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: CallPolicy) -> str | None:
+    """Queue the delivery for another call if `policy` allows one (None then); else why not."""
+    if await db.fetchval(f"SELECT 1 FROM deliveries WHERE id = ? AND {is_(SENT)}{db.dialect.for_update}",
+                         delivery_id) is None:
+        return "(no longer waiting for this call)"
+    row = await db.fetchrow(
+        f"SELECT d.sent_at, a.expires_at, a.status IN {LIVE_ALERT} AS live FROM deliveries d "
+        "JOIN alerts a ON a.id = d.alert_id WHERE d.id = ?", delivery_id)
+    assert row is not None  # noqa: S101 - locked above
+    # The calls reported for this delivery before this one (each call has its own id), and this one.
+    calls = 1 + int(await db.fetchval(
+        "SELECT COUNT(DISTINCT provider_message_id) FROM receipts WHERE delivery_id = ? "
+        "AND provider_message_id <> ?", delivery_id, r.provider_message_id))
+    if not row["live"]:
+        return "(the alert is no longer live)"
+    at = policy.next_call_at(calls, float(row["sent_at"] or now), now, row["expires_at"])
+    if at is None:
+        if calls < policy.max_calls:
+            return "(the alert expires before another call)"
+        return f"after {calls} call{'s' if calls > 1 else ''}"
+    await db.execute(
+        f"UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, updated_at = ?, "
+        f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
+        f"receipt: {r.error or 'not answered'}; calling again", delivery_id)
+    return None
+
+
+async def _stop_redial(db: Db, delivery_id: str, r: Receipt, now: float) -> bool:
+    """Back to `sent` (to be failed by `settle`) a delivery queued to be called again after this very call."""
+    return await db.execute(
+        f"UPDATE deliveries SET status = '{SENT}', updated_at = ? WHERE id = ? AND {is_(DeliveryStatus.QUEUED)} "
+        "AND provider_message_id = ?", now, delivery_id, r.provider_message_id) > 0
 
 
 async def disable_contacts(db: Db, channel: str, address: str, reason: str, now: float) -> int:

@@ -132,6 +132,8 @@ class SubscriberRecord:
     contacts: dict[str, str] = field(default_factory=dict)  # channel -> address (raw: mask before showing)
     disabled: dict[str, str] = field(default_factory=dict)  # channel -> reason
     subscriptions: list[tuple[str, list[str], int]] = field(default_factory=list)  # topic, channels, min rank
+    role: str = "subscriber"  # or "proxy": tells the people in `assists`
+    assists: list[AssistedRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +231,40 @@ class BreakdownRecord:
     failed: int
     pending: int
     reached: int  # subscribers this channel reached first
+
+
+# ---------------------------------------------------------------- assisted reach
+
+
+@dataclass(frozen=True, slots=True)
+class AssistedRecord:
+    """A person a proxy tells: no contact, a label that is personal data (mask it before showing anyone but the
+    proxy). `seq` numbers the proxy's people for SMS replies; 0 until stored."""
+
+    id: str
+    label: str
+    region: str
+    groups: list[str] = field(default_factory=list)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AssistItem:
+    """One person on a proxy's list for one alert: their `proxy` delivery and its status."""
+
+    delivery_id: str
+    assisted_id: str
+    seq: int
+    label: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a confirmation did: the person's delivery, when they were marked told, and whether it was now."""
+
+    delivery_id: str
+    assisted_id: str
+    alert_id: str
+    confirmed_at: float
+    changed: bool

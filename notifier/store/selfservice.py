@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from notifier.store import subscribers
+from notifier.store import assisted, subscribers
 from notifier.store.db import Db, Row
 
 # Every table naming a subscriber, children before parents (`forget` deletes in this order).
@@ -50,6 +50,7 @@ async def forget(db: Db, subscriber_id: str, now: float) -> bool:
     """Delete the subscriber and everything naming it by contact; cancel its pending deliveries. False when there
     was no such subscriber."""
     await subscribers.cancel_waiting(db, subscriber_id, now)
+    await assisted.forget_proxy(db, subscriber_id, now)  # a proxy's people (their labels) go with it
     await db.execute("UPDATE receipts SET match_key = NULL WHERE delivery_id IN "
                      "(SELECT id FROM deliveries WHERE subscriber_id = ?)", subscriber_id)
     for table in _PERSONAL_TABLES:

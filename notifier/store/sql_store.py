@@ -9,17 +9,19 @@ operations are atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
 from channels.base import Receipt
+from channels.voice.common import CallPolicy
 from notifier.audit import CITIZEN, CLI, SYSTEM, Actor, AuditAction, AuditHead, object_ref
 from notifier.cap.ids import DEFAULT_SENDER, CapIdentity
 from notifier.store import (
     admin,
     alerts,
     analytics,
+    assisted,
     audit_log,
     cap,
     catalogue,
@@ -37,8 +39,11 @@ from notifier.store import (
 from notifier.store.db import Backend, Row
 from notifier.store.records import (
     AlertRow,
+    AssistedRecord,
+    AssistItem,
     BreakdownRecord,
     ClaimedDelivery,
+    Confirmation,
     CoverageRows,
     DeliveryRow,
     DeliveryUpdate,
@@ -297,9 +302,10 @@ class Store:
         async with self.backend.transaction() as db:
             return await queue.claim(db, owner, now, lease_until, limit)
 
-    async def record(self, owner: str, updates: list[DeliveryUpdate], now: float) -> list[str]:
+    async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
+                     redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
         async with self.backend.transaction() as db:
-            recorded = await queue.record(db, owner, updates, now)
+            recorded = await queue.record(db, owner, updates, now, redial)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 
@@ -321,9 +327,10 @@ class Store:
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
-    async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float) -> dict[str, int]:
+    async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
+                             redial: CallPolicy | None = None) -> dict[str, int]:
         async with self.backend.transaction() as db:
-            return await receipts.apply_receipts(db, channel, receipts_, now)
+            return await receipts.apply_receipts(db, channel, receipts_, now, redial)
 
     async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
         async with self.backend.transaction() as db:
@@ -374,6 +381,49 @@ class Store:
 
     async def public_follow_ups(self, alert_ids: Sequence[str], now: float) -> list[AlertRow]:
         return await public.public_follow_ups(self.backend.reader, alert_ids, now)
+
+    # ---- assisted reach: proxies (grid workers, caregivers) and the people they tell
+
+    async def add_assisted(self, proxy_id: str, people: Sequence[AssistedRecord]) -> list[AssistedRecord] | None:
+        """Add people to a proxy's list (numbered after its last); None when there is no such proxy."""
+        async with self.backend.transaction() as db:
+            if not await subscribers.lock_proxy(db, proxy_id):
+                return None
+            return await assisted.add(db, proxy_id, people, time.time())
+
+    async def import_assisted(self, lists: Sequence[tuple[str, Sequence[AssistedRecord]]]) -> int:
+        """Bulk import: every proxy's new people in one transaction (all or nothing); returns how many."""
+        async with self.backend.transaction() as db:
+            now, stored = time.time(), 0
+            for proxy_id, people in lists:
+                await subscribers.lock_proxy(db, proxy_id)
+                stored += len(await assisted.add(db, proxy_id, people, now))
+            return stored
+
+    async def proxies_by_contact(self, channel: str, addresses: Sequence[str]) -> dict[str, str]:
+        return await subscribers.proxies_by_contact(self.backend.reader, channel, addresses)
+
+    async def remove_assisted(self, proxy_id: str, assisted_id: str) -> bool:
+        async with self.backend.transaction() as db:
+            return await assisted.remove(db, proxy_id, assisted_id, time.time())
+
+    async def alert_has_assisted(self, alert_id: str) -> bool:
+        return await assisted.alert_has_people(self.backend.reader, alert_id)
+
+    async def assist_lists(self, recipients: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AssistItem]]:
+        return await assisted.lists(self.backend.reader, recipients)
+
+    async def confirm_assisted(self, delivery_id: str, now: float) -> Confirmation | None:
+        async with self.backend.transaction() as db:
+            return await assisted.confirm(db, delivery_id, now)
+
+    async def confirm_by_reply(self, channel: str, address: str, numbers: Sequence[int],
+                               now: float) -> list[Confirmation]:
+        async with self.backend.transaction() as db:
+            return await assisted.confirm_by_reply(db, channel, address, numbers, now)
+
+    async def not_yet_told(self, alert_id: str, limit: int = 500) -> list[tuple[str, int, str, str]]:
+        return await assisted.not_yet_told(self.backend.reader, alert_id, limit)
 
     # ---- CAP 1.2 and catalogue deadlines (migration 0008)
 

@@ -86,3 +86,14 @@ UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pendin
 def unreached_target_counts(d: str = "d.") -> str:
     return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
             f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
+
+
+# A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER
+# (3000-01-01: no claim takes it, and every date type can still show it), while cancels, expiry and erasure stop
+# it like any waiting delivery. Listings show it as no attempt planned.
+NEVER = 32_503_680_000.0
+
+
+def counted(d: str = "") -> str:
+    """A delivery coverage counts: a target's, not a relay (a proxy's list, sent to a proxy who is no target)."""
+    return f"{d}relay = 0"

@@ -1,5 +1,6 @@
-"""Subscribers: who they are, their groups, contacts and subscriptions — created one at a time or imported in bulk
-(one insert path for both), read back (hydrated in four queries whatever the page size), edited and deleted.
+"""Subscribers: who they are, their groups, contacts and subscriptions (and a proxy's assisted people) — created
+one at a time or imported in bulk (one insert path for both), read back (hydrated in four queries whatever the page
+size, five when proxies are among them), edited and deleted.
 
 A bulk import runs every batch inside the one transaction the store opens for it, so the import is stored whole
 or not at all (a crash before COMMIT leaves nothing: SQLite discards uncommitted WAL frames on the next open,
@@ -12,16 +13,17 @@ from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Any
 
 from notifier.states import DeliveryStatus
+from notifier.store import assisted
 from notifier.store.db import Db, Row, as_list
 from notifier.store.records import SubscriberRecord
 from notifier.store.states import WAITING
-from subscriptions.models import SubscriberStatus
+from subscriptions.models import PROXY_ROLE, SubscriberStatus
 
 Batch = Sequence[tuple[SubscriberRecord, dict[str, str]]]  # each subscriber with its contacts' secrets
 
 _INSERT_SUBSCRIBER = (
     "INSERT INTO subscribers (id, region, locale, quiet_start, quiet_end, status, consent_source, consent_at, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    "created_at, updated_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_GROUP = "INSERT INTO subscriber_groups (subscriber_id, group_code) VALUES (?, ?)"
 _INSERT_CONTACT = ("INSERT INTO contacts (subscriber_id, channel, address, secret, verified_at) "
                    "VALUES (?, ?, ?, ?, ?)")
@@ -43,13 +45,15 @@ async def insert_batch(db: Db, batch: Batch) -> None:
     records = [r for r, _ in batch]
     await db.executemany(_INSERT_SUBSCRIBER, [
         (r.id, r.region, r.locale, r.quiet_start, r.quiet_end, r.status, r.consent_source, r.consent_at,
-         r.created_at, r.created_at) for r in records])
+         r.created_at, r.created_at, r.role) for r in records])
     await db.executemany(_INSERT_GROUP, [(r.id, g) for r in records for g in r.groups])
     await db.executemany(_INSERT_CONTACT, [
         (r.id, kind, address, secrets.get(kind), r.created_at if r.status == SubscriberStatus.ACTIVE else None)
         for r, secrets in batch for kind, address in r.contacts.items()])
     await insert_subscriptions(db, [(r.id, topic, channels, rank, r.created_at)
                                     for r in records for topic, channels, rank in r.subscriptions])
+    for r in records:
+        await assisted.add(db, r.id, r.assists, r.created_at)  # proxies only: nothing for everyone else
 
 
 async def insert_batches(db: Db, batches: AsyncIterable[Batch]) -> int:
@@ -85,6 +89,24 @@ async def lock(db: Db, subscriber_id: str) -> bool:
     concurrent delete waits); False when there is no such subscriber."""
     return await db.fetchval(f"SELECT 1 FROM subscribers WHERE id = ?{db.dialect.for_update}",
                              subscriber_id) is not None
+
+
+async def lock_proxy(db: Db, proxy_id: str) -> bool:
+    """Lock a proxy's row (its list changes one import at a time); False when there is no such proxy."""
+    return await db.fetchval(f"SELECT 1 FROM subscribers WHERE id = ? AND role = '{PROXY_ROLE}'"
+                             f"{db.dialect.for_update}", proxy_id) is not None
+
+
+async def proxies_by_contact(db: Db, channel: str, addresses: Sequence[str]) -> dict[str, str]:
+    """address → proxy id, for the proxies holding these addresses on `channel` (an office names its grid workers
+    by their mobile numbers)."""
+    if not addresses:
+        return {}
+    rows = await db.fetch(
+        f"SELECT c.address, c.subscriber_id FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id "
+        f"WHERE c.channel = ? AND s.role = '{PROXY_ROLE}' AND c.address IN {db.dialect.each()}",
+        channel, as_list(dict.fromkeys(addresses)))
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 async def put_subscription(db: Db, subscriber_id: str, topic: str, channels: list[str], rank: int,
@@ -130,6 +152,7 @@ async def cancel_waiting(db: Db, subscriber_id: str, now: float) -> int:
 async def delete(db: Db, subscriber_id: str, now: float) -> bool:
     """Remove the subscriber and every contact (ON DELETE CASCADE); pending deliveries are cancelled. Coverage of
     past alerts keeps its counts (alert_targets holds no personal data)."""
+    await assisted.forget_proxy(db, subscriber_id, now)  # a proxy's people go with it
     if await db.execute("DELETE FROM subscribers WHERE id = ?", subscriber_id) == 0:
         return False
     await cancel_waiting(db, subscriber_id, now)
@@ -191,9 +214,11 @@ async def _hydrate(db: Db, rows: Sequence[Row]) -> list[SubscriberRecord]:
     for r in await db.fetch("SELECT subscriber_id, topic, channel FROM subscription_channels "
                             f"WHERE subscriber_id IN {each} ORDER BY position", param):
         subs[r["subscriber_id"]][r["topic"]][0].append(r["channel"])
+    people = await assisted.of_proxies(db, [str(r["id"]) for r in rows if r["role"] == PROXY_ROLE])
     return [SubscriberRecord(
         id=r["id"], region=r["region"], locale=r["locale"], quiet_start=r["quiet_start"],
         quiet_end=r["quiet_end"], status=r["status"], consent_source=r["consent_source"],
         consent_at=r["consent_at"], created_at=r["created_at"], groups=groups[r["id"]],
         contacts=contacts[r["id"]], disabled=disabled[r["id"]],
-        subscriptions=[(t, ch, rank) for t, (ch, rank) in subs[r["id"]].items()]) for r in rows]
+        subscriptions=[(t, ch, rank) for t, (ch, rank) in subs[r["id"]].items()], role=r["role"],
+        assists=people.get(r["id"], [])) for r in rows]

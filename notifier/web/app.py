@@ -33,6 +33,7 @@ from notifier.web.api import callbacks as api_callbacks
 from notifier.web.api import compliance as api_compliance
 from notifier.web.api import coverage as api_coverage
 from notifier.web.api import subscribers as api_subscribers
+from notifier.web.citizen import assist as citizen_assist
 from notifier.web.citizen import manage as citizen_manage
 from notifier.web.citizen import subscribe as citizen_subscribe
 from notifier.web.problems import error_response, problem_response
@@ -154,6 +155,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
     app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
     app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
+    app.router.add_routes(citizen_assist.routes)  # /assist/<token>: a proxy's list of whom to tell, confirmations
     app.router.add_routes(api_compliance.routes)  # GET /v1/catalogue/compliance: catalogue deadlines
     app.router.add_routes(api_approvals.routes)  # two-person release: approve / reject a held alert
     app.router.add_routes(api_audit.routes)  # the audit chain: GET /v1/audit, GET /audit/head

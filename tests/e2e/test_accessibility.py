@@ -1,8 +1,8 @@
 """WCAG 2.1 AA in a real browser: axe-core over the citizen's pages (sign-up and each of its steps, manage,
-delete, unsubscribe), the public column (list, a disclosure, the catalogue) and the dashboard (sign-in, the list,
-one alert, the deadlines, what waits for approval), at desktop (1280 px) and phone (390 px) widths — no serious or
-critical finding. And what axe does not measure but readers notice: a focus ring that shows, 18px text for
-citizens, a catalogue caption and an alert list that fit a phone."""
+delete, unsubscribe, a proxy's list of whom to tell), the public column (list, a disclosure, the catalogue) and
+the dashboard (sign-in, the list, one alert, the deadlines, what waits for approval, not yet told), at desktop
+(1280 px) and phone (390 px) widths — no serious or critical finding. And what axe does not measure but readers
+notice: a focus ring that shows, 18px text for citizens, a catalogue caption and an alert list that fit a phone."""
 
 from __future__ import annotations
 
@@ -19,14 +19,26 @@ from notifier.keys import create_key
 from notifier.localtime import LOCAL_TZ
 from notifier.models import AlertIn, Role
 from notifier.publish import publish_alert
+from notifier.subscribers import create_subscriber
 from notifier.web.admin.compliance import shift
+from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory, settle
 from tests.e2e.axe import Finding, audit, new_context, report
-from tests.e2e.citizen_support import TIMEOUT_MS, Town, enter_code, fill_form, heading, link_after, open_town
+from tests.e2e.citizen_support import (
+    CITY_DISTRICT,
+    TIMEOUT_MS,
+    Town,
+    enter_code,
+    fill_form,
+    heading,
+    link_after,
+    open_town,
+)
 from tests.e2e.conftest import Served
 
 MOBILE = "13935550177"
 EMAIL = "li.na@example.org"
+PROXY_EMAIL = "grid.worker@example.org"
 
 
 @pytest.fixture
@@ -190,6 +202,44 @@ async def _deadlines(town: Town) -> list[str]:
 
 
 # ---------------------------------------------------------------- what axe does not measure
+
+
+async def _proxy_page(town: Town) -> tuple[str, str]:
+    """A grid worker (email) with two people to tell; an alert for the elderly; the page its email links to."""
+    body = SubscriberIn.model_validate({
+        "contacts": {"email": PROXY_EMAIL}, "region": CITY_DISTRICT, "role": "proxy",
+        "assists": [{"label": "3号楼2单元 王奶奶", "region": CITY_DISTRICT, "groups": ["elderly"]},
+                    {"label": "5号楼 李大爷", "region": CITY_DISTRICT, "groups": ["elderly"]}],
+        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["email"]}]})
+    await create_subscriber(town.service.store, body, allow_private_webhooks=True)
+    alert_id = await town.publish("长治市重污染天气橙色预警")
+    [mail] = town.alert_mail_to(PROXY_EMAIL)
+    link = re.search(r"http://\S+/assist/\S+", str(mail.get_body(("plain",)).get_content()))
+    assert link is not None
+    return alert_id, link.group(0)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_the_proxys_page_has_no_serious_accessibility_findings(browser: Any, town: Town, width: str) -> None:
+    """A grid worker's list of whom to tell, before and after confirming one person, and the alert's dashboard page
+    with who is not yet told, pass WCAG 2.1 AA."""
+    alert_id, url = await _proxy_page(town)
+    context, page = await _page(browser, width)
+    found: list[Finding] = []
+    await page.goto(url)
+    found += await audit(page, "/assist")
+    await page.get_by_role("button", name="确认已转告：3号楼2单元 王奶奶").click()
+    await page.get_by_text("已转告", exact=True).wait_for()
+    found += await audit(page, "/assist (one told)")
+    await page.goto(town.url + "/admin/login")
+    await page.locator("#key").fill(await _admin_key(town))
+    await page.locator("form.login button").click()
+    await page.wait_for_url(town.url + "/admin")
+    await page.goto(f"{town.url}/admin/alerts/{alert_id}")
+    await page.locator("#table-untold").wait_for()
+    found += await audit(page, "/admin/alerts/{id} (not yet told)")
+    await context.close()
+    assert not found, report(found)
 
 
 def _luminance(rgb: tuple[float, ...]) -> float:

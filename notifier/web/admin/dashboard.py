@@ -49,6 +49,7 @@ from notifier.web.admin.views import (
     delivery_page,
     department_name,
     names,
+    not_yet_told,
     suppress_below,
     topic_names,
 )
@@ -307,7 +308,9 @@ async def admin_alert(request: web.Request) -> web.StreamResponse:
         return _not_found(request, session)
     catalogue, lang = request.app[SERVICE].catalogue, _lang(request)
     context = await _alert_context(request, alert, session)
-    return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus],
+    # Who proxies have not yet told: people, so not for viewers (as delivery rows are not).
+    untold = await not_yet_told(request.app[SERVICE].store, alert.id) if session.role is not Role.VIEWER else []
+    return render(request, "alert.html", session=session, statuses=[s.value for s in DeliveryStatus], untold=untold,
                   channels=_channels(request, context["fig"]),
                   topic_name=topic_names(catalogue, lang).get(alert.topic, alert.topic),
                   department=department_name(catalogue, alert.department, lang),

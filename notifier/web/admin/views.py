@@ -23,6 +23,7 @@ from notifier.store.records import AlertRow
 from notifier.terms import CAUSE, Terms
 from notifier.web.admin.charts import Bar, BarChart, BarTexts, Curve, bar_chart, reach_curve
 from notifier.web.api.alerts import delivery_view
+from subscriptions.masking import mask_contact, mask_label
 
 LIST_PAGE = 20
 DELIVERY_PAGE = 25
@@ -205,6 +206,7 @@ class DeliveryPage:
     total: int
 
 
+UNTOLD_SHOWN = 500  # people listed as not yet told on an alert's page (per proxy, masked)
 CHANNEL_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -226,3 +228,29 @@ async def delivery_page(store: Store, alert_id: str, chosen: DeliveryFilter,
     shown = rows[:limit]
     return DeliveryPage(items=[delivery_view(r) for r in shown],
                         next_after=shown[-1].id if len(rows) > limit else None, total=total)
+
+
+# ---------------------------------------------------------------- assisted reach
+
+
+@dataclass(frozen=True, slots=True)
+class Untold:
+    """One proxy and the people it has not yet confirmed told about an alert (labels masked)."""
+
+    proxy: str  # the proxy's first contact, masked
+    people: list[str]  # "(number) label", masked
+
+
+async def not_yet_told(store: Store, alert_id: str, limit: int = UNTOLD_SHOWN) -> list[Untold]:
+    """Per proxy, who is "not yet told" about the alert (at most `limit` people in all)."""
+    rows = await store.not_yet_told(alert_id, limit)
+    people: dict[str, list[str]] = {}
+    for proxy_id, number, label, _ in rows:
+        people.setdefault(proxy_id, []).append(f"({number}) {mask_label(label)}")
+    out = []
+    for proxy_id, listed in people.items():
+        record = await store.get_subscriber(proxy_id)
+        contacts = record.contacts if record is not None else {}
+        shown = next((mask_contact(kind, address) for kind, address in contacts.items()), None)
+        out.append(Untold(proxy=shown or proxy_id[:8], people=listed))
+    return out

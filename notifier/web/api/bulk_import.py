@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
+from notifier.assisted_import import import_assisted
 from notifier.audit import Actor
 from notifier.errors import FieldError
 from notifier.import_rows import COLUMNS
@@ -42,6 +43,9 @@ class ImportQuery(Frozen):
                                                      "instead of active")
     label: str = Field(default="api", min_length=1, max_length=80,
                        description="bureau or registry name, recorded as consent source `import:<label>`")
+    assisted: bool = Field(default=False, description="the file is a sub-district office's CSV list of assisted "
+                                                      "people, each told by a proxy (columns proxy, label, region, "
+                                                      "groups)")
 
 
 class ImportProblem(Problem):
@@ -80,7 +84,10 @@ def rejected_response(report: ImportReport) -> web.Response:
                        "is the import report. With `partial=true` the valid rows are stored and the answer is "
                        "200 with the report. Imported subscribers are active with verified contacts (the bureau "
                        "vouches for them) unless `pending=true`; generated webhook secrets are in the report, "
-                       "shown once. Contacts never appear in a report except masked.")
+                       "shown once. Contacts never appear in a report except masked. With `assisted=true` the "
+                       "CSV is a list of assisted people (`proxy`: a proxy's id or mobile number, `label`, "
+                       "`region`, `groups`), added to their proxies' lists by the same rules; labels never appear "
+                       "in the report.")
 async def import_subscribers(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN)
     query = parse_query(request, ImportQuery)
@@ -91,6 +98,11 @@ async def import_subscribers(request: web.Request) -> web.StreamResponse:
     if not raw.strip():
         raise BadRequest("the body is empty: send the file")
     service = request.app[SERVICE]
+    if query.assisted:
+        if fmt != "csv":
+            raise UnsupportedMediaType("a list of assisted people is sent as text/csv")
+        report = await import_assisted(service.store, raw, label=query.label, partial=query.partial)
+        return rejected_response(report) if report.outcome is ImportOutcome.REJECTED else json_response(report)
     options = ImportOptions(label=query.label, partial=query.partial,
                             status=SubscriberStatus.PENDING if query.pending else SubscriberStatus.ACTIVE,
                             allow_private_webhooks=webhook_allows_private(service.settings),

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from channels import sms, voice, wechat
 from notifier.errors import NotFoundError, Unauthorized
-from notifier.receipts import apply_receipts, apply_sms_replies, wechat_unfollowed
+from notifier.receipts import apply_receipts, apply_sms_replies, call_policy, wechat_unfollowed
 from notifier.verification import bind_wechat
 from notifier.web.openapi import operation
 from notifier.web.problems import BadRequest
@@ -72,8 +72,9 @@ async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str
         receipts = provider.parse_receipts(await request.read())
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
-    counts = await apply_receipts(request.app[SERVICE].store, kind, receipts)
-    request.app[SERVICE].metrics.count_receipts(kind, counts)
+    service = request.app[SERVICE]
+    counts = await apply_receipts(service.store, kind, receipts, call_policy(service.channels.get(kind)))
+    service.metrics.count_receipts(kind, counts)
     return web.json_response(provider.RECEIPT_ACK)
 
 

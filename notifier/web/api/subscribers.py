@@ -12,13 +12,28 @@ from notifier.audit import Actor
 from notifier.errors import NotFoundError
 from notifier.models import Page, Role
 from notifier.service import webhook_allows_private
-from notifier.subscribers import add_subscription, create_subscriber, subscriber_view, update_subscriber
+from notifier.subscribers import (
+    add_assisted,
+    add_subscription,
+    assisted_view,
+    create_subscriber,
+    subscriber_view,
+    update_subscriber,
+)
 from notifier.web.auth import key_with_role
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, time_cursor
 from notifier.web.problems import json_response, parse_body, parse_query, read_json
 from notifier.web.state import SERVICE
-from subscriptions.models import Subscriber, SubscriberIn, SubscriberPatch, Subscription, SubscriptionIn
+from subscriptions.models import (
+    AssistedList,
+    AssistsIn,
+    Subscriber,
+    SubscriberIn,
+    SubscriberPatch,
+    Subscription,
+    SubscriptionIn,
+)
 
 routes = web.RouteTableDef()
 
@@ -100,3 +115,30 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request, SubscriptionIn)
     subscription = await add_subscription(request.app[SERVICE].store, request.match_info["id"], body)
     return json_response(subscription, status=201)
+
+
+# ---- assisted reach: a proxy's people
+
+
+@routes.post("/v1/subscribers/{id}/assists")
+@operation("Add people to a proxy's list", "subscribers", {201: ("the people added, labels masked", AssistedList)},
+           roles=ADMIN, body=AssistsIn, errors=(404,),
+           description="The subscriber must have `\"role\": \"proxy\"`. Each person is numbered after the proxy's "
+                       "last (numbers are never reused; an SMS reply of a number confirms that person told).")
+async def add_people(request: web.Request) -> web.StreamResponse:
+    await key_with_role(request, *ADMIN)
+    body = await parse_body(request, AssistsIn)
+    added = await add_assisted(request.app[SERVICE].store, request.match_info["id"], body.assists)
+    return json_response(AssistedList(assists=[assisted_view(p) for p in added]), status=201)
+
+
+@routes.delete("/v1/subscribers/{id}/assists/{assisted_id}")
+@operation("Erase one person from a proxy's list", "subscribers", {204: ("erased", None)}, roles=ADMIN,
+           errors=(404,), description="The label and groups are deleted; the person's pending deliveries are "
+                                      "cancelled; past coverage keeps its counts.")
+async def remove_person(request: web.Request) -> web.StreamResponse:
+    await key_with_role(request, *ADMIN)
+    store = request.app[SERVICE].store
+    if not await store.remove_assisted(request.match_info["id"], request.match_info["assisted_id"]):
+        raise NotFoundError("the proxy has no such person")
+    return web.Response(status=204)

@@ -45,7 +45,7 @@ CSP = ("default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-acti
        "frame-ancestors 'none'")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "X-Robots-Tag": "noindex"}
-_TOKEN_IN_PATH = re.compile(r"/(manage|unsubscribe)/[A-Za-z0-9_.~-]+")
+_TOKEN_IN_PATH = re.compile(r"/(manage|unsubscribe|assist(?:/confirm)?)/[A-Za-z0-9_.~-]+")
 _STATUS = {"invalid": 404, "expired": 410, "gone": 404, "form": 403}
 # What each problem tells the reader: (title, body) msgids.
 _WORDS = {
@@ -80,7 +80,7 @@ class Link:
 
 
 class RedactTokens(logging.Filter):
-    """Replaces the token of a manage/unsubscribe path in a record (message and `extra=` strings) with `…`."""
+    """Replaces the token of a manage/unsubscribe/assist path in a record (message and `extra=` strings) with `…`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
