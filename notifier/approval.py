@@ -6,7 +6,9 @@ decide on them, and the decisions.
   `topics`) is stored `pending_approval` and sends nothing. Cancels are never held: withdrawing a warning must not
   wait for anyone.
 - Deciding: an admin key, or another key of the alert's department (a publisher of another department gets 404,
-  as for any read of that department's alerts; the key that published it 403; viewers 403). Approving freezes the
+  as for any read of that department's alerts; the key that published it 403; viewers 403). The command line
+  (`notifier approvals`, no key: actor `cli`) decides as an admin, but not on an alert the command line itself
+  published — that is the same actor, and a second pair of eyes must be someone else's. Approving freezes the
   targets then and releases the alert (now, or at its schedule); rejecting records the reason. Only a pending
   alert can be decided (409 otherwise, also for the loser of two concurrent decisions).
 - Nobody decides within `timeout` seconds: the dispatcher's sweep rejects it with reason `timeout`
@@ -20,8 +22,9 @@ import time
 
 from notifier.audit import Actor, AuditError, check_details
 from notifier.config import ApprovalSettings
-from notifier.departments import readable
-from notifier.errors import ConflictError, FieldError, Forbidden, InvalidInput
+from notifier.departments import NO_SUCH_ALERT, readable
+from notifier.errors import ConflictError, FieldError, Forbidden, InvalidInput, NotFoundError
+from notifier.i18n import N_
 from notifier.models import Role, Severity
 from notifier.states import AlertStatus, MsgType
 from notifier.store import Store
@@ -30,6 +33,8 @@ from notifier.targeting import targeting_of
 
 AUTHOR_CANNOT_DECIDE = ("the key that published this alert cannot approve or reject it: another key of the "
                         "department, or an admin, must decide")
+CLI_CANNOT_DECIDE = N_("this alert was published from the command line, so the command line cannot approve or "
+                       "reject it: a key of its department, or an admin key, must decide (API or dashboard)")
 VIEWER_CANNOT_DECIDE = "a viewer key cannot approve or reject alerts; needs admin or publisher"
 NOT_PENDING = "alert {id} is {status}, not waiting for approval"
 MAX_REASON = 500
@@ -49,14 +54,18 @@ def holds(rules: ApprovalSettings, alert: AlertRow, all_regions: int) -> bool:
     return all(checks)
 
 
-def require_decider(key: KeyRecord, alert: AlertRow | None) -> AlertRow:
-    """The alert, if `key` may approve or reject it (NotFound for another department's, Forbidden for its author
-    or a viewer), and it still waits (Conflict)."""
-    alert = readable(key, alert)
-    if key.role == Role.VIEWER:
-        raise Forbidden(VIEWER_CANNOT_DECIDE)
-    if alert.publisher is not None and alert.publisher == key.id:
-        raise Forbidden(AUTHOR_CANNOT_DECIDE)
+def require_decider(key: KeyRecord | None, alert: AlertRow | None) -> AlertRow:
+    """The alert, if `key` (None: the command line, an admin) may approve or reject it (NotFound for another
+    department's, Forbidden for its author or a viewer), and it still waits (Conflict)."""
+    if key is None:
+        if alert is None:
+            raise NotFoundError(NO_SUCH_ALERT)
+    else:
+        alert = readable(key, alert)
+        if key.role == Role.VIEWER:
+            raise Forbidden(VIEWER_CANNOT_DECIDE)
+    if alert.publisher == (key.id if key is not None else None):  # keyless publishes are the command line's
+        raise Forbidden(AUTHOR_CANNOT_DECIDE if key is not None else CLI_CANNOT_DECIDE)
     if alert.status != AlertStatus.PENDING_APPROVAL:
         raise ConflictError(NOT_PENDING.format(id=alert.id, status=alert.status))
     return alert
@@ -78,7 +87,7 @@ def check_reason(reason: str) -> str:
     return text
 
 
-async def approve_alert(store: Store, alert_id: str, key: KeyRecord, now: float | None = None) -> AlertRow:
+async def approve_alert(store: Store, alert_id: str, key: KeyRecord | None, now: float | None = None) -> AlertRow:
     """Release a held alert: its targets are frozen now and its deliveries queued (for its schedule, if later),
     in one transaction with the status change and the audit entry."""
     now = time.time() if now is None else now
@@ -88,7 +97,7 @@ async def approve_alert(store: Store, alert_id: str, key: KeyRecord, now: float 
     return await store.approve_alert(alert.id, targeting_of(alert, referenced, release), Actor.of_key(key), now)
 
 
-async def reject_alert(store: Store, alert_id: str, key: KeyRecord, reason: str,
+async def reject_alert(store: Store, alert_id: str, key: KeyRecord | None, reason: str,
                        now: float | None = None) -> AlertRow:
     """Refuse a held alert with a reason; it ends `rejected`, having sent nothing."""
     now = time.time() if now is None else now

@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from notifier import cli_publish, commands
+from notifier import cli_approvals, cli_publish, commands
 from notifier.assisted_import import COLUMNS as ASSISTED
 from notifier.config import Settings
 from notifier.config_errors import ConfigError
@@ -64,6 +64,7 @@ COMMANDS = {
     "templates": N_("template tools"),
     "keys": N_("API keys: create, list, revoke"),
     "audit": N_("the audit log: verify its hash chain"),
+    "approvals": N_("alerts waiting for approval: list them, approve or reject one (as an admin, actor cli)"),
     "db": N_("database tools"),
     "import": N_("import subscribers from a CSV or NDJSON file (UTF-8 or GBK); all or nothing unless "
                  "--accept-valid"),
@@ -77,7 +78,7 @@ Handler = Callable[[Settings, argparse.Namespace, Words], Coroutine[Any, Any, in
 HANDLERS: dict[str, Handler] = {
     "serve": commands.cmd_serve, "worker": commands.cmd_worker, "demo": commands.cmd_demo, "db": commands.cmd_db,
     "keys": commands.cmd_keys, "templates": commands.cmd_templates, "import": commands.cmd_import,
-    "audit": commands.cmd_audit,
+    "audit": commands.cmd_audit, "approvals": cli_approvals.cmd_approvals,
     "publish": cli_publish.cmd_publish, "coverage": cli_publish.cmd_coverage,
 }
 
@@ -150,6 +151,7 @@ def _parser(words: Words | None = None) -> argparse.ArgumentParser:
         "action", choices=["verify"],
         help=words(N_("verify: check every entry's hash and link; exit 0 'audit: OK <n> entries head <hash>', or "
                       "exit 1 'audit: BROKEN at <seq>: <why>' naming the first broken entry")))
+    _approvals_arguments(command("approvals"), words)
     command("db").add_argument("action", choices=["upgrade"],
                                help=words(N_("upgrade: create the database or apply new migrations")))
     columns = "; ".join(f"{name} ({', '.join(aliases)})" if aliases else name for name, aliases in COLUMNS.items())
@@ -177,6 +179,15 @@ def _coverage_arguments(coverage: argparse.ArgumentParser, words: Words) -> None
     coverage.add_argument("--json", action="store_true",
                           help=words(N_("print the coverage object as JSON (as GET /v1/alerts/{id}/coverage "
                                         "answers)")))
+
+
+def _approvals_arguments(approvals: argparse.ArgumentParser, words: Words) -> None:
+    approvals.add_argument("action", choices=["list", "approve", "reject"],
+                           help=words(N_("list: what waits, oldest first; approve or reject: decide on one (not on "
+                                         "an alert the command line published: someone else must decide)")))
+    approvals.add_argument("alert_id", nargs="?", help=words(N_("for approve and reject: the alert's id")))
+    approvals.add_argument("--reason", help=words(N_("for reject (required): why, kept in the alert and the audit "
+                                                     "log; no contact details")))
 
 
 def _keys_arguments(keys: argparse.ArgumentParser, words: Words) -> None:

@@ -8,6 +8,9 @@ import json
 import pytest
 
 from notifier.audit import GENESIS
+from notifier.config import load_settings
+from notifier.publish import check_alert, publish_alert
+from notifier.service import open_database
 from tests.cli_run import Cli, one_line_failure
 
 pytestmark = pytest.mark.both_backends
@@ -66,3 +69,89 @@ def test_audit_verify_counts_the_cli_acts(cli: Cli) -> None:
     after = cli("audit", "verify")
     assert after.returncode == 0
     assert int(after.stdout.split()[2]) == int(before.split()[2]) + 1
+
+
+APPROVAL = '[approval]\nseverities = ["extreme"]\n'
+
+
+async def _held_by_a_publisher(cli: Cli) -> str:
+    """A red warning held for approval, published by a publisher key of 市环保局 (not by the command line)."""
+    cli.configure(APPROVAL)
+    assert cli("keys", "create", "--role", "publisher", "--department", "市环保局", "--topics", "env.*").returncode == 0
+    settings = load_settings(cli.config, {})
+    store = await open_database(settings)
+    try:
+        key = next(k for k in await store.list_keys() if k.role == "publisher")
+        alert, _ = await publish_alert(store, await check_alert(store, ALERT, key), key, approval=settings.approval)
+    finally:
+        await store.close()
+    assert alert.status == "pending_approval"
+    return alert.id
+
+
+async def _status(cli: Cli, alert_id: str) -> str:
+    store = await open_database(load_settings(cli.config, {}))
+    try:
+        alert = await store.get_alert(alert_id)
+    finally:
+        await store.close()
+    assert alert is not None
+    return alert.status
+
+
+async def test_approvals_list_shows_what_waits_with_its_timeout(cli: Cli) -> None:
+    """`approvals list` prints each held alert: its id, department, topic, severity in words and when the timeout
+    rejects it."""
+    alert_id = await _held_by_a_publisher(cli)
+    listed = cli("approvals", "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if alert_id in line)
+    assert "市环保局" in line and "env.heavy-pollution" in line and "rejected as timed out at" in line
+    assert "特别严重" in cli("approvals", "list", lang="zh-CN").stdout
+
+
+async def test_an_admin_at_the_terminal_approves_a_publishers_alert(cli: Cli) -> None:
+    """`approvals approve ID` releases the alert (active) and records `alert.approve` by actor cli in a chain that
+    still verifies."""
+    alert_id = await _held_by_a_publisher(cli)
+    approved = cli("approvals", "approve", alert_id)
+    assert approved.returncode == 0, approved.stderr
+    assert f"approved {alert_id}" in approved.stdout
+    assert await _status(cli, alert_id) == "active"
+    store = await open_database(load_settings(cli.config, {}))
+    try:
+        entries = [e async for e in store.audit_stream()]
+    finally:
+        await store.close()
+    assert (entries[-1]["action"], entries[-1]["actor"]) == ("alert.approve", "cli")
+    assert cli("audit", "verify").returncode == 0
+    assert "no alert waits for approval" in cli("approvals", "list").stdout
+
+
+async def test_a_rejection_needs_a_reason_and_then_nothing_is_ever_sent(cli: Cli) -> None:
+    """`approvals reject ID` without --reason is one line and changes nothing; with one the alert is rejected,
+    and approving it afterwards is refused in one line (no longer waiting)."""
+    alert_id = await _held_by_a_publisher(cli)
+    assert "--reason" in one_line_failure(cli("approvals", "reject", alert_id))
+    assert await _status(cli, alert_id) == "pending_approval"
+    rejected = cli("approvals", "reject", alert_id, "--reason", "数据有误")
+    assert rejected.returncode == 0, rejected.stderr
+    assert await _status(cli, alert_id) == "rejected"
+    assert "not waiting for approval" in one_line_failure(cli("approvals", "approve", alert_id))
+
+
+def test_the_command_line_cannot_approve_what_it_published_itself(cli: Cli) -> None:
+    """An alert published with `notifier publish` waits for someone else: the command line's approve is refused in
+    one line and the alert still waits."""
+    cli.configure(APPROVAL)
+    alert = cli.cwd / "alert.json"
+    alert.write_text(json.dumps(ALERT, ensure_ascii=False), encoding="utf-8")
+    alert_id = json.loads(cli("publish", str(alert)).stdout.splitlines()[0])["id"]
+    assert "published from the command line" in one_line_failure(cli("approvals", "approve", alert_id))
+    assert alert_id in cli("approvals", "list").stdout
+
+
+def test_approving_an_unknown_alert_is_one_line(cli: Cli) -> None:
+    """A mistyped id: one line saying there is no such alert, exit 2."""
+    assert cli("db", "upgrade").returncode == 0
+    assert "no such alert" in one_line_failure(cli("approvals", "approve", "nope"))
