@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -25,6 +26,7 @@ from typing import Any, NoReturn
 
 from notifier import cli_approvals, cli_publish, commands
 from notifier.assisted_import import COLUMNS as ASSISTED
+from notifier.audit import AuditHead
 from notifier.config import Settings
 from notifier.config_errors import ConfigError
 from notifier.errors import NotifierError
@@ -52,6 +54,8 @@ CONFIG_ERROR = N_("notifier: configuration error: %(problem)s")
 FAILURE = N_("notifier: %(problem)s")
 BUG = N_("notifier: internal error (%(kind)s: %(text)s); please report it (set NOTIFIER_TRACEBACK=1 to see where "
          "it happened)")
+BAD_WITNESS = N_("%(value)r is not SEQ:HASH (GET /audit/head's seq, a colon, its 64 hex digit hash)")
+WITNESS_HASH = re.compile(r"[0-9a-f]{64}")
 USAGE_ERROR = N_("%(prog)s: %(message)s (see %(prog)s --help)")
 UNSUPPORTED_LANG = N_("notifier: unsupported language %(lang)s; use %(langs)s")
 NOT_INSTALLED = N_("notifier (not installed)")
@@ -147,10 +151,7 @@ def _parser(words: Words | None = None) -> argparse.ArgumentParser:
         "action", choices=["check"],
         help=words(N_("check: render every template with sample data, report errors and SMS lengths")))
     _keys_arguments(command("keys"), words)
-    command("audit").add_argument(
-        "action", choices=["verify"],
-        help=words(N_("verify: check every entry's hash and link; exit 0 'audit: OK <n> entries head <hash>', or "
-                      "exit 1 'audit: BROKEN at <seq>: <why>' naming the first broken entry")))
+    _audit_arguments(command("audit"), words)
     _approvals_arguments(command("approvals"), words)
     command("db").add_argument("action", choices=["upgrade"],
                                help=words(N_("upgrade: create the database or apply new migrations")))
@@ -179,6 +180,23 @@ def _coverage_arguments(coverage: argparse.ArgumentParser, words: Words) -> None
     coverage.add_argument("--json", action="store_true",
                           help=words(N_("print the coverage object as JSON (as GET /v1/alerts/{id}/coverage "
                                         "answers)")))
+
+
+def _audit_arguments(audit: argparse.ArgumentParser, words: Words) -> None:
+    audit.add_argument(
+        "action", choices=["verify"],
+        help=words(N_("verify: check every entry's hash and link; exit 0 'audit: OK <n> entries head <hash>', or "
+                      "exit 1 'audit: BROKEN at <seq>: <why>' naming the first broken entry")))
+
+    def witnessed(text: str) -> AuditHead:
+        seq, _, digest = text.partition(":")
+        if not (seq.isdigit() and WITNESS_HASH.fullmatch(digest)):
+            raise argparse.ArgumentTypeError(words(BAD_WITNESS, value=text))
+        return AuditHead(int(seq), digest, None)
+
+    audit.add_argument("--witness", type=witnessed, metavar="SEQ:HASH",
+                       help=words(N_("a head witnessed before (GET /audit/head's seq and hash): the chain must still "
+                                     "hold that entry with that hash, which a rewritten or truncated chain cannot")))
 
 
 def _approvals_arguments(approvals: argparse.ArgumentParser, words: Words) -> None:

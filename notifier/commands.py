@@ -245,13 +245,14 @@ async def cmd_import(settings: Settings, args: argparse.Namespace, words: Words)
 
 
 async def cmd_audit(settings: Settings, args: argparse.Namespace, words: Words) -> int:
-    """`audit verify`: read the chain in seq order (a chunk at a time) and check it; exit 0 when intact, 1 with
-    the first broken seq. Never creates a database. Its verdict line is SPEC's, for scripts: never translated."""
+    """`audit verify [--witness SEQ:HASH]`: read the chain in seq order (a chunk at a time) and check it, against
+    a head witnessed outside before if given; exit 0 when intact, 1 with the first broken seq. Never creates a
+    database. Its verdict line is SPEC's, for scripts: never translated."""
     store = await open_existing_database(settings)
     if store is None:
         raise CommandError(NO_AUDIT, why=no_database(settings))
     try:
-        verifier = ChainVerifier()
+        verifier = ChainVerifier(args.witness)
         async for entry in store.audit_stream():
             verifier.add(entry)
         result = verifier.result()

@@ -71,6 +71,30 @@ def test_audit_verify_counts_the_cli_acts(cli: Cli) -> None:
     assert int(after.stdout.split()[2]) == int(before.split()[2]) + 1
 
 
+
+async def test_audit_verify_against_a_witnessed_head_finds_a_cut_tail(cli: Cli) -> None:
+    """Deleting the newest entries leaves a chain that checks by itself; `--witness SEQ:HASH` (the head seen before)
+    still finds it: exit 1 naming the first missing seq."""
+    for _ in range(3):
+        assert cli("keys", "create", "--role", "viewer").returncode == 0
+    _, _, count, _, _, head = cli("audit", "verify").stdout.split()
+    assert cli("audit", "verify", "--witness", f"{count}:{head}").returncode == 0
+    store = await open_database(load_settings(cli.config, {}))
+    try:
+        async with store.backend.transaction() as db:
+            await db.execute("DELETE FROM audit_log WHERE seq >= ?", int(count) - 1)
+    finally:
+        await store.close()
+    assert cli("audit", "verify").returncode == 0
+    witnessed = cli("audit", "verify", "--witness", f"{count}:{head}")
+    assert (witnessed.returncode, witnessed.stdout.split()[:4]) == (1, ["audit:", "BROKEN", "at", f"{int(count) - 1}:"])
+
+
+def test_a_malformed_witness_is_one_line(cli: Cli) -> None:
+    """`--witness` that is not SEQ:HASH is refused in one line before anything is read; exit 2."""
+    assert "SEQ:HASH" in one_line_failure(cli("audit", "verify", "--witness", "3:nothex"))
+
+
 APPROVAL = '[approval]\nseverities = ["extreme"]\n'
 
 
