@@ -221,6 +221,20 @@ async def test_resend_within_a_minute_is_refused(citizen: Citizen) -> None:
     assert len(citizen.verification_sms()) == 1
 
 
+async def test_resend_from_a_client_whose_codes_are_used_up_is_refused(citizen: Citizen) -> None:
+    """After five codes and links from one client, resend is refused too (429, the network named), no SMS goes
+    out, and /metrics counts the refusal by its limit."""
+    ref = _ref(await (await citizen.subscribe()).text())
+    for i in range(4):
+        assert (await citizen.subscribe(channel=["email"], mobile=None, email=f"n{i}@example.org")).status == 200
+    response = await citizen.client.post("/subscribe/resend", data={"csrf": await citizen.form(), "ref": ref})
+    assert response.status == 429 and "Retry-After" in response.headers
+    assert "网络" in await response.text()
+    assert len(citizen.verification_sms()) == 1
+    metrics = await (await citizen.client.get("/metrics")).text()
+    assert 'notifier_rate_limited_total{limit="verify-client"} 1.0' in metrics
+
+
 async def test_a_forged_reference_is_refused(citizen: Citizen) -> None:
     """A code posted with a reference the server did not sign verifies nothing."""
     await citizen.subscribe()

@@ -90,8 +90,8 @@ def render(request: web.Request, template: str, *, lang: LangChoice, status: int
 
 
 def message_page(request: web.Request, *, lang: LangChoice, status: int, title_key: str, body: str,
-                 headers: dict[str, str] | None = None) -> web.Response:
-    """A page that only says something (expired form, invalid link, a limit reached), with a way back: a title
-    (a msgid) and a body already in the page's language."""
+                 headers: dict[str, str] | None = None, back_url: str = "/subscribe") -> web.Response:
+    """A page that only says something (expired form, invalid link, a limit reached), with a way back to
+    `back_url`: a title (a msgid) and a body already in the page's language."""
     return render(request, "subscribe_message.html", lang=lang, status=status, headers=headers,
-                  title_key=title_key, body=body)
+                  title_key=title_key, body=body, back_url=back_url)
