@@ -84,10 +84,20 @@ def _form_page(request: web.Request, lang: LangChoice, choices: dict[str, Any], 
                   **choices)
 
 
-def _forbidden(request: web.Request, lang: LangChoice) -> web.Response:
-    return message_page(request, lang=lang, status=403, title_key=N_("This page has expired"),
+def forbidden(request: web.Request, lang: LangChoice, *, area: str = "subscribe") -> web.Response:
+    """The 403 page of a form whose CSRF field does not match its cookie."""
+    return message_page(request, lang=lang, status=403, area=area, title_key=N_("This page has expired"),
                         body=gettext_in(lang.lang, "The form has expired or could not be confirmed as coming from "
                                                    "this site. Please go back and submit it again."))
+
+
+async def checked_post(request: web.Request, area: str = "subscribe") -> tuple[LangChoice, Any] | web.Response:
+    """(language, form) of a POST whose CSRF field matches its cookie, or the 403 page to answer with."""
+    form = await request.post()
+    lang = request_lang(request, _field(form, "lang"))
+    if not csrf_ok(request, _field(form, "csrf"), area):
+        return forbidden(request, lang, area=area)
+    return lang, form
 
 
 def _limit_text(lang: str, scope: str, minutes: int) -> str:
@@ -118,12 +128,12 @@ def _limit_text(lang: str, scope: str, minutes: int) -> str:
     return text % {"num": minutes}
 
 
-def limited(request: web.Request, lang: LangChoice, exc: RateLimited, *, back_url: str = "/subscribe") -> web.Response:
+def limited(request: web.Request, lang: LangChoice, exc: RateLimited, *, area: str = "subscribe") -> web.Response:
     """The 429 page of a verification limit (sign-up, resend, /manage), counted in /metrics."""
     request.app[METRICS].count_limited(exc.scope)
     return message_page(request, lang=lang, status=429, title_key=N_("Too many requests"),
                         body=_limit_text(lang.lang, exc.scope, math.ceil(exc.retry_after / 60)),
-                        headers={"Retry-After": str(exc.retry_after)}, back_url=back_url)
+                        headers={"Retry-After": str(exc.retry_after)}, area=area)
 
 
 INVALID_TITLE = N_("This link is not valid")
@@ -174,10 +184,10 @@ async def subscribe_form(request: web.Request) -> web.StreamResponse:
                                   "Retry-After over a verification limit: per client, number "
                                   "or address, or service-wide (nothing created or sent).")
 async def subscribe_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, form = posted
     choices = await _choices(request, lang.lang)
     parsed = read_form(form, _known(choices), available_channels(request), lang.lang)
     if parsed.body is None:
@@ -229,10 +239,10 @@ CODE_OUTCOMES = {
 
 async def _pending(request: web.Request) -> tuple[LangChoice, Any, str | None] | web.Response:
     """(lang, form, subscriber id of the form's `ref`) after the CSRF check, or the refusal page."""
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, form = posted
     secret = request.app[SERVICE].secret
     return lang, form, verification.read_reference(secret, _field(form, "ref") or "")
 
@@ -319,10 +329,10 @@ async def subscribe_confirm_page(request: web.Request) -> web.StreamResponse:
            description="Form fields `csrf` and `lang` (from the confirm page). Verifies the email contact and "
                        "activates the subscriber; 404 for a forged or expired link or a changed address.")
 async def subscribe_confirm(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, _ = posted
     service = request.app[SERVICE]
     subscriber_id = await verification.confirm_email(service.store, service.secret, request.match_info["token"])
     if subscriber_id is None:
