@@ -150,7 +150,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     app.router.add_routes(public_cap.routes)  # before /disclosures/{id}: /disclosures/feed.cap.atom is CAP's
     for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi, public, public_feeds):
         app.router.add_routes(module.routes)
-    admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
+    admin.setup(app)  # the /admin dashboard: its routes and sessions (kept in the store)
     app.router.add_routes(admin_decisions.routes)  # the dashboard's approve / reject forms
     app.router.add_routes(admin_compliance.routes)  # /admin/compliance: disclosure deadlines per department
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages

@@ -1,19 +1,25 @@
-"""The dashboard's sign-in throttle (SPEC "Privacy of figures", last sentence) and the client address behind a
-reverse proxy (`[server] trusted_proxies`): ten failed attempts from one client within ten minutes, and every
-attempt from it gets 429 for ten minutes — right key or wrong; other clients, told apart through the proxy's
-X-Forwarded-For, are not held; an X-Forwarded-For from anyone else proves nothing."""
+"""Getting into the dashboard: the sign-in throttle (SPEC "Privacy of figures", last sentence) and the client
+address behind a reverse proxy (`[server] trusted_proxies`) — ten failed attempts from one client within ten
+minutes, and every attempt from it gets 429 for ten minutes, right key or wrong; other clients, told apart through
+the proxy's X-Forwarded-For, are not held; an X-Forwarded-For from anyone else proves nothing — and sessions kept
+in the store: a restart signs nobody out, two instances agree, ids are stored hashed."""
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 import pytest
 from aiohttp import ClientResponse
 
 from notifier.models import Role
+from notifier.web.admin.session import SESSION_COOKIE
 from tests.web.conftest import Api, ApiFactory
 from tests.web.test_admin import login_form
 
 pytestmark = pytest.mark.both_backends
 
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PROXY = {"server": {"trusted_proxies": ["127.0.0.1", "::1"]}}
 
 
@@ -74,3 +80,54 @@ async def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(make_api: ApiF
     for i in range(10):
         assert (await _attempt(admin, f"nk_wrong_{i}", f"198.51.100.{i}")).status == 401
     assert (await _attempt(admin, admin.keys[Role.ADMIN], "198.51.100.77")).status == 429
+
+
+# ---------------------------------------------------------------- sessions kept in the store
+
+
+def _session_cookie(response: ClientResponse) -> str:
+    for header in response.headers.getall("Set-Cookie", []):
+        name, _, rest = header.partition("=")
+        if name == SESSION_COOKIE:
+            return rest.split(";", 1)[0]
+    raise AssertionError("no session cookie")
+
+
+async def _dashboard(api: Api, session_id: str) -> ClientResponse:
+    return await api.client.get("/admin", headers={"Cookie": f"{SESSION_COOKIE}={session_id}"},
+                                allow_redirects=False)
+
+
+async def test_a_restart_signs_nobody_out(make_api: ApiFactory) -> None:
+    """A browser signed in before the app stopped is still signed in to the app started afresh on the database."""
+    first = await make_api("restart")
+    session_id = _session_cookie(await _attempt(first, first.keys[Role.ADMIN]))
+    url = first.service.settings.database.url
+    await first.client.close()
+    again = await make_api("restart", database={"url": url})
+    assert (await _dashboard(again, session_id)).status == 200
+
+
+async def test_two_instances_agree_on_sign_in_and_sign_out(make_api: ApiFactory) -> None:
+    """A session made by one instance works on another on the same database; signing out on the second ends it
+    on the first too."""
+    first = await make_api("pair")
+    second = await make_api("pair", database={"url": first.service.settings.database.url})
+    session_id = _session_cookie(await _attempt(first, first.keys[Role.ADMIN]))
+    page = await _dashboard(second, session_id)
+    assert page.status == 200
+    token = CSRF.search(await page.text())
+    assert token is not None
+    out = await second.client.post("/admin/logout", data={"csrf": token.group(1)},
+                                   headers={"Cookie": f"{SESSION_COOKIE}={session_id}"}, allow_redirects=False)
+    assert out.status == 303
+    assert (await _dashboard(first, session_id)).status == 303
+
+
+async def test_the_store_holds_session_ids_only_hashed(make_api: ApiFactory) -> None:
+    """The table has the SHA-256 of the session id, never the id a browser could present."""
+    admin = await make_api()
+    session_id = _session_cookie(await _attempt(admin, admin.keys[Role.ADMIN]))
+    rows = [tuple(r) for r in await admin.service.store.backend.reader.fetch("SELECT * FROM admin_sessions")]
+    assert len(rows) == 1 and hashlib.sha256(session_id.encode()).hexdigest() in rows[0]
+    assert all(session_id not in str(value) for value in rows[0])

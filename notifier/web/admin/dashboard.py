@@ -7,7 +7,7 @@ and work without JavaScript; a small vendored script (`admin/static/admin.js`) r
 seconds while an alert goes out. Nothing is loaded from elsewhere, and the Content Security Policy says so.
 Simplified Chinese first; the language follows the one rule of every page (`?lang=en`, remembered in a cookie).
 
-`setup(app)` registers the routes and the in-memory session store (see `admin.session`).
+`setup(app)` registers the routes and the session policy (sessions are kept in the store: `admin.session`).
 """
 
 from __future__ import annotations
@@ -124,13 +124,12 @@ def render(request: web.Request, template: str, *, status: int = 200, session: A
 
 async def current_session(request: web.Request) -> AdminSession | None:
     """The request's signed-in session, or None; a session whose key was revoked ends here."""
-    state = request.app[ADMIN]
-    session_id = request.cookies.get(SESSION_COOKIE)
-    session = state.sessions.get(session_id)
+    sessions, service = request.app[ADMIN].sessions, request.app[SERVICE]
+    session = await sessions.get(service.store, service.secret, request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    if not await still_valid(request.app[SERVICE].store, session):
-        state.sessions.drop_key(session.key_hash)
+    if not await still_valid(service.store, session):
+        await sessions.drop_key(service.store, session.key_hash)
         return None
     return session
 
@@ -210,9 +209,9 @@ async def admin_login(request: web.Request) -> web.StreamResponse:
             return _login_page(request, status=401, error=N_("The key is unknown or has been revoked."))
         return _login_page(request, status=403, error=N_("Publisher keys cannot sign in to the admin dashboard; "
                                                            "use an admin or viewer key."))
-    state = request.app[ADMIN]
-    state.sessions.drop(request.cookies.get(SESSION_COOKIE))
-    session_id, _ = state.sessions.create(key_hash, key_id, role)
+    sessions = request.app[ADMIN].sessions
+    await sessions.drop(service.store, request.cookies.get(SESSION_COOKIE))
+    session_id, _ = await sessions.create(service.store, service.secret, key_hash, key_id, role)
     response = _see_other(_safe_next(_field(form, "next")))
     set_cookie(response, SESSION_COOKIE, session_id, secure=secure(request))
     clear_cookie(response, LOGIN_COOKIE, secure=secure(request))
@@ -239,7 +238,7 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
     if not tokens_match(_field(form, "csrf"), session.csrf):
         return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
                       body_key=N_("The form token is missing or has expired; go back and try again."))
-    request.app[ADMIN].sessions.drop(request.cookies.get(SESSION_COOKIE))
+    await request.app[ADMIN].sessions.drop(request.app[SERVICE].store, request.cookies.get(SESSION_COOKIE))
     response = _see_other("/admin/login")
     clear_cookie(response, SESSION_COOKIE, secure=secure(request))
     return response
