@@ -179,3 +179,19 @@ async def test_the_client_limit_counts_sign_ups_and_manage_requests_together(cit
     refused = await _ask(citizen, "13812340103")
     assert refused.status == 429 and "网络" in await refused.text()
     assert 'href="/manage"' in await refused.text()
+
+
+async def test_the_answer_does_not_wait_for_the_sms_gateway(citizen: Citizen) -> None:
+    """With the gateway holding the code's request unanswered (8 s, under the channel's 10 s timeout), the page
+    has already answered: its time cannot tell a subscribed number from an unknown one."""
+    await _subscriber(citizen, sms="+86" + KNOWN)
+    citizen.sms.gateway.hang_seconds = 8.0
+    citizen.sms.script("+86" + KNOWN, "timeout")
+    response = await _ask(citizen, KNOWN)
+    assert response.status == 200
+    assert citizen.sms.counts["refused:ServiceTimeout"] == 0  # the gateway has not answered yet
+    for _ in range(500):
+        if citizen.sms.counts["timeouts"]:
+            break
+        await asyncio.sleep(0.01)
+    assert citizen.sms.counts["timeouts"] == 1  # the code's request did reach it, after the answer
