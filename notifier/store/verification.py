@@ -190,8 +190,11 @@ async def add_event(db: Db, scope: str, key_hash: str, now: float) -> None:
 
 async def purge_unverified(db: Db, before: float) -> int:
     """Delete pending subscribers created before `before` (their contacts, consent and verifications go with
-    them), verifications that expired before it, and counted events older than it. Returns subscribers deleted."""
+    them), verifications that expired before it, counted events and dashboard sessions older than it. Returns
+    subscribers deleted."""
     deleted = await db.execute(f"DELETE FROM subscribers WHERE status = '{PENDING}' AND created_at < ?", before)
     await db.execute("DELETE FROM verifications WHERE expires_at < ?", before)
     await db.execute("DELETE FROM rate_events WHERE at < ?", before)
+    # Dashboard sessions unused for a day ended long ago (30 minutes idle): rows nobody can use any more.
+    await db.execute("DELETE FROM admin_sessions WHERE seen_at < ?", before)
     return deleted

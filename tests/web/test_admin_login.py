@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 
 import pytest
 from aiohttp import ClientResponse
 
 from notifier.models import Role
+from notifier.verification import PENDING_TTL, purge_unverified
 from notifier.web.admin.session import SESSION_COOKIE
 from tests.web.conftest import Api, ApiFactory
 from tests.web.test_admin import login_form
@@ -131,3 +133,13 @@ async def test_the_store_holds_session_ids_only_hashed(make_api: ApiFactory) -> 
     rows = [tuple(r) for r in await admin.service.store.backend.reader.fetch("SELECT * FROM admin_sessions")]
     assert len(rows) == 1 and hashlib.sha256(session_id.encode()).hexdigest() in rows[0]
     assert all(session_id not in str(value) for value in rows[0])
+
+
+async def test_the_sweep_removes_sessions_unused_for_a_day(make_api: ApiFactory) -> None:
+    """The dispatcher's daily purge deletes session rows unused for a day; a session in use stays."""
+    admin = await make_api()
+    _session_cookie(await _attempt(admin, admin.keys[Role.ADMIN]))
+    await purge_unverified(admin.service.store, now=time.time() + 3600)
+    assert len(await admin.service.store.backend.reader.fetch("SELECT id_hash FROM admin_sessions")) == 1
+    await purge_unverified(admin.service.store, now=time.time() + PENDING_TTL + 60)
+    assert await admin.service.store.backend.reader.fetch("SELECT id_hash FROM admin_sessions") == []
