@@ -195,3 +195,17 @@ async def test_the_answer_does_not_wait_for_the_sms_gateway(citizen: Citizen) ->
             break
         await asyncio.sleep(0.01)
     assert citizen.sms.counts["timeouts"] == 1  # the code's request did reach it, after the answer
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_five(make_settings: SettingsFactory,
+                                                                             smtp: RunningSmtp) -> None:
+    """With the proxy trusted, the client limit counts the address X-Forwarded-For names: one citizen's five do
+    not hold back the next citizen behind the same proxy."""
+    async with open_citizen(make_settings, smtp, server={"trusted_proxies": ["127.0.0.1"]}) as behind:
+        async def ask(number: str, forwarded_for: str) -> int:
+            response = await behind.client.post("/manage", headers={"X-Forwarded-For": forwarded_for}, data={
+                "csrf": await behind.form("/manage"), "contact": number})
+            return response.status
+
+        assert [await ask(f"1381234020{i}", "198.51.100.1") for i in range(6)] == [200] * 5 + [429]
+        assert await ask("13812340209", "198.51.100.2") == 200
