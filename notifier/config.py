@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from notifier.cap.ids import CapSettings
 from notifier.config_errors import (
@@ -39,6 +48,8 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Signs manage/unsubscribe tokens; generated and stored in the database when not set.
     secret: SecretStr | None = None
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed (notifier.web.clients).
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -80,6 +91,13 @@ class TemplatesSettings(_Section):
 class AuthSettings(_Section):
     # Keys may be created with the CLI (`notifier keys create`); none are needed in the config file.
     viewer_min_cell: int = Field(default=5, ge=1)  # small-cell suppression threshold for viewers
+
+
+class VerificationSettings(_Section):
+    """`[verification]`: codes and links sent to prove a contact (sign-up, resend, /manage). The per-client and
+    per-number limits are fixed by SPEC (`notifier.limits`); this caps the whole service."""
+
+    hourly_cap: int = Field(default=1000, ge=1)  # codes and links the whole service sends in any hour
 
 
 class ApprovalSettings(_Section):
@@ -142,6 +160,7 @@ class Settings(_Section):
     templates: TemplatesSettings = TemplatesSettings()
     auth: AuthSettings = AuthSettings()
     approval: ApprovalSettings = ApprovalSettings()
+    verification: VerificationSettings = VerificationSettings()
     # Raw per-kind sections; each adapter validates its own with its pydantic model.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cap: CapSettings = CapSettings()  # CAP 1.2: sender and GB/T 35965.1 unit code of our alerts

@@ -6,10 +6,11 @@ Which message carries which link (decided here, used by the dispatcher):
   recipient by `channels.links.fill_links`), and `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058).
 - webhook: both, as `manage_url` and `unsubscribe_url` in the JSON body (an organisation's system can stop or
   change its subscription without a person reading a message).
-- SMS: none. A 51-character token makes a link of 80+ characters that does not fit the two-segment budget of the
-  zh-CN templates, and providers send pre-approved templates with identical content for a whole batch (one
-  SendSms for up to 1000 numbers): a per-recipient link would split every batch. SMS says 回TD退订 and the uplink
-  endpoint turns the reply into an unsubscribe.
+- SMS: none of its own. A 51-character token makes a link of 80+ characters, and providers send pre-approved
+  templates with identical content for a whole batch (one SendSms for up to 1000 numbers): a per-recipient link
+  would split every batch. SMS says 退订回TD (the uplink endpoint turns the reply into an unsubscribe) and names
+  `<public_url>/manage`, the page where anyone gets back to their subscription with their number and a texted
+  code (`notifier.manage_request`).
 - WeChat: none; the template's `url` stays the public disclosure page (anyone may open a forwarded message), and
   the remark says 回复TD可退订; unfollowing the account stops WeChat.
 """

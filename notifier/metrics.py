@@ -41,6 +41,14 @@ class Metrics:
             "notifier_http_request_duration_seconds", "Time to answer an HTTP request",
             ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=r)
 
+        self.limited = Counter("notifier_rate_limited_total",
+                               "Requests refused by an abuse limit: verification codes and links by the limit that "
+                               "tripped (verify-client, sms-code, email-link, verify-all), dashboard sign-ins "
+                               "(admin-login-locked)", ["limit"], registry=r)
+
+    def count_limited(self, limit: str) -> None:
+        self.limited.labels(limit=limit).inc()
+
     def count_delivery(self, channel: str, status: str) -> None:
         self.deliveries.labels(channel=channel, status=status).inc()
         if status == "queued":

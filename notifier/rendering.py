@@ -50,7 +50,7 @@ Variables available to every block:
     regions_text     names joined, or 全市 / "citywide" when the alert targets every region
     groups_text      names joined, or "" when the alert targets everyone
     url              f"{public_url}/disclosures/{alert.id}", the disclosure's public page
-    unsubscribe_hint the channel's one-step unsubscribe wording for the locale (e.g. 回TD退订)
+    unsubscribe_hint the channel's one-step unsubscribe wording for the locale (SMS: 退订回TD，管理订阅请访问…/manage)
     manage_url, unsubscribe_url   email only ("" elsewhere): placeholders the adapter replaces with the recipient's
                      own signed links (channels.links); print each on a line of its own
     supervision      the topic's complaint/supervision channel ("" if none)
@@ -112,9 +112,11 @@ class RenderError(Exception):
 
 
 # One-step unsubscribe wording per channel (messages only); the SMS uplink endpoint treats a TD reply as
-# unsubscribe. A webhook's reader is a machine: no hint.
+# unsubscribe. SMS carries no per-recipient link, so it names the page where anyone gets back to their subscription
+# with their number (`%(manage)s`: <public_url>/manage, SPEC "Citizens without a link"). A webhook's reader is a
+# machine: no hint.
 UNSUBSCRIBE_HINTS: Mapping[str, tuple[str, str]] = {
-    "sms": NP_("unsubscribe hint", "Reply TD to unsubscribe"),
+    "sms": NP_("unsubscribe hint", "Reply TD to unsubscribe; manage: %(manage)s"),
     "wechat": NP_("unsubscribe hint", "Reply TD to stop these messages"),
     "email": NP_("unsubscribe hint", "If you no longer wish to receive these messages, use the unsubscribe link "
                                      "in this email."),
@@ -339,7 +341,7 @@ class Renderer:
             "regions_text": terms.places(regions),
             "groups_text": terms.join(groups),
             "url": self.disclosure_url(alert.id),
-            "unsubscribe_hint": _unsubscribe_hint(channel, locale),
+            "unsubscribe_hint": _unsubscribe_hint(channel, locale, f"{self.public_url}/manage"),
             # Per-recipient links, filled in by the adapter (channels.links); only email carries them in its text.
             "manage_url": MANAGE_URL if channel in LINKED_TEXT_CHANNELS else "",
             "unsubscribe_url": UNSUBSCRIBE_URL if channel in LINKED_TEXT_CHANNELS else "",
@@ -372,9 +374,9 @@ def in_language(alert: Alert, locale: str) -> Alert:
                                     "instruction": alert.instruction_en or ""})
 
 
-def _unsubscribe_hint(channel: str, locale: str) -> str:
+def _unsubscribe_hint(channel: str, locale: str, manage_page: str) -> str:
     hint = UNSUBSCRIBE_HINTS.get(channel)
-    return translator(locale).pgettext(*hint) if hint else ""
+    return translator(locale).pgettext(*hint) % {"manage": manage_page} if hint else ""
 
 
 def sms_length(text: str, signature: str | None = None) -> int:

@@ -7,10 +7,10 @@ proven — a 6-digit SMS code, an emailed link, or following the WeChat official
 - Email links carry a signed `verify-email` token (`notifier.tokens`, 24 h) bound to a digest of the address.
 - WeChat: the sign-up gets a random scene reference (kept as SHA-256); a `subscribe` (`qrscene_<ref>`) or `SCAN`
   event carrying it makes the event's openid the subscriber's verified WeChat contact (`bind_wechat`).
-- Anti-abuse: codes per number (1 a minute, 5 an hour, 10 a day — Aliyun's own rule for verification codes), the
-  same for links per email address, and sign-ups per client address (10 an hour) are counted in the database, so
-  the limits hold across workers; numbers and addresses are counted under an HMAC, never stored. Over a limit,
-  `RateLimited` (429) and nothing is created or sent: the form cannot be used to pump SMS.
+- Anti-abuse: every code or link sent here — sign-up, resend, and `/manage` (`notifier.manage_request`) — is
+  counted by the one rule of `notifier.limits` (per client, per number or address, and a service-wide hourly cap),
+  in the database, before anything is created or sent. Over a limit, `RateLimited` (429) and nothing is created
+  or sent: the form cannot be used to pump SMS.
 - A subscriber who never verifies is deleted after 24 h (`purge_unverified`): minimum data, shortest retention.
 
 Consent is recorded with its text version (`CONSENT_VERSION`), its time and its source ("web"). The web pages live
@@ -34,6 +34,8 @@ from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.wechat import WechatEvent
 from notifier import tokens
 from notifier.errors import NotifierError
+from notifier.limits import RateLimited as RateLimited  # raised here; defined with the rule it enforces
+from notifier.limits import take_verification
 from notifier.store import Store
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
@@ -56,26 +58,8 @@ PENDING_PURPOSE = "subscribe-pending"  # the signed reference the verification p
 # subscription has is tried first under the fallback policy.
 CHANNEL_ORDER = ("wechat", "sms", "email")
 
-Windows = tuple[tuple[float, int], ...]  # (seconds, most events in that window)
-SMS_CODE_LIMITS: Windows = ((60.0, 1), (3600.0, 5), (86400.0, 10))
-EMAIL_LINK_LIMITS: Windows = SMS_CODE_LIMITS  # the same courtesy for mailboxes: the form cannot flood one either
-SIGNUP_LIMITS: Windows = ((3600.0, 10),)
-SCOPE_SMS, SCOPE_EMAIL, SCOPE_SIGNUP = "sms-code", "email-link", "signup"
-
 # Verification outcomes of a code (the store's words).
 VERIFIED, WRONG, LOCKED, EXPIRED, MISSING = "verified", "wrong", "locked", "expired", "missing"
-
-
-class RateLimited(NotifierError):
-    """Too many codes for this number, or sign-ups from this address: try again after `retry_after` seconds."""
-
-    status = 429
-    title = "Too many requests"
-
-    def __init__(self, detail: str, retry_after: float, scope: str) -> None:
-        super().__init__(detail)
-        self.retry_after = max(1, int(retry_after + 0.999))  # whole seconds, rounded up (Retry-After)
-        self.scope = scope
 
 
 class VerificationUnavailable(NotifierError):
@@ -124,11 +108,6 @@ def code_hash(secret: str, subscriber_id: str, code: str) -> str:
     return _hmac(secret, "sms-code", subscriber_id, code)
 
 
-def limit_key(secret: str, scope: str, value: str) -> str:
-    """The counted key of a number or client address: an HMAC, so the table holds neither."""
-    return _hmac(secret, "limit", scope, value)
-
-
 def scene_hash(scene: str) -> str:
     # The scene is 128 random bits: a plain hash is enough to keep it from being usable if the table leaks.
     return hashlib.sha256(scene.encode()).hexdigest()
@@ -138,14 +117,6 @@ def normalise_code(raw: str) -> str | None:
     """The six digits a person typed (spaces and full-width digits allowed), or None when it cannot be a code."""
     digits = "".join(str(int(c)) if c.isdecimal() else c for c in raw if not c.isspace())
     return digits if len(digits) == CODE_DIGITS and digits.isascii() and digits.isdigit() else None
-
-
-async def take_limit(store: Store, secret: str, scope: str, value: str, windows: Windows,
-                     now: float | None = None) -> None:
-    """Count one event for `value` in `scope`, or raise RateLimited (nothing counted) when a window is full."""
-    wait = await store.take_rate_limit(scope, limit_key(secret, scope, value), _now(now), windows)
-    if wait is not None:
-        raise RateLimited(f"too many requests ({scope}); try again later", wait, scope)
 
 
 def pending_reference(secret: str, subscriber_id: str, now: float | None = None) -> str:
@@ -167,19 +138,18 @@ def read_reference(secret: str, reference: str, now: float | None = None) -> str
 
 
 async def sign_up(store: Store, channels: Mapping[str, Channel], *, secret: str, public_url: str,
-                  body: SubscriberIn, wants_wechat: bool, client: str, now: float | None = None) -> SignUp:
+                  body: SubscriberIn, wants_wechat: bool, client: str, hourly_cap: int,
+                  now: float | None = None) -> SignUp:
     """Create a pending subscriber with its consent, then send what verifies each contact.
 
-    Limits are taken first (per client address, then per number and address): over one, RateLimited and nothing
-    is created or sent.
+    The limits (`notifier.limits`: per client, per number and address, service-wide) are taken first, together:
+    over one, RateLimited and nothing is counted, created or sent.
     """
     now = _now(now)
     _check_available(channels, body, wants_wechat)
-    await take_limit(store, secret, SCOPE_SIGNUP, client, SIGNUP_LIMITS, now)
-    if body.contacts.sms:
-        await take_limit(store, secret, SCOPE_SMS, body.contacts.sms, SMS_CODE_LIMITS, now)
-    if body.contacts.email:
-        await take_limit(store, secret, SCOPE_EMAIL, body.contacts.email, EMAIL_LINK_LIMITS, now)
+    contacts = [(kind, address) for kind, address in (("sms", body.contacts.sms), ("email", body.contacts.email))
+                if address]
+    await take_verification(store, secret, client=client, contacts=contacts, hourly_cap=hourly_cap, now=now)
     record, _ = await create_subscriber(store, body, allow_private_webhooks=False, status=SubscriberStatus.PENDING)
     await store.put_consent(record.id, CONSENT_VERSION, now)
     log.info("self-service sign-up started", extra={"subscriber": record.id})
@@ -208,6 +178,11 @@ async def _send_code(store: Store, channel: Channel, secret: str, subscriber_id:
     """Store a new code's hash, then text the code; whether the provider accepted it."""
     code = new_code()
     await store.put_verification(subscriber_id, "sms", code_hash(secret, subscriber_id, code), now + CODE_TTL, now)
+    return await text_code(channel, phone, code, subscriber_id)
+
+
+async def text_code(channel: Channel | None, phone: str, code: str, subscriber_id: str) -> bool:
+    """Text a code through the SMS channel's verification template; whether the provider accepted it."""
     if not isinstance(channel, CodeSender):  # checked before; kept for the type checker
         return False
     result = await channel.send_verification(phone, code)
@@ -218,8 +193,8 @@ async def _send_code(store: Store, channel: Channel, secret: str, subscriber_id:
 
 
 async def resend_code(store: Store, channels: Mapping[str, Channel], *, secret: str, subscriber_id: str,
-                      now: float | None = None) -> bool | None:
-    """A new code for a subscriber whose mobile is not verified yet, within the number's limits (RateLimited).
+                      client: str, hourly_cap: int, now: float | None = None) -> bool | None:
+    """A new code for a subscriber whose mobile is not verified yet, within the limits (RateLimited).
     None when there is nothing to verify (no such subscriber, no mobile, or already verified)."""
     now = _now(now)
     record = await store.get_subscriber(subscriber_id)
@@ -229,7 +204,7 @@ async def resend_code(store: Store, channels: Mapping[str, Channel], *, secret: 
     channel = channels.get("sms")
     if channel is None:
         return False
-    await take_limit(store, secret, SCOPE_SMS, phone, SMS_CODE_LIMITS, now)
+    await take_verification(store, secret, client=client, contacts=[("sms", phone)], hourly_cap=hourly_cap, now=now)
     return await _send_code(store, channel, secret, subscriber_id, phone, now)
 
 

@@ -11,6 +11,7 @@ and masks them, leaving alert/delivery/subscriber ids (32-hex or dashed UUIDs) a
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from urllib.parse import urlsplit
@@ -101,6 +102,18 @@ def mask_contact(channel: str, value: str | None) -> str | None:
     if channel == "webhook":
         return mask_url(value)
     return "****"
+
+
+def mask_ip(address: str) -> str:
+    """A client address as logs show it: an IPv4 address's first two octets (`203.0.x.x`), an IPv6 address's first
+    three groups (`2001:db8:85a3:…`); anything else `****`. Enough to see a network, not a household."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return "****"
+    if ip.version == 4:
+        return ".".join(str(ip).split(".")[:2]) + ".x.x"
+    return ":".join(ip.exploded.split(":")[:3]) + ":…"
 
 
 def mask_label(label: str) -> str:

@@ -76,8 +76,10 @@ def test_check_names_a_translation_that_drops_a_placeholder(copied: Path) -> Non
 @pytest.mark.parametrize("lang", LANGS)
 def test_plural_forms_follow_the_language(lang: str) -> None:
     """English says 1 minute and 2 minutes; Chinese has one form for both."""
-    singular = "Too many sign-ups came from your network. Please try again in about %(num)d minute."
-    plural = "Too many sign-ups came from your network. Please try again in about %(num)d minutes."
+    singular = ("Too many codes were asked for from your network (5 an hour). Please try again in about %(num)d "
+                "minute.")
+    plural = ("Too many codes were asked for from your network (5 an hour). Please try again in about %(num)d "
+              "minutes.")
     one, two = (translator(lang).ngettext(singular, plural, n) % {"num": n} for n in (1, 2))
     if lang == "en":
         assert one.endswith("1 minute.") and two.endswith("2 minutes.")

@@ -1,5 +1,6 @@
 """Every message carries the subscriber's own links where the channel can: email (List-Unsubscribe, text and HTML)
-and webhook (JSON fields) carry signed manage/unsubscribe links; SMS keeps to its two segments and says 回TD退订."""
+and webhook (JSON fields) carry signed manage/unsubscribe links; SMS keeps to three segments, says
+退订回TD and names the manage page."""
 
 from __future__ import annotations
 
@@ -116,10 +117,10 @@ async def sms_service(make_settings: SettingsFactory) -> AsyncIterator[tuple[Ser
         await fake.stop()
 
 
-async def test_sms_keeps_to_two_segments_with_td_and_no_personal_link(
+async def test_sms_keeps_to_three_segments_with_td_the_manage_page_and_no_personal_link(
         sms_service: tuple[Service, RunningAliyunSms]) -> None:
-    """The zh-CN SMS stays within two segments, says 回TD退订, and carries no per-recipient link (one batch, one
-    text for every number)."""
+    """The zh-CN SMS stays within three segments, says 退订回TD, names the page where anyone gets back to their
+    subscription (…/manage, no token), and carries no per-recipient link (one batch, one text for every number)."""
     service, fake = sms_service
     for n in (1, 2):
         body = SubscriberIn.model_validate({"contacts": {"sms": f"+861380000010{n}"}, "region": "140402",
@@ -130,6 +131,6 @@ async def test_sms_keeps_to_two_segments_with_td_and_no_personal_link(
     (sent,) = fake.sent
     text = json.loads(sent.wire_params["TemplateParam"])["content"]
     assert len(sent.numbers) == 2
-    assert "回TD退订" in text
+    assert "退订回TD" in text and text.endswith("管理订阅请访问" + service.settings.server.base_url() + "/manage")
     assert "/manage/" not in text and "/unsubscribe/" not in text
-    assert sms_segments(text, SIGNATURE) <= 2
+    assert sms_segments(text, SIGNATURE) <= 3

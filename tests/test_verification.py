@@ -15,12 +15,11 @@ import pytest
 
 from channels.base import DeliveryResult, Message, Outcome, Recipient
 from channels.wechat import WechatEvent
-from notifier import tokens, verification
+from notifier import limits, tokens, verification
 from notifier.fakes.smtp import RunningSmtp
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.store.verification import wait_for
 from notifier.verification import (
     CODE_TTL,
     CONSENT_VERSION,
@@ -37,6 +36,7 @@ MOBILE = "+8613812340002"
 EMAIL = "wang.fang@example.org"
 OPENID = "oVerifyBindTest0000000000001"
 PUBLIC = "https://notify.example.gov.cn"
+HOURLY_CAP = 1000
 
 
 class RecordingSms:
@@ -79,7 +79,14 @@ async def _sign_up(service: Service, sms: RecordingSms, *, contacts: dict[str, s
     body = SubscriberIn.model_validate({"contacts": contacts, "region": "140402", "consent_source": "web",
                                         "subscriptions": subscriptions})
     return await verification.sign_up(service.store, _channels(service, sms), secret=service.secret,
-                                      public_url=PUBLIC, body=body, wants_wechat=wechat, client=client, now=now)
+                                      public_url=PUBLIC, body=body, wants_wechat=wechat, client=client,
+                                      hourly_cap=HOURLY_CAP, now=now)
+
+
+async def _resend(service: Service, sms: RecordingSms, subscriber_id: str, *, client: str = "192.0.2.1",
+                  now: float | None = None) -> bool | None:
+    return await verification.resend_code(service.store, _channels(service, sms), secret=service.secret,
+                                          subscriber_id=subscriber_id, client=client, hourly_cap=HOURLY_CAP, now=now)
 
 
 async def _rows(service: Service, sql: str, *params: Any) -> list[Any]:
@@ -176,56 +183,84 @@ async def test_a_pending_subscriber_is_not_targeted(service: Service, sms: Recor
 # ---------------------------------------------------------------- limits
 
 
-def test_wait_is_until_the_oldest_counted_event_leaves_the_window() -> None:
-    """With 5 events in the last hour, the next fits when the oldest of them is an hour old."""
-    now = 10_000.0
-    times = [now - 10, now - 100, now - 200, now - 300, now - 400]
-    assert wait_for(times, now, [(3600.0, 5)]) == pytest.approx(3200.0)
-    assert wait_for(times[:4], now, [(3600.0, 5)]) == 0.0
-
-
 async def test_a_second_code_to_a_number_within_a_minute_is_refused(service: Service, sms: RecordingSms) -> None:
     """Signing the same number up again within a minute raises RateLimited, creates nothing, texts nothing."""
     await _sign_up(service, sms)
     with pytest.raises(RateLimited) as refused:
         await _sign_up(service, sms)
-    assert refused.value.scope == verification.SCOPE_SMS and 0 < refused.value.retry_after <= 60
+    assert refused.value.scope == limits.SCOPE_SMS and 0 < refused.value.retry_after <= 60
     assert len(sms.sent) == 1 and await service.store.count_subscribers() == 1
 
 
-async def test_a_number_gets_five_codes_an_hour(service: Service, sms: RecordingSms) -> None:
-    """A minute apart, a number gets its sign-up code and four new ones; the sixth waits for the hour."""
+async def test_a_number_gets_five_codes_a_day(service: Service, sms: RecordingSms) -> None:
+    """Minutes apart (from different clients), a number gets its sign-up code and four new ones; the sixth waits
+    until the first is a day old."""
     start = time.time()
     signup = await _sign_up(service, sms, now=start)
     for i in range(1, 5):
-        assert await verification.resend_code(service.store, _channels(service, sms), secret=service.secret,
-                                              subscriber_id=signup.subscriber.id, now=start + 61 * i) is True
+        assert await _resend(service, sms, signup.subscriber.id, client=f"192.0.2.{i + 1}", now=start + 61 * i)
     with pytest.raises(RateLimited) as refused:
-        await verification.resend_code(service.store, _channels(service, sms), secret=service.secret,
-                                       subscriber_id=signup.subscriber.id, now=start + 61 * 5)
-    assert refused.value.retry_after == pytest.approx(3600 - 61 * 5, abs=1)
+        await _resend(service, sms, signup.subscriber.id, client="192.0.2.9", now=start + 3 * 3600)
+    assert refused.value.scope == limits.SCOPE_SMS
+    assert refused.value.retry_after == pytest.approx(86400 - 3 * 3600, abs=1)
     assert len(sms.sent) == 5
 
 
 async def test_the_limit_table_holds_no_number(service: Service, sms: RecordingSms) -> None:
-    """Counted numbers and addresses are HMACs: neither the number nor the client address is in the table."""
+    """Counted numbers and client addresses are HMACs: neither the number nor the client address is in the
+    table; the service-wide cap counts under one key."""
     await _sign_up(service, sms)
     rows = dict(await _rows(service, "SELECT scope, key_hash FROM rate_events"))
-    assert rows == {
-        verification.SCOPE_SMS: verification.limit_key(service.secret, verification.SCOPE_SMS, MOBILE),
-        verification.SCOPE_SIGNUP: verification.limit_key(service.secret, verification.SCOPE_SIGNUP, "192.0.2.1")}
+    assert rows == {limits.SCOPE_SMS: limits.limit_key(service.secret, limits.SCOPE_SMS, MOBILE),
+                    limits.SCOPE_CLIENT: limits.limit_key(service.secret, limits.SCOPE_CLIENT, "192.0.2.1"),
+                    limits.SCOPE_ALL: limits.ALL}
     assert all("13812340002" not in key and "192.0.2.1" not in key for key in rows.values())
 
 
-async def test_sign_ups_from_one_address_are_limited(service: Service, sms: RecordingSms) -> None:
-    """Ten sign-ups an hour from one client address; the eleventh is refused, another address is not."""
-    for i in range(10):
+async def test_one_client_gets_five_codes_or_links_an_hour(service: Service, sms: RecordingSms) -> None:
+    """Five codes or links an hour from one client address; the sixth is refused, another address is not."""
+    for i in range(5):
         await _sign_up(service, sms, contacts={"email": f"person{i}@example.org"})
     with pytest.raises(RateLimited) as refused:
-        await _sign_up(service, sms, contacts={"email": "person10@example.org"})
-    assert refused.value.scope == verification.SCOPE_SIGNUP
-    await _sign_up(service, sms, contacts={"email": "person10@example.org"}, client="192.0.2.2")
-    assert await service.store.count_subscribers() == 11
+        await _sign_up(service, sms, contacts={"email": "person5@example.org"})
+    assert refused.value.scope == limits.SCOPE_CLIENT
+    await _sign_up(service, sms, contacts={"email": "person5@example.org"}, client="192.0.2.2")
+    assert await service.store.count_subscribers() == 6
+
+
+async def test_resend_counts_against_the_client(service: Service, sms: RecordingSms) -> None:
+    """A client whose codes are used up gets no more by resending, whatever the number (the SMS pump)."""
+    start = time.time()
+    signups = [await _sign_up(service, sms, contacts={"sms": f"+86138123400{i:02d}"}, now=start) for i in range(4)]
+    assert await _resend(service, sms, signups[0].subscriber.id, now=start + 61) is True
+    for signup in signups[1:]:
+        with pytest.raises(RateLimited) as refused:
+            await _resend(service, sms, signup.subscriber.id, now=start + 120)
+        assert refused.value.scope == limits.SCOPE_CLIENT
+    assert len(sms.sent) == 5
+
+
+async def test_a_refusal_counts_nothing(service: Service, sms: RecordingSms) -> None:
+    """A request refused by the number's limit takes nothing from the client's five."""
+    await _sign_up(service, sms)
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            await _sign_up(service, sms)
+    for i in range(4):
+        await _sign_up(service, sms, contacts={"email": f"person{i}@example.org"})
+    with pytest.raises(RateLimited) as refused:
+        await _sign_up(service, sms, contacts={"email": "person9@example.org"})
+    assert refused.value.scope == limits.SCOPE_CLIENT and len(sms.sent) == 1
+
+
+async def test_a_sign_up_with_a_mobile_and_an_email_counts_two(service: Service, sms: RecordingSms) -> None:
+    """A code and a link are two of the client's five: after two such sign-ups only one more fits."""
+    for i in range(2):
+        await _sign_up(service, sms, contacts={"sms": f"+861381234010{i}", "email": f"both{i}@example.org"})
+    with pytest.raises(RateLimited) as refused:
+        await _sign_up(service, sms, contacts={"sms": "+8613812340120", "email": "both2@example.org"})
+    assert refused.value.scope == limits.SCOPE_CLIENT
+    await _sign_up(service, sms, contacts={"email": "both3@example.org"})
 
 
 async def test_a_second_link_to_a_mailbox_within_a_minute_is_refused(service: Service, sms: RecordingSms,
@@ -234,7 +269,7 @@ async def test_a_second_link_to_a_mailbox_within_a_minute_is_refused(service: Se
     await _sign_up(service, sms, contacts={"email": EMAIL})
     with pytest.raises(RateLimited) as refused:
         await _sign_up(service, sms, contacts={"email": EMAIL})
-    assert refused.value.scope == verification.SCOPE_EMAIL
+    assert refused.value.scope == limits.SCOPE_EMAIL
     assert len(smtp.messages_to(EMAIL)) == 1
 
 
@@ -242,8 +277,7 @@ async def test_resend_for_a_verified_number_sends_nothing(service: Service, sms:
     """Once the mobile is verified there is nothing to resend."""
     signup = await _sign_up(service, sms)
     await verification.check_code(service.store, service.secret, signup.subscriber.id, sms.sent[0][1])
-    assert await verification.resend_code(service.store, _channels(service, sms), secret=service.secret,
-                                          subscriber_id=signup.subscriber.id, now=time.time() + 120) is None
+    assert await _resend(service, sms, signup.subscriber.id, now=time.time() + 120) is None
     assert len(sms.sent) == 1
 
 

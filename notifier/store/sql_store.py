@@ -36,6 +36,7 @@ from notifier.store import (
     subscribers,
     verification,
 )
+from notifier.store.access_store import AccessMethods
 from notifier.store.db import Backend, Row
 from notifier.store.records import (
     AlertRow,
@@ -58,8 +59,9 @@ from notifier.store.records_public import PublicFilter
 from notifier.store.subscribers import Batch
 
 
-class Store:
-    """All persistence of one database, SQLite or PostgreSQL: the one interface the service asks of it."""
+class Store(AccessMethods):
+    """All persistence of one database, SQLite or PostgreSQL: the one interface the service asks of it (getting
+    in — limits, manage codes, dashboard sessions — in `access_store.py`)."""
 
     def __init__(self, backend: Backend, cap_identity: CapIdentity | None = None) -> None:
         self.backend = backend
@@ -250,11 +252,6 @@ class Store:
 
     async def contact_states(self, subscriber_id: str) -> dict[str, float | None]:
         return await verification.contact_states(self.backend.reader, subscriber_id)
-
-    async def take_rate_limit(self, scope: str, key_hash: str, now: float,
-                              windows: Sequence[tuple[float, int]]) -> float | None:
-        async with self.backend.transaction() as db:
-            return await verification.take_rate_limit(db, scope, key_hash, now, windows)
 
     async def purge_unverified(self, before: float) -> int:
         async with self.backend.transaction() as db:

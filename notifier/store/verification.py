@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from notifier.store import subscribers
-from notifier.store.db import Db, lock_key
+from notifier.store.db import INT, Db, lock_key
 from subscriptions.models import SubscriberStatus
 
 # What a code check can come to.
@@ -38,8 +39,9 @@ async def put_verification(db: Db, subscriber_id: str, channel: str, secret_hash
 
 
 async def check_code(db: Db, subscriber_id: str, channel: str, secret_hash: str, now: float,
-                     max_attempts: int) -> str:
-    """Compare a code's hash with the open verification; a match verifies the contact, a miss counts."""
+                     max_attempts: int, verifies: bool = True) -> str:
+    """Compare a code's hash with the open verification; a miss counts, a match closes it and (`verifies`: a
+    sign-up's code) verifies the contact of that channel."""
     row = await db.fetchrow("SELECT secret_hash, expires_at, attempts FROM verifications WHERE subscriber_id = ? "
                             f"AND channel = ?{db.dialect.for_update}", subscriber_id, channel)
     if row is None:
@@ -51,6 +53,8 @@ async def check_code(db: Db, subscriber_id: str, channel: str, secret_hash: str,
         return EXPIRED
     if hmac.compare_digest(stored.encode(), secret_hash.encode()):
         await _close(db, subscriber_id, channel)
+        if not verifies:
+            return VERIFIED
         return VERIFIED if await verify_contact(db, subscriber_id, channel, now) else MISSING
     await db.execute("UPDATE verifications SET attempts = attempts + 1 WHERE subscriber_id = ? AND channel = ?",
                      subscriber_id, channel)
@@ -111,45 +115,86 @@ async def _add_channel(db: Db, subscriber_id: str, channel: str, order: Sequence
             await subscribers.set_channels(db, subscriber_id, topic, sorted([*channels, channel], key=rank))
 
 
+async def subscriber_by_contact(db: Db, channel: str, address: str) -> str | None:
+    """The active subscriber whose verified contact on `channel` is `address` (the newest, should two share it),
+    or None. A contact stopped by a TD reply still proves who its owner is."""
+    found = await db.fetchval(
+        "SELECT s.id FROM contacts c JOIN subscribers s ON s.id = c.subscriber_id WHERE c.channel = ? "
+        f"AND c.address = ? AND c.verified_at IS NOT NULL AND s.status = '{ACTIVE}' "
+        "ORDER BY s.created_at DESC, s.id LIMIT 1", channel, address)
+    return None if found is None else str(found)
+
+
 async def contact_states(db: Db, subscriber_id: str) -> dict[str, float | None]:
     """channel → verified_at (None: not yet verified) of one subscriber's contacts."""
     rows = await db.fetch("SELECT channel, verified_at FROM contacts WHERE subscriber_id = ?", subscriber_id)
     return {str(r[0]): None if r[1] is None else float(r[1]) for r in rows}
 
 
-def wait_for(times: Sequence[float], now: float, windows: Sequence[tuple[float, int]]) -> float:
-    """Seconds until one more event fits every (window seconds, most events) limit; 0 when it fits now.
-    `times` are the earlier events, newest first."""
+Windows = Sequence[tuple[float, int]]  # (window seconds, most events in it)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One counted key: `count` more events for `key_hash` in `scope`, allowed while every window has room."""
+
+    scope: str
+    key_hash: str
+    windows: Windows
+    count: int = 1
+
+
+async def take_limits(db: Db, limits: Sequence[Limit], now: float) -> tuple[str, float] | None:
+    """Count every limit's events if every window of every limit has room (None); else (scope, seconds to wait)
+    of the first that has none, and nothing is counted. The keys are locked first, in one order (two requests
+    sharing keys cannot deadlock): check-then-insert has no row to lock yet."""
+    for key in sorted({f"{limit.scope}:{limit.key_hash}" for limit in limits}):
+        await lock_key(db, key)
+    for limit in limits:
+        longest = max(seconds for seconds, _ in limit.windows)
+        await db.execute("DELETE FROM rate_events WHERE scope = ? AND key_hash = ? AND at <= ?",
+                         limit.scope, limit.key_hash, now - longest)
+        wait = await _wait(db, limit, now)
+        if wait > 0:
+            return limit.scope, wait
+    await db.executemany("INSERT INTO rate_events (scope, key_hash, at) VALUES (?, ?, ?)",
+                         [(limit.scope, limit.key_hash, now) for limit in limits for _ in range(limit.count)])
+    return None
+
+
+async def _wait(db: Db, limit: Limit, now: float) -> float:
+    """Seconds until `limit.count` more events fit every window of the limit; 0 when they fit now."""
     wait = 0.0
-    for seconds, most in windows:
-        inside = [t for t in times if t > now - seconds]
-        if len(inside) >= most:
-            # The `most`-th newest event has to leave the window before another one fits.
-            wait = max(wait, inside[most - 1] + seconds - now)
+    for seconds, most in limit.windows:
+        if limit.count > most:
+            return seconds
+        # The (most - count + 1)-th newest event inside the window has to leave it before `count` more fit.
+        at = await db.fetchval("SELECT at FROM rate_events WHERE scope = ? AND key_hash = ? AND at > ? "
+                               f"ORDER BY at DESC LIMIT 1 OFFSET {INT}", limit.scope, limit.key_hash,
+                               now - seconds, most - limit.count)
+        if at is not None:
+            wait = max(wait, float(at) + seconds - now)
     return wait
 
 
-async def take_rate_limit(db: Db, scope: str, key_hash: str, now: float,
-                          windows: Sequence[tuple[float, int]]) -> float | None:
-    """Count one event for `key_hash` if every window allows it (None), else the seconds to wait (nothing
-    counted). The key is locked first: check-then-insert has no row to lock yet."""
-    await lock_key(db, f"{scope}:{key_hash}")
-    longest = max(seconds for seconds, _ in windows)
-    await db.execute("DELETE FROM rate_events WHERE scope = ? AND key_hash = ? AND at <= ?",
-                     scope, key_hash, now - longest)
-    rows = await db.fetch("SELECT at FROM rate_events WHERE scope = ? AND key_hash = ? ORDER BY at DESC",
-                          scope, key_hash)
-    wait = wait_for([float(r[0]) for r in rows], now, windows)
-    if wait > 0:
-        return wait
+async def recent_events(db: Db, scope: str, key_hash: str, since: float) -> list[float]:
+    """The times of `key_hash`'s events in `scope` after `since`, newest first."""
+    rows = await db.fetch("SELECT at FROM rate_events WHERE scope = ? AND key_hash = ? AND at > ? ORDER BY at DESC",
+                          scope, key_hash, since)
+    return [float(r[0]) for r in rows]
+
+
+async def add_event(db: Db, scope: str, key_hash: str, now: float) -> None:
     await db.execute("INSERT INTO rate_events (scope, key_hash, at) VALUES (?, ?, ?)", scope, key_hash, now)
-    return None
 
 
 async def purge_unverified(db: Db, before: float) -> int:
     """Delete pending subscribers created before `before` (their contacts, consent and verifications go with
-    them), verifications that expired before it, and counted events older than it. Returns subscribers deleted."""
+    them), verifications that expired before it, counted events and dashboard sessions older than it. Returns
+    subscribers deleted."""
     deleted = await db.execute(f"DELETE FROM subscribers WHERE status = '{PENDING}' AND created_at < ?", before)
     await db.execute("DELETE FROM verifications WHERE expires_at < ?", before)
     await db.execute("DELETE FROM rate_events WHERE at < ?", before)
+    # Dashboard sessions unused for a day ended long ago (30 minutes idle): rows nobody can use any more.
+    await db.execute("DELETE FROM admin_sessions WHERE seen_at < ?", before)
     return deleted

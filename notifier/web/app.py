@@ -35,6 +35,7 @@ from notifier.web.api import coverage as api_coverage
 from notifier.web.api import subscribers as api_subscribers
 from notifier.web.citizen import assist as citizen_assist
 from notifier.web.citizen import manage as citizen_manage
+from notifier.web.citizen import manage_request as citizen_manage_request
 from notifier.web.citizen import subscribe as citizen_subscribe
 from notifier.web.problems import error_response, problem_response
 from notifier.web.public import cap as public_cap
@@ -149,10 +150,11 @@ def create_app(settings: Settings, *, service: Service | None = None) -> web.App
     app.router.add_routes(public_cap.routes)  # before /disclosures/{id}: /disclosures/feed.cap.atom is CAP's
     for module in (api, api_alerts, api_subscribers, api_callbacks, api_coverage, openapi, public, public_feeds):
         app.router.add_routes(module.routes)
-    admin.setup(app)  # the /admin dashboard: its routes and in-memory sessions
+    admin.setup(app)  # the /admin dashboard: its routes and sessions (kept in the store)
     app.router.add_routes(admin_decisions.routes)  # the dashboard's approve / reject forms
     app.router.add_routes(admin_compliance.routes)  # /admin/compliance: disclosure deadlines per department
     citizen_manage.setup(app)  # /manage/<token> and /unsubscribe/<token>: the subscriber's own pages
+    citizen_manage_request.setup(app)  # /manage without a link: a code or the link to a subscribed contact
     app.router.add_routes(citizen_subscribe.routes)  # /subscribe: sign-up and contact verification
     app.router.add_routes(api_import.routes)  # POST /v1/subscribers/import: bulk import of registries
     app.router.add_routes(citizen_assist.routes)  # /assist/<token>: a proxy's list of whom to tell, confirmations

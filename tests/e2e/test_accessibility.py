@@ -6,6 +6,7 @@ notice: a focus ring that shows, 18px text for citizens, a catalogue caption and
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -100,6 +101,48 @@ async def test_citizen_pages_have_no_serious_accessibility_findings(browser: Any
     found: list[Finding] = []
     await _sign_up_auditing(page, town, found)
     await _own_pages_auditing(page, town, found)
+    await context.close()
+    assert not found, report(found)
+
+
+async def _manage_without_a_link_auditing(page: Any, town: Town, found: list[Finding]) -> None:
+    """/manage without a link: the question, a mistyped answer, the code form, a wrong code, then the page."""
+    body = SubscriberIn.model_validate({"contacts": {"sms": "+86" + MOBILE}, "region": CITY_DISTRICT,
+                                        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms"]}]})
+    await create_subscriber(town.service.store, body, allow_private_webhooks=False)
+    await page.goto(town.url + "/manage")
+    await heading(page, "管理我的订阅")
+    found += await audit(page, "/manage (no link)")
+    await page.get_by_label("手机号码或电子邮箱").fill("12345")
+    await page.get_by_role("button", name="下一步").click()
+    await page.locator("#contact-error").wait_for()
+    found += await audit(page, "/manage (not a number)")
+    await page.get_by_label("手机号码或电子邮箱").fill(MOBILE)
+    await page.get_by_role("button", name="下一步").click()
+    await page.get_by_label("6位验证码").wait_for()
+    found += await audit(page, "/manage (code form)")
+    for _ in range(500):  # the code is texted after the page answers
+        if town.codes_to(MOBILE):
+            break
+        await asyncio.sleep(0.01)
+    [code] = town.codes_to(MOBILE)
+    await page.get_by_label("6位验证码").fill(f"{(int(code) + 1) % 1_000_000:06d}")
+    await page.get_by_role("button", name="进入我的订阅").click()
+    await page.locator("#code-error").wait_for()
+    found += await audit(page, "/manage/verify (wrong code)")
+    await page.get_by_label("6位验证码").fill(code)
+    await page.get_by_role("button", name="进入我的订阅").click()
+    await page.wait_for_url(re.compile(r".*/manage/[A-Za-z0-9_.~-]+\?lang=zh-CN$"))
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_manage_without_a_link_has_no_serious_accessibility_findings(browser: Any, town: Town,
+                                                                          width: str) -> None:
+    """/manage without a link, each of its answers and the code form pass axe's WCAG 2.1 AA rules, and the code
+    opens the subscriber's page."""
+    context, page = await _page(browser, width)
+    found: list[Finding] = []
+    await _manage_without_a_link_auditing(page, town, found)
     await context.close()
     assert not found, report(found)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -431,21 +432,33 @@ async def test_static_files_are_served_and_unknown_ones_are_404(admin: Api) -> N
 # ---------------------------------------------------------------- parts
 
 
-def test_sessions_expire_when_idle_and_are_bounded() -> None:
-    """A session unused for longer than the idle time is gone; beyond the bound the oldest goes first."""
-    now = [0.0]
-    store = SessionStore(idle_seconds=10, lifetime_seconds=100, max_sessions=2, clock=lambda: now[0])
-    first, _ = store.create("h1", "k1", Role.ADMIN)
-    now[0] = 5
-    assert store.get(first) is not None
-    now[0] = 14
-    assert store.get(first) is not None  # touched at 5: idle for 9 s only
-    now[0] = 30
-    assert store.get(first) is None
-    a, _ = store.create("h1", "k1", Role.ADMIN)
-    b, _ = store.create("h2", "k2", Role.VIEWER)
-    c, _ = store.create("h3", "k3", Role.VIEWER)
-    assert len(store) == 2 and store.get(a) is None and store.get(b) and store.get(c)
+async def test_sessions_expire_when_idle_or_old_and_are_bounded(admin: Api) -> None:
+    """A session unused for longer than the idle time is gone, so is one older than its lifetime however busy;
+    beyond the bound the oldest sign-in goes first."""
+    start = time.time()
+    now = [start]
+    sessions = SessionStore(idle_seconds=10, lifetime_seconds=100, max_sessions=2, clock=lambda: now[0],
+                            seen_precision=0)
+    store, secret = admin.service.store, admin.service.secret
+    first, _ = await sessions.create(store, secret, "h1", "k1", Role.ADMIN)
+    now[0] = start + 5
+    assert await sessions.get(store, secret, first) is not None
+    now[0] = start + 14
+    assert await sessions.get(store, secret, first) is not None  # touched at 5: idle for 9 s only
+    now[0] = start + 30
+    assert await sessions.get(store, secret, first) is None
+    busy, _ = await sessions.create(store, secret, "h1", "k1", Role.ADMIN)
+    for second in range(35, 145, 5):  # used every 5 s: alive until it is 100 s old
+        now[0] = start + second
+        alive = await sessions.get(store, secret, busy)
+        assert (alive is not None) == (second - 30 < 100), second
+    a, _ = await sessions.create(store, secret, "h1", "k1", Role.ADMIN)
+    now[0] += 1
+    b, _ = await sessions.create(store, secret, "h2", "k2", Role.VIEWER)
+    now[0] += 1
+    c, _ = await sessions.create(store, secret, "h3", "k3", Role.VIEWER)
+    assert await sessions.get(store, secret, a) is None
+    assert await sessions.get(store, secret, b) and await sessions.get(store, secret, c)
 
 
 def test_cookie_header_parses() -> None:

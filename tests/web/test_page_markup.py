@@ -25,7 +25,7 @@ async def _citizen_paths(api: Api) -> list[str]:
     manage = manage_url("", api.service.secret, subscriber_id)
     unsubscribe = "/unsubscribe/" + tokens.make_token(api.service.secret, tokens.UNSUBSCRIBE, subscriber_id,
                                                       data="env.heavy-pollution")
-    return ["/subscribe", manage, manage + "/delete", unsubscribe]
+    return ["/subscribe", "/manage", manage, manage + "/delete", unsubscribe]
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,8 +81,9 @@ class Citizen:
         return records
 
 
-@pytest.fixture
-async def citizen(make_settings: SettingsFactory, smtp: RunningSmtp, tmp_path: Path) -> AsyncIterator[Citizen]:
+@asynccontextmanager
+async def open_citizen(make_settings: SettingsFactory, smtp: RunningSmtp, **overrides: Any) -> AsyncIterator[Citizen]:
+    """The served app with SMS, email and WeChat fakes (`overrides`: more settings, e.g. `server`)."""
     sms = await start_aliyun_sms(access_key_id="ak", access_key_secret="sk")
     wechat = await start_wechat(app_id="wx-test", app_secret="secret", token=WECHAT_TOKEN)
     settings = make_settings(channels={
@@ -91,7 +92,7 @@ async def citizen(make_settings: SettingsFactory, smtp: RunningSmtp, tmp_path: P
                 "access_key_id": "ak", "access_key_secret": "sk"},
         "email": {"host": smtp.host, "port": smtp.port, "tls": "none", "sender": "notify@changzhi.gov.cn"},
         "wechat": {"endpoint": wechat.url, "app_id": "wx-test", "app_secret": "secret", "token": WECHAT_TOKEN,
-                   "template_id": "TPL-1"}})
+                   "template_id": "TPL-1"}}, **overrides)
     service = Service(settings)
     await service.open()
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, service=service), host="127.0.0.1"))
@@ -104,6 +105,12 @@ async def citizen(make_settings: SettingsFactory, smtp: RunningSmtp, tmp_path: P
         await service.close()
         await wechat.stop()
         await sms.stop()
+
+
+@pytest.fixture
+async def citizen(make_settings: SettingsFactory, smtp: RunningSmtp) -> AsyncIterator[Citizen]:
+    async with open_citizen(make_settings, smtp) as running:
+        yield running
 
 
 def _ref(page: str) -> str:
@@ -219,6 +226,20 @@ async def test_resend_within_a_minute_is_refused(citizen: Citizen) -> None:
     response = await citizen.client.post("/subscribe/resend", data={"csrf": await citizen.form(), "ref": ref})
     assert response.status == 429 and "Retry-After" in response.headers
     assert len(citizen.verification_sms()) == 1
+
+
+async def test_resend_from_a_client_whose_codes_are_used_up_is_refused(citizen: Citizen) -> None:
+    """After five codes and links from one client, resend is refused too (429, the network named), no SMS goes
+    out, and /metrics counts the refusal by its limit."""
+    ref = _ref(await (await citizen.subscribe()).text())
+    for i in range(4):
+        assert (await citizen.subscribe(channel=["email"], mobile=None, email=f"n{i}@example.org")).status == 200
+    response = await citizen.client.post("/subscribe/resend", data={"csrf": await citizen.form(), "ref": ref})
+    assert response.status == 429 and "Retry-After" in response.headers
+    assert "网络" in await response.text()
+    assert len(citizen.verification_sms()) == 1
+    metrics = await (await citizen.client.get("/metrics")).text()
+    assert 'notifier_rate_limited_total{limit="verify-client"} 1.0' in metrics
 
 
 async def test_a_forged_reference_is_refused(citizen: Citizen) -> None:

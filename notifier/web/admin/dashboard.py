@@ -7,7 +7,7 @@ and work without JavaScript; a small vendored script (`admin/static/admin.js`) r
 seconds while an alert goes out. Nothing is loaded from elsewhere, and the Content Security Policy says so.
 Simplified Chinese first; the language follows the one rule of every page (`?lang=en`, remembered in a cookie).
 
-`setup(app)` registers the routes and the in-memory session store (see `admin.session`).
+`setup(app)` registers the routes and the session policy (sessions are kept in the store: `admin.session`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from notifier import limits
 from notifier.errors import Forbidden, InvalidInput, Unauthorized
 from notifier.i18n import N_, translator
 from notifier.models import DeliveryStatus, Role
@@ -54,10 +56,11 @@ from notifier.web.admin.views import (
     topic_names,
 )
 from notifier.web.admin.waiting import waiting_lines
+from notifier.web.clients import client_of
 from notifier.web.openapi import operation
 from notifier.web.pages import page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
-from notifier.web.state import SERVICE
+from notifier.web.state import METRICS, SERVICE
 
 routes = web.RouteTableDef()
 
@@ -121,13 +124,12 @@ def render(request: web.Request, template: str, *, status: int = 200, session: A
 
 async def current_session(request: web.Request) -> AdminSession | None:
     """The request's signed-in session, or None; a session whose key was revoked ends here."""
-    state = request.app[ADMIN]
-    session_id = request.cookies.get(SESSION_COOKIE)
-    session = state.sessions.get(session_id)
+    sessions, service = request.app[ADMIN].sessions, request.app[SERVICE]
+    session = await sessions.get(service.store, service.secret, request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    if not await still_valid(request.app[SERVICE].store, session):
-        state.sessions.drop_key(session.key_hash)
+    if not await still_valid(service.store, session):
+        await sessions.drop_key(service.store, session.key_hash)
         return None
     return session
 
@@ -181,23 +183,35 @@ async def admin_login_form(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/admin/login")
 @operation("Admin dashboard: sign in", "admin", {303: ("signed in: a session cookie, then the dashboard", None)},
-           auth=False, media_type=HTML, errors=(401, 403),
+           auth=False, media_type=HTML, errors=(401, 403, 429),
            description="Form fields `key` (an admin or viewer API key; publisher keys are refused with 403), "
-                       "`csrf` and `next`. Sets an HttpOnly, SameSite=Strict session cookie on /admin.")
+                       "`csrf` and `next`. Sets an HttpOnly, SameSite=Strict session cookie on /admin. After 10 "
+                       "failed attempts from one client within 10 minutes, every attempt from it (right key or "
+                       "wrong) gets 429 with Retry-After for 10 minutes.")
 async def admin_login(request: web.Request) -> web.StreamResponse:
+    service, client, now = request.app[SERVICE], client_of(request), time.time()
+    try:
+        await limits.check_login(service.store, service.secret, client, now)
+    except limits.LoginThrottled as exc:
+        request.app[METRICS].count_limited(exc.scope)
+        response = _login_page(request, status=429, error=N_("Too many failed sign-ins from your network: signing "
+                                                               "in is paused for 10 minutes. Please try again later."))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     form = await request.post()
     if not tokens_match(_field(form, "csrf"), request.cookies.get(LOGIN_COOKIE)):
         return _login_page(request, status=403, error=N_("The form has expired; please submit it again."))
     try:
-        key_hash, key_id, role = await sign_in(request.app[SERVICE].store, _field(form, "key") or "")
-    except Unauthorized:
-        return _login_page(request, status=401, error=N_("The key is unknown or has been revoked."))
-    except Forbidden:
+        key_hash, key_id, role = await sign_in(service.store, _field(form, "key") or "")
+    except (Unauthorized, Forbidden) as exc:
+        await limits.login_failed(service.store, service.secret, client, now)
+        if isinstance(exc, Unauthorized):
+            return _login_page(request, status=401, error=N_("The key is unknown or has been revoked."))
         return _login_page(request, status=403, error=N_("Publisher keys cannot sign in to the admin dashboard; "
                                                            "use an admin or viewer key."))
-    state = request.app[ADMIN]
-    state.sessions.drop(request.cookies.get(SESSION_COOKIE))
-    session_id, _ = state.sessions.create(key_hash, key_id, role)
+    sessions = request.app[ADMIN].sessions
+    await sessions.drop(service.store, request.cookies.get(SESSION_COOKIE))
+    session_id, _ = await sessions.create(service.store, service.secret, key_hash, key_id, role)
     response = _see_other(_safe_next(_field(form, "next")))
     set_cookie(response, SESSION_COOKIE, session_id, secure=secure(request))
     clear_cookie(response, LOGIN_COOKIE, secure=secure(request))
@@ -224,7 +238,7 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
     if not tokens_match(_field(form, "csrf"), session.csrf):
         return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
                       body_key=N_("The form token is missing or has expired; go back and try again."))
-    request.app[ADMIN].sessions.drop(request.cookies.get(SESSION_COOKIE))
+    await request.app[ADMIN].sessions.drop(request.app[SERVICE].store, request.cookies.get(SESSION_COOKIE))
     response = _see_other("/admin/login")
     clear_cookie(response, SESSION_COOKIE, secure=secure(request))
     return response

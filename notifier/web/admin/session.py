@@ -1,14 +1,15 @@
 """Admin dashboard sessions: sign in with an admin or viewer API key, then a server-side session.
 
 The browser holds only a random session id in a cookie (`HttpOnly; SameSite=Strict; Path=/admin`, plus `Secure`
-when `server.public_url` is https); the server holds the session. Sessions live in this process's memory: a
-restart signs everybody out, and with several web processes behind a balancer the balancer must keep a browser on
-one process (or the sessions move to a table). The raw key is never kept: a session holds the key's SHA-256, and
-every request looks the key up again, so revoking a key ends its sessions at once.
+when `server.public_url` is https); the server holds the session in the store (`admin_sessions`, migration 0010),
+under the SHA-256 of its id — a copy of the table signs nobody in — so a restart signs nobody out and every web
+process on the database agrees. Sign-out deletes the row; a session idle for 30 minutes, or 12 hours old, is
+over. The raw key is never kept: a session holds the key's SHA-256, and every request looks the key up again, so
+revoking a key ends its sessions at once.
 
-Every form carries a CSRF token: the session's own after sign-in, and before it (the sign-in form) a token that
-is also set in a short-lived cookie and must match (double submit), so that another site cannot sign a browser in
-with the attacker's key.
+Every form carries a CSRF token: after sign-in the session's own (an HMAC of its id with the server secret, so
+nothing more is stored), and before it (the sign-in form) a token that is also set in a short-lived cookie and
+must match (double submit), so that another site cannot sign a browser in with the attacker's key.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -46,66 +47,55 @@ class AdminSession:
 
 
 class SessionStore:
-    """Sessions in memory, by the SHA-256 of their id; idle and absolute lifetimes; a bound on how many."""
+    """Sessions in the store, by the SHA-256 of their id: idle and absolute lifetimes, a bound on how many. The
+    policy lives here; each call is given the store and the server secret (opened after the app is built)."""
 
     def __init__(self, *, idle_seconds: float = 1800.0, lifetime_seconds: float = 12 * 3600.0,
-                 max_sessions: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_sessions: int = 10_000, clock: Callable[[], float] = time.time,
+                 seen_precision: float = 60.0) -> None:
         self.idle_seconds = idle_seconds
         self.lifetime_seconds = lifetime_seconds
         self.max_sessions = max_sessions
+        self.seen_precision = seen_precision  # `seen_at` is written at most this often (the dashboard polls)
         self._clock = clock
-        self._sessions: dict[str, AdminSession] = {}
-
-    def __len__(self) -> int:
-        return len(self._sessions)
 
     @staticmethod
     def _slot(session_id: str) -> str:
         return hashlib.sha256(session_id.encode()).hexdigest()
 
-    def _expired(self, session: AdminSession, now: float) -> bool:
-        return now - session.seen_at > self.idle_seconds or now - session.created_at > self.lifetime_seconds
+    @staticmethod
+    def _csrf(secret: str, session_id: str) -> str:
+        return hmac.new(secret.encode(), b"admin-csrf\x00" + session_id.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, key_hash: str, key_id: str, role: Role) -> tuple[str, AdminSession]:
+    async def create(self, store: Store, secret: str, key_hash: str, key_id: str,
+                     role: Role) -> tuple[str, AdminSession]:
         """A new session (and its id, the cookie value): always a fresh id, so a planted id is never adopted."""
         now = self._clock()
-        if len(self._sessions) >= self.max_sessions:
-            self._prune(now)
-        if len(self._sessions) >= self.max_sessions:  # all live: the oldest sign-in goes
-            oldest = min(self._sessions, key=lambda slot: self._sessions[slot].created_at)
-            del self._sessions[oldest]
         session_id = secrets.token_urlsafe(32)
-        session = AdminSession(key_hash=key_hash, key_id=key_id, role=role, csrf=secrets.token_urlsafe(32),
-                               created_at=now, seen_at=now)
-        self._sessions[self._slot(session_id)] = session
-        return session_id, session
+        await store.create_admin_session(self._slot(session_id), key_hash, key_id, role.value, now,
+                                         created_after=now - self.lifetime_seconds,
+                                         seen_after=now - self.idle_seconds, most=self.max_sessions)
+        return session_id, AdminSession(key_hash=key_hash, key_id=key_id, role=role,
+                                        csrf=self._csrf(secret, session_id), created_at=now, seen_at=now)
 
-    def get(self, session_id: str | None) -> AdminSession | None:
+    async def get(self, store: Store, secret: str, session_id: str | None) -> AdminSession | None:
         """The live session of an id (its idle time restarts), or None."""
         if not session_id:
             return None
-        slot, now = self._slot(session_id), self._clock()
-        session = self._sessions.get(slot)
-        if session is None:
+        now = self._clock()
+        row = await store.admin_session(self._slot(session_id), now, created_after=now - self.lifetime_seconds,
+                                        seen_after=now - self.idle_seconds, seen_before=now - self.seen_precision)
+        if row is None:
             return None
-        if self._expired(session, now):
-            del self._sessions[slot]
-            return None
-        session = replace(session, seen_at=now)
-        self._sessions[slot] = session
-        return session
+        return AdminSession(key_hash=str(row[0]), key_id=str(row[1]), role=Role(row[2]),
+                            csrf=self._csrf(secret, session_id), created_at=float(row[3]), seen_at=now)
 
-    def drop(self, session_id: str | None) -> None:
+    async def drop(self, store: Store, session_id: str | None) -> None:
         if session_id:
-            self._sessions.pop(self._slot(session_id), None)
+            await store.drop_admin_session(self._slot(session_id))
 
-    def drop_key(self, key_hash: str) -> None:
-        for slot in [s for s, session in self._sessions.items() if session.key_hash == key_hash]:
-            del self._sessions[slot]
-
-    def _prune(self, now: float) -> None:
-        for slot in [s for s, session in self._sessions.items() if self._expired(session, now)]:
-            del self._sessions[slot]
+    async def drop_key(self, store: Store, key_hash: str) -> None:
+        await store.drop_admin_sessions_of(key_hash)
 
 
 def tokens_match(given: str | None, expected: str | None) -> bool:

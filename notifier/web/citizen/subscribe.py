@@ -15,15 +15,16 @@ from typing import Any
 
 from aiohttp import web
 
-from notifier import tokens, verification
+from notifier import limits, tokens, verification
 from notifier.errors import InvalidInput
 from notifier.i18n import LANGS, N_, LangChoice, gettext_in, translator
 from notifier.verification import CHANNEL_ORDER, CONSENT_VERSION, CodeSender, RateLimited
 from notifier.web.citizen.consent import consent_text
 from notifier.web.citizen.subscribe_form import ERRORS, FormValues, Known, ParsedForm, read_form
 from notifier.web.citizen.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
+from notifier.web.clients import client_of
 from notifier.web.openapi import operation
-from notifier.web.state import SERVICE
+from notifier.web.state import METRICS, SERVICE
 from notifier.wechat_qr import scene_qr_url
 from subscriptions.masking import mask_email, mask_mobile
 
@@ -83,38 +84,56 @@ def _form_page(request: web.Request, lang: LangChoice, choices: dict[str, Any], 
                   **choices)
 
 
-def _forbidden(request: web.Request, lang: LangChoice) -> web.Response:
-    return message_page(request, lang=lang, status=403, title_key=N_("This page has expired"),
+def forbidden(request: web.Request, lang: LangChoice, *, area: str = "subscribe") -> web.Response:
+    """The 403 page of a form whose CSRF field does not match its cookie."""
+    return message_page(request, lang=lang, status=403, area=area, title_key=N_("This page has expired"),
                         body=gettext_in(lang.lang, "The form has expired or could not be confirmed as coming from "
                                                    "this site. Please go back and submit it again."))
 
 
+async def checked_post(request: web.Request, area: str = "subscribe") -> tuple[LangChoice, Any] | web.Response:
+    """(language, form) of a POST whose CSRF field matches its cookie, or the 403 page to answer with."""
+    form = await request.post()
+    lang = request_lang(request, _field(form, "lang"))
+    if not csrf_ok(request, _field(form, "csrf"), area):
+        return forbidden(request, lang, area=area)
+    return lang, form
+
+
 def _limit_text(lang: str, scope: str, minutes: int) -> str:
-    """What a citizen over a limit is told, by the limit's scope (`RateLimited.scope`)."""
+    """What a citizen over a limit is told, by the limit's scope (`RateLimited.scope`, `notifier.limits`)."""
     tr = translator(lang)
-    if scope == "sms-code":
+    if scope == limits.SCOPE_SMS:
         text = tr.ngettext(
-            "This number has had as many codes as allowed (1 a minute, 5 an hour, 10 a day). Please try again in "
-            "about %(num)d minute.",
-            "This number has had as many codes as allowed (1 a minute, 5 an hour, 10 a day). Please try again in "
-            "about %(num)d minutes.", minutes)
-    elif scope == "email-link":
+            "This number has had as many codes as allowed (1 a minute, 5 a day). Please try again in about "
+            "%(num)d minute.",
+            "This number has had as many codes as allowed (1 a minute, 5 a day). Please try again in about "
+            "%(num)d minutes.", minutes)
+    elif scope == limits.SCOPE_EMAIL:
         text = tr.ngettext(
-            "This address has had as many confirmation emails as allowed (1 a minute, 5 an hour, 10 a day). Please "
-            "try again in about %(num)d minute.",
-            "This address has had as many confirmation emails as allowed (1 a minute, 5 an hour, 10 a day). Please "
-            "try again in about %(num)d minutes.", minutes)
+            "This address has had as many emails as allowed (1 a minute, 5 a day). Please try again in about "
+            "%(num)d minute.",
+            "This address has had as many emails as allowed (1 a minute, 5 a day). Please try again in about "
+            "%(num)d minutes.", minutes)
+    elif scope == limits.SCOPE_ALL:
+        text = tr.ngettext("The service is sending as many codes as it can just now. Please try again in about "
+                           "%(num)d minute.",
+                           "The service is sending as many codes as it can just now. Please try again in about "
+                           "%(num)d minutes.", minutes)
     else:
-        text = tr.ngettext("Too many sign-ups came from your network. Please try again in about %(num)d minute.",
-                           "Too many sign-ups came from your network. Please try again in about %(num)d minutes.",
-                           minutes)
+        text = tr.ngettext("Too many codes were asked for from your network (5 an hour). Please try again in about "
+                           "%(num)d minute.",
+                           "Too many codes were asked for from your network (5 an hour). Please try again in about "
+                           "%(num)d minutes.", minutes)
     return text % {"num": minutes}
 
 
-def _limited(request: web.Request, lang: LangChoice, exc: RateLimited) -> web.Response:
+def limited(request: web.Request, lang: LangChoice, exc: RateLimited, *, area: str = "subscribe") -> web.Response:
+    """The 429 page of a verification limit (sign-up, resend, /manage), counted in /metrics."""
+    request.app[METRICS].count_limited(exc.scope)
     return message_page(request, lang=lang, status=429, title_key=N_("Too many requests"),
                         body=_limit_text(lang.lang, exc.scope, math.ceil(exc.retry_after / 60)),
-                        headers={"Retry-After": str(exc.retry_after)})
+                        headers={"Retry-After": str(exc.retry_after)}, area=area)
 
 
 INVALID_TITLE = N_("This link is not valid")
@@ -124,12 +143,6 @@ def _invalid_link(request: web.Request, lang: LangChoice) -> web.Response:
     return message_page(request, lang=lang, status=404, title_key=INVALID_TITLE,
                         body=gettext_in(lang.lang, "The link is not valid, was already used, or is older than 24 "
                                                    "hours. Please subscribe again."))
-
-
-def _client(request: web.Request) -> str:
-    # The peer address as aiohttp sees it. Behind a reverse proxy every citizen shares the proxy's address, so
-    # the deployment should make the proxy's X-Forwarded-For the remote (aiohttp-remotes) or raise the limit.
-    return request.remote or "unknown"
 
 
 def _done(request: web.Request, lang: LangChoice, subscriber_id: str, *, manage: bool = True) -> web.Response:
@@ -168,12 +181,13 @@ async def subscribe_form(request: web.Request) -> web.StreamResponse:
            description=FORM_DOC + "Creates a pending subscriber (nothing is sent to it until a contact is "
                                   "verified), records consent, texts a 6-digit code and/or emails a link. 403 "
                                   "without a valid CSRF field; 422 (the form again, with errors); 429 with "
-                                  "Retry-After over the per-number or per-address limits (nothing created or sent).")
+                                  "Retry-After over a verification limit: per client, number "
+                                  "or address, or service-wide (nothing created or sent).")
 async def subscribe_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, form = posted
     choices = await _choices(request, lang.lang)
     parsed = read_form(form, _known(choices), available_channels(request), lang.lang)
     if parsed.body is None:
@@ -181,7 +195,7 @@ async def subscribe_submit(request: web.Request) -> web.StreamResponse:
     try:
         return await _sign_up(request, lang, parsed)
     except RateLimited as exc:
-        return _limited(request, lang, exc)
+        return limited(request, lang, exc)
     except verification.VerificationUnavailable:
         errors = {"channels": ERRORS["channels_unavailable"]}
     except InvalidInput:
@@ -194,7 +208,8 @@ async def _sign_up(request: web.Request, lang: LangChoice, parsed: ParsedForm) -
     assert parsed.body is not None  # noqa: S101 - checked by the caller
     signup = await verification.sign_up(service.store, service.channels, secret=service.secret,
                                         public_url=service.settings.server.base_url(), body=parsed.body,
-                                        wants_wechat=parsed.wants_wechat, client=_client(request))
+                                        wants_wechat=parsed.wants_wechat, client=client_of(request),
+                                        hourly_cap=service.settings.verification.hourly_cap)
     contacts = parsed.body.contacts
     sms = email = wechat = None
     if contacts.sms:
@@ -224,10 +239,10 @@ CODE_OUTCOMES = {
 
 async def _pending(request: web.Request) -> tuple[LangChoice, Any, str | None] | web.Response:
     """(lang, form, subscriber id of the form's `ref`) after the CSRF check, or the refusal page."""
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, form = posted
     secret = request.app[SERVICE].secret
     return lang, form, verification.read_reference(secret, _field(form, "ref") or "")
 
@@ -267,8 +282,9 @@ async def subscribe_verify(request: web.Request) -> web.StreamResponse:
 @routes.post("/subscribe/resend")
 @operation("Citizen sign-up: text a new code", TAG, {200: ("the verification page, with the new code sent", None)},
            auth=False, media_type=HTML, errors=(403, 404, 429),
-           description="Form fields `csrf`, `lang`, `ref`. The previous code stops working. Limited per number "
-                       "(1 a minute, 5 an hour, 10 a day): 429 with Retry-After, and no SMS, over the limit.")
+           description="Form fields `csrf`, `lang`, `ref`. The previous code stops working. Limited like "
+                       "every code: per client (5 an hour), per number (1 a minute, 5 a day) and service-wide "
+                       "(`[verification] hourly_cap`); 429 with Retry-After, and no SMS, over a limit.")
 async def subscribe_resend(request: web.Request) -> web.StreamResponse:
     pending = await _pending(request)
     if isinstance(pending, web.Response):
@@ -279,9 +295,10 @@ async def subscribe_resend(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     try:
         sent = await verification.resend_code(service.store, service.channels, secret=service.secret,
-                                              subscriber_id=subscriber_id)
+                                              subscriber_id=subscriber_id, client=client_of(request),
+                                              hourly_cap=service.settings.verification.hourly_cap)
     except RateLimited as exc:
-        return _limited(request, lang, exc)
+        return limited(request, lang, exc)
     if sent is None:
         return message_page(request, lang=lang, status=404, title_key=INVALID_TITLE,
                             body=gettext_in(lang.lang, "This mobile number is already confirmed, or the "
@@ -312,10 +329,10 @@ async def subscribe_confirm_page(request: web.Request) -> web.StreamResponse:
            description="Form fields `csrf` and `lang` (from the confirm page). Verifies the email contact and "
                        "activates the subscriber; 404 for a forged or expired link or a changed address.")
 async def subscribe_confirm(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    lang = request_lang(request, _field(form, "lang"))
-    if not csrf_ok(request, _field(form, "csrf")):
-        return _forbidden(request, lang)
+    posted = await checked_post(request)
+    if isinstance(posted, web.Response):
+        return posted
+    lang, _ = posted
     service = request.app[SERVICE]
     subscriber_id = await verification.confirm_email(service.store, service.secret, request.match_info["token"])
     if subscriber_id is None:
