@@ -57,6 +57,7 @@ from notifier.web.admin.waiting import waiting_lines
 from notifier.web.openapi import operation
 from notifier.web.pages import page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 
 routes = web.RouteTableDef()
@@ -185,7 +186,7 @@ async def admin_login_form(request: web.Request) -> web.StreamResponse:
            description="Form fields `key` (an admin or viewer API key; publisher keys are refused with 403), "
                        "`csrf` and `next`. Sets an HttpOnly, SameSite=Strict session cookie on /admin.")
 async def admin_login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form_body(request)
     if not tokens_match(_field(form, "csrf"), request.cookies.get(LOGIN_COOKIE)):
         return _login_page(request, status=403, error=N_("The form has expired; please submit it again."))
     try:
@@ -220,7 +221,7 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         raise web.HTTPSeeOther("/admin/login")
-    form = await request.post()
+    form = await read_form_body(request)
     if not tokens_match(_field(form, "csrf"), session.csrf):
         return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
                       body_key=N_("The form token is missing or has expired; go back and try again."))

@@ -23,6 +23,7 @@ from notifier.web.citizen.consent import consent_text
 from notifier.web.citizen.subscribe_form import ERRORS, FormValues, Known, ParsedForm, read_form
 from notifier.web.citizen.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 from notifier.wechat_qr import scene_qr_url
 from subscriptions.masking import mask_email, mask_mobile
@@ -170,7 +171,7 @@ async def subscribe_form(request: web.Request) -> web.StreamResponse:
                                   "without a valid CSRF field; 422 (the form again, with errors); 429 with "
                                   "Retry-After over the per-number or per-address limits (nothing created or sent).")
 async def subscribe_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form_body(request)
     lang = request_lang(request, _field(form, "lang"))
     if not csrf_ok(request, _field(form, "csrf")):
         return _forbidden(request, lang)
@@ -224,7 +225,7 @@ CODE_OUTCOMES = {
 
 async def _pending(request: web.Request) -> tuple[LangChoice, Any, str | None] | web.Response:
     """(lang, form, subscriber id of the form's `ref`) after the CSRF check, or the refusal page."""
-    form = await request.post()
+    form = await read_form_body(request)
     lang = request_lang(request, _field(form, "lang"))
     if not csrf_ok(request, _field(form, "csrf")):
         return _forbidden(request, lang)
@@ -312,7 +313,7 @@ async def subscribe_confirm_page(request: web.Request) -> web.StreamResponse:
            description="Form fields `csrf` and `lang` (from the confirm page). Verifies the email contact and "
                        "activates the subscriber; 404 for a forged or expired link or a changed address.")
 async def subscribe_confirm(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form_body(request)
     lang = request_lang(request, _field(form, "lang"))
     if not csrf_ok(request, _field(form, "csrf")):
         return _forbidden(request, lang)
