@@ -66,6 +66,8 @@ class Store:
         self.dialect = backend.dialect.name
         # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
         self.cap_identity = cap_identity or CapIdentity(DEFAULT_SENDER)
+        # Keys every stored digest of a phone number (receipts): set from the server secret by Service.open.
+        self.number_key = b""
 
     async def open(self) -> None:
         await self.backend.open()
@@ -330,7 +332,11 @@ class Store:
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
         async with self.backend.transaction() as db:
-            return await receipts.apply_receipts(db, channel, receipts_, now, redial)
+            return await receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial)
+
+    async def sweep_early_receipts(self, before: float) -> int:
+        async with self.backend.transaction() as db:
+            return await receipts.sweep_early(db, before)
 
     async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
         async with self.backend.transaction() as db:
