@@ -34,7 +34,6 @@ from notifier.web.citizen.manage_pages import (
     here,
     lang_of,
     read_link,
-    redact_access_log,
     render,
     subscriber_of,
 )
@@ -55,7 +54,6 @@ def setup(app: web.Application) -> None:
     """Serve the subscriber's own pages (manage and unsubscribe) from `app` (call once, before it starts)."""
     app.router.add_routes(routes)
     app.router.add_routes(citizen_unsubscribe.routes)
-    redact_access_log()
 
 
 # ---------------------------------------------------------------- what the page shows
