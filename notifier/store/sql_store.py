@@ -237,11 +237,12 @@ class Store:
             await verification.put_verification(db, subscriber_id, channel, secret_hash, expires_at, now)
 
     async def check_code(self, subscriber_id: str, channel: str, secret_hash: str, now: float,
-                         max_attempts: int) -> str:
+                         max_attempts: int) -> tuple[str, str]:
+        """(outcome, the subscriber holding the contact now: another one when a repeat sign-up was merged)."""
         async with self.backend.transaction() as db:
             return await verification.check_code(db, subscriber_id, channel, secret_hash, now, max_attempts)
 
-    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> bool:
+    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> str | None:
         async with self.backend.transaction() as db:
             return await verification.verify_contact(db, subscriber_id, channel, now)
 

@@ -253,9 +253,10 @@ async def subscribe_verify(request: web.Request) -> web.StreamResponse:
     if subscriber_id is None:
         return _invalid_link(request, lang)
     service = request.app[SERVICE]
-    outcome = await verification.check_code(service.store, service.secret, subscriber_id, _field(form, "code") or "")
+    outcome, holder = await verification.check_code(service.store, service.secret, subscriber_id,
+                                                    _field(form, "code") or "")
     if outcome == verification.VERIFIED:
-        return _done(request, lang, subscriber_id)
+        return _done(request, lang, holder)  # a repeat sign-up merged: the page of the subscriber it joined
     if outcome == verification.MISSING and (await service.store.contact_states(subscriber_id)).get("sms"):
         # Already verified (a second tap on the button): the first answer carried the manage link; the reference
         # alone does not prove the contact, so this one does not.
