@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ class Receipt:
 
     provider_message_id: str  # what send() returned as provider_message_id (Aliyun BizId, Tencent SerialNo, msgid)
     delivered: bool
-    key: str  # unique per report, to drop the provider's repeats (e.g. BizId + a digest of the number + time)
+    # Unique per report among those naming the same number, to drop the provider's repeats (e.g. BizId + time +
+    # code); the store adds the number's keyed digest to it when `address` is set.
+    key: str
     address: str | None = None  # E.164 when the provider id is shared by a batch (Aliyun BizId), else None
     error: str | None = None  # provider's code, contact-free (e.g. "MK:0001", "failed:user block")
     occurred_at: float | None = None  # when the handset received it, unix seconds, if the provider says
@@ -118,10 +121,14 @@ async def send_each(recipients: Sequence[Recipient], send_one: Callable[[Recipie
     return results
 
 
-def receipt_match_key(provider_message_id: str, address: str) -> str:
+def receipt_match_key(key: bytes, provider_message_id: str, address: str) -> str:
     """A digest naming (provider message, number) without keeping the number: how a report for a batch-wide id
-    (Aliyun BizId) is matched to its delivery, even when it arrives before the send was recorded."""
-    return hashlib.sha256(f"{provider_message_id}|{address}".encode()).hexdigest()
+    (Aliyun BizId) is matched to its delivery, even when it arrives before the send was recorded. Keyed (HMAC with
+    the service's number key, `notifier.keyring.number_digest_key`): unkeyed, the whole mobile range could be
+    tried against a stolen copy in about a core-hour."""
+    if not key:
+        raise ValueError("a number digest needs a key")
+    return hmac.new(key, f"{provider_message_id}|{address}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from notifier.config_errors import (
     describe,
     said,
 )
+from notifier.keyring import KEY_ID, KEY_ID_RULE, Keyring
 from notifier.models import Severity
 
 ENV_PREFIX = "NOTIFIER_"
@@ -46,13 +47,35 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None  # base of every link put in a message; default http://host:port
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Signs manage/unsubscribe tokens; generated and stored in the database when not set.
+    # Signs manage/unsubscribe tokens; generated and stored in the database when not set. Rotation: secret_id is
+    # written into new links, previous_secrets ({id = secret}) still verify old ones (notifier/keyring.py).
     secret: SecretStr | None = None
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed (notifier.web.clients).
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    secret_id: str | None = Field(default=None, pattern=KEY_ID.pattern)
+    previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_ids(self) -> ServerSettings:
+        for key_id in self.previous_secrets:
+            if not KEY_ID.match(key_id):
+                raise ValueError(f"previous_secrets: {KEY_ID_RULE}")
+        if self.secret_id is not None and self.secret is None:
+            raise ValueError("secret_id names the key of `secret`, which is not set")
+        if self.secret_id is not None and self.secret_id in self.previous_secrets:
+            raise ValueError("secret_id must differ from every id in previous_secrets")
+        return self
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def keyring(self, generated: str | None = None) -> Keyring:
+        """The configured keys (`generated`: the database's own secret, used when none is configured)."""
+        previous = {key_id: value.get_secret_value() for key_id, value in self.previous_secrets.items()}
+        signing = self.secret.get_secret_value() if self.secret is not None else generated
+        if not signing:
+            raise ValueError("no server secret")
+        return Keyring(signing, self.secret_id, previous)
 
 
 class DatabaseSettings(_Section):
@@ -78,6 +101,9 @@ class WorkerSettings(_Section):
     backoff_max: float = Field(default=600.0, gt=0)
     # Share of every provider's rate that routine sends leave free for life-safety alerts (extreme or red).
     life_safety_share: float = Field(default=0.2, ge=0, lt=1)
+    # Delivery reports that matched no delivery (early ones wait for their send to be recorded) are deleted after
+    # this many days: some name a number (as a keyed digest), and one that never matched never will.
+    early_receipts_days: float = Field(default=7.0, gt=0)
 
 
 class CatalogueSettings(_Section):

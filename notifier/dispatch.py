@@ -29,7 +29,7 @@ from notifier.metrics import Metrics
 from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
-from notifier.receipts import call_policies
+from notifier.receipts import call_policies, sweep_unmatched
 from notifier.rendering import Renderer
 from notifier.retry import RetryPolicy
 from notifier.states import DeliveryStatus
@@ -132,6 +132,7 @@ class Dispatcher:
             if now - self._last_purge >= PURGE_EVERY:
                 self._last_purge = now
                 await purge_unverified(self.store, now)  # sign-ups never confirmed: hold their contacts no longer
+                await sweep_unmatched(self.store, now, self.settings.early_receipts_days)  # reports never matched
             if self._overdue is not None and now - self._last_overdue >= NOTICE_EVERY:
                 self._last_overdue = now
                 await self._overdue(now)
@@ -301,7 +302,7 @@ class Dispatcher:
                                   provider_message_id=r.provider_message_id)
         if r.outcome is Outcome.ACCEPTED:
             pmid = r.provider_message_id
-            match = receipt_match_key(pmid, d.address) if pmid and d.address else None
+            match = receipt_match_key(self.store.number_key, pmid, d.address) if pmid and d.address else None
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=pmid, match_key=match)
         if r.outcome is Outcome.PERMANENT:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,

@@ -45,6 +45,14 @@ async def apply_receipts(store: Store, channel: str, receipts: list[Receipt],
     return counts
 
 
+async def sweep_unmatched(store: Store, now: float, max_age_days: float) -> int:
+    """Retention: delete reports that matched no delivery within `max_age_days` (the worker runs it)."""
+    removed = await store.sweep_early_receipts(now - max_age_days * 86400)
+    if removed:
+        log.info("unmatched delivery reports deleted", extra={"receipts": removed})
+    return removed
+
+
 def is_stop_reply(text: str) -> bool:
     """Whether an SMS reply asks to unsubscribe ("TD", "td ", "退订", full-width "ＴＤ"…)."""
     normalised = unicodedata.normalize("NFKC", text).strip().strip("。.!！").upper()

@@ -23,6 +23,7 @@ from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
 from notifier.dispatch import Dispatcher
 from notifier.i18n import N_, Said
+from notifier.keyring import Keyring, number_digest_key
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store, open_store
@@ -173,7 +174,7 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.renderer: Renderer
         self.dispatcher: Dispatcher
-        self.secret: str = ""
+        self.secret: Keyring
         self._worker: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -213,9 +214,11 @@ class Service:
 
     async def _open_core(self) -> None:
         await seed_catalogue(self.store, self.catalogue)
-        configured = self.settings.server.secret
-        self.secret = (configured.get_secret_value() if configured else
-                       await self.store.set_meta_default("server_secret", secrets.token_urlsafe(32)))
+        server = self.settings.server
+        generated = None if server.secret else await self.store.set_meta_default("server_secret",
+                                                                                   secrets.token_urlsafe(32))
+        self.secret = server.keyring(generated)  # signs links; old keys still verify (notifier/keyring.py)
+        self.store.number_key = number_digest_key(self.secret)
         overdue = None
         if self.settings.departments:
             overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)

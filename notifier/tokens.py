@@ -1,14 +1,16 @@
 """Signed, expiring, purpose-bound tokens for links put in messages and pages (manage, unsubscribe, email
 verification). The server secret (`Service.secret`) signs them; nothing is stored server-side.
 
-Format (URL-safe, no padding): `<body>.<tag>`, both base64url.
+Format (URL-safe, no padding): `<body>.<tag>`, both base64url, or `<key id>.<body>.<tag>` when the signing key has
+an id (`[server] secret_id`, `notifier.keyring`: rotating keeps links already sent valid).
   body = kind byte · subject · expiry (uint32, seconds since the epoch, big-endian) · data (UTF-8, optional)
          kind 3: the subject is a 32-hex id (uuid4().hex: subscriber ids), stored as its 16 bytes;
          kind 1: the same for a dashed UUID;
          kind 2: any other subject, stored as a length byte and its UTF-8 bytes.
   tag  = HMAC-SHA256(secret, "notifier-token-v1" · 0 · purpose · 0 · body), first 16 bytes (128 bits).
 The purpose is in the MAC but not in the body: a token made for one purpose fails verification for any other.
-A subscriber-id token without data is 51 characters, short enough for a link in an SMS.
+A subscriber-id token without data is 51 characters (plus the key id and a dot), short enough for a link in an SMS.
+The key id selects the one key that verifies; a token without one (made before key ids) is tried against each key.
 
     InvalidToken        malformed, tampered with, signed by another secret, or made for another purpose
     └── ExpiredToken    authentic, but past its expiry
@@ -24,6 +26,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from notifier.keyring import KEY_ID, ring_of
 
 MANAGE = "manage"
 UNSUBSCRIBE = "unsubscribe"
@@ -126,16 +130,21 @@ def make_token(secret: str, purpose: str, subject: str, ttl: timedelta | float |
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
     issued = (now or datetime.now(UTC)).timestamp()
     body = _encode_subject(subject) + _EXPIRY.pack(int(issued + seconds)) + (data or "").encode()
-    return f"{_b64(body)}.{_b64(_tag(secret, purpose, body))}"
+    key_id = ring_of(secret).key_id
+    token = f"{_b64(body)}.{_b64(_tag(secret, purpose, body))}"
+    return token if key_id is None else f"{key_id}.{token}"
 
 
 def read_token(secret: str, purpose: str, token: str, now: datetime | None = None) -> TokenClaims:
     """The claims of an authentic, unexpired token for `purpose`; raises InvalidToken or ExpiredToken."""
-    body_text, dot, tag_text = token.partition(".")
-    if not dot or not secret:
+    parts = token.split(".")
+    if len(parts) not in (2, 3) or not secret or (len(parts) == 3 and not KEY_ID.match(parts[0])):
         raise InvalidToken("malformed token")
-    body, tag = _unb64(body_text), _unb64(tag_text)
-    if not hmac.compare_digest(tag, _tag(secret, purpose, body)):
+    key_id = parts[0] if len(parts) == 3 else None
+    body, tag = _unb64(parts[-2]), _unb64(parts[-1])
+    # Every candidate key is tried (no early exit), so the time taken does not say which one came close.
+    matches = [hmac.compare_digest(tag, _tag(key, purpose, body)) for key in ring_of(secret).verifying(key_id)]
+    if not any(matches):
         raise InvalidToken("bad signature")
     if not body:
         raise InvalidToken("malformed token")

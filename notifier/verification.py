@@ -208,15 +208,19 @@ async def resend_code(store: Store, channels: Mapping[str, Channel], *, secret: 
     return await _send_code(store, channel, secret, subscriber_id, phone, now)
 
 
-async def check_code(store: Store, secret: str, subscriber_id: str, raw: str, now: float | None = None) -> str:
-    """VERIFIED (the mobile is verified and the subscriber active), WRONG, LOCKED, EXPIRED or MISSING."""
+async def check_code(store: Store, secret: str, subscriber_id: str, raw: str,
+                     now: float | None = None) -> tuple[str, str]:
+    """VERIFIED (the mobile is verified and the subscriber active), WRONG, LOCKED, EXPIRED or MISSING; and the
+    subscriber who holds the mobile now: when an active subscriber already had it, the sign-up was merged into
+    them (their id, not the sign-up's, is the one whose manage page to show)."""
     code = normalise_code(raw)
     if code is None:
-        return WRONG  # cannot be the code: not counted, it tells nothing
-    outcome = await store.check_code(subscriber_id, "sms", code_hash(secret, subscriber_id, code), _now(now),
-                                     MAX_ATTEMPTS)
-    log.info("verification code checked", extra={"subscriber": subscriber_id, "outcome": outcome})
-    return outcome
+        return WRONG, subscriber_id  # cannot be the code: not counted, it tells nothing
+    outcome, holder = await store.check_code(subscriber_id, "sms", code_hash(secret, subscriber_id, code),
+                                             _now(now), MAX_ATTEMPTS)
+    log.info("verification code checked", extra={"subscriber": subscriber_id, "outcome": outcome,
+                                                 "merged_into": holder if holder != subscriber_id else None})
+    return outcome, holder
 
 
 # ---------------------------------------------------------------- email
@@ -274,8 +278,9 @@ def read_email_token(secret: str, token: str, now: float | None = None) -> token
 
 
 async def confirm_email(store: Store, secret: str, token: str, now: float | None = None) -> str | None:
-    """Verify the email contact a link names (and activate its subscriber); the subscriber id, or None when the
-    link is invalid, expired, or for an address the subscriber no longer has."""
+    """Verify the email contact a link names (and activate its subscriber, or merge a repeat sign-up into the
+    subscriber who holds the address); the id of the subscriber holding it now, or None when the link is invalid,
+    expired, or for an address the subscriber no longer has."""
     claims = read_email_token(secret, token, now)
     if claims is None:
         return None
@@ -283,10 +288,11 @@ async def confirm_email(store: Store, secret: str, token: str, now: float | None
     address = record.contacts.get("email") if record else None
     if address is None or not hmac.compare_digest(address_digest(secret, address), claims.data or ""):
         return None
-    if not await store.verify_contact(claims.subject, "email", _now(now)):
+    holder = await store.verify_contact(claims.subject, "email", _now(now))
+    if holder is None:
         return None
-    log.info("email contact verified", extra={"subscriber": claims.subject})
-    return claims.subject
+    log.info("email contact verified", extra={"subscriber": claims.subject, "holder": holder})
+    return holder
 
 
 # ---------------------------------------------------------------- WeChat

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from notifier.coverage import alert_coverage
-from notifier.dispatch import plain_message
+from notifier.dispatch import Dispatcher, plain_message
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import Reply, RunningReceiver
 from notifier.models import AlertIn, Topic
@@ -169,13 +169,25 @@ async def test_expired_alert_stops_its_pending_deliveries(
 
 async def test_scheduled_alert_waits_for_its_time(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
-    """An alert scheduled for later is stored now and sent only when its time comes."""
+    """An alert scheduled for later is stored now and sent only when its time comes: nothing a second before, the
+    one delivery once a worker's clock reaches it."""
     await make_subscriber(contacts={"webhook": receiver.url_for("/sched")})
-    later = datetime.now(CITY_TZ) + timedelta(hours=1)
+    later = (datetime.now(CITY_TZ) + timedelta(hours=1)).replace(microsecond=0)
     scheduled, _ = await publish_alert(service.store, _alert(scheduled_at=later.isoformat()), None)
     assert scheduled.status == "scheduled"
     assert await service.dispatcher.run_once() == 0
+
+    def worker_at(moment: float) -> Dispatcher:
+        return Dispatcher(service.store, service.channels, service.renderer, service.settings.worker,
+                          clock=lambda: moment)
+
+    assert await worker_at(later.timestamp() - 1).run_once() == 0
     assert receiver.requests_to("/sched") == []
+    assert (await service.store.get_alert(scheduled.id)).status == "scheduled"  # type: ignore[union-attr]
+    assert await worker_at(later.timestamp() + 1).run_once() == 1
+    assert (await service.store.get_alert(scheduled.id)).status == "active"  # type: ignore[union-attr]
+    [sent] = receiver.requests_to("/sched")
+    assert json.loads(sent.body)["alert_id"] == scheduled.id
 
 
 async def test_a_dead_workers_lease_is_reclaimed_and_its_late_result_refused(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,46 +16,14 @@ import pytest
 
 from notifier.fakes.webhook_receiver import RunningReceiver
 from tests.cli_run import cli_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.served import free_port, serve, wait_listening
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A `notifier serve` process on a free port (webhooks to loopback allowed) and an admin key for it."""
-    port = _free_port()
-    config = tmp_path / "notifier.toml"
-    config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "serve.db"}"\n'
-                      '[channels.webhook]\nallow_private_networks = true\n', encoding="utf-8")
-    key = subprocess.run([sys.executable, "-m", "notifier.cli", "keys", "create", "--role", "admin", "--config",
-                          str(config)], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("notifier serve did not start listening")
-        yield base, key
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with serve(tmp_path) as running:
+        yield running
 
 
 async def test_publish_over_http_reaches_a_webhook_subscriber(served: tuple[str, str],
@@ -94,20 +60,14 @@ async def test_publish_over_http_reaches_a_webhook_subscriber(served: tuple[str,
 
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM (systemd, docker stop) ends `notifier serve` with exit code 0 after finishing what is in flight."""
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "notifier.toml"
     config.write_text(f'[server]\nport = {port}\n[database]\nurl = "sqlite:///{tmp_path / "stop.db"}"\n',
                       encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "notifier.cli", "serve", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

@@ -73,10 +73,11 @@ def _channels(service: Service, sms: RecordingSms) -> dict[str, Any]:
 
 
 async def _sign_up(service: Service, sms: RecordingSms, *, contacts: dict[str, str] | None = None,
-                   wechat: bool = False, client: str = "192.0.2.1", now: float | None = None) -> SignUp:
+                   wechat: bool = False, client: str = "192.0.2.1", now: float | None = None,
+                   topic: str = "env.heavy-pollution", region: str = "140402") -> SignUp:
     contacts = contacts if contacts is not None else {"sms": MOBILE}
-    subscriptions = [{"topic": "env.heavy-pollution", "channels": list(contacts)}]
-    body = SubscriberIn.model_validate({"contacts": contacts, "region": "140402", "consent_source": "web",
+    subscriptions = [{"topic": topic, "channels": list(contacts)}]
+    body = SubscriberIn.model_validate({"contacts": contacts, "region": region, "consent_source": "web",
                                         "subscriptions": subscriptions})
     return await verification.sign_up(service.store, _channels(service, sms), secret=service.secret,
                                       public_url=PUBLIC, body=body, wants_wechat=wechat, client=client,
@@ -145,8 +146,9 @@ async def test_only_the_hmac_of_the_code_is_stored(service: Service, sms: Record
 async def test_the_right_code_verifies_and_activates(service: Service, sms: RecordingSms) -> None:
     """Entering the texted code verifies the mobile and makes the subscriber active."""
     signup = await _sign_up(service, sms)
-    outcome = await verification.check_code(service.store, service.secret, signup.subscriber.id, sms.sent[0][1])
-    assert outcome == verification.VERIFIED
+    outcome, holder = await verification.check_code(service.store, service.secret, signup.subscriber.id,
+                                                    sms.sent[0][1])
+    assert (outcome, holder) == (verification.VERIFIED, signup.subscriber.id)
     assert (await service.store.contact_states(signup.subscriber.id))["sms"] is not None
     assert (await service.store.get_subscriber(signup.subscriber.id)).status == "active"  # type: ignore[union-attr]
 
@@ -156,19 +158,19 @@ async def test_five_wrong_codes_lock_the_code(service: Service, sms: RecordingSm
     signup = await _sign_up(service, sms)
     code = sms.sent[0][1]
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-    outcomes = [await verification.check_code(service.store, service.secret, signup.subscriber.id, wrong)
+    outcomes = [(await verification.check_code(service.store, service.secret, signup.subscriber.id, wrong))[0]
                 for _ in range(5)]
     assert outcomes == [verification.WRONG] * 4 + [verification.LOCKED]
-    assert await verification.check_code(service.store, service.secret, signup.subscriber.id,
-                                         code) == verification.LOCKED
+    assert (await verification.check_code(service.store, service.secret, signup.subscriber.id,
+                                          code))[0] == verification.LOCKED
 
 
 async def test_an_expired_code_is_refused(service: Service, sms: RecordingSms) -> None:
     """A code entered after ten minutes is expired, and the subscriber stays pending."""
     signup = await _sign_up(service, sms)
     later = time.time() + CODE_TTL + 1
-    outcome = await verification.check_code(service.store, service.secret, signup.subscriber.id, sms.sent[0][1],
-                                            now=later)
+    outcome, _ = await verification.check_code(service.store, service.secret, signup.subscriber.id,
+                                               sms.sent[0][1], now=later)
     assert outcome == verification.EXPIRED
     assert (await service.store.get_subscriber(signup.subscriber.id)).status == "pending"  # type: ignore[union-attr]
 
@@ -284,9 +286,12 @@ async def test_resend_for_a_verified_number_sends_nothing(service: Service, sms:
 # ---------------------------------------------------------------- email
 
 
-def _token(smtp: RunningSmtp) -> str:
-    [mail] = smtp.messages_to(EMAIL)
-    body = mail.message.get_body(("plain",))
+def _token(smtp: RunningSmtp, *, last: bool = False) -> str:
+    """The token of the confirmation link emailed to EMAIL (the only mail, or with `last`, the newest)."""
+    mails = smtp.messages_to(EMAIL)
+    if not last:
+        assert len(mails) == 1
+    body = mails[-1].message.get_body(("plain",))
     assert body is not None
     match = re.search(re.escape(PUBLIC) + r"/subscribe/confirm/(\S+)", body.get_content())
     assert match is not None
@@ -400,3 +405,76 @@ async def test_unverified_sign_ups_are_deleted_after_a_day(service: Service, sms
                 "SELECT 1 FROM consents WHERE subscriber_id = ?"):
         assert await _rows(service, sql, pending.subscriber.id) == []
     assert await _rows(service, "SELECT 1 FROM rate_events") == []
+
+
+# ---------------------------------------------------------------- a repeat sign-up
+
+
+async def _active(service: Service, sms: RecordingSms) -> str:
+    """A subscriber made active by the sign-up flow: mobile verified, topic env.heavy-pollution, district 城区."""
+    first = await _sign_up(service, sms)
+    outcome, _ = await verification.check_code(service.store, service.secret, first.subscriber.id, sms.sent[-1][1])
+    assert outcome == verification.VERIFIED
+    return first.subscriber.id
+
+
+async def test_a_repeat_sign_up_with_a_verified_mobile_joins_the_existing_subscriber(
+        service: Service, sms: RecordingSms) -> None:
+    """Signing up again with a mobile an active subscriber holds, for another topic and district: once the code
+    proves the number, the new topic is added to the existing subscriber (whose district stays), and no second
+    subscriber is left."""
+    existing = await _active(service, sms)
+    later = time.time() + 120  # past the one-code-a-minute limit of the number
+    again = await _sign_up(service, sms, topic="transit.fare-change", region="140411", now=later)
+    assert again.subscriber.id != existing
+    outcome, holder = await verification.check_code(service.store, service.secret, again.subscriber.id,
+                                                    sms.sent[-1][1], now=later)
+    assert (outcome, holder) == (verification.VERIFIED, existing)
+    assert await service.store.get_subscriber(again.subscriber.id) is None
+    record = await service.store.get_subscriber(existing)
+    assert record is not None and record.region == "140402"
+    assert sorted(topic for topic, _, _ in record.subscriptions) == ["env.heavy-pollution", "transit.fare-change"]
+    assert await _rows(service, "SELECT COUNT(*) FROM contacts WHERE address = ?", MOBILE) == [(1,)]
+    assert await _rows(service, "SELECT COUNT(*) FROM subscribers") == [(1,)]
+
+
+async def test_a_repeat_sign_up_brings_a_contact_the_subscriber_lacked(
+        service: Service, sms: RecordingSms, smtp: RunningSmtp) -> None:
+    """A repeat sign-up with the same mobile and a new email: after the code, the email (still to be confirmed)
+    belongs to the existing subscriber."""
+    existing = await _active(service, sms)
+    again = await _sign_up(service, sms, contacts={"sms": MOBILE, "email": EMAIL}, now=time.time() + 120)
+    await verification.check_code(service.store, service.secret, again.subscriber.id, sms.sent[-1][1],
+                                  now=time.time() + 120)
+    assert await service.store.contact_states(existing) == {"sms": pytest.approx(time.time(), abs=300),
+                                                            "email": None}
+
+
+async def test_an_unproven_repeat_sign_up_changes_nothing_of_the_existing_subscriber(
+        service: Service, sms: RecordingSms) -> None:
+    """Someone typing another person's number into the form gets nowhere: without the code the existing
+    subscriber keeps exactly their topics, and the sign-up stays a separate pending one."""
+    existing = await _active(service, sms)
+    again = await _sign_up(service, sms, topic="transit.fare-change", now=time.time() + 120)
+    wrong = f"{(int(sms.sent[-1][1]) + 1) % 1_000_000:06d}"
+    outcome, holder = await verification.check_code(service.store, service.secret, again.subscriber.id, wrong,
+                                                    now=time.time() + 120)
+    assert (outcome, holder) == (verification.WRONG, again.subscriber.id)
+    record = await service.store.get_subscriber(existing)
+    assert record is not None and [t for t, _, _ in record.subscriptions] == ["env.heavy-pollution"]
+    assert (await service.store.get_subscriber(again.subscriber.id)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_repeat_email_sign_up_joins_through_the_confirmation_link(service: Service, sms: RecordingSms,
+                                                                          smtp: RunningSmtp) -> None:
+    """The same with an email address: the confirmation link of the second sign-up returns the existing
+    subscriber, which now has both topics."""
+    first = await _sign_up(service, sms, contacts={"email": EMAIL})
+    existing = await verification.confirm_email(service.store, service.secret, _token(smtp))
+    assert existing == first.subscriber.id
+    await _sign_up(service, sms, contacts={"email": EMAIL}, topic="transit.fare-change", now=time.time() + 120)
+    holder = await verification.confirm_email(service.store, service.secret, _token(smtp, last=True))
+    assert holder == existing
+    record = await service.store.get_subscriber(existing)
+    assert record is not None and len(record.subscriptions) == 2
+    assert await _rows(service, "SELECT COUNT(*) FROM subscribers") == [(1,)]

@@ -45,8 +45,8 @@ class AccessMethods:
             found = await verification.subscriber_by_contact(db, channel, address)
             if found is None:
                 return verification.MISSING, None
-            outcome = await verification.check_code(db, found, code_channel, secret_hash, now, max_attempts,
-                                                    verifies=False)
+            outcome, _ = await verification.check_code(db, found, code_channel, secret_hash, now, max_attempts,
+                                                       verifies=False)
             return outcome, found
 
     # ---- the dashboard's sign-in throttle (events in rate_events) and sessions (migration 0010)

@@ -4,7 +4,10 @@
 record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the contact.
 
 No number is stored: a report that names a number (Aliyun's BizId covers a whole batch) is matched by
-`receipt_match_key(provider id, number)`, a digest, and the number itself is forgotten.
+`receipt_match_key(number key, provider id, number)`, a keyed digest (HMAC with `Store.number_key`, derived from
+the server secret), which is also what tells its key apart from another number's report of the same batch; the
+number itself is forgotten. Erasure deletes the reports naming the subscriber's number (`selfservice.forget`);
+reports never matched are deleted after `[worker] early_receipts_days` (`sweep_early`).
 
 Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
@@ -17,6 +20,7 @@ after (Tencent reports a call twice) fails it after all.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from channels.base import Receipt, receipt_match_key
 from channels.voice.common import CallPolicy
@@ -46,13 +50,15 @@ async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float,
+async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
                          redial: CallPolicy | None = None) -> dict[str, int]:
-    """Apply provider reports in one transaction; returns counts by outcome. `redial`: the channel's call policy
-    (voice), which a report asking for another call follows."""
+    """Apply provider reports in one transaction; returns counts by outcome. `number_key`: the key of number
+    digests; `redial`: the channel's call policy (voice), which a report asking for another call follows."""
     counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
-    for r in receipts:
-        match = receipt_match_key(r.provider_message_id, r.address) if r.address else None
+    for reported in receipts:
+        match = (receipt_match_key(number_key, reported.provider_message_id, reported.address)
+                 if reported.address else None)
+        r = reported if match is None else replace(reported, key=f"{reported.key}:{match[:24]}")  # as stored
         inserted = await db.execute(
             "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
             "received_at, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
@@ -108,6 +114,11 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                          "WHERE channel = ? AND receipt_key = ?", u.delivery_id, row["channel"], row["receipt_key"])
         applied += 1
     return applied
+
+
+async def sweep_early(db: Db, before: float) -> int:
+    """Delete the reports still unmatched that arrived before `before` (retention: `receipts_early` rows)."""
+    return await db.execute(f"DELETE FROM receipts WHERE outcome = '{UNKNOWN}' AND received_at < ?", before)
 
 
 async def settle(db: Db, delivery_id: str, r: Receipt, now: float, redial: CallPolicy | None = None) -> None:

@@ -5,7 +5,8 @@ Forgetting deletes the subscriber row and every row that names the subscriber by
 (contacts, subscriber_groups, subscriptions, subscription_channels, consents, verifications) — explicitly, child
 tables first, rather than by ON DELETE CASCADE alone, so that a connection opened without foreign keys enforced
 (a maintenance shell) cannot leave a contact behind. Pending deliveries are cancelled (they keep only ids and
-statuses, never an address), receipts of its deliveries lose their number digest (`match_key`), and the frozen
+statuses, never an address), receipts of its deliveries that name its number (a keyed digest in `match_key` and the
+key) are deleted, and the frozen
 target sets of past alerts (alert_targets, alert_target_groups: ids, region and group codes, no contact) stay, so
 that coverage figures do not change.
 
@@ -51,7 +52,7 @@ async def forget(db: Db, subscriber_id: str, now: float) -> bool:
     was no such subscriber."""
     await subscribers.cancel_waiting(db, subscriber_id, now)
     await assisted.forget_proxy(db, subscriber_id, now)  # a proxy's people (their labels) go with it
-    await db.execute("UPDATE receipts SET match_key = NULL WHERE delivery_id IN "
+    await db.execute("DELETE FROM receipts WHERE match_key IS NOT NULL AND delivery_id IN "
                      "(SELECT id FROM deliveries WHERE subscriber_id = ?)", subscriber_id)
     for table in _PERSONAL_TABLES:
         await db.execute(f"DELETE FROM {table} WHERE subscriber_id = ?", subscriber_id)

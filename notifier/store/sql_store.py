@@ -68,6 +68,8 @@ class Store(AccessMethods):
         self.dialect = backend.dialect.name
         # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
         self.cap_identity = cap_identity or CapIdentity(DEFAULT_SENDER)
+        # Keys every stored digest of a phone number (receipts): set from the server secret by Service.open.
+        self.number_key = b""
 
     async def open(self) -> None:
         await self.backend.open()
@@ -237,11 +239,12 @@ class Store(AccessMethods):
             await verification.put_verification(db, subscriber_id, channel, secret_hash, expires_at, now)
 
     async def check_code(self, subscriber_id: str, channel: str, secret_hash: str, now: float,
-                         max_attempts: int) -> str:
+                         max_attempts: int) -> tuple[str, str]:
+        """(outcome, the subscriber holding the contact now: another one when a repeat sign-up was merged)."""
         async with self.backend.transaction() as db:
             return await verification.check_code(db, subscriber_id, channel, secret_hash, now, max_attempts)
 
-    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> bool:
+    async def verify_contact(self, subscriber_id: str, channel: str, now: float) -> str | None:
         async with self.backend.transaction() as db:
             return await verification.verify_contact(db, subscriber_id, channel, now)
 
@@ -327,7 +330,11 @@ class Store(AccessMethods):
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
         async with self.backend.transaction() as db:
-            return await receipts.apply_receipts(db, channel, receipts_, now, redial)
+            return await receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial)
+
+    async def sweep_early_receipts(self, before: float) -> int:
+        async with self.backend.transaction() as db:
+            return await receipts.sweep_early(db, before)
 
     async def disable_contacts(self, channel: str, address: str, reason: str, now: float) -> int:
         async with self.backend.transaction() as db:

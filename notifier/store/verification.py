@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from notifier.store import subscribers
+from notifier.store import selfservice, subscribers
 from notifier.store.db import INT, Db, lock_key
 from subscriptions.models import SubscriberStatus
 
@@ -39,26 +39,28 @@ async def put_verification(db: Db, subscriber_id: str, channel: str, secret_hash
 
 
 async def check_code(db: Db, subscriber_id: str, channel: str, secret_hash: str, now: float,
-                     max_attempts: int, verifies: bool = True) -> str:
+                     max_attempts: int, verifies: bool = True) -> tuple[str, str]:
     """Compare a code's hash with the open verification; a miss counts, a match closes it and (`verifies`: a
-    sign-up's code) verifies the contact of that channel."""
+    sign-up's code) verifies the contact of that channel. Returns the outcome and the subscriber who holds the
+    contact now (another one when the sign-up was merged into it)."""
     row = await db.fetchrow("SELECT secret_hash, expires_at, attempts FROM verifications WHERE subscriber_id = ? "
                             f"AND channel = ?{db.dialect.for_update}", subscriber_id, channel)
     if row is None:
-        return MISSING
+        return MISSING, subscriber_id
     stored, expires_at, attempts = str(row[0]), float(row[1]), int(row[2])
     if attempts >= max_attempts:
-        return LOCKED
+        return LOCKED, subscriber_id
     if expires_at <= now:
-        return EXPIRED
+        return EXPIRED, subscriber_id
     if hmac.compare_digest(stored.encode(), secret_hash.encode()):
         await _close(db, subscriber_id, channel)
         if not verifies:
-            return VERIFIED
-        return VERIFIED if await verify_contact(db, subscriber_id, channel, now) else MISSING
+            return VERIFIED, subscriber_id
+        holder = await verify_contact(db, subscriber_id, channel, now)
+        return (VERIFIED, holder) if holder is not None else (MISSING, subscriber_id)
     await db.execute("UPDATE verifications SET attempts = attempts + 1 WHERE subscriber_id = ? AND channel = ?",
                      subscriber_id, channel)
-    return LOCKED if attempts + 1 >= max_attempts else WRONG
+    return LOCKED if attempts + 1 >= max_attempts else WRONG, subscriber_id
 
 
 async def _close(db: Db, subscriber_id: str, channel: str) -> None:
@@ -66,14 +68,54 @@ async def _close(db: Db, subscriber_id: str, channel: str) -> None:
     await db.execute("DELETE FROM verifications WHERE subscriber_id = ? AND channel = ?", subscriber_id, channel)
 
 
-async def verify_contact(db: Db, subscriber_id: str, channel: str, now: float) -> bool:
-    """Mark the contact verified and a pending subscriber active; False when there is no such contact."""
+async def verify_contact(db: Db, subscriber_id: str, channel: str, now: float) -> str | None:
+    """Mark the contact verified and a pending subscriber active — or, when an active subscriber already holds
+    that contact verified, merge the sign-up into them (`_merge_repeat`). Returns the subscriber who holds the
+    verified contact now; None when there is no such contact."""
     if await db.execute("UPDATE contacts SET verified_at = COALESCE(verified_at, ?) "
                         "WHERE subscriber_id = ? AND channel = ?", now, subscriber_id, channel) == 0:
-        return False
+        return None
+    status = await db.fetchval("SELECT status FROM subscribers WHERE id = ?", subscriber_id)
+    holder = await _holder(db, subscriber_id, channel) if status == PENDING else None
+    if holder is not None:
+        await _merge_repeat(db, subscriber_id, holder, now)
+        return holder
     await db.execute(f"UPDATE subscribers SET status = '{ACTIVE}', updated_at = ? WHERE id = ? "
                      f"AND status = '{PENDING}'", now, subscriber_id)
-    return True
+    return subscriber_id
+
+
+async def _holder(db: Db, subscriber_id: str, channel: str) -> str | None:
+    """The active subscriber (the oldest, if several) that holds this subscriber's `channel` contact verified and
+    enabled: whom a repeat sign-up with that contact belongs to."""
+    found = await db.fetchval(
+        "SELECT o.subscriber_id FROM contacts c JOIN contacts o ON o.channel = c.channel AND o.address = c.address "
+        "AND o.subscriber_id <> c.subscriber_id JOIN subscribers s ON s.id = o.subscriber_id "
+        "WHERE c.subscriber_id = ? AND c.channel = ? AND o.verified_at IS NOT NULL AND o.disabled_at IS NULL "
+        f"AND s.status = '{ACTIVE}' ORDER BY s.created_at, s.id LIMIT 1", subscriber_id, channel)
+    return None if found is None else str(found)
+
+
+async def _merge_repeat(db: Db, signup: str, holder: str, now: float) -> None:
+    """A repeat sign-up, its contact just proven, joins the subscriber who holds it instead of becoming a second
+    one: topics the holder lacks are added (with the sign-up's channels), contacts and open verifications for
+    channels the holder lacks move over; what the holder already set (region, groups, language, quiet hours,
+    existing topics, consent) stays — changes are made on /manage. The sign-up itself is then deleted."""
+    await db.execute(
+        "INSERT INTO subscriptions (subscriber_id, topic, min_severity, created_at) SELECT ?, topic, min_severity, ? "
+        "FROM subscriptions WHERE subscriber_id = ? AND topic NOT IN "
+        "(SELECT topic FROM subscriptions WHERE subscriber_id = ?)", holder, now, signup, holder)
+    await db.execute(
+        "INSERT INTO subscription_channels (subscriber_id, topic, channel, position) "
+        "SELECT ?, topic, channel, position FROM subscription_channels WHERE subscriber_id = ? AND topic NOT IN "
+        "(SELECT topic FROM subscription_channels WHERE subscriber_id = ?)", holder, signup, holder)
+    for table in ("verifications", "contacts"):
+        await db.execute(
+            f"UPDATE {table} SET subscriber_id = ? WHERE subscriber_id = ? AND channel NOT IN "
+            "(SELECT channel FROM contacts WHERE subscriber_id = ? UNION "
+            "SELECT channel FROM verifications WHERE subscriber_id = ?)", holder, signup, holder, holder)
+    await db.execute("UPDATE subscribers SET updated_at = ? WHERE id = ?", now, holder)
+    await selfservice.forget(db, signup, now)
 
 
 async def bind_by_reference(db: Db, channel: str, secret_hash: str, address: str, order: Sequence[str],
@@ -93,8 +135,7 @@ async def bind_by_reference(db: Db, channel: str, secret_hash: str, address: str
         "verified_at = excluded.verified_at, disabled_at = NULL, disabled_reason = NULL",
         subscriber_id, channel, address, now)
     await _add_channel(db, subscriber_id, channel, order)
-    await verify_contact(db, subscriber_id, channel, now)
-    return subscriber_id
+    return await verify_contact(db, subscriber_id, channel, now)
 
 
 async def _add_channel(db: Db, subscriber_id: str, channel: str, order: Sequence[str]) -> None:

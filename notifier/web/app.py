@@ -21,6 +21,7 @@ from notifier.config import Settings
 from notifier.errors import NotifierError
 from notifier.service import Service
 from notifier.web import openapi
+from notifier.web.access_log import protect_access_log
 from notifier.web.admin import compliance as admin_compliance
 from notifier.web.admin import dashboard as admin
 from notifier.web.admin import decisions as admin_decisions
@@ -42,7 +43,6 @@ from notifier.web.public import cap as public_cap
 from notifier.web.public import disclosures as public
 from notifier.web.public import feeds as public_feeds
 from notifier.web.state import METRICS, SERVICE
-from subscriptions.masking import ScrubbingFilter
 
 log = logging.getLogger("notifier.web")
 
@@ -127,19 +127,11 @@ def _service_context(service: Service) -> Callable[[web.Application], AsyncItera
     return open_service
 
 
-def _scrub_access_log() -> None:
-    """Request lines can carry contacts (WeChat pushes `?openid=…`): mask them on the access logger itself, so
-    that whatever handler the deployment attaches never sees one."""
-    access = logging.getLogger("aiohttp.access")
-    if not any(isinstance(f, ScrubbingFilter) for f in access.filters):
-        access.addFilter(ScrubbingFilter())
-
-
 def create_app(settings: Settings, *, service: Service | None = None) -> web.Application:
     """The web application. Without `service`, one is built (counting delivery outcomes into /metrics), opened
     on startup (its worker started when `worker.enabled`) and closed on cleanup; a passed-in service is the
     caller's to open and close."""
-    _scrub_access_log()
+    protect_access_log()  # tokens in links and contacts never reach an access log handler
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[timing_middleware, problem_middleware])
     if service is None:

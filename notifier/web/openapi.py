@@ -55,6 +55,12 @@ class Operation:
 
 _OPERATIONS: dict[Handler, Operation] = {}
 
+HTML = "text/html"
+# Every HTML POST is a browser form, read by `problems.read_form_body` in either encoding a browser sends; the fields
+# are named in each operation's description. Declared so that clients and fuzzers send forms, not nothing.
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_FORM_SCHEMA = {"type": "object", "additionalProperties": {"type": "string"}}
+
 
 def operation(summary: str, tag: str, responses: Mapping[int, Response], **kw: Any) -> Callable[[Handler], Handler]:
     """Document a handler (see `Operation`); it is returned unchanged."""
@@ -111,7 +117,11 @@ def _content(media_type: str, schema: dict[str, Any] | None) -> dict[str, Any]:
     return {media_type: {"schema": schema} if schema is not None else {}}
 
 
-def _responses(doc: Operation, schemas: _Schemas) -> dict[str, Any]:
+def _takes_form(method: str, doc: Operation) -> bool:
+    return method == "post" and doc.media_type == HTML and doc.body is None and not doc.body_media_types
+
+
+def _responses(doc: Operation, schemas: _Schemas, *, form: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, (text, model) in sorted(doc.responses.items()):
         entry: dict[str, Any] = {"description": text}
@@ -125,6 +135,8 @@ def _responses(doc: Operation, schemas: _Schemas) -> dict[str, Any]:
         errors |= {401, 403} if doc.roles else {401}
     if doc.body is not None:
         errors |= {400, 413, 415, 422}
+    if form:
+        errors |= {400, 413}
     if doc.query is not None:
         errors.add(422)
     problem = {"$ref": "#/components/responses/Problem"}
@@ -135,7 +147,7 @@ def _responses(doc: Operation, schemas: _Schemas) -> dict[str, Any]:
     return out
 
 
-def _describe(path: str, doc: Operation, handler: Handler, schemas: _Schemas) -> dict[str, Any]:
+def _describe(path: str, method: str, doc: Operation, handler: Handler, schemas: _Schemas) -> dict[str, Any]:
     roles = ", ".join(r.value for r in doc.roles) if doc.roles else "any role"
     description = doc.description or ""
     if doc.auth:
@@ -156,7 +168,9 @@ def _describe(path: str, doc: Operation, handler: Handler, schemas: _Schemas) ->
     elif doc.body_media_types:  # a body that is a file, not JSON (bulk imports)
         op["requestBody"] = {"required": True,
                              "content": {alt: {"schema": {"type": "string"}} for alt in doc.body_media_types}}
-    op["responses"] = _responses(doc, schemas)
+    elif _takes_form(method, doc):
+        op["requestBody"] = {"required": False, "content": {m: {"schema": _FORM_SCHEMA} for m in FORM_MEDIA_TYPES}}
+    op["responses"] = _responses(doc, schemas, form=_takes_form(method, doc))
     return op
 
 
@@ -176,7 +190,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
     schemas = _Schemas(docs.values())
     paths: dict[str, dict[str, Any]] = {}
     for path, method, handler in sorted(routes, key=lambda r: (r[0], r[1])):
-        paths.setdefault(path, {})[method] = _describe(path, docs[handler], handler, schemas)
+        paths.setdefault(path, {})[method] = _describe(path, method, docs[handler], handler, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "notifier", "version": _package_version(),
@@ -207,7 +221,7 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/docs")
 @operation("Human-readable API reference", "meta", {200: ("an HTML page", None)}, auth=False,
-           media_type="text/html")
+           media_type=HTML)
 async def docs_page(request: web.Request) -> web.StreamResponse:
     # A nonce per response lets the one inline script and style run while the policy refuses anything injected.
     nonce = secrets.token_urlsafe(16)

@@ -1,4 +1,4 @@
-"""RFC 9457 problem documents and the reading of request input (JSON bodies, query strings) into models.
+"""RFC 9457 problem documents and the reading of request input (JSON bodies, form bodies, query strings).
 
 Every refusal the API gives is `application/problem+json` with a field-level `errors` list. Field paths are
 dotted (`contacts.sms`, `subscriptions.0.topic`). Messages never repeat the offending value: a wrong mobile number
@@ -11,9 +11,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import partial
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifier.errors import FieldError, InvalidInput, NotifierError
@@ -25,6 +28,9 @@ JSON_TYPES = ("application/json",)
 M = TypeVar("M", bound=BaseModel)
 
 dumps = partial(json.dumps, ensure_ascii=False)
+
+
+FormFields = MultiDictProxy[str | bytes | bytearray | web.FileField]  # what aiohttp's `request.post()` gives
 
 
 class FieldProblem(BaseModel):
@@ -104,21 +110,52 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# How deep arrays and objects may nest in a body. Every model we read is a few levels deep (an alert's `data` a few
+# more); without a bound, a 1,000-deep body exhausts the parser's recursion (RecursionError, a 500).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count). Linear, and C
+    loops only, so a body at `max_body_bytes` costs milliseconds."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_NESTING.__getitem__, map(ord, brackets))), default=0)
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body; 415 for another content type, 400 when empty or not JSON (413 comes from aiohttp
-    itself when the body is over `client_max_size`)."""
+    """The request's JSON body; 415 for another content type, 400 when empty, not JSON or nested deeper than
+    MAX_JSON_DEPTH (413 comes from aiohttp itself when the body is over `client_max_size`)."""
     if request.content_type not in JSON_TYPES:
         raise UnsupportedMediaType("send the body as application/json")
     raw = await request.read()
     if not raw.strip():
         raise BadRequest("a JSON body is required")
     try:
+        text = raw.decode(json.detect_encoding(raw))
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequest("the body is not valid JSON") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
+    try:
         # NaN and Infinity are accepted by Python's json but are not JSON; other systems would choke on them.
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
         detail = f"the body is not valid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else (
             "the body is not valid JSON")
         raise BadRequest(detail) from None
+
+
+async def read_form_body(request: web.Request) -> FormFields:
+    """A form POST's fields (urlencoded or multipart), for every HTML form route. A body aiohttp cannot read — a
+    multipart type without its boundary, broken multipart framing, an unknown charset — is the client's mistake:
+    400, never a 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError):  # UnicodeDecodeError is a ValueError
+        raise BadRequest("the form body cannot be read") from None
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:

@@ -56,7 +56,7 @@ async def test_early_reports_for_a_shared_batch_id_find_their_own_number(
                Receipt("biz-1", False, "k2", address="+8613800000102", error="UNDELIV")]
     await service.store.apply_receipts("sms", reports, time.time())
     await service.store.record("worker-1", [
-        _sent(delivery_id, alert_id, "biz-1", receipt_match_key("biz-1", phone))
+        _sent(delivery_id, alert_id, "biz-1", receipt_match_key(service.store.number_key, "biz-1", phone))
         for delivery_id, phone in claimed], time.time())
     rows, _ = await service.store.list_deliveries(alert_id, 10, None)
     status = {r.id: r.status for r in rows}
@@ -81,3 +81,21 @@ async def test_a_report_for_an_unknown_message_changes_nothing(service: Service)
                                                 time.time())
     assert counts["unknown"] == 1
     assert await service.store.queue_stats() == {}
+
+
+async def test_reports_that_never_matched_are_deleted_after_the_retention_age(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """The worker deletes unmatched reports older than `early_receipts_days` (7): a send recorded afterwards finds
+    no report from 8 days ago, while one from a minute ago is still applied."""
+    await make_subscriber(contacts={"wechat": "oOldReport0000000000000000ab"})
+    await make_subscriber(contacts={"wechat": "oNewReport0000000000000000ab"})
+    alert_id, claimed = await _claim(service, "wechat")
+    now = time.time()
+    await service.store.apply_receipts("wechat", [Receipt("msg-old", True, "msg-old:success")], now - 8 * 86400)
+    await service.store.apply_receipts("wechat", [Receipt("msg-new", True, "msg-new:success")], now - 60)
+    await service.dispatcher.run_once()  # its first cycle runs the retention sweep
+    (old_id, _), (new_id, _) = claimed
+    await service.store.record("worker-1", [_sent(old_id, alert_id, "msg-old"), _sent(new_id, alert_id, "msg-new")],
+                               time.time())
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    assert {r.id: r.status for r in rows} == {old_id: "sent", new_id: "delivered"}

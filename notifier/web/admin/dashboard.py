@@ -60,6 +60,7 @@ from notifier.web.clients import client_of
 from notifier.web.openapi import operation
 from notifier.web.pages import page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.paging import encode_cursor, time_cursor
+from notifier.web.problems import read_form_body
 from notifier.web.state import METRICS, SERVICE
 
 routes = web.RouteTableDef()
@@ -198,7 +199,7 @@ async def admin_login(request: web.Request) -> web.StreamResponse:
                                                                "in is paused for 10 minutes. Please try again later."))
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    form = await request.post()
+    form = await read_form_body(request)
     if not tokens_match(_field(form, "csrf"), request.cookies.get(LOGIN_COOKIE)):
         return _login_page(request, status=403, error=N_("The form has expired; please submit it again."))
     try:
@@ -234,7 +235,7 @@ async def admin_logout(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         raise web.HTTPSeeOther("/admin/login")
-    form = await request.post()
+    form = await read_form_body(request)
     if not tokens_match(_field(form, "csrf"), session.csrf):
         return render(request, "error.html", status=403, session=session, title_key=N_("Request refused"),
                       body_key=N_("The form token is missing or has expired; go back and try again."))

@@ -16,6 +16,7 @@ from notifier.models import Role
 from notifier.web.admin.dashboard import HTML, _field, _not_found, _see_other, render, require_session
 from notifier.web.admin.session import AdminSession, tokens_match
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 
 routes = web.RouteTableDef()
@@ -41,7 +42,7 @@ def _refused(request: web.Request, session: AdminSession, why: str) -> web.Respo
 
 async def _decide(request: web.Request, *, approve: bool) -> web.StreamResponse:
     session = await require_session(request)
-    form = await request.post()
+    form = await read_form_body(request)
     if not tokens_match(_field(form, "csrf"), session.csrf):
         return _refused(request, session, "stale")
     if session.role is not Role.ADMIN:

@@ -29,6 +29,7 @@ from notifier.web.citizen.manage_pages import (
     render,
 )
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 
 routes = web.RouteTableDef()
@@ -67,7 +68,7 @@ async def assist_page(request: web.Request) -> web.StreamResponse:
 @guarded
 async def confirm(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.ASSIST_CONFIRM)
-    form = await request.post() if request.content_type == "application/x-www-form-urlencoded" else {}
+    form = await read_form_body(request) if request.content_type == "application/x-www-form-urlencoded" else {}
     page = form.get(PAGE_FIELD)
     if isinstance(page, str):
         back = _page_link(request, page)

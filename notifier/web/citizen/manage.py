@@ -34,11 +34,11 @@ from notifier.web.citizen.manage_pages import (
     here,
     lang_of,
     read_link,
-    redact_access_log,
     render,
     subscriber_of,
 )
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 from subscriptions.masking import mask_contact
 from subscriptions.quiet_hours import format_hhmm
@@ -54,7 +54,6 @@ def setup(app: web.Application) -> None:
     """Serve the subscriber's own pages (manage and unsubscribe) from `app` (call once, before it starts)."""
     app.router.add_routes(routes)
     app.router.add_routes(citizen_unsubscribe.routes)
-    redact_access_log()
 
 
 # ---------------------------------------------------------------- what the page shows
@@ -181,7 +180,7 @@ async def manage_page(request: web.Request) -> web.StreamResponse:
 @guarded
 async def manage_topics(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.MANAGE)
-    form = await request.post()
+    form = await read_form_body(request)
     nonce = form.get("nonce")
     check_post(request, link, nonce if isinstance(nonce, str) else None)
     record = await subscriber_of(request, link)
@@ -207,7 +206,7 @@ async def manage_topics(request: web.Request) -> web.StreamResponse:
 @guarded
 async def manage_settings(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.MANAGE)
-    form = await request.post()
+    form = await read_form_body(request)
     fields = {k: v if isinstance(v := form.get(k), str) else "" for k in ("nonce", "locale", "quiet_start",
                                                                           "quiet_end")}
     check_post(request, link, fields["nonce"])
@@ -260,7 +259,7 @@ async def manage_delete_page(request: web.Request) -> web.StreamResponse:
 @guarded
 async def manage_delete(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.MANAGE)
-    form = await request.post()
+    form = await read_form_body(request)
     nonce = form.get("nonce")
     check_post(request, link, nonce if isinstance(nonce, str) else None)
     record = await subscriber_of(request, link)

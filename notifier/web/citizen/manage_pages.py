@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,7 +43,6 @@ CSP = ("default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-acti
        "frame-ancestors 'none'")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "X-Robots-Tag": "noindex"}
-_TOKEN_IN_PATH = re.compile(r"/(manage|unsubscribe|assist(?:/confirm)?)/[A-Za-z0-9_.~-]+")
 _STATUS = {"invalid": 404, "expired": 410, "gone": 404, "form": 403}
 # What each problem tells the reader: (title, body) msgids.
 _WORDS = {
@@ -77,24 +74,6 @@ class Link:
 
     token: str
     claims: tokens.TokenClaims
-
-
-class RedactTokens(logging.Filter):
-    """Replaces the token of a manage/unsubscribe/assist path in a record (message and `extra=` strings) with `…`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = _TOKEN_IN_PATH.sub(r"/\1/…", record.msg)
-        for key, value in list(vars(record).items()):
-            if isinstance(value, str) and key != "msg" and "/" in value:
-                setattr(record, key, _TOKEN_IN_PATH.sub(r"/\1/…", value))
-        return True
-
-
-def redact_access_log() -> None:
-    access = logging.getLogger("aiohttp.access")
-    if not any(isinstance(f, RedactTokens) for f in access.filters):
-        access.addFilter(RedactTokens())
 
 
 def read_link(request: web.Request, purpose: str) -> Link:

@@ -24,6 +24,7 @@ from notifier.web.citizen.subscribe_form import ERRORS, FormValues, Known, Parse
 from notifier.web.citizen.subscribe_pages import HTML, csrf_ok, message_page, render, request_lang
 from notifier.web.clients import client_of
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import METRICS, SERVICE
 from notifier.wechat_qr import scene_qr_url
 from subscriptions.masking import mask_email, mask_mobile
@@ -93,7 +94,7 @@ def forbidden(request: web.Request, lang: LangChoice, *, area: str = "subscribe"
 
 async def checked_post(request: web.Request, area: str = "subscribe") -> tuple[LangChoice, Any] | web.Response:
     """(language, form) of a POST whose CSRF field matches its cookie, or the 403 page to answer with."""
-    form = await request.post()
+    form = await read_form_body(request)
     lang = request_lang(request, _field(form, "lang"))
     if not csrf_ok(request, _field(form, "csrf"), area):
         return forbidden(request, lang, area=area)
@@ -267,9 +268,10 @@ async def subscribe_verify(request: web.Request) -> web.StreamResponse:
     if subscriber_id is None:
         return _invalid_link(request, lang)
     service = request.app[SERVICE]
-    outcome = await verification.check_code(service.store, service.secret, subscriber_id, _field(form, "code") or "")
+    outcome, holder = await verification.check_code(service.store, service.secret, subscriber_id,
+                                                    _field(form, "code") or "")
     if outcome == verification.VERIFIED:
-        return _done(request, lang, subscriber_id)
+        return _done(request, lang, holder)  # a repeat sign-up merged: the page of the subscriber it joined
     if outcome == verification.MISSING and (await service.store.contact_states(subscriber_id)).get("sms"):
         # Already verified (a second tap on the button): the first answer carried the manage link; the reference
         # alone does not prove the contact, so this one does not.

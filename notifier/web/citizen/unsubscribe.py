@@ -33,6 +33,7 @@ from notifier.web.citizen.manage_pages import (
     subscriber_of,
 )
 from notifier.web.openapi import operation
+from notifier.web.problems import read_form_body
 from notifier.web.state import SERVICE
 
 log = logging.getLogger("notifier.web.unsubscribe")
@@ -91,7 +92,7 @@ async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
 @guarded
 async def unsubscribe(request: web.Request) -> web.StreamResponse:
     link = read_link(request, tokens.UNSUBSCRIBE)
-    form = await request.post()
+    form = await read_form_body(request)
     one_click = form.get("List-Unsubscribe") == ONE_CLICK
     if one_click:
         if not same_origin(request):
