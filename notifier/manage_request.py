@@ -16,17 +16,26 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from channels.base import Channel, Message, Outcome, Recipient
+from channels.base import Channel
 from notifier import tokens
-from notifier.i18n import N_, translator
+from notifier.i18n import N_
 from notifier.limits import refusal, verification_limits
 from notifier.store import Store
-from notifier.verification import CODE_TTL, MAX_ATTEMPTS, VERIFIED, code_hash, new_code, normalise_code, text_code
+from notifier.verification import (
+    CODE_TTL,
+    MAX_ATTEMPTS,
+    VERIFIED,
+    code_hash,
+    link_email,
+    new_code,
+    normalise_code,
+    send_link_email,
+    text_code,
+)
 from subscriptions.contacts import normalize_email, normalize_mobile
 
 log = logging.getLogger("notifier.manage_request")
@@ -93,18 +102,8 @@ async def request_access(store: Store, channels: Mapping[str, Channel], *, secre
 
 async def send_manage_link(channel: Channel, subscriber_id: str, address: str, url: str, lang: str) -> bool:
     """Email the manage link in `lang`; whether the mail server accepted it."""
-    tr = translator(lang)
-    subject = tr.gettext(EMAIL_SUBJECT)
-    message = Message(alert_id="manage-link", topic="manage-link", msg_type="verification", severity="minor",
-                      urgency="immediate", level=None, locale=lang, headline=subject, subject=subject,
-                      text=tr.gettext(EMAIL_TEXT) % {"url": url}, url=url)
-    recipient = Recipient(delivery_id=f"manage-{uuid.uuid4().hex}", subscriber_id=subscriber_id, address=address)
-    results = await channel.send(message, [recipient])
-    if not results or results[0].outcome is not Outcome.DELIVERED:
-        log.warning("manage link email not accepted",
-                    extra={"subscriber": subscriber_id, "error": results[0].error if results else None})
-        return False
-    return True
+    return await send_link_email(channel, link_email(url, lang, EMAIL_SUBJECT, EMAIL_TEXT, "manage-link"),
+                                 subscriber_id, address)
 
 
 async def check_code(store: Store, secret: str, phone: str, raw: str, now: float | None = None) -> str | None:

@@ -34,6 +34,7 @@ from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.wechat import WechatEvent
 from notifier import tokens
 from notifier.errors import NotifierError
+from notifier.i18n import DEFAULT_LANG, LANGS, N_, translator
 from notifier.limits import RateLimited as RateLimited  # raised here; defined with the rule it enforces
 from notifier.limits import take_verification
 from notifier.store import Store
@@ -237,36 +238,41 @@ def email_link(secret: str, public_url: str, subscriber_id: str, address: str, n
     return f"{public_url.rstrip('/')}/subscribe/confirm/{token}"
 
 
-_EMAIL_TEXT = {
-    "zh-CN": ("请确认您的订阅 · 公益信息定向推送",
-              "您好！\n\n您在长治市公益信息定向推送服务提交了订阅。请打开下面的链接并点击“确认订阅”按钮：\n\n{url}\n\n"
-              "链接24小时内有效。如果不是您本人的操作，请忽略本邮件，我们不会再给您发送任何信息，"
-              "您的信息将在24小时后删除。\n"),
-    "en": ("Please confirm your subscription · Public-welfare notifications",
-           "Hello,\n\nA subscription to the public-welfare notification service was requested with this address. "
-           "Open the link below and press \"Confirm\":\n\n{url}\n\nThe link is valid for 24 hours. If this was not "
-           "you, ignore this email: nothing more will be sent and the request is deleted after 24 hours.\n"),
-}
+CONFIRM_SUBJECT = N_("Please confirm your subscription · Changzhi public-welfare notifications")
+CONFIRM_TEXT = N_("Hello,\n\nA subscription to the Changzhi public-welfare notification service was requested with "
+                  "this address. Open the link below and press \"Confirm\":\n\n%(url)s\n\nThe link is valid for 24 "
+                  "hours. If this was not you, ignore this email: nothing more will be sent and the request is "
+                  "deleted after 24 hours.\n")
 
 
-def email_message(url: str, locale: str) -> Message:
-    subject, text = _EMAIL_TEXT.get(locale, _EMAIL_TEXT["zh-CN"])
-    return Message(alert_id="verification", topic="verification", msg_type="verification", severity="minor",
-                   urgency="immediate", level=None, locale=locale if locale in _EMAIL_TEXT else "zh-CN",
-                   headline=subject, subject=subject, text=text.format(url=url), url=url)
+def link_email(url: str, lang: str, subject: str, text: str, purpose: str) -> Message:
+    """An email carrying one link, its words (`subject`, `text` with `%(url)s`: catalogue msgids) in `lang`."""
+    tr = translator(lang)
+    said = tr.gettext(subject)
+    return Message(alert_id=purpose, topic=purpose, msg_type="verification", severity="minor", urgency="immediate",
+                   level=None, locale=lang, headline=said, subject=said, text=tr.gettext(text) % {"url": url},
+                   url=url)
+
+
+async def send_link_email(channel: Channel, message: Message, subscriber_id: str, address: str) -> bool:
+    """Send a `link_email` to one address; whether the mail server accepted it (a refusal is logged, masked)."""
+    recipient = Recipient(delivery_id=f"{message.alert_id}-{uuid.uuid4().hex}", subscriber_id=subscriber_id,
+                          address=address)
+    results = await channel.send(message, [recipient])
+    if not results or results[0].outcome is not Outcome.DELIVERED:
+        log.warning("link email not accepted", extra={"purpose": message.alert_id, "subscriber": subscriber_id,
+                                                      "error": results[0].error if results else None})
+        return False
+    return True
 
 
 async def send_email_link(channel: Channel, *, secret: str, public_url: str, subscriber_id: str, address: str,
                           locale: str, now: float | None = None) -> bool:
     """Email the confirmation link; whether the mail server accepted it."""
     url = email_link(secret, public_url, subscriber_id, address, now)
-    recipient = Recipient(delivery_id=f"verify-{uuid.uuid4().hex}", subscriber_id=subscriber_id, address=address)
-    results = await channel.send(email_message(url, locale), [recipient])
-    if not results or results[0].outcome is not Outcome.DELIVERED:
-        log.warning("verification email not accepted",
-                    extra={"subscriber": subscriber_id, "error": results[0].error if results else None})
-        return False
-    return True
+    lang = locale if locale in LANGS else DEFAULT_LANG
+    return await send_link_email(channel, link_email(url, lang, CONFIRM_SUBJECT, CONFIRM_TEXT, "verification"),
+                                 subscriber_id, address)
 
 
 def read_email_token(secret: str, token: str, now: float | None = None) -> tokens.TokenClaims | None:
