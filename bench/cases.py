@@ -120,7 +120,7 @@ def _notifier(case: Case, config: Path, logs: Path, profile: Path | None) -> lis
     """`notifier serve` (with the worker, unless the case has worker processes) and the worker processes."""
     serve = ["-m", "notifier.cli", "serve", "--config", str(config)]
     if profile is not None and case.workers == 0:
-        serve = ["-m", "pyinstrument", "--async-mode", "enabled", "-o", str(profile), *serve]
+        serve = ["-m", "pyinstrument", "-o", str(profile), *serve]
     children = [start("notifier serve", serve, ready=None, log=logs / "serve.log", timeout=120)]
     try:
         for i in range(case.workers):

@@ -41,10 +41,11 @@ class Metrics:
             "notifier_http_request_duration_seconds", "Time to answer an HTTP request",
             ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=r)
 
-    def count_delivery(self, channel: str, status: str) -> None:
-        self.deliveries.labels(channel=channel, status=status).inc()
+    def count_delivery(self, channel: str, status: str, n: int = 1) -> None:
+        """`n` outcomes of one kind (the dispatcher counts a claim's outcomes, then adds each kind once)."""
+        self.deliveries.labels(channel=channel, status=status).inc(n)
         if status == "queued":
-            self.retries.labels(channel=channel).inc()
+            self.retries.labels(channel=channel).inc(n)
 
     def observe_send(self, channel: str, seconds: float) -> None:
         self.provider_latency.labels(channel=channel).observe(seconds)
