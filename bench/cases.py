@@ -36,6 +36,7 @@ class Case:
     weather: Weather = field(default_factory=Weather)
     probes: int = 0  # small life-safety alerts published one by one while the fan-out runs
     worker_settings: dict[str, float | int] = field(default_factory=dict)
+    code: Path | None = None  # another checkout's notifier (the "before" of a before/after run)
 
 
 async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
@@ -121,14 +122,14 @@ def _notifier(case: Case, config: Path, logs: Path, profile: Path | None) -> lis
     serve = ["-m", "notifier.cli", "serve", "--config", str(config)]
     if profile is not None and case.workers == 0:
         serve = ["-m", "pyinstrument", "-o", str(profile), *serve]
-    children = [start("notifier serve", serve, ready=None, log=logs / "serve.log", timeout=120)]
+    children = [start("notifier serve", serve, ready=None, log=logs / "serve.log", timeout=120, code=case.code)]
     try:
         for i in range(case.workers):
             worker = ["-m", "notifier.worker", "--config", str(config)]
             if profile is not None and i == 0:
                 worker = ["-m", "pyinstrument", "-o", str(profile), *worker]
             children.append(start(f"notifier worker {i + 1}", worker, ready="WORKER READY",
-                                  log=logs / f"worker-{i + 1}.log", timeout=120))
+                                  log=logs / f"worker-{i + 1}.log", timeout=120, code=case.code))
     except BaseException:
         for child in children:
             child.stop()

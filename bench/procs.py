@@ -49,13 +49,14 @@ class Child:
 
 
 def start(name: str, argv: Sequence[str], *, ready: str | None = "READY", timeout: float = 60.0,
-          cwd: Path | None = None, log: Path | None = None) -> Child:
+          cwd: Path | None = None, log: Path | None = None, code: Path | None = None) -> Child:
     """Start `python argv…` and return once it printed a line starting with `ready` (None: at once); its stderr
-    goes to `log`."""
+    goes to `log`. `code`: a checkout whose packages the child imports instead of ours (before/after runs)."""
     stderr = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL if ready is None else subprocess.PIPE,
-                            stderr=stderr, env=clean_env(), cwd=cwd)
+                            stderr=stderr, env=clean_env() | ({"PYTHONPATH": str(code)} if code else {}),
+                            cwd=code or cwd)
     if log is not None:
         stderr.close()  # type: ignore[union-attr]
     if ready is None:

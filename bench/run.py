@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peers", type=int, default=2_000, help="recipients of the peers' slice (and ours)")
     p.add_argument("--claim-batch", type=int, help="[worker] claim_batch for every case (default: the product's)")
     p.add_argument("--concurrency", type=int, help="[worker] concurrency for every case (default: the product's)")
+    p.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                   help="run every notifier case twice: first with the notifier of CHECKOUT (e.g. a `git worktree` "
+                        "of main), then with ours — before and after in the same run")
     p.add_argument("--profile", type=Path, help="write pyinstrument profiles of the delivering process here")
     p.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write (default %(default)s)")
     p.add_argument("--keep", type=Path, help="keep each case's folder (databases, logs) under this directory")
@@ -74,6 +78,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def notifier_cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
+    for case in _cases(args, only):
+        if args.compare:
+            yield dataclasses.replace(case, name=f"{case.name} [before]", code=args.compare.resolve())
+            yield dataclasses.replace(case, name=f"{case.name} [after]")
+        else:
+            yield case
+
+
+def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     worker = {k: v for k, v in (("claim_batch", args.claim_batch), ("concurrency", args.concurrency)) if v}
     if "webhook" in only:
         yield Case("sqlite webhook", {"webhook": 1.0}, args.webhook, probes=args.probes, worker_settings=worker)
