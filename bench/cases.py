@@ -184,7 +184,8 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
     try:
         async with aiohttp.ClientSession() as http:
             await _healthy(http, api)
-            sampler = Sampler([c.proc.pid for c in children])
+            sampler = Sampler([c.proc.pid for c in children],
+                              server="postgres" if case.backend == "postgresql" else None)
             sampler.begin()
             alert_id, started, api_s = await _publish(http, api, key, TOPIC, "severe", "重污染天气红色预警")
             tallies, probes = await _wait(http, fakes, case.subscribers, api, key, case.probes)
@@ -210,6 +211,7 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "targeted": coverage.get("targeted"), "accepted_rate": coverage.get("accepted_rate"),
         "coverage_rate": coverage.get("coverage_rate"),
         "peak_rss_mb": usage.peak_rss_mb, "peak_rss_sum_mb": usage.peak_rss_sum_mb, "cpu_s": usage.cpu_s,
+        "db_cpu_s": sampler.server_cpu_s,
         "probe_p50_ms": statistics.median(probes) * 1000 if probes else None,
         "probe_p99_ms": _p99(probes) * 1000 if probes else None,
         "probes": len(probes),

@@ -115,16 +115,33 @@ def _cpu(p: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-class Sampler:
-    """Samples the RSS of some processes every 0.1 s in a thread, and their CPU at the start and the end."""
+def named_cpu(name: str) -> float:
+    """CPU seconds so far of every process called `name` (the PostgreSQL server's backends)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == name:
+            try:
+                total += _cpu(p)
+            except psutil.Error:
+                pass
+    return total
 
-    def __init__(self, pids: Sequence[int]) -> None:
+
+class Sampler:
+    """Samples the RSS of some processes every 0.1 s in a thread, and their CPU at the start and the end; with
+    `server`, also the CPU of every process of that name (backends that exit meanwhile are not counted)."""
+
+    def __init__(self, pids: Sequence[int], server: str | None = None) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
         self.usage = Usage()
+        self.server = server
+        self.server_cpu_s: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def begin(self) -> None:
+        if self.server:
+            self.server_cpu_s = -named_cpu(self.server)
         for p in self.procs:
             self.usage.cpu_start[p.pid] = _cpu(p)
             self.usage.peak_rss[p.pid] = p.memory_info().rss
@@ -147,4 +164,6 @@ class Sampler:
                 self.usage.peak_rss[p.pid] = max(self.usage.peak_rss[p.pid], p.memory_info().rss, _high_water(p))
             except psutil.Error:
                 self.usage.cpu_end[p.pid] = self.usage.cpu_start[p.pid]
+        if self.server and self.server_cpu_s is not None:
+            self.server_cpu_s += named_cpu(self.server)
         return self.usage

@@ -80,6 +80,7 @@ class Dispatcher:
         self._on_result = on_result
         self.metrics = metrics
         self._wake = asyncio.Event()
+        self._urgent_wake = asyncio.Event()
         # One bucket per provider account (channel kind), shared through the store by every worker process.
         self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second,
                                             reserve=settings.life_safety_share)
@@ -93,33 +94,46 @@ class Dispatcher:
         # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).
         self._send_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
                             for kind, ch in self.channels.items()}
+        # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
+        self._urgent_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
+                              for kind, ch in self.channels.items()}
+        # Per-recipient channels: routine chunks small enough that all their slots together hold at most the
+        # routine share of the connection pool (`concurrency` connections); the rest stays free for life-safety.
+        routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
+        self._routine_chunk = {kind: max(1, routine_share // max(4, settings.concurrency // ch.max_batch))
+                               for kind, ch in self.channels.items()}
         self._last_sweep = 0.0
         self._last_purge = 0.0
 
     def wake(self) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll."""
         self._wake.set()
+        self._urgent_wake.set()
 
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
-        """Work until `stop` is set; several claims are in flight so that sending never waits for the store."""
+        """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
+        one more loop claims only life-safety deliveries, so that a red warning published while a large fan-out
+        keeps the others busy is claimed at once rather than when one of them comes back for more."""
         workers = [asyncio.create_task(self._loop(stop)) for _ in range(batches_in_flight)]
+        workers.append(asyncio.create_task(self._loop(stop, Priority.LIFE_SAFETY)))
         try:
             await asyncio.gather(*workers)
         finally:
             for task in workers:
                 task.cancel()
 
-    async def _loop(self, stop: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event, min_priority: Priority = Priority.ROUTINE) -> None:
+        wake = self._urgent_wake if min_priority else self._wake
         while not stop.is_set():
             try:
-                worked = await self.run_once()
+                worked = await (self._claim_and_send(min_priority) if min_priority else self.run_once())
             except Exception:  # a store hiccup must not kill the worker; leases make the retry safe
                 log.exception("dispatch cycle failed; retrying")
                 worked = 0
             if worked == 0 and not stop.is_set():
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    await asyncio.wait_for(wake.wait(), self.settings.poll_interval)
                 except TimeoutError:
                     pass
 
@@ -139,9 +153,14 @@ class Dispatcher:
             if self._overdue is not None and now - self._last_overdue >= NOTICE_EVERY:
                 self._last_overdue = now
                 await self._overdue(now)
+        return await self._claim_and_send()
+
+    async def _claim_and_send(self, min_priority: Priority = Priority.ROUTINE) -> int:
+        """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled."""
+        now = self.clock()
         owner = uuid.uuid4().hex
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
-                                         max(self.settings.claim_batch, self._full_request))
+                                         max(self.settings.claim_batch, self._full_request), min_priority)
         if not claimed:
             return 0
         self.stats.claimed += len(claimed)
@@ -254,10 +273,15 @@ class Dispatcher:
                                             issued_at(alert.created_at), channel.max_chars)
         size = channel.max_batch
         limiter = self._limiters[kind]
-        if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):
-            # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
-            # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
-            size = max(1, min(size, int(limiter.capacity)))
+        if not getattr(channel, "one_request_per_batch", False):
+            if limiter.rate is not None:
+                # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
+                # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
+                size = max(1, min(size, int(limiter.capacity)))
+            if not _life_safety(alert):
+                # Routine requests in flight stay within their share of the connection pool, so that a red
+                # warning finds a free connection instead of queueing behind a routine fan-out's requests.
+                size = min(size, self._routine_chunk[kind])
         chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
         parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
@@ -267,10 +291,9 @@ class Dispatcher:
         recipients = [self._recipient(d, channel.kind, alert) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
-        life_safety = priority_of(Severity(alert.severity), Urgency(alert.urgency),
-                                  Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
+        life_safety = _life_safety(alert)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)), life_safety=life_safety)
-        async with self._send_slots[channel.kind]:
+        async with (self._urgent_slots if life_safety else self._send_slots)[channel.kind]:
             started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
@@ -317,6 +340,11 @@ class Dispatcher:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=f"{r.error}; {decision.reason}", fall_back=True)
         return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + decision.delay,
                               error=r.error)
+
+
+def _life_safety(alert: AlertRow) -> bool:
+    return priority_of(Severity(alert.severity), Urgency(alert.urgency),
+                       Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
 
 
 def plain_message(alert: Alert, topic: Topic, locale: str, url: str, kind: str = "") -> Message:

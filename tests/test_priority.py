@@ -64,6 +64,37 @@ async def test_a_red_warning_overtakes_a_routine_backlog(make_settings: Settings
     assert routine_by_then < ROUTINE // 2, f"{routine_by_then} routine deliveries went before the red warning"
 
 
+@pytest.mark.slow
+async def test_a_red_warning_does_not_wait_for_routine_sends_in_flight(make_settings: SettingsFactory,
+                                                                      receiver: RunningReceiver) -> None:
+    """While every claim loop and send slot is held by slow routine sends, a red warning published then reaches
+    its recipient before any of those routine requests has been answered."""
+    slow = 1.0  # seconds the receiver holds each routine request (within the webhook timeout)
+    receiver.script("/routine", [Reply(delay=slow)] * 64)
+    settings = make_settings(worker={"concurrency": 20, "claim_batch": 16})
+    async with Service(settings) as service:
+        routine = _subscribers("routine", 64, receiver.url_for("/routine"))  # four claims of 16: every loop busy
+        red = _subscribers("red", 1, receiver.url_for("/red"))
+        secrets = [{"webhook": generate_webhook_secret()} for _ in routine + red]
+        await service.store.bulk_create_subscribers(routine + red, secrets)
+        await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
+                                                   severity="minor", urgency="future"), None)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(service.dispatcher.run(stop))
+        # Every routine slot holds its chunk (the routine share of 20 connections: 16 requests in flight).
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 16)
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="暴雨红色预警",
+                                                   severity="extreme", level="red"), None)
+        service.dispatcher.wake()
+        await _until(lambda: len(receiver.requests_to("/red")) >= 1)
+        first_routine = min(r.received_at for r in receiver.requests_to("/routine"))
+        red_at = receiver.requests_to("/red")[0].received_at
+        stop.set()
+        await worker
+        await settle(service)
+    assert red_at < first_routine + slow, "the red warning waited for a routine request to be answered"
+
+
 async def test_routine_sends_leave_a_share_of_the_rate_for_life_safety(service: Service) -> None:
     """After routine sends used up their share of a 10/s account, a routine send must wait and a life-safety
     send need not."""

@@ -298,9 +298,10 @@ class Store:
                               channel: str | None = None) -> tuple[list[DeliveryRow], int]:
         return await coverage.list_deliveries(self.backend.reader, alert_id, limit, after, status, channel)
 
-    async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
+    async def claim(self, owner: str, now: float, lease_until: float, limit: int,
+                    min_priority: int = 0) -> list[ClaimedDelivery]:
         async with self.backend.transaction() as db:
-            return await queue.claim(db, owner, now, lease_until, limit)
+            return await queue.claim(db, owner, now, lease_until, limit, min_priority)
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
