@@ -187,11 +187,14 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
             sampler = Sampler([c.proc.pid for c in children],
                               server="postgres" if case.backend == "postgresql" else None)
             sampler.begin()
+            wal = await world.wal_position() if case.backend == "postgresql" else None
             alert_id, started, api_s = await _publish(http, api, key, TOPIC, "severe", "重污染天气红色预警")
             tallies, probes = await _wait(http, fakes, case.subscribers, api, key, case.probes)
             coverage = await _recorded(http, api, key, alert_id, sum(t["accepted"] for t in tallies.values()))
             recorded_s = time.time() - started
             usage = sampler.end()
+            if wal is not None:
+                wal = await world.wal_position() - wal
     finally:
         for child in reversed(children):
             child.stop()
@@ -211,7 +214,7 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "targeted": coverage.get("targeted"), "accepted_rate": coverage.get("accepted_rate"),
         "coverage_rate": coverage.get("coverage_rate"),
         "peak_rss_mb": usage.peak_rss_mb, "peak_rss_sum_mb": usage.peak_rss_sum_mb, "cpu_s": usage.cpu_s,
-        "db_cpu_s": sampler.server_cpu_s,
+        "db_cpu_s": sampler.server_cpu_s, "wal_bytes": wal,
         "probe_p50_ms": statistics.median(probes) * 1000 if probes else None,
         "probe_p99_ms": _p99(probes) * 1000 if probes else None,
         "probes": len(probes),

@@ -112,6 +112,15 @@ async def database(backend: str, folder: Path) -> AsyncIterator[str]:
             await conn.close()
 
 
+async def wal_position() -> int:
+    """Bytes of WAL the PostgreSQL server has written so far (its current LSN)."""
+    conn = await asyncpg.connect(PG_MAINTENANCE, timeout=5)
+    try:
+        return int(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+    finally:
+        await conn.close()
+
+
 def pg_reachable() -> str | None:
     """None when the benchmark's PostgreSQL answers, else why not."""
     async def probe() -> None:
