@@ -66,22 +66,25 @@ async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, 
     return str(answer["id"]), started, elapsed
 
 
-async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child, seen: int) -> float:
-    """Publish one small red warning to one probe subscriber; seconds from the request to the receiver."""
-    _, started, _ = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）")
+async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child) -> tuple[float, float]:
+    """Publish one small red warning to the one probe subscriber; seconds from the request to its answer (the
+    publish) and to the receiver."""
+    async with http.get(probe.url + "/_tally") as response:
+        seen = (await response.json())["accepted"]
+    _, started, api_s = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）")
     while True:
         async with http.get(probe.url + "/_tally") as response:
             tally = await response.json()
         if tally["accepted"] > seen:
-            return float(tally["last_at"]) - started
+            return api_s, float(tally["last_at"]) - started
         await asyncio.sleep(0.005)
 
 
 async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: int, api: str, key: str,
-                probes: int) -> tuple[dict[str, dict[str, Any]], list[float]]:
+                probes: int) -> tuple[dict[str, dict[str, Any]], list[tuple[float, float]]]:
     """Poll the fakes until `expected` items were accepted (or nothing moved for STALL_SECONDS); meanwhile send
     the probes, one a second."""
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     last_total, last_move, next_probe = -1, time.monotonic(), time.monotonic()
     while True:
         tallies = await _tallies(http, fakes)
@@ -94,7 +97,7 @@ async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: 
             print(f"  ! stalled at {total}/{expected}", file=sys.stderr, flush=True)
             return tallies, latencies
         if len(latencies) < probes and time.monotonic() >= next_probe:
-            latencies.append(await _probe(http, api, key, fakes["probe"], len(latencies)))
+            latencies.append(await _probe(http, api, key, fakes["probe"]))
             next_probe = time.monotonic() + 1.0
         await asyncio.sleep(0.1)
 
@@ -172,7 +175,7 @@ async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, 
         config = folder / "notifier.toml"
         await asyncio.to_thread(config.write_text, world.config_text(db_url, port, fakes, worker), "utf-8")
         t = time.perf_counter()
-        key = await world.populate(world.load(config), sizes, fakes, case.probes)
+        key = await world.populate(world.load(config), sizes, fakes, case.probes > 0)
         setup_s = time.perf_counter() - t
         return await _measure(case, config, port, key, fakes, folder, profile, setup_s)
 
@@ -215,8 +218,9 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "coverage_rate": coverage.get("coverage_rate"),
         "peak_rss_mb": usage.peak_rss_mb, "peak_rss_sum_mb": usage.peak_rss_sum_mb, "cpu_s": usage.cpu_s,
         "db_cpu_s": sampler.server_cpu_s, "wal_bytes": wal,
-        "probe_p50_ms": statistics.median(probes) * 1000 if probes else None,
-        "probe_p99_ms": _p99(probes) * 1000 if probes else None,
+        "probe_p50_ms": statistics.median(p for _, p in probes) * 1000 if probes else None,
+        "probe_p99_ms": _p99([p for _, p in probes]) * 1000 if probes else None,
+        "probe_api_p50_ms": statistics.median(a for a, _ in probes) * 1000 if probes else None,
         "probes": len(probes),
     }
 

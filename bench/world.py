@@ -161,9 +161,9 @@ def _records(kind: str, start: int, stop: int, topic: str, url_of: dict[str, Chi
             {"webhook": generate_webhook_secret()} if kind == "webhook" else {})
 
 
-async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, Child], probes: int) -> str:
-    """Subscribers of the case (one channel each, the topic of the fan-out) and `probes` webhook subscribers of the
-    probe topic on the probe receiver; returns an admin key for the API."""
+async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, Child], probes: bool) -> str:
+    """Subscribers of the case (one channel each, the topic of the fan-out) and, with `probes`, one webhook
+    subscriber of the probe topic on the probe receiver; returns an admin key for the API."""
     store = await open_database(settings)
     try:
         await seed_catalogue(store, city_catalogue(settings))
@@ -176,7 +176,7 @@ async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, C
             offset += size
         if probes:
             probe_url = {"webhook": fakes["probe"]}
-            rows = list(_records("webhook", 0, probes, PROBE_TOPIC, probe_url))
+            rows = list(_records("webhook", 0, 1, PROBE_TOPIC, probe_url))
             await store.bulk_create_subscribers([r for r, _ in rows], [s for _, s in rows])
         _, raw = await create_key(store, Role.ADMIN, label="bench")
         return raw
