@@ -159,8 +159,12 @@ class Dispatcher:
         """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled."""
         now = self.clock()
         owner = uuid.uuid4().hex
+        # Routine claims and records are the store's bulk work: other writers (a publish, the life-safety loop,
+        # lease heartbeats) go first.
+        background = min_priority == Priority.ROUTINE
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
-                                         max(self.settings.claim_batch, self._full_request), min_priority)
+                                         max(self.settings.claim_batch, self._full_request), min_priority,
+                                         background=background)
         if not claimed:
             return 0
         self.stats.claimed += len(claimed)
@@ -169,7 +173,7 @@ class Dispatcher:
             outcomes = await self._process(claimed)
         finally:
             heartbeat.cancel()
-        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial))
+        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial, background=background))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
