@@ -219,6 +219,7 @@ class WebhookChannel:
 
     kind = "webhook"
     confirms_by_receipt = False  # a 2xx is delivery: there is no receipt to wait for
+    requests_per_recipient = True  # one request a recipient on the shared HTTP session
     max_chars: int | None = None
 
     def __init__(self, config: WebhookConfig, http: aiohttp.ClientSession) -> None:

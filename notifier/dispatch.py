@@ -97,8 +97,9 @@ class Dispatcher:
         # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
         self._urgent_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
                               for kind, ch in self.channels.items()}
-        # Per-recipient channels: routine chunks small enough that all their slots together hold at most the
-        # routine share of the connection pool (`concurrency` connections); the rest stays free for life-safety.
+        # Channels with a request per recipient on the shared session: routine chunks small enough that all their
+        # slots together hold at most the routine share of its pool (`concurrency` connections); the rest stays
+        # free for life-safety.
         routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
         self._routine_chunk = {kind: max(1, routine_share // max(4, settings.concurrency // ch.max_batch))
                                for kind, ch in self.channels.items()}
@@ -282,7 +283,7 @@ class Dispatcher:
                 # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
                 # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
                 size = max(1, min(size, int(limiter.capacity)))
-            if not _life_safety(alert):
+            if getattr(channel, "requests_per_recipient", False) and not _life_safety(alert):
                 # Routine requests in flight stay within their share of the connection pool, so that a red
                 # warning finds a free connection instead of queueing behind a routine fan-out's requests.
                 size = min(size, self._routine_chunk[kind])
