@@ -149,7 +149,9 @@ class Channel(Protocol):
     rate_per_second: float | None  # provider requests per second for this account, None for unlimited
     confirms_by_receipt: bool  # True when acceptance is not delivery (SMS, WeChat): a receipt decides
     # Optional: `one_request_per_batch = True` when a whole batch is one provider request (SMS SendSms), so that
-    # the rate limit counts requests rather than recipients. Channels that call people (voice) also declare
+    # the rate limit counts requests rather than recipients; `requests_per_recipient = True` when every recipient
+    # is a request of its own on the shared HTTP session (webhook, WeChat, voice), so that the dispatcher keeps
+    # routine ones within their share of its connection pool. Channels that call people (voice) also declare
     # `max_calls` (calls per delivery, first one included) and `min_call_interval` (seconds between two calls
     # to one number): a receipt with `retry` set asks for another call within those bounds.
 

@@ -191,11 +191,12 @@ def literal_host_address(host: str) -> IPAddress | None:
     return _parse_inet_aton(value) if value else None
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL that is not http(s) or whose host is a forbidden IP literal.
+def check_url(url: str, *, allow_private: bool) -> URL:
+    """Refuse a URL that is not http(s) or whose host is a forbidden IP literal; the URL as parsed otherwise.
 
     Hostnames pass: they are judged at resolution (`GuardedResolver`, `resolve_and_check`).
-    The host is read the way aiohttp reads it (yarl), so what is checked is what would be connected to.
+    The host is read the way aiohttp reads it (yarl), and the caller hands aiohttp this very parse, so what is
+    checked is what is connected to (and the URL is parsed once per send, not twice).
     """
     try:
         parsed = URL(url)
@@ -207,6 +208,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
     ip = literal_host_address(host)
     if ip is not None and is_refused(ip, allow_private=allow_private):
         raise ForbiddenDestination(f"webhook URL points to a {describe_address(ip)}, which is not allowed")
+    return parsed
 
 
 def describe_address(ip: IPAddress) -> str:

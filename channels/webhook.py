@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import json
@@ -51,6 +50,7 @@ from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
+from yarl import URL
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
@@ -214,22 +214,12 @@ def _classify_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
     return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
 
 
-@functools.lru_cache(maxsize=65_536)
-def _literal_verdict(url: str, allow_private: bool) -> ForbiddenDestination | None:
-    """check_url's verdict, remembered per URL: it depends on the URL's text only (hostnames are judged by the
-    resolver at connect time), and parsing it again for every send is measurable on the hot path."""
-    try:
-        check_url(url, allow_private=allow_private)
-    except ForbiddenDestination as exc:
-        return exc
-    return None
-
-
 class WebhookChannel:
     """Posts one signed request per recipient, concurrently within a batch, on the shared session."""
 
     kind = "webhook"
     confirms_by_receipt = False  # a 2xx is delivery: there is no receipt to wait for
+    requests_per_recipient = True  # one request a recipient on the shared HTTP session
     max_chars: int | None = None
 
     def __init__(self, config: WebhookConfig, http: aiohttp.ClientSession) -> None:
@@ -244,9 +234,10 @@ class WebhookChannel:
 
     async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
         delivery_id = recipient.delivery_id
-        refused = _literal_verdict(recipient.address, self.config.allow_private_networks)
-        if refused is not None:
-            return classify(delivery_id, refused)
+        try:  # every send, retries included; aiohttp gets the URL exactly as checked
+            url = check_url(recipient.address, allow_private=self.config.allow_private_networks)
+        except (ForbiddenDestination, UnsupportedURL) as exc:
+            return classify(delivery_id, exc)
         if not recipient.secret:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret missing")
         try:
@@ -255,11 +246,11 @@ class WebhookChannel:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret invalid")
         body = build_body(message, delivery_id, recipient)
         try:
-            return await self._post(recipient.address, delivery_id, key, body)
+            return await self._post(url, delivery_id, key, body)
         except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             return classify(delivery_id, exc)
 
-    async def _post(self, url: str, delivery_id: str, key: bytes, body: bytes) -> DeliveryResult:
+    async def _post(self, url: URL, delivery_id: str, key: bytes, body: bytes) -> DeliveryResult:
         timestamp = int(time.time())  # fresh on every attempt, so a replayed request ages out at the receiver
         headers = {
             "Content-Type": "application/json",

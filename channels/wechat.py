@@ -231,6 +231,7 @@ class WechatChannel:
 
     kind = "wechat"
     confirms_by_receipt = True  # TEMPLATESENDJOBFINISH decides delivery
+    requests_per_recipient = True  # one request a recipient on the shared HTTP session
     max_chars: int | None = None
 
     def __init__(self, config: WechatConfig, http: aiohttp.ClientSession) -> None:

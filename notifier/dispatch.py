@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,42 +80,61 @@ class Dispatcher:
         self._on_result = on_result
         self.metrics = metrics
         self._wake = asyncio.Event()
+        self._urgent_wake = asyncio.Event()
         # One bucket per provider account (channel kind), shared through the store by every worker process.
         self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second,
                                             reserve=settings.life_safety_share)
                           for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
+        # A claim holds at least one full request of every batch channel (Aliyun SendSms: 1,000 numbers): a
+        # smaller claim would split provider requests and multiply the store's transactions per number.
+        self._full_request = max((ch.max_batch for ch in self.channels.values()
+                                  if getattr(ch, "one_request_per_batch", False)), default=1)
         # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
         # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).
         self._send_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
                             for kind, ch in self.channels.items()}
+        # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
+        self._urgent_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
+                              for kind, ch in self.channels.items()}
+        # Channels with a request per recipient on the shared session: routine chunks small enough that all their
+        # slots together hold at most the routine share of its pool (`concurrency` connections); the rest stays
+        # free for life-safety.
+        routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
+        self._routine_chunk = {kind: max(1, routine_share // max(4, settings.concurrency // ch.max_batch))
+                               for kind, ch in self.channels.items()}
         self._last_sweep = 0.0
         self._last_purge = 0.0
 
     def wake(self) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll."""
         self._wake.set()
+        self._urgent_wake.set()
 
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
-        """Work until `stop` is set; several claims are in flight so that sending never waits for the store."""
+        """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
+        one more loop claims only life-safety deliveries, so that a red warning published while a large fan-out
+        keeps the others busy is claimed at once rather than when one of them comes back for more."""
         workers = [asyncio.create_task(self._loop(stop)) for _ in range(batches_in_flight)]
+        workers.append(asyncio.create_task(self._loop(stop, Priority.LIFE_SAFETY)))
         try:
             await asyncio.gather(*workers)
         finally:
             for task in workers:
                 task.cancel()
 
-    async def _loop(self, stop: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event, min_priority: Priority = Priority.ROUTINE) -> None:
+        wake = self._urgent_wake if min_priority else self._wake
         while not stop.is_set():
             try:
-                worked = await self.run_once()
+                worked = await (self._claim_and_send(min_priority) if min_priority else self.run_once())
             except Exception:  # a store hiccup must not kill the worker; leases make the retry safe
                 log.exception("dispatch cycle failed; retrying")
                 worked = 0
             if worked == 0 and not stop.is_set():
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    await asyncio.wait_for(wake.wait(), self.settings.poll_interval)
                 except TimeoutError:
                     pass
 
@@ -136,8 +155,18 @@ class Dispatcher:
             if self._overdue is not None and now - self._last_overdue >= NOTICE_EVERY:
                 self._last_overdue = now
                 await self._overdue(now)
+        return await self._claim_and_send()
+
+    async def _claim_and_send(self, min_priority: Priority = Priority.ROUTINE) -> int:
+        """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled."""
+        now = self.clock()
         owner = uuid.uuid4().hex
-        claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds, self.settings.claim_batch)
+        # Routine claims and records are the store's bulk work: other writers (a publish, the life-safety loop,
+        # lease heartbeats) go first.
+        background = min_priority == Priority.ROUTINE
+        claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
+                                         max(self.settings.claim_batch, self._full_request), min_priority,
+                                         background=background)
         if not claimed:
             return 0
         self.stats.claimed += len(claimed)
@@ -146,18 +175,19 @@ class Dispatcher:
             outcomes = await self._process(claimed)
         finally:
             heartbeat.cancel()
-        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial))
+        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial, background=background))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
-        channel_of = {d.id: d.channel for d in claimed}
-        for o in outcomes:
-            if o.delivery_id in written:
-                self.stats.results[o.status] += 1
-                if self.metrics is not None:
-                    self.metrics.count_delivery(channel_of[o.delivery_id], o.status)
-                if self._on_result is not None:
-                    self._on_result(channel_of[o.delivery_id], o.status)
+        counts: Counter[tuple[str, str]] = Counter(
+            (d.channel, o.status) for d, o in zip(claimed, outcomes, strict=True) if o.delivery_id in written)
+        for (channel, status), n in counts.items():
+            self.stats.results[status] += n
+            if self.metrics is not None:
+                self.metrics.count_delivery(channel, status, n)
+            if self._on_result is not None:
+                for _ in range(n):
+                    self._on_result(channel, status)
         return len(claimed)
 
     async def _keep_lease(self, owner: str) -> None:
@@ -249,10 +279,15 @@ class Dispatcher:
                                             issued_at(alert.created_at), channel.max_chars)
         size = channel.max_batch
         limiter = self._limiters[kind]
-        if limiter.rate is not None and not getattr(channel, "one_request_per_batch", False):
-            # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
-            # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
-            size = max(1, min(size, int(limiter.capacity)))
+        if not getattr(channel, "one_request_per_batch", False):
+            if limiter.rate is not None:
+                # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket
+                # would burst past the provider's rate, so per-recipient channels are chunked to the bucket's size.
+                size = max(1, min(size, int(limiter.capacity)))
+            if getattr(channel, "requests_per_recipient", False) and not _life_safety(alert):
+                # Routine requests in flight stay within their share of the connection pool, so that a red
+                # warning finds a free connection instead of queueing behind a routine fan-out's requests.
+                size = min(size, self._routine_chunk[kind])
         chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
         parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
@@ -262,10 +297,9 @@ class Dispatcher:
         recipients = [self._recipient(d, channel.kind, alert) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
-        life_safety = priority_of(Severity(alert.severity), Urgency(alert.urgency),
-                                  Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
+        life_safety = _life_safety(alert)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)), life_safety=life_safety)
-        async with self._send_slots[channel.kind]:
+        async with (self._urgent_slots if life_safety else self._send_slots)[channel.kind]:
             started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
@@ -312,6 +346,11 @@ class Dispatcher:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=f"{r.error}; {decision.reason}", fall_back=True)
         return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + decision.delay,
                               error=r.error)
+
+
+def _life_safety(alert: AlertRow) -> bool:
+    return priority_of(Severity(alert.severity), Urgency(alert.urgency),
+                       Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
 
 
 def plain_message(alert: Alert, topic: Topic, locale: str, url: str, kind: str = "") -> Message:

@@ -49,10 +49,11 @@ class Metrics:
     def count_limited(self, limit: str) -> None:
         self.limited.labels(limit=limit).inc()
 
-    def count_delivery(self, channel: str, status: str) -> None:
-        self.deliveries.labels(channel=channel, status=status).inc()
+    def count_delivery(self, channel: str, status: str, n: int = 1) -> None:
+        """`n` outcomes of one kind (the dispatcher counts a claim's outcomes, then adds each kind once)."""
+        self.deliveries.labels(channel=channel, status=status).inc(n)
         if status == "queued":
-            self.retries.labels(channel=channel).inc()
+            self.retries.labels(channel=channel).inc(n)
 
     def observe_send(self, channel: str, seconds: float) -> None:
         self.provider_latency.labels(channel=channel).observe(seconds)

@@ -29,6 +29,18 @@ def _subscribers(prefix: str, n: int, url: str) -> list[SubscriberRecord]:
             for i in range(n) for topic in [("env.heavy-pollution" if prefix == "red" else "transit.fare-change")]]
 
 
+async def _routine_backlog(service: Service, receiver: RunningReceiver, routine: int, red: int,
+                           stop: asyncio.Event) -> asyncio.Task[None]:
+    """`routine` subscribers of a routine alert, published, and `red` subscribers of the red warning's topic; the
+    dispatcher running until `stop`."""
+    people = (_subscribers("routine", routine, receiver.url_for("/routine"))
+              + _subscribers("red", red, receiver.url_for("/red")))
+    await service.store.bulk_create_subscribers(people, [{"webhook": generate_webhook_secret()} for _ in people])
+    await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
+                                               severity="minor", urgency="future"), None)
+    return asyncio.create_task(service.dispatcher.run(stop))
+
+
 async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll the receiver's record (it has no event to wait on) until `condition` holds."""
     async with asyncio.timeout(timeout):
@@ -44,14 +56,8 @@ async def test_a_red_warning_overtakes_a_routine_backlog(make_settings: Settings
     receiver.script("/routine", [Reply(delay=0.01)] * ROUTINE)
     settings = make_settings(worker={"concurrency": 20, "claim_batch": 50})
     async with Service(settings) as service:
-        routine = _subscribers("routine", ROUTINE, receiver.url_for("/routine"))
-        red = _subscribers("red", RED, receiver.url_for("/red"))
-        secrets = [{"webhook": generate_webhook_secret()} for _ in routine + red]
-        await service.store.bulk_create_subscribers(routine + red, secrets)
-        await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
-                                                   severity="minor", urgency="future"), None)
         stop = asyncio.Event()
-        worker = asyncio.create_task(service.dispatcher.run(stop))
+        worker = await _routine_backlog(service, receiver, ROUTINE, RED, stop)
         await _until(lambda: len(receiver.requests_to("/routine")) >= 100)  # the backlog is being worked on
         await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
                                                    severity="extreme", level="red"), None)
@@ -62,6 +68,31 @@ async def test_a_red_warning_overtakes_a_routine_backlog(make_settings: Settings
         await worker
         await settle(service)
     assert routine_by_then < ROUTINE // 2, f"{routine_by_then} routine deliveries went before the red warning"
+
+
+@pytest.mark.slow
+async def test_a_red_warning_does_not_wait_for_routine_sends_in_flight(make_settings: SettingsFactory,
+                                                                      receiver: RunningReceiver) -> None:
+    """While every claim loop and send slot is held by slow routine sends, a red warning published then reaches
+    its recipient before any of those routine requests has been answered."""
+    slow = 1.0  # seconds the receiver holds each routine request (within the webhook timeout)
+    receiver.script("/routine", [Reply(delay=slow)] * 64)
+    settings = make_settings(worker={"concurrency": 20, "claim_batch": 16})
+    async with Service(settings) as service:
+        stop = asyncio.Event()
+        worker = await _routine_backlog(service, receiver, 64, 1, stop)  # four claims of 16: every loop busy
+        # Every routine slot holds its chunk (the routine share of 20 connections: 16 requests in flight).
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 16)
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="暴雨红色预警",
+                                                   severity="extreme", level="red"), None)
+        service.dispatcher.wake()
+        await _until(lambda: len(receiver.requests_to("/red")) >= 1)
+        first_routine = min(r.received_at for r in receiver.requests_to("/routine"))
+        red_at = receiver.requests_to("/red")[0].received_at
+        stop.set()
+        await worker
+        await settle(service)
+    assert red_at < first_routine + slow, "the red warning waited for a routine request to be answered"
 
 
 async def test_routine_sends_leave_a_share_of_the_rate_for_life_safety(service: Service) -> None:

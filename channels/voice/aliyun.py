@@ -184,6 +184,7 @@ class AliyunVoiceChannel:
     kind = "voice"
     provider = "aliyun"
     confirms_by_receipt = True
+    requests_per_recipient = True  # one request a recipient on the shared HTTP session
     max_calls: int = DEFAULT_MAX_CALLS
     min_call_interval: float = MIN_CALL_INTERVAL  # Aliyun: 1 call a minute to one number
 

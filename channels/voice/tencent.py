@@ -143,6 +143,7 @@ class TencentVoiceChannel:
     kind = "voice"
     provider = "tencent"
     confirms_by_receipt = True
+    requests_per_recipient = True  # one request a recipient on the shared HTTP session
     max_calls: int = DEFAULT_MAX_CALLS
     min_call_interval: float = MIN_CALL_INTERVAL
 

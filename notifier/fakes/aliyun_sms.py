@@ -32,11 +32,14 @@ In-process (tests)::
 As a process (demo, crash test, benchmark)::
 
     python -m notifier.fakes.aliyun_sms --port 8098 --access-key-id ak --access-key-secret sk \\
-        [--receipt-url URL] [--uplink-url URL] [--receipt-delay 0.05]
+        [--receipt-url URL] [--uplink-url URL] [--receipt-delay 0.05] [--latency 0.05] [--fail-rate 0.05] \\
+        [--count-repeats]
 
 prints `READY http://127.0.0.1:8098` once listening. Control paths: `POST /_config` {"receipt_url", "uplink_url",
 "receipt_delay", "late_receipt_delay"}, `POST /_script` {"phone", "behaviour", "times"}, `POST /_script_requests`
-{"behaviour", "times"}, `POST /_uplink` {"phone", "content"}, `GET /_stats` (counts only), `POST /_reset`.
+{"behaviour", "times"}, `POST /_uplink` {"phone", "content"}, `GET /_stats` (counts only, and the tally of
+`notifier.fakes.conditions`: numbers accepted, repeats of a number already accepted, first and last acceptance),
+`POST /_reset`. `--latency` and `--fail-rate` (HTTP 503 ServiceUnavailable at random) set every request's weather.
 Numbers are kept in memory only, never logged or written anywhere.
 """
 
@@ -74,6 +77,7 @@ from notifier.fakes.aliyun_sms_wire import (
     request_id,
     uplink,
 )
+from notifier.fakes.conditions import Conditions, add_arguments
 from notifier.fakes.process import serve_until_signalled
 from notifier.fakes.webhook_receiver import _listening_socket
 
@@ -116,7 +120,8 @@ class FakeAliyunSms:
                  uplink_url: str | None = None, receipt_delay: float = 0.05, late_receipt_delay: float = 1.0,
                  hang_seconds: float = 30.0, templates: Mapping[str, Sequence[str]] | None = None,
                  sign_names: Sequence[str] | None = None,
-                 push_retry_delays: Sequence[float] = PUSH_RETRY_DELAYS) -> None:
+                 push_retry_delays: Sequence[float] = PUSH_RETRY_DELAYS, weather: Conditions | None = None) -> None:
+        self.weather = weather or Conditions()
         self.checker = SignatureChecker({access_key_id: access_key_secret})
         self.receipt_url = receipt_url
         self.uplink_url = uplink_url
@@ -161,6 +166,7 @@ class FakeAliyunSms:
         self._scripts.clear()
         self._standing.clear()
         self._request_scripts.clear()
+        self.weather.tally.reset()
 
     def _next(self, number: str, kinds: frozenset[str]) -> str | None:
         queue = self._scripts.get(number)
@@ -201,6 +207,8 @@ class FakeAliyunSms:
             self.counts["timeouts"] += 1
             await asyncio.sleep(self.hang_seconds)
             return self._refuse(request, Refusal(504, "ServiceTimeout", "The request processing has timed out."))
+        if behaviour is None and await self.weather.refuse():
+            behaviour = "5xx"
         if behaviour is not None:
             return self._refuse(request, _scripted_refusal(behaviour))
         return web.json_response(self._accept(parsed, params))
@@ -216,6 +224,7 @@ class FakeAliyunSms:
         self.sent.append(record)
         self.counts["accepted"] += 1
         self.counts["numbers"] += len(parsed.numbers)
+        self.weather.tally.accepted(parsed.numbers)
         self._schedule_receipts(record)
         return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": record.request_id}
 
@@ -310,7 +319,7 @@ class FakeAliyunSms:
         return web.json_response({"pushed": ok})
 
     async def handle_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(dict(self.counts))
+        return web.json_response({**self.counts, "tally": self.weather.tally.as_dict()})
 
     async def handle_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
@@ -430,7 +439,7 @@ async def _serve(args: argparse.Namespace) -> None:
     gateway = await start_aliyun_sms(args.host, args.port, access_key_id=args.access_key_id,
                                      access_key_secret=args.access_key_secret, receipt_url=args.receipt_url,
                                      uplink_url=args.uplink_url, receipt_delay=args.receipt_delay,
-                                     late_receipt_delay=args.late_receipt_delay)
+                                     late_receipt_delay=args.late_receipt_delay, weather=Conditions.from_args(args))
     gateway.gateway.sent = _Forgetful()  # a long-running process keeps counts, not numbers
     await serve_until_signalled(gateway.url, gateway.stop)
 
@@ -453,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--uplink-url", help="where SmsUp replies are pushed")
     parser.add_argument("--receipt-delay", type=float, default=0.05, help="seconds from send to receipt")
     parser.add_argument("--late-receipt-delay", type=float, default=1.0, help="seconds, for late_receipt scripts")
+    add_arguments(parser)
     asyncio.run(_serve(parser.parse_args(argv)))
     return 0
 

@@ -15,12 +15,16 @@ In-process (tests)::
 
 As a process (crash test, benchmark)::
 
-    python -m notifier.fakes.webhook_receiver --port 8099 [--record deliveries.ndjson]
+    python -m notifier.fakes.webhook_receiver --port 8099 [--record deliveries.ndjson] \\
+        [--latency 0.05] [--fail-rate 0.05] [--count-repeats]
 
 prints `READY http://127.0.0.1:8099` once listening and serves, beside the webhook paths:
 `GET /_stats` → `{"count": N, "ids": {webhook_id: times_seen}}`, `POST /_script` with
 `{"path": "/hook", "replies": [{"status": 503}, {"status": 429, "headers": {"Retry-After": "2"}}]}`, and
-`POST /_reset`. Paths starting with `/_` are control paths and are not counted.
+`POST /_reset`. Paths starting with `/_` are control paths and are not counted. `--latency` and `--fail-rate`
+(503 at random) set the weather of every request (`notifier.fakes.conditions`); `_stats` also carries the tally of
+2xx answers (`accepted`, `repeats` of a webhook-id already answered 2xx, `first_at`, `last_at`), which
+`GET /_tally` gives alone (with `count`, without the ids: cheap to poll).
 
 Speed: the process must keep up with ~15k requests/s, so the per-request work is O(1) — a counter, one dict
 update, one dict lookup for a script — with no logging, and bodies are kept only in-process or with --record.
@@ -43,6 +47,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from notifier.fakes.conditions import Conditions, add_arguments
 from notifier.fakes.process import serve_until_signalled
 
 CONTROL_PREFIX = "/_"
@@ -78,7 +83,9 @@ def _as_reply(spec: Reply | int) -> Reply:
 class ReceiverState:
     """What the receiver counts, keeps and is scripted to answer. Handlers are its methods."""
 
-    def __init__(self, *, keep_bodies: bool = True, record: TextIO | None = None) -> None:
+    def __init__(self, *, keep_bodies: bool = True, record: TextIO | None = None,
+                 weather: Conditions | None = None) -> None:
+        self.weather = weather or Conditions()
         self.count = 0
         self.ids: dict[str, int] = {}
         self.received: list[ReceivedRequest] = []
@@ -96,9 +103,10 @@ class ReceiverState:
         self.ids.clear()
         self.received.clear()
         self._scripts.clear()
+        self.weather.tally.reset()
 
     def stats(self) -> dict[str, Any]:
-        return {"count": self.count, "ids": dict(self.ids)}
+        return {"count": self.count, "ids": dict(self.ids), "tally": self.weather.tally.as_dict()}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()  # read it all so the connection stays reusable
@@ -109,12 +117,17 @@ class ReceiverState:
             self.ids[webhook_id] = self.ids.get(webhook_id, 0) + 1
         if self._keep or self._record is not None:
             self._remember(request.path, headers, body)
+        if await self.weather.refuse():
+            return web.Response(status=503)
         script = self._scripts.get(request.path)
         if not script:
+            self.weather.tally.accepted((webhook_id or request.path,))
             return web.Response()
         reply = script.popleft()
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if 200 <= reply.status < 300:
+            self.weather.tally.accepted((webhook_id or request.path,))
         return web.Response(status=reply.status, headers=dict(reply.headers), body=reply.body)
 
     def _remember(self, path: str, headers: Mapping[str, str], body: bytes) -> None:
@@ -142,6 +155,9 @@ class ReceiverState:
 
     async def handle_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats())
+
+    async def handle_tally(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"count": self.count, **self.weather.tally.as_dict()})
 
     async def handle_script(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -174,6 +190,7 @@ def create_app(state: ReceiverState) -> web.Application:
     app = web.Application()
     app[RECEIVER_KEY] = state
     app.router.add_get(f"{CONTROL_PREFIX}stats", state.handle_stats)
+    app.router.add_get(f"{CONTROL_PREFIX}tally", state.handle_tally)
     app.router.add_post(f"{CONTROL_PREFIX}script", state.handle_script)
     app.router.add_post(f"{CONTROL_PREFIX}reset", state.handle_reset)
     app.router.add_route("*", "/{tail:.*}", state.handle)
@@ -238,11 +255,12 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def start_receiver(
-    host: str = "127.0.0.1", port: int = 0, *, keep_bodies: bool = True, record: Path | None = None
+    host: str = "127.0.0.1", port: int = 0, *, keep_bodies: bool = True, record: Path | None = None,
+    weather: Conditions | None = None,
 ) -> RunningReceiver:
     """Start a receiver on `host:port` (0 = a free port) and return once it is listening."""
     record_file = record.open("a", encoding="utf-8", buffering=1) if record is not None else None
-    state = ReceiverState(keep_bodies=keep_bodies, record=record_file)
+    state = ReceiverState(keep_bodies=keep_bodies, record=record_file, weather=weather)
     # No access log (speed); a client that gives up cancels its handler, so a scripted delay never
     # holds shutdown; a short shutdown timeout so that stop() is quick in tests.
     runner = web.AppRunner(create_app(state), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
@@ -261,8 +279,8 @@ async def start_receiver(
     return RunningReceiver(runner, state, f"http://{shown}:{bound_port}", record_file)
 
 
-async def _serve(host: str, port: int, record: Path | None) -> None:
-    receiver = await start_receiver(host, port, keep_bodies=False, record=record)
+async def _serve(host: str, port: int, record: Path | None, weather: Conditions) -> None:
+    receiver = await start_receiver(host, port, keep_bodies=False, record=record, weather=weather)
     await serve_until_signalled(receiver.url, receiver.stop)
 
 
@@ -274,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
     parser.add_argument("--record", type=Path, help="append every request to this NDJSON file")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.host, args.port, args.record))
+    asyncio.run(_serve(args.host, args.port, args.record, Conditions.from_args(args)))
     return 0
 
 

@@ -34,7 +34,10 @@ In-process (tests)::
 
 As a process (demo, benchmarks)::
 
-    python -m notifier.fakes.wechat --port 8098 --app-id wx1 --app-secret s --token t --callback-url URL
+    python -m notifier.fakes.wechat --port 8098 --app-id wx1 --app-secret s --token t --callback-url URL \\
+        [--latency 0.05] [--fail-rate 0.05] [--count-repeats]
+
+(the weather of every template send, `notifier.fakes.conditions`: a failure is HTTP 503; `_stats` has its tally)
 
 prints `READY http://127.0.0.1:8098`; control paths: `GET /_stats`, `POST /_script {"openid","behaviour","times"}`,
 `POST /_expire_tokens`, `POST /_push_event {"openid","event","event_key"}`, `POST /_reset`.
@@ -58,6 +61,7 @@ import aiohttp
 from aiohttp import web
 
 from channels.wechat_crypto import MessageCrypt
+from notifier.fakes.conditions import Conditions, add_arguments
 from notifier.fakes.process import Background, serve_until_signalled
 
 BEHAVIOURS = frozenset({"ok", "not_following", "refused", "throttle", "busy", "5xx", "timeout", "receipt_fail",
@@ -148,7 +152,9 @@ class WechatState:
     def __init__(self, *, app_id: str, app_secret: str, token: str, callback_url: str | None = None,
                  receipt_delay: float = 0.05, late_receipt_delay: float = 1.0, token_ttl: float = 7200,
                  templates: set[str] | None = None, original_id: str = "gh_fake00000001",
-                 encoding_aes_key: str | None = None, callback_mode: str = "plain") -> None:
+                 encoding_aes_key: str | None = None, callback_mode: str = "plain",
+                 weather: Conditions | None = None) -> None:
+        self.weather = weather or Conditions()
         self.app_id, self.app_secret, self.token = app_id, app_secret, token
         self.callback_url = callback_url
         self.receipt_delay, self.late_receipt_delay = receipt_delay, late_receipt_delay
@@ -175,6 +181,7 @@ class WechatState:
         self._dedupe: dict[tuple[str, str], float] = {}
         self._dedupe_order: deque[tuple[float, tuple[str, str]]] = deque()
         self._next_msgid = 3_100_000_000_000_000_000
+        self.weather.tally.reset()
 
     # ---- control ----------------------------------------------------------------------------------------------
 
@@ -326,6 +333,8 @@ class WechatState:
             return refused
         openid: str = body["touser"]
         behaviour = self._behaviour(openid)
+        if behaviour == "ok" and await self.weather.refuse():
+            behaviour = "5xx"
         if behaviour == "5xx":
             return web.Response(status=503, text="Service Unavailable")
         if behaviour == "timeout":
@@ -342,6 +351,7 @@ class WechatState:
         msgid = self._next_msgid
         self.sent.append(SentMessage(openid, body["template_id"], body.get("url"), body.get("data", {}),
                                      body.get("client_msg_id"), msgid, time.time()))
+        self.weather.tally.accepted((openid,))
         if behaviour != "no_receipt":
             delay = self.late_receipt_delay if behaviour == "late_receipt" else self.receipt_delay
             xml = event_xml(self.original_id, openid, "TEMPLATESENDJOBFINISH", msg_id=msgid,
@@ -414,7 +424,8 @@ class WechatState:
 
     async def handle_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"sent": len(self.sent), "token_fetches": self.token_fetches,
-                                  "pushed": len(self.pushed), "pending_pushes": len(self._pushes.tasks)})
+                                  "pushed": len(self.pushed), "pending_pushes": len(self._pushes.tasks),
+                                  "tally": self.weather.tally.as_dict()})
 
     async def handle_control(self, request: web.Request) -> web.StreamResponse:
         """POST /_script, /_push_event (JSON bodies), /_expire_tokens, /_reset."""
@@ -475,12 +486,14 @@ class RunningWechat(WechatState):
 async def start_wechat(host: str = "127.0.0.1", port: int = 0, *, app_id: str, app_secret: str, token: str,
                        callback_url: str | None = None, receipt_delay: float = 0.05, token_ttl: float = 7200,
                        late_receipt_delay: float = 1.0, templates: set[str] | None = None,
-                       encoding_aes_key: str | None = None, callback_mode: str = "plain") -> RunningWechat:
+                       encoding_aes_key: str | None = None, callback_mode: str = "plain",
+                       weather: Conditions | None = None) -> RunningWechat:
     """Start the fake on `host:port` (0 = a free port) and return once it is listening; `callback_mode` "safe" or
     "compatible" (with `encoding_aes_key`) encrypts the pushed events."""
     fake = RunningWechat(app_id=app_id, app_secret=app_secret, token=token, callback_url=callback_url,
                          receipt_delay=receipt_delay, late_receipt_delay=late_receipt_delay, token_ttl=token_ttl,
-                         templates=templates, encoding_aes_key=encoding_aes_key, callback_mode=callback_mode)
+                         templates=templates, encoding_aes_key=encoding_aes_key, callback_mode=callback_mode,
+                         weather=weather)
     runner = web.AppRunner(create_app(fake), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -500,7 +513,7 @@ async def _serve(args: argparse.Namespace) -> None:
     fake = await start_wechat(args.host, args.port, app_id=args.app_id, app_secret=args.app_secret,
                               token=args.token, callback_url=args.callback_url, receipt_delay=args.receipt_delay,
                               token_ttl=args.token_ttl, encoding_aes_key=args.encoding_aes_key,
-                              callback_mode=args.callback_mode)
+                              callback_mode=args.callback_mode, weather=Conditions.from_args(args))
     await serve_until_signalled(fake.url, fake.stop)
 
 
@@ -517,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token-ttl", type=float, default=7200)
     parser.add_argument("--encoding-aes-key", help="the EncodingAESKey (43 characters) for safe/compatible mode")
     parser.add_argument("--callback-mode", choices=("plain", "safe", "compatible"), default="plain")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
     return 0

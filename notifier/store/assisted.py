@@ -103,7 +103,7 @@ async def forget_proxy(db: Db, proxy_id: str, now: float) -> None:
 async def relayed(db: Db, accepted: Sequence[tuple[str, float]], now: float) -> list[tuple[str, float]]:
     """Of these accepted deliveries (id, time), the proxies' messages: the people each lists become `sent` at that
     time. Returns (person's delivery id, time) of those, for their targets' `accepted_at`."""
-    if not accepted or not await _any_people(db):
+    if not accepted or not await anyone_assisted(db):
         return []
     rows = [(r[0], float(r[1])) for r in await db.fetch(
         f"SELECT n.id, MIN(u.at) FROM {_pairs(db)} AS u JOIN deliveries d ON d.id = u.id "
@@ -121,7 +121,7 @@ async def relayed(db: Db, accepted: Sequence[tuple[str, float]], now: float) -> 
 async def unrelayed(db: Db, failed: Sequence[str], now: float) -> int:
     """Of these failed deliveries, those that leave their proxy no channel still trying for the alert: the people
     the proxy was to be told about fail too (nobody can tell them). Returns how many."""
-    if not failed or not await _any_people(db):
+    if not failed or not await anyone_assisted(db):
         return 0
     trying = status_list(DeliveryStatus.QUEUED, DEFERRED, DeliveryStatus.SENDING, SENT, DELIVERED)
     return await db.execute(
@@ -133,7 +133,7 @@ async def unrelayed(db: Db, failed: Sequence[str], now: float) -> int:
         now, now, PROXY_NOT_TOLD, as_list(failed))
 
 
-async def _any_people(db: Db) -> bool:
+async def anyone_assisted(db: Db) -> bool:
     """Whether anyone is assisted at all: most deployments have no proxy, and the hot path then pays one probe."""
     return await db.fetchval("SELECT 1 FROM assisted LIMIT 1") is not None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifier.states import DeliveryStatus
+from notifier.store.assisted import anyone_assisted
 from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, NEVER, REACHED
@@ -75,13 +76,13 @@ def _frozen(t: Targeting) -> str:
             "OR EXISTS (SELECT 1 FROM assisted p WHERE p.id = r.subscriber_id))")
 
 
-async def _resolve(db: Db, alert_id: str, t: Targeting) -> None:
+async def _resolve(db: Db, alert_id: str, t: Targeting, assisted: bool) -> None:
     """Active subscribers of the topic who match the alert now, and the people their proxies assist who match it,
     with their current groups. For an update: only those its wider regions or groups add, beside the frozen
     targets already copied."""
     frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "
               "AND r.subscriber_id = t.subscriber_id)") if t.from_alert is not None else ""
-    for people in (SUBSCRIBERS, ASSISTED):
+    for people in (SUBSCRIBERS, ASSISTED) if assisted else (SUBSCRIBERS,):
         source, params = _matching(db, people, t)
         who = people.who
         await db.execute(
@@ -157,11 +158,14 @@ async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
     """Freeze the target set and create the delivery rows; returns how many subscribers are targeted."""
     if t.from_alert is not None:  # the frozen targets first: they keep the region and groups they were frozen with
         await _copy_frozen(db, alert_id, t)
+    # With nobody assisted (most deployments), their queries are skipped: measured ~0.25 s of a 50,000 fan-out.
+    assisted = await anyone_assisted(db)
     if t.from_alert is None or t.widened_from is not None:
-        await _resolve(db, alert_id, t)
+        await _resolve(db, alert_id, t, assisted)
     await create_deliveries(db, alert_id, t, now)
-    await create_deliveries(db, alert_id, t, now, relays=True)
-    await _create_proxy_deliveries(db, alert_id, t, now)
+    if assisted:
+        await create_deliveries(db, alert_id, t, now, relays=True)
+        await _create_proxy_deliveries(db, alert_id, t, now)
     return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
 
 

@@ -91,8 +91,9 @@ class PgBackend:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Db]:
-        """One write transaction on a pooled connection, rolled back on any error."""
+    async def transaction(self, *, background: bool = False) -> AsyncIterator[Db]:
+        """One write transaction on a pooled connection, rolled back on any error (PostgreSQL has no single
+        writer to queue for: `background` changes nothing)."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield PgDb(conn)
 

@@ -23,14 +23,16 @@ SENDING, SENT, DELIVERED = DeliveryStatus.SENDING, DeliveryStatus.SENT, Delivery
 _RELEASE = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
 
 
-async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
-    """Lease up to `limit` due deliveries, most urgent first (life-safety before anything due at the same time)."""
+async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int,
+                min_priority: int = 0) -> list[ClaimedDelivery]:
+    """Lease up to `limit` due deliveries of at least `min_priority`, most urgent first (life-safety before
+    anything due at the same time)."""
     d = db.dialect
     ids = [r[0] for r in await db.fetch(
         f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} "
+        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
         f"ORDER BY priority DESC, next_attempt_at LIMIT ?{d.skip_locked}) RETURNING id",
-        owner, lease_until, now, now, limit)]
+        owner, lease_until, now, now, min_priority, limit)]
     if not ids:
         return []
     rows = await db.fetch(

@@ -298,13 +298,14 @@ class Store(AccessMethods):
                               channel: str | None = None) -> tuple[list[DeliveryRow], int]:
         return await coverage.list_deliveries(self.backend.reader, alert_id, limit, after, status, channel)
 
-    async def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
-        async with self.backend.transaction() as db:
-            return await queue.claim(db, owner, now, lease_until, limit)
+    async def claim(self, owner: str, now: float, lease_until: float, limit: int,
+                    min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
+        async with self.backend.transaction(background=background) as db:
+            return await queue.claim(db, owner, now, lease_until, limit, min_priority)
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
-                     redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
-        async with self.backend.transaction() as db:
+                     redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False) -> list[str]:
+        async with self.backend.transaction(background=background) as db:
             recorded = await queue.record(db, owner, updates, now, redial)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded

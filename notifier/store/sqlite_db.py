@@ -72,6 +72,9 @@ class SqliteBackend:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._waiting = 0  # writers other than background ones waiting for the lock
+        self._nobody_waiting = asyncio.Event()
+        self._nobody_waiting.set()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,11 +95,15 @@ class SqliteBackend:
         self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Db]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
+    async def transaction(self, *, background: bool = False) -> AsyncIterator[Db]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error. A `background` one (the
+        dispatcher's routine claims and records, which come back-to-back during a fan-out) takes the writer only
+        when no other transaction waits for it: a publish — a red warning's — waits for the transaction in
+        progress, not for every claim queued before it."""
         if self._writer is None:
             raise RuntimeError("store is not open")
-        async with self._lock:
+        await (self._background_turn() if background else self._turn())
+        try:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield SqliteDb(self._writer)
@@ -104,6 +111,26 @@ class SqliteBackend:
                 await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
+        finally:
+            self._lock.release()
+
+    async def _turn(self) -> None:
+        self._waiting += 1
+        self._nobody_waiting.clear()
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._nobody_waiting.set()
+
+    async def _background_turn(self) -> None:
+        while True:
+            await self._nobody_waiting.wait()
+            await self._lock.acquire()
+            if not self._waiting:
+                return
+            self._lock.release()  # someone came while we queued: the lock passes to the first of them
 
     @property
     def reader(self) -> Db:

@@ -327,9 +327,10 @@ async def test_unknown_config_key_is_rejected(webhook_channel: Any) -> None:
 
 
 async def test_receiver_process_counts_deliveries_in_stats(webhook_channel: Any, make_session: Any) -> None:
-    """`python -m notifier.fakes.webhook_receiver` prints READY and counts each webhook-id in /_stats."""
+    """`python -m notifier.fakes.webhook_receiver` prints READY, counts each webhook-id in /_stats and, with
+    --count-repeats, tallies a webhook-id answered 2xx before as a repeat."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "notifier.fakes.webhook_receiver", "--port", "0",
+        sys.executable, "-m", "notifier.fakes.webhook_receiver", "--port", "0", "--count-repeats",
         cwd=REPO, stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -341,7 +342,29 @@ async def test_receiver_process_counts_deliveries_in_stats(webhook_channel: Any,
         await channel.send(message(), [to])
         async with make_session().get(line[1] + "/_stats") as response:
             stats = await response.json()
-        assert stats == {"count": 2, "ids": {"dlv_p": 2}}
+        assert (stats["count"], stats["ids"]) == (2, {"dlv_p": 2})
+        assert (stats["tally"]["accepted"], stats["tally"]["repeats"]) == (2, 1)
+        assert stats["tally"]["first_at"] <= stats["tally"]["last_at"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.communicate()
+
+
+async def test_receiver_process_weather_fails_requests(webhook_channel: Any, make_session: Any) -> None:
+    """`--fail-rate 1` answers every request 503 (a transient failure to the channel) and accepts none."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "notifier.fakes.webhook_receiver", "--port", "0", "--fail-rate", "1",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()
+        [result] = await webhook_channel().send(message(), [recipient(line[1] + "/hook", delivery_id="dlv_w")])
+        assert (result.outcome, result.error) == (Outcome.TRANSIENT, "HTTP 503")
+        async with make_session().get(line[1] + "/_tally") as response:
+            tally = await response.json()
+        assert (tally["count"], tally["accepted"]) == (1, 0)
     finally:
         if proc.returncode is None:
             proc.terminate()

@@ -1,0 +1,230 @@
+"""One notifier case, end to end: fakes and database up, subscribers in, `notifier serve` (the API, and the worker
+in the same process unless the case names worker processes) and any `notifier worker` processes started, one
+alert published over HTTP, and the fakes' tallies polled until every targeted person was handed over (or the run
+stalled). Then the alert's coverage is read through the API and everything is stopped.
+
+Times are wall-clock (`time.time()`) in every process of the machine: the fakes stamp their first and last
+acceptance, this process stamps the publish request, so "publish → first/last delivery" needs no polling
+precision."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import world
+from bench.procs import Child, Sampler, start
+from bench.world import PROBE_TOPIC, TOPIC, Weather
+
+STALL_SECONDS = 120.0  # no progress at all for this long: the case is reported as it stands
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    shares: dict[str, float]  # channel kind → share of the subscribers (each has exactly one channel)
+    subscribers: int
+    backend: str = "sqlite"
+    workers: int = 0  # notifier worker processes; 0: the worker runs inside `notifier serve`
+    weather: Weather = field(default_factory=Weather)
+    probes: int = 0  # small life-safety alerts published one by one while the fan-out runs
+    worker_settings: dict[str, float | int] = field(default_factory=dict)
+    code: Path | None = None  # another checkout's notifier (the "before" of a before/after run)
+
+
+async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for kind, child in fakes.items():
+        if kind == "probe":
+            continue
+        path = "/_tally" if kind == "webhook" else "/_stats"
+        async with http.get(child.url + path) as response:
+            body = await response.json()
+        out[kind] = body if kind == "webhook" else body["tally"]
+    return out
+
+
+async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, severity: str,
+                   headline: str) -> tuple[str, float, float]:
+    """POST /v1/alerts; (alert id, wall time the request started, seconds until the 202)."""
+    body = {"topic": topic, "headline": headline, "body": "长治市发布重污染天气红色预警，请减少户外活动。",
+            "instruction": "老年人、儿童减少户外活动。", "severity": severity, "urgency": "immediate",
+            "policy": "all"}
+    started, t = time.time(), time.perf_counter()
+    async with http.post(f"{api}/v1/alerts", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
+        answer = await response.json()
+        elapsed = time.perf_counter() - t
+        if response.status != 202:
+            raise RuntimeError(f"publish answered {response.status}: {answer}")
+    return str(answer["id"]), started, elapsed
+
+
+async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child) -> tuple[float, float]:
+    """Publish one small red warning to the one probe subscriber; seconds from the request to its answer (the
+    publish) and to the receiver."""
+    async with http.get(probe.url + "/_tally") as response:
+        seen = (await response.json())["accepted"]
+    _, started, api_s = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）")
+    while True:
+        async with http.get(probe.url + "/_tally") as response:
+            tally = await response.json()
+        if tally["accepted"] > seen:
+            return api_s, float(tally["last_at"]) - started
+        await asyncio.sleep(0.005)
+
+
+async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: int, api: str, key: str,
+                probes: int) -> tuple[dict[str, dict[str, Any]], list[tuple[float, float]]]:
+    """Poll the fakes until `expected` items were accepted (or nothing moved for STALL_SECONDS); meanwhile send
+    the probes, one a second."""
+    latencies: list[tuple[float, float]] = []
+    last_total, last_move, next_probe = -1, time.monotonic(), time.monotonic()
+    while True:
+        tallies = await _tallies(http, fakes)
+        total = sum(t["accepted"] for t in tallies.values())
+        if total >= expected:
+            return tallies, latencies
+        if total != last_total:
+            last_total, last_move = total, time.monotonic()
+        elif time.monotonic() - last_move > STALL_SECONDS:
+            print(f"  ! stalled at {total}/{expected}", file=sys.stderr, flush=True)
+            return tallies, latencies
+        if len(latencies) < probes and time.monotonic() >= next_probe:
+            latencies.append(await _probe(http, api, key, fakes["probe"]))
+            next_probe = time.monotonic() + 1.0
+        await asyncio.sleep(0.1)
+
+
+async def _recorded(http: aiohttp.ClientSession, api: str, key: str, alert_id: str, handed: int) -> dict[str, Any]:
+    """The alert's coverage once the store has recorded every send the gateways took (or nothing moved for
+    STALL_SECONDS)."""
+    last, last_move = -1, time.monotonic()
+    while True:
+        async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
+                            headers={"Authorization": f"Bearer {key}"}) as response:
+            coverage: dict[str, Any] = await response.json()
+        accepted = int(coverage.get("accepted") or 0)
+        if accepted >= min(handed, int(coverage.get("targeted") or 0)):
+            return coverage
+        if accepted != last:
+            last, last_move = accepted, time.monotonic()
+        elif time.monotonic() - last_move > STALL_SECONDS:
+            return coverage
+        await asyncio.sleep(0.2)
+
+
+def _notifier(case: Case, config: Path, logs: Path, profile: Path | None) -> list[Child]:
+    """`notifier serve` (with the worker, unless the case has worker processes) and the worker processes."""
+    serve = ["-m", "notifier.cli", "serve", "--config", str(config)]
+    if profile is not None and case.workers == 0:
+        serve = ["-m", "pyinstrument", "-o", str(profile), *serve]
+    children = [start("notifier serve", serve, ready=None, log=logs / "serve.log", timeout=120, code=case.code)]
+    try:
+        for i in range(case.workers):
+            worker = ["-m", "notifier.worker", "--config", str(config)]
+            if profile is not None and i == 0:
+                worker = ["-m", "pyinstrument", "-o", str(profile), *worker]
+            children.append(start(f"notifier worker {i + 1}", worker, ready="WORKER READY",
+                                  log=logs / f"worker-{i + 1}.log", timeout=120, code=case.code))
+    except BaseException:
+        for child in children:
+            child.stop()
+        raise
+    return children
+
+
+async def _healthy(http: aiohttp.ClientSession, api: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(f"{api}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("notifier serve did not answer /healthz")
+
+
+def run_case(case: Case, folder: Path, profile: Path | None = None) -> dict[str, Any]:
+    """Run one case in `folder` (its database, configuration and logs); its figures as one dict."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = world.mix(case.subscribers, case.shares)
+    fakes = world.start_fakes(set(sizes), case.weather, folder)
+    try:
+        return asyncio.run(_run(case, folder, profile, sizes, fakes))
+    finally:
+        for child in fakes.values():
+            child.stop()
+
+
+async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, int],
+               fakes: dict[str, Child]) -> dict[str, Any]:
+    async with world.database(case.backend, folder) as db_url:
+        port = world.free_port()
+        worker: dict[str, float | int | str] = {"poll_interval": 0.1, **case.worker_settings}
+        if case.workers:
+            worker["enabled"] = "false"
+        config = folder / "notifier.toml"
+        await asyncio.to_thread(config.write_text, world.config_text(db_url, port, fakes, worker), "utf-8")
+        t = time.perf_counter()
+        key = await world.populate(world.load(config), sizes, fakes, case.probes > 0)
+        setup_s = time.perf_counter() - t
+        return await _measure(case, config, port, key, fakes, folder, profile, setup_s)
+
+
+async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[str, Child], folder: Path,
+                   profile: Path | None, setup_s: float) -> dict[str, Any]:
+    api = f"http://127.0.0.1:{port}"
+    children = _notifier(case, config, folder, profile)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _healthy(http, api)
+            sampler = Sampler([c.proc.pid for c in children],
+                              server="postgres" if case.backend == "postgresql" else None)
+            sampler.begin()
+            wal = await world.wal_position() if case.backend == "postgresql" else None
+            alert_id, started, api_s = await _publish(http, api, key, TOPIC, "severe", "重污染天气红色预警")
+            tallies, probes = await _wait(http, fakes, case.subscribers, api, key, case.probes)
+            coverage = await _recorded(http, api, key, alert_id, sum(t["accepted"] for t in tallies.values()))
+            recorded_s = time.time() - started
+            usage = sampler.end()
+            if wal is not None:
+                wal = await world.wal_position() - wal
+    finally:
+        for child in reversed(children):
+            child.stop()
+    accepted = sum(t["accepted"] for t in tallies.values())
+    firsts = [t["first_at"] for t in tallies.values() if t["first_at"]]
+    lasts = [t["last_at"] for t in tallies.values() if t["last_at"]]
+    first, last = (min(firsts) - started if firsts else None), (max(lasts) - started if lasts else None)
+    delivery_s = (last - api_s) if last is not None else None
+    return {
+        "case": case.name, "backend": case.backend, "workers": case.workers or 1,
+        "channels": "+".join(f"{k}" for k in case.shares), "subscribers": case.subscribers,
+        "latency_ms": case.weather.latency * 1000, "fail_rate": case.weather.fail_rate,
+        "setup_s": setup_s, "api_latency_s": api_s, "first_s": first, "last_s": last, "recorded_s": recorded_s,
+        "deliveries_per_s": accepted / delivery_s if delivery_s else None,
+        "handed_over": accepted, "duplicates": sum(t["repeats"] or 0 for t in tallies.values()),
+        "requests": sum(t.get("accepted_requests", 0) for t in tallies.values()),
+        "targeted": coverage.get("targeted"), "accepted_rate": coverage.get("accepted_rate"),
+        "coverage_rate": coverage.get("coverage_rate"),
+        "peak_rss_mb": usage.peak_rss_mb, "peak_rss_sum_mb": usage.peak_rss_sum_mb, "cpu_s": usage.cpu_s,
+        "db_cpu_s": sampler.server_cpu_s, "wal_bytes": wal,
+        "probe_p50_ms": statistics.median(p for _, p in probes) * 1000 if probes else None,
+        "probe_p99_ms": _p99([p for _, p in probes]) * 1000 if probes else None,
+        "probe_api_p50_ms": statistics.median(a for a, _ in probes) * 1000 if probes else None,
+        "probes": len(probes),
+    }
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]

@@ -1,0 +1,59 @@
+"""SQLite's single writer: the dispatcher's routine claims and records are background work, so a publish waiting
+for the writer goes before every background transaction queued ahead of it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from notifier.store.sqlite_db import SqliteBackend
+
+
+async def test_a_waiting_writer_goes_before_queued_background_work(tmp_path: Path) -> None:
+    """With the writer busy and three background transactions queued, a transaction asked for after them runs
+    right after the one in progress; the background ones follow in their order."""
+    backend = SqliteBackend(tmp_path / "writer.db")
+    await backend.open()
+    order: list[str] = []
+    release, holding = asyncio.Event(), asyncio.Event()
+
+    async def write(name: str, *, background: bool, hold: asyncio.Event | None = None) -> None:
+        async with backend.transaction(background=background) as db:
+            await db.fetchval("SELECT 1")
+            order.append(name)
+            if hold is not None:
+                holding.set()
+                await hold.wait()
+
+    try:
+        busy = asyncio.create_task(write("in progress", background=True, hold=release))
+        await asyncio.wait([busy, asyncio.create_task(holding.wait())], timeout=10,
+                           return_when=asyncio.FIRST_COMPLETED)
+        assert holding.is_set(), "the first transaction did not start"
+        queued = [asyncio.create_task(write(f"claim {i}", background=True)) for i in range(3)]
+        await asyncio.sleep(0.05)  # the claims are queued for the writer
+        publish = asyncio.create_task(write("publish", background=False))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(busy, *queued, publish)
+    finally:
+        await backend.close()
+    assert order == ["in progress", "publish", "claim 0", "claim 1", "claim 2"]
+
+
+async def test_background_work_runs_when_nobody_else_waits(tmp_path: Path) -> None:
+    """Background transactions alone run in the order they were asked for."""
+    backend = SqliteBackend(tmp_path / "writer.db")
+    await backend.open()
+    order: list[int] = []
+
+    async def write(i: int) -> None:
+        async with backend.transaction(background=True) as db:
+            await db.fetchval("SELECT 1")
+            order.append(i)
+
+    try:
+        await asyncio.gather(*(write(i) for i in range(5)))
+    finally:
+        await backend.close()
+    assert order == [0, 1, 2, 3, 4]

@@ -1,0 +1,51 @@
+"""Provider batches are full: a fan-out over a batch SMS API goes out in requests of the provider's maximum (Aliyun
+1,000 numbers), every number exactly once, whatever the worker's `claim_batch`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from notifier.fakes.aliyun_sms import start_aliyun_sms
+from notifier.models import AlertIn, Severity, Urgency
+from notifier.publish import publish_alert
+from notifier.service import Service
+from notifier.store.records import SubscriberRecord
+from tests.conftest import SettingsFactory
+
+pytestmark = pytest.mark.both_backends
+NUMBERS = 2_500
+
+
+def _sms_subscribers(count: int) -> list[SubscriberRecord]:
+    now = time.time()
+    return [SubscriberRecord(
+        id=uuid.uuid4().hex, region="140402", locale="zh-CN", quiet_start=None, quiet_end=None, status="active",
+        consent_source="test", consent_at=now, created_at=now, contacts={"sms": f"+86139{i:08d}"},
+        subscriptions=[("env.heavy-pollution", ["sms"], 0)]) for i in range(count)]
+
+
+async def test_sms_fan_out_goes_in_full_provider_requests(make_settings: SettingsFactory) -> None:
+    """2,500 numbers with the default claim_batch of 500 go to Aliyun in requests of 1,000, 1,000 and 500."""
+    fake = await start_aliyun_sms(access_key_id="ak", access_key_secret="sk")
+    try:
+        settings = make_settings(channels={"sms": {
+            "provider": "aliyun", "endpoint": fake.url, "sign_name": "长治市人民政府", "template_code": "SMS_100001",
+            "receipt_token": "receipt-token-0000001", "access_key_id": "ak", "access_key_secret": "sk",
+            "rate_per_second": 1000}})
+        assert settings.worker.claim_batch < 1000
+        async with Service(settings) as service:
+            records = _sms_subscribers(NUMBERS)
+            await service.store.bulk_create_subscribers(records, [{} for _ in records])
+            await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                       severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
+            await service.dispatcher.drain(60)
+        sizes = sorted((len(sent.numbers) for sent in fake.sent), reverse=True)
+        assert sizes == [1000, 1000, 500]
+        numbers = Counter(n for sent in fake.sent for n in sent.numbers)
+        assert len(numbers) == NUMBERS and set(numbers.values()) == {1}
+    finally:
+        await fake.stop()
