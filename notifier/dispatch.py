@@ -92,17 +92,15 @@ class Dispatcher:
                                   if getattr(ch, "one_request_per_batch", False)), default=1)
         # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
         # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).
-        self._send_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
-                            for kind, ch in self.channels.items()}
+        slots = {kind: max(4, settings.concurrency // ch.max_batch) for kind, ch in self.channels.items()}
+        self._send_slots = {kind: asyncio.Semaphore(n) for kind, n in slots.items()}
         # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
-        self._urgent_slots = {kind: asyncio.Semaphore(max(4, settings.concurrency // ch.max_batch))
-                              for kind, ch in self.channels.items()}
+        self._urgent_slots = {kind: asyncio.Semaphore(n) for kind, n in slots.items()}
         # Channels with a request per recipient on the shared session: routine chunks small enough that all their
         # slots together hold at most the routine share of its pool (`concurrency` connections); the rest stays
         # free for life-safety.
         routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
-        self._routine_chunk = {kind: max(1, routine_share // max(4, settings.concurrency // ch.max_batch))
-                               for kind, ch in self.channels.items()}
+        self._routine_chunk = {kind: max(1, routine_share // n) for kind, n in slots.items()}
         self._last_sweep = 0.0
         self._last_purge = 0.0
 

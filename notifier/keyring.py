@@ -54,6 +54,12 @@ class Keyring(str):
         return [self.previous[key_id]] if key_id in self.previous else []
 
 
+def keyed_digest(secret: str, *parts: str) -> str:
+    """The HMAC-SHA256 (hex) of `parts` joined by NUL under the signing secret: what codes, rate-limit keys and
+    CSRF fields are derived with, so that the database holds none of the values behind them."""
+    return hmac.new(str(secret).encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
 def ring_of(secret: str) -> Keyring:
     """`secret` as a Keyring: itself when it is one, else a one-key ring without a key id."""
     return secret if isinstance(secret, Keyring) else Keyring(secret)

@@ -16,12 +16,11 @@ refusal is logged once, its contact and client address masked; the web edge coun
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Sequence
 
 from notifier.errors import NotifierError
+from notifier.keyring import keyed_digest
 from notifier.store import Store
 from notifier.store.verification import Limit, Windows
 from subscriptions.masking import mask_contact, mask_ip
@@ -60,7 +59,7 @@ class LoginThrottled(RateLimited):
 
 def limit_key(secret: str, scope: str, value: str) -> str:
     """The counted key of a number, address or client: an HMAC, so the table holds none of them."""
-    return hmac.new(secret.encode(), "\x00".join(("limit", scope, value)).encode(), hashlib.sha256).hexdigest()
+    return keyed_digest(secret, "limit", scope, value)
 
 
 def verification_limits(secret: str, client: str, contacts: Sequence[tuple[str, str]],

@@ -35,6 +35,7 @@ from channels.wechat import WechatEvent
 from notifier import tokens
 from notifier.errors import NotifierError
 from notifier.i18n import DEFAULT_LANG, LANGS, N_, translator
+from notifier.keyring import keyed_digest
 from notifier.limits import RateLimited as RateLimited  # raised here; defined with the rule it enforces
 from notifier.limits import take_verification
 from notifier.store import Store
@@ -92,10 +93,6 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def _hmac(secret: str, *parts: str) -> str:
-    return hmac.new(secret.encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
-
-
 # ---------------------------------------------------------------- codes and keys
 
 
@@ -106,7 +103,7 @@ def new_code() -> str:
 
 def code_hash(secret: str, subscriber_id: str, code: str) -> str:
     """What is stored of a code: an HMAC bound to the subscriber (a stolen table reveals no code)."""
-    return _hmac(secret, "sms-code", subscriber_id, code)
+    return keyed_digest(secret, "sms-code", subscriber_id, code)
 
 
 def scene_hash(scene: str) -> str:
@@ -229,7 +226,7 @@ async def check_code(store: Store, secret: str, subscriber_id: str, raw: str,
 
 def address_digest(secret: str, address: str) -> str:
     """A short digest of the address in the link's token: a link for an address that was since changed fails."""
-    return _hmac(secret, "email", address)[:16]
+    return keyed_digest(secret, "email", address)[:16]
 
 
 def email_link(secret: str, public_url: str, subscriber_id: str, address: str, now: float | None = None) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from notifier.errors import Forbidden
+from notifier.keyring import keyed_digest
 from notifier.keys import authenticate, hash_key
 from notifier.models import Role
 from notifier.store import Store
@@ -65,7 +66,7 @@ class SessionStore:
 
     @staticmethod
     def _csrf(secret: str, session_id: str) -> str:
-        return hmac.new(secret.encode(), b"admin-csrf\x00" + session_id.encode(), hashlib.sha256).hexdigest()
+        return keyed_digest(secret, "admin-csrf", session_id)
 
     async def create(self, store: Store, secret: str, key_hash: str, key_id: str,
                      role: Role) -> tuple[str, AdminSession]:

@@ -13,7 +13,6 @@ from elsewhere except, when WeChat binding shows one, the QR image from WeChat's
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier.i18n import LANGS, LangChoice
+from notifier.keyring import keyed_digest
 from notifier.web.pages import Stylesheet, page_lang, remember_lang, render_text, secure, stylesheet, switch_url
 from notifier.web.state import SERVICE
 
@@ -47,7 +47,7 @@ def page_headers() -> dict[str, str]:
 
 
 def _csrf_field(secret: str, nonce: str) -> str:
-    return hmac.new(secret.encode(), b"subscribe-csrf\x00" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_digest(secret, "subscribe-csrf", nonce)[:32]
 
 
 def csrf_nonce(request: web.Request, area: str = "subscribe") -> str:
