@@ -9,6 +9,7 @@ and sent again: duplicates are limited to sends that were in flight, and carry t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -24,9 +25,20 @@ from notifier.approval import reject_overdue
 from notifier.assist import AssistNotes, issued_at
 from notifier.compliance import NOTICE_EVERY
 from notifier.config import ApprovalSettings, WorkerSettings
+from notifier.life_safety import LifeSafetyWindow
 from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
 from notifier.metrics import Metrics
-from notifier.models import Alert, Level, Priority, Severity, Topic, Urgency, bypasses_quiet_hours, priority_of
+from notifier.models import (
+    Alert,
+    AlertStatus,
+    Level,
+    Priority,
+    Severity,
+    Topic,
+    Urgency,
+    bypasses_quiet_hours,
+    priority_of,
+)
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
 from notifier.receipts import call_policies, sweep_unmatched
@@ -81,6 +93,8 @@ class Dispatcher:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._urgent_wake = asyncio.Event()
+        # While life-safety work is at hand, routine work starts nothing new in this process (notifier.life_safety).
+        self.window = LifeSafetyWindow()
         # One bucket per provider account (channel kind), shared through the store by every worker process.
         self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second,
                                             reserve=settings.life_safety_share)
@@ -103,9 +117,15 @@ class Dispatcher:
         self._routine_chunk = {kind: max(1, routine_share // n) for kind, n in slots.items()}
         self._last_sweep = 0.0
         self._last_purge = 0.0
+        self._running = False  # the claim loops run in this process (`run`): a life-safety publish hands over
 
-    def wake(self) -> None:
-        """New work was queued (a publish in this process): look now rather than at the next poll."""
+    def wake(self, released: AlertRow | None = None) -> None:
+        """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety
+        alert just `released` hands the window over to the life-safety loop, so that no routine work starts
+        before that loop has claimed it."""
+        if released is not None and self._running and released.status == AlertStatus.ACTIVE \
+                and _life_safety(released):
+            self.window.hand_over()
         self._wake.set()
         self._urgent_wake.set()
 
@@ -115,20 +135,25 @@ class Dispatcher:
         keeps the others busy is claimed at once rather than when one of them comes back for more."""
         workers = [asyncio.create_task(self._loop(stop)) for _ in range(batches_in_flight)]
         workers.append(asyncio.create_task(self._loop(stop, Priority.LIFE_SAFETY)))
+        self._running = True
         try:
             await asyncio.gather(*workers)
         finally:
+            self._running = False
             for task in workers:
                 task.cancel()
 
     async def _loop(self, stop: asyncio.Event, min_priority: Priority = Priority.ROUTINE) -> None:
         wake = self._urgent_wake if min_priority else self._wake
         while not stop.is_set():
+            handed = self.window.take_hand_overs() if min_priority else 0
             try:
                 worked = await (self._claim_and_send(min_priority) if min_priority else self.run_once())
             except Exception:  # a store hiccup must not kill the worker; leases make the retry safe
                 log.exception("dispatch cycle failed; retrying")
                 worked = 0
+            finally:
+                self.window.close_hand_overs(handed)
             if worked == 0 and not stop.is_set():
                 wake.clear()
                 try:
@@ -156,24 +181,34 @@ class Dispatcher:
         return await self._claim_and_send()
 
     async def _claim_and_send(self, min_priority: Priority = Priority.ROUTINE) -> int:
-        """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled."""
-        now = self.clock()
-        owner = uuid.uuid4().hex
+        """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled.
+        While life-safety work is at hand (the window is open), a routine loop helps with it or waits."""
         # Routine claims and records are the store's bulk work: other writers (a publish, the life-safety loop,
         # lease heartbeats) go first.
         background = min_priority == Priority.ROUTINE
+        if background and self.window.is_open:
+            if worked := await self._claim_batch(Priority.LIFE_SAFETY, background=True):
+                return worked
+            await self.window.routine_turn()
+        return await self._claim_batch(min_priority, background=background)
+
+    async def _claim_batch(self, min_priority: Priority, *, background: bool) -> int:
+        now = self.clock()
+        owner = uuid.uuid4().hex
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
                                          max(self.settings.claim_batch, self._full_request), min_priority,
                                          background=background)
         if not claimed:
             return 0
         self.stats.claimed += len(claimed)
-        heartbeat = asyncio.create_task(self._keep_lease(owner))
-        try:
-            outcomes = await self._process(claimed)
-        finally:
-            heartbeat.cancel()
-        written = set(await self.store.record(owner, outcomes, self.clock(), self._redial, background=background))
+        with self.window.held() if min_priority is Priority.LIFE_SAFETY else contextlib.nullcontext():
+            heartbeat = asyncio.create_task(self._keep_lease(owner))
+            try:
+                outcomes = await self._process(claimed)
+            finally:
+                heartbeat.cancel()
+            written = set(await self.store.record(owner, outcomes, self.clock(), self._redial,
+                                                  background=background))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
@@ -298,6 +333,8 @@ class Dispatcher:
         life_safety = _life_safety(alert)
         await self._limiters[channel.kind].acquire(1.0 if per_request else float(len(chunk)), life_safety=life_safety)
         async with (self._urgent_slots if life_safety else self._send_slots)[channel.kind]:
+            if not life_safety:  # right before sending: chunks queued for a slot wait too
+                await self.window.routine_turn()
             started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}

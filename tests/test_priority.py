@@ -105,3 +105,27 @@ async def test_routine_sends_leave_a_share_of_the_rate_for_life_safety(service: 
     life_safety_wait = await service.store.take_tokens(limiter.buckets(life_safety=True), 1.0)
     assert routine_wait > 0.05
     assert life_safety_wait == 0.0
+
+
+@pytest.mark.slow
+async def test_no_routine_send_starts_while_life_safety_work_holds_the_window(make_settings: SettingsFactory,
+                                                                             receiver: RunningReceiver) -> None:
+    """While a red warning is being published (the window held), routine requests already in flight finish but no
+    new one starts, so the event loop turns quickly for the warning; once it is let go, routine sending goes on."""
+    receiver.script("/routine", [Reply(delay=0.02)] * 400)
+    settings = make_settings(worker={"concurrency": 20, "claim_batch": 50})
+    async with Service(settings) as service:
+        stop = asyncio.Event()
+        worker = await _routine_backlog(service, receiver, 400, 1, stop)
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 40)
+        with service.dispatcher.window.held():
+            await asyncio.sleep(0.2)  # the requests in flight arrive and are answered
+            held_at = len(receiver.requests_to("/routine"))
+            await asyncio.sleep(0.3)
+            during = len(receiver.requests_to("/routine")) - held_at
+        await _until(lambda: len(receiver.requests_to("/routine")) > held_at + 20)
+        stop.set()
+        await worker
+        await settle(service)
+    assert during == 0, f"{during} routine requests started while the window was held"
+    assert held_at < 400, "the whole backlog went out before the window was held: the test proves nothing"

@@ -15,10 +15,12 @@ a statement's text does not depend on how many values it carries (one prepared s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Row(Protocol):
@@ -42,6 +44,7 @@ class Dialect:
     _each: str  # a subquery of the values of one JSON-array parameter, column `value`
     _element: str  # the n-th element of a JSON array `e` as a typed value: format(e=…, n=…, type=…)
     _records: str  # the rows of a JSON array-of-arrays parameter; alias `e` for each element
+    _packed: str  # an aggregate of every row's values as one JSON array of arrays: format(values=…)
 
     def max_of(self, a: str, b: str) -> str:
         return self.greatest.format(a, b)
@@ -58,6 +61,13 @@ class Dialect:
         picks = ", ".join(f"{self._element.format(n=n, type=t)} AS {name}" for n, (name, t) in enumerate(columns))
         return self._records.format(picks=picks)
 
+    def packed(self, values: Sequence[str]) -> str:
+        """A select-list aggregate of every row's `values` as one JSON array of arrays (read it with `unpacked`).
+        For the hot paths that read hundreds of rows: a query's rows are fetched one step at a time, and on
+        SQLite each step hands the GIL back to the thread of the query, which under a fan-out waits for the busy
+        event-loop thread every time — measured, 500 rows on a thread beside a busy one: 159 ms; packed: 8 ms."""
+        return self._packed.format(values=", ".join(values))
+
 
 SQLITE = Dialect(
     name="sqlite",
@@ -70,6 +80,7 @@ SQLITE = Dialect(
     _each="(SELECT value FROM json_each(?))",
     _element="e.value ->> {n}",
     _records="(SELECT {picks} FROM json_each(?) AS e)",
+    _packed="json_group_array(json_array({values}))",
 )
 
 POSTGRES = Dialect(
@@ -83,6 +94,7 @@ POSTGRES = Dialect(
     _each="(SELECT CAST(v AS {type}) FROM json_array_elements_text(CAST(? AS json)) AS v)",
     _element="CAST(e ->> {n} AS {type})",
     _records="(SELECT {picks} FROM json_array_elements(CAST(? AS json)) AS e)",
+    _packed="CAST(json_agg(json_build_array({values})) AS text)",
 )
 
 
@@ -94,6 +106,12 @@ def as_list(values: Iterable[Any]) -> str:
 def as_rows(rows: Iterable[Sequence[Any]]) -> str:
     """The one parameter of a `Dialect.records()` FROM item."""
     return json.dumps([list(r) for r in rows], ensure_ascii=False)
+
+
+def unpacked(value: str | None) -> list[list[Any]]:
+    """The rows a `Dialect.packed` aggregate gathered (PostgreSQL's json_agg of no rows is NULL)."""
+    rows: list[list[Any]] = json.loads(value) if value else []
+    return rows
 
 
 class Db(Protocol):
@@ -139,6 +157,11 @@ class Backend(Protocol):
     def transaction(self, *, background: bool = False) -> AbstractAsyncContextManager[Db]:
         """One write transaction. `background`: bulk work (a dispatcher's routine claims and records) that lets
         any other writer waiting for the same single writer (SQLite) go first."""
+        ...
+
+    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
+        """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the
+        hot paths: publish, claim, record, so that the single writer is held for their SQL only)."""
         ...
 
     @property

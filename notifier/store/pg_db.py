@@ -10,7 +10,7 @@ schema of its own this way).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from notifier.store.db import POSTGRES, Db, Row
+from notifier.store.db import POSTGRES, Db, Row, T
 
 POOL_MIN, POOL_MAX = 1, 10
 _PLACEHOLDER = re.compile(r"\?")
@@ -96,6 +96,10 @@ class PgBackend:
         writer to queue for: `background` changes nothing)."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield PgDb(conn)
+
+    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
+        async with self.transaction(background=background) as db:
+            return await work(db)
 
     @property
     def reader(self) -> Db:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from channels.voice.common import CallPolicy
 from notifier.states import AlertStatus, DeliveryStatus
 from notifier.store import assisted, fallback, lifecycle, receipts
-from notifier.store.db import FLOAT, Db, as_list, as_rows
+from notifier.store.db import FLOAT, Db, as_list, as_rows, unpacked
 from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
 
@@ -28,24 +28,29 @@ async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int,
     """Lease up to `limit` due deliveries of at least `min_priority`, most urgent first (life-safety before
     anything due at the same time)."""
     d = db.dialect
-    ids = [r[0] for r in await db.fetch(
-        f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
-        f"ORDER BY priority DESC, next_attempt_at LIMIT ?{d.skip_locked}) RETURNING id",
-        owner, lease_until, now, now, min_priority, limit)]
-    if not ids:
+    # Leased first, then read back packed (`Dialect.packed`): RETURNING would hand back one row at a time.
+    if not await db.execute(
+            f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
+            f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
+            f"ORDER BY priority DESC, next_attempt_at LIMIT ?{d.skip_locked})",
+            owner, lease_until, now, now, min_priority, limit):
         return []
-    rows = await db.fetch(
-        "SELECT d.id, d.alert_id, d.subscriber_id, d.channel, d.position, d.attempts, d.created_at, "
-        "c.address, c.secret, c.disabled_at, s.locale, s.quiet_start, s.quiet_end FROM deliveries d "
+    rows = unpacked(await db.fetchval(
+        f"SELECT {d.packed(_CLAIMED)} FROM deliveries d "
         "LEFT JOIN contacts c ON c.subscriber_id = d.subscriber_id AND c.channel = d.channel "
-        f"LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN {d.each()}", as_list(ids))
+        f"LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE {is_(SENDING, 'd.')} AND d.lease_until = ? "
+        "AND d.lease_owner = ?", lease_until, owner))
     return [ClaimedDelivery(
-        id=r["id"], alert_id=r["alert_id"], subscriber_id=r["subscriber_id"], channel=r["channel"],
-        position=r["position"], attempts=r["attempts"],
-        address=r["address"] if r["disabled_at"] is None else None, secret=r["secret"],
-        locale=r["locale"] or "zh-CN", quiet_start=r["quiet_start"], quiet_end=r["quiet_end"],
-        created_at=r["created_at"]) for r in rows]
+        id=i, alert_id=alert_id, subscriber_id=subscriber_id, channel=channel, position=position, attempts=attempts,
+        address=address if disabled_at is None else None, secret=secret, locale=locale or "zh-CN",
+        quiet_start=quiet_start, quiet_end=quiet_end, created_at=created_at)
+        for i, alert_id, subscriber_id, channel, position, attempts, created_at, address, secret, disabled_at,
+        locale, quiet_start, quiet_end in rows]
+
+
+# What a claim reads of each leased delivery, its contact and its subscriber (in this order).
+_CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", "d.attempts", "d.created_at",
+            "c.address", "c.secret", "c.disabled_at", "s.locale", "s.quiet_start", "s.quiet_end")
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float,
@@ -56,9 +61,10 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
     successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again.
     `redial`: the call policy of each channel that calls people, for early call results asking for another call."""
-    held = {r[0] for r in await db.fetch(
-        f"SELECT id FROM deliveries WHERE id IN {db.dialect.each()} AND lease_owner = ? AND {is_(SENDING)}"
-        f"{db.dialect.for_update}", as_list(u.delivery_id for u in updates), owner)}
+    held = {r[0] for r in unpacked(await db.fetchval(
+        f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE id IN {db.dialect.each()} "
+        f"AND lease_owner = ? AND {is_(SENDING)}{db.dialect.for_update}) AS held",
+        as_list(u.delivery_id for u in updates), owner))}
     updates = [u for u in updates if u.delivery_id in held]
     stopped = await lifecycle.stopped_alerts(db, {u.alert_id for u in updates})
     by_status: dict[DeliveryStatus, list[DeliveryUpdate]] = defaultdict(list)

@@ -37,7 +37,7 @@ from notifier.store import (
     verification,
 )
 from notifier.store.access_store import AccessMethods
-from notifier.store.db import Backend, Row
+from notifier.store.db import Backend, Db, Row
 from notifier.store.records import (
     AlertRow,
     AssistedRecord,
@@ -268,12 +268,14 @@ class Store(AccessMethods):
     async def create_alert(self, alert: AlertRow, targeting: Targeting, actor: Actor = CLI) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
         updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet)."""
-        async with self.backend.transaction() as db:
+        async def publish(db: Db) -> AlertRow:
             await cap.check_free(db, alert)
             stored = await lifecycle.publish(db, alert, targeting, actor)
             if await cap.assign(db, self.cap_identity) and stored.cap_sender is None:
                 return await alerts.get(db, stored.id) or stored
             return stored
+
+        return await self.backend.run(publish)
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -300,23 +302,23 @@ class Store(AccessMethods):
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int,
                     min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
-        async with self.backend.transaction(background=background) as db:
-            return await queue.claim(db, owner, now, lease_until, limit, min_priority)
+        return await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
+                                      background=background)
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False) -> list[str]:
-        async with self.backend.transaction(background=background) as db:
+        async def record(db: Db) -> list[str]:
             recorded = await queue.record(db, owner, updates, now, redial)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 
+        return await self.backend.run(record, background=background)
+
     async def extend_lease(self, owner: str, until: float) -> int:
-        async with self.backend.transaction() as db:
-            return await queue.extend_lease(db, owner, until)
+        return await self.backend.run(lambda db: queue.extend_lease(db, owner, until))
 
     async def take_tokens(self, buckets: Sequence[tuple[str, float, float]], tokens: float) -> float:
-        async with self.backend.transaction() as db:
-            return await queue.take_tokens(db, buckets, tokens, time.time())
+        return await self.backend.run(lambda db: queue.take_tokens(db, buckets, tokens, time.time()))
 
     async def sweep(self, now: float, max_attempts: int = 10) -> dict[str, int]:
         async with self.backend.transaction() as db:

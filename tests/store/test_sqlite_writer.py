@@ -1,11 +1,15 @@
 """SQLite's single writer: the dispatcher's routine claims and records are background work, so a publish waiting
-for the writer goes before every background transaction queued ahead of it."""
+for the writer goes before every background transaction queued ahead of it; the hot transactions run whole on the
+writer's thread (`run`), all or nothing."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from notifier.store.db import Db
 from notifier.store.sqlite_db import SqliteBackend
 
 
@@ -57,3 +61,65 @@ async def test_background_work_runs_when_nobody_else_waits(tmp_path: Path) -> No
     finally:
         await backend.close()
     assert order == [0, 1, 2, 3, 4]
+
+
+async def test_a_transaction_run_whole_commits_and_returns_its_value(tmp_path: Path) -> None:
+    """`run` writes and reads on the writer's thread in one go; what it wrote is there afterwards."""
+    backend = SqliteBackend(tmp_path / "writer.db")
+    await backend.open()
+
+    async def write(db: Db) -> int:
+        await db.execute("CREATE TABLE t (n INTEGER)")
+        await db.executemany("INSERT INTO t (n) VALUES (?)", [(1,), (2,), (3,)])
+        return int(await db.fetchval("SELECT SUM(n) FROM t"))
+
+    try:
+        assert await backend.run(write) == 6
+        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 3
+    finally:
+        await backend.close()
+
+
+async def test_a_transaction_run_whole_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    """An error inside `run` rolls back everything it wrote, and the writer is free for the next one."""
+    backend = SqliteBackend(tmp_path / "writer.db")
+    await backend.open()
+
+    async def create(db: Db) -> None:
+        await db.execute("CREATE TABLE t (n INTEGER)")
+
+    async def half(db: Db) -> None:
+        await db.execute("INSERT INTO t (n) VALUES (1)")
+        raise ValueError("half-way")
+
+    try:
+        await backend.run(create)
+        with pytest.raises(ValueError, match="half-way"):
+            await backend.run(half)
+        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
+        await backend.run(lambda db: db.execute("INSERT INTO t (n) VALUES (2)"))
+        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 1
+    finally:
+        await backend.close()
+
+
+async def test_a_transaction_run_whole_may_not_await_anything_else(tmp_path: Path) -> None:
+    """Work that waits for something besides its statements cannot run on the writer's thread: it is refused and
+    rolled back, rather than left half-done."""
+    backend = SqliteBackend(tmp_path / "writer.db")
+    await backend.open()
+
+    async def create(db: Db) -> None:
+        await db.execute("CREATE TABLE t (n INTEGER)")
+
+    async def waits(db: Db) -> None:
+        await db.execute("INSERT INTO t (n) VALUES (1)")
+        await asyncio.sleep(0)
+
+    try:
+        await backend.run(create)
+        with pytest.raises(RuntimeError, match="awaited something besides its statements"):
+            await backend.run(waits)
+        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
+    finally:
+        await backend.close()

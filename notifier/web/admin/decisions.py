@@ -52,8 +52,7 @@ async def _decide(request: web.Request, *, approve: bool) -> web.StreamResponse:
     assert key is not None  # noqa: S101 - require_session found it valid a moment ago
     try:
         if approve:
-            await approve_alert(service.store, request.match_info["id"], key)
-            service.dispatcher.wake()
+            service.dispatcher.wake(await approve_alert(service.store, request.match_info["id"], key))
         else:
             await reject_alert(service.store, request.match_info["id"], key, _field(form, "reason") or "")
     except NotFoundError:

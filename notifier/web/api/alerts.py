@@ -93,12 +93,15 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
 async def publish(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     service = request.app[SERVICE]
-    cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
-    alert = cap.alert if cap is not None else await _alert_body(request, key)
-    require_publish(key, alert.topic)
-    row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval)
-    if created:
-        service.dispatcher.wake()
+    # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
+    # life-safety one's window is handed to the claim loop (notifier.life_safety).
+    with service.dispatcher.window.held():
+        cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
+        alert = cap.alert if cap is not None else await _alert_body(request, key)
+        require_publish(key, alert.topic)
+        row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval)
+        if created:
+            service.dispatcher.wake(row)
     accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
     return json_response(accepted, status=202 if created else 200, headers={"Location": f"/v1/alerts/{row.id}"})
 
@@ -139,7 +142,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     cancelled, stopped, notice = await cancel_alert(service.store, row.id, key)
     if notice is not None:
-        service.dispatcher.wake()
+        service.dispatcher.wake(notice)
     return json_response(CancelResult(id=cancelled.id, status=AlertStatus(cancelled.status),
                                       cancelled_deliveries=stopped, notice_id=notice.id if notice else None))
 

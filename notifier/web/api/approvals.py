@@ -39,7 +39,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     service = request.app[SERVICE]
     approved = await approve_alert(service.store, request.match_info["id"], key)
-    service.dispatcher.wake()
+    service.dispatcher.wake(approved)
     return json_response(alert_view(approved))
 
 

@@ -1,0 +1,77 @@
+"""Life-safety work first on the event loop, not only in the queue.
+
+During a large fan-out one process's event loop has hundreds of routine requests in flight, and every step of a
+red warning — its publish's statements, its claim, its send — waits for a turn of that loop behind all of their
+callbacks (2–15 ms a turn, measured, for some thirty turns). While the window is open, this process starts no
+new routine claim or send: what is in flight finishes, and the loop turns quickly for the warning. Routine
+sending pauses only for as long as life-safety work is at hand.
+
+Who opens it: a publish of a life-safety alert, from its request to the moment the life-safety claim loop has
+taken it over (`hand_over`, with a time limit so that a process without that loop never stalls its routine
+work), and the life-safety claim loop for as long as it holds deliveries (`held`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+HAND_OVER_SECONDS = 2.0  # a hand-over the life-safety loop never took (no worker here) closes by itself
+
+
+class LifeSafetyWindow:
+    """Open while any holder holds it; routine work waits for it to close before starting anything new."""
+
+    def __init__(self, hand_over_limit: float = HAND_OVER_SECONDS) -> None:
+        self._hand_over_limit = hand_over_limit
+        self._holders = 0
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self._handed: list[asyncio.TimerHandle] = []
+
+    @property
+    def is_open(self) -> bool:
+        return self._holders > 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._open()
+        try:
+            yield
+        finally:
+            self._close()
+
+    def hand_over(self) -> None:
+        """Keep the window open until the life-safety loop's next cycle ends (`take_hand_overs`), or at most
+        HAND_OVER_SECONDS."""
+        self._open()
+        self._handed.append(asyncio.get_running_loop().call_later(self._hand_over_limit, self._expire))
+
+    def take_hand_overs(self) -> int:
+        """The hand-overs the cycle about to start takes on (it closes them with `close_hand_overs`)."""
+        taken, self._handed = self._handed, []
+        for timer in taken:
+            timer.cancel()
+        return len(taken)
+
+    def close_hand_overs(self, taken: int) -> None:
+        for _ in range(taken):
+            self._close()
+
+    async def routine_turn(self) -> None:
+        """Return once no life-safety work holds the window (at once when none does)."""
+        while self._holders:
+            await self._closed.wait()
+
+    def _expire(self) -> None:
+        self._handed.pop(0)  # timers fire in the order they were set, so the oldest is the one expiring
+        self._close()
+
+    def _open(self) -> None:
+        self._holders += 1
+        self._closed.clear()
+
+    def _close(self) -> None:
+        self._holders -= 1
+        if not self._holders:
+            self._closed.set()

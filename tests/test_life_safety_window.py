@@ -1,0 +1,63 @@
+"""The life-safety window (notifier.life_safety): while a red warning is being published, claimed and sent, this
+process starts no new routine work; routine work resumes as soon as nothing holds the window, and a hand-over
+nobody takes cannot stall it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from notifier.life_safety import LifeSafetyWindow
+
+
+async def _waits(window: LifeSafetyWindow, seconds: float = 0.05) -> bool:
+    """Whether routine work asking for its turn now would still be waiting after `seconds`."""
+    turn = asyncio.create_task(window.routine_turn())
+    done, _ = await asyncio.wait([turn], timeout=seconds)
+    if not done:
+        turn.cancel()
+    return not done
+
+
+async def test_routine_work_goes_at_once_when_no_life_safety_work_is_at_hand() -> None:
+    assert not await _waits(LifeSafetyWindow())
+
+
+async def test_routine_work_waits_while_the_window_is_held_and_resumes_after() -> None:
+    window = LifeSafetyWindow()
+    with window.held():
+        assert window.is_open
+        turn = asyncio.create_task(window.routine_turn())
+        await asyncio.sleep(0.02)
+        assert not turn.done()
+    await asyncio.wait_for(turn, 1)
+    assert not window.is_open
+
+
+async def test_the_window_stays_open_until_its_last_holder_lets_go() -> None:
+    window = LifeSafetyWindow()
+    with window.held():
+        with window.held():
+            pass
+        assert await _waits(window)
+    assert not await _waits(window)
+
+
+async def test_a_hand_over_stays_open_until_the_life_safety_loop_has_taken_and_closed_it() -> None:
+    """A publish hands the window over; it stays open across the gap until the claim loop's cycle closes it."""
+    window = LifeSafetyWindow(hand_over_limit=10)
+    with window.held():  # the publish
+        window.hand_over()
+    assert await _waits(window)
+    taken = window.take_hand_overs()  # the life-safety loop's next cycle
+    assert taken == 1 and await _waits(window)
+    window.close_hand_overs(taken)
+    assert not await _waits(window)
+
+
+async def test_a_hand_over_nobody_takes_closes_by_itself() -> None:
+    """A process whose claim loop is not running (or stuck) does not hold back routine work for ever."""
+    window = LifeSafetyWindow(hand_over_limit=0.05)
+    window.hand_over()
+    assert window.is_open
+    await asyncio.wait_for(window.routine_turn(), 1)
+    assert not window.is_open and window.take_hand_overs() == 0
