@@ -95,18 +95,19 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-async def check_alert(store: Store, data: Any, key: KeyRecord | None = None) -> AlertIn:
+async def check_alert(store: Store, data: Any, key: KeyRecord | None = None,
+                      codes: CatalogueCodes | None = None) -> AlertIn:
     """A body (API, `notifier publish` file) as an alert, or InvalidInput listing every problem in one pass: the
     model's and the catalogue's together. Regions and groups may be codes or catalogue names (`城区`); the
-    alert returned carries codes."""
+    alert returned carries codes. `codes`: the catalogue, when the caller has read it for `publish_alert` too."""
     errors: list[FieldError] = []
     alert: AlertIn | None = None
     try:
         alert = AlertIn.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc)
-    checked = await _check_references(store, await CatalogueCodes.load(store), data if isinstance(data, dict) else {},
-                                      key)
+    checked = await _check_references(store, codes or await CatalogueCodes.load(store),
+                                      data if isinstance(data, dict) else {}, key)
     named = {e.field for e in checked.errors}
     errors = [e for e in errors if e.field.split(".")[0] not in named] + checked.errors
     if errors or alert is None:
@@ -116,7 +117,8 @@ async def check_alert(store: Store, data: Any, key: KeyRecord | None = None) -> 
 
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None, now: float | None = None, *,
                         cap: CapImport | None = None,
-                        approval: ApprovalSettings | None = None) -> tuple[AlertRow, bool]:
+                        approval: ApprovalSettings | None = None,
+                        codes: CatalogueCodes | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key (in the
     alert's department) and body → the stored alert (created False); same key, different body → ConflictError.
     Region and group names are stored as their codes. An update supersedes the alert it references and a cancel
@@ -124,9 +126,12 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     `approval` holds is stored `pending_approval`, sending nothing, its `targeted` what it would have now.
 
     `cap`: the CAP document `alert` was read from (`notifier.interchange`): the alert keeps its identity, origin
-    and English words; an Exercise or Test is recorded with status `exercise` and targets no one (never held)."""
+    and English words; an Exercise or Test is recorded with status `exercise` and targets no one (never held).
+    `codes`: the catalogue as the caller read it for `check_alert` (read once per request: under a fan-out every
+    read of many rows waits for the busy event loop once a row)."""
     now = time.time() if now is None else now
-    checked = await _check_references(store, await CatalogueCodes.load(store),
+    codes = codes or await CatalogueCodes.load(store)
+    checked = await _check_references(store, codes,
                                       alert.model_dump(include={"topic", "regions", "groups", "references"}),
                                       publisher)
     alert = alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
@@ -145,7 +150,7 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if cap is not None:
         row = _from_cap(row, cap)
     if (approval is not None and row.status != AlertStatus.EXERCISE
-            and holds(approval, row, len(await store.list_regions()))):
+            and holds(approval, row, len(codes.regions))):
         row = replace(row, status=AlertStatus.PENDING_APPROVAL.value, approval=Approval.PENDING.value)
     stored = await store.create_alert(row, targeting_of(row, checked.referenced, release), Actor.of_key(publisher))
     if stored.id == row.id:

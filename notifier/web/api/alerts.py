@@ -17,6 +17,7 @@ from notifier.coverage import alert_coverage
 from notifier.departments import listing_department, readable
 from notifier.disclosure_control import alert_withheld
 from notifier.errors import FieldError, InvalidInput
+from notifier.input_rules import CatalogueCodes
 from notifier.interchange import cap_document, read_cap
 from notifier.keys import require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
@@ -47,7 +48,7 @@ class CancelResult(BaseModel):
     notice_id: str | None
 
 
-async def _alert_body(request: web.Request, key: KeyRecord) -> AlertIn:
+async def _alert_body(request: web.Request, key: KeyRecord, codes: CatalogueCodes) -> AlertIn:
     """The alert of the body, with the Idempotency-Key header folded in (the header is the HTTP-native way)."""
     data = await read_json(request)
     header = request.headers.get(IDEMPOTENCY_HEADER)
@@ -57,7 +58,7 @@ async def _alert_body(request: web.Request, key: KeyRecord) -> AlertIn:
             raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ",
                                [FieldError("idempotency_key", "differs from the Idempotency-Key header")])
         data = {**data, "idempotency_key": header}
-    return await check_alert(request.app[SERVICE].store, data, key)  # every problem at once, names → codes
+    return await check_alert(request.app[SERVICE].store, data, key, codes)  # every problem at once, names → codes
 
 
 async def readable_alert(request: web.Request, key: KeyRecord) -> AlertRow:
@@ -97,9 +98,11 @@ async def publish(request: web.Request) -> web.StreamResponse:
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
     with service.dispatcher.window.held():
         cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
-        alert = cap.alert if cap is not None else await _alert_body(request, key)
+        codes = await CatalogueCodes.load(service.store)
+        alert = cap.alert if cap is not None else await _alert_body(request, key, codes)
         require_publish(key, alert.topic)
-        row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval)
+        row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval,
+                                           codes=codes)
         if created:
             service.dispatcher.wake(row)
     accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
