@@ -69,7 +69,7 @@ class Dispatcher:
 
     def __init__(self, store: Store, channels: Mapping[str, Channel], renderer: Renderer,
                  settings: WorkerSettings, *, clock: Callable[[], float] = time.time,
-                 on_result: Callable[[str, str], None] | None = None, metrics: Metrics | None = None,
+                 metrics: Metrics | None = None,
                  secret: str | None = None, public_url: str | None = None,
                  overdue: Callable[[float], Awaitable[int]] | None = None,
                  approval: ApprovalSettings | None = None) -> None:
@@ -89,7 +89,6 @@ class Dispatcher:
         self._assist = AssistNotes(store, secret, public_url)  # proxies: the people each is to tell
         self.clock = clock
         self.stats = DispatchStats()
-        self._on_result = on_result
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._urgent_wake = asyncio.Event()
@@ -218,9 +217,6 @@ class Dispatcher:
             self.stats.results[status] += n
             if self.metrics is not None:
                 self.metrics.count_delivery(channel, status, n)
-            if self._on_result is not None:
-                for _ in range(n):
-                    self._on_result(channel, status)
         return len(claimed)
 
     async def _keep_lease(self, owner: str) -> None:

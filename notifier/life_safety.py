@@ -6,9 +6,10 @@ callbacks (2–15 ms a turn, measured, for some thirty turns). While the window 
 new routine claim or send: what is in flight finishes, and the loop turns quickly for the warning. Routine
 sending pauses only for as long as life-safety work is at hand.
 
-Who opens it: a publish of a life-safety alert, from its request to the moment the life-safety claim loop has
-taken it over (`hand_over`, with a time limit so that a process without that loop never stalls its routine
-work), and the life-safety claim loop for as long as it holds deliveries (`held`)."""
+Who opens it: a publish through the API while it is being stored (any alert: its severity is known only once its
+body is read, and an operator waits for the answer); a life-safety alert's publish then hands the window to the
+life-safety claim loop (`hand_over`, with a time limit so that a process without that loop never stalls its
+routine work), which holds it for as long as it holds deliveries (`held`)."""
 
 from __future__ import annotations
 

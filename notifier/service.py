@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -164,9 +164,8 @@ def _provider_hosts(settings: Settings) -> set[str]:
 class Service:
     """Everything a notifier process holds open."""
 
-    def __init__(self, settings: Settings, *, on_result: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._on_result = on_result
         self.metrics = Metrics()
         self.store: Store
         self.catalogue: Catalogue
@@ -225,9 +224,9 @@ class Service:
             for warning in contact_warnings(self.settings.departments, await self.store.list_topics(), self.channels):
                 log.warning(warning)
         self.dispatcher = Dispatcher(self.store, self.channels, self.renderer, self.settings.worker,
-                                     on_result=self._on_result, metrics=self.metrics,
-                                     secret=self.secret, public_url=self.settings.server.base_url(),
-                                     overdue=overdue, approval=self.settings.approval)
+                                     metrics=self.metrics, secret=self.secret,
+                                     public_url=self.settings.server.base_url(), overdue=overdue,
+                                     approval=self.settings.approval)
 
     def start_worker(self) -> None:
         if self._worker is None and self.settings.worker.enabled:

@@ -8,12 +8,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from channels.base import receipt_match_key
 from channels.sms.aliyun import parse_receipts
 from notifier.config import load_settings
 from notifier.coverage import alert_coverage
 from notifier.service import Service
 from notifier.states import DeliveryStatus
+from notifier.store import open_store
 from notifier.store.records import DeliveryUpdate
 from tests.byte_scan import database_files
 from tests.conftest import SubscriberFactory
@@ -102,3 +105,14 @@ async def test_erasure_leaves_no_digest_of_the_number(service: Service, make_sub
     assert await service.store.forget_subscriber(ids[gone])
     assert _found(service, digests[gone]) == []
     assert _found(service, digests[kept][:1])
+
+
+async def test_a_store_opened_without_the_service_cannot_digest_numbers(tmp_path: Path) -> None:
+    """Digests keyed with nothing would never match their reports again: a store whose number key was not set
+    from the server secret refuses to make one, rather than making a useless one."""
+    store = await open_store(load_settings(None, {"NOTIFIER_DATABASE__URL": f"sqlite:///{tmp_path / 'n.db'}"}))
+    try:
+        with pytest.raises(RuntimeError, match="number key is not set"):
+            receipt_match_key(store.number_key, BIZ_ID, "+8613800000101")
+    finally:
+        await store.close()

@@ -68,8 +68,19 @@ class Store(AccessMethods):
         self.dialect = backend.dialect.name
         # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
         self.cap_identity = cap_identity or CapIdentity(DEFAULT_SENDER)
-        # Keys every stored digest of a phone number (receipts): set from the server secret by Service.open.
-        self.number_key = b""
+        self._number_key = b""
+
+    @property
+    def number_key(self) -> bytes:
+        """Keys every stored digest of a phone number (receipts): set from the server secret by Service.open. A
+        digest under no key would never match its receipt again, so using it unset is an error, not a default."""
+        if not self._number_key:
+            raise RuntimeError("the store's number key is not set: open it through notifier.service.Service")
+        return self._number_key
+
+    @number_key.setter
+    def number_key(self, key: bytes) -> None:
+        self._number_key = key
 
     async def open(self) -> None:
         await self.backend.open()
