@@ -150,33 +150,33 @@ class SqliteBackend:
 
     @asynccontextmanager
     async def transaction(self, *, background: bool = False) -> AsyncIterator[Db]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error. A `background` one (the
-        dispatcher's routine claims and records, which come back-to-back during a fan-out) takes the writer only
-        when no other transaction waits for it: a publish — a red warning's — waits for the transaction in
-        progress, not for every claim queued before it."""
-        if self._writer is None:
-            raise RuntimeError("store is not open")
-        await (self._background_turn() if background else self._turn())
-        try:
-            await self._writer.execute("BEGIN IMMEDIATE")
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
+        async with self._writer_turn(background) as writer:
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield SqliteDb(self._writer)
+                yield SqliteDb(writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await writer.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
-        finally:
-            self._lock.release()
+            await writer.execute("COMMIT")
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
         """`work` as one write transaction, run whole on the writer connection's thread (module docstring)."""
+        async with self._writer_turn(background) as writer:
+            # aiosqlite runs a function on its connection's thread with `_execute` (the way its own methods do).
+            result: T = await writer._execute(_run_whole, writer._conn, work)  # type: ignore[no-untyped-call]
+            return result
+
+    @asynccontextmanager
+    async def _writer_turn(self, background: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer connection, held for one transaction. A `background` turn (the dispatcher's routine claims
+        and records, which come back-to-back during a fan-out) is taken only when no other transaction waits: a
+        publish — a red warning's — waits for the transaction in progress, not for every claim queued before it."""
         if self._writer is None:
             raise RuntimeError("store is not open")
         await (self._background_turn() if background else self._turn())
         try:
-            # aiosqlite runs a function on its connection's thread with `_execute` (the way its own methods do).
-            result: T = await self._writer._execute(_run_whole, self._writer._conn, work)  # type: ignore[no-untyped-call]
-            return result
+            yield self._writer
         finally:
             self._lock.release()
 

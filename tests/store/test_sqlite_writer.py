@@ -5,6 +5,7 @@ writer's thread (`run`), all or nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -63,63 +64,51 @@ async def test_background_work_runs_when_nobody_else_waits(tmp_path: Path) -> No
     assert order == [0, 1, 2, 3, 4]
 
 
-async def test_a_transaction_run_whole_commits_and_returns_its_value(tmp_path: Path) -> None:
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
+    """An open SQLite back-end with an empty table `t (n INTEGER)`."""
+    opened = SqliteBackend(tmp_path / "writer.db")
+    await opened.open()
+    try:
+        await opened.run(lambda db: db.execute("CREATE TABLE t (n INTEGER)"))
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_a_transaction_run_whole_commits_and_returns_its_value(backend: SqliteBackend) -> None:
     """`run` writes and reads on the writer's thread in one go; what it wrote is there afterwards."""
-    backend = SqliteBackend(tmp_path / "writer.db")
-    await backend.open()
 
     async def write(db: Db) -> int:
-        await db.execute("CREATE TABLE t (n INTEGER)")
         await db.executemany("INSERT INTO t (n) VALUES (?)", [(1,), (2,), (3,)])
         return int(await db.fetchval("SELECT SUM(n) FROM t"))
 
-    try:
-        assert await backend.run(write) == 6
-        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 3
-    finally:
-        await backend.close()
+    assert await backend.run(write) == 6
+    assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 3
 
 
-async def test_a_transaction_run_whole_that_fails_leaves_nothing(tmp_path: Path) -> None:
+async def test_a_transaction_run_whole_that_fails_leaves_nothing(backend: SqliteBackend) -> None:
     """An error inside `run` rolls back everything it wrote, and the writer is free for the next one."""
-    backend = SqliteBackend(tmp_path / "writer.db")
-    await backend.open()
-
-    async def create(db: Db) -> None:
-        await db.execute("CREATE TABLE t (n INTEGER)")
 
     async def half(db: Db) -> None:
         await db.execute("INSERT INTO t (n) VALUES (1)")
         raise ValueError("half-way")
 
-    try:
-        await backend.run(create)
-        with pytest.raises(ValueError, match="half-way"):
-            await backend.run(half)
-        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
-        await backend.run(lambda db: db.execute("INSERT INTO t (n) VALUES (2)"))
-        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 1
-    finally:
-        await backend.close()
+    with pytest.raises(ValueError, match="half-way"):
+        await backend.run(half)
+    assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
+    await backend.run(lambda db: db.execute("INSERT INTO t (n) VALUES (2)"))
+    assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 1
 
 
-async def test_a_transaction_run_whole_may_not_await_anything_else(tmp_path: Path) -> None:
+async def test_a_transaction_run_whole_may_not_await_anything_else(backend: SqliteBackend) -> None:
     """Work that waits for something besides its statements cannot run on the writer's thread: it is refused and
     rolled back, rather than left half-done."""
-    backend = SqliteBackend(tmp_path / "writer.db")
-    await backend.open()
-
-    async def create(db: Db) -> None:
-        await db.execute("CREATE TABLE t (n INTEGER)")
 
     async def waits(db: Db) -> None:
         await db.execute("INSERT INTO t (n) VALUES (1)")
         await asyncio.sleep(0)
 
-    try:
-        await backend.run(create)
-        with pytest.raises(RuntimeError, match="awaited something besides its statements"):
-            await backend.run(waits)
-        assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
-    finally:
-        await backend.close()
+    with pytest.raises(RuntimeError, match="awaited something besides its statements"):
+        await backend.run(waits)
+    assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0

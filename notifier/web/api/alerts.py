@@ -94,10 +94,11 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
 async def publish(request: web.Request) -> web.StreamResponse:
     key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     service = request.app[SERVICE]
+    body = await request.read()  # before the window: a slow upload must not hold back routine sending
     # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
     with service.dispatcher.window.held():
-        cap = await read_cap(service.store, await request.read()) if request.content_type == CAP_MEDIA_TYPE else None
+        cap = await read_cap(service.store, body) if request.content_type == CAP_MEDIA_TYPE else None
         codes = await CatalogueCodes.load(service.store)
         alert = cap.alert if cap is not None else await _alert_body(request, key, codes)
         require_publish(key, alert.topic)
