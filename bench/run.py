@@ -91,7 +91,7 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     if "webhook" in only:
         yield Case("sqlite webhook", {"webhook": 1.0}, args.webhook, probes=args.probes, worker_settings=worker)
     if "sms" in only:
-        yield Case("sqlite sms (aliyun)", {"sms": 1.0}, args.sms, worker_settings=worker)
+        yield Case("sqlite sms (aliyun)", {"sms": 1.0}, args.sms, probes=args.probes, worker_settings=worker)
     if "mixed" in only:
         weathers = [WEATHERS[0], WEATHERS[3]] if args.smoke else WEATHERS
         for w in weathers:
@@ -195,6 +195,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("WAL B/item", lambda r: _f(r["wal_bytes"] / r["handed_over"] if r.get("wal_bytes") and r.get("handed_over")
                                 else None, ",.0f")),
     ("probe p99", lambda r: _f(r.get("probe_p99_ms"), ".0f", " ms")),
+    ("red in publish", lambda r: _f(r.get("red_in_publish_ms"), ",.0f", " ms")),
 ]
 
 

@@ -207,7 +207,8 @@ class Dispatcher:
             finally:
                 heartbeat.cancel()
             written = set(await self.store.record(owner, outcomes, self.clock(), self._redial,
-                                                  background=background))
+                                                  background=background,
+                                                  urgent=min_priority is Priority.LIFE_SAFETY))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))

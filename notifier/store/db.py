@@ -174,9 +174,12 @@ class Backend(Protocol):
         any other writer waiting for the same single writer (SQLite) go first."""
         ...
 
-    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
+    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
+                  yielding: bool = False) -> T:
         """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the
-        hot paths: publish, claim, record, so that the single writer is held for their SQL only)."""
+        hot paths: publish, claim, record, so that the single writer is held for their SQL only). `urgent`
+        (life-safety work) makes a `yielding` transaction in progress (a routine publish) stop, roll back and
+        run again after it (SQLite's single writer: `give_way.py`)."""
         ...
 
     @property

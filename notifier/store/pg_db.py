@@ -97,7 +97,10 @@ class PgBackend:
         async with self.pool.acquire() as conn, conn.transaction():
             yield PgDb(conn)
 
-    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
+    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
+                  yielding: bool = False) -> T:
+        """`urgent` and `yielding` mean nothing here: PostgreSQL's writers do not wait for each other's
+        transactions (except on the rows or keys they share)."""
         async with self.transaction(background=background) as db:
             return await work(db)
 

@@ -17,6 +17,7 @@ from channels.base import Receipt
 from channels.voice.common import CallPolicy
 from notifier.audit import CITIZEN, CLI, SYSTEM, Actor, AuditAction, AuditHead, object_ref
 from notifier.cap.ids import DEFAULT_SENDER, CapIdentity
+from notifier.states import Priority
 from notifier.store import (
     admin,
     alerts,
@@ -286,7 +287,9 @@ class Store(AccessMethods):
                 return await alerts.get(db, stored.id) or stored
             return stored
 
-        return await self.backend.run(publish)
+        # A red warning does not wait for a routine publish to a whole city (SQLite: `give_way.py`).
+        life_safety = targeting.priority >= Priority.LIFE_SAFETY
+        return await self.backend.run(publish, urgent=life_safety, yielding=not life_safety)
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -314,16 +317,17 @@ class Store(AccessMethods):
     async def claim(self, owner: str, now: float, lease_until: float, limit: int,
                     min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
         return await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
-                                      background=background)
+                                      background=background, urgent=min_priority >= Priority.LIFE_SAFETY)
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
-                     redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False) -> list[str]:
+                     redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
+                     urgent: bool = False) -> list[str]:
         async def record(db: Db) -> list[str]:
             recorded = await queue.record(db, owner, updates, now, redial)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 
-        return await self.backend.run(record, background=background)
+        return await self.backend.run(record, background=background, urgent=urgent)
 
     async def extend_lease(self, owner: str, until: float) -> int:
         return await self.backend.run(lambda db: queue.extend_lease(db, owner, until))

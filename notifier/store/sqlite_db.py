@@ -8,7 +8,8 @@ statements follow each other there, without a turn of the event loop between two
 takes 2–15 ms, so a ten-statement record held the single writer for 80–160 ms (measured), and a red warning's
 publish waited that long; run whole (and with packed reads, `Dialect.packed`), at most ~40 ms. The query modules
 stay written once for both back-ends: `work` is the same coroutine, driven to its end on the thread over a `Db`
-whose methods never suspend (`_ThreadDb`)."""
+whose methods never suspend (`_ThreadDb`). A routine publish run so gives the writer up to life-safety work
+(`give_way.py`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import aiosqlite
 
 from notifier.store.db import SQLITE, Db, Row, T
+from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay
 
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
@@ -61,20 +63,28 @@ class _ThreadDb:
 
     dialect = SQLITE
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, give_way: GiveWay | None = None) -> None:
         self.conn = conn
+        self._give_way = give_way  # a yielding transaction's: it stops before its next statement when asked
+
+    def _cursor(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        if self._give_way is not None:
+            self._give_way.check()
+        return self.conn.execute(sql, args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return self.conn.execute(sql, args).rowcount
+        return self._cursor(sql, args).rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._give_way is not None:
+            self._give_way.check()
         self.conn.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return list(self.conn.execute(sql, args).fetchall())
+        return list(self._cursor(sql, args).fetchall())
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        row: Row | None = self.conn.execute(sql, args).fetchone()
+        row: Row | None = self._cursor(sql, args).fetchone()
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
@@ -82,11 +92,14 @@ class _ThreadDb:
         return None if row is None else row[0]
 
 
-def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]]) -> T:
-    """On the writer's thread: BEGIN IMMEDIATE, `work` to its end, COMMIT (ROLLBACK on any error)."""
+def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], give_way: GiveWay | None) -> T:
+    """On the writer's thread: BEGIN IMMEDIATE, `work` to its end, COMMIT (ROLLBACK on any error). With `give_way`
+    (a yielding transaction): GaveWay, rolled back, when an urgent transaction asked for the writer before COMMIT."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        coroutine = work(_ThreadDb(conn))
+        if give_way is not None:
+            give_way.arm()
+        coroutine = work(_ThreadDb(conn, give_way))
         assert isinstance(coroutine, Coroutine)  # noqa: S101 - `work` is an async function
         try:
             coroutine.send(None)
@@ -95,11 +108,26 @@ def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]]) -> 
         else:
             coroutine.close()
             raise RuntimeError("a transaction run on the writer's thread awaited something besides its statements")
-    except BaseException:
-        conn.execute("ROLLBACK")
+        if give_way is not None and give_way.disarm():
+            raise GaveWay
+    except BaseException as exc:
+        asked = give_way is not None and give_way.disarm()  # before ROLLBACK: no interrupt may land on it
+        _roll_back(conn)
+        # An interrupted statement raises sqlite3's OperationalError: that is the giving way, not a failure.
+        if asked and not isinstance(exc, GaveWay):
+            raise GaveWay from exc
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        _roll_back(conn)  # a COMMIT that failed (disk full, I/O) must not leave the writer inside the transaction
+        raise
     return result
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:  # an interrupted write has rolled the transaction back already
+        conn.execute("ROLLBACK")
 
 
 def split_statements(script: str) -> list[str]:
@@ -129,11 +157,13 @@ class SqliteBackend:
         self._waiting = 0  # writers other than background ones waiting for the lock
         self._nobody_waiting = asyncio.Event()
         self._nobody_waiting.set()
+        self._give_way: GiveWay | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         self._reader = await self._connect()
+        self._give_way = GiveWay(self._writer._conn.interrupt)  # sqlite3 lets another thread interrupt
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -160,21 +190,38 @@ class SqliteBackend:
                 raise
             await writer.execute("COMMIT")
 
-    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False) -> T:
-        """`work` as one write transaction, run whole on the writer connection's thread (module docstring)."""
-        async with self._writer_turn(background) as writer:
-            # aiosqlite runs a function on its connection's thread with `_execute` (the way its own methods do).
-            result: T = await writer._execute(_run_whole, writer._conn, work)  # type: ignore[no-untyped-call]
-            return result
+    async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
+                  yielding: bool = False) -> T:
+        """`work` as one write transaction, run whole on the writer connection's thread (module docstring); an
+        `urgent` one makes a `yielding` one in progress give way (`give_way.py`), which then runs again."""
+        gave_way = 0
+        while True:
+            if gave_way and self._give_way is not None:
+                await self._give_way.quiet()
+            give_way = self._give_way if yielding and gave_way < MAX_GIVE_WAYS else None
+            async with self._writer_turn(background, urgent) as writer:
+                try:
+                    # aiosqlite runs a function on its connection's thread with `_execute` (as its own methods do).
+                    result: T = await writer._execute(  # type: ignore[no-untyped-call]
+                        _run_whole, writer._conn, work, give_way)
+                    return result
+                except GaveWay:
+                    gave_way += 1
 
     @asynccontextmanager
-    async def _writer_turn(self, background: bool) -> AsyncIterator[aiosqlite.Connection]:
+    async def _writer_turn(self, background: bool, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """The writer connection, held for one transaction. A `background` turn (the dispatcher's routine claims
         and records, which come back-to-back during a fan-out) is taken only when no other transaction waits: a
-        publish — a red warning's — waits for the transaction in progress, not for every claim queued before it."""
-        if self._writer is None:
+        publish — a red warning's — waits for the transaction in progress, not for every claim queued before it.
+        An `urgent` turn also asks a yielding transaction in progress to give way."""
+        if self._writer is None or self._give_way is None:
             raise RuntimeError("store is not open")
-        await (self._background_turn() if background else self._turn())
+        asking = asyncio.create_task(self._give_way.keep_asking()) if urgent else None
+        try:
+            await (self._background_turn() if background else self._turn())
+        finally:
+            if asking is not None:
+                asking.cancel()
         try:
             yield self._writer
         finally:

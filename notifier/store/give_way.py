@@ -1,0 +1,88 @@
+"""On SQLite a routine publish gives the single writer up to life-safety work.
+
+SQLite has one writer. A routine disclosure to a whole city freezes its audience in one transaction — 5–25 s at
+1,000,000 people on a small machine — and a red warning published meanwhile would wait for all of it before being
+stored, and its claims would wait again. So a *yielding* transaction (a routine publish) is interrupted when an
+*urgent* one (a life-safety publish, claim or record) asks for the writer: its statement in progress is stopped
+(`sqlite3.Connection.interrupt`, made to be called from another thread; asked again every `NUDGE_SECONDS` while
+the urgent one waits, because an interrupt that comes between two statements is forgotten by the next one), it
+rolls back, the urgent one goes, and it is run again from the start once no urgent transaction has asked for
+`QUIET_SECONDS` — after at most `MAX_GIVE_WAYS` it runs to its end whatever comes. Work is lost, never a result:
+the routine publish commits whole or not at all, and its caller is answered after its commit, as before.
+PostgreSQL needs none of this: its writers do not wait for each other's transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+QUIET_SECONDS = 1.0  # a routine publish that gave way starts again after this long without an urgent request
+MAX_GIVE_WAYS = 10  # … and after giving way this often, runs to its end: it must finish some time
+NUDGE_SECONDS = 0.01
+
+
+class GaveWay(Exception):
+    """A yielding transaction stopped and rolled back for an urgent one."""
+
+
+class GiveWay:
+    """Shared by the event loop's thread (urgent transactions asking for the writer) and the writer's thread (the
+    yielding transaction in progress, which checks before each statement and is interrupted within one)."""
+
+    def __init__(self, interrupt: Callable[[], None]) -> None:
+        self._interrupt = interrupt
+        self._guard = threading.Lock()  # an interrupt lands only while a yielding transaction is before its COMMIT
+        self._armed = False
+        self._asked = False
+        self._urgent_waiting = 0
+        self._none_waiting = asyncio.Event()
+        self._none_waiting.set()
+        self._last_asked = -QUIET_SECONDS
+
+    # The event loop's side.
+
+    async def keep_asking(self) -> None:
+        """An urgent transaction waits for the writer: run as a task until it has it, then cancel."""
+        self._urgent_waiting += 1
+        self._none_waiting.clear()
+        try:
+            while True:
+                self._last_asked = time.monotonic()
+                with self._guard:
+                    if self._armed:
+                        self._asked = True
+                        self._interrupt()
+                await asyncio.sleep(NUDGE_SECONDS)
+        finally:
+            self._urgent_waiting -= 1
+            if not self._urgent_waiting:
+                self._none_waiting.set()
+
+    async def quiet(self) -> None:
+        """Return once no urgent transaction waits and none has asked for QUIET_SECONDS."""
+        while True:
+            await self._none_waiting.wait()
+            left = self._last_asked + QUIET_SECONDS - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
+    # The writer thread's side, around one yielding transaction.
+
+    def arm(self) -> None:
+        """The yielding transaction begins (an urgent one already waiting makes it give way at once)."""
+        with self._guard:
+            self._armed, self._asked = True, self._urgent_waiting > 0
+        self.check()
+
+    def check(self) -> None:
+        if self._asked:
+            raise GaveWay
+
+    def disarm(self) -> bool:
+        """Before COMMIT or ROLLBACK: no interrupt lands after this. True when it was asked to give way."""
+        with self._guard:
+            self._armed = False
+            return self._asked

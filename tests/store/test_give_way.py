@@ -1,0 +1,131 @@
+"""A red warning does not wait for a routine publish to a whole city: on SQLite's single writer the routine
+publish stops, rolls back and runs again after it (notifier/store/give_way.py); nothing of either is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.service import Service
+from notifier.store.db import Db
+from notifier.store.records import SubscriberRecord
+from notifier.store.sqlite_db import SqliteBackend
+from tests.conftest import SubscriberFactory
+
+# A statement that runs for minutes unless it is interrupted.
+ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) "
+           "SELECT COUNT(*) FROM c")
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
+    """An open SQLite back-end with an empty table `t (name TEXT)`."""
+    opened = SqliteBackend(tmp_path / "writer.db")
+    await opened.open()
+    try:
+        await opened.run(lambda db: db.execute("CREATE TABLE t (name TEXT)"))
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _names(backend: SqliteBackend) -> list[str]:
+    return [r[0] for r in await backend.reader.fetch("SELECT name FROM t ORDER BY rowid")]
+
+
+async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(backend: SqliteBackend) -> None:
+    """A routine publish is in the middle of a long statement when a red warning asks for the writer: the red
+    warning is written first, then the routine one from the start, whole."""
+    attempts, inside = 0, threading.Event()
+
+    async def routine(db: Db) -> None:
+        nonlocal attempts
+        attempts += 1
+        await db.execute("INSERT INTO t (name) VALUES ('routine')")
+        if attempts == 1:
+            inside.set()  # on the writer's thread
+            await db.fetchval(ENDLESS)
+
+    yielding = asyncio.create_task(backend.run(routine, yielding=True))
+    assert await asyncio.to_thread(inside.wait, 10), "the routine transaction did not start"
+    await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True),
+                           timeout=10)
+    assert not yielding.done()  # it waits for a quiet moment before running again
+    assert await _names(backend) == ["red"]
+    await asyncio.wait_for(yielding, timeout=10)
+    assert (attempts, await _names(backend)) == (2, ["red", "routine"])
+
+
+async def test_a_yielding_transaction_nobody_asks_about_runs_once(backend: SqliteBackend) -> None:
+    """Without life-safety work about, a routine publish is written in one go."""
+    attempts = 0
+
+    async def routine(db: Db) -> int:
+        nonlocal attempts
+        attempts += 1
+        return await db.execute("INSERT INTO t (name) VALUES ('routine')")
+
+    assert await backend.run(routine, yielding=True) == 1
+    assert (attempts, await _names(backend)) == (1, ["routine"])
+
+
+async def test_a_transaction_that_is_not_yielding_is_never_stopped(backend: SqliteBackend) -> None:
+    """Life-safety work does not stop other life-safety work (or anything not marked yielding): it waits its
+    turn."""
+    inside, release = threading.Event(), threading.Event()
+
+    async def first(db: Db) -> None:
+        await db.execute("INSERT INTO t (name) VALUES ('first red')")
+        inside.set()
+        release.wait(10)  # on the writer's thread: holds the writer without a statement in progress
+        await db.execute("INSERT INTO t (name) VALUES ('first red, second row')")
+
+    running = asyncio.create_task(backend.run(first, urgent=True))
+    assert await asyncio.to_thread(inside.wait, 10)
+    second = asyncio.create_task(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('second red')"),
+                                             urgent=True))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(running, second), timeout=10)
+    assert await _names(backend) == ["first red", "first red, second row", "second red"]
+
+
+
+def _people(count: int) -> list[SubscriberRecord]:
+    now = time.time()
+    return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
+                             status="active", consent_source="test", consent_at=now, created_at=now,
+                             contacts={"sms": f"+86139{n:08d}"}, subscriptions=[("env.heavy-pollution", ["sms"], 0)])
+            for n in range(count)]
+
+
+@pytest.mark.both_backends
+async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_way(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """20,000 people are being targeted by a routine disclosure when a red warning for one person comes in: the
+    red warning is stored (and answered) first; the disclosure then reaches its every target all the same."""
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    finished: list[str] = []
+
+    async def publish(name: str, alert: AlertIn) -> str:
+        stored, _ = await publish_alert(service.store, alert, None)
+        finished.append(name)
+        return stored.id
+
+    routine = asyncio.create_task(publish("routine", AlertIn(topic="env.heavy-pollution", headline="公交票价调整",
+                                                             severity="minor", urgency="future")))
+    await asyncio.sleep(0.05)  # the routine publish is being written
+    await publish("red", AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", severity="extreme",
+                                 urgency="immediate", level="red"))
+    routine_id = await asyncio.wait_for(routine, timeout=60)
+    assert finished == ["red", "routine"]
+    deliveries = await service.store.list_deliveries(routine_id, 1, None)
+    assert deliveries[1] == 20_000  # every target has its delivery row
