@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -22,18 +20,6 @@ from tests.conftest import SubscriberFactory
 # A statement that runs for minutes unless it is interrupted.
 ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) "
            "SELECT COUNT(*) FROM c")
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    """An open SQLite back-end with an empty table `t (name TEXT)`."""
-    opened = SqliteBackend(tmp_path / "writer.db")
-    await opened.open()
-    try:
-        await opened.run(lambda db: db.execute("CREATE TABLE t (name TEXT)"))
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _names(backend: SqliteBackend) -> list[str]:

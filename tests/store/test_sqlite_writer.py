@@ -5,7 +5,6 @@ writer's thread (`run`), all or nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -62,18 +61,6 @@ async def test_background_work_runs_when_nobody_else_waits(tmp_path: Path) -> No
     finally:
         await backend.close()
     assert order == [0, 1, 2, 3, 4]
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    """An open SQLite back-end with an empty table `t (n INTEGER)`."""
-    opened = SqliteBackend(tmp_path / "writer.db")
-    await opened.open()
-    try:
-        await opened.run(lambda db: db.execute("CREATE TABLE t (n INTEGER)"))
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_a_transaction_run_whole_commits_and_returns_its_value(backend: SqliteBackend) -> None:
