@@ -48,6 +48,12 @@ async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int,
         locale, quiet_start, quiet_end in rows]
 
 
+async def any_due(db: Db, now: float, min_priority: int) -> bool:
+    """Whether some delivery of at least `min_priority` may be claimed now (an index probe)."""
+    return await db.fetchval(f"SELECT 1 FROM deliveries WHERE {due()} AND priority >= ? LIMIT 1",
+                             now, min_priority) is not None
+
+
 # What a claim reads of each leased delivery, its contact and its subscriber (in this order).
 _CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", "d.attempts", "d.created_at",
             "c.address", "c.secret", "c.disabled_at", "s.locale", "s.quiet_start", "s.quiet_end")

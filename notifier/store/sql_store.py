@@ -316,8 +316,11 @@ class Store(AccessMethods):
 
     async def claim(self, owner: str, now: float, lease_until: float, limit: int,
                     min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
+        # A life-safety claim with something to claim is urgent (a routine publish gives way to it); the
+        # life-safety loop's idle polls, every poll interval, are not, or no routine publish would ever finish.
+        urgent = min_priority >= Priority.LIFE_SAFETY and await queue.any_due(self.backend.reader, now, min_priority)
         return await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
-                                      background=background, urgent=min_priority >= Priority.LIFE_SAFETY)
+                                      background=background, urgent=urgent)
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,

@@ -14,6 +14,7 @@ whose methods never suspend (`_ThreadDb`). A routine publish run so gives the wr
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,9 @@ from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
 _CHECKPOINT_TRIES = 20
+GAVE_WAY = "a routine publish gave the writer up to life-safety work (%d of at most %d times); it runs again"
+
+log = logging.getLogger(__name__)
 
 
 class SqliteDb:
@@ -207,6 +211,7 @@ class SqliteBackend:
                     return result
                 except GaveWay:
                     gave_way += 1
+                    log.info(GAVE_WAY, gave_way, MAX_GIVE_WAYS)
 
     @asynccontextmanager
     async def _writer_turn(self, background: bool, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:

@@ -4,6 +4,7 @@ publish stops, rolls back and runs again after it (notifier/store/give_way.py); 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -12,9 +13,11 @@ import pytest
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
+from notifier.states import Priority
 from notifier.store.db import Db
+from notifier.store.give_way import MAX_GIVE_WAYS
 from notifier.store.records import SubscriberRecord
-from notifier.store.sqlite_db import SqliteBackend
+from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from tests.conftest import SubscriberFactory
 
 # A statement that runs for minutes unless it is interrupted.
@@ -26,10 +29,12 @@ async def _names(backend: SqliteBackend) -> list[str]:
     return [r[0] for r in await backend.reader.fetch("SELECT name FROM t ORDER BY rowid")]
 
 
-async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(backend: SqliteBackend) -> None:
+async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(
+        backend: SqliteBackend, caplog: pytest.LogCaptureFixture) -> None:
     """A routine publish is in the middle of a long statement when a red warning asks for the writer: the red
     warning is written first, then the routine one from the start, whole."""
     attempts, inside = 0, threading.Event()
+    caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
 
     async def routine(db: Db) -> None:
         nonlocal attempts
@@ -47,6 +52,7 @@ async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(backe
     assert await _names(backend) == ["red"]
     await asyncio.wait_for(yielding, timeout=10)
     assert (attempts, await _names(backend)) == (2, ["red", "routine"])
+    assert [r.getMessage() for r in caplog.records if r.msg == GAVE_WAY] == [GAVE_WAY % (1, MAX_GIVE_WAYS)]
 
 
 async def test_a_yielding_transaction_nobody_asks_about_runs_once(backend: SqliteBackend) -> None:
@@ -115,3 +121,23 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
     assert finished == ["red", "routine"]
     deliveries = await service.store.list_deliveries(routine_id, 1, None)
     assert deliveries[1] == 20_000  # every target has its delivery row
+
+
+@pytest.mark.both_backends
+async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_vain(
+        service: Service, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's life-safety loop looks for red warnings every poll interval; with none to claim, its looks do
+    not hold up a routine publish to 20,000 people: it never gives way."""
+    caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    routine = asyncio.create_task(publish_alert(service.store, AlertIn(
+        topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future"), None))
+    polls = 0
+    while not routine.done() and polls < 1200:  # a minute of polls at most
+        now = time.time()
+        assert await service.store.claim("life-safety loop", now, now + 60, 100, int(Priority.LIFE_SAFETY)) == []
+        polls += 1
+        await asyncio.sleep(0.05)
+    stored, _ = await asyncio.wait_for(routine, timeout=1)
+    assert (await service.store.list_deliveries(stored.id, 1, None))[1] == 20_000
+    assert not [r for r in caplog.records if r.msg == GAVE_WAY]
