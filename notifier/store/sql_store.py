@@ -287,9 +287,7 @@ class Store(AccessMethods):
                 return await alerts.get(db, stored.id) or stored
             return stored
 
-        # A red warning does not wait for a routine publish to a whole city (SQLite: `give_way.py`).
-        life_safety = targeting.priority >= Priority.LIFE_SAFETY
-        return await self.backend.run(publish, urgent=life_safety, yielding=not life_safety)
+        return await self.backend.run(publish, **_fan_out_turn(targeting))
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -492,8 +490,8 @@ class Store(AccessMethods):
 
     async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
         """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
-        async with self.backend.transaction() as db:
-            return await lifecycle.approve(db, alert_id, targeting, actor, now)
+        return await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
+                                      **_fan_out_turn(targeting))
 
     async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
         async with self.backend.transaction() as db:
@@ -518,3 +516,10 @@ class Store(AccessMethods):
             for row in rows:
                 yield row
             after = int(rows[-1]["seq"])
+
+
+def _fan_out_turn(targeting: Targeting) -> dict[str, bool]:
+    """How a transaction that fans an alert out takes the writer: a red warning does not wait for a routine
+    publish (or approval) to a whole city; that one gives way to it (SQLite: `give_way.py`)."""
+    life_safety = targeting.priority >= Priority.LIFE_SAFETY
+    return {"urgent": life_safety, "yielding": not life_safety}

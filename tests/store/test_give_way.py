@@ -7,16 +7,20 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from notifier.models import AlertIn
+from notifier.approval import approve_alert
+from notifier.config import ApprovalSettings
+from notifier.keys import create_key
+from notifier.models import AlertIn, Role
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
 from notifier.store.give_way import MAX_GIVE_WAYS
-from notifier.store.records import SubscriberRecord
+from notifier.store.records import AlertRow, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from tests.conftest import SubscriberFactory
 
@@ -98,29 +102,58 @@ def _people(count: int) -> list[SubscriberRecord]:
             for n in range(count)]
 
 
+ROUTINE = AlertIn(topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future")
+RED = AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", severity="extreme", urgency="immediate",
+              level="red")
+
+
+async def _red_warning_during(service: Service, make_subscriber: SubscriberFactory,
+                              routine: Callable[[], Awaitable[AlertRow]]) -> list[str]:
+    """`routine` (a fan-out to 20,000 people) under way when a red warning for one person is published: the order
+    in which the two were stored; the routine one's 20,000 delivery rows are checked."""
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    finished: list[str] = []
+
+    async def routine_then_note() -> str:
+        stored = await routine()
+        finished.append("routine")
+        return stored.id
+
+    task = asyncio.create_task(routine_then_note())
+    await asyncio.sleep(0.05)  # the routine fan-out is being written
+    await publish_alert(service.store, RED, None)
+    finished.append("red")
+    routine_id = await asyncio.wait_for(task, timeout=60)
+    assert (await service.store.list_deliveries(routine_id, 1, None))[1] == 20_000  # every target has its row
+    return finished
+
+
 @pytest.mark.both_backends
 async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """20,000 people are being targeted by a routine disclosure when a red warning for one person comes in: the
     red warning is stored (and answered) first; the disclosure then reaches its every target all the same."""
     await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
-    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
-    finished: list[str] = []
 
-    async def publish(name: str, alert: AlertIn) -> str:
-        stored, _ = await publish_alert(service.store, alert, None)
-        finished.append(name)
-        return stored.id
+    async def publish() -> AlertRow:
+        return (await publish_alert(service.store, ROUTINE, None))[0]
 
-    routine = asyncio.create_task(publish("routine", AlertIn(topic="env.heavy-pollution", headline="公交票价调整",
-                                                             severity="minor", urgency="future")))
-    await asyncio.sleep(0.05)  # the routine publish is being written
-    await publish("red", AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", severity="extreme",
-                                 urgency="immediate", level="red"))
-    routine_id = await asyncio.wait_for(routine, timeout=60)
-    assert finished == ["red", "routine"]
-    deliveries = await service.store.list_deliveries(routine_id, 1, None)
-    assert deliveries[1] == 20_000  # every target has its delivery row
+    assert await _red_warning_during(service, make_subscriber, publish) == ["red", "routine"]
+
+
+@pytest.mark.both_backends
+async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under_way(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """The same while a held routine disclosure to 20,000 people is being released by its approval."""
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    publisher, _ = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市交通局")
+    held, _ = await publish_alert(service.store, ROUTINE, publisher, approval=ApprovalSettings(topics=["env.*"]))
+    assert held.status == "pending_approval"
+
+    async def approve() -> AlertRow:
+        return await approve_alert(service.store, held.id, None)
+
+    assert await _red_warning_during(service, make_subscriber, approve) == ["red", "routine"]
 
 
 @pytest.mark.both_backends
@@ -130,8 +163,7 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
     not hold up a routine publish to 20,000 people: it never gives way."""
     caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
     await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
-    routine = asyncio.create_task(publish_alert(service.store, AlertIn(
-        topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future"), None))
+    routine = asyncio.create_task(publish_alert(service.store, ROUTINE, None))
     polls = 0
     while not routine.done() and polls < 1200:  # a minute of polls at most
         now = time.time()
