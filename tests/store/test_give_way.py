@@ -24,8 +24,8 @@ from notifier.store.records import AlertRow, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from tests.conftest import SubscriberFactory
 
-# A statement that runs for minutes unless it is interrupted.
-ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) "
+# A statement that runs for a minute or two unless it is interrupted (bounded, so that a failure ends).
+ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
            "SELECT COUNT(*) FROM c")
 
 
@@ -93,7 +93,6 @@ async def test_a_transaction_that_is_not_yielding_is_never_stopped(backend: Sqli
     assert await _names(backend) == ["first red", "first red, second row", "second red"]
 
 
-
 def _people(count: int) -> list[SubscriberRecord]:
     now = time.time()
     return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
@@ -128,6 +127,7 @@ async def _red_warning_during(service: Service, make_subscriber: SubscriberFacto
     return finished
 
 
+@pytest.mark.slow
 @pytest.mark.both_backends
 async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
@@ -141,6 +141,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
     assert await _red_warning_during(service, make_subscriber, publish) == ["red", "routine"]
 
 
+@pytest.mark.slow
 @pytest.mark.both_backends
 async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
@@ -156,6 +157,7 @@ async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under
     assert await _red_warning_during(service, make_subscriber, approve) == ["red", "routine"]
 
 
+@pytest.mark.slow
 @pytest.mark.both_backends
 async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_vain(
         service: Service, caplog: pytest.LogCaptureFixture) -> None:
