@@ -16,11 +16,32 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 QUIET_SECONDS = 1.0  # a routine publish that gave way starts again after this long without an urgent request
 MAX_GIVE_WAYS = 10  # … and after giving way this often, runs to its end: it must finish some time
 NUDGE_SECONDS = 0.01
+
+
+class Waiters:
+    """How many are waiting for something, and an event set while none is (both of the writer's queues)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.none = asyncio.Event()
+        self.none.set()
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        self.count += 1
+        self.none.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self.none.set()
 
 
 class GaveWay(Exception):
@@ -36,18 +57,14 @@ class GiveWay:
         self._guard = threading.Lock()  # an interrupt lands only while a yielding transaction is before its COMMIT
         self._armed = False
         self._asked = False
-        self._urgent_waiting = 0
-        self._none_waiting = asyncio.Event()
-        self._none_waiting.set()
+        self._urgent = Waiters()
         self._last_asked = -QUIET_SECONDS
 
     # The event loop's side.
 
     async def keep_asking(self) -> None:
         """An urgent transaction waits for the writer: run as a task until it has it, then cancel."""
-        self._urgent_waiting += 1
-        self._none_waiting.clear()
-        try:
+        with self._urgent.waiting():
             while True:
                 self._last_asked = time.monotonic()
                 with self._guard:
@@ -55,15 +72,11 @@ class GiveWay:
                         self._asked = True
                         self._interrupt()
                 await asyncio.sleep(NUDGE_SECONDS)
-        finally:
-            self._urgent_waiting -= 1
-            if not self._urgent_waiting:
-                self._none_waiting.set()
 
     async def quiet(self) -> None:
         """Return once no urgent transaction waits and none has asked for QUIET_SECONDS."""
         while True:
-            await self._none_waiting.wait()
+            await self._urgent.none.wait()
             left = self._last_asked + QUIET_SECONDS - time.monotonic()
             if left <= 0:
                 return
@@ -74,7 +87,7 @@ class GiveWay:
     def arm(self) -> None:
         """The yielding transaction begins (an urgent one already waiting makes it give way at once)."""
         with self._guard:
-            self._armed, self._asked = True, self._urgent_waiting > 0
+            self._armed, self._asked = True, self._urgent.count > 0
         self.check()
 
     def check(self) -> None:

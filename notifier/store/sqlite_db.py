@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 
 from notifier.store.db import SQLITE, Db, Row, T
-from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay
+from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, Waiters
 
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
@@ -158,9 +158,7 @@ class SqliteBackend:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._waiting = 0  # writers other than background ones waiting for the lock
-        self._nobody_waiting = asyncio.Event()
-        self._nobody_waiting.set()
+        self._waiting = Waiters()  # writers other than background ones waiting for the lock
         self._give_way: GiveWay | None = None
 
     async def open(self) -> None:
@@ -233,20 +231,14 @@ class SqliteBackend:
             self._lock.release()
 
     async def _turn(self) -> None:
-        self._waiting += 1
-        self._nobody_waiting.clear()
-        try:
+        with self._waiting.waiting():
             await self._lock.acquire()
-        finally:
-            self._waiting -= 1
-            if not self._waiting:
-                self._nobody_waiting.set()
 
     async def _background_turn(self) -> None:
         while True:
-            await self._nobody_waiting.wait()
+            await self._waiting.none.wait()
             await self._lock.acquire()
-            if not self._waiting:
+            if not self._waiting.count:
                 return
             self._lock.release()  # someone came while we queued: the lock passes to the first of them
 
