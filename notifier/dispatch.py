@@ -92,7 +92,6 @@ class Dispatcher:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._urgent_wake = asyncio.Event()
-        self._fan_out_wake = asyncio.Event()
         # While life-safety work is at hand, routine work starts nothing new in this process (notifier.life_safety).
         self.window = LifeSafetyWindow()
         # One bucket per provider account (channel kind), shared through the store by every worker process.
@@ -128,7 +127,6 @@ class Dispatcher:
             self.window.hand_over()
         self._wake.set()
         self._urgent_wake.set()
-        self._fan_out_wake.set()
 
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
         """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
@@ -136,7 +134,6 @@ class Dispatcher:
         keeps the others busy is claimed at once rather than when one of them comes back for more."""
         workers = [asyncio.create_task(self._loop(stop)) for _ in range(batches_in_flight)]
         workers.append(asyncio.create_task(self._loop(stop, Priority.LIFE_SAFETY)))
-        workers.append(asyncio.create_task(self._fan_out_loop(stop)))
         self._running = True
         try:
             await asyncio.gather(*workers)
@@ -162,23 +159,6 @@ class Dispatcher:
                     await asyncio.wait_for(wake.wait(), self.settings.poll_interval)
                 except TimeoutError:
                     pass
-
-    async def _fan_out_loop(self, stop: asyncio.Event) -> None:
-        """Make the delivery rows a large publish left to the workers, a chunk a transaction, the most urgent
-        alert's first; each chunk wakes the claim loops."""
-        while not stop.is_set():
-            try:
-                made = await self.store.continue_fan_out(self.clock())
-            except Exception:  # a store hiccup must not kill the worker; the job is durable and resumes
-                log.exception("fan-out chunk failed; retrying")
-                made = False
-            if made:
-                self._wake.set()
-                self._urgent_wake.set()
-            elif not stop.is_set():
-                self._fan_out_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._fan_out_wake.wait(), self.settings.poll_interval)
 
     async def run_once(self) -> int:
         """Sweep if due, claim one batch, send it, record it; returns how many deliveries were handled."""
@@ -252,8 +232,7 @@ class Dispatcher:
         """Work until nothing is due now (tests, the demo, `publish --wait`)."""
         deadline = self.clock() + timeout
         while self.clock() < deadline:
-            made = await self.store.continue_fan_out(self.clock())
-            if await self.run_once() == 0 and not made:
+            if await self.run_once() == 0:
                 due = await self.store.next_due()
                 if due is None or due > self.clock():
                     return

@@ -1,8 +1,7 @@
 """Freezing an alert's audience at publish (the outbox): its target set — with each target's region and groups as
-they are now, the coverage denominator that later edits or deletions never change — inside the publishing
-transaction, and one delivery row per target × usable channel: the first `FAN_OUT_CHUNK` targets' in that
-transaction too, the rest by the workers a chunk a transaction (`fan_outs`, `continue_fan_out` in lifecycle.py).
-All by INSERT … SELECT: no rows travel through Python, so memory stays flat whatever the fan-out.
+they are now, the coverage denominator that later edits or deletions never change — and one delivery row per
+target × usable channel, all by INSERT … SELECT inside the publishing transaction (no rows travel through Python,
+so memory stays flat whatever the fan-out).
 
 Two kinds of people are targeted, by the same statements over their own tables (`People`): subscribers, through
 their subscriptions; and the people proxies assist (`assisted`), through their proxy's subscription to the topic
@@ -24,24 +23,6 @@ from notifier.store.db import FLOAT, INT, TEXT, Db, as_list, id_prefix
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, NEVER, REACHED
 from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
-
-# Targets whose delivery rows one transaction creates. A publish creates the first chunk's (a small alert is whole
-# when its publish answers) and leaves the rest to the workers, a chunk a transaction (`continue_fan_out`): no
-# transaction holds SQLite's single writer for a whole city, and sending starts while the rows are being made.
-FAN_OUT_CHUNK = 5_000
-
-
-@dataclass(frozen=True, slots=True)
-class FanOut:
-    """What an alert's delivery rows are created with, fixed at its publish; while rows remain to be made, a
-    `fan_outs` row whose `after` is the last target (by id) whose rows exist."""
-
-    alert_id: str
-    topic: str
-    policy: str
-    priority: int
-    first_attempt_at: float
-    after: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +120,11 @@ _RELAYS = ("(SELECT DISTINCT x.alert_id, p.proxy_id AS subscriber_id FROM alert_
            "alert_targets y WHERE y.alert_id = x.alert_id AND y.subscriber_id = p.proxy_id))")
 
 
-async def create_deliveries(db: Db, job: FanOut, now: float, *, upto: str | None = None,
-                            relays: bool = False) -> None:
+async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False) -> None:
     """One row per recipient (that has none yet) × usable channel, ranked by the subscriber's preference; under
     `fallback` only the first is queued and the rest wait as `skipped` until a failure (or a missing receipt)
-    activates the next. Recipients: the targets (with `upto`, those after `job.after` up to it), or with `relays`
-    the proxies who are to tell targets."""
+    activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets."""
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
-    chunk = "AND t.subscriber_id > ? AND t.subscriber_id <= ? " if upto is not None else ""
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
         f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id('ROW_NUMBER() OVER ()')}, "
@@ -159,13 +137,13 @@ async def create_deliveries(db: Db, job: FanOut, now: float, *, upto: str | None
         "  JOIN subscription_channels sc ON sc.subscriber_id = t.subscriber_id AND sc.topic = ? "
         "  JOIN contacts c ON c.subscriber_id = t.subscriber_id AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
-        f"  WHERE t.alert_id = ? {chunk}AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
+        "  WHERE t.alert_id = ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
         "       AND e.subscriber_id = t.subscriber_id)) ranked",
-        id_prefix(), job.policy, job.priority, job.first_attempt_at, now, now,
-        *([job.alert_id] if relays else []), job.topic, job.alert_id, *([job.after, upto] if upto is not None else []))
+        id_prefix(), t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic,
+        alert_id)
 
 
-async def _create_proxy_deliveries(db: Db, job: FanOut, now: float) -> None:
+async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
     """One `proxy` delivery per assisted target (that has none yet) whose proxy has a delivery of the alert to
     carry the list, waiting until that message is accepted."""
     await db.execute(
@@ -176,71 +154,22 @@ async def _create_proxy_deliveries(db: Db, job: FanOut, now: float) -> None:
         "FROM alert_targets t JOIN assisted p ON p.id = t.subscriber_id WHERE t.alert_id = ? "
         "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id AND e.subscriber_id = p.id) "
         "AND EXISTS (SELECT 1 FROM deliveries r WHERE r.alert_id = t.alert_id AND r.subscriber_id = p.proxy_id)",
-        id_prefix(), job.priority, NEVER, now, now, job.alert_id)
+        id_prefix(), t.priority, NEVER, now, now, alert_id)
 
 
-async def fan_out(db: Db, alert_id: str, t: Targeting, now: float, *, whole: bool = False) -> int:
-    """Freeze the target set and create the delivery rows of its first chunk — all of them when `whole`, or when
-    anyone is assisted (the proxies' lists are made from every row at once) — leaving a `fan_outs` job for the
-    rest; returns how many subscribers are targeted."""
+async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
+    """Freeze the target set and create the delivery rows; returns how many subscribers are targeted."""
     if t.from_alert is not None:  # the frozen targets first: they keep the region and groups they were frozen with
         await _copy_frozen(db, alert_id, t)
     # With nobody assisted (most deployments), their queries are skipped: measured ~0.25 s of a 50,000 fan-out.
     assisted = await anyone_assisted(db)
     if t.from_alert is None or t.widened_from is not None:
         await _resolve(db, alert_id, t, assisted)
-    job = FanOut(alert_id, t.topic, t.policy, t.priority, t.first_attempt_at)
-    if whole or assisted:
-        await create_deliveries(db, job, now)
-        if assisted:
-            await create_deliveries(db, job, now, relays=True)
-            await _create_proxy_deliveries(db, job, now)
-    elif (after := await next_chunk(db, job, now)) is not None:
-        await db.execute("INSERT INTO fan_outs (alert_id, after, topic, policy, priority, first_attempt_at, "
-                         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
-                         "after = excluded.after", alert_id, after, job.topic, job.policy, job.priority,
-                         job.first_attempt_at, now)
+    await create_deliveries(db, alert_id, t, now)
+    if assisted:
+        await create_deliveries(db, alert_id, t, now, relays=True)
+        await _create_proxy_deliveries(db, alert_id, t, now)
     return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
-
-
-async def next_chunk(db: Db, job: FanOut, now: float) -> str | None:
-    """Create the delivery rows of the next `FAN_OUT_CHUNK` targets after `job.after`; returns the last of them
-    while targets may remain, None when these were the last."""
-    row = await db.fetchrow(
-        "SELECT COUNT(*), MAX(subscriber_id) FROM (SELECT subscriber_id FROM alert_targets WHERE alert_id = ? "
-        "AND subscriber_id > ? ORDER BY subscriber_id LIMIT ?) chunk", job.alert_id, job.after, FAN_OUT_CHUNK)
-    assert row is not None  # noqa: S101 - an aggregate always has a row
-    size, upto = int(row[0]), row[1]
-    if size:
-        await create_deliveries(db, job, now, upto=upto)
-    return upto if size == FAN_OUT_CHUNK else None
-
-
-async def finish_chunk(db: Db, job: FanOut, after: str | None) -> None:
-    """Move the job past the chunk just made, or end it after its last."""
-    if after is None:
-        await db.execute("DELETE FROM fan_outs WHERE alert_id = ?", job.alert_id)
-    else:
-        await db.execute("UPDATE fan_outs SET after = ? WHERE alert_id = ?", after, job.alert_id)
-
-
-async def fanning_out(db: Db, alert_id: str) -> bool:
-    """Whether some of the alert's delivery rows are still to be made."""
-    return await db.fetchval("SELECT 1 FROM fan_outs WHERE alert_id = ?", alert_id) is not None
-
-
-async def waiting_fan_out(db: Db) -> int | None:
-    """The priority of the most urgent unfinished fan-out, None when there is none (a worker's idle poll)."""
-    value = await db.fetchval("SELECT MAX(priority) FROM fan_outs")
-    return None if value is None else int(value)
-
-
-async def next_fan_out(db: Db) -> FanOut | None:
-    """The most urgent unfinished fan-out (oldest first), locked; one another worker holds is skipped."""
-    row = await db.fetchrow(
-        f"SELECT * FROM fan_outs ORDER BY priority DESC, created_at, alert_id LIMIT 1{db.dialect.skip_locked}")
-    return None if row is None else FanOut(row["alert_id"], row["topic"], row["policy"], int(row["priority"]),
-                                           float(row["first_attempt_at"]), row["after"])
 
 
 async def would_target(db: Db, t: Targeting) -> int:

@@ -37,10 +37,7 @@ from notifier.store.states import LIVE_ALERT, WAITING, status_list
 
 # A notice is a message of its own: its CAP identity is given in the storing transaction (store/cap.py).
 NEW_CAP_IDENTITY: dict[str, Any] = {"cap_sender": None, "cap_identifier": None, "cap_sent": None, "cap_origin": None}
-# An alert that may send no more, and the status its waiting deliveries take.
-STOPPED_AS = {AlertStatus.CANCELLED: DeliveryStatus.CANCELLED, AlertStatus.SUPERSEDED: DeliveryStatus.CANCELLED,
-              AlertStatus.EXPIRED: DeliveryStatus.EXPIRED}
-STOPPED = status_list(*STOPPED_AS)
+STOPPED = status_list(AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.EXPIRED)
 # What an update cannot replace: an alert that is over, or one that never went out.
 NOT_UPDATABLE = (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.REJECTED, AlertStatus.PENDING_APPROVAL)
 TIMEOUT_REASON = "timeout"
@@ -147,10 +144,8 @@ async def _audit_published(db: Db, alert: AlertRow, actor: Actor) -> None:
                            alert.created_at)
 
 
-async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None, *,
-                   whole: bool = False) -> AlertRow:
-    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now,
-                                      whole=whole)
+async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None) -> AlertRow:
+    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now)
     row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *", targeted, alert.id)
     assert row is not None  # noqa: S101 - inserted in this transaction
     return alert_record(row)
@@ -243,7 +238,8 @@ async def stopped_alerts(db: Db, alert_ids: Collection[str]) -> dict[str, Delive
         return {}
     rows = await db.fetch(f"SELECT id, status FROM alerts WHERE id IN {db.dialect.each()} AND status IN {STOPPED}",
                           as_list(alert_ids))
-    return {r[0]: STOPPED_AS[AlertStatus(r[1])] for r in rows}
+    return {r[0]: DeliveryStatus.EXPIRED if r[1] == AlertStatus.EXPIRED else DeliveryStatus.CANCELLED
+            for r in rows}
 
 
 async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> None:
@@ -258,24 +254,7 @@ async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) 
             continue
         notice = await alerts.get(db, alert.cancel_notice_id)
         assert notice is not None  # noqa: S101 - linked in the cancel's transaction
-        # Adds only those not targeted yet, whole: they may sort before the rows its own fan-out has made.
-        await _fan_out(db, notice, notice_targeting(alert, now), whole=True)
-
-
-async def continue_fan_out(db: Db, now: float) -> bool:
-    """Create the next chunk of delivery rows of the most urgent unfinished fan-out; False when there is none. Rows
-    made for an alert stopped since its publish (cancelled, superseded, expired) end at once as its other waiting
-    rows did, so that its coverage reads as if they had all been made at the publish."""
-    job = await audience.next_fan_out(db)
-    if job is None:
-        return False
-    # The alert is locked first: a cancel or expiry in another transaction waits for these rows, then stops them.
-    status = await db.fetchval(f"SELECT status FROM alerts WHERE id = ?{db.dialect.for_update}", job.alert_id)
-    after = await audience.next_chunk(db, job, now)
-    await audience.finish_chunk(db, job, after)
-    if status in STOPPED_AS:
-        await _stop_waiting(db, job.alert_id, STOPPED_AS[status], now)
-    return True
+        await _fan_out(db, notice, notice_targeting(alert, now))  # adds only those not targeted yet
 
 
 async def expire(db: Db, now: float) -> int:

@@ -23,7 +23,6 @@ from notifier.store import (
     alerts,
     analytics,
     assisted,
-    audience,
     audit_log,
     cap,
     catalogue,
@@ -306,20 +305,6 @@ class Store(AccessMethods):
             if notice is not None and await cap.assign(db, self.cap_identity):
                 notice = await alerts.get(db, notice.id) or notice
             return cancelled, notice, stopped
-
-    async def continue_fan_out(self, now: float) -> bool:
-        """Create the next chunk of delivery rows of the most urgent unfinished fan-out; False when none is left.
-        A life-safety one is urgent; a routine one is bulk work that gives way (as its publish did)."""
-        priority = await audience.waiting_fan_out(self.backend.reader)
-        if priority is None:
-            return False
-        life_safety = priority >= Priority.LIFE_SAFETY
-        return await self.backend.run(lambda db: lifecycle.continue_fan_out(db, now), background=not life_safety,
-                                      urgent=life_safety, yielding=not life_safety)
-
-    async def fanning_out(self, alert_id: str) -> bool:
-        """Whether some of the alert's delivery rows are still to be made (its coverage has more to come)."""
-        return await audience.fanning_out(self.backend.reader, alert_id)
 
     # ------------------------------------------------------------ the delivery queue
 

@@ -78,20 +78,14 @@ def channel_counts(d: str = "") -> str:
 
 
 # Why a targeted subscriber was not reached, from their deliveries (skipped fallbacks aside): the columns n, pend,
-# expd, canc, unmade of a per-target subquery over `TARGET_DELIVERIES` (`unreached_target_counts`) become one
-# cause. A target whose rows its alert's fan-out has not made yet (after the `fan_outs` job's `after`) is pending,
-# not without a usable contact.
-UNREACHED_CAUSE = ("CASE WHEN n = 0 AND unmade = 0 THEN 'no_contact' WHEN n = 0 OR pend > 0 THEN 'pending' "
-                   "WHEN expd > 0 THEN 'expired' WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
-TARGET_DELIVERIES = (f"LEFT JOIN deliveries d ON d.alert_id = t.alert_id AND d.subscriber_id = t.subscriber_id "
-                     f"AND d.status <> '{DeliveryStatus.SKIPPED}' "
-                     "LEFT JOIN fan_outs f ON f.alert_id = t.alert_id AND f.after < t.subscriber_id")
+# expd, canc of a per-target subquery (`unreached_target_counts`) become one cause.
+UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pending' WHEN expd > 0 THEN 'expired' "
+                   "WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
 
 
-def unreached_target_counts() -> str:
-    """The per-target columns of `UNREACHED_CAUSE`, over targets `t` joined to `TARGET_DELIVERIES`."""
-    return (f"COUNT(d.id) AS n, {count(f'd.status IN {MAY_STILL_REACH}')} AS pend, "
-            f"{count(is_(EX, 'd.'))} AS expd, {count(is_(CN, 'd.'))} AS canc, COUNT(f.alert_id) AS unmade")
+def unreached_target_counts(d: str = "d.") -> str:
+    return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
+            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
 
 
 # A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER

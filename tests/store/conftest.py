@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from notifier.store.records import SubscriberRecord
 from notifier.store.sqlite_db import SqliteBackend
 
 
@@ -22,15 +20,3 @@ async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
         yield opened
     finally:
         await opened.close()
-
-
-def people(count: int, topic: str = "env.heavy-pollution", *, start: int = 0,
-           channel: str = "sms") -> list[SubscriberRecord]:
-    """`count` active subscribers of `topic` by SMS or email (ids and addresses numbered from `start`, in order),
-    for `bulk_create_subscribers`."""
-    now = time.time()
-    address = {"sms": "+86139{:08d}", "email": "p{}@example.org"}[channel]
-    return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
-                             status="active", consent_source="test", consent_at=now, created_at=now,
-                             contacts={channel: address.format(n)}, subscriptions=[(topic, [channel], 0)])
-            for n in range(start, start + count)]

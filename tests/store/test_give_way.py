@@ -20,10 +20,9 @@ from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
 from notifier.store.give_way import MAX_GIVE_WAYS
-from notifier.store.records import AlertRow
+from notifier.store.records import AlertRow, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from tests.conftest import SubscriberFactory
-from tests.store.conftest import people
 
 # A statement that runs for a minute or two unless it is interrupted (bounded, so that a failure ends).
 ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
@@ -94,15 +93,17 @@ async def test_a_transaction_that_is_not_yielding_is_never_stopped(backend: Sqli
     assert await _names(backend) == ["first red", "first red, second row", "second red"]
 
 
+def _people(count: int) -> list[SubscriberRecord]:
+    now = time.time()
+    return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
+                             status="active", consent_source="test", consent_at=now, created_at=now,
+                             contacts={"sms": f"+86139{n:08d}"}, subscriptions=[("env.heavy-pollution", ["sms"], 0)])
+            for n in range(count)]
+
+
 ROUTINE = AlertIn(topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future")
 RED = AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", severity="extreme", urgency="immediate",
               level="red")
-
-
-async def _finish_fan_outs(service: Service) -> None:
-    """Make the rows the publishes left to the workers."""
-    while await service.store.continue_fan_out(time.time()):
-        pass
 
 
 async def _red_warning_during(service: Service, make_subscriber: SubscriberFactory,
@@ -122,7 +123,6 @@ async def _red_warning_during(service: Service, make_subscriber: SubscriberFacto
     await publish_alert(service.store, RED, None)
     finished.append("red")
     routine_id = await asyncio.wait_for(task, timeout=60)
-    await _finish_fan_outs(service)
     assert (await service.store.list_deliveries(routine_id, 1, None))[1] == 20_000  # every target has its row
     return finished
 
@@ -133,7 +133,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """20,000 people are being targeted by a routine disclosure when a red warning for one person comes in: the
     red warning is stored (and answered) first; the disclosure then reaches its every target all the same."""
-    await service.store.bulk_create_subscribers(people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
 
     async def publish() -> AlertRow:
         return (await publish_alert(service.store, ROUTINE, None))[0]
@@ -146,7 +146,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
 async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """The same while a held routine disclosure to 20,000 people is being released by its approval."""
-    await service.store.bulk_create_subscribers(people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
     publisher, _ = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市交通局")
     held, _ = await publish_alert(service.store, ROUTINE, publisher, approval=ApprovalSettings(topics=["env.*"]))
     assert held.status == "pending_approval"
@@ -164,7 +164,7 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
     """A worker's life-safety loop looks for red warnings every poll interval; with none to claim, its looks do
     not hold up a routine publish to 20,000 people: it never gives way."""
     caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
-    await service.store.bulk_create_subscribers(people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
     routine = asyncio.create_task(publish_alert(service.store, ROUTINE, None))
     polls = 0
     while not routine.done() and polls < 1200:  # a minute of polls at most
@@ -173,6 +173,5 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
         polls += 1
         await asyncio.sleep(0.05)
     stored, _ = await asyncio.wait_for(routine, timeout=1)
-    await _finish_fan_outs(service)
     assert (await service.store.list_deliveries(stored.id, 1, None))[1] == 20_000
     assert not [r for r in caplog.records if r.msg == GAVE_WAY]
