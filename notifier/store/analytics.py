@@ -19,6 +19,7 @@ from notifier.store.records import BreakdownRecord, PeriodCell, PeriodFilter, Po
 from notifier.store.states import (
     ACCEPTED,
     REACHED,
+    TARGET_DELIVERIES,
     UNREACHED_CAUSE,
     channel_counts,
     count,
@@ -33,9 +34,6 @@ DEPARTMENT = "COALESCE(a.department, '')"
 ALL_GROUPS = ""  # group_code of a region's total row (see migration 0003)
 _DIMENSIONS = {"topic": "a.topic", "department": DEPARTMENT}
 # A target's deliveries, skipped fallbacks aside (a fallback never activated is not a delivery).
-_TRIED = (f"LEFT JOIN deliveries d ON d.alert_id = t.alert_id AND d.subscriber_id = t.subscriber_id "
-          f"AND d.status <> '{DeliveryStatus.SKIPPED}'")
-
 
 # ---------------------------------------------------------------- population
 
@@ -105,7 +103,7 @@ async def _period_unreachable(db: Db, where: str, params: list[Any]) -> dict[tup
     for r in await db.fetch(
             f"SELECT topic, dept, {UNREACHED_CAUSE} AS cause, COUNT(*) FROM ("
             f"  SELECT a.topic AS topic, {DEPARTMENT} AS dept, {unreached_target_counts('d.')} "
-            f"  FROM alert_targets t JOIN alerts a ON a.id = t.alert_id {_TRIED} "
+            f"  FROM alert_targets t JOIN alerts a ON a.id = t.alert_id {TARGET_DELIVERIES} "
             f"  WHERE {where} AND NOT (t.{REACHED}) "
             "  GROUP BY t.alert_id, t.subscriber_id, a.topic, a.department) x GROUP BY topic, dept, cause", *params):
         out[(r[0], r[1])][r[2]] = int(r[3])
@@ -150,7 +148,7 @@ async def coverage_breakdown(db: Db, alert_id: str) -> list[BreakdownRecord]:
     rows = await db.fetch(
         f"SELECT t.region, g.group_code, d.channel, COUNT(*), {channel_counts('d.')}, {count(_FIRST_TO_REACH)} "
         "FROM alert_targets t LEFT JOIN alert_target_groups g ON g.alert_id = t.alert_id "
-        f"AND g.subscriber_id = t.subscriber_id {_TRIED} "
+        f"AND g.subscriber_id = t.subscriber_id {TARGET_DELIVERIES} "
         "WHERE t.alert_id = ? GROUP BY t.region, g.group_code, d.channel", alert_id)
     records = []
     for r in rows:

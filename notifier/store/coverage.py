@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-from notifier.states import DeliveryStatus
 from notifier.store.db import Db, Row
 from notifier.store.records import CoverageRows, DeliveryRow
 from notifier.store.states import (
@@ -16,6 +15,7 @@ from notifier.store.states import (
     CHANNEL_FIELDS,
     NEVER,
     REACHED,
+    TARGET_DELIVERIES,
     UNREACHED_CAUSE,
     channel_counts,
     count,
@@ -81,8 +81,7 @@ async def _unreachable(db: Db, alert_id: str) -> dict[str, int]:
     rows = await db.fetch(
         f"SELECT {UNREACHED_CAUSE} AS cause, COUNT(*) FROM ("
         f"  SELECT t.subscriber_id, {unreached_target_counts()} "
-        "  FROM alert_targets t LEFT JOIN deliveries d ON d.alert_id = t.alert_id "
-        f"       AND d.subscriber_id = t.subscriber_id AND d.status <> '{DeliveryStatus.SKIPPED}' "
+        f"  FROM alert_targets t {TARGET_DELIVERIES} "
         "  WHERE t.alert_id = ? AND t.reached_at IS NULL GROUP BY t.subscriber_id) x GROUP BY cause", alert_id)
     return {r[0]: int(r[1]) for r in rows}
 

@@ -83,6 +83,11 @@ UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pendin
                    "WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
 
 
+# A target `t`'s deliveries `d`, none when it has none; a skipped fallback is no delivery.
+TARGET_DELIVERIES = (f"LEFT JOIN deliveries d ON d.alert_id = t.alert_id AND d.subscriber_id = t.subscriber_id "
+                     f"AND d.status <> '{DeliveryStatus.SKIPPED}'")
+
+
 def unreached_target_counts(d: str = "d.") -> str:
     return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
             f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
