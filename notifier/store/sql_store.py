@@ -287,7 +287,7 @@ class Store(AccessMethods):
                 return await alerts.get(db, stored.id) or stored
             return stored
 
-        return await self.backend.run(publish, **_fan_out_turn(targeting))
+        return await self.backend.run(publish, **_fan_out_turn(targeting.priority))
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -298,13 +298,17 @@ class Store(AccessMethods):
 
     async def cancel_alert(self, alert_id: str, publisher: KeyRecord | None,
                            now: float) -> tuple[AlertRow, AlertRow | None, int]:
-        """Cancel, notify and record it in one transaction: (the alert, its notice or None, deliveries stopped)."""
-        async with self.backend.transaction() as db:
+        """Cancel, notify and record it in one transaction: (the alert, its notice or None, deliveries stopped).
+        Its notice is life-safety work (`lifecycle.notice_targeting`), so it takes the writer as a cancel published
+        through `create_alert` does: a routine publish gives way to it."""
+        async def cancel(db: Db) -> tuple[AlertRow, AlertRow | None, int]:
             cancelled, notice, stopped = await lifecycle.cancel(db, alert_id, publisher.id if publisher else None,
                                                                Actor.of_key(publisher), now)
             if notice is not None and await cap.assign(db, self.cap_identity):
                 notice = await alerts.get(db, notice.id) or notice
             return cancelled, notice, stopped
+
+        return await self.backend.run(cancel, **_fan_out_turn(Priority.LIFE_SAFETY))
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -491,7 +495,7 @@ class Store(AccessMethods):
     async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
         """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
         return await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
-                                      **_fan_out_turn(targeting))
+                                      **_fan_out_turn(targeting.priority))
 
     async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
         async with self.backend.transaction() as db:
@@ -518,8 +522,9 @@ class Store(AccessMethods):
             after = int(rows[-1]["seq"])
 
 
-def _fan_out_turn(targeting: Targeting) -> dict[str, bool]:
-    """How a transaction that fans an alert out takes the writer: a red warning does not wait for a routine
-    publish (or approval) to a whole city; that one gives way to it (SQLite: `give_way.py`)."""
-    life_safety = targeting.priority >= Priority.LIFE_SAFETY
+def _fan_out_turn(priority: int) -> dict[str, bool]:
+    """How a transaction that fans an alert of this priority out takes the writer: a red warning (or a cancel)
+    does not wait for a routine publish (or approval) to a whole city; that one gives way to it (SQLite:
+    `give_way.py`)."""
+    life_safety = priority >= Priority.LIFE_SAFETY
     return {"urgent": life_safety, "yielding": not life_safety}

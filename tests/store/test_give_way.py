@@ -15,7 +15,7 @@ from notifier.approval import approve_alert
 from notifier.config import ApprovalSettings
 from notifier.keys import create_key
 from notifier.models import AlertIn, Role
-from notifier.publish import publish_alert
+from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
@@ -106,11 +106,10 @@ RED = AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", s
               level="red")
 
 
-async def _red_warning_during(service: Service, make_subscriber: SubscriberFactory,
-                              routine: Callable[[], Awaitable[AlertRow]]) -> list[str]:
-    """`routine` (a fan-out to 20,000 people) under way when a red warning for one person is published: the order
-    in which the two were stored; the routine one's 20,000 delivery rows are checked."""
-    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+async def _stored_order(service: Service, routine: Callable[[], Awaitable[AlertRow]],
+                        urgent: Callable[[], Awaitable[object]]) -> list[str]:
+    """`routine` (a fan-out to 20,000 people) under way when `urgent` comes in: the order in which the two were
+    stored; the routine one's 20,000 delivery rows are checked."""
     finished: list[str] = []
 
     async def routine_then_note() -> str:
@@ -120,11 +119,18 @@ async def _red_warning_during(service: Service, make_subscriber: SubscriberFacto
 
     task = asyncio.create_task(routine_then_note())
     await asyncio.sleep(0.05)  # the routine fan-out is being written
-    await publish_alert(service.store, RED, None)
-    finished.append("red")
+    await urgent()
+    finished.append("urgent")
     routine_id = await asyncio.wait_for(task, timeout=60)
     assert (await service.store.list_deliveries(routine_id, 1, None))[1] == 20_000  # every target has its row
     return finished
+
+
+async def _red_warning_during(service: Service, make_subscriber: SubscriberFactory,
+                              routine: Callable[[], Awaitable[AlertRow]]) -> list[str]:
+    """The same with a red warning for one person published meanwhile."""
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    return await _stored_order(service, routine, lambda: publish_alert(service.store, RED, None))
 
 
 @pytest.mark.slow
@@ -138,7 +144,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
     async def publish() -> AlertRow:
         return (await publish_alert(service.store, ROUTINE, None))[0]
 
-    assert await _red_warning_during(service, make_subscriber, publish) == ["red", "routine"]
+    assert await _red_warning_during(service, make_subscriber, publish) == ["urgent", "routine"]
 
 
 @pytest.mark.slow
@@ -154,7 +160,25 @@ async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under
     async def approve() -> AlertRow:
         return await approve_alert(service.store, held.id, None)
 
-    assert await _red_warning_during(service, make_subscriber, approve) == ["red", "routine"]
+    assert await _red_warning_during(service, make_subscriber, approve) == ["urgent", "routine"]
+
+
+@pytest.mark.slow
+@pytest.mark.both_backends
+async def test_a_cancel_is_stored_while_a_routine_publish_to_many_is_under_way(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A red warning is withdrawn (`POST /v1/alerts/{id}/cancel`) while a routine disclosure to 20,000 people is
+    being stored: the cancel is stored first, as a cancel published through `POST /v1/alerts` would be."""
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    red, _ = await publish_alert(service.store, RED, None)
+
+    async def publish() -> AlertRow:
+        return (await publish_alert(service.store, ROUTINE, None))[0]
+
+    assert await _stored_order(service, publish, lambda: cancel_alert(service.store, red.id, None)) == [
+        "urgent", "routine"]
+    assert (await service.store.get_alert(red.id)).status == "cancelled"  # type: ignore[union-attr]
 
 
 @pytest.mark.slow
