@@ -101,7 +101,7 @@ def _demo_settings(settings: Settings, gw: DemoGateways, reach: ReachGateways, e
     update: dict[str, object] = {"channels": channels,
                                  "worker": settings.worker.model_copy(update={"enabled": True})}
     if not explicit_config:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-urgent"):
             Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
         update["database"] = settings.database.model_copy(update={"url": f"sqlite:///{DEMO_DB}"})
     return settings.model_copy(update=update)

@@ -9,19 +9,29 @@ progress is stopped (`sqlite3.Connection.interrupt`, made to be called from anot
 the next one), it rolls back, the urgent one goes, and it is run again from the start once no urgent transaction
 has asked for `QUIET_SECONDS` — after at most `MAX_GIVE_WAYS` it runs to its end whatever comes. Work is lost,
 never a result: the routine publish commits whole or not at all, and its caller is answered after its commit, as
-before. PostgreSQL needs none of this: its writers do not wait for each other's transactions."""
+before. PostgreSQL needs none of this: its writers do not wait for each other's transactions.
+
+The urgent transaction may be in another process on the same database file (`notifier publish` or a
+`notifier worker` beside `notifier serve`): there it waits in SQLite's own lock, not in ours. So a waiting urgent
+transaction also renews a sign every process can see — an empty file beside the database, `<database>-urgent`,
+whose modification time it sets every `NUDGE_SECONDS` (`UrgentSign`) — and a yielding transaction in progress is
+watched by its own process, which interrupts it when the sign is fresh; the quiet time counts from the sign too."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 QUIET_SECONDS = 1.0  # a routine publish that gave way starts again after this long without an urgent request
 MAX_GIVE_WAYS = 10  # … and after giving way this often, runs to its end: it must finish some time
 NUDGE_SECONDS = 0.01
+FRESH_SECONDS = 0.1  # a sign renewed this recently: an urgent transaction is waiting now (renewed every nudge)
 
 
 class Waiters:
@@ -44,6 +54,27 @@ class Waiters:
                 self.none.set()
 
 
+class UrgentSign:
+    """`<database>-urgent`: an empty file whose modification time urgent transactions waiting for the writer renew,
+    for the other processes on the same database file."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + "-urgent")
+
+    def renew(self) -> None:
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:
+            self.path.touch()
+
+    def age(self) -> float:
+        """Seconds since an urgent transaction last renewed it (infinite when none ever did)."""
+        try:
+            return time.time() - os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return math.inf
+
+
 class GaveWay(Exception):
     """A yielding transaction stopped and rolled back for an urgent one."""
 
@@ -52,8 +83,9 @@ class GiveWay:
     """Shared by the event loop's thread (urgent transactions asking for the writer) and the writer's thread (the
     yielding transaction in progress, which checks before each statement and is interrupted within one)."""
 
-    def __init__(self, interrupt: Callable[[], None]) -> None:
+    def __init__(self, interrupt: Callable[[], None], sign: UrgentSign) -> None:
         self._interrupt = interrupt
+        self._sign = sign
         self._guard = threading.Lock()  # an interrupt lands only while a yielding transaction is before its COMMIT
         self._armed = False
         self._asked = False
@@ -73,11 +105,28 @@ class GiveWay:
                         self._interrupt()
                 await asyncio.sleep(NUDGE_SECONDS)
 
+    async def announce(self) -> None:
+        """An urgent transaction waits for the writer or runs: tell the other processes (run as a task, cancel)."""
+        while True:
+            self._sign.renew()
+            await asyncio.sleep(NUDGE_SECONDS)
+
+    async def watch(self) -> None:
+        """A yielding transaction runs: make it give way when an urgent one of another process waits (run as a
+        task, cancel)."""
+        while True:
+            if self._sign.age() < FRESH_SECONDS:
+                with self._guard:
+                    if self._armed:
+                        self._asked = True
+                        self._interrupt()
+            await asyncio.sleep(NUDGE_SECONDS)
+
     async def quiet(self) -> None:
-        """Return once no urgent transaction waits and none has asked for QUIET_SECONDS."""
+        """Return once no urgent transaction waits and none has asked for QUIET_SECONDS, in any process."""
         while True:
             await self._urgent.none.wait()
-            left = self._last_asked + QUIET_SECONDS - time.monotonic()
+            left = max(self._last_asked + QUIET_SECONDS - time.monotonic(), QUIET_SECONDS - self._sign.age())
             if left <= 0:
                 return
             await asyncio.sleep(left)
@@ -87,7 +136,7 @@ class GiveWay:
     def arm(self) -> None:
         """The yielding transaction begins (an urgent one already waiting makes it give way at once)."""
         with self._guard:
-            self._armed, self._asked = True, self._urgent.count > 0
+            self._armed, self._asked = True, self._urgent.count > 0 or self._sign.age() < FRESH_SECONDS
         self.check()
 
     def check(self) -> None:

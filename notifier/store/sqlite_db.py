@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 
 from notifier.store.db import SQLITE, Db, Row, T
-from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, Waiters
+from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign, Waiters
 
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
@@ -165,7 +165,8 @@ class SqliteBackend:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         self._reader = await self._connect()
-        self._give_way = GiveWay(self._writer._conn.interrupt)  # sqlite3 lets another thread interrupt
+        # sqlite3 lets another thread interrupt; the sign reaches the other processes on this file
+        self._give_way = GiveWay(self._writer._conn.interrupt, UrgentSign(self.path))
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -202,6 +203,8 @@ class SqliteBackend:
                 await self._give_way.quiet()
             give_way = self._give_way if yielding and gave_way < MAX_GIVE_WAYS else None
             async with self._writer_turn(background, urgent) as writer:
+                # A yielding transaction is watched for urgent ones of other processes while it runs.
+                watching = asyncio.create_task(give_way.watch()) if give_way is not None else None
                 try:
                     # aiosqlite runs a function on its connection's thread with `_execute` (as its own methods do).
                     result: T = await writer._execute(  # type: ignore[no-untyped-call]
@@ -210,6 +213,9 @@ class SqliteBackend:
                 except GaveWay:
                     gave_way += 1
                     log.info(GAVE_WAY, gave_way, MAX_GIVE_WAYS)
+                finally:
+                    if watching is not None:
+                        watching.cancel()
 
     @asynccontextmanager
     async def _writer_turn(self, background: bool, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -220,14 +226,22 @@ class SqliteBackend:
         if self._writer is None or self._give_way is None:
             raise RuntimeError("store is not open")
         asking = asyncio.create_task(self._give_way.keep_asking()) if urgent else None
+        # Other processes wait in SQLite's own lock: told until this transaction ends, since BEGIN may wait there.
+        announcing = asyncio.create_task(self._give_way.announce()) if urgent else None
         try:
             await (self._background_turn() if background else self._turn())
+        except BaseException:
+            if announcing is not None:
+                announcing.cancel()
+            raise
         finally:
             if asking is not None:
                 asking.cancel()
         try:
             yield self._writer
         finally:
+            if announcing is not None:
+                announcing.cancel()
             self._lock.release()
 
     async def _turn(self) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from notifier.store.records import AlertRow, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from tests.conftest import SubscriberFactory
 
+ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.…` finds the tests package
 # A statement that runs for a minute or two unless it is interrupted (bounded, so that a failure ends).
 ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
            "SELECT COUNT(*) FROM c")
@@ -161,6 +164,37 @@ async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under
         return await approve_alert(service.store, held.id, None)
 
     assert await _red_warning_during(service, make_subscriber, approve) == ["urgent", "routine"]
+
+
+@pytest.mark.slow
+async def test_a_red_warning_is_stored_while_another_process_publishes_to_many(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """`notifier publish` of a routine disclosure to 20,000 people runs in another process on the same SQLite file
+    when a red warning comes in through this one: the red warning is stored first (the other process's publish
+    gives way to it, then is stored whole) — it does not wait for all of it, nor fail with "database is locked"."""
+    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.publish_elsewhere", service.settings.database.url, cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert other.stdin is not None and other.stdout is not None
+    try:
+        assert await asyncio.wait_for(other.stdout.readline(), 60) == b"READY\n"
+        other.stdin.write(b"go\n")
+        await other.stdin.drain()
+        assert await asyncio.wait_for(other.stdout.readline(), 60) == b"PUBLISHING\n"
+        await asyncio.sleep(0.1)  # its fan-out is being written
+        red, _ = await publish_alert(service.store, RED, None)
+        done = (await asyncio.wait_for(other.stdout.readline(), 60)).split()
+    finally:
+        if other.returncode is None:
+            other.kill()
+        await other.wait()
+    assert done[0] == b"DONE"
+    routine_id = done[1].decode()
+    stored = [r[0] for r in await service.store.backend.reader.fetch("SELECT id FROM alerts ORDER BY rowid")]
+    assert stored.index(red.id) < stored.index(routine_id)  # committed first
+    assert (await service.store.list_deliveries(routine_id, 1, None))[1] == 20_000
 
 
 @pytest.mark.slow
