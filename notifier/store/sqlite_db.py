@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,11 @@ from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign,
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
 _CHECKPOINT_TRIES = 20
+# How long a life-safety transaction keeps asking for a writer another process holds without giving way (another
+# life-safety publish to a whole province, a bulk import): busy_timeout (10 s) at a time, so that a red warning is
+# stored late rather than refused with "database is locked".
+URGENT_PATIENCE = 120.0
+STILL_BUSY = "life-safety work waits for the writer another process holds; asking again"
 GAVE_WAY = "a routine publish gave the writer up to life-safety work (%d of at most %d times); it runs again"
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,10 @@ class SqliteDb:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
         return None if row is None else row[0]
+
+
+class WriterBusy(sqlite3.OperationalError):
+    """BEGIN IMMEDIATE found the database file locked by another process for all of busy_timeout."""
 
 
 class _ThreadDb:
@@ -98,8 +108,14 @@ class _ThreadDb:
 
 def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], give_way: GiveWay | None) -> T:
     """On the writer's thread: BEGIN IMMEDIATE, `work` to its end, COMMIT (ROLLBACK on any error). With `give_way`
-    (a yielding transaction): GaveWay, rolled back, when an urgent transaction asked for the writer before COMMIT."""
-    conn.execute("BEGIN IMMEDIATE")
+    (a yielding transaction): GaveWay, rolled back, when an urgent transaction asked for the writer before COMMIT.
+    WriterBusy when another process held the writer for all of busy_timeout (nothing was done)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise WriterBusy(*exc.args) from exc
+        raise
     try:
         if give_way is not None:
             give_way.arm()
@@ -197,7 +213,7 @@ class SqliteBackend:
                   yielding: bool = False) -> T:
         """`work` as one write transaction, run whole on the writer connection's thread (module docstring); an
         `urgent` one makes a `yielding` one in progress give way (`give_way.py`), which then runs again."""
-        gave_way = 0
+        gave_way, patience = 0, time.monotonic() + URGENT_PATIENCE
         while True:
             if gave_way and self._give_way is not None:
                 await self._give_way.quiet()
@@ -213,6 +229,10 @@ class SqliteBackend:
                 except GaveWay:
                     gave_way += 1
                     log.info(GAVE_WAY, gave_way, MAX_GIVE_WAYS)
+                except WriterBusy:
+                    if not urgent or time.monotonic() >= patience:
+                        raise
+                    log.warning(STILL_BUSY)
                 finally:
                     if watching is not None:
                         watching.cancel()

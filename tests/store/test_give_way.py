@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import sys
 import threading
 import time
@@ -94,6 +95,34 @@ async def test_a_transaction_that_is_not_yielding_is_never_stopped(backend: Sqli
     release.set()
     await asyncio.wait_for(asyncio.gather(running, second), timeout=10)
     assert await _names(backend) == ["first red", "first red, second row", "second red"]
+
+
+@pytest.mark.slow
+async def test_an_urgent_transaction_waits_out_another_process_holding_the_writer(backend: SqliteBackend) -> None:
+    """Another process holds the writer for 11 s without giving way (a bulk import, say) — longer than SQLite's
+    busy_timeout of 10 s: a red warning's transaction is stored once it ends instead of failing with "database
+    is locked"."""
+    holding, done = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        conn = sqlite3.connect(backend.path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(11)
+        conn.execute("ROLLBACK")
+        conn.close()
+        done.set()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True),
+                               timeout=60)
+        assert done.is_set()  # it was not stored beside the other's transaction: it waited for its end
+    finally:
+        await asyncio.to_thread(holder.join)
+    assert await _names(backend) == ["red"]
 
 
 def _people(count: int) -> list[SubscriberRecord]:
