@@ -58,7 +58,9 @@ class Staging:
     """Accepted rows and the contacts they hold, for one import."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("")  # "": a private temporary database, deleted on close
+        # "": a private temporary database, deleted on close. Read on SQLite's writer thread while the import is
+        # stored (one thread at a time: the event loop waits for that transaction).
+        self._db = sqlite3.connect("", check_same_thread=False)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):  # 8 MiB of cache at most
             self._db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:

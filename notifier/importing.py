@@ -212,7 +212,7 @@ async def _run(store: Store, stream: TextIO, fmt: str, encoding: str, options: I
                 counts.phase = "storing"
                 details = {"rows": counts.rows, "accepted": counts.accepted, "rejected": counts.rejected,
                            "format": fmt, "status": options.status.value}
-                counts.stored = await store.import_subscribers(_records(staging, options, tally, progress),
+                counts.stored = await store.import_subscribers(lambda: _records(staging, options, tally, progress),
                                                                options.actor, details)
         finally:
             staging.close()
@@ -308,7 +308,9 @@ def _staged(row: int, body: SubscriberIn) -> StagedRow:
 
 async def _records(staging: Staging, options: ImportOptions, tally: _Tally,
                    progress: ProgressCallback | None) -> AsyncIterator[list[tuple[SubscriberRecord, dict[str, str]]]]:
-    """The staged rows as store records, a chunk at a time (consumed inside the store's one transaction)."""
+    """The staged rows as store records, a chunk at a time (consumed inside the store's one transaction, on
+    SQLite on the writer's thread; from the first again when that transaction gave way to life-safety work)."""
+    tally.progress.stored, tally.secrets = 0, []
     now = time.time()
     consent = f"import:{options.label}"[:100]
     for batch in staging.batches(options.chunk_rows):

@@ -2,8 +2,9 @@
 
 SQLite has one writer. A routine disclosure to a whole city freezes its audience in one transaction — 5–25 s at
 1,000,000 people on a small machine — and a red warning published meanwhile would wait for all of it before being
-stored, and its claims would wait again. So a *yielding* transaction (a routine publish or approval) is
-interrupted when an *urgent* one (a life-safety publish, claim or record) asks for the writer: its statement in
+stored, and its claims would wait again. So a *yielding* transaction (a routine publish or approval, a bulk
+import) is interrupted when an *urgent* one (a life-safety publish, a cancel, a life-safety claim or record) asks
+for the writer: its statement in
 progress is stopped (`sqlite3.Connection.interrupt`, made to be called from another thread; asked again every
 `NUDGE_SECONDS` while the urgent one waits, because an interrupt that comes between two statements is forgotten by
 the next one), it rolls back, the urgent one goes, and it is run again from the start once no urgent transaction

@@ -9,7 +9,7 @@ operations are atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -174,16 +174,19 @@ class Store(AccessMethods):
     async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
         return await subscribers.existing_contacts(self.backend.reader, channel, addresses)
 
-    async def import_subscribers(self, batches: AsyncIterable[Batch], actor: Actor = CLI,
+    async def import_subscribers(self, batches: Callable[[], AsyncIterable[Batch]], actor: Actor = CLI,
                                  details: dict[str, Any] | None = None) -> int:
         """Bulk import: every batch in one write transaction, so the import is stored whole or not at all; one
-        subscribers.import entry (`details` and how many were stored) when anything was."""
-        async with self.backend.transaction() as db:
-            stored = await subscribers.insert_batches(db, batches)
+        subscribers.import entry (`details` and how many were stored) when anything was. Routine bulk work: it
+        gives way to life-safety work (`give_way.py`) and then runs again, over `batches()` from the first."""
+        async def store(db: Db) -> int:
+            stored = await subscribers.insert_batches(db, batches())
             if stored:
                 await audit_log.append(db, actor, AuditAction.SUBSCRIBERS_IMPORT, object_ref("import", uuid4().hex),
                                        {**(details or {}), "stored": stored}, time.time())
             return stored
+
+        return await self.backend.run(store, yielding=True)
 
     async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
         async with self.backend.transaction() as db:

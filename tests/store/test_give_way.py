@@ -4,6 +4,7 @@ publish stops, rolls back and runs again after it (notifier/store/give_way.py); 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from notifier.approval import approve_alert
 from notifier.config import ApprovalSettings
+from notifier.importing import ImportOptions, ImportProgress, import_bytes
 from notifier.keys import create_key
 from notifier.models import AlertIn, Role
 from notifier.publish import cancel_alert, publish_alert
@@ -224,6 +226,35 @@ async def test_a_red_warning_is_stored_while_another_process_publishes_to_many(
     stored = [r[0] for r in await service.store.backend.reader.fetch("SELECT id FROM alerts ORDER BY rowid")]
     assert stored.index(red.id) < stored.index(routine_id)  # committed first
     assert (await service.store.list_deliveries(routine_id, 1, None))[1] == 20_000
+
+
+@pytest.mark.slow
+async def test_a_red_warning_is_stored_while_a_bulk_import_is_being_stored(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A bureau's registry of 20,000 people (every thousandth with a webhook, its secret generated) is being stored
+    when a red warning comes in: the red warning is stored first; the import then whole, every row once and each
+    generated secret reported once."""
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    lines = [json.dumps({"contacts": {"sms": f"+86139{n:08d}",
+                                      **({"webhook": f"http://127.0.0.1:9/hooks/{n}"} if n % 1000 == 0 else {})},
+                         "region": "140402", "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms"]}]})
+             for n in range(20_000)]
+    storing = threading.Event()  # set from the thread that stores the import
+
+    def progress(p: ImportProgress) -> None:
+        if p.phase == "storing":
+            storing.set()
+
+    before = await service.store.count_subscribers()
+    importing = asyncio.create_task(import_bytes(
+        service.store, "\n".join(lines).encode(), "ndjson",
+        ImportOptions(label="registry.ndjson", allow_private_webhooks=True), progress))
+    assert await asyncio.to_thread(storing.wait, 60)
+    await publish_alert(service.store, RED, None)
+    assert await service.store.count_subscribers() == before  # the import is not committed yet: it gave way
+    report = await asyncio.wait_for(importing, timeout=120)
+    assert report.stored == 20_000 and await service.store.count_subscribers() == before + 20_000
+    assert len({secret.row for secret in report.webhook_secrets}) == len(report.webhook_secrets) == 20
 
 
 @pytest.mark.slow
