@@ -33,7 +33,6 @@ from notifier.store.states import (
 DEPARTMENT = "COALESCE(a.department, '')"
 ALL_GROUPS = ""  # group_code of a region's total row (see migration 0003)
 _DIMENSIONS = {"topic": "a.topic", "department": DEPARTMENT}
-# A target's deliveries, skipped fallbacks aside (a fallback never activated is not a delivery).
 
 # ---------------------------------------------------------------- population
 

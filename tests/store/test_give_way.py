@@ -1,5 +1,6 @@
-"""A red warning does not wait for a routine publish to a whole city: on SQLite's single writer the routine
-publish stops, rolls back and runs again after it (notifier/store/give_way.py); nothing of either is lost."""
+"""A red warning (or a cancel) does not wait for a routine publish to a whole city, nor for a bulk import, in this
+process or another on the same file: on SQLite's single writer the routine work stops, rolls back and runs again
+after it (notifier/store/give_way.py); nothing of either is lost."""
 
 from __future__ import annotations
 
