@@ -422,13 +422,16 @@ class Store(AccessMethods):
             return await assisted.add(db, proxy_id, people, time.time())
 
     async def import_assisted(self, lists: Sequence[tuple[str, Sequence[AssistedRecord]]]) -> int:
-        """Bulk import: every proxy's new people in one transaction (all or nothing); returns how many."""
-        async with self.backend.transaction() as db:
+        """Bulk import: every proxy's new people in one transaction (all or nothing); returns how many. Routine bulk
+        work, as `import_subscribers`: it gives way to life-safety work and then runs again."""
+        async def store(db: Db) -> int:
             now, stored = time.time(), 0
             for proxy_id, people in lists:
                 await subscribers.lock_proxy(db, proxy_id)
                 stored += len(await assisted.add(db, proxy_id, people, now))
             return stored
+
+        return await self.backend.run(store, yielding=True)
 
     async def proxies_by_contact(self, channel: str, addresses: Sequence[str]) -> dict[str, str]:
         return await subscribers.proxies_by_contact(self.backend.reader, channel, addresses)

@@ -26,8 +26,10 @@ from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
 from notifier.store.give_way import MAX_GIVE_WAYS
-from notifier.store.records import AlertRow, SubscriberRecord
+from notifier.store.records import AlertRow, AssistedRecord, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
+from notifier.subscribers import create_subscriber
+from subscriptions.models import SubscriberIn
 from tests.conftest import SubscriberFactory
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.…` finds the tests package
@@ -256,6 +258,24 @@ async def test_a_red_warning_is_stored_while_a_bulk_import_is_being_stored(
     report = await asyncio.wait_for(importing, timeout=120)
     assert report.stored == 20_000 and await service.store.count_subscribers() == before + 20_000
     assert len({secret.row for secret in report.webhook_secrets}) == len(report.webhook_secrets) == 20
+
+
+@pytest.mark.slow
+async def test_a_red_warning_is_stored_while_a_proxys_list_is_being_imported(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A sub-district's list of 50,000 assisted people is being stored for one grid worker when a red warning comes
+    in: the red warning is stored first, then the list whole."""
+    await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
+    proxy, _ = await create_subscriber(service.store, SubscriberIn.model_validate({
+        "contacts": {"sms": "13900000009"}, "region": "140402", "role": "proxy",
+        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms"]}]}), allow_private_webhooks=False)
+    people = [AssistedRecord(id=f"{n:032x}", label=f"{n}号楼", region="140402", groups=[], seq=n)
+              for n in range(1, 50_001)]
+    importing = asyncio.create_task(service.store.import_assisted([(proxy.id, people)]))
+    await asyncio.sleep(0.05)  # the list is being written
+    await publish_alert(service.store, RED, None)
+    assert not (await service.store.get_subscriber(proxy.id)).assists  # type: ignore[union-attr]  # not yet
+    assert await asyncio.wait_for(importing, timeout=120) == 50_000
 
 
 @pytest.mark.slow
