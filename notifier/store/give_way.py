@@ -57,23 +57,29 @@ class Waiters:
 
 class UrgentSign:
     """`<database>-urgent`: an empty file whose modification time urgent transactions waiting for the writer renew,
-    for the other processes on the same database file."""
+    for the other processes on the same database file. A process reads past its own renewals: its own urgent
+    transactions already ask in-process (`GiveWay.keep_asking`)."""
 
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + "-urgent")
+        self._mine = 0  # the modification time (ns) this process last set
 
     def renew(self) -> None:
+        self._mine = time.time_ns()
         try:
-            os.utime(self.path)
+            os.utime(self.path, ns=(self._mine, self._mine))
         except FileNotFoundError:
             self.path.touch()
+            os.utime(self.path, ns=(self._mine, self._mine))
 
     def age(self) -> float:
-        """Seconds since an urgent transaction last renewed it (infinite when none ever did)."""
+        """Seconds since another process's urgent transaction last renewed it (infinite when none did, or when the
+        last renewal was this process's)."""
         try:
-            return time.time() - os.stat(self.path).st_mtime
+            renewed = os.stat(self.path).st_mtime_ns
         except FileNotFoundError:
             return math.inf
+        return math.inf if renewed == self._mine else (time.time_ns() - renewed) / 1e9
 
 
 class GaveWay(Exception):
@@ -100,10 +106,7 @@ class GiveWay:
         with self._urgent.waiting():
             while True:
                 self._last_asked = time.monotonic()
-                with self._guard:
-                    if self._armed:
-                        self._asked = True
-                        self._interrupt()
+                self._ask()
                 await asyncio.sleep(NUDGE_SECONDS)
 
     async def announce(self) -> None:
@@ -114,14 +117,18 @@ class GiveWay:
 
     async def watch(self) -> None:
         """A yielding transaction runs: make it give way when an urgent one of another process waits (run as a
-        task, cancel)."""
+        task, cancel). This process's own urgent transactions ask through `keep_asking`."""
         while True:
             if self._sign.age() < FRESH_SECONDS:
-                with self._guard:
-                    if self._armed:
-                        self._asked = True
-                        self._interrupt()
+                self._ask()
             await asyncio.sleep(NUDGE_SECONDS)
+
+    def _ask(self) -> None:
+        """Make the yielding transaction in progress, if any, give way: stop its statement now."""
+        with self._guard:
+            if self._armed:
+                self._asked = True
+                self._interrupt()
 
     async def quiet(self) -> None:
         """Return once no urgent transaction waits and none has asked for QUIET_SECONDS, in any process."""

@@ -186,7 +186,7 @@ class Store(AccessMethods):
                                        {**(details or {}), "stored": stored}, time.time())
             return stored
 
-        return await self.backend.run(store, yielding=True)
+        return await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
 
     async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
         async with self.backend.transaction() as db:
@@ -290,7 +290,7 @@ class Store(AccessMethods):
                 return await alerts.get(db, stored.id) or stored
             return stored
 
-        return await self.backend.run(publish, **_fan_out_turn(targeting.priority))
+        return await self.backend.run(publish, **_bulk_turn(targeting.priority))
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -311,7 +311,7 @@ class Store(AccessMethods):
                 notice = await alerts.get(db, notice.id) or notice
             return cancelled, notice, stopped
 
-        return await self.backend.run(cancel, **_fan_out_turn(Priority.LIFE_SAFETY))
+        return await self.backend.run(cancel, **_bulk_turn(Priority.LIFE_SAFETY))
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -431,7 +431,7 @@ class Store(AccessMethods):
                 stored += len(await assisted.add(db, proxy_id, people, now))
             return stored
 
-        return await self.backend.run(store, yielding=True)
+        return await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
 
     async def proxies_by_contact(self, channel: str, addresses: Sequence[str]) -> dict[str, str]:
         return await subscribers.proxies_by_contact(self.backend.reader, channel, addresses)
@@ -501,7 +501,7 @@ class Store(AccessMethods):
     async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
         """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
         return await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
-                                      **_fan_out_turn(targeting.priority))
+                                      **_bulk_turn(targeting.priority))
 
     async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
         async with self.backend.transaction() as db:
@@ -528,9 +528,9 @@ class Store(AccessMethods):
             after = int(rows[-1]["seq"])
 
 
-def _fan_out_turn(priority: int) -> dict[str, bool]:
-    """How a transaction that fans an alert of this priority out takes the writer: a red warning (or a cancel)
-    does not wait for a routine publish (or approval) to a whole city; that one gives way to it (SQLite:
-    `give_way.py`)."""
+def _bulk_turn(priority: int) -> dict[str, bool]:
+    """How a bulk write of this priority — an alert's fan-out (publish, approval, cancel notice) or an import —
+    takes the writer: a red warning (or a cancel) does not wait for a routine publish to a whole city or a
+    registry's import; that one gives way to it (SQLite: `give_way.py`)."""
     life_safety = priority >= Priority.LIFE_SAFETY
     return {"urgent": life_safety, "yielding": not life_safety}

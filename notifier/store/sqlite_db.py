@@ -249,20 +249,18 @@ class SqliteBackend:
         # Other processes wait in SQLite's own lock: told until this transaction ends, since BEGIN may wait there.
         announcing = asyncio.create_task(self._give_way.announce()) if urgent else None
         try:
-            await (self._background_turn() if background else self._turn())
-        except BaseException:
+            try:
+                await (self._background_turn() if background else self._turn())
+            finally:
+                if asking is not None:
+                    asking.cancel()
+            try:
+                yield self._writer
+            finally:
+                self._lock.release()
+        finally:
             if announcing is not None:
                 announcing.cancel()
-            raise
-        finally:
-            if asking is not None:
-                asking.cancel()
-        try:
-            yield self._writer
-        finally:
-            if announcing is not None:
-                announcing.cancel()
-            self._lock.release()
 
     async def _turn(self) -> None:
         with self._waiting.waiting():

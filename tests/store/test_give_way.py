@@ -102,6 +102,17 @@ async def test_a_transaction_that_is_not_yielding_is_never_stopped(backend: Sqli
     assert await _names(backend) == ["first red", "first red, second row", "second red"]
 
 
+async def test_a_routine_transaction_right_after_an_urgent_one_does_not_give_way(
+        backend: SqliteBackend, caplog: pytest.LogCaptureFixture) -> None:
+    """A red warning has just been stored by this process (its sign for other processes is still fresh): a routine
+    publish that starts at once is not stopped for it — nothing urgent waits any more."""
+    caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
+    await backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True)
+    await backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('routine')"), yielding=True)
+    assert await _names(backend) == ["red", "routine"]
+    assert not [r for r in caplog.records if r.msg == GAVE_WAY]
+
+
 @pytest.mark.slow
 async def test_an_urgent_transaction_waits_out_another_process_holding_the_writer(backend: SqliteBackend) -> None:
     """Another process holds the writer for 11 s without giving way (a bulk import, say) — longer than SQLite's
