@@ -14,7 +14,6 @@ from pathlib import Path
 from notifier.audit import ChainOK, ChainVerifier
 from notifier.config import Settings, load_settings
 from notifier.errors import NotifierError
-from notifier.heap import freeze_startup_heap
 from notifier.i18n import N_, NP_, Said, Words, translator
 from notifier.keys import create_key, revoke_key
 from notifier.logs import setup_logging
@@ -28,6 +27,7 @@ from notifier.service import (
     open_existing_database,
     seed_catalogue,
 )
+from notifier.settle import settle_long_running
 from notifier.stopping import stop_event, wait_for_signal
 from notifier.store import Store
 from notifier.terms import Terms, term
@@ -116,7 +116,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace, words: Words)
     stop = stop_event()  # handlers first: a signal sent as soon as READY is seen must stop us gracefully
     async with Service(settings) as service:
         service.start_worker()
-        freeze_startup_heap()
+        settle_long_running()
         print(WORKER_READY, flush=True)
         await stop.wait()
         await service.stop_worker()

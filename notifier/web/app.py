@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from notifier.config import Settings
 from notifier.errors import NotifierError
-from notifier.heap import freeze_startup_heap
 from notifier.service import Service
+from notifier.settle import settle_long_running
 from notifier.web import openapi
 from notifier.web.access_log import protect_access_log
 from notifier.web.admin import compliance as admin_compliance
@@ -165,7 +165,7 @@ async def run_server(settings: Settings, *, service: Service | None = None) -> N
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
-        freeze_startup_heap()
+        settle_long_running()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

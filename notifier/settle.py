@@ -1,0 +1,12 @@
+"""What a process that serves or delivers for long does once it is ready (`notifier serve`, `notifier worker`)."""
+
+from __future__ import annotations
+
+from notifier.gil import hand_over_quickly
+from notifier.heap import freeze_startup_heap
+
+
+def settle_long_running() -> None:
+    """Freeze the start-up heap out of the collector's passes and hand the GIL to SQLite's threads quickly."""
+    freeze_startup_heap()
+    hand_over_quickly()
