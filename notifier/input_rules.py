@@ -54,11 +54,11 @@ class CatalogueCodes:
 
     @classmethod
     async def load(cls, store: Store) -> CatalogueCodes:
-        regions, groups, topics = await store.list_regions(), await store.list_groups(), await store.list_topics()
+        regions, groups, topics = await store.catalogue_codes()  # one read (a publish's, under a fan-out too)
         entries = {"region": [(r[0], r[1], r[2]) for r in regions], "group": [(g[0], g[1], g[2]) for g in groups],
-                   "topic": [(t["key"], t["name"], t.get("name_en")) for t in topics]}
+                   "topic": [(t[0], t[1], t[2]) for t in topics]}
         return cls(regions=frozenset(r[0] for r in regions), groups=frozenset(g[0] for g in groups),
-                   topics={t["key"]: list(t["channels"]) for t in topics},
+                   topics={t[0]: list(t[3]) for t in topics},
                    names={kind: _names(rows) for kind, rows in entries.items()},
                    labels={kind: {str(code): str(name) for code, name, _ in rows} for kind, rows in entries.items()})
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from notifier.errors import ConflictError, FieldError, InvalidInput
 from notifier.schedule import Schedule, from_stored, parse_schedule
-from notifier.store.db import Db, Row, as_list, marks
+from notifier.store.db import Db, Row, as_list, marks, unpacked
 from notifier.store.records import KeyRecord
 from notifier.store.rows import SCHEDULE_FIELDS, key_record, topic_record
 
@@ -127,6 +127,19 @@ async def list_domains(db: Db) -> list[Row]:
 
 async def list_topics(db: Db) -> list[dict[str, Any]]:
     return [topic_record(r) for r in await db.fetch("SELECT * FROM topics ORDER BY key")]
+
+
+async def codes(db: Db) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
+    """(code, name, name_en) of every region and group, and (key, name, name_en, channels) of every topic, each
+    sorted by code, in one packed read (`Dialect.packed`): input is checked against them on every publish, during a
+    fan-out too, where three reads of some fifty rows took 7–26 ms of a red warning's publish (measured)."""
+    pack = db.dialect.packed
+    row = await db.fetchrow(f"SELECT (SELECT {pack(['code', 'name', 'name_en'])} FROM regions), "
+                            f"(SELECT {pack(['code', 'name', 'name_en'])} FROM population_groups), "
+                            f"(SELECT {pack(['key', 'name', 'name_en', 'channels'])} FROM topics)")
+    assert row is not None  # noqa: S101 - a SELECT without FROM has its one row
+    regions, groups, topics = (sorted(unpacked(row[i]), key=lambda r: str(r[0])) for i in range(3))
+    return regions, groups, [[*t[:3], json.loads(t[3])] for t in topics]
 
 
 async def get_topic(db: Db, key: str) -> dict[str, Any] | None:

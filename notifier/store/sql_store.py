@@ -124,6 +124,9 @@ class Store(AccessMethods):
     async def list_domains(self) -> list[Row]:
         return await catalogue.list_domains(self.backend.reader)
 
+    async def catalogue_codes(self) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
+        return await catalogue.codes(self.backend.reader)
+
     async def list_topics(self) -> list[dict[str, Any]]:
         return await catalogue.list_topics(self.backend.reader)
 
