@@ -6,17 +6,20 @@ callbacks (2–15 ms a turn, measured, for some thirty turns). While the window 
 new routine claim or send: what is in flight finishes, and the loop turns quickly for the warning. Routine
 sending pauses only for as long as life-safety work is at hand.
 
-Who opens it: a publish through the API while it is being stored (any alert: its severity is known only once its
-body is read, and an operator waits for the answer); a life-safety alert's publish then hands the window to the
+Who opens it: a publish through the API while its key is checked (`tentatively`: not after a refused key, for a
+second) and while it is being stored (any alert: its severity is known only once its body is read, and an operator
+waits for the answer); a life-safety alert's publish then hands the window to the
 life-safety claim loop (`hand_over`, with a time limit so that a process without that loop never stalls its
 routine work), which holds it for as long as it holds deliveries (`held`)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+TENTATIVE_PAUSE = 1.0  # after a refused tentative holder
 HAND_OVER_SECONDS = 2.0  # a hand-over the life-safety loop never took (no worker here) closes by itself
 
 
@@ -29,6 +32,7 @@ class LifeSafetyWindow:
         self._closed = asyncio.Event()
         self._closed.set()
         self._handed: list[asyncio.TimerHandle] = []
+        self._tentative_until = 0.0  # tentative holds are suspended until then (monotonic)
 
     @property
     def is_open(self) -> bool:
@@ -39,6 +43,23 @@ class LifeSafetyWindow:
         self._open()
         try:
             yield
+        finally:
+            self._close()
+
+    @contextmanager
+    def tentatively(self) -> Iterator[None]:
+        """Held while a request that may bring life-safety work is identified (its key checked), so that the
+        routine requests in flight finish meanwhile instead of after. A holder that fails (a refused key) suspends
+        tentative holds for TENTATIVE_PAUSE: requests with bad keys cannot keep routine work paused."""
+        if time.monotonic() < self._tentative_until:
+            yield
+            return
+        self._open()
+        try:
+            yield
+        except BaseException:
+            self._tentative_until = time.monotonic() + TENTATIVE_PAUSE
+            raise
         finally:
             self._close()
 

@@ -5,6 +5,7 @@ nobody takes cannot stall it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from notifier.life_safety import LifeSafetyWindow
 
@@ -61,3 +62,23 @@ async def test_a_hand_over_nobody_takes_closes_by_itself() -> None:
     assert window.is_open
     await asyncio.wait_for(window.routine_turn(), 1)
     assert not window.is_open and window.take_hand_overs() == 0
+
+
+async def test_routine_work_waits_while_a_publish_has_its_key_checked() -> None:
+    window = LifeSafetyWindow()
+    with window.tentatively():
+        assert await _waits(window)
+    assert not await _waits(window)
+
+
+async def test_a_refused_key_suspends_tentative_holds_for_a_second() -> None:
+    """Requests with bad keys cannot keep routine work paused: after one is refused, the next key checks within a
+    second hold nothing, and a held window still opens as before."""
+    window = LifeSafetyWindow()
+    with contextlib.suppress(PermissionError), window.tentatively():
+        raise PermissionError("unknown API key")
+    assert not window.is_open
+    with window.tentatively():
+        assert not await _waits(window)
+    with window.held():
+        assert window.is_open

@@ -92,9 +92,10 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
                        "to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
-    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     service = request.app[SERVICE]
-    body = await request.read()  # before the window: a slow upload must not hold back routine sending
+    with service.dispatcher.window.tentatively():  # its one read overlaps the routine requests' finishing
+        key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
+    body = await request.read()  # outside the window: a slow upload must not hold back routine sending
     # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
     with service.dispatcher.window.held():
