@@ -35,9 +35,12 @@ _CHECKPOINT_TRIES = 20
 # of whichever transaction of a connection first takes the WAL past 1,000 pages: during a fan-out, every few dozen
 # commits — now and then a red warning's publish or claim, 10–16 ms longer (measured). This process's writer leaves
 # that to a connection of its own instead, every CHECKPOINT_EVERY; PASSIVE: it never waits for, nor holds up, a
-# writer or a reader.
+# writer or a reader. The log starts over only when a transaction begins with all of it copied, which a writer busy
+# without a pause may never allow: past WRITER_CHECKPOINT_PAGES (16 MB) the writer's own commit checkpoints again,
+# copying little (the rest is copied already), so that the log is bounded whatever the load.
 CHECKPOINT_EVERY = 0.25
 CATCH_UP_PASSES = 8
+WRITER_CHECKPOINT_PAGES = 4000
 # How long a life-safety transaction keeps asking for a writer another process holds without giving way (another
 # life-safety publish to a whole province, a bulk import): busy_timeout (10 s) at a time, so that a red warning is
 # stored late rather than refused with "database is locked".
@@ -190,7 +193,7 @@ class SqliteBackend:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        await self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work (CHECKPOINT_EVERY)
+        await self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")  # see CHECKPOINT_EVERY
         self._reader = await self._connect()
         self._checkpointer = await self._connect()
         self._checkpointing = asyncio.create_task(self._checkpoint(self._checkpointer))
@@ -217,7 +220,7 @@ class SqliteBackend:
 
     @staticmethod
     async def _checkpoint(conn: aiosqlite.Connection) -> None:
-        """Copy what the WAL holds into the database now and then, beside the writer (CHECKPOINT_EVERY)."""
+        """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer."""
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -102,20 +103,39 @@ async def test_a_transaction_run_whole_may_not_await_anything_else(backend: Sqli
     assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
 
 
-async def test_a_process_that_keeps_writing_keeps_its_write_ahead_log_small(tmp_path: Path) -> None:
-    """The writer leaves copying the log back into the database to a connection of its own (so that no commit —
-    a red warning's — pays for it): while 40 MB are written in transactions of 400 KB, the log is copied back and
-    starts over, staying a fraction of what was written."""
+async def _write_pages(backend: SqliteBackend, transactions: int) -> None:
+    """`transactions` of 400 KB each (100 rows of 4,000 random bytes), a moment apart."""
+    for _ in range(transactions):
+        async with backend.transaction() as db:
+            await db.executemany("INSERT INTO pages VALUES (?)", [(os.urandom(4000),) for _ in range(100)])
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def pages(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
     backend = SqliteBackend(tmp_path / "wal.db")
     await backend.open()
+    async with backend.transaction() as db:
+        await db.execute("CREATE TABLE pages (body BLOB)")
     try:
-        async with backend.transaction() as db:
-            await db.execute("CREATE TABLE pages (body BLOB)")
-        for _ in range(100):
-            async with backend.transaction() as db:
-                await db.executemany("INSERT INTO pages VALUES (?)", [(os.urandom(4000),) for _ in range(100)])
-            await asyncio.sleep(0.01)
-        log_size = (tmp_path / "wal.db-wal").stat().st_size
+        yield backend
     finally:
         await backend.close()
-    assert log_size < 20_000_000  # half of what was written (without the checkpointer: all of it, 43 MB)
+
+
+async def test_what_was_committed_is_copied_into_the_database_beside_the_writer(
+        pages: SqliteBackend, tmp_path: Path) -> None:
+    """8 MB committed — half of what makes the writer's own commit copy the log back — reach the database file
+    itself soon after, copied by the process's checkpointer, not by any commit."""
+    await _write_pages(pages, 20)
+    async with asyncio.timeout(30):
+        while (tmp_path / "wal.db").stat().st_size < 8_000_000:  # noqa: ASYNC110 - the checkpointer's progress
+            await asyncio.sleep(0.05)
+
+
+async def test_a_process_that_keeps_writing_keeps_its_write_ahead_log_bounded(
+        pages: SqliteBackend, tmp_path: Path) -> None:
+    """While 40 MB are written in transactions of 400 KB, the log is copied back and starts over: it never holds
+    much more than the 16 MB past which the writer's own commit copies it back."""
+    await _write_pages(pages, 100)
+    assert (tmp_path / "wal.db-wal").stat().st_size < 20_000_000
