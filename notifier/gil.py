@@ -3,9 +3,9 @@
 The event-loop thread runs Python without pause during a fan-out, while SQLite's writer and reader run on threads
 of their own (aiosqlite): every time one of them comes back from SQLite it needs the GIL again, and waits for the
 busy thread's switch interval — 5 ms by default — each time. A red warning's publish, claim and record are such
-trips; measured during a 100,000-webhook fan-out, its 1–2 ms transaction took 10–19 ms now and then. A switch
-interval of half a millisecond bounds those waits without measurably changing the fan-out's throughput
-(bench/RESULTS.md, fifth round)."""
+trips; during a 100,000-webhook fan-out its 1–2 ms transaction took 10–19 ms now and then (measured; checkpoints
+in its commit were the other cause, `store/sqlite_db.py`). A switch interval of half a millisecond bounds those
+waits without measurably changing the fan-out's throughput (bench/RESULTS.md, fifth round)."""
 
 from __future__ import annotations
 

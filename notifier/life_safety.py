@@ -6,9 +6,9 @@ callbacks (2–15 ms a turn, measured, for some thirty turns). While the window 
 new routine claim or send: what is in flight finishes, and the loop turns quickly for the warning. Routine
 sending pauses only for as long as life-safety work is at hand.
 
-Who opens it: a publish through the API while its key is checked (`tentatively`: not after a refused key, for a
-second) and while it is being stored (any alert: its severity is known only once its body is read, and an operator
-waits for the answer); a life-safety alert's publish then hands the window to the
+Who opens it: a publish, cancel or approval through the API while its key is checked (`tentatively`: not after a
+refused key, for a second) and while it is being stored (any alert: a publish's severity is known only once its
+body is read, and an operator waits for the answer); a life-safety alert's publish then hands the window to the
 life-safety claim loop (`hand_over`, with a time limit so that a process without that loop never stalls its
 routine work), which holds it for as long as it holds deliveries (`held`)."""
 

@@ -12,7 +12,7 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import open_database
 
-ROUTINE = AlertIn(topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future")
+ROUTINE = AlertIn(topic="env.heavy-pollution", headline="明日空气质量预报", severity="minor", urgency="future")
 
 
 async def main(database_url: str) -> None:

@@ -27,6 +27,14 @@ def viewer_k(request: web.Request, key: KeyRecord) -> int | None:
     return request.app[SERVICE].settings.auth.viewer_min_cell if key.role == Role.VIEWER else None
 
 
+async def releasing_key(request: web.Request) -> KeyRecord:
+    """The admin's or publisher's key of a request that may release life-safety work (publish, cancel, approve),
+    checked with this process's life-safety window held tentatively (`notifier.life_safety`): the routine requests
+    in flight finish during the check instead of after it. The caller holds the window while it stores."""
+    with request.app[SERVICE].dispatcher.window.tentatively():
+        return await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
+
+
 async def key_with_role(request: web.Request, *roles: Role) -> KeyRecord:
     """The caller's key, which must hold one of `roles` (403 otherwise)."""
     key = await key_of(request)

@@ -82,3 +82,16 @@ async def test_healthz_needs_no_key(api: Api) -> None:
     response = await api.client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/v1/alerts", "/v1/alerts/made-up/cancel", "/v1/alerts/made-up/approve"])
+async def test_a_refused_key_on_a_route_that_releases_alerts_stops_pausing_routine_sending(api: Api,
+                                                                                          path: str) -> None:
+    """Publish, cancel and approve check their key with routine sending paused (the life-safety window, held
+    tentatively): one refused key there suspends that pause for a second, so that requests with bad keys cannot
+    keep routine sending stopped."""
+    window = api.service.dispatcher.window
+    response = await api.client.post(path, json={}, headers={"Authorization": "Bearer ntf_adm_made-up"})
+    assert response.status == 401
+    with window.tentatively():
+        assert not window.is_open

@@ -25,7 +25,7 @@ from notifier.publish import alert_view, cancel_alert, check_alert, publish_aler
 from notifier.store.records import AlertRow, DeliveryRow, KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
-from notifier.web.auth import key_of, key_with_role, viewer_k
+from notifier.web.auth import key_of, key_with_role, releasing_key, viewer_k
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json
@@ -92,9 +92,8 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
                        "to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
+    key = await releasing_key(request)
     service = request.app[SERVICE]
-    with service.dispatcher.window.tentatively():  # its one read overlaps the routine requests' finishing
-        key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
     body = await request.read()  # outside the window: a slow upload must not hold back routine sending
     # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
@@ -141,13 +140,14 @@ async def get_alert(request: web.Request) -> web.StreamResponse:
            roles=(Role.ADMIN, Role.PUBLISHER), errors=(404,),
            description="Stops pending deliveries; those who already received the alert get a cancel notice.")
 async def cancel(request: web.Request) -> web.StreamResponse:
-    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
-    row = await readable_alert(request, key)
-    require_publish(key, row.topic)
+    key = await releasing_key(request)
     service = request.app[SERVICE]
-    cancelled, stopped, notice = await cancel_alert(service.store, row.id, key)
-    if notice is not None:
-        service.dispatcher.wake(notice)
+    with service.dispatcher.window.held():  # as a publish: its cancel notice is life-safety work
+        row = await readable_alert(request, key)
+        require_publish(key, row.topic)
+        cancelled, stopped, notice = await cancel_alert(service.store, row.id, key)
+        if notice is not None:
+            service.dispatcher.wake(notice)
     return json_response(CancelResult(id=cancelled.id, status=AlertStatus(cancelled.status),
                                       cancelled_deliveries=stopped, notice_id=notice.id if notice else None))
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from notifier.approval import MAX_REASON, approve_alert, reject_alert
 from notifier.models import Alert, Role
 from notifier.publish import alert_view
-from notifier.web.auth import key_with_role
+from notifier.web.auth import key_with_role, releasing_key
 from notifier.web.openapi import operation
 from notifier.web.problems import json_response, parse_body
 from notifier.web.state import SERVICE
@@ -36,10 +36,11 @@ class RejectIn(BaseModel):
            {200: ("the alert, released: its targets are frozen now and its deliveries queued", Alert)},
            roles=(Role.ADMIN, Role.PUBLISHER), errors=(404, 409), description=WHO_DECIDES)
 async def approve(request: web.Request) -> web.StreamResponse:
-    key = await key_with_role(request, Role.ADMIN, Role.PUBLISHER)
+    key = await releasing_key(request)
     service = request.app[SERVICE]
-    approved = await approve_alert(service.store, request.match_info["id"], key)
-    service.dispatcher.wake(approved)
+    with service.dispatcher.window.held():  # as a publish: the alert's fan-out is stored now
+        approved = await approve_alert(service.store, request.match_info["id"], key)
+        service.dispatcher.wake(approved)
     return json_response(alert_view(approved))
 
 
