@@ -26,7 +26,7 @@ from notifier.assist import AssistNotes, issued_at
 from notifier.compliance import NOTICE_EVERY
 from notifier.config import ApprovalSettings, WorkerSettings
 from notifier.life_safety import LifeSafetyWindow
-from notifier.links import LINK_CHANNELS, manage_url, unsubscribe_url
+from notifier.links import LINK_CHANNELS, MessageLinks
 from notifier.metrics import Metrics
 from notifier.models import (
     Alert,
@@ -324,7 +324,8 @@ class Dispatcher:
 
     async def _send_chunk(self, channel: Channel, message: Message, alert: AlertRow,
                           chunk: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
-        recipients = [self._recipient(d, channel.kind, alert) for d in chunk]
+        links = self._links(channel.kind, alert)
+        recipients = [self._recipient(d, links) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
         life_safety = _life_safety(alert)
@@ -350,17 +351,19 @@ class Dispatcher:
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
         return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
 
-    def _recipient(self, d: ClaimedDelivery, kind: str, alert: AlertRow) -> Recipient:
-        """The addressee, with signed manage/unsubscribe links on the channels that carry them (see
+    def _links(self, kind: str, alert: AlertRow) -> MessageLinks | None:
+        """The signed manage/unsubscribe links of the alert's message on the channels that carry them (see
         notifier.links); the tokens count from the alert's time, so every retry sends the same links."""
-        manage = unsubscribe = None
-        if self._link_secret and self._public_url and kind in LINK_CHANNELS:
-            issued = datetime.fromtimestamp(alert.created_at, UTC)
-            manage = manage_url(self._public_url, self._link_secret, d.subscriber_id, now=issued)
-            unsubscribe = unsubscribe_url(self._public_url, self._link_secret, d.subscriber_id, alert.topic,
-                                          now=issued)
+        if not (self._link_secret and self._public_url and kind in LINK_CHANNELS):
+            return None
+        return MessageLinks(self._public_url, self._link_secret, alert.topic,
+                            issued=datetime.fromtimestamp(alert.created_at, UTC))
+
+    @staticmethod
+    def _recipient(d: ClaimedDelivery, links: MessageLinks | None) -> Recipient:
         return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
-                         manage_url=manage, unsubscribe_url=unsubscribe)
+                         manage_url=links.manage_url(d.subscriber_id) if links else None,
+                         unsubscribe_url=links.unsubscribe_url(d.subscriber_id) if links else None)
 
     def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:

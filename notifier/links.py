@@ -27,12 +27,34 @@ LINK_CHANNELS = frozenset({"email", "webhook"})
 def manage_url(public_url: str, secret: str, subscriber_id: str, *, now: datetime | None = None) -> str:
     """`{public_url}/manage/<token>`: the subscriber's own page (what is held, changes, download, deletion);
     valid for the MANAGE lifetime from `now` (default: the present)."""
-    token = tokens.make_token(secret, tokens.MANAGE, subscriber_id, now=now)
-    return f"{public_url.rstrip('/')}/manage/{token}"
+    return _link(public_url, "manage", tokens.make_token(secret, tokens.MANAGE, subscriber_id, now=now))
 
 
 def unsubscribe_url(public_url: str, secret: str, subscriber_id: str, topic: str | None = None, *,
                     now: datetime | None = None) -> str:
     """`{public_url}/unsubscribe/<token>`: stops `topic` (or everything when None) after one confirmation."""
     token = tokens.make_token(secret, tokens.UNSUBSCRIBE, subscriber_id, data=topic, now=now)
-    return f"{public_url.rstrip('/')}/unsubscribe/{token}"
+    return _link(public_url, "unsubscribe", token)
+
+
+class MessageLinks:
+    """Both links of one alert's message, for each of its recipients: what `manage_url` and `unsubscribe_url`
+    give with `now` = `issued`, with what the recipients share (expiry, key) worked out once — a webhook fan-out
+    makes two tokens per request."""
+
+    __slots__ = ("_manage", "_public_url", "_unsubscribe")
+
+    def __init__(self, public_url: str, secret: str, topic: str | None, *, issued: datetime) -> None:
+        self._public_url = public_url
+        self._manage = tokens.Minter(secret, tokens.MANAGE, now=issued)
+        self._unsubscribe = tokens.Minter(secret, tokens.UNSUBSCRIBE, data=topic, now=issued)
+
+    def manage_url(self, subscriber_id: str) -> str:
+        return _link(self._public_url, "manage", self._manage.token(subscriber_id))
+
+    def unsubscribe_url(self, subscriber_id: str) -> str:
+        return _link(self._public_url, "unsubscribe", self._unsubscribe.token(subscriber_id))
+
+
+def _link(public_url: str, page: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/{page}/{token}"

@@ -23,6 +23,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -91,7 +92,11 @@ def _unb64(text: str) -> bytes:
 
 
 def _tag(secret: str, purpose: str, body: bytes) -> bytes:
-    tagger = _keyed(secret, purpose).copy()
+    return _sealed(_keyed(secret, purpose), body)
+
+
+def _sealed(keyed: hmac.HMAC, body: bytes) -> bytes:
+    tagger = keyed.copy()
     tagger.update(body)
     return tagger.digest()[:_TAG_BYTES]
 
@@ -103,15 +108,17 @@ def _keyed(secret: str, purpose: str) -> hmac.HMAC:
     return hmac.new(secret.encode(), _DOMAIN + b"\x00" + purpose.encode() + b"\x00", hashlib.sha256)
 
 
+# The subjects that take 17 bytes, exactly as `uuid.UUID` prints them (anything else is text: an upper-case id
+# would not read back as itself).
+_HEX_SUBJECT = re.compile(r"[0-9a-f]{32}")
+_UUID_SUBJECT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _encode_subject(subject: str) -> bytes:
-    try:
-        parsed = uuid.UUID(subject)
-    except ValueError:
-        parsed = None
-    if parsed is not None and str(parsed) == subject:
-        return bytes([_UUID_KIND]) + parsed.bytes
-    if parsed is not None and parsed.hex == subject:
-        return bytes([_HEX_KIND]) + parsed.bytes
+    if _HEX_SUBJECT.fullmatch(subject):
+        return bytes([_HEX_KIND]) + bytes.fromhex(subject)
+    if _UUID_SUBJECT.fullmatch(subject):
+        return bytes([_UUID_KIND]) + uuid.UUID(subject).bytes
     raw = subject.encode()
     if not raw or len(raw) > 255:
         raise ValueError("a token subject is 1 to 255 bytes")
@@ -129,19 +136,35 @@ def _decode_subject(body: bytes) -> tuple[str, int]:
     raise InvalidToken("malformed token")
 
 
+class Minter:
+    """Tokens of one purpose, expiry and data for any number of subjects: a message's links, two per recipient,
+    share everything but the subscriber, so the expiry, the key id and the keyed HMAC state are worked out once."""
+
+    __slots__ = ("_keyed", "_prefix", "_tail")
+
+    def __init__(self, secret: str, purpose: str, ttl: timedelta | float | None = None, data: str | None = None,
+                 *, now: datetime | None = None) -> None:
+        """Valid for `purpose` until now + ttl (default: the purpose's TTL)."""
+        if not secret:
+            raise ValueError("a token needs a server secret")
+        if ttl is None:
+            ttl = TTL[purpose]
+        seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
+        issued = (now or datetime.now(UTC)).timestamp()
+        self._tail = _EXPIRY.pack(int(issued + seconds)) + (data or "").encode()
+        key_id = ring_of(secret).key_id
+        self._prefix = "" if key_id is None else f"{key_id}."
+        self._keyed = _keyed(secret, purpose)
+
+    def token(self, subject: str) -> str:
+        body = _encode_subject(subject) + self._tail
+        return f"{self._prefix}{_b64(body)}.{_b64(_sealed(self._keyed, body))}"
+
+
 def make_token(secret: str, purpose: str, subject: str, ttl: timedelta | float | None = None,
                data: str | None = None, *, now: datetime | None = None) -> str:
     """A token for `subject`, valid for `purpose` until now + ttl (default: the purpose's TTL)."""
-    if not secret:
-        raise ValueError("a token needs a server secret")
-    if ttl is None:
-        ttl = TTL[purpose]
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
-    issued = (now or datetime.now(UTC)).timestamp()
-    body = _encode_subject(subject) + _EXPIRY.pack(int(issued + seconds)) + (data or "").encode()
-    key_id = ring_of(secret).key_id
-    token = f"{_b64(body)}.{_b64(_tag(secret, purpose, body))}"
-    return token if key_id is None else f"{key_id}.{token}"
+    return Minter(secret, purpose, ttl, data, now=now).token(subject)
 
 
 def read_token(secret: str, purpose: str, token: str, now: datetime | None = None) -> TokenClaims:

@@ -30,9 +30,31 @@ def test_round_trip_gives_back_subject_purpose_expiry_and_data() -> None:
 
 def test_dashed_uuid_and_text_subjects_round_trip() -> None:
     """Dashed UUIDs and non-UUID subjects come back exactly as given."""
-    for subject in (str(uuid.uuid4()), "pending:42", SUBJECT.upper()):
+    dashed = str(uuid.uuid4())
+    for subject in (dashed, "pending:42", SUBJECT.upper(), dashed.upper(), "{" + dashed + "}", "urn:uuid:" + dashed):
         token = make_token(SECRET, tokens.MANAGE, subject, now=NOW)
         assert read_token(SECRET, tokens.MANAGE, token, now=NOW).subject == subject
+
+
+@pytest.mark.parametrize(("subject", "token"), [
+    ("0123456789abcdef0123456789abcdef",
+     "AwEjRWeJq83vASNFZ4mrze9s672AZW52LmhlYXZ5LXBvbGx1dGlvbg.uoht1ybL3zT_M7wLHTJsaQ"),
+    ("01234567-89ab-cdef-0123-456789abcdef",
+     "AQEjRWeJq83vASNFZ4mrze9s672AZW52LmhlYXZ5LXBvbGx1dGlvbg.Bo8MxwrQZBGUYUp5Y6EEfg"),
+    ("pending:42", "AgpwZW5kaW5nOjQybOu9gGVudi5oZWF2eS1wb2xsdXRpb24.8heV02qpaZOw1rUxh5Q8GQ"),
+])
+def test_the_token_format_does_not_change(subject: str, token: str) -> None:
+    """A token is the documented format, byte for byte (these were made before tokens were minted per message):
+    a hex id and a dashed UUID take 16 bytes, any other subject its text."""
+    assert make_token(SECRET, tokens.UNSUBSCRIBE, subject, data="env.heavy-pollution", now=NOW) == token
+
+
+def test_a_minter_makes_what_make_token_makes() -> None:
+    """One minter for a message's many recipients gives each the token make_token would."""
+    minter = tokens.Minter(SECRET, tokens.UNSUBSCRIBE, data="env.heavy-pollution", now=NOW)
+    for subject in (uuid.uuid4().hex, str(uuid.uuid4()), "pending:42"):
+        assert minter.token(subject) == make_token(SECRET, tokens.UNSUBSCRIBE, subject, data="env.heavy-pollution",
+                                                   now=NOW)
 
 
 def test_token_is_url_safe_and_short() -> None:
