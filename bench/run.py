@@ -103,17 +103,19 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
                        worker_settings=worker)
 
 
-def bare(requests: int, logs: Path, label: str) -> dict[str, Any]:
+def bare(requests: int, logs: Path, label: str, shape: str = "bare") -> dict[str, Any]:
     receiver = start("receiver", ["-m", "notifier.fakes.webhook_receiver", "--count-repeats"],
                      log=logs / "bare-receiver.log")
     try:
         out = subprocess.run([sys.executable, "-m", "bench.bare", "--url", receiver.url, "--requests",
-                              str(requests)], capture_output=True, text=True, check=True, cwd=HERE.parent)
+                              str(requests), "--shape", shape], capture_output=True, text=True, check=True,
+                             cwd=HERE.parent)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         tally = _tally(receiver)
     finally:
         receiver.stop()
-    return {"case": f"bare aiohttp ceiling ({label})", "subscribers": requests,
+    name = f"bare aiohttp ceiling ({label})" if shape == "bare" else f"bare: {label}"
+    return {"case": name, "subscribers": requests,
             "deliveries_per_s": figures["per_s"], "last_s": figures["seconds"], "handed_over": tally["accepted"],
             "duplicates": tally["repeats"], "peak_rss_mb": figures["peak_rss_mb"], "cpu_s": figures["cpu_s"],
             "requests": tally["accepted_requests"]}
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         if "bare" in only:
             rows.append(bare(args.bare, root, "before"))
             ceilings.append(rows[-1]["deliveries_per_s"])
+            emit(rows[-1])
+            rows.append(bare(args.bare, root, "notifier's webhook requests, no store", shape="notifier"))
             emit(rows[-1])
         for i, case in enumerate(notifier_cases(args, only)):
             print(f"== {case.name}: {case.subscribers:,}", file=sys.stderr, flush=True)

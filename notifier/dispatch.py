@@ -56,6 +56,18 @@ SWEEP_EVERY = 1.0
 PURGE_EVERY = 600.0
 
 
+def sending_shape(settings: WorkerSettings, max_batch: int) -> tuple[int, int]:
+    """(chunks in flight, routine chunk size) of a channel taking up to `max_batch` recipients a call.
+
+    `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots (at least
+    four chunks, so that batch APIs such as SMS are not latency-bound on one request). Channels with a request per
+    recipient on the shared session send routine chunks small enough that all their slots together hold at most
+    the routine share of its pool (`concurrency` connections): the rest stays free for life-safety."""
+    slots = max(4, settings.concurrency // max_batch)
+    routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
+    return slots, max(1, routine_share // slots)
+
+
 @dataclass
 class DispatchStats:
     """Counters since start (read by metrics and progress displays)."""
@@ -103,17 +115,11 @@ class Dispatcher:
         # smaller claim would split provider requests and multiply the store's transactions per number.
         self._full_request = max((ch.max_batch for ch in self.channels.values()
                                   if getattr(ch, "one_request_per_batch", False)), default=1)
-        # `concurrency` counts recipients in flight; a chunk of max_batch recipients takes its share of slots
-        # (at least four chunks, so that batch APIs such as SMS are not latency-bound on one request).
-        slots = {kind: max(4, settings.concurrency // ch.max_batch) for kind, ch in self.channels.items()}
-        self._send_slots = {kind: asyncio.Semaphore(n) for kind, n in slots.items()}
+        shapes = {kind: sending_shape(settings, ch.max_batch) for kind, ch in self.channels.items()}
+        self._send_slots = {kind: asyncio.Semaphore(slots) for kind, (slots, _) in shapes.items()}
         # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
-        self._urgent_slots = {kind: asyncio.Semaphore(n) for kind, n in slots.items()}
-        # Channels with a request per recipient on the shared session: routine chunks small enough that all their
-        # slots together hold at most the routine share of its pool (`concurrency` connections); the rest stays
-        # free for life-safety.
-        routine_share = int(settings.concurrency * (1 - settings.life_safety_share))
-        self._routine_chunk = {kind: max(1, routine_share // n) for kind, n in slots.items()}
+        self._urgent_slots = {kind: asyncio.Semaphore(slots) for kind, (slots, _) in shapes.items()}
+        self._routine_chunk = {kind: chunk for kind, (_, chunk) in shapes.items()}
         self._last_sweep = 0.0
         self._last_purge = 0.0
         self._running = False  # the claim loops run in this process (`run`): a life-safety publish hands over

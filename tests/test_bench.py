@@ -14,6 +14,7 @@ from bench import world
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
+NOTIFIER_SHAPED = "bare: notifier's webhook requests, no store"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, obje
 def test_every_case_runs(smoke: tuple[list[dict[str, object]], str]) -> None:
     """The ceiling (before and after), webhook, SMS, mixed channels, PostgreSQL workers and peers each give a row."""
     names = {str(r["case"]) for r in smoke[0]}
-    expected = {"bare aiohttp ceiling (before)", "bare aiohttp ceiling (after)", "sqlite webhook",
+    expected = {"bare aiohttp ceiling (before)", "bare aiohttp ceiling (after)", NOTIFIER_SHAPED, "sqlite webhook",
                 "sqlite sms (aliyun)", "sqlite mixed 0ms 0%", "sqlite mixed 50ms 5%", "peer: naive"}
     if world.pg_reachable() is None:
         expected |= {"postgresql webhook ×1", "postgresql webhook ×2"}
@@ -44,6 +45,14 @@ def test_every_notifier_case_reaches_everyone_once(smoke: tuple[list[dict[str, o
         assert row["handed_over"] == row["subscribers"] == row["targeted"], row["case"]
         assert row["duplicates"] == 0, row["case"]
         assert row["accepted_rate"] == 1.0, row["case"]
+
+
+def test_notifier_shaped_ceiling_sends_each_request_once(smoke: tuple[list[dict[str, object]], str]) -> None:
+    """notifier's own webhook requests without the store (the ceiling of the request itself) all reach the
+    receiver, each once."""
+    [row] = [r for r in smoke[0] if r["case"] == NOTIFIER_SHAPED]
+    assert row["handed_over"] == row["requests"] == row["subscribers"]
+    assert row["duplicates"] == 0
 
 
 def test_webhook_case_probes_small_red_warnings(smoke: tuple[list[dict[str, object]], str]) -> None:
