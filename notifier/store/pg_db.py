@@ -108,6 +108,10 @@ class PgBackend:
     def reader(self) -> Db:
         return PgDb(self.pool)
 
+    async def bulk_read(self, work: Callable[[Db], Awaitable[T]]) -> T:
+        """`work` over the pool (no reader waits for another's reads)."""
+        return await work(self.reader)
+
     async def run_script(self, db: Db, script: str) -> None:
         await db.execute(script)  # no parameters: asyncpg runs the whole script in one call
 

@@ -23,20 +23,22 @@ SENDING, SENT, DELIVERED = DeliveryStatus.SENDING, DeliveryStatus.SENT, Delivery
 _RELEASE = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
 
 
-async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int,
-                min_priority: int = 0) -> list[ClaimedDelivery]:
+async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int, min_priority: int = 0) -> int:
     """Lease up to `limit` due deliveries of at least `min_priority`, most urgent first (life-safety before
-    anything due at the same time)."""
-    d = db.dialect
-    # Leased first, then read back packed (`Dialect.packed`): RETURNING would hand back one row at a time.
-    if not await db.execute(
-            f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
-            f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
-            f"ORDER BY priority DESC, next_attempt_at LIMIT ?{d.skip_locked})",
-            owner, lease_until, now, now, min_priority, limit):
-        return []
+    anything due at the same time); how many were leased (`leased` reads them)."""
+    return await db.execute(
+        f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
+        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
+        f"ORDER BY priority DESC, next_attempt_at LIMIT ?{db.dialect.skip_locked})",
+        owner, lease_until, now, now, min_priority, limit)
+
+
+async def leased(db: Db, owner: str, lease_until: float) -> list[ClaimedDelivery]:
+    """What a claim leased, with each delivery's contact and subscriber: read after the claim committed, on a
+    reader (the lease keeps the rows the claim's), so that a single writer (SQLite) is held for the lease alone.
+    Packed (`Dialect.packed`): a query's rows one at a time would each wait for the GIL."""
     rows = unpacked(await db.fetchval(
-        f"SELECT {d.packed(_CLAIMED)} FROM deliveries d "
+        f"SELECT {db.dialect.packed(_CLAIMED)} FROM deliveries d "
         "LEFT JOIN contacts c ON c.subscriber_id = d.subscriber_id AND c.channel = d.channel "
         f"LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE {is_(SENDING, 'd.')} AND d.lease_until = ? "
         "AND d.lease_owner = ?", lease_until, owner))

@@ -327,8 +327,19 @@ class Store(AccessMethods):
         # A life-safety claim with something to claim is urgent (a routine publish gives way to it); the
         # life-safety loop's idle polls, every poll interval, are not, or no routine publish would ever finish.
         urgent = min_priority >= Priority.LIFE_SAFETY and await queue.any_due(self.backend.reader, now, min_priority)
-        return await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
-                                      background=background, urgent=urgent)
+        if min_priority >= Priority.LIFE_SAFETY:
+            # Leased and read in one turn of the writer: a red warning's claim waits for no second hop.
+            async def claim(db: Db) -> list[ClaimedDelivery]:
+                if not await queue.claim(db, owner, now, lease_until, limit, min_priority):
+                    return []
+                return await queue.leased(db, owner, lease_until)
+
+            return await self.backend.run(claim, background=background, urgent=urgent)
+        # Routine bulk work: the single writer (SQLite) is held for the lease alone; its rows are read beside it.
+        if not await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
+                                      background=background):
+            return []
+        return await self.backend.bulk_read(lambda db: queue.leased(db, owner, lease_until))
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,

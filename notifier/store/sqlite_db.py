@@ -1,7 +1,9 @@
 """The SQLite back-end's connections: WAL with synchronous=FULL (a committed delivery survives power loss),
 `secure_delete` (deleted contacts are overwritten, not left in free pages), `BEGIN IMMEDIATE` for every write (no
-SQLITE_BUSY upgrade deadlocks), one writer connection serialised by a lock and one reader connection (WAL readers
-never block the writer).
+SQLITE_BUSY upgrade deadlocks), one writer connection serialised by a lock, and readers (WAL readers never block
+the writer): one for everything, one for the dispatcher's routine claims' rows (`bulk_read`: read after their
+lease committed, so that the single writer is held for the lease alone, never ahead of a red warning's reads, and
+unpacked on that reader's thread, not on the event loop), and the checkpointer's.
 
 The hot write transactions (publish, claim, record) run whole on the writer connection's thread (`run`): their
 statements follow each other there, without a turn of the event loop between two of them. Under a fan-out a turn
@@ -117,6 +119,24 @@ class _ThreadDb:
         return None if row is None else row[0]
 
 
+def _driven(work: Callable[[Db], Awaitable[T]], db: _ThreadDb) -> T:
+    """`work` over `db`, run to its end in one `send` (its statements never suspend)."""
+    coroutine = work(db)
+    assert isinstance(coroutine, Coroutine)  # noqa: S101 - `work` is an async function
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("work run on a connection's thread awaited something besides its statements")
+
+
+def _read_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]]) -> T:
+    """On a reader's thread: `work`'s reads (each its own read transaction) and everything it does with their rows."""
+    return _driven(work, _ThreadDb(conn))
+
+
 def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], give_way: GiveWay | None) -> T:
     """On the writer's thread: BEGIN IMMEDIATE, `work` to its end, COMMIT (ROLLBACK on any error). With `give_way`
     (a yielding transaction): GaveWay, rolled back, when an urgent transaction asked for the writer before COMMIT.
@@ -130,15 +150,7 @@ def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], giv
     try:
         if give_way is not None:
             give_way.arm()
-        coroutine = work(_ThreadDb(conn, give_way))
-        assert isinstance(coroutine, Coroutine)  # noqa: S101 - `work` is an async function
-        try:
-            coroutine.send(None)
-        except StopIteration as done:
-            result: T = done.value
-        else:
-            coroutine.close()
-            raise RuntimeError("a transaction run on the writer's thread awaited something besides its statements")
+        result = _driven(work, _ThreadDb(conn, give_way))
         if give_way is not None and give_way.disarm():
             raise GaveWay
     except BaseException as exc:
@@ -184,6 +196,7 @@ class SqliteBackend:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._bulk_reader: aiosqlite.Connection | None = None
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -195,6 +208,7 @@ class SqliteBackend:
         self._writer = await self._connect()
         await self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")  # see CHECKPOINT_EVERY
         self._reader = await self._connect()
+        self._bulk_reader = await self._connect()
         self._checkpointer = await self._connect()
         self._checkpointing = asyncio.create_task(self._checkpoint(self._checkpointer))
         # sqlite3 lets another thread interrupt; the sign reaches the other processes on this file
@@ -212,10 +226,10 @@ class SqliteBackend:
             self._checkpointing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointing
-        for conn in (self._checkpointer, self._reader, self._writer):
+        for conn in (self._checkpointer, self._bulk_reader, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._checkpointer = self._reader = self._writer = None
+        self._checkpointer = self._bulk_reader = self._reader = self._writer = None
         self._checkpointing = None
 
     @staticmethod
@@ -317,6 +331,14 @@ class SqliteBackend:
         if self._reader is None:
             raise RuntimeError("store is not open")
         return SqliteDb(self._reader)
+
+    async def bulk_read(self, work: Callable[[Db], Awaitable[T]]) -> T:
+        """`work` run whole on the bulk reader's thread: the rows are unpacked there, not on the event loop."""
+        if self._bulk_reader is None:
+            raise RuntimeError("store is not open")
+        result: T = await self._bulk_reader._execute(  # type: ignore[no-untyped-call]
+            _read_whole, self._bulk_reader._conn, work)
+        return result
 
     async def run_script(self, db: Db, script: str) -> None:
         for statement in split_statements(script):
