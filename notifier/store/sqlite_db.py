@@ -264,10 +264,12 @@ class SqliteBackend:
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
                   yielding: bool = False) -> T:
         """`work` as one write transaction, run whole on the writer connection's thread (module docstring); an
-        `urgent` one makes a `yielding` one in progress give way (`give_way.py`), which then runs again."""
+        `urgent` one makes a `yielding` one in progress give way (`give_way.py`), which then runs again: a routine
+        publish once it is quiet, a `background` one (the dispatcher's routine claims and records, a few ms each)
+        at its next turn, which comes when no other transaction waits."""
         gave_way, patience = 0, time.monotonic() + URGENT_PATIENCE
         while True:
-            if gave_way and self._give_way is not None:
+            if gave_way and self._give_way is not None and not background:
                 await self._give_way.quiet()
             give_way = self._give_way if yielding and gave_way < MAX_GIVE_WAYS else None
             async with self._writer_turn(background, urgent) as writer:

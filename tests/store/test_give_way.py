@@ -25,7 +25,7 @@ from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
-from notifier.store.give_way import MAX_GIVE_WAYS
+from notifier.store.give_way import MAX_GIVE_WAYS, QUIET_SECONDS
 from notifier.store.records import AlertRow, AssistedRecord, SubscriberRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from notifier.subscribers import create_subscriber
@@ -66,6 +66,28 @@ async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(
     await asyncio.wait_for(yielding, timeout=10)
     assert (attempts, await _names(backend)) == (2, ["red", "routine"])
     assert [r.getMessage() for r in caplog.records if r.msg == GAVE_WAY] == [GAVE_WAY % (1, MAX_GIVE_WAYS)]
+
+
+async def test_a_routine_batch_gives_way_and_runs_again_at_its_next_turn(backend: SqliteBackend) -> None:
+    """A dispatcher's routine record (background work) is mid-statement when a red warning asks for the writer: the
+    red warning is written first, and the record runs again at once — not after a quiet second, as a routine
+    publish does — whole."""
+    attempts, inside = 0, threading.Event()
+
+    async def record(db: Db) -> None:
+        nonlocal attempts
+        attempts += 1
+        await db.execute("INSERT INTO t (name) VALUES ('routine batch')")
+        if attempts == 1:
+            inside.set()  # on the writer's thread
+            await db.fetchval(ENDLESS)
+
+    routine = asyncio.create_task(backend.run(record, background=True, yielding=True))
+    assert await asyncio.to_thread(inside.wait, 10), "the routine batch did not start"
+    await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True),
+                           timeout=10)
+    await asyncio.wait_for(routine, timeout=QUIET_SECONDS / 2)
+    assert (attempts, await _names(backend)) == (2, ["red", "routine batch"])
 
 
 async def test_a_yielding_transaction_nobody_asks_about_runs_once(backend: SqliteBackend) -> None:
