@@ -42,29 +42,38 @@ async def _names(backend: SqliteBackend) -> list[str]:
     return [r[0] for r in await backend.reader.fetch("SELECT name FROM t ORDER BY rowid")]
 
 
+class _LongFirstAttempt:
+    """A transaction writing `name`, whose first attempt then runs ENDLESS until it is stopped."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.attempts, self.inside = name, 0, threading.Event()
+
+    async def __call__(self, db: Db) -> None:
+        self.attempts += 1
+        await db.execute("INSERT INTO t (name) VALUES (?)", self.name)
+        if self.attempts == 1:
+            self.inside.set()  # on the writer's thread
+            await db.fetchval(ENDLESS)
+
+    async def stopped_by_a_red_warning(self, backend: SqliteBackend) -> None:
+        """Once it runs, a red warning asks for the writer and is written."""
+        assert await asyncio.to_thread(self.inside.wait, 10), f"{self.name} did not start"
+        await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"),
+                                           urgent=True), timeout=10)
+
+
 async def test_an_urgent_transaction_stops_a_yielding_one_in_its_statement(
         backend: SqliteBackend, caplog: pytest.LogCaptureFixture) -> None:
     """A routine publish is in the middle of a long statement when a red warning asks for the writer: the red
     warning is written first, then the routine one from the start, whole."""
-    attempts, inside = 0, threading.Event()
     caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
-
-    async def routine(db: Db) -> None:
-        nonlocal attempts
-        attempts += 1
-        await db.execute("INSERT INTO t (name) VALUES ('routine')")
-        if attempts == 1:
-            inside.set()  # on the writer's thread
-            await db.fetchval(ENDLESS)
-
+    routine = _LongFirstAttempt("routine")
     yielding = asyncio.create_task(backend.run(routine, yielding=True))
-    assert await asyncio.to_thread(inside.wait, 10), "the routine transaction did not start"
-    await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True),
-                           timeout=10)
+    await routine.stopped_by_a_red_warning(backend)
     assert not yielding.done()  # it waits for a quiet moment before running again
     assert await _names(backend) == ["red"]
     await asyncio.wait_for(yielding, timeout=10)
-    assert (attempts, await _names(backend)) == (2, ["red", "routine"])
+    assert (routine.attempts, await _names(backend)) == (2, ["red", "routine"])
     assert [r.getMessage() for r in caplog.records if r.msg == GAVE_WAY] == [GAVE_WAY % (1, MAX_GIVE_WAYS)]
 
 
@@ -72,22 +81,11 @@ async def test_a_routine_batch_gives_way_and_runs_again_at_its_next_turn(backend
     """A dispatcher's routine record (background work) is mid-statement when a red warning asks for the writer: the
     red warning is written first, and the record runs again at once — not after a quiet second, as a routine
     publish does — whole."""
-    attempts, inside = 0, threading.Event()
-
-    async def record(db: Db) -> None:
-        nonlocal attempts
-        attempts += 1
-        await db.execute("INSERT INTO t (name) VALUES ('routine batch')")
-        if attempts == 1:
-            inside.set()  # on the writer's thread
-            await db.fetchval(ENDLESS)
-
-    routine = asyncio.create_task(backend.run(record, background=True, yielding=True))
-    assert await asyncio.to_thread(inside.wait, 10), "the routine batch did not start"
-    await asyncio.wait_for(backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('red')"), urgent=True),
-                           timeout=10)
-    await asyncio.wait_for(routine, timeout=QUIET_SECONDS / 2)
-    assert (attempts, await _names(backend)) == (2, ["red", "routine batch"])
+    record = _LongFirstAttempt("routine batch")
+    running = asyncio.create_task(backend.run(record, background=True, yielding=True))
+    await record.stopped_by_a_red_warning(backend)
+    await asyncio.wait_for(running, timeout=QUIET_SECONDS / 2)
+    assert (record.attempts, await _names(backend)) == (2, ["red", "routine batch"])
 
 
 async def test_a_yielding_transaction_nobody_asks_about_runs_once(backend: SqliteBackend) -> None:
