@@ -3,15 +3,15 @@
 SQLite has one writer. A routine disclosure to a whole city freezes its audience in one transaction — 5–25 s at
 1,000,000 people on a small machine — and a red warning published meanwhile would wait for all of it before being
 stored, and its claims would wait again. So a *yielding* transaction (a routine publish or approval, a bulk
-import, the dispatcher's routine claims and records) is interrupted when an *urgent* one (a life-safety publish, a cancel, a life-safety claim or record) asks
-for the writer: its statement in
-progress is stopped (`sqlite3.Connection.interrupt`, made to be called from another thread; asked again every
-`NUDGE_SECONDS` while the urgent one waits, because an interrupt that comes between two statements is forgotten by
-the next one), it rolls back, the urgent one goes, and it is run again from the start once no urgent transaction
-has asked for `QUIET_SECONDS` (a routine claim or record, a few milliseconds of work, at its next turn instead) —
-after at most `MAX_GIVE_WAYS` it runs to its end whatever comes. Work is lost,
-never a result: the routine publish commits whole or not at all, and its caller is answered after its commit, as
-before. PostgreSQL needs none of this: its writers do not wait for each other's transactions.
+import, the dispatcher's routine claims and records) is interrupted when an *urgent* one (a life-safety publish, a
+cancel, a life-safety claim or record) asks for the writer: its statement in progress is stopped
+(`sqlite3.Connection.interrupt`, made to be called from another thread; asked again every `NUDGE_SECONDS` while the
+urgent one waits, because an interrupt that comes between two statements is forgotten by the next one), it rolls
+back, the urgent one goes, and it is run again from the start once no urgent transaction has asked for
+`QUIET_SECONDS` (a routine claim or record, a few milliseconds of work, at its next turn instead) — after at most
+`MAX_GIVE_WAYS` it runs to its end whatever comes. Work is lost, never a result: the routine publish commits whole
+or not at all, and its caller is answered after its commit, as before. PostgreSQL needs none of this: its writers do
+not wait for each other's transactions.
 
 The urgent transaction may be in another process on the same database file (`notifier publish` or a
 `notifier worker` beside `notifier serve`): there it waits in SQLite's own lock, not in ours. So a waiting urgent
