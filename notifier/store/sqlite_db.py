@@ -49,6 +49,8 @@ WRITER_CHECKPOINT_PAGES = 4000
 URGENT_PATIENCE = 120.0
 STILL_BUSY = "life-safety work waits for the writer another process holds; asking again"
 GAVE_WAY = "a routine publish gave the writer up to life-safety work (%d of at most %d times); it runs again"
+# The dispatcher's routine claims and records give way to every red warning during a fan-out: told at DEBUG.
+BATCH_GAVE_WAY = "a routine claim or record gave the writer up to life-safety work (%d of at most %d times)"
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,10 @@ class SqliteBackend:
                     return result
                 except GaveWay:
                     gave_way += 1
-                    log.info(GAVE_WAY, gave_way, MAX_GIVE_WAYS)
+                    if background:
+                        log.debug(BATCH_GAVE_WAY, gave_way, MAX_GIVE_WAYS)
+                    else:
+                        log.info(GAVE_WAY, gave_way, MAX_GIVE_WAYS)
                 except WriterBusy:
                     if not urgent or time.monotonic() >= patience:
                         raise
