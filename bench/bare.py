@@ -3,10 +3,11 @@ its own process by bench.run, printing one JSON line.
 
     python -m bench.bare --url http://127.0.0.1:PORT --requests 30000 [--concurrency 100] [--shape notifier]
 
-`--shape notifier` sends notifier's own webhook requests instead — the channel adapter's, signed, each body with
-its recipient's two links, in the dispatcher's routine chunks on a session like the service's — with no store and
-no dispatcher: what the same requests cost without the durable pipeline around them, so that a run tells the
-request's distance to the bare loop from the pipeline's.
+`--shape notifier` sends notifier's own webhook requests instead — the benchmark topic's alert rendered by the
+bundled webhook template, sent by the channel adapter, signed, each body with its recipient's two links, in the
+dispatcher's routine chunks on a session like the service's — with no store and no dispatcher: what the same
+requests cost without the durable pipeline around them, so that a run tells the request's distance to the bare loop
+from the pipeline's.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ import resource
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 
 import aiohttp
 
-from channels.base import Message, Recipient
+from bench.world import TOPIC
+from channels.base import Recipient
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookChannel, WebhookConfig
-from notifier.config import WorkerSettings
+from notifier.config import Settings
 from notifier.dispatch import sending_shape
 from notifier.links import MessageLinks
+from notifier.rendering import load_samples, sample_alert
+from notifier.service import catalogue_and_renderer
 from subscriptions.contacts import generate_webhook_secret
 
 MB = 1024 * 1024
@@ -55,22 +58,16 @@ async def bare(url: str, requests: int, concurrency: int) -> float:
 
 async def notifier_shaped(url: str, requests: int) -> float:
     """Seconds for `requests` of notifier's webhook requests, sent as the dispatcher sends a routine fan-out."""
-    settings = WorkerSettings()
+    settings = Settings()  # the product's defaults: worker, bundled catalogue and templates
     channel_config = WebhookConfig(allow_private_networks=True)
-    slots, chunk = sending_shape(settings, channel_config.max_batch)
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=True), limit=settings.concurrency)
-    issued = datetime.now(UTC)
-    # The benchmark's alert (bench.cases), as the adapter gets it: its words, its rendered text, its payload.
-    headline, body = "重污染天气红色预警", "长治市发布重污染天气红色预警，请减少户外活动。"
-    instruction, page = "老年人、儿童减少户外活动。", "https://notify.example.gov.cn/d/1"
-    message = Message(alert_id=uuid.uuid4().hex, topic="env.heavy-pollution", msg_type="alert", severity="severe",
-                      urgency="immediate", level=None, locale="zh-CN", headline=headline,
-                      text=f"【长治市生态环境局】{headline} {body} {instruction} {page}", url=page,
-                      payload={"id": uuid.uuid4().hex, "topic": "env.heavy-pollution", "msg_type": "alert",
-                               "headline": headline, "body": body, "instruction": instruction,
-                               "severity": "severe", "url": page},
-                      sent_at=issued.timestamp())
-    links = MessageLinks("https://notify.example.gov.cn", secrets.token_urlsafe(32), message.topic, issued=issued)
+    slots, chunk = sending_shape(settings.worker, channel_config.max_batch)
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=True), limit=settings.worker.concurrency)
+    # The benchmark's topic, rendered by the bundled webhook template from the templates' own sample alert.
+    catalogue, renderer = catalogue_and_renderer(settings)
+    topic = next(t for t in catalogue.topics if t.key == TOPIC)
+    alert = sample_alert(topic, load_samples(renderer.templates_dir))
+    message = renderer.render(alert, topic, "webhook", "zh-CN")
+    links = MessageLinks(settings.server.base_url(), secrets.token_urlsafe(32), topic.key, issued=alert.created_at)
     secret = generate_webhook_secret()
     ids = [uuid.uuid4().hex for _ in range(requests)]
     in_flight = asyncio.Semaphore(slots)
@@ -78,10 +75,10 @@ async def notifier_shaped(url: str, requests: int) -> float:
         channel = WebhookChannel(channel_config, http)
 
         async def send(part: list[str]) -> None:
+            recipients = [Recipient(delivery_id=i, subscriber_id=i, address=f"{url}/org/{i}", secret=secret,
+                                    manage_url=links.manage_url(i), unsubscribe_url=links.unsubscribe_url(i))
+                          for i in part]
             async with in_flight:
-                recipients = [Recipient(delivery_id=i, subscriber_id=i, address=f"{url}/org/{i}", secret=secret,
-                                        manage_url=links.manage_url(i), unsubscribe_url=links.unsubscribe_url(i))
-                              for i in part]
                 await channel.send(message, recipients)
 
         t = time.perf_counter()

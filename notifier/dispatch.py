@@ -325,12 +325,12 @@ class Dispatcher:
                 # warning finds a free connection instead of queueing behind a routine fan-out's requests.
                 size = min(size, self._routine_chunk[kind])
         chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
-        parts = await asyncio.gather(*(self._send_chunk(channel, message, alert, chunk) for chunk in chunks))
+        links = self._links(kind, alert)  # once per message, like the message: its tokens share all but the subscriber
+        parts = await asyncio.gather(*(self._send_chunk(channel, message, links, alert, chunk) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
 
-    async def _send_chunk(self, channel: Channel, message: Message, alert: AlertRow,
+    async def _send_chunk(self, channel: Channel, message: Message, links: MessageLinks | None, alert: AlertRow,
                           chunk: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
-        links = self._links(channel.kind, alert)
         recipients = [self._recipient(d, links) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)

@@ -326,19 +326,20 @@ class Store(AccessMethods):
                     min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
         # A life-safety claim with something to claim is urgent (a routine publish gives way to it); the
         # life-safety loop's idle polls, every poll interval, are not, or no routine publish would ever finish.
-        urgent = min_priority >= Priority.LIFE_SAFETY and await queue.any_due(self.backend.reader, now, min_priority)
-        if min_priority >= Priority.LIFE_SAFETY:
+        life_safety = min_priority >= Priority.LIFE_SAFETY
+        urgent = life_safety and await queue.any_due(self.backend.reader, now, min_priority)
+        turn = _dispatch_turn(background, urgent)
+        if life_safety:
             # Leased and read in one turn of the writer: a red warning's claim waits for no second hop.
             async def claim(db: Db) -> list[ClaimedDelivery]:
                 if not await queue.claim(db, owner, now, lease_until, limit, min_priority):
                     return []
                 return await queue.leased(db, owner, lease_until)
 
-            return await self.backend.run(claim, background=background, urgent=urgent)
-        # Routine bulk work: the single writer (SQLite) is held for the lease alone, and given up to life-safety
-        # work asking for it (`_routine_turn`); its rows are read beside it.
+            return await self.backend.run(claim, **turn)
+        # Routine bulk work: the single writer (SQLite) is held for the lease alone; its rows are read beside it.
         if not await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
-                                      **_routine_turn(background)):
+                                      **turn):
             return []
         return await self.backend.bulk_read(lambda db: queue.leased(db, owner, lease_until))
 
@@ -350,8 +351,7 @@ class Store(AccessMethods):
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 
-        turn = {"background": background, "urgent": True} if urgent else _routine_turn(background)
-        return await self.backend.run(record, **turn)
+        return await self.backend.run(record, **_dispatch_turn(background, urgent))
 
     async def extend_lease(self, owner: str, until: float) -> int:
         return await self.backend.run(lambda db: queue.extend_lease(db, owner, until))
@@ -544,12 +544,13 @@ class Store(AccessMethods):
             after = int(rows[-1]["seq"])
 
 
-def _routine_turn(background: bool) -> dict[str, bool]:
-    """How the dispatcher's routine claims and records take the writer: after any other transaction waiting for it
-    (`background`), and giving it up to life-safety work that asks for it mid-way (`yielding`), running again at
-    their next turn — a red warning waits for a routine statement to stop, not for a whole routine batch (on SQLite,
-    a record of 1,000 SMS holds the writer ~12 ms; three of a red warning's transactions could each wait for one)."""
-    return {"background": background, "yielding": background}
+def _dispatch_turn(background: bool, urgent: bool) -> dict[str, bool]:
+    """How the dispatcher's claims and records take the writer. Routine ones (`background`) go after any other
+    transaction waiting for it and give it up to life-safety work asking mid-way (`yielding`), running again at their
+    next turn: a red warning waits for a routine statement to stop, not for a whole routine batch (on SQLite, a
+    record of 1,000 SMS holds the writer ~12 ms, and three of a red warning's transactions could each wait for one).
+    `urgent` ones (life-safety work at hand) make such a batch give way and never give way themselves."""
+    return {"background": background, "urgent": urgent, "yielding": background and not urgent}
 
 
 def _bulk_turn(priority: int) -> dict[str, bool]:
