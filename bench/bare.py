@@ -5,9 +5,9 @@ its own process by bench.run, printing one JSON line.
 
 `--shape notifier` sends notifier's own webhook requests instead — the benchmark topic's alert rendered by the
 bundled webhook template, sent by the channel adapter, signed, each body with its recipient's two links, in the
-dispatcher's routine chunks on a session like the service's — with no store and no dispatcher: what the same
-requests cost without the durable pipeline around them, so that a run tells the request's distance to the bare loop
-from the pipeline's.
+dispatcher's routine chunks on a session like the service's, in a process settled like the service's (its collector,
+`notifier.settle`) — with no store and no dispatcher: what the same requests cost without the durable pipeline
+around them, so that a run tells the request's distance to the bare loop from the pipeline's.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from notifier.dispatch import sending_shape
 from notifier.links import MessageLinks
 from notifier.rendering import load_samples, sample_alert
 from notifier.service import catalogue_and_renderer
+from notifier.settle import settle_long_running
 from subscriptions.contacts import generate_webhook_secret
 
 MB = 1024 * 1024
@@ -71,6 +72,7 @@ async def notifier_shaped(url: str, requests: int) -> float:
     secret = generate_webhook_secret()
     ids = [uuid.uuid4().hex for _ in range(requests)]
     in_flight = asyncio.Semaphore(slots)
+    settle_long_running()  # a process settled like the service's once it is ready (its collector, the GIL)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
         channel = WebhookChannel(channel_config, http)
 
