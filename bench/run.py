@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare", type=Path, metavar="CHECKOUT",
                    help="run every notifier case twice: first with the notifier of CHECKOUT (e.g. a `git worktree` "
                         "of main), then with ours — before and after in the same run")
+    p.add_argument("--pairs", type=int, default=1, metavar="N",
+                   help="with --compare: N pairs of every case, the order turned round in every second pair (the "
+                        "second case of a pair tends to be the slower one on a shared machine)")
     p.add_argument("--profile", type=Path, help="write pyinstrument profiles of the delivering process here")
     p.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write (default %(default)s)")
     p.add_argument("--keep", type=Path, help="keep each case's folder (databases, logs) under this directory")
@@ -79,11 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def notifier_cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     for case in _cases(args, only):
-        if args.compare:
-            yield dataclasses.replace(case, name=f"{case.name} [before]", code=args.compare.resolve())
-            yield dataclasses.replace(case, name=f"{case.name} [after]")
-        else:
+        if not args.compare:
             yield case
+            continue
+        for n in range(1, max(1, args.pairs) + 1):
+            mark = "" if n == 1 else f" #{n}"
+            pair = [dataclasses.replace(case, name=f"{case.name} [before{mark}]", code=args.compare.resolve()),
+                    dataclasses.replace(case, name=f"{case.name} [after{mark}]")]
+            yield from pair if n % 2 else reversed(pair)  # before, after; then after, before; …
 
 
 def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
