@@ -11,7 +11,7 @@ its task, its result — so at 700 the collector ran every few requests and walk
 cyclic garbage (an exception's traceback, a closed connection's protocol) waits a little longer; a young pass over
 20,000 objects takes ~0.2 ms. Measured: notifier's own webhook requests with no store (`bench.bare --shape
 notifier`, start-up heap frozen), 30,000 requests, three pairs: 4,820-5,000 -> 5,190-5,450 a second (+9 %); the
-100,000-webhook pipeline +2 % and +6 % in two pairs.
+100,000-webhook pipeline +2 % and +6 % in two pairs, within that machine's noise (bench/RESULTS.md, seventh round).
 """
 
 from __future__ import annotations
