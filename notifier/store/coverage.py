@@ -29,10 +29,11 @@ QUANTILES = (0.5, 0.9, 0.99)
 
 async def coverage_rows(db: Db, alert_id: str) -> CoverageRows:
     """Every figure of the coverage object."""
-    head = await db.fetchrow(f"SELECT COUNT(*), {count(REACHED)}, {count(ACCEPTED)} FROM alert_targets "
-                             "WHERE alert_id = ?", alert_id)
-    assert head is not None  # noqa: S101 - an aggregate always has a row
-    targeted, reached, accepted = int(head[0]), int(head[1] or 0), int(head[2] or 0)
+    # The whole and each region from one read of the targets (a province-wide alert has millions).
+    regions = [(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in await db.fetch(
+        f"SELECT region, COUNT(*), {count(REACHED)}, {count(ACCEPTED)} FROM alert_targets WHERE alert_id = ? "
+        "GROUP BY region", alert_id)]
+    targeted, reached, accepted = (sum(r[i] for r in regions) for i in (1, 2, 3))
     by_channel = {r[0]: channel_figures(r, 1) for r in await db.fetch(
         f"SELECT channel, {channel_counts()} FROM deliveries WHERE alert_id = ? AND {counted()} GROUP BY channel "
         "ORDER BY channel",
@@ -42,13 +43,13 @@ async def coverage_rows(db: Db, alert_id: str) -> CoverageRows:
         "LEFT JOIN alert_target_groups g ON g.alert_id = t.alert_id AND g.subscriber_id = t.subscriber_id "
         "WHERE t.alert_id = ? GROUP BY t.region, g.group_code", alert_id)]
     cells.sort(key=lambda c: (c[0], c[1] or ""))  # NULL (no group) sorts first on SQLite, last on PostgreSQL
-    by_region = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await db.fetch(
-        f"SELECT region, COUNT(*), {count(REACHED)} FROM alert_targets WHERE alert_id = ? GROUP BY region",
-        alert_id)}
-    by_group = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await db.fetch(
-        f"SELECT g.group_code, COUNT(*), {count('t.' + REACHED)} FROM alert_target_groups g JOIN alert_targets t "
-        "ON t.alert_id = g.alert_id AND t.subscriber_id = g.subscriber_id WHERE g.alert_id = ? "
-        "GROUP BY g.group_code", alert_id)}
+    by_region = {r[0]: (r[1], r[2]) for r in regions}
+    # A target of a group is in exactly one cell of that group (its region's): a group's figures are its cells' sum.
+    by_group: dict[str, tuple[int, int]] = {}
+    for _, group, in_cell, reached_in_cell in cells:
+        if group is not None:
+            total, reached_total = by_group.get(group, (0, 0))
+            by_group[group] = (total + in_cell, reached_total + reached_in_cell)
     return CoverageRows(targeted=targeted, reached=reached, accepted=accepted, by_channel=by_channel, cells=cells,
                         by_region=by_region, by_group=by_group,
                         reach_times=await _reach_quantiles(db, alert_id, targeted, reached),
