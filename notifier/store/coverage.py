@@ -1,7 +1,7 @@
 """How coverage is counted (SPEC "Coverage"): every figure of one alert's coverage object, aggregated in SQL over
 its frozen targets (`alert_targets`, `alert_target_groups`: the denominator) and its deliveries, by the rules of
-`states` (reached, accepted, a channel's counts, why a target was not reached, the release time); and the alert's
-deliveries, paged, for the admin views.
+`states` (reached, accepted, a channel's counts, why a target was not reached, the release time) — a group's
+figures summed from its region × group cells; and the alert's deliveries, paged, for the admin views.
 """
 
 from __future__ import annotations
