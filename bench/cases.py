@@ -103,21 +103,24 @@ async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: 
         await asyncio.sleep(0.1)
 
 
-async def _recorded(http: aiohttp.ClientSession, api: str, key: str, alert_id: str, handed: int) -> dict[str, Any]:
+async def _recorded(http: aiohttp.ClientSession, api: str, key: str, alert_id: str,
+                    handed: int) -> tuple[dict[str, Any], float]:
     """The alert's coverage once the store has recorded every send the gateways took (or nothing moved for
-    STALL_SECONDS)."""
+    STALL_SECONDS), and the seconds that last `GET …/coverage` took: what an operator waits for, whole alert."""
     last, last_move = -1, time.monotonic()
     while True:
+        asked = time.perf_counter()
         async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
                             headers={"Authorization": f"Bearer {key}"}) as response:
             coverage: dict[str, Any] = await response.json()
+        read_s = time.perf_counter() - asked
         accepted = int(coverage.get("accepted") or 0)
         if accepted >= min(handed, int(coverage.get("targeted") or 0)):
-            return coverage
+            return coverage, read_s
         if accepted != last:
             last, last_move = accepted, time.monotonic()
         elif time.monotonic() - last_move > STALL_SECONDS:
-            return coverage
+            return coverage, read_s
         await asyncio.sleep(0.2)
 
 
@@ -200,7 +203,8 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
                     in_publish = await _probe(http, api, key, fakes["probe"])
             alert_id, started, api_s = await publishing
             tallies, probes = await _wait(http, fakes, case.subscribers, api, key, case.probes)
-            coverage = await _recorded(http, api, key, alert_id, sum(t["accepted"] for t in tallies.values()))
+            coverage, coverage_read_s = await _recorded(http, api, key, alert_id,
+                                                        sum(t["accepted"] for t in tallies.values()))
             recorded_s = time.time() - started
             usage = sampler.end()
             if wal is not None:
@@ -230,6 +234,7 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "probe_api_p50_ms": statistics.median(a for a, _ in probes) * 1000 if probes else None,
         "probes": len(probes),
         "red_in_publish_ms": in_publish[1] * 1000 if in_publish else None,
+        "coverage_read_ms": coverage_read_s * 1000,
     }
 
 

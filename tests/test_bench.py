@@ -47,6 +47,16 @@ def test_every_notifier_case_reaches_everyone_once(smoke: tuple[list[dict[str, o
         assert row["accepted_rate"] == 1.0, row["case"]
 
 
+def test_every_notifier_case_times_a_read_of_its_alerts_whole_coverage(
+        smoke: tuple[list[dict[str, object]], str]) -> None:
+    """Each notifier case reports how long the coverage of its fan-out's alert took to read, every send recorded,
+    and the table shows it."""
+    cases = [r for r in smoke[0] if r.get("backend")]
+    for row in cases:
+        assert isinstance(row["coverage_read_ms"], float) and row["coverage_read_ms"] > 0, row["case"]
+    assert "| coverage read |" in smoke[1]
+
+
 def test_notifier_shaped_ceiling_sends_each_request_once(smoke: tuple[list[dict[str, object]], str]) -> None:
     """notifier's own webhook requests without the store (the ceiling of the request itself) all reach the
     receiver, each once."""
