@@ -48,6 +48,18 @@ class Child:
             self.proc.stdout.close()
 
 
+def _env(code: Path | None) -> dict[str, str]:
+    """A child's environment; with `code`, a checkout whose packages it imports instead of ours."""
+    return clean_env() | ({"PYTHONPATH": str(code)} if code else {})
+
+
+def run(argv: Sequence[str], *, log: Path, code: Path | None = None) -> None:
+    """Run `python argv…` to its end (its output appended to `log`); CalledProcessError when it fails."""
+    with log.open("ab") as out:
+        subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=_env(code),
+                       cwd=code, check=True)
+
+
 def start(name: str, argv: Sequence[str], *, ready: str | None = "READY", timeout: float = 60.0,
           cwd: Path | None = None, log: Path | None = None, code: Path | None = None) -> Child:
     """Start `python argv…` and return once it printed a line starting with `ready` (None: at once); its stderr
@@ -55,8 +67,7 @@ def start(name: str, argv: Sequence[str], *, ready: str | None = "READY", timeou
     stderr = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL if ready is None else subprocess.PIPE,
-                            stderr=stderr, env=clean_env() | ({"PYTHONPATH": str(code)} if code else {}),
-                            cwd=code or cwd)
+                            stderr=stderr, env=_env(code), cwd=code or cwd)
     if log is not None:
         stderr.close()  # type: ignore[union-attr]
     if ready is None:

@@ -163,8 +163,9 @@ def _records(kind: str, start: int, stop: int, topic: str, url_of: dict[str, Chi
 
 async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, Child], probes: bool) -> str:
     """Subscribers of the case (one channel each, the topic of the fan-out) and, with `probes`, one webhook
-    subscriber of the probe topic on the probe receiver; returns an admin key for the API."""
-    store = await open_database(settings)
+    subscriber of the probe topic on the probe receiver; returns an admin key for the API. The database is the
+    case's, already migrated by the case's own notifier: not migrated again here."""
+    store = await open_database(settings, upgrade=False)
     try:
         await seed_catalogue(store, city_catalogue(settings))
         offset = 0
