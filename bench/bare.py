@@ -23,15 +23,15 @@ import uuid
 import aiohttp
 
 from bench.world import TOPIC
-from channels.base import Recipient
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookChannel, WebhookConfig
 from notifier.config import Settings
-from notifier.dispatch import sending_shape
+from notifier.dispatch import recipient_of, sending_shape
 from notifier.links import MessageLinks
 from notifier.rendering import load_samples, sample_alert
 from notifier.service import catalogue_and_renderer
 from notifier.settle import settle_long_running
+from notifier.store.records import ClaimedDelivery
 from subscriptions.contacts import generate_webhook_secret
 
 MB = 1024 * 1024
@@ -70,21 +70,23 @@ async def notifier_shaped(url: str, requests: int) -> float:
     message = renderer.render(alert, topic, "webhook", "zh-CN")
     links = MessageLinks(settings.server.base_url(), secrets.token_urlsafe(32), topic.key, issued=alert.created_at)
     secret = generate_webhook_secret()
-    ids = [uuid.uuid4().hex for _ in range(requests)]
+    # The claimed deliveries as the claim's read hands them to the dispatcher (that read is the store's: not timed).
+    claimed = [ClaimedDelivery(id=i, alert_id=alert.id, subscriber_id=i, channel="webhook", position=1, attempts=0,
+                               address=f"{url}/org/{i}", secret=secret, locale="zh-CN", quiet_start=None,
+                               quiet_end=None, created_at=alert.created_at.timestamp())
+               for i in (uuid.uuid4().hex for _ in range(requests))]
     in_flight = asyncio.Semaphore(slots)
     settle_long_running()  # a process settled like the service's once it is ready (its collector, the GIL)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
         channel = WebhookChannel(channel_config, http)
 
-        async def send(part: list[str]) -> None:
-            recipients = [Recipient(delivery_id=i, subscriber_id=i, address=f"{url}/org/{i}", secret=secret,
-                                    manage_url=links.manage_url(i), unsubscribe_url=links.unsubscribe_url(i))
-                          for i in part]
+        async def send(part: list[ClaimedDelivery]) -> None:
+            recipients = [recipient_of(d, links) for d in part]  # as the dispatcher's chunk does
             async with in_flight:
                 await channel.send(message, recipients)
 
         t = time.perf_counter()
-        await asyncio.gather(*(send(ids[i:i + chunk]) for i in range(0, requests, chunk)))
+        await asyncio.gather(*(send(claimed[i:i + chunk]) for i in range(0, requests, chunk)))
         return time.perf_counter() - t
 
 

@@ -61,8 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--claim-batch", type=int, help="[worker] claim_batch for every case (default: the product's)")
     p.add_argument("--concurrency", type=int, help="[worker] concurrency for every case (default: the product's)")
     p.add_argument("--compare", type=Path, metavar="CHECKOUT",
-                   help="run every notifier case twice: first with the notifier of CHECKOUT (e.g. a `git worktree` "
-                        "of main), then with ours — before and after in the same run")
+                   help="run every notifier case twice (or --pairs times twice): with the notifier of CHECKOUT "
+                        "(e.g. a `git worktree` of main), each case on its own schema, and with ours — before and "
+                        "after in the same run")
     p.add_argument("--pairs", type=int, default=1, metavar="N",
                    help="with --compare: N pairs of every case, the order turned round in every second pair (the "
                         "second case of a pair tends to be the slower one on a shared machine)")

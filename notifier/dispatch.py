@@ -331,7 +331,7 @@ class Dispatcher:
 
     async def _send_chunk(self, channel: Channel, message: Message, links: MessageLinks | None, alert: AlertRow,
                           chunk: list[ClaimedDelivery]) -> dict[str, DeliveryUpdate]:
-        recipients = [self._recipient(d, links) for d in chunk]
+        recipients = [recipient_of(d, links) for d in chunk]
         # Batch APIs (SMS) make one provider request per chunk; others (webhook, email) one per recipient.
         per_request = getattr(channel, "one_request_per_batch", False)
         life_safety = _life_safety(alert)
@@ -365,12 +365,6 @@ class Dispatcher:
         return MessageLinks(self._public_url, self._link_secret, alert.topic,
                             issued=datetime.fromtimestamp(alert.created_at, UTC))
 
-    @staticmethod
-    def _recipient(d: ClaimedDelivery, links: MessageLinks | None) -> Recipient:
-        return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
-                         manage_url=links.manage_url(d.subscriber_id) if links else None,
-                         unsubscribe_url=links.unsubscribe_url(d.subscriber_id) if links else None)
-
     def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now,
@@ -387,6 +381,14 @@ class Dispatcher:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=f"{r.error}; {decision.reason}", fall_back=True)
         return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + decision.delay,
                               error=r.error)
+
+
+def recipient_of(d: ClaimedDelivery, links: MessageLinks | None) -> Recipient:
+    """What a channel is handed for one claimed delivery: its contact, and the subscriber's own links when the
+    message carries them."""
+    return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
+                     manage_url=links.manage_url(d.subscriber_id) if links else None,
+                     unsubscribe_url=links.unsubscribe_url(d.subscriber_id) if links else None)
 
 
 def _life_safety(alert: AlertRow) -> bool:
