@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient, receipt_match_key
+from channels.base import Channel, DeliveryResult, Message, NumberDigest, Outcome, Recipient
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.voice.speech import spoken
 from notifier.approval import reject_overdue
@@ -251,9 +251,13 @@ class Dispatcher:
         now = self.clock()
         decided: dict[str, DeliveryUpdate] = {}
         to_send: list[ClaimedDelivery] = []
+        keeps_quiet: dict[str, bool] = {}  # per alert, not per delivery: whether quiet hours hold it back
         for d in claimed:
-            alert, _ = await self._alert(d.alert_id)
-            early = self._before_send(d, alert, now)
+            if (quiet := keeps_quiet.get(d.alert_id)) is None:
+                alert, _ = await self._alert(d.alert_id)
+                quiet = keeps_quiet[d.alert_id] = not bypasses_quiet_hours(Urgency(alert.urgency),
+                                                                            Severity(alert.severity))
+            early = self._before_send(d, quiet, now)
             if early is not None:
                 decided[d.id] = early
             else:
@@ -269,15 +273,16 @@ class Dispatcher:
             decided.update(results)
         return [decided[d.id] for d in claimed]
 
-    def _before_send(self, d: ClaimedDelivery, alert: AlertRow, now: float) -> DeliveryUpdate | None:
-        """Outcomes decided without sending: no channel, no contact, quiet hours."""
+    def _before_send(self, d: ClaimedDelivery, quiet: bool, now: float) -> DeliveryUpdate | None:
+        """Outcomes decided without sending: no channel, no contact, quiet hours (`quiet`: they apply to the
+        delivery's alert)."""
         if d.channel not in self.channels:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, attempted=False,
                                   error=f"channel {d.channel} is not configured", fall_back=True)
         if d.address is None:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, attempted=False, error="no usable contact",
                                   fall_back=True)
-        if not bypasses_quiet_hours(Urgency(alert.urgency), Severity(alert.severity)):
+        if quiet:
             until = quiet_until(datetime.fromtimestamp(now, UTC), d.quiet_start, d.quiet_end)
             if until is not None:
                 return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DEFERRED, now, attempted=False,
@@ -355,7 +360,8 @@ class Dispatcher:
                 self.metrics.observe_send(channel.kind, time.perf_counter() - started)
         now = self.clock()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
-        return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
+        digest = NumberDigest(self.store.number_key)
+        return {d.id: self._written(d, results.get(d.id, missing), alert, now, digest) for d in chunk}
 
     def _links(self, kind: str, alert: AlertRow) -> MessageLinks | None:
         """The signed manage/unsubscribe links of the alert's message on the channels that carry them (see
@@ -365,13 +371,14 @@ class Dispatcher:
         return MessageLinks(self._public_url, self._link_secret, alert.topic,
                             issued=datetime.fromtimestamp(alert.created_at, UTC))
 
-    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> DeliveryUpdate:
+    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float,
+                 digest: NumberDigest) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now,
                                   provider_message_id=r.provider_message_id)
         if r.outcome is Outcome.ACCEPTED:
             pmid = r.provider_message_id
-            match = receipt_match_key(self.store.number_key, pmid, d.address) if pmid and d.address else None
+            match = digest(pmid, d.address) if pmid and d.address else None
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=pmid, match_key=match)
         if r.outcome is Outcome.PERMANENT:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,

@@ -1,9 +1,13 @@
-"""Plain rows that cross the store boundary (dataclasses: cheap on the hot path, no validation cost)."""
+"""Plain rows that cross the store boundary (dataclasses: cheap on the hot path, no validation cost).
+
+The two made once per recipient on the delivery path, `ClaimedDelivery` and `DeliveryUpdate`, are named tuples: as
+immutable, and made in 0.4-0.8 µs against 1.9-2.3 for a frozen dataclass of their size (whose `__init__` sets each
+field through `object.__setattr__`); a million-number SMS fan-out makes two million of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier.states import DeliveryStatus
 
@@ -82,8 +86,7 @@ class Targeting:
     widened_from: tuple[list[str], list[str]] | None = None  # the referenced alert's (regions, groups)
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
+class ClaimedDelivery(NamedTuple):
     """A delivery leased to one worker, with what sending needs."""
 
     id: str
@@ -100,8 +103,7 @@ class ClaimedDelivery:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryUpdate:
+class DeliveryUpdate(NamedTuple):
     """What to write back for one claimed delivery."""
 
     delivery_id: str
