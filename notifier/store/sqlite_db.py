@@ -43,6 +43,12 @@ _CHECKPOINT_TRIES = 20
 CHECKPOINT_EVERY = 0.25
 CATCH_UP_PASSES = 8
 WRITER_CHECKPOINT_PAGES = 4000
+# A transaction that changed this many rows (a fan-out, an import) commits without copying the log back itself: its
+# own pages are the whole log past WRITER_CHECKPOINT_PAGES (160 MB for 300,000 targets), and copying them in the
+# commit held the publish's answer and the writer 0.7 s longer (measured, 300,000 SMS: publish 4.0 -> 3.3 s). The
+# checkpointer, woken at once, copies them beside the writer; until it has caught up the writer's commits leave
+# the log to it (one of theirs would otherwise copy the lot), then bound it again as above.
+BIG_TRANSACTION_ROWS = 10_000
 # How long a life-safety transaction keeps asking for a writer another process holds without giving way (another
 # life-safety publish to a whole province, a bulk import): busy_timeout (10 s) at a time, so that a red warning is
 # stored late rather than refused with "database is locked".
@@ -139,10 +145,57 @@ def _read_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]]) ->
     return _driven(work, _ThreadDb(conn))
 
 
-def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], give_way: GiveWay | None) -> T:
+class LogHandOver:
+    """Who copies the write-ahead log back after a big transaction (BIG_TRANSACTION_ROWS): the writer's thread
+    hands it to the checkpointer at the commit, the checkpointer hands it back once a pass that began after that
+    commit has copied everything. Plain values, each written by one side only: `commits` by the writer's thread
+    (big commits so far), `caught_up` by the checkpointer (the count its last complete pass began after)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake  # thread-safe: wakes the checkpointer
+        self.with_checkpointer = False
+        self.commits = 0
+        self.caught_up = 0
+
+    def before_begin(self, conn: sqlite3.Connection) -> None:
+        """Writer's thread: the checkpointer has caught up since the last big commit: the writer bounds the log
+        again."""
+        if self.with_checkpointer and self.caught_up == self.commits:
+            conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+            self.with_checkpointer = False
+
+    def before_commit(self, conn: sqlite3.Connection, changed: int) -> bool:
+        """Writer's thread: whether this is a big transaction, whose commit (and the writer's commits after it,
+        until the checkpointer has caught up) leave the log to the checkpointer."""
+        if changed < BIG_TRANSACTION_ROWS:
+            return False
+        if not self.with_checkpointer:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.with_checkpointer = True
+        return True
+
+    def after_big_commit(self) -> None:
+        self.commits += 1
+        self._wake()
+
+    def pass_begins(self) -> int:
+        """Checkpointer: the big commits its pass will see."""
+        return self.commits
+
+    def copied_all(self, seen: int) -> None:
+        """Checkpointer: a pass that began after `seen` big commits copied everything in the log."""
+        self.caught_up = seen
+
+
+def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], give_way: GiveWay | None,
+               log_hand_over: LogHandOver | None = None) -> T:
     """On the writer's thread: BEGIN IMMEDIATE, `work` to its end, COMMIT (ROLLBACK on any error). With `give_way`
     (a yielding transaction): GaveWay, rolled back, when an urgent transaction asked for the writer before COMMIT.
-    WriterBusy when another process held the writer for all of busy_timeout (nothing was done)."""
+    WriterBusy when another process held the writer for all of busy_timeout (nothing was done). `log_hand_over`:
+    a big transaction's commit leaves copying the log back to the checkpointer."""
+    if log_hand_over is not None:
+        log_hand_over.before_begin(conn)
+    changes = conn.total_changes
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
@@ -163,10 +216,13 @@ def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], giv
             raise GaveWay from exc
         raise
     try:
+        big = log_hand_over is not None and log_hand_over.before_commit(conn, conn.total_changes - changes)
         conn.execute("COMMIT")
     except BaseException:
         _roll_back(conn)  # a COMMIT that failed (disk full, I/O) must not leave the writer inside the transaction
         raise
+    if big and log_hand_over is not None:
+        log_hand_over.after_big_commit()
     return result
 
 
@@ -201,6 +257,8 @@ class SqliteBackend:
         self._bulk_reader: aiosqlite.Connection | None = None
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpoint_now = asyncio.Event()
+        self._log_hand_over: LogHandOver | None = None
         self._lock = asyncio.Lock()
         self._waiting = Waiters()  # writers other than background ones waiting for the lock
         self._give_way: GiveWay | None = None
@@ -212,6 +270,12 @@ class SqliteBackend:
         self._reader = await self._connect()
         self._bulk_reader = await self._connect()
         self._checkpointer = await self._connect()
+        loop = asyncio.get_running_loop()
+
+        def wake_checkpointer() -> None:  # from the writer's thread
+            loop.call_soon_threadsafe(self._checkpoint_now.set)
+
+        self._log_hand_over = LogHandOver(wake_checkpointer)
         self._checkpointing = asyncio.create_task(self._checkpoint(self._checkpointer))
         # sqlite3 lets another thread interrupt; the sign reaches the other processes on this file
         self._give_way = GiveWay(self._writer._conn.interrupt, UrgentSign(self.path))
@@ -234,18 +298,25 @@ class SqliteBackend:
         self._checkpointer = self._bulk_reader = self._reader = self._writer = None
         self._checkpointing = None
 
-    @staticmethod
-    async def _checkpoint(conn: aiosqlite.Connection) -> None:
-        """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer."""
+    async def _checkpoint(self, conn: aiosqlite.Connection) -> None:
+        """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer, and at once after
+        a big transaction's commit (`LogHandOver`)."""
         while True:
-            await asyncio.sleep(CHECKPOINT_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._checkpoint_now.wait(), CHECKPOINT_EVERY)
+            self._checkpoint_now.clear()
             try:
                 # Again until a pass finds nothing new (the writer may commit during one): the log starts over,
                 # instead of growing, only if everything in it has been copied when a transaction begins.
                 last: tuple[Any, ...] | None = None
                 for _ in range(CATCH_UP_PASSES):
+                    seen = self._log_hand_over.pass_begins() if self._log_hand_over is not None else 0
                     rows = list(await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))
-                    if not rows or rows[0][0] or tuple(rows[0]) == last:  # busy, or caught up
+                    if not rows or rows[0][0]:  # busy
+                        break
+                    if self._log_hand_over is not None and rows[0][1] == rows[0][2]:  # every page of the log
+                        self._log_hand_over.copied_all(seen)
+                    if tuple(rows[0]) == last:  # caught up
                         break
                     last = tuple(rows[0])
             except sqlite3.Error:  # the file's trouble shows in the writer's own transactions; try again
@@ -280,7 +351,7 @@ class SqliteBackend:
                 try:
                     # aiosqlite runs a function on its connection's thread with `_execute` (as its own methods do).
                     result: T = await writer._execute(  # type: ignore[no-untyped-call]
-                        _run_whole, writer._conn, work, give_way)
+                        _run_whole, writer._conn, work, give_way, self._log_hand_over)
                     return result
                 except GaveWay:
                     gave_way += 1

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from notifier.store.db import Db
-from notifier.store.sqlite_db import SqliteBackend
+from notifier.store.sqlite_db import BIG_TRANSACTION_ROWS, WRITER_CHECKPOINT_PAGES, LogHandOver, SqliteBackend
 
 
 async def test_a_waiting_writer_goes_before_queued_background_work(tmp_path: Path) -> None:
@@ -139,3 +140,50 @@ async def test_a_process_that_keeps_writing_keeps_its_write_ahead_log_bounded(
     much more than the 16 MB past which the writer's own commit copies it back."""
     await _write_pages(pages, 100)
     assert (tmp_path / "wal.db-wal").stat().st_size < 20_000_000
+
+
+async def _write_big(backend: SqliteBackend, rows: int) -> None:
+    """One transaction run whole (as a fan-out is) of `rows` rows of 2,000 random bytes."""
+    async def insert(db: Db) -> None:
+        await db.executemany("INSERT INTO pages VALUES (?)", [(os.urandom(2000),) for _ in range(rows)])
+
+    await backend.run(insert)
+
+
+async def test_after_a_fan_out_sized_transaction_the_log_is_copied_back_and_stays_bounded(
+        pages: SqliteBackend, tmp_path: Path) -> None:
+    """A transaction of 12,000 rows (24 MB) reaches the database file soon after its commit, copied by the
+    checkpointer; the 40 MB written after it in transactions of 400 KB reuse the log instead of growing it."""
+    await _write_big(pages, BIG_TRANSACTION_ROWS + 2_000)
+    async with asyncio.timeout(30):
+        while (tmp_path / "wal.db").stat().st_size < 24_000_000:  # noqa: ASYNC110 - the checkpointer's progress
+            await asyncio.sleep(0.05)
+    for _ in range(100):
+        await _write_big(pages, 200)
+        await asyncio.sleep(0.01)
+    assert (tmp_path / "wal.db-wal").stat().st_size < 30_000_000
+
+
+def test_a_big_commit_leaves_the_log_to_the_checkpointer_until_it_has_caught_up(tmp_path: Path) -> None:
+    """The writer's commits stop copying the log back from a big transaction's commit on, and copy it again only
+    once a checkpoint pass that began after that commit has copied all of it — not one that began before."""
+    woken: list[bool] = []
+    hand_over = LogHandOver(lambda: woken.append(True))
+    conn = sqlite3.connect(tmp_path / "log.db")
+
+    def autocheckpoint() -> int:
+        return int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+    assert not hand_over.before_commit(conn, BIG_TRANSACTION_ROWS - 1)
+    assert autocheckpoint() == WRITER_CHECKPOINT_PAGES
+    began_before = hand_over.pass_begins()
+    assert hand_over.before_commit(conn, BIG_TRANSACTION_ROWS)
+    hand_over.after_big_commit()
+    assert (autocheckpoint(), woken) == (0, [True])
+    hand_over.copied_all(began_before)  # a pass that could not have seen the big commit's pages
+    hand_over.before_begin(conn)
+    assert autocheckpoint() == 0
+    hand_over.copied_all(hand_over.pass_begins())
+    hand_over.before_begin(conn)
+    assert autocheckpoint() == WRITER_CHECKPOINT_PAGES
