@@ -1,6 +1,7 @@
 """The numbered migrations, one source for both back-ends (`migrations/NNNN_name.sql`), applied in order inside
 one transaction; on PostgreSQL under an advisory lock, so that workers starting together on several hosts apply
-each version once."""
+each version once. A version only one back-end needs is named for it (`NNNN_name.sqlite.sql`,
+`NNNN_name.postgresql.sql`): the other records the version with nothing to do, so the numbers stay one sequence."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from notifier.store.db import FLOAT, Backend, lock_key
 _LOCK = "notifier:migrations"
 
 
-def migrations() -> list[tuple[int, str]]:
-    """(version, sql) of every bundled migration, in order."""
+def migrations(dialect: str | None = None) -> list[tuple[int, str]]:
+    """(version, sql) of every bundled migration, in order; for `dialect`, a version named for the other back-end
+    has no statements."""
     found = []
     for entry in (resources.files("notifier.store") / "migrations").iterdir():
         if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+            only = entry.name.removesuffix(".sql").rpartition(".")[2] if entry.name.count(".") > 1 else None
+            sql = "" if dialect is not None and only is not None and only != dialect else entry.read_text("utf-8")
+            found.append((int(entry.name.split("_", 1)[0]), sql))
     return sorted(found)
 
 
@@ -28,10 +32,11 @@ async def upgrade(backend: Backend, now: float) -> list[int]:
                          "applied_at DOUBLE PRECISION NOT NULL)")
         done = {int(r[0]) for r in await db.fetch("SELECT version FROM schema_migrations")}
         applied = []
-        for version, sql in migrations():
+        for version, sql in migrations(backend.dialect.name):
             if version in done:
                 continue
-            await backend.run_script(db, sql)
+            if sql:  # a version named for the other back-end: recorded, nothing to do
+                await backend.run_script(db, sql)
             await db.execute(f"INSERT INTO schema_migrations (version, applied_at) VALUES (?, {FLOAT})", version, now)
             applied.append(version)
     return applied
