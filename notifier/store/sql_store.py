@@ -173,6 +173,11 @@ class Store(AccessMethods):
         """Many subscribers in one transaction (demo data)."""
         async with self.backend.transaction() as db:
             await subscribers.insert_batch(db, list(zip(records, secrets, strict=True)))
+        await self._after_import(len(records))
+
+    async def _after_import(self, stored: int) -> None:
+        if stored >= subscribers.BULK_LOAD:
+            await self.backend.after_bulk_load(subscribers.PEOPLE_TABLES)
 
     async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
         return await subscribers.existing_contacts(self.backend.reader, channel, addresses)
@@ -189,7 +194,9 @@ class Store(AccessMethods):
                                        {**(details or {}), "stored": stored}, time.time())
             return stored
 
-        return await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
+        stored = await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
+        await self._after_import(stored)
+        return stored
 
     async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
         async with self.backend.transaction() as db:

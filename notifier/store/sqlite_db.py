@@ -422,6 +422,10 @@ class SqliteBackend:
         for statement in split_statements(script):
             await db.execute(statement)
 
+    async def after_bulk_load(self, tables: Sequence[str]) -> None:
+        """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are
+        written for those plans (the one it would not choose is named, `Dialect.indexed_by`)."""
+
     async def after_erasure(self) -> None:
         """Copy the WAL into the database and truncate it to zero bytes, so that neither `notifier.db` nor
         `notifier.db-wal` keeps a copy of a deleted contact (secure_delete zeroed the pages themselves).
