@@ -26,11 +26,12 @@ from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
 from notifier.store.give_way import MAX_GIVE_WAYS, QUIET_SECONDS
-from notifier.store.records import AlertRow, AssistedRecord, SubscriberRecord
+from notifier.store.records import AlertRow, AssistedRecord
 from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SubscriberFactory
+from tests.crowd import sms_people
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.…` finds the tests package
 # A statement that runs for a minute or two unless it is interrupted (bounded, so that a failure ends).
@@ -161,14 +162,6 @@ async def test_an_urgent_transaction_waits_out_another_process_holding_the_write
     assert await _names(backend) == ["red"]
 
 
-def _people(count: int) -> list[SubscriberRecord]:
-    now = time.time()
-    return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
-                             status="active", consent_source="test", consent_at=now, created_at=now,
-                             contacts={"sms": f"+86139{n:08d}"}, subscriptions=[("env.heavy-pollution", ["sms"], 0)])
-            for n in range(count)]
-
-
 ROUTINE = AlertIn(topic="env.heavy-pollution", headline="公交票价调整", severity="minor", urgency="future")
 RED = AlertIn(topic="disaster.weather-warning", headline="暴雨红色预警", severity="extreme", urgency="immediate",
               level="red")
@@ -207,7 +200,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """20,000 people are being targeted by a routine disclosure when a red warning for one person comes in: the
     red warning is stored (and answered) first; the disclosure then reaches its every target all the same."""
-    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(sms_people(20_000), [{}] * 20_000)
 
     async def publish() -> AlertRow:
         return (await publish_alert(service.store, ROUTINE, None))[0]
@@ -220,7 +213,7 @@ async def test_a_red_warning_is_stored_while_a_routine_publish_to_many_is_under_
 async def test_a_red_warning_is_stored_while_a_routine_approval_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """The same while a held routine disclosure to 20,000 people is being released by its approval."""
-    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(sms_people(20_000), [{}] * 20_000)
     publisher, _ = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市交通局")
     held, _ = await publish_alert(service.store, ROUTINE, publisher, approval=ApprovalSettings(topics=["env.*"]))
     assert held.status == "pending_approval"
@@ -237,7 +230,7 @@ async def test_a_red_warning_is_stored_while_another_process_publishes_to_many(
     """`notifier publish` of a routine disclosure to 20,000 people runs in another process on the same SQLite file
     when a red warning comes in through this one: the red warning is stored first (the other process's publish
     gives way to it, then is stored whole) — it does not wait for all of it, nor fail with "database is locked"."""
-    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(sms_people(20_000), [{}] * 20_000)
     await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
     other = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.publish_elsewhere", service.settings.database.url, cwd=ROOT,
@@ -315,7 +308,7 @@ async def test_a_cancel_is_stored_while_a_routine_publish_to_many_is_under_way(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """A red warning is withdrawn (`POST /v1/alerts/{id}/cancel`) while a routine disclosure to 20,000 people is
     being stored: the cancel is stored first, as a cancel published through `POST /v1/alerts` would be."""
-    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(sms_people(20_000), [{}] * 20_000)
     await make_subscriber(contacts={"sms": "+8613800000001"}, topic="disaster.weather-warning")
     red, _ = await publish_alert(service.store, RED, None)
 
@@ -334,7 +327,7 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
     """A worker's life-safety loop looks for red warnings every poll interval; with none to claim, its looks do
     not hold up a routine publish to 20,000 people: it never gives way."""
     caplog.set_level(logging.INFO, logger="notifier.store.sqlite_db")
-    await service.store.bulk_create_subscribers(_people(20_000), [{}] * 20_000)
+    await service.store.bulk_create_subscribers(sms_people(20_000), [{}] * 20_000)
     routine = asyncio.create_task(publish_alert(service.store, ROUTINE, None))
     polls = 0
     while not routine.done() and polls < 1200:  # a minute of polls at most

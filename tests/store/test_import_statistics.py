@@ -4,24 +4,14 @@ fan-out statements are written for the plans it makes without them)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from notifier.service import Service
 from notifier.store import Store
-from notifier.store.records import SubscriberRecord
 from notifier.store.subscribers import BULK_LOAD
+from tests.crowd import sms_people
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
-
-
-def _people(count: int) -> list[SubscriberRecord]:
-    now = time.time()
-    return [SubscriberRecord(id=f"{n:032x}", region="140402", locale="zh-CN", quiet_start=None, quiet_end=None,
-                             status="active", consent_source="test", consent_at=now, created_at=now,
-                             contacts={"sms": f"+86139{n:08d}"}, subscriptions=[("env.heavy-pollution", ["sms"], 0)])
-            for n in range(count)]
 
 
 async def _statistics(store: Store) -> int:
@@ -34,10 +24,10 @@ async def _statistics(store: Store) -> int:
 
 
 async def test_a_large_import_leaves_the_planner_knowing_the_new_rows(service: Service) -> None:
-    await service.store.bulk_create_subscribers(_people(BULK_LOAD), [{}] * BULK_LOAD)
+    await service.store.bulk_create_subscribers(sms_people(BULK_LOAD), [{}] * BULK_LOAD)
     assert (await _statistics(service.store) > 0) == (service.store.dialect == "postgresql")
 
 
 async def test_a_small_import_leaves_statistics_to_autovacuum(service: Service) -> None:
-    await service.store.bulk_create_subscribers(_people(50), [{}] * 50)
+    await service.store.bulk_create_subscribers(sms_people(50), [{}] * 50)
     assert await _statistics(service.store) == 0
