@@ -360,7 +360,9 @@ class Dispatcher:
                 self.metrics.observe_send(channel.kind, time.perf_counter() - started)
         now = self.clock()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
-        digest = NumberDigest(self.store.number_key)
+        # Keyed once per chunk, and only for a chunk with accepted sends (SMS, WeChat: matched to receipts later).
+        accepted = any(r.outcome is Outcome.ACCEPTED for r in results.values())
+        digest = NumberDigest(self.store.number_key) if accepted else None
         return {d.id: self._written(d, results.get(d.id, missing), alert, now, digest) for d in chunk}
 
     def _links(self, kind: str, alert: AlertRow) -> MessageLinks | None:
@@ -372,13 +374,13 @@ class Dispatcher:
                             issued=datetime.fromtimestamp(alert.created_at, UTC))
 
     def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float,
-                 digest: NumberDigest) -> DeliveryUpdate:
+                 digest: NumberDigest | None) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now,
                                   provider_message_id=r.provider_message_id)
         if r.outcome is Outcome.ACCEPTED:
             pmid = r.provider_message_id
-            match = digest(pmid, d.address) if pmid and d.address else None
+            match = digest(pmid, d.address) if digest is not None and pmid and d.address else None
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=pmid, match_key=match)
         if r.outcome is Outcome.PERMANENT:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,

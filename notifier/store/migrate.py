@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from notifier.store.db import FLOAT, Backend, lock_key
+from notifier.store.db import FLOAT, POSTGRES, SQLITE, Backend, lock_key
 
 _LOCK = "notifier:migrations"
 
@@ -19,6 +19,8 @@ def migrations(dialect: str | None = None) -> list[tuple[int, str]]:
     for entry in (resources.files("notifier.store") / "migrations").iterdir():
         if entry.name.endswith(".sql"):
             only = entry.name.removesuffix(".sql").rpartition(".")[2] if entry.name.count(".") > 1 else None
+            if only not in (None, SQLITE.name, POSTGRES.name):  # a misspelt back-end would apply nowhere
+                raise ValueError(f"migration {entry.name} names no back-end we have")
             sql = "" if dialect is not None and only is not None and only != dialect else entry.read_text("utf-8")
             found.append((int(entry.name.split("_", 1)[0]), sql))
     return sorted(found)
