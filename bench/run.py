@@ -71,6 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write (default %(default)s)")
     p.add_argument("--keep", type=Path, help="keep each case's folder (databases, logs) under this directory")
     args = p.parse_args(argv)
+    if args.pairs < 1:
+        p.error("--pairs must be 1 or more")
+    if args.pairs > 1 and args.compare is None:
+        p.error("--pairs compares two checkouts: give the other one with --compare CHECKOUT")
     if args.smoke:
         args.bare, args.webhook, args.probes, args.sms, args.mixed, args.pg, args.peers = (
             500, 300, 3, 2_500, 300, 300, 100)
@@ -86,7 +90,7 @@ def notifier_cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
         if not args.compare:
             yield case
             continue
-        for n in range(1, max(1, args.pairs) + 1):
+        for n in range(1, args.pairs + 1):
             mark = "" if n == 1 else f" #{n}"
             pair = [dataclasses.replace(case, name=f"{case.name} [before{mark}]", code=args.compare.resolve()),
                     dataclasses.replace(case, name=f"{case.name} [after{mark}]")]

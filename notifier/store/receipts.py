@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from channels.base import Receipt, receipt_match_key
+from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
@@ -55,9 +55,11 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     """Apply provider reports in one transaction; returns counts by outcome. `number_key`: the key of number
     digests; `redial`: the channel's call policy (voice), which a report asking for another call follows."""
     counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
+    # Keyed once for the batch (a provider pushes hundreds of reports at a time), and only if a report names a number.
+    digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
     for reported in receipts:
-        match = (receipt_match_key(number_key, reported.provider_message_id, reported.address)
-                 if reported.address else None)
+        match = (digest(reported.provider_message_id, reported.address)
+                 if digest is not None and reported.address else None)
         r = reported if match is None else replace(reported, key=f"{reported.key}:{match[:24]}")  # as stored
         inserted = await db.execute(
             "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "

@@ -170,9 +170,9 @@ class Store(AccessMethods):
             await subscribers.create(db, record, secrets)
 
     async def bulk_create_subscribers(self, records: list[SubscriberRecord], secrets: list[dict[str, str]]) -> None:
-        """Many subscribers in one transaction (demo data)."""
-        async with self.backend.transaction() as db:
-            await subscribers.insert_batch(db, list(zip(records, secrets, strict=True)))
+        """Many subscribers in one transaction (demo data), run whole like an import's."""
+        batch = list(zip(records, secrets, strict=True))
+        await self.backend.run(lambda db: subscribers.insert_batch(db, batch))
         await self._after_import(len(records))
 
     async def _after_import(self, stored: int) -> None:

@@ -43,11 +43,11 @@ _CHECKPOINT_TRIES = 20
 CHECKPOINT_EVERY = 0.25
 CATCH_UP_PASSES = 8
 WRITER_CHECKPOINT_PAGES = 4000
-# A transaction that changed this many rows (a fan-out, an import) commits without copying the log back itself: its
-# own pages are the whole log past WRITER_CHECKPOINT_PAGES (160 MB for 300,000 targets), and copying them in the
-# commit held the publish's answer and the writer 0.7 s longer (measured, 300,000 SMS: publish 4.0 -> 3.3 s). The
-# checkpointer, woken at once, copies them beside the writer; until it has caught up the writer's commits leave
-# the log to it (one of theirs would otherwise copy the lot), then bound it again as above.
+# A transaction run whole (`run`) that changed this many rows (a fan-out, an import) commits without copying the
+# log back itself: its own pages are the whole log past WRITER_CHECKPOINT_PAGES (160 MB for 300,000 targets), and
+# copying them in the commit held the publish's answer and the writer 0.7 s longer (measured, 300,000 SMS: publish
+# 4.0 -> 3.3 s). The checkpointer, woken at once, copies them beside the writer; until it has caught up the
+# writer's commits leave the log to it (one of theirs would otherwise copy the lot), then bound it again as above.
 BIG_TRANSACTION_ROWS = 10_000
 # How long a life-safety transaction keeps asking for a writer another process holds without giving way (another
 # life-safety publish to a whole province, a bulk import): busy_timeout (10 s) at a time, so that a red warning is
@@ -276,7 +276,7 @@ class SqliteBackend:
             loop.call_soon_threadsafe(self._checkpoint_now.set)
 
         self._log_hand_over = LogHandOver(wake_checkpointer)
-        self._checkpointing = asyncio.create_task(self._checkpoint(self._checkpointer))
+        self._checkpointing = asyncio.create_task(self._checkpoint(self._checkpointer, self._log_hand_over))
         # sqlite3 lets another thread interrupt; the sign reaches the other processes on this file
         self._give_way = GiveWay(self._writer._conn.interrupt, UrgentSign(self.path))
 
@@ -298,7 +298,7 @@ class SqliteBackend:
         self._checkpointer = self._bulk_reader = self._reader = self._writer = None
         self._checkpointing = None
 
-    async def _checkpoint(self, conn: aiosqlite.Connection) -> None:
+    async def _checkpoint(self, conn: aiosqlite.Connection, hand_over: LogHandOver) -> None:
         """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer, and at once after
         a big transaction's commit (`LogHandOver`)."""
         while True:
@@ -310,12 +310,12 @@ class SqliteBackend:
                 # instead of growing, only if everything in it has been copied when a transaction begins.
                 last: tuple[Any, ...] | None = None
                 for _ in range(CATCH_UP_PASSES):
-                    seen = self._log_hand_over.pass_begins() if self._log_hand_over is not None else 0
+                    seen = hand_over.pass_begins()
                     rows = list(await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))
                     if not rows or rows[0][0]:  # busy
                         break
-                    if self._log_hand_over is not None and rows[0][1] == rows[0][2]:  # every page of the log
-                        self._log_hand_over.copied_all(seen)
+                    if rows[0][1] == rows[0][2]:  # every page of the log
+                        hand_over.copied_all(seen)
                     if tuple(rows[0]) == last:  # caught up
                         break
                     last = tuple(rows[0])
