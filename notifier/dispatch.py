@@ -161,10 +161,9 @@ class Dispatcher:
                 self.window.close_hand_overs(handed)
             if worked == 0 and not stop.is_set():
                 wake.clear()
-                try:
-                    await asyncio.wait_for(wake.wait(), self.settings.poll_interval)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):  # not `wait_for`: see SqliteBackend._checkpoint
+                    async with asyncio.timeout(self.settings.poll_interval):
+                        await wake.wait()
 
     async def run_once(self) -> int:
         """Sweep if due, claim one batch, send it, record it; returns how many deliveries were handled."""

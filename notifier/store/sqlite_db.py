@@ -290,8 +290,12 @@ class SqliteBackend:
     async def close(self) -> None:
         if self._checkpointing is not None:
             self._checkpointing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._checkpointing
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # our caller's cancellation: not swallowed
+                    raise
         for conn in (self._checkpointer, self._bulk_reader, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -302,8 +306,11 @@ class SqliteBackend:
         """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer, and at once after
         a big transaction's commit (`LogHandOver`)."""
         while True:
+            # Not `wait_for`: in Python 3.11 it swallows a cancellation that comes as the wait ends — here, `close`
+            # right after a big commit woke us (a CLI publishing to a district never exited).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._checkpoint_now.wait(), CHECKPOINT_EVERY)
+                async with asyncio.timeout(CHECKPOINT_EVERY):
+                    await self._checkpoint_now.wait()
             self._checkpoint_now.clear()
             try:
                 # Again until a pass finds nothing new (the writer may commit during one): the log starts over,

@@ -187,3 +187,32 @@ def test_a_big_commit_leaves_the_log_to_the_checkpointer_until_it_has_caught_up(
     hand_over.copied_all(hand_over.pass_begins())
     hand_over.before_begin(conn)
     assert autocheckpoint() == WRITER_CHECKPOINT_PAGES
+
+
+async def test_a_store_closes_right_after_a_fan_out_sized_transaction(tmp_path: Path) -> None:
+    """`notifier publish` to a whole district closes its store as soon as the publish has committed: the
+    checkpointer, woken by that commit at that very moment, stops instead of keeping the process alive (asyncio's
+    `wait_for` in Python 3.11 swallowed the cancellation of a wait that had just ended, and the CLI hung)."""
+    for _ in range(3):
+        backend = SqliteBackend(tmp_path / "closing.db")
+        await backend.open()
+        async with backend.transaction() as db:
+            await db.execute("CREATE TABLE IF NOT EXISTS pages (body BLOB)")
+        await _write_big(backend, BIG_TRANSACTION_ROWS)
+        closing = asyncio.ensure_future(backend.close())
+        done, _ = await asyncio.wait({closing}, timeout=30)  # not a timeout around close: it would be swallowed
+        assert closing in done, "the store did not close"
+        closing.result()
+
+
+async def test_closing_a_store_does_not_swallow_its_callers_cancellation(tmp_path: Path) -> None:
+    """A shutdown that cancels whatever is closing the store stops it there: the cancellation is not taken for
+    the checkpointer's own."""
+    backend = SqliteBackend(tmp_path / "cancelled.db")
+    await backend.open()
+    closing = asyncio.ensure_future(backend.close())
+    await asyncio.sleep(0)  # it has cancelled the checkpointer and waits for it to stop
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await backend.close()
