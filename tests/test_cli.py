@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from notifier.cli import _parser
+from notifier.store.sqlite_db import BIG_TRANSACTION_ROWS
 from tests.cli_run import Cli, cli_env, one_line_failure
 
 pytestmark = pytest.mark.both_backends  # the tests that use `cli` run on SQLite and on PostgreSQL
@@ -74,6 +75,21 @@ def test_publish_wait_delivers_and_prints_coverage(cli: Cli) -> None:
     accepted = json.loads(result.stdout.splitlines()[0])
     assert accepted["targeted"] == 0 and accepted["created"] is True
     assert f"Coverage alert {accepted['id']}: targeted 0" in result.stdout
+
+
+def test_a_district_imported_and_warned_from_the_command_line_ends_both_commands(cli: Cli) -> None:
+    """A bureau imports 10,000 people and publishes to all of them: each command answers and exits (the publish
+    used to hang for ever after storing a transaction that large, its store never closing)."""
+    registry = cli.cwd / "registry.csv"
+    registry.write_text("mobile,region,topics\n" + "".join(
+        f"+86137{n:08d},140402,env.heavy-pollution\n" for n in range(BIG_TRANSACTION_ROWS)), encoding="utf-8")
+    imported = cli("import", str(registry), timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    published = cli("publish", write_alert(cli, topic="env.heavy-pollution", severity="moderate",
+                                           urgency="expected", headline="重污染天气黄色预警", body="减少户外活动。"),
+                    timeout=60)
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout.splitlines()[0])["targeted"] == BIG_TRANSACTION_ROWS
 
 
 def test_publish_refuses_a_bad_alert_with_a_clear_message(cli: Cli) -> None:
