@@ -41,6 +41,7 @@ class Dialect:
     least: str  # … and for the smaller
     for_update: str  # appended to a SELECT whose rows the transaction will change (SQLite: the write lock suffices)
     skip_locked: str  # appended to a claim's SELECT: rows another claimer holds are skipped, not waited for
+    row_key: str  # a row's cheapest key, for an UPDATE of the rows a subquery picks (SQLite: rowid, not a second index)
     advisory_lock: str | None  # locks a text key until the transaction ends (SQLite: BEGIN IMMEDIATE suffices)
     _each: str  # a subquery of the values of one JSON-array parameter, column `value`
     _element: str  # the n-th element of a JSON array `e` as a typed value: format(e=…, n=…, type=…)
@@ -92,6 +93,7 @@ SQLITE = Dialect(
     least="MIN({0}, {1})",
     for_update="",
     skip_locked="",
+    row_key="rowid",
     advisory_lock=None,
     _each="(SELECT value FROM json_each(?))",
     _element="e.value ->> {n}",
@@ -107,6 +109,7 @@ POSTGRES = Dialect(
     least="LEAST({0}, {1})",
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    row_key="id",
     advisory_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
     _each="(SELECT CAST(v AS {type}) FROM json_array_elements_text(CAST(? AS json)) AS v)",
     _element="CAST(e ->> {n} AS {type})",

@@ -26,9 +26,10 @@ _RELEASE = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
 async def claim(db: Db, owner: str, now: float, lease_until: float, limit: int, min_priority: int = 0) -> int:
     """Lease up to `limit` due deliveries of at least `min_priority`, most urgent first (life-safety before
     anything due at the same time); how many were leased (`leased` reads them)."""
+    key = db.dialect.row_key  # SQLite: 1,000 rows claimed 1.9 -> 1.6 ms
     return await db.execute(
         f"UPDATE deliveries SET status = '{SENDING}', lease_owner = ?, lease_until = ?, updated_at = ? "
-        f"WHERE id IN (SELECT id FROM deliveries WHERE {due()} AND priority >= ? "
+        f"WHERE {key} IN (SELECT {key} FROM deliveries WHERE {due()} AND priority >= ? "
         f"ORDER BY priority DESC, next_attempt_at LIMIT ?{db.dialect.skip_locked})",
         owner, lease_until, now, now, min_priority, limit)
 
@@ -91,7 +92,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
     accepted = by_status[DELIVERED] + by_status[SENT]
     # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
-    await mark_targets(db, await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now), reached=False)
+    if relayed := await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now):
+        await _mark_targets(db, as_rows(relayed), reached=False)
     await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
     return [u.delivery_id for u in updates]
@@ -100,25 +102,25 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
 async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: float) -> None:
     if not done:
         return
+    batch = as_rows((u.delivery_id, u.at, u.provider_message_id) for u in done)
     await db.execute(
         f"UPDATE deliveries SET status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
         "delivered_at = u.at, finished_at = ?, provider_message_id = COALESCE(u.pmid, provider_message_id), "
         f"last_error = NULL, {_RELEASE} FROM {_rows(db, ('pmid', 'TEXT'))} AS u "
-        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
-        now, now, as_rows((u.delivery_id, u.at, u.provider_message_id) for u in done), owner)
-    await mark_targets(db, [(u.delivery_id, u.at) for u in done], reached=True)
+        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?", now, now, batch, owner)
+    await _mark_targets(db, batch, reached=True)
 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float,
                       redial: Mapping[str, CallPolicy] | None) -> None:
     if not sent:
         return
+    batch = as_rows((u.delivery_id, u.at, u.provider_message_id) for u in sent)
     await db.execute(
         f"UPDATE deliveries SET status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
         f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE} FROM {_rows(db, ('pmid', 'TEXT'))} AS u "
-        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
-        now, as_rows((u.delivery_id, u.at, u.provider_message_id) for u in sent), owner)
-    await mark_targets(db, [(u.delivery_id, u.at) for u in sent], reached=False)
+        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?", now, batch, owner)
+    await _mark_targets(db, batch, reached=False)
     await receipts.apply_early_receipts(db, sent, now, redial)
 
 
@@ -153,16 +155,15 @@ def _rows(db: Db, *columns: tuple[str, str]) -> str:
     return db.dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION"), *columns])
 
 
-async def mark_targets(db: Db, deliveries: Sequence[tuple[str, float]], *, reached: bool) -> None:
-    """The targets of these (delivery id, time) were accepted — and reached, when `reached` — at that time."""
-    if not deliveries:
-        return
+async def _mark_targets(db: Db, batch: str, *, reached: bool) -> None:
+    """The targets of these deliveries were accepted — and reached, when `reached` — at that time. `batch`: the
+    rows (delivery id, time, anything after) as the write of the deliveries encoded them (`as_rows`): encoded once,
+    on the single writer's thread, for both statements."""
     reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
     await db.execute(
         f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM ("
         f"SELECT d.alert_id, d.subscriber_id, u.at FROM {_rows(db)} AS u JOIN deliveries d ON d.id = u.id) AS x "
-        "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id",
-        as_rows(deliveries))
+        "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id", batch)
 
 
 async def _disable_contacts(db: Db, updates: list[DeliveryUpdate], now: float) -> None:
@@ -185,7 +186,7 @@ async def extend_lease(db: Db, owner: str, until: float) -> int:
 
 async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
     """Housekeeping every worker runs: reclaim dead leases, release scheduled alerts, expire, fall back."""
-    failed, queued = DeliveryStatus.FAILED, DeliveryStatus.QUEUED
+    failed, queued, key = DeliveryStatus.FAILED, DeliveryStatus.QUEUED, db.dialect.row_key
     # A row whose worker died mid-send is sent again, unless it has now used all its attempts (a message that
     # kills its worker every time must not loop forever). Rows a live worker is recording are locked by it:
     # skipped rather than waited for (their lease is being settled).
@@ -193,7 +194,7 @@ async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
         f"UPDATE deliveries SET status = CASE WHEN attempts + 1 >= ? THEN '{failed}' ELSE '{queued}' END, "
         f"finished_at = CASE WHEN attempts + 1 >= ? THEN {FLOAT} ELSE NULL END, attempts = attempts + 1, "
         "lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?, "
-        "last_error = 'lease expired: the worker stopped mid-send' WHERE id IN (SELECT id FROM deliveries "
+        f"last_error = 'lease expired: the worker stopped mid-send' WHERE {key} IN (SELECT {key} FROM deliveries "
         f"WHERE {is_(SENDING)} AND lease_until < ?{db.dialect.skip_locked})",
         max_attempts, max_attempts, now, now, now, now)}
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.ACTIVE}' WHERE {is_(AlertStatus.SCHEDULED)} "
