@@ -76,19 +76,20 @@ def _frozen(t: Targeting) -> str:
             "OR EXISTS (SELECT 1 FROM assisted p WHERE p.id = r.subscriber_id))")
 
 
-async def _resolve(db: Db, alert_id: str, t: Targeting, assisted: bool) -> None:
+async def _resolve(db: Db, alert_id: str, t: Targeting, assisted: bool, *, first: bool) -> None:
     """Active subscribers of the topic who match the alert now, and the people their proxies assist who match it,
     with their current groups. For an update: only those its wider regions or groups add, beside the frozen
-    targets already copied."""
+    targets already copied. `first`: the alert has no targets yet (nobody to leave out)."""
     frozen = ("AND NOT EXISTS (SELECT 1 FROM alert_targets r WHERE r.alert_id = ? "
               "AND r.subscriber_id = t.subscriber_id)") if t.from_alert is not None else ""
     for people in (SUBSCRIBERS, ASSISTED) if assisted else (SUBSCRIBERS,):
         source, params = _matching(db, people, t)
         who = people.who
+        unless = "" if first else (f" AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = "
+                                   f"{TEXT} AND x.subscriber_id = {who}.id)")
         await db.execute(
             f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, {who}.id, {who}.region "
-            f"{source} AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = ? "
-            f"AND x.subscriber_id = {who}.id)", alert_id, *params, alert_id)
+            f"{source}{unless}", alert_id, *params, *([] if first else [alert_id]))
         await db.execute(
             "INSERT INTO alert_target_groups (alert_id, subscriber_id, group_code) "
             f"SELECT t.alert_id, t.subscriber_id, g.group_code FROM alert_targets t JOIN {people.groups_table} g "
@@ -120,11 +121,15 @@ _RELAYS = ("(SELECT DISTINCT x.alert_id, p.proxy_id AS subscriber_id FROM alert_
            "alert_targets y WHERE y.alert_id = x.alert_id AND y.subscriber_id = p.proxy_id))")
 
 
-async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False) -> None:
+async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False,
+                            first: bool = False) -> None:
     """One row per recipient (that has none yet) × usable channel, ranked by the subscriber's preference; under
     `fallback` only the first is queued and the rest wait as `skipped` until a failure (or a missing receipt)
-    activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets."""
+    activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets. `first`: the
+    fan-out began with the alert targeting nobody, so no recipient has a row yet."""
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
+    unless = "" if first else ("AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
+                               "AND e.subscriber_id = t.subscriber_id)")
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
         f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id('ROW_NUMBER() OVER ()')}, "
@@ -139,8 +144,7 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
         f"  JOIN contacts c{db.dialect.indexed_by('contacts_usable')} ON c.subscriber_id = t.subscriber_id "
         "       AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
-        "  WHERE t.alert_id = ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
-        "       AND e.subscriber_id = t.subscriber_id)) ranked",
+        f"  WHERE t.alert_id = ? {unless}) ranked",
         id_prefix(), t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic,
         alert_id)
 
@@ -161,15 +165,20 @@ async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: flo
 
 async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
     """Freeze the target set and create the delivery rows; returns how many subscribers are targeted."""
+    # Targeting nobody yet (every fan-out but a notice's second, for late receivers): no target or delivery row of
+    # the alert exists, so the statements need not look for one before each row they add. A relay or proxy row
+    # exists only beside a target's. Measured, store alone, 300,000 SMS: targets 0.36 -> 0.24 s, deliveries
+    # 1.24 -> 1.13 s, the publish 1.80 -> 1.57 s.
+    first = await db.fetchval("SELECT 1 FROM alert_targets WHERE alert_id = ? LIMIT 1", alert_id) is None
     if t.from_alert is not None:  # the frozen targets first: they keep the region and groups they were frozen with
         await _copy_frozen(db, alert_id, t)
     # With nobody assisted (most deployments), their queries are skipped: measured ~0.25 s of a 50,000 fan-out.
     assisted = await anyone_assisted(db)
     if t.from_alert is None or t.widened_from is not None:
-        await _resolve(db, alert_id, t, assisted)
-    await create_deliveries(db, alert_id, t, now)
+        await _resolve(db, alert_id, t, assisted, first=first and t.from_alert is None)
+    await create_deliveries(db, alert_id, t, now, first=first)
     if assisted:
-        await create_deliveries(db, alert_id, t, now, relays=True)
+        await create_deliveries(db, alert_id, t, now, relays=True, first=first)
         await _create_proxy_deliveries(db, alert_id, t, now)
     return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
 
