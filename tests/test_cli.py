@@ -78,8 +78,8 @@ def test_publish_wait_delivers_and_prints_coverage(cli: Cli) -> None:
 
 
 def test_a_district_imported_and_warned_from_the_command_line_ends_both_commands(cli: Cli) -> None:
-    """A bureau imports 10,000 people and publishes to all of them: each command answers and exits (the publish
-    used to hang for ever after storing a transaction that large, its store never closing)."""
+    """A bureau imports 10,000 people and publishes to all of them: each command answers and exits (both used to
+    hang for ever after storing a transaction that large, their store never closing)."""
     registry = cli.cwd / "registry.csv"
     registry.write_text("mobile,region,topics\n" + "".join(
         f"+86137{n:08d},140402,env.heavy-pollution\n" for n in range(BIG_TRANSACTION_ROWS)), encoding="utf-8")
