@@ -48,6 +48,7 @@ from notifier.states import DeliveryStatus
 from notifier.store import Store
 from notifier.store.records import AlertRow, AssistItem, ClaimedDelivery, DeliveryUpdate
 from notifier.verification import purge_unverified
+from notifier.waiting import woken
 from subscriptions.quiet_hours import quiet_until
 
 log = logging.getLogger("notifier.dispatch")
@@ -161,9 +162,7 @@ class Dispatcher:
                 self.window.close_hand_overs(handed)
             if worked == 0 and not stop.is_set():
                 wake.clear()
-                with contextlib.suppress(TimeoutError):  # not `wait_for`: see SqliteBackend._checkpoint
-                    async with asyncio.timeout(self.settings.poll_interval):
-                        await wake.wait()
+                await woken(wake, self.settings.poll_interval)
 
     async def run_once(self) -> int:
         """Sweep if due, claim one batch, send it, record it; returns how many deliveries were handled."""

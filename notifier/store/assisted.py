@@ -33,6 +33,8 @@ OPEN = status_list(DeliveryStatus.QUEUED, DEFERRED, SENT)
 PROXY_NOT_TOLD = "proxy not told: every channel of the proxy failed"
 PERSON_REMOVED = "subscriber deleted"  # the same words (and cause) as any erasure
 _PROXY_ROW = f"channel = '{PROXY_CHANNEL}'"
+# The tables a proxy's list fills and a fan-out reads (after a large list, their planner statistics are taken).
+TABLES = ("assisted", "assisted_groups")
 
 
 # ---------------------------------------------------------------- the lists

@@ -173,11 +173,13 @@ class Store(AccessMethods):
         """Many subscribers in one transaction (demo data), run whole like an import's."""
         batch = list(zip(records, secrets, strict=True))
         await self.backend.run(lambda db: subscribers.insert_batch(db, batch))
-        await self._after_import(len(records))
+        await self._after_import(len(records), subscribers.PEOPLE_TABLES)
 
-    async def _after_import(self, stored: int) -> None:
+    async def _after_import(self, stored: int, tables: Sequence[str]) -> None:
+        """A bulk load of people (subscribers, or the people proxies assist) large enough that the next fan-out
+        should be planned for the tables as they are now."""
         if stored >= subscribers.BULK_LOAD:
-            await self.backend.after_bulk_load(subscribers.PEOPLE_TABLES)
+            await self.backend.after_bulk_load(tables)
 
     async def existing_contacts(self, channel: str, addresses: Sequence[str]) -> set[str]:
         return await subscribers.existing_contacts(self.backend.reader, channel, addresses)
@@ -195,7 +197,7 @@ class Store(AccessMethods):
             return stored
 
         stored = await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
-        await self._after_import(stored)
+        await self._after_import(stored, subscribers.PEOPLE_TABLES)
         return stored
 
     async def put_subscription(self, subscriber_id: str, topic: str, channels: list[str], rank: int) -> bool:
@@ -454,7 +456,9 @@ class Store(AccessMethods):
                 stored += len(await assisted.add(db, proxy_id, people, now))
             return stored
 
-        return await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
+        stored = await self.backend.run(store, **_bulk_turn(Priority.ROUTINE))
+        await self._after_import(stored, assisted.TABLES)
+        return stored
 
     async def proxies_by_contact(self, channel: str, addresses: Sequence[str]) -> dict[str, str]:
         return await subscribers.proxies_by_contact(self.backend.reader, channel, addresses)

@@ -16,7 +16,6 @@ whose methods never suspend (`_ThreadDb`). A routine publish run so gives the wr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -29,6 +28,7 @@ import aiosqlite
 
 from notifier.store.db import SQLITE, Db, Row, T
 from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign, Waiters
+from notifier.waiting import woken
 
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
@@ -306,11 +306,7 @@ class SqliteBackend:
         """Copy what the WAL holds into the database every CHECKPOINT_EVERY, beside the writer, and at once after
         a big transaction's commit (`LogHandOver`)."""
         while True:
-            # Not `wait_for`: in Python 3.11 it swallows a cancellation that comes as the wait ends — here, `close`
-            # right after a big commit woke us (a CLI publishing to a district never exited).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CHECKPOINT_EVERY):
-                    await self._checkpoint_now.wait()
+            await woken(self._checkpoint_now, CHECKPOINT_EVERY)
             self._checkpoint_now.clear()
             try:
                 # Again until a pass finds nothing new (the writer may commit during one): the log starts over,

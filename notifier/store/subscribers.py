@@ -20,8 +20,8 @@ from notifier.store.states import WAITING
 from subscriptions.models import PROXY_ROLE, SubscriberStatus
 
 Batch = Sequence[tuple[SubscriberRecord, dict[str, str]]]  # each subscriber with its contacts' secrets
-# The tables an import fills and a fan-out reads; after this many subscribers at once their planner statistics
-# are brought up to date (`Backend.after_bulk_load`).
+# The tables an import fills and a fan-out reads; after this many people at once (subscribers, or a proxy's list:
+# `assisted.TABLES`) their planner statistics are brought up to date (`Backend.after_bulk_load`).
 PEOPLE_TABLES = ("subscribers", "contacts", "subscriptions", "subscription_channels", "subscriber_groups")
 BULK_LOAD = 10_000
 

@@ -4,11 +4,16 @@ fan-out statements are written for the plans it makes without them)."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from notifier.service import Service
 from notifier.store import Store
+from notifier.store.records import AssistedRecord
 from notifier.store.subscribers import BULK_LOAD
+from notifier.subscribers import create_subscriber
+from subscriptions.models import SubscriberIn
 from tests.crowd import sms_people
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -31,3 +36,19 @@ async def test_a_large_import_leaves_the_planner_knowing_the_new_rows(service: S
 async def test_a_small_import_leaves_statistics_to_autovacuum(service: Service) -> None:
     await service.store.bulk_create_subscribers(sms_people(50), [{}] * 50)
     assert await _statistics(service.store) == 0
+
+
+async def test_a_proxys_large_list_leaves_the_planner_knowing_the_people_it_assists(service: Service) -> None:
+    """A sub-district's list of 10,000 assisted people for one grid worker: the fan-out's joins over them are
+    planned with statistics on PostgreSQL, as after an import of subscribers."""
+    proxy, _ = await create_subscriber(service.store, SubscriberIn.model_validate({
+        "contacts": {"sms": "13900000009"}, "region": "140402", "role": "proxy",
+        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms"]}]}), allow_private_webhooks=False)
+    people = [AssistedRecord(id=uuid.uuid4().hex, label=f"{n}号楼", region="140402", groups=[], seq=n)
+              for n in range(1, BULK_LOAD + 1)]
+    assert await service.store.import_assisted([(proxy.id, people)]) == BULK_LOAD
+    if service.store.dialect == "sqlite":
+        assert await _statistics(service.store) == 0
+    else:
+        assert await service.store.backend.reader.fetchval(
+            "SELECT COUNT(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'assisted'") > 0
