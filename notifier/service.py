@@ -237,8 +237,9 @@ class Service:
         if self._worker is not None:
             self._stop.set()
             self.dispatcher.wake()
-            try:
-                await asyncio.wait_for(self._worker, timeout=self.settings.worker.lease_seconds)
+            try:  # not wait_for, which can swallow our own cancellation (notifier.waiting): close() would go on
+                async with asyncio.timeout(self.settings.worker.lease_seconds):
+                    await self._worker  # cancelled with us, or at the timeout
             except TimeoutError:
                 log.warning("worker did not stop in time; its leases will be reclaimed")
             self._worker = None
