@@ -1,0 +1,103 @@
+"""A claim's results written back: a whole SMS request accepted at once (one BizId, one time) is written for the
+lease as a whole; anything less than the whole lease is written number by number, and a lease that was reclaimed
+writes nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from channels.base import Receipt, receipt_match_key
+from notifier.coverage import alert_coverage
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.service import Service
+from notifier.states import DeliveryStatus
+from notifier.store.records import ClaimedDelivery, DeliveryUpdate
+from tests.conftest import SubscriberFactory
+from tests.invariants import timestamp_violations
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
+PHONES = ("+8613800000201", "+8613800000202", "+8613800000203")
+
+
+async def _claimed(service: Service, make_subscriber: SubscriberFactory) -> tuple[str, list[ClaimedDelivery]]:
+    """Three SMS subscribers warned, their deliveries claimed by worker-1."""
+    for phone in PHONES:
+        await make_subscriber(contacts={"sms": phone})
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
+                                                          severity="severe"), None)
+    now = time.time()
+    claimed = await service.store.claim("worker-1", now, now + 60, 100)
+    assert len(claimed) == len(PHONES)
+    return alert.id, claimed
+
+
+def _accepted(claimed: list[ClaimedDelivery], at: float, biz_id: str = "biz-1") -> list[DeliveryUpdate]:
+    return [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, at, provider_message_id=biz_id)
+            for d in claimed]
+
+
+async def _statuses(service: Service, alert_id: str) -> dict[str, tuple[str, str | None]]:
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    return {r.id: (r.status, r.provider_message_id) for r in rows}
+
+
+async def test_a_whole_request_accepted_marks_every_number_sent_and_accepted(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Aliyun accepts the request's three numbers under one BizId: all three are sent, each under that BizId,
+    each subscriber counts as accepted at the send's time, and nothing of the claim stays leased."""
+    alert_id, claimed = await _claimed(service, make_subscriber)
+    at = time.time()
+    written = await service.store.record("worker-1", _accepted(claimed, at), at + 0.5)
+    assert sorted(written) == sorted(d.id for d in claimed)
+    assert set((await _statuses(service, alert_id)).values()) == {("sent", "biz-1")}
+    coverage = await alert_coverage(service.store, alert_id)
+    assert (coverage.accepted, coverage.reached, coverage.by_channel["sms"].sent) == (3, 0, 3)
+    assert await timestamp_violations(service.store, alert_id) == []
+    # Nothing is left for the lease sweep: long after the lease's end, no delivery is sent again.
+    assert (await service.store.sweep(at + 3600))["reclaimed"] == 0
+
+
+async def test_results_for_part_of_a_claim_leave_the_rest_leased(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Two of the claim's three numbers recorded, with one outcome: the third is still the worker's, sending."""
+    alert_id, claimed = await _claimed(service, make_subscriber)
+    at = time.time()
+    await service.store.record("worker-1", _accepted(claimed[:2], at), at)
+    statuses = await _statuses(service, alert_id)
+    assert [statuses[d.id] for d in claimed] == [("sent", "biz-1"), ("sent", "biz-1"), ("sending", None)]
+    assert (await alert_coverage(service.store, alert_id)).accepted == 2
+
+
+async def test_a_whole_request_recorded_after_its_lease_was_reclaimed_writes_nothing(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A worker presumed dead comes back with its request's result after the sweep gave its numbers to the
+    queue again: the result is refused, and the numbers wait for their next send."""
+    alert_id, claimed = await _claimed(service, make_subscriber)
+    assert (await service.store.sweep(time.time() + 120))["reclaimed"] == len(PHONES)
+    at = time.time()
+    assert await service.store.record("worker-1", _accepted(claimed, at), at) == []
+    assert set((await _statuses(service, alert_id)).values()) == {("queued", None)}
+    assert (await alert_coverage(service.store, alert_id)).accepted == 0
+
+
+async def test_early_reports_on_a_whole_request_settle_each_number(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Reports for two of the request's numbers arrive before the request is recorded: when it is, those two
+    are settled (one delivered, one failed) and the third stays sent, awaiting its report."""
+    alert_id, claimed = await _claimed(service, make_subscriber)
+    reports = [Receipt("biz-1", True, "k1", address=PHONES[0]),
+               Receipt("biz-1", False, "k2", address=PHONES[1], error="UNDELIV")]
+    await service.store.apply_receipts("sms", reports, time.time())
+    at = time.time()
+    key = service.store.number_key
+    await service.store.record("worker-1", [u._replace(match_key=receipt_match_key(key, "biz-1", d.address or ""))
+                                            for u, d in zip(_accepted(claimed, at), claimed, strict=True)], at)
+    statuses = await _statuses(service, alert_id)
+    by_phone = {d.address: statuses[d.id][0] for d in claimed}
+    assert by_phone == {PHONES[0]: "delivered", PHONES[1]: "failed", PHONES[2]: "sent"}
+    coverage = await alert_coverage(service.store, alert_id)
+    assert (coverage.accepted, coverage.reached) == (3, 1)
