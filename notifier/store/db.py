@@ -187,6 +187,12 @@ class Backend(Protocol):
         any other writer waiting for the same single writer (SQLite) go first."""
         ...
 
+    def schema_change(self) -> AbstractAsyncContextManager[Db]:
+        """The migrations' one transaction. On SQLite, with foreign keys unenforced until every reference has been
+        checked before its commit (SQLite's documented way to rebuild a table that other tables refer to: with them
+        enforced, dropping the old table would delete the rows that refer to it)."""
+        ...
+
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
                   yielding: bool = False) -> T:
         """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the

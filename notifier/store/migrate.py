@@ -28,7 +28,7 @@ def migrations(dialect: str | None = None) -> list[tuple[int, str]]:
 
 async def upgrade(backend: Backend, now: float) -> list[int]:
     """Apply the migrations not yet applied; returns the versions applied now."""
-    async with backend.transaction() as db:
+    async with backend.schema_change() as db:
         await lock_key(db, _LOCK)
         await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                          "applied_at DOUBLE PRECISION NOT NULL)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -96,6 +96,10 @@ class PgBackend:
         writer to queue for: `background` changes nothing)."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield PgDb(conn)
+
+    def schema_change(self) -> AbstractAsyncContextManager[Db]:
+        """A transaction like any other: PostgreSQL changes a table in place, whoever refers to it."""
+        return self.transaction()
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
                   yielding: bool = False) -> T:

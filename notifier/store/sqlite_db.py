@@ -226,6 +226,17 @@ def _run_whole(conn: sqlite3.Connection, work: Callable[[Db], Awaitable[T]], giv
     return result
 
 
+@asynccontextmanager
+async def _begun(writer: aiosqlite.Connection) -> AsyncIterator[None]:
+    await writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        await writer.execute("ROLLBACK")
+        raise
+    await writer.execute("COMMIT")
+
+
 def _roll_back(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:  # an interrupted write has rolled the transaction back already
         conn.execute("ROLLBACK")
@@ -328,14 +339,23 @@ class SqliteBackend:
     @asynccontextmanager
     async def transaction(self, *, background: bool = False) -> AsyncIterator[Db]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
-        async with self._writer_turn(background) as writer:
-            await writer.execute("BEGIN IMMEDIATE")
+        async with self._writer_turn(background) as writer, _begun(writer):
+            yield SqliteDb(writer)
+
+    @asynccontextmanager
+    async def schema_change(self) -> AsyncIterator[Db]:
+        async with self._writer_turn(background=False) as writer:
+            await writer.execute("PRAGMA foreign_keys = OFF")  # outside a transaction: inside one it is ignored
             try:
-                yield SqliteDb(writer)
-            except BaseException:
-                await writer.execute("ROLLBACK")
-                raise
-            await writer.execute("COMMIT")
+                async with _begun(writer):
+                    yield SqliteDb(writer)
+                    if broken := list(await writer.execute_fetchall("PRAGMA foreign_key_check")):
+                        table, rowid, parent, _ = broken[0]
+                        raise sqlite3.IntegrityError(
+                            f"the upgrade would leave {len(broken)} rows referring to nothing (first: {table} row "
+                            f"{rowid}, to {parent}); nothing was changed")
+            finally:
+                await writer.execute("PRAGMA foreign_keys = ON")
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
                   yielding: bool = False) -> T:
