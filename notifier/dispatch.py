@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.base import Channel, DeliveryResult, Message, NumberDigest, Outcome, Recipient
+from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.voice.speech import spoken
 from notifier.approval import reject_overdue
@@ -358,10 +358,7 @@ class Dispatcher:
                 self.metrics.observe_send(channel.kind, time.perf_counter() - started)
         now = self.clock()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
-        # Keyed once per chunk, and only for a chunk with accepted sends (SMS, WeChat: matched to receipts later).
-        accepted = any(r.outcome is Outcome.ACCEPTED for r in results.values())
-        digest = NumberDigest(self.store.number_key) if accepted else None
-        return {d.id: self._written(d, results.get(d.id, missing), alert, now, digest) for d in chunk}
+        return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
 
     def _links(self, kind: str, alert: AlertRow) -> MessageLinks | None:
         """The signed manage/unsubscribe links of the alert's message on the channels that carry them (see
@@ -371,15 +368,13 @@ class Dispatcher:
         return MessageLinks(self._public_url, self._link_secret, alert.topic,
                             issued=datetime.fromtimestamp(alert.created_at, UTC))
 
-    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float,
-                 digest: NumberDigest | None) -> DeliveryUpdate:
+    def _written(self, d: ClaimedDelivery, r: DeliveryResult, alert: AlertRow, now: float) -> DeliveryUpdate:
         if r.outcome is Outcome.DELIVERED:
             return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now,
                                   provider_message_id=r.provider_message_id)
-        if r.outcome is Outcome.ACCEPTED:
-            pmid = r.provider_message_id
-            match = digest(pmid, d.address) if digest is not None and pmid and d.address else None
-            return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=pmid, match_key=match)
+        if r.outcome is Outcome.ACCEPTED:  # its address: to match a report that overtakes this record
+            return DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, now, provider_message_id=r.provider_message_id,
+                                  address=d.address)
         if r.outcome is Outcome.PERMANENT:
             return DeliveryUpdate(d.id, d.alert_id, FAILED, now, error=r.error, disable_contact=r.disable_contact,
                                   fall_back=True)

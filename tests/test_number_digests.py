@@ -42,8 +42,7 @@ async def _sent_batch(service: Service, make_subscriber: SubscriberFactory) -> t
     now = time.time()
     claimed = await service.store.claim("worker-1", now, now + 60, 100)
     await service.store.record("worker-1", [
-        DeliveryUpdate(d.id, alert_id, DeliveryStatus.SENT, now, provider_message_id=BIZ_ID,
-                       match_key=receipt_match_key(service.store.number_key, BIZ_ID, d.address or ""))
+        DeliveryUpdate(d.id, alert_id, DeliveryStatus.SENT, now, provider_message_id=BIZ_ID, address=d.address)
         for d in claimed], now)
     return alert_id, subscribers
 

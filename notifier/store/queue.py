@@ -10,7 +10,7 @@ skip rows another claimer holds (`SKIP LOCKED`), so concurrent claims never retu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from channels.voice.common import CallPolicy
@@ -63,13 +63,14 @@ _CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", 
             "c.address", "c.secret", "c.disabled_at", "s.locale", "s.quiet_start", "s.quiet_end")
 
 
-async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float,
+async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
                  redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
     """Write a batch of send results in one transaction; returns the ids the lease still covered.
 
     Results for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
     from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
     successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again.
+    `number_key`: the key of number digests, for reports that came before this record (`receipts`).
     `redial`: the call policy of each channel that calls people, for early call results asking for another call."""
     # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched against
     # the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons a batch.
@@ -85,7 +86,7 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     whole = _one_outcome(updates, len(held))
     await _write_delivered(db, owner, by_status[DELIVERED], now, whole)
-    await _write_sent(db, owner, by_status[SENT], now, redial, whole)
+    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
@@ -146,7 +147,7 @@ async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: 
         f"last_error = NULL, {_RELEASE}", now, now)
 
 
-async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float,
+async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
                       redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None) -> None:
     if not sent:
         return
@@ -154,7 +155,7 @@ async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float
     await _mark_targets(db, rows, reached=False)
     await _update_accepted(db, rows, f"status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
                            f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE}", now)
-    await receipts.apply_early_receipts(db, sent, now, redial)
+    await receipts.apply_early_receipts(db, sent, now, number_key, redial)
 
 
 async def _update_accepted(db: Db, rows: _Written, assignments: str, *params: Any) -> None:

@@ -116,7 +116,9 @@ class DeliveryUpdate(NamedTuple):
     error: str | None = None
     disable_contact: bool = False
     fall_back: bool = False  # failed: queue the subscriber's next channel if the policy says so
-    match_key: str | None = None  # sent: receipt_match_key(provider id, address), to apply early receipts
+    # sent: the number (or openid) it went to, for a report that came before this record: digested with the
+    # number key only then (`receipts.apply_early_receipts`), never stored
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

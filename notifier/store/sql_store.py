@@ -356,7 +356,7 @@ class Store(AccessMethods):
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
                      urgent: bool = False) -> list[str]:
         async def record(db: Db) -> list[str]:
-            recorded = await queue.record(db, owner, updates, now, redial)
+            recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from channels.base import Receipt, receipt_match_key
+from channels.base import Receipt
 from notifier.coverage import alert_coverage
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
@@ -93,8 +93,7 @@ async def test_early_reports_on_a_whole_request_settle_each_number(
                Receipt("biz-1", False, "k2", address=PHONES[1], error="UNDELIV")]
     await service.store.apply_receipts("sms", reports, time.time())
     at = time.time()
-    key = service.store.number_key
-    await service.store.record("worker-1", [u._replace(match_key=receipt_match_key(key, "biz-1", d.address or ""))
+    await service.store.record("worker-1", [u._replace(address=d.address)
                                             for u, d in zip(_accepted(claimed, at), claimed, strict=True)], at)
     statuses = await _statuses(service, alert_id)
     by_phone = {d.address: statuses[d.id][0] for d in claimed}
