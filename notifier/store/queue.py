@@ -44,12 +44,7 @@ async def leased(db: Db, owner: str, lease_until: float) -> list[ClaimedDelivery
         "LEFT JOIN contacts c ON c.subscriber_id = d.subscriber_id AND c.channel = d.channel "
         f"LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE {is_(SENDING, 'd.')} AND d.lease_until = ? "
         "AND d.lease_owner = ?", lease_until, owner))
-    return [ClaimedDelivery(
-        id=i, alert_id=alert_id, subscriber_id=subscriber_id, channel=channel, position=position, attempts=attempts,
-        address=address if disabled_at is None else None, secret=secret, locale=locale or "zh-CN",
-        quiet_start=quiet_start, quiet_end=quiet_end, created_at=created_at)
-        for i, alert_id, subscriber_id, channel, position, attempts, created_at, address, secret, disabled_at,
-        locale, quiet_start, quiet_end in rows]
+    return list(map(ClaimedDelivery._make, rows))  # 0.26 µs a row; by keyword with Python's conditions: 1.0
 
 
 async def any_due(db: Db, now: float, min_priority: int) -> bool:
@@ -58,9 +53,11 @@ async def any_due(db: Db, now: float, min_priority: int) -> bool:
                              now, min_priority) is not None
 
 
-# What a claim reads of each leased delivery, its contact and its subscriber (in this order).
-_CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", "d.attempts", "d.created_at",
-            "c.address", "c.secret", "c.disabled_at", "s.locale", "s.quiet_start", "s.quiet_end")
+# What a claim reads of each leased delivery, its contact and its subscriber: ClaimedDelivery's fields, in order.
+# A disabled contact is no address; no locale is Chinese.
+_CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", "d.attempts",
+            "CASE WHEN c.disabled_at IS NULL THEN c.address END", "c.secret", "COALESCE(NULLIF(s.locale, ''), 'zh-CN')",
+            "s.quiet_start", "s.quiet_end", "d.created_at")
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
