@@ -93,7 +93,7 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     accepted = by_status[DELIVERED] + by_status[SENT]
     # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
     if relayed := await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now):
-        await _mark_targets(db, _Written(_rows(db), "d.id = u.id", (as_rows(relayed),)), reached=False)
+        await _mark_targets(db, _Selection(_rows(db), "d.id = u.id", (as_rows(relayed),)), reached=False)
     await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
     return [u.delivery_id for u in updates]
@@ -114,7 +114,7 @@ def _one_outcome(updates: Sequence[DeliveryUpdate], held: int) -> DeliveryUpdate
     return first
 
 
-class _Written(NamedTuple):
+class _Selection(NamedTuple):
     """The rows an accepted send's write is about, as a FROM item `u` (columns at, pmid; and id, for a batch),
     and what ties a `deliveries` row `d` to it: the batch's ids, or the whole lease."""
 
@@ -123,20 +123,20 @@ class _Written(NamedTuple):
     params: tuple[Any, ...]  # the item's, then the condition's
 
 
-def _written(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUpdate | None) -> _Written:
+def _selection(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUpdate | None) -> _Selection:
     if whole is not None:
-        return _Written("(SELECT CAST(? AS DOUBLE PRECISION) AS at, CAST(? AS TEXT) AS pmid)",
+        return _Selection("(SELECT CAST(? AS DOUBLE PRECISION) AS at, CAST(? AS TEXT) AS pmid)",
                         f"d.lease_owner = ? AND {is_(SENDING, 'd.')}", (whole.at, whole.provider_message_id, owner))
     # Encoded once, on the single writer's thread, for both statements.
     batch = as_rows((u.delivery_id, u.at, u.provider_message_id) for u in done)
-    return _Written(_rows(db, ("pmid", "TEXT")), "d.id = u.id AND d.lease_owner = ?", (batch, owner))
+    return _Selection(_rows(db, ("pmid", "TEXT")), "d.id = u.id AND d.lease_owner = ?", (batch, owner))
 
 
 async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: float,
                            whole: DeliveryUpdate | None) -> None:
     if not done:
         return
-    rows = _written(db, owner, done, whole)
+    rows = _selection(db, owner, done, whole)
     await _mark_targets(db, rows, reached=True)  # first: the write below ends the lease that names its rows
     await _update_accepted(
         db, rows, f"status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
@@ -148,14 +148,14 @@ async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float
                       redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None) -> None:
     if not sent:
         return
-    rows = _written(db, owner, sent, whole)
+    rows = _selection(db, owner, sent, whole)
     await _mark_targets(db, rows, reached=False)
     await _update_accepted(db, rows, f"status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
                            f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE}", now)
     await receipts.apply_early_receipts(db, sent, now, number_key, redial)
 
 
-async def _update_accepted(db: Db, rows: _Written, assignments: str, *params: Any) -> None:
+async def _update_accepted(db: Db, rows: _Selection, assignments: str, *params: Any) -> None:
     """`assignments` (their `params` first) to the deliveries `rows` names."""
     await db.execute(f"UPDATE deliveries AS d SET {assignments} FROM {rows.item} AS u WHERE {rows.joined}",
                      *params, *rows.params)
@@ -192,7 +192,7 @@ def _rows(db: Db, *columns: tuple[str, str]) -> str:
     return db.dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION"), *columns])
 
 
-async def _mark_targets(db: Db, rows: _Written, *, reached: bool) -> None:
+async def _mark_targets(db: Db, rows: _Selection, *, reached: bool) -> None:
     """The targets of these deliveries were accepted — and reached, when `reached` — at that time."""
     reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
     await db.execute(
