@@ -189,8 +189,8 @@ class Backend(Protocol):
 
     def schema_change(self) -> AbstractAsyncContextManager[Db]:
         """The migrations' one transaction. On SQLite, with foreign keys unenforced until every reference has been
-        checked before its commit (SQLite's documented way to rebuild a table that other tables refer to: with them
-        enforced, dropping the old table would delete the rows that refer to it)."""
+        checked before its commit, when it changed anything (SQLite's documented way to rebuild a table that other
+        tables refer to: with them enforced, dropping the old table would delete the rows that refer to it)."""
         ...
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,

@@ -83,7 +83,7 @@ async def test_a_change_leaving_a_reference_to_nothing_is_refused_whole(make_set
     foreign keys are enforced again afterwards."""
     store = await open_store(make_settings())
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="referring to nothing"):
+        with pytest.raises(sqlite3.IntegrityError, match="would refer to nothing"):
             async with store.backend.schema_change() as db:
                 await db.execute("CREATE TABLE scratch (n INTEGER)")
                 await db.execute("INSERT INTO contacts (subscriber_id, channel, address) VALUES ('nobody', 'sms', "
@@ -95,5 +95,22 @@ async def test_a_change_leaving_a_reference_to_nothing_is_refused_whole(make_set
             async with store.backend.transaction() as db:
                 await db.execute("INSERT INTO contacts (subscriber_id, channel, address) VALUES ('nobody', 'sms', "
                                  "'+8613800000000')")
+    finally:
+        await store.close()
+
+
+async def test_an_up_to_date_database_opens_without_reading_every_reference(make_settings: SettingsFactory) -> None:
+    """With nothing to upgrade, opening the store checks no reference (a full check reads the whole database: 2.5 s
+    at 300,000 people, at every start): even a database holding a reference to nothing, left by some other tool,
+    opens as before."""
+    settings = make_settings()
+    store = await open_store(settings)
+    await store.close()
+    path = settings.database.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as raw:  # another tool, foreign keys unenforced
+        raw.execute("INSERT INTO contacts (subscriber_id, channel, address) VALUES ('nobody', 'sms', '+8613800000000')")
+    store = await open_store(settings)
+    try:
+        assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM contacts") == 1
     finally:
         await store.close()
