@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from channels.voice.common import CallPolicy
+from notifier.i18n import DEFAULT_LANG
 from notifier.states import AlertStatus, DeliveryStatus
 from notifier.store import assisted, fallback, lifecycle, receipts
 from notifier.store.db import FLOAT, Db, as_rows, unpacked
@@ -54,10 +55,10 @@ async def any_due(db: Db, now: float, min_priority: int) -> bool:
 
 
 # What a claim reads of each leased delivery, its contact and its subscriber: ClaimedDelivery's fields, in order.
-# A disabled contact is no address; no locale is Chinese.
+# A disabled contact is no address; no locale is the default language.
 _CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", "d.attempts",
-            "CASE WHEN c.disabled_at IS NULL THEN c.address END", "c.secret", "COALESCE(NULLIF(s.locale, ''), 'zh-CN')",
-            "s.quiet_start", "s.quiet_end", "d.created_at")
+            "CASE WHEN c.disabled_at IS NULL THEN c.address END", "c.secret",
+            f"COALESCE(NULLIF(s.locale, ''), '{DEFAULT_LANG}')", "s.quiet_start", "s.quiet_end", "d.created_at")
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],

@@ -99,9 +99,11 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
     named = {r[0] for r in await db.fetch(
         f"SELECT DISTINCT provider_message_id FROM receipts WHERE outcome = '{UNKNOWN}' "
         f"AND provider_message_id IN {db.dialect.each()}", as_list(ids))}
-    applied, digest = 0, NumberDigest(number_key()) if named else None
+    if not named:
+        return 0
+    applied, digest = 0, NumberDigest(number_key())
     for u in sent:
-        if u.provider_message_id not in named or digest is None:
+        if u.provider_message_id not in named:
             continue
         match = digest(u.provider_message_id, u.address) if u.provider_message_id and u.address else None
         row = await db.fetchrow(
