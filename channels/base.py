@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -104,22 +104,29 @@ def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
     return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")
 
 
-async def send_each(recipients: Sequence[Recipient], send_one: Callable[[Recipient], Awaitable[DeliveryResult]],
-                    *, kind: str,
+async def send_each(recipients: Sequence[Recipient],
+                    send_one: Callable[[Recipient], Coroutine[Any, Any, DeliveryResult]], *, kind: str,
                     on_error: Callable[[str, BaseException], DeliveryResult] = internal_error) -> list[DeliveryResult]:
     """Send to every recipient concurrently (channels with one request per recipient); an unexpected error for
     one recipient becomes that recipient's result and never loses the others'."""
-    answers = await asyncio.gather(*(send_one(r) for r in recipients), return_exceptions=True)
+    # Every send starts at once, as with asyncio.gather, but the tasks are awaited in turn: gather's future and
+    # its callback for each recipient cost the event loop more than the await (bench/RESULTS.md, eleventh round).
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(send_one(r)) for r in recipients]
     results: list[DeliveryResult] = []
-    for recipient, answer in zip(recipients, answers, strict=True):
-        if isinstance(answer, DeliveryResult):
-            results.append(answer)
-            continue
-        if isinstance(answer, asyncio.CancelledError):
-            raise answer
-        log.error("%s send for delivery %s failed unexpectedly: %s", kind, recipient.delivery_id,
-                  type(answer).__name__)  # never the address
-        results.append(on_error(recipient.delivery_id, answer))
+    try:
+        for recipient, task in zip(recipients, tasks, strict=True):
+            try:
+                results.append(await task)
+            except Exception as exc:  # a bug while sending to this recipient: its result, never the others'
+                log.error("%s send for delivery %s failed unexpectedly: %s", kind, recipient.delivery_id,
+                          type(exc).__name__)  # never the address
+                results.append(on_error(recipient.delivery_id, exc))
+    except BaseException:  # cancelled: the sends still running stop too, as gather's would
+        for task in tasks:
+            if not task.cancel() and not task.cancelled():
+                task.exception()  # finished with an error nobody will read: retrieved, so not logged as lost
+        raise
     return results
 
 

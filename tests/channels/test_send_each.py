@@ -1,0 +1,91 @@
+"""`send_each`, how every channel with one request per recipient (webhook, WeChat, voice) sends a batch: all at
+once, one result per recipient, a bug for one never costs the others, and a cancelled batch stops every send."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from channels.base import DeliveryResult, Outcome, Recipient, send_each
+
+
+def recipients(n: int) -> list[Recipient]:
+    return [Recipient(delivery_id=f"d{i}", subscriber_id=f"s{i}", address=f"https://example.org/{i}")
+            for i in range(n)]
+
+
+async def test_every_recipient_is_sent_to_at_once() -> None:
+    """The first recipient's send waits for the last one's to have started: only concurrent sends finish."""
+    batch = recipients(5)
+    last_started = asyncio.Event()
+
+    async def send(r: Recipient) -> DeliveryResult:
+        if r is batch[-1]:
+            last_started.set()
+        await asyncio.wait_for(last_started.wait(), timeout=5)
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    results = await send_each(batch, send, kind="webhook")
+
+    assert [r.delivery_id for r in results] == ["d0", "d1", "d2", "d3", "d4"]
+    assert {r.outcome for r in results} == {Outcome.DELIVERED}
+
+
+async def test_results_come_back_in_the_recipients_order_whatever_finishes_first() -> None:
+    batch = recipients(4)
+
+    async def send(r: Recipient) -> DeliveryResult:
+        await asyncio.sleep(0.01 * (4 - int(r.delivery_id[1:])))  # the last recipient finishes first
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    results = await send_each(batch, send, kind="webhook")
+
+    assert [r.delivery_id for r in results] == ["d0", "d1", "d2", "d3"]
+
+
+async def test_a_bug_for_one_recipient_is_its_result_and_the_others_are_delivered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    batch = recipients(3)
+
+    async def send(r: Recipient) -> DeliveryResult:
+        if r.delivery_id == "d1":
+            raise KeyError(r.address)
+        await asyncio.sleep(0.01)
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    results = await send_each(batch, send, kind="webhook")
+
+    assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.TRANSIENT, Outcome.DELIVERED]
+    assert results[1].error == "internal error (KeyError)"
+    assert "d1" in caplog.text and "example.org" not in caplog.text  # named by delivery, never by address
+
+
+async def test_cancelling_the_batch_stops_every_send_still_running() -> None:
+    batch = recipients(4)
+    started = 0
+    stopped: list[str] = []
+    finished: list[str] = []
+
+    async def send(r: Recipient) -> DeliveryResult:
+        nonlocal started
+        started += 1
+        try:
+            await asyncio.sleep(0 if r.delivery_id == "d0" else 30)
+        except asyncio.CancelledError:
+            stopped.append(r.delivery_id)
+            raise
+        finished.append(r.delivery_id)
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    batch_task = asyncio.create_task(send_each(batch, send, kind="webhook"))
+    while started < 4:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    batch_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch_task
+    await asyncio.sleep(0)  # the cancelled sends run their handlers
+
+    assert finished == ["d0"]
+    assert sorted(stopped) == ["d1", "d2", "d3"]
