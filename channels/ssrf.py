@@ -205,10 +205,17 @@ def check_url(url: str, *, allow_private: bool) -> URL:
         raise UnsupportedURL("webhook URL cannot be parsed") from exc
     if parsed.scheme not in ("http", "https") or not host:
         raise UnsupportedURL("webhook URL must be http(s) with a host")
-    ip = literal_host_address(host)
-    if ip is not None and is_refused(ip, allow_private=allow_private):
+    ip = _refused_literal(host, allow_private)
+    if ip is not None:
         raise ForbiddenDestination(f"webhook URL points to a {describe_address(ip)}, which is not allowed")
     return parsed
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of the host text, asked before every send
+def _refused_literal(host: str, allow_private: bool) -> IPAddress | None:
+    """The IP address `host` names literally when the policy refuses it; None for an allowed one or a hostname."""
+    ip = literal_host_address(host)
+    return ip if ip is not None and is_refused(ip, allow_private=allow_private) else None
 
 
 def describe_address(ip: IPAddress) -> str:

@@ -46,6 +46,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import aiohttp
@@ -101,13 +102,23 @@ def build_body(message: Message, delivery_id: str, recipient: Recipient | None =
     head, tail = _shared_body(message)
     # Only the delivery id (and the recipient's own manage/unsubscribe links) differ between recipients:
     # splice them in rather than serialise the alert again.
-    links = b""
+    parts = [head, _json_string(delivery_id)]
     if recipient is not None:
-        for name in ("manage_url", "unsubscribe_url"):
+        for name, key in _LINK_KEYS:
             value = getattr(recipient, name)
             if value:
-                links += b"," + json.dumps(name).encode() + b":" + json.dumps(value).encode()
-    return head + json.dumps(delivery_id).encode() + links + tail
+                parts += (key, _json_string(value))
+    parts.append(tail)
+    return b"".join(parts)
+
+
+def _json_string(value: str) -> bytes:
+    # What json.dumps(value) writes for a str, by the json module's own C encoder without the dumps machinery
+    # around it (three strings a request).
+    return encode_basestring_ascii(value).encode()
+
+
+_LINK_KEYS = tuple((name, b"," + _json_string(name) + b":") for name in ("manage_url", "unsubscribe_url"))
 
 
 _BODY_CACHE: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}

@@ -388,9 +388,9 @@ class Dispatcher:
 def recipient_of(d: ClaimedDelivery, links: MessageLinks | None) -> Recipient:
     """What a channel is handed for one claimed delivery: its contact, and the subscriber's own links when the
     message carries them."""
+    manage, unsubscribe = links.of(d.subscriber_id) if links else (None, None)
     return Recipient(delivery_id=d.id, subscriber_id=d.subscriber_id, address=d.address or "", secret=d.secret,
-                     manage_url=links.manage_url(d.subscriber_id) if links else None,
-                     unsubscribe_url=links.unsubscribe_url(d.subscriber_id) if links else None)
+                     manage_url=manage, unsubscribe_url=unsubscribe)
 
 
 def _life_safety(alert: AlertRow) -> bool:

@@ -39,21 +39,22 @@ def unsubscribe_url(public_url: str, secret: str, subscriber_id: str, topic: str
 
 class MessageLinks:
     """Both links of one alert's message, for each of its recipients: what `manage_url` and `unsubscribe_url`
-    give with `now` = `issued`, with what the recipients share (expiry, key) worked out once — a webhook fan-out
-    makes two tokens per request."""
+    give with `now` = `issued`, with what the recipients share (expiry, key, the links' start) worked out once —
+    a webhook fan-out makes two tokens per request."""
 
-    __slots__ = ("_manage", "_public_url", "_unsubscribe")
+    __slots__ = ("_manage", "_manage_at", "_unsubscribe", "_unsubscribe_at")
 
     def __init__(self, public_url: str, secret: str, topic: str | None, *, issued: datetime) -> None:
-        self._public_url = public_url
         self._manage = tokens.Minter(secret, tokens.MANAGE, now=issued)
         self._unsubscribe = tokens.Minter(secret, tokens.UNSUBSCRIBE, data=topic, now=issued)
+        self._manage_at = _link(public_url, "manage", "")
+        self._unsubscribe_at = _link(public_url, "unsubscribe", "")
 
-    def manage_url(self, subscriber_id: str) -> str:
-        return _link(self._public_url, "manage", self._manage.token(subscriber_id))
-
-    def unsubscribe_url(self, subscriber_id: str) -> str:
-        return _link(self._public_url, "unsubscribe", self._unsubscribe.token(subscriber_id))
+    def of(self, subscriber_id: str) -> tuple[str, str]:
+        """(manage link, unsubscribe link) of one subscriber."""
+        subject = tokens.encode_subject(subscriber_id)
+        return (self._manage_at + self._manage.sealed(subject),
+                self._unsubscribe_at + self._unsubscribe.sealed(subject))
 
 
 def _link(public_url: str, page: str, token: str) -> str:

@@ -114,7 +114,8 @@ _HEX_SUBJECT = re.compile(r"[0-9a-f]{32}")
 _UUID_SUBJECT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _encode_subject(subject: str) -> bytes:
+def encode_subject(subject: str) -> bytes:
+    """A token's subject as its body holds it (the format above)."""
     if _HEX_SUBJECT.fullmatch(subject):
         return bytes([_HEX_KIND]) + bytes.fromhex(subject)
     if _UUID_SUBJECT.fullmatch(subject):
@@ -157,7 +158,11 @@ class Minter:
         self._keyed = _keyed(secret, purpose)
 
     def token(self, subject: str) -> str:
-        body = _encode_subject(subject) + self._tail
+        return self.sealed(encode_subject(subject))
+
+    def sealed(self, subject: bytes) -> str:
+        """The token of a subject already encoded (`encode_subject`): a message's two links share the encoding."""
+        body = subject + self._tail
         return f"{self._prefix}{_b64(body)}.{_b64(_sealed(self._keyed, body))}"
 
 

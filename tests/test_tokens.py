@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier import tokens
+from notifier import links, tokens
 from notifier.tokens import ExpiredToken, InvalidToken, make_token, read_token
 
 SECRET = "s3cret-for-tests"
@@ -55,6 +55,17 @@ def test_a_minter_makes_what_make_token_makes() -> None:
     for subject in (uuid.uuid4().hex, str(uuid.uuid4()), "pending:42"):
         assert minter.token(subject) == make_token(SECRET, tokens.UNSUBSCRIBE, subject, data="env.heavy-pollution",
                                                    now=NOW)
+
+
+def test_a_messages_links_are_the_links_each_subscriber_would_be_given_alone() -> None:
+    """A message's links for each recipient, made from one encoding of the subscriber, are the manage and
+    unsubscribe links made one by one at the alert's time."""
+    public = "https://notify.changzhi.gov.cn/"
+    message_links = links.MessageLinks(public, SECRET, "env.heavy-pollution", issued=NOW)
+    for subject in (uuid.uuid4().hex, str(uuid.uuid4()), "pending:42"):
+        assert message_links.of(subject) == (
+            links.manage_url(public, SECRET, subject, now=NOW),
+            links.unsubscribe_url(public, SECRET, subject, "env.heavy-pollution", now=NOW))
 
 
 def test_token_is_url_safe_and_short() -> None:
