@@ -51,7 +51,6 @@ from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
-from yarl import URL
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
@@ -256,12 +255,6 @@ class WebhookChannel:
         except ValueError:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret invalid")
         body = build_body(message, delivery_id, recipient)
-        try:
-            return await self._post(url, delivery_id, key, body)
-        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-            return classify(delivery_id, exc)
-
-    async def _post(self, url: URL, delivery_id: str, key: bytes, body: bytes) -> DeliveryResult:
         timestamp = int(time.time())  # fresh on every attempt, so a replayed request ages out at the receiver
         headers = {
             "Content-Type": "application/json",
@@ -270,12 +263,13 @@ class WebhookChannel:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(key, delivery_id, timestamp, body),
         }
-        # raise_for_status=False whatever the shared session says: every status is classified here.
-        async with self._http.post(
-            url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout, raise_for_status=False
-        ) as response:
-            await _drain(response, self.config.max_response_bytes)
-            return classify(delivery_id, response.status, response.headers)
+        try:  # raise_for_status=False whatever the shared session says: every status is classified here
+            async with self._http.post(url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout,
+                                       raise_for_status=False) as response:
+                await _drain(response, self.config.max_response_bytes)
+                return classify(delivery_id, response.status, response.headers)
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            return classify(delivery_id, exc)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP session is the service's."""
@@ -284,7 +278,7 @@ class WebhookChannel:
 async def _drain(response: aiohttp.ClientResponse, limit: int) -> None:
     """Read at most `limit` bytes of the answer; a longer body makes aiohttp close, not reuse, the connection."""
     remaining = limit
-    while remaining > 0:
+    while remaining > 0 and not response.content.at_eof():  # a short answer: one read, not a second for the end
         chunk = await response.content.read(min(remaining, 16_384))
         if not chunk:
             return
