@@ -64,12 +64,15 @@ async def test_a_bug_for_one_recipient_is_its_result_and_the_others_are_delivere
 async def test_cancelling_the_batch_stops_every_send_still_running() -> None:
     batch = recipients(4)
     started = 0
+    all_started = asyncio.Event()
     stopped: list[str] = []
     finished: list[str] = []
 
     async def send(r: Recipient) -> DeliveryResult:
         nonlocal started
         started += 1
+        if started == len(batch):
+            all_started.set()
         try:
             await asyncio.sleep(0 if r.delivery_id == "d0" else 30)
         except asyncio.CancelledError:
@@ -79,9 +82,8 @@ async def test_cancelling_the_batch_stops_every_send_still_running() -> None:
         return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
 
     batch_task = asyncio.create_task(send_each(batch, send, kind="webhook"))
-    while started < 4:
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_started.wait(), timeout=5)
+    await asyncio.sleep(0.01)  # d0 finishes; the others are in their sleep
     batch_task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await batch_task
