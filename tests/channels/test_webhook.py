@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from channels.base import Channel, Message, Outcome, Recipient
@@ -160,6 +161,49 @@ async def test_large_response_body_is_not_read_in_full(webhook_channel: Any, rec
     channel = webhook_channel(max_response_bytes=1024)
     [result] = await channel.send(message(), [recipient(receiver.url_for("/chatty"))])
     assert result.outcome is Outcome.DELIVERED
+
+
+async def test_one_connection_carries_an_endpoints_successive_deliveries(webhook_channel: Any) -> None:
+    """Answers are read to their end — a short body, none at all, or one that arrives in two parts — so the next
+    delivery to the same endpoint goes over the same connection instead of a new one."""
+    peers: list[object] = []
+
+    async def slow_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "20000"})
+        await response.prepare(request)
+        await response.write(b"a" * 10_000)
+        await asyncio.sleep(0.05)  # the rest comes after the first part has been read
+        await response.write(b"b" * 10_000)
+        return response
+
+    async def short_body(request: web.Request) -> web.StreamResponse:
+        return web.Response(text='{"ok":true}')
+
+    async def no_body(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    answers = iter([short_body, slow_body, no_body, slow_body])
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return await next(answers)(request)
+
+    app = web.Application()
+    app.router.add_post("/hook", endpoint)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        channel = webhook_channel()
+        for _ in range(4):
+            [result] = await channel.send(message(), [recipient(url)])
+            assert result.outcome is Outcome.DELIVERED
+    finally:
+        await runner.cleanup()
+
+    assert len(peers) == 4 and len(set(peers)) == 1
 
 
 # --- answers that fail ----------------------------------------------------------------------------------------
