@@ -205,10 +205,16 @@ def check_url(url: str, *, allow_private: bool) -> URL:
         raise UnsupportedURL("webhook URL cannot be parsed") from exc
     if parsed.scheme not in ("http", "https") or not host:
         raise UnsupportedURL("webhook URL must be http(s) with a host")
+    _refuse_literal(host, allow_private)
+    return parsed
+
+
+def _refuse_literal(host: str, allow_private: bool) -> None:
+    """ForbiddenDestination when `host` is an IP literal the policy refuses (a hostname passes: it is judged when
+    resolved)."""
     ip = _refused_literal(host, allow_private)
     if ip is not None:
         raise ForbiddenDestination(f"webhook URL points to a {describe_address(ip)}, which is not allowed")
-    return parsed
 
 
 @functools.lru_cache(maxsize=4096)  # a pure function of the host text, asked before every send
@@ -260,11 +266,9 @@ async def resolve_and_check(
     the check on a DNS error is exactly how GitLab's guard was bypassed (gitlab-ce#63959). `resolver`
     defaults to aiohttp's DefaultResolver, the one the sending session uses.
     """
+    _refuse_literal(host, allow_private)
     literal = literal_host_address(host)
     if literal is not None:
-        if is_refused(literal, allow_private=allow_private):
-            what = describe_address(literal)
-            raise ForbiddenDestination(f"webhook URL points to a {what}, which is not allowed")
         return [literal]
     own = resolver is None
     active = DefaultResolver() if resolver is None else resolver
