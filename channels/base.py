@@ -106,18 +106,39 @@ def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
 
 async def send_each(recipients: Sequence[Recipient],
                     send_one: Callable[[Recipient], Coroutine[Any, Any, DeliveryResult]], *, kind: str,
-                    on_error: Callable[[str, BaseException], DeliveryResult] = internal_error) -> list[DeliveryResult]:
+                    on_error: Callable[[str, BaseException], DeliveryResult] = internal_error,
+                    timeout: float | None = None) -> list[DeliveryResult]:
     """Send to every recipient concurrently (channels with one request per recipient); an unexpected error for
-    one recipient becomes that recipient's result and never loses the others'."""
+    one recipient becomes that recipient's result and never loses the others'.
+
+    `timeout`: seconds every send may take. The sends all start together, so one timer for the batch is each
+    send's limit: a send still running when it fires is stopped and its result is `on_error(id, TimeoutError())`.
+    (A timer a request — aiohttp's own timeout — was 4 % of a webhook request's instructions.)"""
     # Every send starts at once, as with asyncio.gather, but the tasks are awaited in turn: gather's future and
     # its callback for each recipient cost the event loop more than the await (bench/RESULTS.md, eleventh round).
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(send_one(r)) for r in recipients]
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        for task in tasks:
+            task.cancel()  # nothing for a send already finished
+
+    timer = loop.call_later(timeout, expire) if timeout is not None else None
+    this = asyncio.current_task()
     results: list[DeliveryResult] = []
     try:
         for recipient, task in zip(recipients, tasks, strict=True):
             try:
                 results.append(await task)
+            except asyncio.CancelledError:
+                # The batch's time ran out for this send (its own cancellation: the timer's), unless the batch
+                # itself is being cancelled.
+                if not (expired and task.cancelled()) or (this is not None and this.cancelling()):
+                    raise
+                results.append(on_error(recipient.delivery_id, TimeoutError()))
             except Exception as exc:  # a bug while sending to this recipient: its result, never the others'
                 log.error("%s send for delivery %s failed unexpectedly: %s", kind, recipient.delivery_id,
                           type(exc).__name__)  # never the address
@@ -127,6 +148,9 @@ async def send_each(recipients: Sequence[Recipient],
             if not task.cancel() and not task.cancelled():
                 task.exception()  # finished with an error nobody will read: retrieved, so not logged as lost
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
     return results
 
 

@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 MAX_BODY_BYTES = 20_000  # Standard Webhooks: payloads should be thin (< 20 KB)
 REFUSED = "destination refused: private address"
+# Not the shared session's default either: the time limit is send_each's, one timer for a batch.
+_NO_TIMER = aiohttp.ClientTimeout()
 
 
 class WebhookConfig(BaseModel):
@@ -237,10 +239,11 @@ class WebhookChannel:
         self.max_batch = config.max_batch
         self.rate_per_second = config.rate_per_second
         self._http = http
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
-        return await send_each(recipients, lambda r: self._send_one(message, r), kind=self.kind, on_error=classify)
+        # The attempt's time limit is the batch's (send_each), not one aiohttp timer a request.
+        return await send_each(recipients, lambda r: self._send_one(message, r), kind=self.kind, on_error=classify,
+                               timeout=self.config.timeout)
 
     async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
         delivery_id = recipient.delivery_id
@@ -264,7 +267,7 @@ class WebhookChannel:
             "webhook-signature": sign(key, delivery_id, timestamp, body),
         }
         try:  # raise_for_status=False whatever the shared session says: every status is classified here
-            async with self._http.post(url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout,
+            async with self._http.post(url, data=body, headers=headers, allow_redirects=False, timeout=_NO_TIMER,
                                        raise_for_status=False) as response:
                 await _drain(response, self.config.max_response_bytes)
                 return classify(delivery_id, response.status, response.headers)

@@ -1,5 +1,6 @@
 """`send_each`, how every channel with one request per recipient (webhook, WeChat, voice) sends a batch: all at
-once, one result per recipient, a bug for one never costs the others, and a cancelled batch stops every send."""
+once, one result per recipient, a bug for one never costs the others, a send over the time limit is stopped as
+timed out, and a cancelled batch stops every send."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import pytest
 
 from channels.base import DeliveryResult, Outcome, Recipient, send_each
+from channels.webhook import classify
 
 
 def recipients(n: int) -> list[Recipient]:
@@ -91,3 +93,49 @@ async def test_cancelling_the_batch_stops_every_send_still_running() -> None:
 
     assert finished == ["d0"]
     assert sorted(stopped) == ["d1", "d2", "d3"]
+
+
+async def test_a_send_still_running_at_the_time_limit_is_stopped_as_timed_out() -> None:
+    """One timer for the batch: the sends that answered in time keep their results, the one that hangs is stopped
+    and reported as a timeout (transient: it is retried), and the batch returns at the limit, not the hang's end."""
+    batch = recipients(3)
+    stopped: list[str] = []
+
+    async def send(r: Recipient) -> DeliveryResult:
+        try:
+            await asyncio.sleep(30 if r.delivery_id == "d1" else 0.01)
+        except asyncio.CancelledError:
+            stopped.append(r.delivery_id)
+            raise
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await send_each(batch, send, kind="webhook", on_error=classify, timeout=0.2)
+
+    assert loop.time() - started < 5
+    assert stopped == ["d1"]
+    assert [(r.delivery_id, r.outcome, r.error) for r in results] == [
+        ("d0", Outcome.DELIVERED, None), ("d1", Outcome.TRANSIENT, "timeout"), ("d2", Outcome.DELIVERED, None)]
+
+
+async def test_cancelling_a_batch_is_a_cancellation_even_after_its_time_limit() -> None:
+    """A worker shutting down cancels its batch: that stops it — it is not written down as timeouts to retry —
+    even when the time limit has already stopped the sends, which take a moment to wind down."""
+    batch = recipients(2)
+    winding_down = asyncio.Event()
+
+    async def send(r: Recipient) -> DeliveryResult:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            winding_down.set()
+            await asyncio.sleep(0.2)  # closing its connection, say
+            raise
+        return DeliveryResult(r.delivery_id, Outcome.DELIVERED)
+
+    batch_task = asyncio.create_task(send_each(batch, send, kind="webhook", on_error=classify, timeout=0.05))
+    await asyncio.wait_for(winding_down.wait(), timeout=5)  # the time limit has fired
+    batch_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch_task
