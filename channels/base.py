@@ -12,8 +12,6 @@ notices.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,8 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
+
+from channels.mac import KeyedMac
 
 log = logging.getLogger("channels")
 
@@ -163,20 +163,18 @@ def receipt_match_key(key: bytes, provider_message_id: str, address: str) -> str
 
 
 class NumberDigest:
-    """`receipt_match_key` under one key, for many numbers: the HMAC's keyed state is made once and copied for each
-    (1.7 µs a number against 2.7 when the key is set up again; a batch of 1,000 SMS makes 1,000)."""
+    """`receipt_match_key` under one key, for many numbers: the key is set up once (`KeyedMac`), not for each of a
+    batch's 1,000 numbers."""
 
     __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("a number digest needs a key")
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._keyed = KeyedMac(key)
 
     def __call__(self, provider_message_id: str, address: str) -> str:
-        digest = self._keyed.copy()
-        digest.update(f"{provider_message_id}|{address}".encode())
-        return digest.hexdigest()
+        return self._keyed(f"{provider_message_id}|{address}".encode()).hex()
 
 
 @dataclass(frozen=True, slots=True)
