@@ -77,7 +77,8 @@ async def notifier_shaped(url: str, requests: int) -> float:
                for i in (uuid.uuid4().hex for _ in range(requests))]
     in_flight = asyncio.Semaphore(slots)
     settle_long_running()  # a process settled like the service's once it is ready (its collector, the GIL)
-    async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
+    async with aiohttp.ClientSession(connector=connector, trust_env=False,
+                                     cookie_jar=aiohttp.DummyCookieJar()) as http:  # as the service's
         channel = WebhookChannel(channel_config, http)
 
         async def send(part: list[ClaimedDelivery]) -> None:

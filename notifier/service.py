@@ -199,7 +199,9 @@ class Service:
         # More connections than sends in flight only adds handshakes and loop overhead (measured: 100 connections
         # sent ~2.4x the requests per second of 1,000 on this machine's bare loop).
         connector = aiohttp.TCPConnector(resolver=resolver, limit=self.settings.worker.concurrency)
-        self.http = aiohttp.ClientSession(connector=connector, trust_env=False)
+        # No cookie jar: an endpoint's cookie would otherwise go back to it and to every other organisation's
+        # endpoint on its host (a relay), and the jar would grow with every endpoint that sets one.
+        self.http = aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
         context = ChannelContext(http=self.http, public_url=self.settings.server.base_url())
         self.channels = build_channels(self.settings, context)
         sms = self.settings.channels.get("sms")

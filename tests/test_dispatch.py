@@ -95,6 +95,24 @@ async def test_retries_are_bounded_and_then_fall_back(
     assert rows["email"].status == "delivered"
 
 
+async def test_an_endpoints_cookie_is_never_sent_to_any_endpoint(
+        service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
+    """Two organisations' endpoints on one host (a webhook relay, say): the first answers with a cookie. Neither the
+    other organisation nor the first itself ever gets it back — the service's HTTP session keeps no cookies, so no
+    endpoint learns another's and none tracks its alerts by them."""
+    host = receiver.url_for("/").replace("127.0.0.1", "localhost")  # a host name: cookies for an IP are refused
+    receiver.script("/org-a", [Reply(headers={"Set-Cookie": "relay-session=org-a-secret; Path=/"})] * 2)
+    for path in ("org-a", "org-b"):
+        await make_subscriber(contacts={"webhook": host + path})
+    for _ in range(2):
+        await publish_alert(service.store, _alert(), None)
+        await settle(service)
+
+    received = receiver.requests_to("/org-a") + receiver.requests_to("/org-b")
+    assert len(received) == 4
+    assert [r.cookie for r in received] == [None] * 4
+
+
 async def test_retry_after_is_honoured(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
     """A 429 asking to wait 30 s schedules the next attempt no sooner than that."""

@@ -74,6 +74,7 @@ class ReceivedRequest:
     body: bytes
     received_at: float
     content_type: str | None = None
+    cookie: str | None = None  # a sender must never send one: its session keeps no cookies
 
 
 def _as_reply(spec: Reply | int) -> Reply:
@@ -139,6 +140,7 @@ class ReceiverState:
             body=body,
             received_at=time.time(),
             content_type=headers.get("Content-Type"),
+            cookie=headers.get("Cookie"),
         )
         if self._keep:
             self.received.append(record)
