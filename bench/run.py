@@ -4,8 +4,7 @@
     .venv/bin/python -m bench.run --smoke         # tiny sizes: checks the harness and every case (~1 minute)
     .venv/bin/python -m bench.run --only webhook,sms --webhook 100000 --sms 1000000
 
-Cases (see bench/README.md): the bare aiohttp ceiling (before and after the rest, on the product's event loop; once
-more on asyncio's own, for what the loop is worth); notifier on SQLite: webhook
+Cases (see bench/README.md): the bare aiohttp ceiling (before and after the rest); notifier on SQLite: webhook
 fan-out (with small red warnings probed while it runs), SMS through Aliyun's batch API, mixed channels under
 0/50 ms gateway latency and 0/5 % transient failures; notifier on PostgreSQL with 1, 2, 4 `notifier worker`
 processes; the peers (a naive sequential sender, Apprise `json://`) on a slice. Prints a table and a JSON line
@@ -38,7 +37,6 @@ from bench import world
 from bench.cases import Case, run_case
 from bench.procs import Child, start
 from bench.world import Weather
-from notifier import event_loop
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
@@ -116,16 +114,13 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
                        worker_settings=worker)
 
 
-def bare(requests: int, logs: Path, label: str, shape: str = "bare", loop: str | None = None) -> dict[str, Any]:
-    """The bare loop (or notifier's requests alone, `shape`), on the product's event loop unless `loop` names
-    another (notifier.event_loop)."""
+def bare(requests: int, logs: Path, label: str, shape: str = "bare") -> dict[str, Any]:
     receiver = start("receiver", ["-m", "notifier.fakes.webhook_receiver", "--count-repeats"],
                      log=logs / "bare-receiver.log")
-    env = {**os.environ, event_loop.ENV: loop} if loop else None
     try:
         out = subprocess.run([sys.executable, "-m", "bench.bare", "--url", receiver.url, "--requests",
                               str(requests), "--shape", shape], capture_output=True, text=True, check=True,
-                             cwd=HERE.parent, env=env)
+                             cwd=HERE.parent)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         tally = _tally(receiver)
     finally:
@@ -185,12 +180,7 @@ def machine() -> dict[str, Any]:
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu, "cores": os.cpu_count(),
             "ram_gb": round(psutil.virtual_memory().total / 2**30), "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "aiohttp": version("aiohttp"), "sqlite": sqlite3.sqlite_version,
-            "event_loop": event_loop.run(_loop_name),
             "load_start": os.getloadavg()}
-
-
-async def _loop_name() -> str:
-    return event_loop.running_loop_name()
 
 
 def _f(value: Any, fmt: str, unit: str = "") -> str:
@@ -236,7 +226,7 @@ def markdown(rows: list[dict[str, Any]], where: dict[str, Any], args: argparse.N
     body = "".join("| " + " | ".join(show(r) for _, show in COLUMNS) + " |\n" for r in rows)
     return (f"{BEGIN}\nRun of {where['date']}: `python -m bench.run {' '.join(sys.argv[1:])}`. Machine: "
             f"{where['cores']} × {where['cpu']}, {where['ram_gb']} GB RAM, {where['os']}, CPython {where['python']}, "
-            f"aiohttp {where['aiohttp']} on {where['event_loop']}, SQLite {where['sqlite']}; load average at start "
+            f"aiohttp {where['aiohttp']}, SQLite {where['sqlite']}; load average at start "
             f"{where['load_start'][0]:.2f}, at end {where['load_end'][0]:.2f}.\n\n{head}{body}\n"
             "Every row's JSON line (all figures, unrounded):\n\n```\n"
             + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + f"```\n{END}")
@@ -277,9 +267,6 @@ def main(argv: list[str] | None = None) -> int:
             ceilings.append(rows[-1]["deliveries_per_s"])
             emit(rows[-1])
             rows.append(bare(args.bare, root, "notifier's webhook requests, no store", shape="notifier"))
-            emit(rows[-1])
-            # What the event loop is worth: the same bare loop on asyncio's own (not a ceiling of this run's).
-            rows.append(bare(args.bare, root, "before, on asyncio's loop", loop="asyncio"))
             emit(rows[-1])
         for i, case in enumerate(notifier_cases(args, only)):
             print(f"== {case.name}: {case.subscribers:,}", file=sys.stderr, flush=True)
