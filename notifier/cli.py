@@ -14,6 +14,7 @@ in that language).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from notifier import cli_approvals, cli_publish, commands, event_loop
+from notifier import cli_approvals, cli_publish, commands
 from notifier.assisted_import import COLUMNS as ASSISTED
 from notifier.audit import AuditHead
 from notifier.config import Settings
@@ -57,7 +58,6 @@ BAD_WITNESS = N_("%(value)r is not SEQ:HASH (GET /audit/head's seq, a colon, its
 WITNESS_HASH = re.compile(r"[0-9a-f]{64}")
 USAGE_ERROR = N_("%(prog)s: %(message)s (see %(prog)s --help)")
 UNSUPPORTED_LANG = N_("notifier: unsupported language %(lang)s; use %(langs)s")
-UNKNOWN_EVENT_LOOP = N_("notifier: %(name)s=%(value)s is no event loop; use %(choices)s, or leave it unset")
 NOT_INSTALLED = N_("notifier (not installed)")
 COMMANDS = {
     "serve": N_("run the API and the delivery workers in one process"),
@@ -260,12 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser(words).parse_args(arguments)
     try:
         settings = commands.settings_from(args.config)
-        return int(event_loop.run(lambda: HANDLERS[args.command](settings, args, words)))
+        return int(asyncio.run(HANDLERS[args.command](settings, args, words)))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except event_loop.UnknownEventLoop as exc:
-        print(words(UNKNOWN_EVENT_LOOP, name=event_loop.ENV, value=repr(exc.value),
-                    choices=", ".join(event_loop.CHOICES)), file=sys.stderr)
     except ConfigError as exc:
         print(words(CONFIG_ERROR, problem=exc.in_lang(words.lang)), file=sys.stderr)
     except (commands.CommandError, DatabaseUnavailable) as exc:

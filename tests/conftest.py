@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 import pytest
 
-from notifier import event_loop
 from notifier.config import Settings, load_settings
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.webhook_receiver import RunningReceiver, start_receiver
@@ -30,7 +29,6 @@ pytest_plugins = ["tests.log_scanner"]  # fails the run when any log record carr
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SettingsFactory = Callable[..., Settings]
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 # ---------------------------------------------------------------- store back-ends
 # Tests in modules marked `pytestmark = pytest.mark.both_backends` run once on SQLite and once on PostgreSQL
@@ -40,13 +38,6 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 # except under CI=true, where it fails them.
 BACKENDS = ("sqlite", "postgresql")
 PG_MAINTENANCE = os.environ.get("NOTIFIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, LoopFactory] | None:
-    """Every async test runs on the event loop the product's commands run on (notifier.event_loop: uvloop, or
-    asyncio's own with NOTIFIER_EVENT_LOOP=asyncio)."""
-    factory = event_loop.loop_factory()
-    return None if factory is None else {"uvloop": factory}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from notifier.config import Settings
 from notifier.errors import NotifierError
-from notifier.event_loop import running_loop_name
 from notifier.service import Service
 from notifier.settle import settle_long_running
 from notifier.web import openapi
@@ -165,8 +164,7 @@ async def run_server(settings: Settings, *, service: Service | None = None) -> N
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
-        log.info("serving on http://%s:%s (event loop: %s)", settings.server.host, settings.server.port,
-                 running_loop_name())
+        log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
         settle_long_running()
         await asyncio.Event().wait()
     finally:
