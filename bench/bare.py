@@ -29,7 +29,7 @@ from notifier.config import Settings
 from notifier.dispatch import recipient_of, sending_shape
 from notifier.links import MessageLinks
 from notifier.rendering import load_samples, sample_alert
-from notifier.service import catalogue_and_renderer
+from notifier.service import catalogue_and_renderer, outbound_session
 from notifier.settle import settle_long_running
 from notifier.store.records import ClaimedDelivery
 from subscriptions.contacts import generate_webhook_secret
@@ -62,7 +62,6 @@ async def notifier_shaped(url: str, requests: int) -> float:
     settings = Settings()  # the product's defaults: worker, bundled catalogue and templates
     channel_config = WebhookConfig(allow_private_networks=True)
     slots, chunk = sending_shape(settings.worker, channel_config.max_batch)
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=True), limit=settings.worker.concurrency)
     # The benchmark's topic, rendered by the bundled webhook template from the templates' own sample alert.
     catalogue, renderer = catalogue_and_renderer(settings)
     topic = next(t for t in catalogue.topics if t.key == TOPIC)
@@ -77,8 +76,7 @@ async def notifier_shaped(url: str, requests: int) -> float:
                for i in (uuid.uuid4().hex for _ in range(requests))]
     in_flight = asyncio.Semaphore(slots)
     settle_long_running()  # a process settled like the service's once it is ready (its collector, the GIL)
-    async with aiohttp.ClientSession(connector=connector, trust_env=False,
-                                     cookie_jar=aiohttp.DummyCookieJar()) as http:  # as the service's
+    async with outbound_session(GuardedResolver(allow_private=True), settings.worker.concurrency) as http:
         channel = WebhookChannel(channel_config, http)
 
         async def send(part: list[ClaimedDelivery]) -> None:

@@ -24,7 +24,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.procs import clean_env, start
+from bench.procs import child_env, start
 
 HERE = Path(__file__).parent
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -32,10 +32,9 @@ _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 def count(shape: str, requests: int, url: str, code: Path | None, out: Path) -> int:
     """Instructions of one `bench.bare` process sending `requests` of `shape`."""
-    env = clean_env() | ({"PYTHONPATH": str(code)} if code else {})
     done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
                            "bench.bare", "--url", url, "--requests", str(requests), "--shape", shape],
-                          capture_output=True, text=True, env=env, cwd=code or HERE.parent, check=True)
+                          capture_output=True, text=True, env=child_env(code), cwd=code or HERE.parent, check=True)
     found = _REFS.search(done.stderr)
     if found is None:
         raise RuntimeError(f"callgrind printed no instruction count for {shape}")

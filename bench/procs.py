@@ -48,7 +48,7 @@ class Child:
             self.proc.stdout.close()
 
 
-def _env(code: Path | None) -> dict[str, str]:
+def child_env(code: Path | None = None) -> dict[str, str]:
     """A child's environment; with `code`, a checkout whose packages it imports instead of ours."""
     return clean_env() | ({"PYTHONPATH": str(code)} if code else {})
 
@@ -56,7 +56,7 @@ def _env(code: Path | None) -> dict[str, str]:
 def run(argv: Sequence[str], *, log: Path, code: Path | None = None) -> None:
     """Run `python argv…` to its end (its output appended to `log`); CalledProcessError when it fails."""
     with log.open("ab") as out:
-        subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=_env(code),
+        subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=child_env(code),
                        cwd=code, check=True)
 
 
@@ -67,7 +67,7 @@ def start(name: str, argv: Sequence[str], *, ready: str | None = "READY", timeou
     stderr = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL if ready is None else subprocess.PIPE,
-                            stderr=stderr, env=_env(code), cwd=code or cwd)
+                            stderr=stderr, env=child_env(code), cwd=code or cwd)
     if log is not None:
         stderr.close()  # type: ignore[union-attr]
     if ready is None:

@@ -266,9 +266,9 @@ async def resolve_and_check(
     the check on a DNS error is exactly how GitLab's guard was bypassed (gitlab-ce#63959). `resolver`
     defaults to aiohttp's DefaultResolver, the one the sending session uses.
     """
-    _refuse_literal(host, allow_private)
     literal = literal_host_address(host)
     if literal is not None:
+        _refuse_literal(host, allow_private)
         return [literal]
     own = resolver is None
     active = DefaultResolver() if resolver is None else resolver
