@@ -38,20 +38,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import math
-import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels import jsonbody
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
 
@@ -103,27 +101,21 @@ def build_body(message: Message, delivery_id: str, recipient: Recipient | None =
     head, tail = _shared_body(message)
     # Only the delivery id (and the recipient's own manage/unsubscribe links) differ between recipients:
     # splice them in rather than serialise the alert again.
-    parts = [head, _json_string(delivery_id)]
+    parts = [head, jsonbody.string(delivery_id)]
     if recipient is not None:
         for name, key in _LINK_KEYS:
             value = getattr(recipient, name)
             if value:
-                parts += (key, _json_string(value))
+                parts += (key, jsonbody.string(value))
     parts.append(tail)
     return b"".join(parts)
 
 
-def _json_string(value: str) -> bytes:
-    # What json.dumps(value) writes for a str, by the json module's own C encoder without the dumps machinery
-    # around it (three strings a request).
-    return encode_basestring_ascii(value).encode()
-
-
-_LINK_KEYS = tuple((name, b"," + _json_string(name) + b":") for name in ("manage_url", "unsubscribe_url"))
+_LINK_KEYS = tuple((name, b"," + jsonbody.string(name) + b":") for name in ("manage_url", "unsubscribe_url"))
 
 
 _BODY_CACHE: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
-_ID_SLOT = f"\x00{secrets.token_hex(16)}\x00"  # unguessable: publisher text can never contain it
+_ID_SLOT = jsonbody.slot()
 
 
 def _shared_body(message: Message) -> tuple[bytes, bytes]:
@@ -153,18 +145,14 @@ def _render_shared(message: Message) -> tuple[bytes, bytes]:
         if name in message.payload:
             core[name] = message.payload[name]
     # Our fields win over the payload's, so a payload cannot pose as another delivery.
-    body = _dumps({**message.payload, **core})
+    body = jsonbody.dumps({**message.payload, **core})
     if len(body) > MAX_BODY_BYTES:
         # Keep the webhook thin rather than fail it: the receiver can fetch the rest from `url`.
         log.warning("webhook payload of alert %s over %d bytes; sending the core fields only",
                     message.alert_id, MAX_BODY_BYTES)
-        body = _dumps(core)
-    head, _, tail = body.partition(json.dumps(_ID_SLOT, ensure_ascii=False).encode())
+        body = jsonbody.dumps(core)
+    head, tail = jsonbody.split(body, [_ID_SLOT])
     return head, tail
-
-
-def _dumps(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

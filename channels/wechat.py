@@ -73,8 +73,19 @@ import aiohttp
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from yarl import URL
 
-from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient, send_each
+from channels import jsonbody
+from channels.base import (
+    ChannelContext,
+    DeliveryResult,
+    Message,
+    Outcome,
+    Receipt,
+    Recipient,
+    internal_error,
+    send_each,
+)
 from channels.errors import DeliveryError, PermanentDeliveryError
 from channels.wechat_crypto import MessageCrypt, aes_key
 from channels.wechat_token import AccessTokenCache
@@ -101,6 +112,9 @@ PERMANENT_ERRORS = {43004: "not following", 43101: "user refused", 40003: "inval
 TRANSIENT_ERRORS: dict[int, float | None] = {-1: None, 45009: None, 45011: 60.0, 45066: 60.0}
 CLIENT_MSG_ID_EXISTS = 45065
 UNREADABLE: Mapping[str, Any] = MappingProxyType({"errcode": "unreadable"})  # a 200 without a JSON object
+_JSON = MappingProxyType({"Content-Type": "application/json"})
+# Not the shared session's default either: the time limit is send_each's, one timer for a batch.
+_NO_TIMER = aiohttp.ClientTimeout()
 
 
 class WechatConfig(BaseModel):
@@ -175,17 +189,31 @@ def template_data(fields: Mapping[str, str], field_map: Mapping[str, str]) -> di
             for name, value in fields.items() if name in field_map}
 
 
-def build_body(config: WechatConfig, message: Message, recipient: Recipient) -> dict[str, Any]:
-    """The JSON body of one template/send request; the same on every retry of a delivery."""
+def build_body(config: WechatConfig, message: Message, recipient: Recipient) -> bytes:
+    """The JSON body of one template/send request; the same bytes on every retry of a delivery."""
+    return _addressed(shared_body(config, message), recipient)
+
+
+_USER_SLOT, _ID_SLOT = jsonbody.slot(), jsonbody.slot()
+
+
+def shared_body(config: WechatConfig, message: Message) -> list[bytes]:
+    """A message's template/send body, encoded once for a batch, cut where each recipient's openid and delivery id
+    go (`_addressed`): only those differ between the recipients of a message."""
     body: dict[str, Any] = {
-        "touser": recipient.address,
+        "touser": _USER_SLOT,
         "template_id": config.templates.get(message.topic, config.template_id),
         "data": template_data(message.fields, config.field_map),
-        "client_msg_id": recipient.delivery_id,  # WeChat drops a repeat of it within 10 minutes
+        "client_msg_id": _ID_SLOT,  # the delivery id: WeChat drops a repeat of it within 10 minutes
     }
     if message.url:
         body["url"] = message.url
-    return body
+    return jsonbody.split(jsonbody.dumps(body), (_USER_SLOT, _ID_SLOT))
+
+
+def _addressed(shared: list[bytes], recipient: Recipient) -> bytes:
+    head, middle, tail = shared
+    return b"".join((head, jsonbody.string(recipient.address), middle, jsonbody.string(recipient.delivery_id), tail))
 
 
 # ---- answers ---------------------------------------------------------------------------------------------------
@@ -193,9 +221,11 @@ def build_body(config: WechatConfig, message: Message, recipient: Recipient) -> 
 def classify(delivery_id: str, answer: int | Mapping[str, Any] | BaseException) -> DeliveryResult:
     """The one place that turns a template/send answer (JSON, HTTP status or transport error) into a result."""
     if isinstance(answer, BaseException):
-        if isinstance(answer, TimeoutError):
+        if isinstance(answer, TimeoutError):  # the batch's time limit, or aiohttp's own
             return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="timeout")
-        return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"connection error ({type(answer).__name__})")
+        if isinstance(answer, aiohttp.ClientError | OSError):
+            return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"connection error ({type(answer).__name__})")
+        return internal_error(delivery_id, answer)  # a bug while sending, not the network
     if isinstance(answer, int):
         outcome = Outcome.TRANSIENT if answer >= 500 or answer in (408, 429) else Outcome.PERMANENT
         return DeliveryResult(delivery_id, outcome, error=f"HTTP {answer}")
@@ -239,8 +269,7 @@ class WechatChannel:
         self.max_batch = config.max_batch
         self.rate_per_second = config.rate_per_second
         self._http = http
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
-        self._send_url = config.endpoint.rstrip("/") + "/cgi-bin/message/template/send"
+        self._send_url = URL(config.endpoint.rstrip("/") + "/cgi-bin/message/template/send")
         self.tokens = AccessTokenCache(
             http, endpoint=config.endpoint, app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
             use_stable_token=config.use_stable_token, timeout=config.timeout,
@@ -248,24 +277,31 @@ class WechatChannel:
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
         token = await self.tokens.get()  # no token: the whole batch fails (raises a DeliveryError)
-        return await send_each(recipients, lambda r: self._send_one(message, r, token), kind=self.kind)
+        # Once a batch, not once a recipient: the body but for its openid and id, the URL with the token.
+        shared, url = shared_body(self.config, message), self._url(token)
+        # The attempt's time limit is the batch's (send_each), not one aiohttp timer a request: a send that has to
+        # replace the token and post again does both within it.
+        return await send_each(recipients, lambda r: self._send_one(shared, r, token, url), kind=self.kind,
+                               on_error=classify, timeout=self.config.timeout)
 
-    async def _send_one(self, message: Message, recipient: Recipient, token: str) -> DeliveryResult:
-        body = build_body(self.config, message, recipient)
-        answer = await self._post(token, body)
+    def _url(self, token: str) -> URL:
+        return self._send_url.with_query(access_token=token)
+
+    async def _send_one(self, shared: list[bytes], recipient: Recipient, token: str, url: URL) -> DeliveryResult:
+        body = _addressed(shared, recipient)
+        answer = await self._post(url, body)
         if _needs_new_token(answer):
             try:
                 token = await self.tokens.invalidate(token)
             except DeliveryError as exc:
                 return _from_error(recipient.delivery_id, exc)
-            answer = await self._post(token, body)
+            answer = await self._post(self._url(token), body)
         return classify(recipient.delivery_id, answer)
 
-    async def _post(self, token: str, body: Mapping[str, Any]) -> int | Mapping[str, Any] | BaseException:
+    async def _post(self, url: URL, body: bytes) -> int | Mapping[str, Any] | BaseException:
         """The JSON answer, the HTTP status when there is none, or the transport error."""
         try:
-            async with self._http.post(self._send_url, params={"access_token": token}, json=body,
-                                       timeout=self._timeout, raise_for_status=False,
+            async with self._http.post(url, data=body, headers=_JSON, timeout=_NO_TIMER, raise_for_status=False,
                                        allow_redirects=False) as response:
                 if response.status != 200:
                     await response.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,7 +17,10 @@ from channels.errors import PermanentDeliveryError
 from channels.wechat import (
     ECHO_OK,
     WechatChannel,
+    WechatConfig,
+    build_body,
     callback_signature,
+    classify,
     create,
     fit,
     parse_event,
@@ -158,6 +162,39 @@ async def test_client_msg_id_is_the_delivery_id(make_fake: FakeFactory, make_cha
     fake = await make_fake()
     await make_channel(fake).send(message(), [recipient(7)])
     assert fake.sent[0].client_msg_id == recipient(7).delivery_id
+
+
+async def test_each_recipient_of_a_batch_gets_its_own_openid_and_id(make_fake: FakeFactory,
+                                                                    make_channel: ChannelFactory) -> None:
+    """The body is encoded once a batch: every recipient's request still names that recipient and delivery only,
+    with the message's template data and link unchanged."""
+    fake = await make_fake()
+    batch = [recipient(n) for n in range(1, 6)]
+    results = await make_channel(fake).send(message(), batch)
+    assert all(r.outcome is Outcome.ACCEPTED for r in results)
+    assert sorted((s.openid, s.client_msg_id) for s in fake.sent) == [(r.address, r.delivery_id) for r in batch]
+    assert len({(s.template_id, s.url, str(s.data)) for s in fake.sent}) == 1
+
+
+def test_body_is_the_json_of_the_template_send_request() -> None:
+    """The spliced body is exactly the documented template/send object, publisher text with quotes and
+    backslashes included, and the same bytes on every retry of a delivery."""
+    config = WechatConfig(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, template_id=TEMPLATE)
+    sent = message(fields={"headline": '"红色"\\预警', "department": "市应急局"})
+    body = build_body(config, sent, recipient(3))
+    assert json.loads(body) == {"touser": openid(3), "template_id": TEMPLATE,
+                                "data": {"thing1": {"value": '"红色"\\预警'}, "thing2": {"value": "市应急局"}},
+                                "client_msg_id": recipient(3).delivery_id, "url": sent.url}
+    assert build_body(config, sent, recipient(3)) == body
+
+
+def test_a_bug_while_sending_is_not_called_a_connection_error() -> None:
+    """A transport failure is a connection error, a timeout a timeout, anything else an internal error (all
+    retried): the operator is not sent looking at the network for a bug."""
+    assert classify("d", aiohttp.ClientConnectionError()).error == "connection error (ClientConnectionError)"
+    assert classify("d", TimeoutError()).error == "timeout"
+    bug = classify("d", KeyError("data"))
+    assert bug.outcome is Outcome.TRANSIENT and bug.error == "internal error (KeyError)"
 
 
 async def test_repeated_delivery_is_accepted_without_msgid(make_fake: FakeFactory,
