@@ -5,10 +5,10 @@
     .venv/bin/python -m bench.run --only webhook,sms --webhook 100000 --sms 1000000
 
 Cases (see bench/README.md): the bare aiohttp ceiling (before and after the rest); notifier on SQLite: webhook
-fan-out (with small red warnings probed while it runs), SMS through Aliyun's batch API, mixed channels under
-0/50 ms gateway latency and 0/5 % transient failures; notifier on PostgreSQL with 1, 2, 4 `notifier worker`
-processes; the peers (a naive sequential sender, Apprise `json://`) on a slice. Prints a table and a JSON line
-per case, and writes the table with the machine described into bench/RESULTS.md (between its markers).
+fan-out (with small red warnings probed while it runs), WeChat template messages, SMS through Aliyun's batch API,
+mixed channels under 0/50 ms gateway latency and 0/5 % transient failures; notifier on PostgreSQL with 1, 2, 4
+`notifier worker` processes; the peers (a naive sequential sender, Apprise `json://`) on a slice. Prints a table
+and a JSON line per case, and writes the table with the machine described into bench/RESULTS.md (between its markers).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 MIXED = {"webhook": 0.5, "sms": 0.25, "wechat": 0.25}
 WEATHERS = [Weather(0, 0), Weather(0, 0.05), Weather(0.05, 0), Weather(0.05, 0.05)]
-ALL = ("bare", "webhook", "sms", "mixed", "pg", "peers")
+ALL = ("bare", "webhook", "wechat", "sms", "mixed", "pg", "peers")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bare", type=int, default=30_000, help="POSTs of the bare loop (default 30,000)")
     p.add_argument("--webhook", type=int, default=100_000, help="webhook subscribers (default 100,000)")
     p.add_argument("--probes", type=int, default=20, help="small red warnings during the webhook fan-out")
+    p.add_argument("--wechat", type=int, default=100_000, help="WeChat subscribers (default 100,000)")
     p.add_argument("--sms", type=int, default=100_000, help="SMS subscribers (default 100,000; try 1000000)")
     p.add_argument("--mixed", type=int, default=100_000, help="subscribers of each mixed-channel case")
     p.add_argument("--pg", type=int, default=100_000, help="webhook subscribers of the PostgreSQL cases")
@@ -76,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.pairs > 1 and args.compare is None:
         p.error("--pairs compares two checkouts: give the other one with --compare CHECKOUT")
     if args.smoke:
-        args.bare, args.webhook, args.probes, args.sms, args.mixed, args.pg, args.peers = (
-            500, 300, 3, 2_500, 300, 300, 100)
+        args.bare, args.webhook, args.probes, args.wechat, args.sms, args.mixed, args.pg, args.peers = (
+            500, 300, 3, 300, 2_500, 300, 300, 100)
         args.pg_workers = "1,2"
     return args
 
@@ -101,6 +102,8 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     worker = {k: v for k, v in (("claim_batch", args.claim_batch), ("concurrency", args.concurrency)) if v}
     if "webhook" in only:
         yield Case("sqlite webhook", {"webhook": 1.0}, args.webhook, probes=args.probes, worker_settings=worker)
+    if "wechat" in only:  # one request a recipient like a webhook's, at the benchmark account's rate (world.py)
+        yield Case("sqlite wechat", {"wechat": 1.0}, args.wechat, worker_settings=worker)
     if "sms" in only:
         yield Case("sqlite sms (aliyun)", {"sms": 1.0}, args.sms, probes=args.probes, worker_settings=worker)
     if "mixed" in only:
