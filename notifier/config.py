@@ -91,7 +91,7 @@ class DatabaseSettings(_Section):
 
 class WorkerSettings(_Section):
     enabled: bool = True
-    claim_batch: int = Field(default=500, ge=1, le=10_000)  # per claim; at least a batch channel's full request
+    claim_batch: int = Field(default=500, ge=1, le=10_000)  # per claim; rounded up to whole batch requests
     concurrency: int = Field(default=200, ge=1)  # recipients in flight per process (also the connection pool)
     lease_seconds: float = Field(default=120.0, gt=0)  # a claim not finished by then is reclaimed
     poll_interval: float = Field(default=0.5, gt=0)

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,6 +69,15 @@ def sending_shape(settings: WorkerSettings, max_batch: int) -> tuple[int, int]:
     return slots, max(1, routine_share // slots)
 
 
+def claim_size(claim_batch: int, batch_requests: Iterable[int]) -> int:
+    """How many deliveries a claim leases: `claim_batch`, rounded up to whole requests of the largest batch channel
+    (`batch_requests`: each batch channel's numbers a request — Aliyun SendSms 1,000, Tencent 200). A smaller claim
+    would split a provider request and multiply the store's transactions a number; one that is not a multiple would
+    end in a part request (Tencent at 500: 200 + 200 + 100, six requests for 1,000 numbers instead of five)."""
+    full = max(batch_requests, default=1)
+    return -(-claim_batch // full) * full
+
+
 @dataclass
 class DispatchStats:
     """Counters since start (read by metrics and progress displays)."""
@@ -112,10 +121,8 @@ class Dispatcher:
                                             reserve=settings.life_safety_share)
                           for kind, ch in self.channels.items()}
         self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
-        # A claim holds at least one full request of every batch channel (Aliyun SendSms: 1,000 numbers): a
-        # smaller claim would split provider requests and multiply the store's transactions per number.
-        self._full_request = max((ch.max_batch for ch in self.channels.values()
-                                  if getattr(ch, "one_request_per_batch", False)), default=1)
+        self._claim_size = claim_size(settings.claim_batch, (ch.max_batch for ch in self.channels.values()
+                                                              if getattr(ch, "one_request_per_batch", False)))
         shapes = {kind: sending_shape(settings, ch.max_batch) for kind, ch in self.channels.items()}
         self._send_slots = {kind: asyncio.Semaphore(slots) for kind, (slots, _) in shapes.items()}
         # Life-safety sends have slots of their own: a red warning never queues behind routine chunks in flight.
@@ -199,7 +206,7 @@ class Dispatcher:
         now = self.clock()
         owner = uuid.uuid4().hex
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
-                                         max(self.settings.claim_batch, self._full_request), min_priority,
+                                         self._claim_size, min_priority,
                                          background=background)
         if not claimed:
             return 0

@@ -1,5 +1,5 @@
 """Provider batches are full: a fan-out over a batch SMS API goes out in requests of the provider's maximum (Aliyun
-1,000 numbers), every number exactly once, whatever the worker's `claim_batch`."""
+1,000 numbers, Tencent 200), every number exactly once, whatever the worker's `claim_batch`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections import Counter
 
 import pytest
 
+from notifier.dispatch import claim_size
 from notifier.fakes.aliyun_sms import start_aliyun_sms
+from notifier.fakes.tencent_sms import start_tencent_sms
 from notifier.models import AlertIn, Severity, Urgency
 from notifier.publish import publish_alert
 from notifier.service import Service
@@ -49,3 +51,33 @@ async def test_sms_fan_out_goes_in_full_provider_requests(make_settings: Setting
         assert len(numbers) == NUMBERS and set(numbers.values()) == {1}
     finally:
         await fake.stop()
+
+
+async def test_tencent_fan_out_goes_in_full_requests_of_200(make_settings: SettingsFactory) -> None:
+    """1,000 numbers with the default claim_batch of 500 go to Tencent in five requests of 200 — not in claims of 500
+    cut into 200 + 200 + 100, six requests — every number once."""
+    fake = await start_tencent_sms(secret_id="AKIDtest", secret_key="tencent-key", sdk_app_id="1400000001")
+    try:
+        settings = make_settings(channels={"sms": {
+            "provider": "tencent", "endpoint": fake.url, "sign_name": "长治市人民政府", "template_code": "100001",
+            "receipt_token": "receipt-token-0000001", "secret_id": "AKIDtest", "secret_key": "tencent-key",
+            "sdk_app_id": "1400000001", "rate_per_second": 1000}})
+        assert settings.worker.claim_batch % 200
+        async with Service(settings) as service:
+            records = _sms_subscribers(1_000)
+            await service.store.bulk_create_subscribers(records, [{} for _ in records])
+            await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                       severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
+            await service.dispatcher.drain(60)
+        assert fake.requests == 5
+        numbers = Counter(sent.phone for sent in fake.sent)
+        assert len(numbers) == 1_000 and set(numbers.values()) == {1}
+    finally:
+        await fake.stop()
+
+
+@pytest.mark.parametrize(("claim_batch", "batches", "leased"), [
+    (500, [1000], 1000), (500, [200], 600), (4000, [1000], 4000), (500, [], 500), (500, [200, 1000], 1000)])
+def test_a_claim_is_whole_requests_of_the_largest_batch(claim_batch: int, batches: list[int], leased: int) -> None:
+    """The claim size rounds up to whole requests of the largest batch channel, and stays as set without one."""
+    assert claim_size(claim_batch, batches) == leased
