@@ -38,6 +38,7 @@ class Case:
     probes: int = 0  # small life-safety alerts published one by one while the fan-out runs
     worker_settings: dict[str, float | int] = field(default_factory=dict)
     code: Path | None = None  # another checkout's notifier (the "before" of a before/after run)
+    sms_provider: str = "aliyun"  # the "sms" share's gateway: aliyun (1,000 numbers a request) or tencent (200)
 
 
 async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
@@ -161,7 +162,7 @@ def run_case(case: Case, folder: Path, profile: Path | None = None) -> dict[str,
     """Run one case in `folder` (its database, configuration and logs); its figures as one dict."""
     folder.mkdir(parents=True, exist_ok=True)
     sizes = world.mix(case.subscribers, case.shares)
-    fakes = world.start_fakes(set(sizes), case.weather, folder)
+    fakes = world.start_fakes(set(sizes), case.weather, folder, case.sms_provider)
     try:
         return asyncio.run(_run(case, folder, profile, sizes, fakes))
     finally:

@@ -5,10 +5,11 @@
     .venv/bin/python -m bench.run --only webhook,sms --webhook 100000 --sms 1000000
 
 Cases (see bench/README.md): the bare aiohttp ceiling (before and after the rest); notifier on SQLite: webhook
-fan-out (with small red warnings probed while it runs), WeChat template messages, SMS through Aliyun's batch API,
-mixed channels under 0/50 ms gateway latency and 0/5 % transient failures; notifier on PostgreSQL with 1, 2, 4
-`notifier worker` processes; the peers (a naive sequential sender, Apprise `json://`) on a slice. Prints a table
-and a JSON line per case, and writes the table with the machine described into bench/RESULTS.md (between its markers).
+fan-out (with small red warnings probed while it runs), WeChat template messages, SMS through Aliyun's and
+Tencent's batch APIs, mixed channels under 0/50 ms gateway latency and 0/5 % transient failures; notifier on
+PostgreSQL with 1, 2, 4 `notifier worker` processes; the peers (a naive sequential sender, Apprise `json://`) on a
+slice. Prints a table and a JSON line per case, and writes the table with the machine described into
+bench/RESULTS.md (between its markers).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 MIXED = {"webhook": 0.5, "sms": 0.25, "wechat": 0.25}
 WEATHERS = [Weather(0, 0), Weather(0, 0.05), Weather(0.05, 0), Weather(0.05, 0.05)]
-ALL = ("bare", "webhook", "wechat", "sms", "mixed", "pg", "peers")
+ALL = ("bare", "webhook", "wechat", "sms", "tencent", "mixed", "pg", "peers")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,6 +107,8 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
         yield Case("sqlite wechat", {"wechat": 1.0}, args.wechat, worker_settings=worker)
     if "sms" in only:
         yield Case("sqlite sms (aliyun)", {"sms": 1.0}, args.sms, probes=args.probes, worker_settings=worker)
+    if "tencent" in only:  # the same SMS fan-out through Tencent's SendSms, 200 numbers a request
+        yield Case("sqlite sms (tencent)", {"sms": 1.0}, args.sms, worker_settings=worker, sms_provider="tencent")
     if "mixed" in only:
         weathers = [WEATHERS[0], WEATHERS[3]] if args.smoke else WEATHERS
         for w in weathers:

@@ -27,6 +27,7 @@ from subscriptions.contacts import generate_webhook_secret
 TOPIC = "env.heavy-pollution"
 PROBE_TOPIC = "disaster.weather-warning"
 AK, SK = "LTAIbenchAccessKey", "bench-access-key-secret"
+TC_ID, TC_KEY, TC_APP = "AKIDbenchSecretId", "bench-tencent-secret-key", "1400000001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxbench000000001", "bench-app-secret", "bench-callback-token"
 RECEIPT_TOKEN = "r" * 40
 PG_MAINTENANCE = os.environ.get("NOTIFIER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -48,15 +49,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_fakes(kinds: set[str], weather: Weather, logs: Path) -> dict[str, Child]:
-    """A fake gateway process per channel kind (and the probe receiver), each with the case's weather."""
+def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str = "aliyun") -> dict[str, Child]:
+    """A fake gateway process per channel kind (and the probe receiver), each with the case's weather; the SMS one
+    is `sms_provider`'s (aliyun, tencent)."""
     fakes: dict[str, Child] = {}
     try:
         fakes["webhook"] = start("webhook receiver", ["-m", "notifier.fakes.webhook_receiver", *weather.argv()],
                                  log=logs / "fake-webhook.log")
         fakes["probe"] = start("probe receiver", ["-m", "notifier.fakes.webhook_receiver", "--count-repeats"],
                                log=logs / "fake-probe.log")
-        if "sms" in kinds:
+        if "sms" in kinds and sms_provider == "tencent":
+            fakes["sms"] = start("tencent sms", ["-m", "notifier.fakes.tencent_sms", "--secret-id", TC_ID,
+                                                 "--secret-key", TC_KEY, "--sdk-app-id", TC_APP, *weather.argv()],
+                                 log=logs / "fake-sms.log")
+        elif "sms" in kinds:
             fakes["sms"] = start("aliyun sms", ["-m", "notifier.fakes.aliyun_sms", "--access-key-id", AK,
                                                 "--access-key-secret", SK, *weather.argv()],
                                  log=logs / "fake-sms.log")
@@ -77,7 +83,13 @@ def config_text(db_url: str, port: int, fakes: dict[str, Child], worker: dict[st
     lines = [f'[database]\nurl = "{db_url}"\n', f'[server]\nhost = "127.0.0.1"\nport = {port}\n',
              "[worker]", *(f"{k} = {v}" for k, v in worker.items()), "",
              "[channels.webhook]\nallow_private_networks = true\n"]
-    if "sms" in fakes:
+    if "sms" in fakes and fakes["sms"].name == "tencent sms":
+        # Tencent's SendSms: 200 numbers a request; 1,000 requests a second, as for Aliyun below.
+        lines.append(f'[channels.sms]\nprovider = "tencent"\nendpoint = "{fakes["sms"].url}"\n'
+                     f'sign_name = "长治市人民政府"\ntemplate_code = "100001"\nsecret_id = "{TC_ID}"\n'
+                     f'secret_key = "{TC_KEY}"\nsdk_app_id = "{TC_APP}"\nreceipt_token = "{RECEIPT_TOKEN}"\n'
+                     'verification_template_code = "100002"\nrate_per_second = 1000\n')
+    elif "sms" in fakes:
         # Aliyun allows 5,000 SendSms requests a second; 1,000 is a conservative production account.
         lines.append(f'[channels.sms]\nprovider = "aliyun"\nendpoint = "{fakes["sms"].url}"\n'
                      f'sign_name = "长治市人民政府"\ntemplate_code = "SMS_000001"\naccess_key_id = "{AK}"\n'

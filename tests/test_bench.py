@@ -28,11 +28,12 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, obje
 
 
 def test_every_case_runs(smoke: tuple[list[dict[str, object]], str]) -> None:
-    """The ceiling (before and after), webhook, WeChat, SMS, mixed channels, PostgreSQL workers and peers each give
-    a row."""
+    """The ceiling (before and after), webhook, WeChat, SMS (Aliyun and Tencent), mixed channels, PostgreSQL workers
+    and peers each give a row."""
     names = {str(r["case"]) for r in smoke[0]}
     expected = {"bare aiohttp ceiling (before)", "bare aiohttp ceiling (after)", NOTIFIER_SHAPED, "sqlite webhook",
-                "sqlite wechat", "sqlite sms (aliyun)", "sqlite mixed 0ms 0%", "sqlite mixed 50ms 5%", "peer: naive"}
+                "sqlite wechat", "sqlite sms (aliyun)", "sqlite sms (tencent)", "sqlite mixed 0ms 0%",
+                "sqlite mixed 50ms 5%", "peer: naive"}
     if world.pg_reachable() is None:
         expected |= {"postgresql webhook ×1", "postgresql webhook ×2"}
     assert expected <= names

@@ -36,10 +36,13 @@ In-process::
 As a process (demo, benchmarks)::
 
     python -m notifier.fakes.tencent_sms --port 8098 --secret-id AKIDfake --secret-key fake-secret \
-        --sdk-app-id 1400000000 --receipt-url URL --uplink-url URL
+        --sdk-app-id 1400000000 --receipt-url URL --uplink-url URL [--latency 0.05] [--fail-rate 0.05] \
+        [--count-repeats]
 
-prints `READY http://127.0.0.1:8098`. Control paths: `GET /_stats`, `POST /_script` `{"phone", "behaviours"}`,
-`POST /_script_request` `{"failures"}`, `POST /_uplink` `{"phone", "text"}`, `POST /_reset`.
+prints `READY http://127.0.0.1:8098`. Control paths: `GET /_stats` (counts, and the tally of what was accepted:
+`notifier.fakes.conditions`), `POST /_script` `{"phone", "behaviours"}`, `POST /_script_request` `{"failures"}`,
+`POST /_uplink` `{"phone", "text"}`, `POST /_reset`. `--latency` and `--fail-rate` (HTTP 503 at random) set every
+request's weather.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from aiohttp import web
 from channels.callbacks import CHINA_TZ
 from channels.sms.tencent import ACTION, MAX_NUMBERS, SERVICE, VERSION
 from channels.tc3 import tc3_signature, utc_date
+from notifier.fakes.conditions import Conditions, add_arguments
 from notifier.fakes.process import serve_until_signalled
 
 SIGNATURE_WINDOW = 300  # seconds: AuthFailure.SignatureExpire beyond
@@ -115,8 +119,9 @@ class FakeTencentState:
 
     def __init__(self, *, secret_id: str, secret_key: str, sdk_app_id: str, templates: Iterable[str] | None,
                  receipt_url: str | None, uplink_url: str | None, receipt_delay: float, late_delay: float,
-                 hang: float) -> None:
+                 hang: float, weather: Conditions | None = None) -> None:
         self.secret_id, self.secret_key, self.sdk_app_id = secret_id, secret_key, sdk_app_id
+        self.weather = weather or Conditions()
         self.templates = None if templates is None else frozenset(templates)
         self.receipt_url, self.uplink_url = receipt_url, uplink_url
         self.receipt_delay, self.late_delay, self.hang = receipt_delay, late_delay, hang
@@ -144,6 +149,7 @@ class FakeTencentState:
         self._scripts.clear()
         self._request_failures.clear()
         self.requests = 0
+        self.weather.tally.reset()
 
     # --- the API -------------------------------------------------------------------------------------------------
 
@@ -155,6 +161,8 @@ class FakeTencentState:
             if self._request_failures:
                 await self._fail_whole(self._request_failures.popleft())
             self._verify(request, body)
+            if await self.weather.refuse():
+                await self._fail_whole("5xx")
             statuses = await self._send(_payload(body, self.sdk_app_id, self.templates), request_id)
         except ApiError as exc:
             error = {"Code": exc.code, "Message": exc.message}
@@ -198,6 +206,7 @@ class FakeTencentState:
             if behaviour != "no_receipt":
                 (late if behaviour == "late_receipt" else reports).append(
                     _report(phone, serial, delivered=behaviour != "receipt_fail"))
+        self.weather.tally.accepted(s["PhoneNumber"] for s in statuses if s["SerialNo"])
         self._push_later("receipt", self.receipt_url, reports, self.receipt_delay)
         self._push_later("receipt", self.receipt_url, late, self.late_delay)
         return statuses
@@ -259,7 +268,7 @@ class FakeTencentState:
 
     async def handle_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"requests": self.requests, "sent": len(self.sent), "pushed": len(self.pushed),
-                                  "receipts_pending": len(self._tasks)})
+                                  "receipts_pending": len(self._tasks), "tally": self.weather.tally.as_dict()})
 
     async def handle_script(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -433,11 +442,11 @@ class RunningTencentSms:
 async def start_tencent_sms(host: str = "127.0.0.1", port: int = 0, *, secret_id: str, secret_key: str,
                             sdk_app_id: str, templates: Iterable[str] | None = None, receipt_url: str | None = None,
                             uplink_url: str | None = None, receipt_delay: float = 0.05, late_delay: float = 2.0,
-                            hang: float = 30.0) -> RunningTencentSms:
+                            hang: float = 30.0, weather: Conditions | None = None) -> RunningTencentSms:
     """Start the fake on `host:port` (0 = a free port) and return once it is listening."""
     state = FakeTencentState(secret_id=secret_id, secret_key=secret_key, sdk_app_id=sdk_app_id, templates=templates,
                              receipt_url=receipt_url, uplink_url=uplink_url, receipt_delay=receipt_delay,
-                             late_delay=late_delay, hang=hang)
+                             late_delay=late_delay, hang=hang, weather=weather)
     # No access log (speed, and no numbers in logs); a client that gives up cancels its handler.
     runner = web.AppRunner(create_app(state), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
@@ -456,7 +465,7 @@ async def _serve(args: argparse.Namespace) -> None:
     fake = await start_tencent_sms(args.host, args.port, secret_id=args.secret_id, secret_key=args.secret_key,
                                    sdk_app_id=args.sdk_app_id, templates=args.template or None,
                                    receipt_url=args.receipt_url, uplink_url=args.uplink_url,
-                                   receipt_delay=args.receipt_delay)
+                                   receipt_delay=args.receipt_delay, weather=Conditions.from_args(args))
     await serve_until_signalled(fake.url, fake.stop)
 
 
@@ -472,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--receipt-url", help="where status callbacks are POSTed")
     parser.add_argument("--uplink-url", help="where replies are POSTed")
     parser.add_argument("--receipt-delay", type=float, default=0.05, help="seconds before a status callback")
+    add_arguments(parser)
     asyncio.run(_serve(parser.parse_args(argv)))
     return 0
 
