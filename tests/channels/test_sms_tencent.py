@@ -21,7 +21,7 @@ import channels.sms
 from channels.base import ChannelContext, Message, Outcome, Recipient
 from channels.callbacks import CallbackFormatError
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
-from channels.sms.tencent import RECEIPT_ACK, TencentSmsChannel, parse_receipts, parse_uplink
+from channels.sms.tencent import RECEIPT_ACK, TencentSmsChannel, parse_receipts, parse_uplink, read_answer
 from channels.tc3 import authorization
 from notifier.fakes.tencent_sms import RunningTencentSms, start_tencent_sms
 from notifier.receipts import is_stop_reply
@@ -178,6 +178,17 @@ async def test_an_invalid_number_fails_alone(make_channel: ChannelFactory) -> No
     outcomes = {r.delivery_id: (r.outcome, r.error) for r in results}
     assert outcomes["dlv_1"] == (Outcome.PERMANENT, "Tencent SMS InvalidParameterValue.IncorrectPhoneNumber")
     assert outcomes["dlv_0"][0] is outcomes["dlv_2"][0] is Outcome.ACCEPTED
+
+
+def test_a_malformed_status_costs_only_its_own_number() -> None:
+    """The answer's statuses are read as a set; one entry that is not a status leaves only that number without one
+    (retried later), the others keep theirs, and numbers are matched as E.164 however Tencent writes them."""
+    good = [{"SerialNo": f"2433:{i:028d}", "PhoneNumber": f"+86138000000{i:02d}", "Code": "Ok"} for i in range(3)]
+    written = {"SerialNo": "2433:9", "PhoneNumber": "8613800000099", "Code": "Ok"}
+    answer = json.dumps({"Response": {"SendStatusSet": [*good, {"Code": 5}, written], "RequestId": "r"}}).encode()
+    statuses = read_answer(200, answer)
+    assert sorted(statuses) == ["+8613800000000", "+8613800000001", "+8613800000002", "+8613800000099"]
+    assert statuses["+8613800000099"].serial_no == "2433:9"
 
 
 async def test_wrong_secret_fails_the_whole_batch(make_channel: ChannelFactory, fake: RunningTencentSms) -> None:
