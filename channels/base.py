@@ -99,6 +99,11 @@ class Receipt:
     retry: bool = False
 
 
+# For the requests of a `send_each` batch with a `timeout`: the batch's one timer is their limit, so aiohttp keeps none
+# of its own (nor the shared session's default).
+UNTIMED = aiohttp.ClientTimeout()
+
+
 def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:
     """A bug while sending to one recipient: retried like a transient failure, named by type only."""
     return DeliveryResult(delivery_id, Outcome.TRANSIENT, error=f"internal error ({type(exc).__name__})")

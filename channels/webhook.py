@@ -50,7 +50,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels import jsonbody
-from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
+from channels.base import UNTIMED, ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,6 @@ log = logging.getLogger(__name__)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 MAX_BODY_BYTES = 20_000  # Standard Webhooks: payloads should be thin (< 20 KB)
 REFUSED = "destination refused: private address"
-# Not the shared session's default either: the time limit is send_each's, one timer for a batch.
-_NO_TIMER = aiohttp.ClientTimeout()
 
 
 class WebhookConfig(BaseModel):
@@ -255,7 +253,7 @@ class WebhookChannel:
             "webhook-signature": sign(key, delivery_id, timestamp, body),
         }
         try:  # raise_for_status=False whatever the shared session says: every status is classified here
-            async with self._http.post(url, data=body, headers=headers, allow_redirects=False, timeout=_NO_TIMER,
+            async with self._http.post(url, data=body, headers=headers, allow_redirects=False, timeout=UNTIMED,
                                        raise_for_status=False) as response:
                 await _drain(response, self.config.max_response_bytes)
                 return classify(delivery_id, response.status, response.headers)

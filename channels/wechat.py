@@ -77,6 +77,7 @@ from yarl import URL
 
 from channels import jsonbody
 from channels.base import (
+    UNTIMED,
     ChannelContext,
     DeliveryResult,
     Message,
@@ -113,8 +114,6 @@ TRANSIENT_ERRORS: dict[int, float | None] = {-1: None, 45009: None, 45011: 60.0,
 CLIENT_MSG_ID_EXISTS = 45065
 UNREADABLE: Mapping[str, Any] = MappingProxyType({"errcode": "unreadable"})  # a 200 without a JSON object
 _JSON = MappingProxyType({"Content-Type": "application/json"})
-# Not the shared session's default either: the time limit is send_each's, one timer for a batch.
-_NO_TIMER = aiohttp.ClientTimeout()
 
 
 class WechatConfig(BaseModel):
@@ -301,7 +300,7 @@ class WechatChannel:
     async def _post(self, url: URL, body: bytes) -> int | Mapping[str, Any] | BaseException:
         """The JSON answer, the HTTP status when there is none, or the transport error."""
         try:
-            async with self._http.post(url, data=body, headers=_JSON, timeout=_NO_TIMER, raise_for_status=False,
+            async with self._http.post(url, data=body, headers=_JSON, timeout=UNTIMED, raise_for_status=False,
                                        allow_redirects=False) as response:
                 if response.status != 200:
                     await response.read()
