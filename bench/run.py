@@ -1,6 +1,6 @@
 """The benchmark: notifier against the bundled fake gateways, every one in its own process, in one run.
 
-    .venv/bin/python -m bench.run                 # every case at its default size (~10 minutes on 2 cores)
+    .venv/bin/python -m bench.run                 # every case at its default size (~11 minutes on 2 cores)
     .venv/bin/python -m bench.run --smoke         # tiny sizes: checks the harness and every case (~1 minute)
     .venv/bin/python -m bench.run --only webhook,sms --webhook 100000 --sms 1000000
 
