@@ -178,7 +178,8 @@ async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, 
         if case.workers:
             worker["enabled"] = "false"
         config = folder / "notifier.toml"
-        await asyncio.to_thread(config.write_text, world.config_text(db_url, port, fakes, worker), "utf-8")
+        text = world.config_text(db_url, port, fakes, worker, case.sms_provider)
+        await asyncio.to_thread(config.write_text, text, "utf-8")
         t = time.perf_counter()
         # The schema is the code's under test: created by the case's own notifier (a before/after pair of a
         # migration measures the migration); the subscribers are then added without migrating again.

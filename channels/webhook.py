@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -94,40 +95,27 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def build_body(message: Message, delivery_id: str, recipient: Recipient | None = None) -> bytes:
-    """The JSON body for one recipient; the same bytes on every retry of a delivery."""
-    head, tail = _shared_body(message)
+def build_body(shared: tuple[bytes, bytes], recipient: Recipient) -> bytes:
+    """The JSON body for one recipient of a message (`shared_body`); the same bytes on every retry of a delivery."""
+    head, tail = shared
     # Only the delivery id (and the recipient's own manage/unsubscribe links) differ between recipients:
     # splice them in rather than serialise the alert again.
-    parts = [head, jsonbody.string(delivery_id)]
-    if recipient is not None:
-        for name, key in _LINK_KEYS:
-            value = getattr(recipient, name)
-            if value:
-                parts += (key, jsonbody.string(value))
+    parts = [head, jsonbody.string(recipient.delivery_id)]
+    for name, key in _LINK_KEYS:
+        value = getattr(recipient, name)
+        if value:
+            parts += (key, jsonbody.string(value))
     parts.append(tail)
     return b"".join(parts)
 
 
 _LINK_KEYS = tuple((name, b"," + jsonbody.string(name) + b":") for name in ("manage_url", "unsubscribe_url"))
-
-
-_BODY_CACHE: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
 _ID_SLOT = jsonbody.slot()
 
 
-def _shared_body(message: Message) -> tuple[bytes, bytes]:
-    key = (message.alert_id, message.msg_type, message.locale, message.text)
-    cached = _BODY_CACHE.get(key)
-    if cached is None:
-        cached = _render_shared(message)
-        if len(_BODY_CACHE) > 256:  # a few alerts × locales are live at once; stay small
-            _BODY_CACHE.clear()
-        _BODY_CACHE[key] = cached
-    return cached
-
-
-def _render_shared(message: Message) -> tuple[bytes, bytes]:
+def shared_body(message: Message) -> tuple[bytes, bytes]:
+    """A message's body, encoded once for a batch and cut where each recipient's delivery id goes (`build_body`).
+    Its time is the alert's publication, so every batch and retry of the message encodes the same bytes."""
     sent = message.sent_at or time.time()
     core = {
         "type": f"alert.{message.msg_type}",
@@ -146,11 +134,15 @@ def _render_shared(message: Message) -> tuple[bytes, bytes]:
     body = jsonbody.dumps({**message.payload, **core})
     if len(body) > MAX_BODY_BYTES:
         # Keep the webhook thin rather than fail it: the receiver can fetch the rest from `url`.
-        log.warning("webhook payload of alert %s over %d bytes; sending the core fields only",
-                    message.alert_id, MAX_BODY_BYTES)
+        _warn_oversize(message.alert_id)
         body = jsonbody.dumps(core)
     head, tail = jsonbody.split(body, [_ID_SLOT])
     return head, tail
+
+
+@functools.lru_cache(maxsize=256)  # once an alert, not once a batch of its fan-out
+def _warn_oversize(alert_id: str) -> None:
+    log.warning("webhook payload of alert %s over %d bytes; sending the core fields only", alert_id, MAX_BODY_BYTES)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -227,11 +219,12 @@ class WebhookChannel:
         self._http = http
 
     async def send(self, message: Message, recipients: list[Recipient]) -> list[DeliveryResult]:
+        shared = shared_body(message)  # once a batch: the recipients' bodies differ in their id and links only
         # The attempt's time limit is the batch's (send_each), not one aiohttp timer a request.
-        return await send_each(recipients, lambda r: self._send_one(message, r), kind=self.kind, on_error=classify,
+        return await send_each(recipients, lambda r: self._send_one(shared, r), kind=self.kind, on_error=classify,
                                timeout=self.config.timeout)
 
-    async def _send_one(self, message: Message, recipient: Recipient) -> DeliveryResult:
+    async def _send_one(self, shared: tuple[bytes, bytes], recipient: Recipient) -> DeliveryResult:
         delivery_id = recipient.delivery_id
         try:  # every send, retries included; aiohttp gets the URL exactly as checked
             url = check_url(recipient.address, allow_private=self.config.allow_private_networks)
@@ -243,7 +236,7 @@ class WebhookChannel:
             key = signing_key(recipient.secret)
         except ValueError:
             return DeliveryResult(delivery_id, Outcome.PERMANENT, error="webhook secret invalid")
-        body = build_body(message, delivery_id, recipient)
+        body = build_body(shared, recipient)
         timestamp = int(time.time())  # fresh on every attempt, so a replayed request ages out at the receiver
         headers = {
             "Content-Type": "application/json",

@@ -188,17 +188,12 @@ def template_data(fields: Mapping[str, str], field_map: Mapping[str, str]) -> di
             for name, value in fields.items() if name in field_map}
 
 
-def build_body(config: WechatConfig, message: Message, recipient: Recipient) -> bytes:
-    """The JSON body of one template/send request; the same bytes on every retry of a delivery."""
-    return _addressed(shared_body(config, message), recipient)
-
-
 _USER_SLOT, _ID_SLOT = jsonbody.slot(), jsonbody.slot()
 
 
 def shared_body(config: WechatConfig, message: Message) -> list[bytes]:
     """A message's template/send body, encoded once for a batch, cut where each recipient's openid and delivery id
-    go (`_addressed`): only those differ between the recipients of a message."""
+    go (`build_body`): only those differ between the recipients of a message."""
     body: dict[str, Any] = {
         "touser": _USER_SLOT,
         "template_id": config.templates.get(message.topic, config.template_id),
@@ -210,7 +205,8 @@ def shared_body(config: WechatConfig, message: Message) -> list[bytes]:
     return jsonbody.split(jsonbody.dumps(body), (_USER_SLOT, _ID_SLOT))
 
 
-def _addressed(shared: list[bytes], recipient: Recipient) -> bytes:
+def build_body(shared: list[bytes], recipient: Recipient) -> bytes:
+    """The JSON body of one recipient's template/send request; the same bytes on every retry of a delivery."""
     head, middle, tail = shared
     return b"".join((head, jsonbody.string(recipient.address), middle, jsonbody.string(recipient.delivery_id), tail))
 
@@ -287,7 +283,7 @@ class WechatChannel:
         return self._send_url.with_query(access_token=token)
 
     async def _send_one(self, shared: list[bytes], recipient: Recipient, token: str, url: URL) -> DeliveryResult:
-        body = _addressed(shared, recipient)
+        body = build_body(shared, recipient)
         answer = await self._post(url, body)
         if _needs_new_token(answer):
             try:

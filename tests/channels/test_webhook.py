@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import secrets
 import socket
 import sys
@@ -119,6 +120,19 @@ async def test_oversized_payload_is_trimmed_to_the_core_fields(webhook_channel: 
     assert result.outcome is Outcome.DELIVERED
     assert len(got.body) < MAX_BODY_BYTES
     assert "blob" not in json.loads(got.body)
+
+
+async def test_an_oversized_payload_is_reported_once_an_alert(webhook_channel: Any, receiver: RunningReceiver,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The body is encoded once a batch; a payload trimmed in every batch of a fan-out is still logged once."""
+    big = message(alert_id="alt_oversized_once", payload={"blob": "x" * (MAX_BODY_BYTES + 1)})
+    channel = webhook_channel()
+    with caplog.at_level(logging.WARNING, logger="channels.webhook"):
+        for n in range(3):
+            await channel.send(big, [recipient(receiver.url_for("/hook"), delivery_id=f"dlv_big_{n}")])
+    assert [r.getMessage() for r in caplog.records].count(
+        f"webhook payload of alert alt_oversized_once over {MAX_BODY_BYTES} bytes; sending the core fields only") == 1
+    assert len(receiver.received) == 3
 
 
 async def test_webhook_id_is_stable_across_attempts(webhook_channel: Any, receiver: RunningReceiver) -> None:

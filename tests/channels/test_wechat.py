@@ -25,6 +25,7 @@ from channels.wechat import (
     fit,
     parse_event,
     receipt_from_event,
+    shared_body,
     verify_signature,
 )
 from notifier.fakes.wechat import RunningWechat, start_wechat
@@ -181,11 +182,11 @@ def test_body_is_the_json_of_the_template_send_request() -> None:
     backslashes included, and the same bytes on every retry of a delivery."""
     config = WechatConfig(app_id=APP_ID, app_secret=APP_SECRET, token=TOKEN, template_id=TEMPLATE)
     sent = message(fields={"headline": '"红色"\\预警', "department": "市应急局"})
-    body = build_body(config, sent, recipient(3))
+    body = build_body(shared_body(config, sent), recipient(3))
     assert json.loads(body) == {"touser": openid(3), "template_id": TEMPLATE,
                                 "data": {"thing1": {"value": '"红色"\\预警'}, "thing2": {"value": "市应急局"}},
                                 "client_msg_id": recipient(3).delivery_id, "url": sent.url}
-    assert build_body(config, sent, recipient(3)) == body
+    assert build_body(shared_body(config, sent), recipient(3)) == body
 
 
 def test_a_bug_while_sending_is_not_called_a_connection_error() -> None:
