@@ -43,6 +43,11 @@ class RateLimiter:
         share = 1.0 - self.reserve
         return [account, (f"{self.name}:routine", self.rate * share, max(1.0, self.capacity * share))]
 
+    def fits(self, tokens: float, *, life_safety: bool = False) -> bool:
+        """Whether `tokens` taken at once stay within the burst of every bucket they are drawn from: sends that
+        may be paid for together and go out together."""
+        return self.rate is None or all(tokens <= burst for _, _, burst in self.buckets(life_safety))
+
     async def acquire(self, tokens: float = 1.0, *, life_safety: bool = False) -> None:
         if self.rate is None:
             return

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections import Counter
 
 import pytest
 
+from notifier.config import WorkerSettings
 from notifier.dispatch import claim_size
 from notifier.fakes.aliyun_sms import start_aliyun_sms
 from notifier.fakes.tencent_sms import start_tencent_sms
@@ -53,27 +55,45 @@ async def test_sms_fan_out_goes_in_full_provider_requests(make_settings: Setting
         await fake.stop()
 
 
-async def test_tencent_fan_out_goes_in_full_requests_of_200(make_settings: SettingsFactory) -> None:
-    """1,000 numbers with the default claim_batch of 500 go to Tencent in five requests of 200 — not in claims of 500
-    cut into 200 + 200 + 100, six requests — every number once."""
+async def _tencent_fan_out(make_settings: SettingsFactory, numbers: int, rate: float) -> list[float]:
+    """When each request of a fan-out to `numbers` Tencent numbers reached the provider (its first number's time),
+    with the account's rate at `rate` requests a second; every number is checked to have gone exactly once."""
     fake = await start_tencent_sms(secret_id="AKIDtest", secret_key="tencent-key", sdk_app_id="1400000001")
     try:
         settings = make_settings(channels={"sms": {
             "provider": "tencent", "endpoint": fake.url, "sign_name": "长治市人民政府", "template_code": "100001",
             "receipt_token": "receipt-token-0000001", "secret_id": "AKIDtest", "secret_key": "tencent-key",
-            "sdk_app_id": "1400000001", "rate_per_second": 1000}})
-        assert settings.worker.claim_batch % 200
+            "sdk_app_id": "1400000001", "rate_per_second": rate}})
         async with Service(settings) as service:
-            records = _sms_subscribers(1_000)
+            records = _sms_subscribers(numbers)
             await service.store.bulk_create_subscribers(records, [{} for _ in records])
             await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
                                                        severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
             await service.dispatcher.drain(60)
-        assert fake.requests == 5
-        numbers = Counter(sent.phone for sent in fake.sent)
-        assert len(numbers) == 1_000 and set(numbers.values()) == {1}
+        phones = Counter(sent.phone for sent in fake.sent)
+        assert len(phones) == numbers and set(phones.values()) == {1}
+        started: dict[str, float] = {}
+        for sent in fake.sent:
+            started[sent.request_id] = min(started.get(sent.request_id, sent.sent_at), sent.sent_at)
+        return sorted(started.values())
     finally:
         await fake.stop()
+
+
+async def test_a_slow_account_gets_a_claims_requests_one_by_one(make_settings: SettingsFactory) -> None:
+    """At 2 requests a second (routine sends: 80 % of it, 1.6 a second in bursts of 1.6) the three requests of one
+    claim of 600 numbers are paced apart — the second 0.25 s after the first, the third 0.625 s after that — never
+    sent together, as paying for the three at once would."""
+    times = await _tencent_fan_out(make_settings, 600, rate=2)
+    assert len(times) == 3
+    assert min(b - a for a, b in itertools.pairwise(times)) > 0.15
+
+
+async def test_tencent_fan_out_goes_in_full_requests_of_200(make_settings: SettingsFactory) -> None:
+    """1,000 numbers with the default claim_batch of 500 go to Tencent in five requests of 200 — not in claims of 500
+    cut into 200 + 200 + 100, six requests — every number once."""
+    assert WorkerSettings().claim_batch % 200
+    assert len(await _tencent_fan_out(make_settings, 1_000, rate=1000)) == 5
 
 
 @pytest.mark.parametrize(("claim_batch", "batches", "leased"), [
