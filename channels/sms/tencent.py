@@ -168,8 +168,8 @@ def create(config: Mapping[str, Any], context: ChannelContext) -> TencentSmsChan
 
 def classify(code: str) -> Verdict:
     """The one place a Tencent code (`SendStatusSet[].Code` or `Response.Error.Code`) becomes an outcome."""
-    if code.lower() == "ok":
-        return Verdict(Outcome.ACCEPTED)
+    if code == "Ok" or code.lower() == "ok":  # as the API spells it first: 200 times an answer
+        return _ACCEPTED
     if code in _TRANSIENT_LIMITS:
         return Verdict(Outcome.TRANSIENT, retry_after=_TRANSIENT_LIMITS[code])
     family = code.partition(".")[0]
@@ -180,6 +180,9 @@ def classify(code: str) -> Verdict:
     if code in _BLOCKED:
         return Verdict(Outcome.PERMANENT, disable_contact=True)
     return Verdict(Outcome.PERMANENT)
+
+
+_ACCEPTED: Final = Verdict(Outcome.ACCEPTED)
 
 
 def normalise_number(value: str) -> str | None:
@@ -197,27 +200,32 @@ def normalise_number(value: str) -> str | None:
 
 
 class SendStatus(BaseModel):
-    """One entry of `Response.SendStatusSet`."""
+    """One entry of `Response.SendStatusSet`: what we read of it (Fee, Message, SessionContext, IsoCode are not)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     serial_no: str = Field(default="", alias="SerialNo")
     phone_number: str = Field(alias="PhoneNumber")
     code: str = Field(alias="Code")
-    message: str = Field(default="", alias="Message")
-    fee: int | None = Field(default=None, alias="Fee")
-    session_context: str | None = Field(default=None, alias="SessionContext")
-    iso_code: str | None = Field(default=None, alias="IsoCode")
+
+
+class _Sent(BaseModel):
+    """`Response` of an answer that went through: its statuses (and the error of one that did not)."""
+
+    send_status_set: list[SendStatus] = Field(default_factory=list, alias="SendStatusSet")
+    error: dict[str, Any] | None = Field(default=None, alias="Error")
+
+
+class _Answer(BaseModel):
+    response: _Sent = Field(alias="Response")
 
 
 def read_answer(status: int, raw: bytes) -> dict[str, SendStatus]:
     """SendSms's answer as statuses by E.164 number; raises for an answer that fails the whole request."""
-    response = response_body(status, raw, label="Tencent SMS", classify=classify)
-    entries = response.get("SendStatusSet") or []
-    try:  # the whole set at once (200 entries: a third faster than one by one) …
-        items = _STATUSES.validate_python(entries)
-    except ValidationError:  # … and one by one when one is malformed: only that number goes without a status
-        items = [item for item in map(_status_or_none, entries) if item is not None]
+    items = _statuses(raw) if status == 200 else None
+    if items is None:  # not a clean success: read as any Tencent answer, each status on its own
+        response = response_body(status, raw, label="Tencent SMS", classify=classify)
+        items = [item for item in map(_status_or_none, response.get("SendStatusSet") or []) if item is not None]
     statuses: dict[str, SendStatus] = {}
     for item in items:
         number = normalise_number(item.phone_number)
@@ -226,7 +234,17 @@ def read_answer(status: int, raw: bytes) -> dict[str, SendStatus]:
     return statuses
 
 
-_STATUSES = TypeAdapter(list[SendStatus])
+def _statuses(raw: bytes) -> list[SendStatus] | None:
+    """The statuses of an answer that went through, read from its JSON in one pass (200 statuses: 5.0 -> 1.5 µs
+    each, against json.loads and then validating the parsed set); None for any other answer."""
+    try:
+        answer = _ANSWER.validate_json(raw)
+    except ValidationError:  # an error answer without statuses, a malformed status, not JSON
+        return None
+    return answer.response.send_status_set if answer.response.error is None else None
+
+
+_ANSWER = TypeAdapter(_Answer)
 
 
 def _status_or_none(entry: Any) -> SendStatus | None:
@@ -242,7 +260,7 @@ def result_for(delivery_id: str, status: SendStatus | None) -> DeliveryResult:
         return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="Tencent SMS: no status for this number")
     verdict = classify(status.code)
     if verdict.outcome is Outcome.ACCEPTED:
-        return DeliveryResult(delivery_id, Outcome.ACCEPTED, provider_message_id=status.serial_no or None)
+        return DeliveryResult(delivery_id, Outcome.ACCEPTED, status.serial_no or None)
     return DeliveryResult(delivery_id, verdict.outcome, error=f"Tencent SMS {clean_code(status.code)}",
                           retry_after=verdict.retry_after, disable_contact=verdict.disable_contact)
 
