@@ -168,7 +168,7 @@ def create(config: Mapping[str, Any], context: ChannelContext) -> TencentSmsChan
 
 def classify(code: str) -> Verdict:
     """The one place a Tencent code (`SendStatusSet[].Code` or `Response.Error.Code`) becomes an outcome."""
-    if code == "Ok" or code.lower() == "ok":  # as the API spells it first: 200 times an answer
+    if code == "Ok" or code.lower() == "ok":  # "Ok" as the API spells it tried first: it is read once a number
         return _ACCEPTED
     if code in _TRANSIENT_LIMITS:
         return Verdict(Outcome.TRANSIENT, retry_after=_TRANSIENT_LIMITS[code])
