@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from notifier.config import WorkerSettings
+from notifier.config import Settings, WorkerSettings
 from notifier.dispatch import claim_size
 from notifier.fakes.aliyun_sms import start_aliyun_sms
 from notifier.fakes.tencent_sms import start_tencent_sms
@@ -32,6 +32,16 @@ def _sms_subscribers(count: int) -> list[SubscriberRecord]:
         subscriptions=[("env.heavy-pollution", ["sms"], 0)]) for i in range(count)]
 
 
+async def _fan_out(settings: Settings, numbers: int) -> None:
+    """`numbers` SMS-only subscribers, one routine alert to them all, delivered until nothing is due."""
+    async with Service(settings) as service:
+        records = _sms_subscribers(numbers)
+        await service.store.bulk_create_subscribers(records, [{} for _ in records])
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                   severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
+        await service.dispatcher.drain(60)
+
+
 async def test_sms_fan_out_goes_in_full_provider_requests(make_settings: SettingsFactory) -> None:
     """2,500 numbers with the default claim_batch of 500 go to Aliyun in requests of 1,000, 1,000 and 500."""
     fake = await start_aliyun_sms(access_key_id="ak", access_key_secret="sk")
@@ -41,12 +51,7 @@ async def test_sms_fan_out_goes_in_full_provider_requests(make_settings: Setting
             "receipt_token": "receipt-token-0000001", "access_key_id": "ak", "access_key_secret": "sk",
             "rate_per_second": 1000}})
         assert settings.worker.claim_batch < 1000
-        async with Service(settings) as service:
-            records = _sms_subscribers(NUMBERS)
-            await service.store.bulk_create_subscribers(records, [{} for _ in records])
-            await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
-                                                       severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
-            await service.dispatcher.drain(60)
+        await _fan_out(settings, NUMBERS)
         sizes = sorted((len(sent.numbers) for sent in fake.sent), reverse=True)
         assert sizes == [1000, 1000, 500]
         numbers = Counter(n for sent in fake.sent for n in sent.numbers)
@@ -64,12 +69,7 @@ async def _tencent_fan_out(make_settings: SettingsFactory, numbers: int, rate: f
             "provider": "tencent", "endpoint": fake.url, "sign_name": "长治市人民政府", "template_code": "100001",
             "receipt_token": "receipt-token-0000001", "secret_id": "AKIDtest", "secret_key": "tencent-key",
             "sdk_app_id": "1400000001", "rate_per_second": rate}})
-        async with Service(settings) as service:
-            records = _sms_subscribers(numbers)
-            await service.store.bulk_create_subscribers(records, [{} for _ in records])
-            await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
-                                                       severity=Severity.SEVERE, urgency=Urgency.IMMEDIATE), None)
-            await service.dispatcher.drain(60)
+        await _fan_out(settings, numbers)
         phones = Counter(sent.phone for sent in fake.sent)
         assert len(phones) == numbers and set(phones.values()) == {1}
         started: dict[str, float] = {}
