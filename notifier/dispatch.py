@@ -160,6 +160,9 @@ class Dispatcher:
         wake = self._urgent_wake if min_priority else self._wake
         while not stop.is_set():
             handed = self.window.take_hand_overs() if min_priority else 0
+            # Cleared before the claim, not after: work published while the claim runs (a red warning stored just
+            # after an idle claim was queued, which then found nothing due yet) wakes the wait below at once.
+            wake.clear()
             try:
                 worked = await (self._claim_and_send(min_priority) if min_priority else self.run_once())
             except Exception:  # a store hiccup must not kill the worker; leases make the retry safe
@@ -168,7 +171,6 @@ class Dispatcher:
             finally:
                 self.window.close_hand_overs(handed)
             if worked == 0 and not stop.is_set():
-                wake.clear()
                 await woken(wake, self.settings.poll_interval)
 
     async def run_once(self) -> int:

@@ -91,9 +91,12 @@ class GiveWay:
     """Shared by the event loop's thread (urgent transactions asking for the writer) and the writer's thread (the
     yielding transaction in progress, which checks before each statement and is interrupted within one)."""
 
-    def __init__(self, interrupt: Callable[[], None], sign: UrgentSign) -> None:
+    def __init__(self, interrupt: Callable[[], None], sign: UrgentSign, urgent_queued: Callable[[], bool]) -> None:
         self._interrupt = interrupt
         self._sign = sign
+        # Whether an urgent transaction of this process waits for the writer now (the writer's queue): not the
+        # askers still counted while theirs runs, or a yielding one right behind it would give way for nothing.
+        self._urgent_queued = urgent_queued
         self._guard = threading.Lock()  # an interrupt lands only while a yielding transaction is before its COMMIT
         self._armed = False
         self._asked = False
@@ -103,11 +106,13 @@ class GiveWay:
     # The event loop's side.
 
     async def keep_asking(self) -> None:
-        """An urgent transaction waits for the writer: run as a task until it has it, then cancel."""
+        """An urgent transaction waits for the writer: run as a task until it is done, then cancel (it asks while it
+        is queued)."""
         with self._urgent.waiting():
             while True:
                 self._last_asked = time.monotonic()
-                self._ask()
+                if self._urgent_queued():
+                    self._ask()
                 await asyncio.sleep(NUDGE_SECONDS)
 
     async def announce(self) -> None:
@@ -145,7 +150,7 @@ class GiveWay:
     def arm(self) -> None:
         """The yielding transaction begins (an urgent one already waiting makes it give way at once)."""
         with self._guard:
-            self._armed, self._asked = True, self._urgent.count > 0 or self._sign.age() < FRESH_SECONDS
+            self._armed, self._asked = True, self._urgent_queued() or self._sign.age() < FRESH_SECONDS
         self.check()
 
     def check(self) -> None:

@@ -1,13 +1,15 @@
 """SQLite's single writer: the dispatcher's routine claims and records are background work, so a publish waiting
 for the writer goes before every background transaction queued ahead of it; the hot transactions run whole on the
-writer's thread (`run`), all or nothing."""
+writer's thread (`run`), all or nothing, queued most urgent first and taken one after another by that thread."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,94 @@ async def test_a_transaction_run_whole_may_not_await_anything_else(backend: Sqli
     with pytest.raises(RuntimeError, match="awaited something besides its statements"):
         await backend.run(waits)
     assert await backend.reader.fetchval("SELECT COUNT(*) FROM t") == 0
+
+
+def _holding(started: threading.Event, release: threading.Event) -> Callable[[Db], Awaitable[None]]:
+    """Work that keeps the writer busy until `release` (it blocks the writer's thread, not the event loop)."""
+
+    async def hold(db: Db) -> None:
+        await db.execute("INSERT INTO t (n, name) VALUES (0, 'busy')")
+        started.set()
+        release.wait(10)
+
+    return hold
+
+
+def _named(name: str, done: list[str]) -> Callable[[Db], Awaitable[None]]:
+    async def write(db: Db) -> None:
+        await db.execute("INSERT INTO t (n, name) VALUES (1, ?)", name)
+        done.append(name)
+
+    return write
+
+
+async def test_transactions_waiting_for_the_writer_run_most_urgent_first(backend: SqliteBackend) -> None:
+    """While the writer is busy, a routine claim, two publishes and a red warning ask for it, in that order: the red
+    warning's transaction runs next, then the publishes in their order, the routine claim last."""
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    waiting = [asyncio.create_task(backend.run(_named("claim", order), background=True, yielding=True)),
+               asyncio.create_task(backend.run(_named("publish 1", order))),
+               asyncio.create_task(backend.run(_named("publish 2", order), yielding=True)),
+               asyncio.create_task(backend.run(_named("red warning", order), urgent=True))]
+    await asyncio.sleep(0.05)  # all four are waiting
+    release.set()
+    await asyncio.gather(busy, *waiting)
+    assert order == ["red warning", "publish 1", "publish 2", "claim"]
+
+
+async def test_a_transaction_driven_from_the_event_loop_goes_before_queued_background_work(
+        backend: SqliteBackend) -> None:
+    """A multi-statement transaction (a sweep) waiting for the writer is not held back by the routine claims queued
+    before it: it runs right after the transaction in progress."""
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True)) for i in range(3)]
+    await asyncio.sleep(0.02)
+
+    async def sweep() -> None:
+        async with backend.transaction() as db:
+            await db.execute("INSERT INTO t (n, name) VALUES (2, 'sweep')")
+            order.append("sweep")
+
+    sweeping = asyncio.create_task(sweep())
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(busy, *claims, sweeping)
+    assert order == ["sweep", "claim 0", "claim 1", "claim 2"]
+
+
+async def test_queued_transactions_follow_each_other_without_a_turn_of_the_event_loop(
+        backend: SqliteBackend) -> None:
+    """Two transactions queued behind a busy writer both commit while the event loop is stuck on something else:
+    the writer's thread takes the next without waiting for the loop to hand it over."""
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.create_task(backend.run(_named(f"record {i}", order), background=True)) for i in range(2)]
+    await asyncio.sleep(0.02)
+    release.set()
+    time.sleep(0.5)  # noqa: ASYNC251 - the event loop is busy (a long callback), deliberately
+    committed = list(order)
+    await asyncio.gather(busy, *queued)
+    assert committed == ["record 0", "record 1"]
+
+
+async def test_a_queued_transaction_whose_caller_gave_up_is_not_run(backend: SqliteBackend) -> None:
+    """A caller cancelled while its transaction waits for the writer leaves nothing behind."""
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    given_up = asyncio.create_task(backend.run(_named("given up", order)))
+    kept = asyncio.create_task(backend.run(_named("kept", order)))
+    await asyncio.sleep(0.02)
+    given_up.cancel()
+    release.set()
+    await asyncio.gather(busy, kept)
+    assert order == ["kept"]
+    assert await backend.reader.fetchval("SELECT COUNT(*) FROM t WHERE name = 'given up'") == 0
 
 
 async def _write_pages(backend: SqliteBackend, transactions: int) -> None:
