@@ -475,7 +475,8 @@ class SqliteBackend:
                 queued, self._queue, self._draining = self._queue, [], False
             for item in queued:
                 _settle(item.done, None, exc)
-            raise
+            if not isinstance(exc, Exception):  # the task itself was cancelled; an error went to the callers
+                raise
 
     def _run_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the writer's thread: the queued transactions, most urgent first, one after another — until the queue
@@ -551,9 +552,9 @@ class SqliteBackend:
         Retried briefly while a reader holds an old snapshot (the checkpoint cannot pass it)."""
         if self._writer is None:
             return
-        async with self._lock:
+        async with self._writer_turn(background=False) as writer:  # a waiter the queue's thread gives way to
             for _ in range(_CHECKPOINT_TRIES):
-                rows = list(await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+                rows = list(await writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
                 if rows and rows[0][0] == 0:
                     return
                 await asyncio.sleep(0.05)
