@@ -453,16 +453,16 @@ class SqliteBackend:
             return bool(self._queue) and self._queue[0].rank == _URGENT
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        """While the queue holds work: take the writer's lock (a background turn if that is all it holds) and hand
-        the queue to the writer's thread, which runs it to its end or until someone waits for the lock."""
+        """While the queue holds work: take the writer's lock (in turn with the event loop's transactions, so that
+        an urgent one queued meanwhile waits only for those ahead of it) and hand the queue to the writer's thread,
+        which runs it to its end or until someone waits for the lock."""
         try:
             while True:
                 with self._queue_guard:
                     if not self._queue:
                         self._draining = False
                         return
-                    background = self._queue[0].rank == _BACKGROUND
-                await (self._background_turn() if background else self._turn())
+                await self._turn()
                 try:
                     if self._writer is None:
                         raise RuntimeError("store is not open")
