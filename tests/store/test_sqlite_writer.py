@@ -163,6 +163,34 @@ async def test_a_transaction_driven_from_the_event_loop_goes_before_queued_backg
     assert order == ["sweep", "claim 0", "claim 1", "claim 2"]
 
 
+async def test_a_red_warning_waits_only_for_the_event_loop_transaction_in_progress(backend: SqliteBackend) -> None:
+    """A multi-statement transaction holds the writer; routine claims are queued, another such transaction waits,
+    then a red warning asks: once the first ends, the red warning's transaction runs before the other waiter and
+    the claims."""
+    order: list[str] = []
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def sweep(name: str, hold: bool = False) -> None:
+        async with backend.transaction() as db:
+            await db.execute("INSERT INTO t (n, name) VALUES (2, ?)", name)
+            if hold:
+                holding.set()
+                await release.wait()
+            order.append(name)
+
+    first = asyncio.create_task(sweep("sweep 1", hold=True))
+    await asyncio.wait_for(holding.wait(), 10)
+    claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True)) for i in range(2)]
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(sweep("sweep 2"))
+    await asyncio.sleep(0.02)
+    red = asyncio.create_task(backend.run(_named("red warning", order), urgent=True))
+    await asyncio.sleep(0.02)
+    release.set()
+    await asyncio.gather(first, *claims, second, red)
+    assert order == ["sweep 1", "red warning", "sweep 2", "claim 0", "claim 1"]
+
+
 async def test_queued_transactions_follow_each_other_without_a_turn_of_the_event_loop(
         backend: SqliteBackend) -> None:
     """Two transactions queued behind a busy writer both commit while the event loop is stuck on something else:
