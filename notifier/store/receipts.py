@@ -69,12 +69,7 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
             counts[DUPLICATE] += 1
             continue
         found = await _find(db, channel, r)
-        waiting = [delivery_id for delivery_id, status in found if status == SENT]
-        # A final result about a call whose delivery waits to be called again (Tencent reports one call twice:
-        # "failed" in its status callback, the precise reason in its failure callback): no call is left.
-        if not r.delivered and not r.retry:
-            waiting += [delivery_id for delivery_id, status in found
-                        if status == DeliveryStatus.QUEUED and await _stop_redial(db, delivery_id, r, now)]
+        waiting = [delivery_id for delivery_id, status in found if await _waits_for(db, delivery_id, status, r, now)]
         outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
         for delivery_id in waiting:
             await settle(db, delivery_id, r, now, redial)
@@ -106,20 +101,23 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
         if u.provider_message_id not in named:
             continue
         match = digest(u.provider_message_id, u.address) if u.provider_message_id and u.address else None
-        row = await db.fetchrow(
-            "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
-            f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
-            "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) ORDER BY r.received_at",
-            u.delivery_id, u.provider_message_id, match)
-        if row is None:
-            continue
-        receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
-                          key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
-                          retry=bool(row["retry"]))
-        await settle(db, u.delivery_id, receipt, now, (redial or {}).get(row["channel"]))
-        await db.execute(f"UPDATE receipts SET outcome = '{APPLIED}', delivery_id = ? "
-                         "WHERE channel = ? AND receipt_key = ?", u.delivery_id, row["channel"], row["receipt_key"])
-        applied += 1
+        # Every report that came first, in the order they came (Tencent's two about one call: the status callback,
+        # then the failure callback with the precise reason), each as if it came now.
+        for row in await db.fetch(
+                "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
+                f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
+                "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) "
+                "ORDER BY r.received_at, r.receipt_key", u.delivery_id, u.provider_message_id, match):
+            receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
+                              key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
+                              retry=bool(row["retry"]))
+            status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)
+            waits = await _waits_for(db, u.delivery_id, status, receipt, now)
+            if waits:
+                await settle(db, u.delivery_id, receipt, now, (redial or {}).get(row["channel"]))
+                applied += 1
+            await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
+                             APPLIED if waits else STALE, u.delivery_id, row["channel"], row["receipt_key"])
     return applied
 
 
@@ -182,6 +180,16 @@ async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: 
         f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
         f"receipt: {r.error or 'not answered'}; calling again", delivery_id)
     return None
+
+
+async def _waits_for(db: Db, delivery_id: str, status: str, r: Receipt, now: float) -> bool:
+    """Whether a delivery in `status` waits for this report: it was sent and has no result yet — or the report is a
+    final result about a call whose delivery waits to be called again (Tencent reports one call twice: "failed" in
+    its status callback, the precise reason in its failure callback), which then leaves no call to make."""
+    if status == SENT:
+        return True
+    return (not r.delivered and not r.retry and status == DeliveryStatus.QUEUED
+            and await _stop_redial(db, delivery_id, r, now))
 
 
 async def _stop_redial(db: Db, delivery_id: str, r: Receipt, now: float) -> bool:

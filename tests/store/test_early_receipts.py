@@ -7,6 +7,7 @@ import time
 import pytest
 
 from channels.base import Receipt
+from channels.voice.common import CallPolicy
 from notifier.coverage import alert_coverage
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
@@ -62,6 +63,23 @@ async def test_early_reports_for_a_shared_batch_id_find_their_own_number(
     status = {r.id: r.status for r in rows}
     assert status[by_phone["+8613800000101"]] == "delivered"
     assert status[by_phone["+8613800000102"]] == "failed"
+
+
+async def test_both_early_reports_of_one_call_end_it_as_the_second_one_says(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Tencent reports a call to a number that does not exist twice — "call failed" (worth another call) in its status
+    callback, then "空号" (final) in its failure callback — and both come before the send is recorded: the call is not
+    made again; the delivery fails, as when the reports come after the record."""
+    await make_subscriber(contacts={"voice": "+8613800000201"})
+    alert_id, [(delivery_id, _)] = await _claim(service, "voice")
+    reports = [Receipt("call-1", False, "call-1:prompt:2", error="result 2 call failed", retry=True),
+               Receipt("call-1", False, "call-1:failure:8", error="failure 8 空号", retry=False)]
+    for report in reports:  # two pushes, one after the other
+        assert (await service.store.apply_receipts("voice", [report], time.time()))["unknown"] == 1
+    await service.store.record("worker-1", [_sent(delivery_id, alert_id, "call-1")], time.time(),
+                               redial={"voice": CallPolicy(3, 60.0)})
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    assert [(r.id, r.status) for r in rows] == [(delivery_id, "failed")]
 
 
 async def test_a_repeated_report_is_applied_once(service: Service, make_subscriber: SubscriberFactory) -> None:
