@@ -348,7 +348,7 @@ class Dispatcher:
             await limiter.acquire(float(len(chunks)), life_safety=life_safety)
         parts = await asyncio.gather(*(
             self._send_chunk(channel, message, links, alert, chunk, life_safety=life_safety,
-                             tokens=0.0 if paid else 1.0 if per_request else float(len(chunk))) for chunk in chunks))
+                             tokens=0.0 if paid else (1.0 if per_request else float(len(chunk)))) for chunk in chunks))
         return {k: v for part in parts for k, v in part.items()}
 
     async def _send_chunk(self, channel: Channel, message: Message, links: MessageLinks | None, alert: AlertRow,

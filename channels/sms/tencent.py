@@ -260,7 +260,7 @@ def result_for(delivery_id: str, status: SendStatus | None) -> DeliveryResult:
         return DeliveryResult(delivery_id, Outcome.TRANSIENT, error="Tencent SMS: no status for this number")
     verdict = classify(status.code)
     if verdict.outcome is Outcome.ACCEPTED:
-        return DeliveryResult(delivery_id, Outcome.ACCEPTED, status.serial_no or None)
+        return DeliveryResult(delivery_id, Outcome.ACCEPTED, provider_message_id=status.serial_no or None)
     return DeliveryResult(delivery_id, verdict.outcome, error=f"Tencent SMS {clean_code(status.code)}",
                           retry_after=verdict.retry_after, disable_contact=verdict.disable_contact)
 
@@ -307,10 +307,7 @@ class TencentSmsChannel:
         results: list[DeliveryResult] = []
         by_number: dict[str, list[Recipient]] = {}
         for recipient in recipients:
-            if _MAINLAND.fullmatch(recipient.address):  # as numbers are stored: one check a number, not two
-                by_number.setdefault(recipient.address, []).append(recipient)
-                continue
-            number = normalise_number(recipient.address)
+            number = normalise_number(recipient.address)  # a stored number is E.164 already: one check
             if number is None:
                 results.append(DeliveryResult(recipient.delivery_id, Outcome.PERMANENT, error="invalid mobile number"))
             elif not _MAINLAND.match(number):

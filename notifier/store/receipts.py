@@ -68,15 +68,7 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
         if inserted == 0:
             counts[DUPLICATE] += 1
             continue
-        found = await _find(db, channel, r)
-        waiting = [delivery_id for delivery_id, status in found if await _waits_for(db, delivery_id, status, r, now)]
-        outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
-        for delivery_id in waiting:
-            await settle(db, delivery_id, r, now, redial)
-        named = waiting[0] if waiting else (found[0][0] if found else None)
-        await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
-                         outcome, named, channel, r.key)
-        counts[outcome] += 1
+        counts[await _apply_stored(db, channel, r, await _find(db, channel, r), now, redial)] += 1
     return counts
 
 
@@ -111,13 +103,10 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
             receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
                               key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
                               retry=bool(row["retry"]))
-            status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)
-            waits = await _waits_for(db, u.delivery_id, status, receipt, now)
-            if waits:
-                await settle(db, u.delivery_id, receipt, now, (redial or {}).get(row["channel"]))
-                applied += 1
-            await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
-                             APPLIED if waits else STALE, u.delivery_id, row["channel"], row["receipt_key"])
+            status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)  # as of now
+            outcome = await _apply_stored(db, row["channel"], receipt, [(u.delivery_id, status)], now,
+                                          (redial or {}).get(row["channel"]))
+            applied += outcome == APPLIED
     return applied
 
 
@@ -180,6 +169,20 @@ async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: 
         f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
         f"receipt: {r.error or 'not answered'}; calling again", delivery_id)
     return None
+
+
+async def _apply_stored(db: Db, channel: str, r: Receipt, found: Sequence[tuple[str, str]], now: float,
+                        redial: CallPolicy | None) -> str:
+    """A stored report applied to the deliveries it speaks of (`found`: id and status of each), whether it came
+    after the send's record or before it: settled where one waits for it; its outcome written on the report."""
+    waiting = [delivery_id for delivery_id, status in found if await _waits_for(db, delivery_id, status, r, now)]
+    outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
+    for delivery_id in waiting:
+        await settle(db, delivery_id, r, now, redial)
+    named = waiting[0] if waiting else (found[0][0] if found else None)
+    await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
+                     outcome, named, channel, r.key)
+    return outcome
 
 
 async def _waits_for(db: Db, delivery_id: str, status: str, r: Receipt, now: float) -> bool:

@@ -309,7 +309,7 @@ class SqliteBackend:
         self._queue_guard = threading.Lock()  # the event loop's thread puts, the writer's thread takes
         self._queue_order = itertools.count()
         self._draining = False
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None  # held: a task nobody references may be collected mid-run
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
