@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from notifier.errors import ConflictError, FieldError
 from notifier.states import DeliveryStatus
 from notifier.store.db import Db, as_list, as_rows, lock_key
-from notifier.store.records import AssistedRecord, AssistItem, Confirmation
+from notifier.store.records import AssistedRecord, AssistItem, Confirmation, DeliveryUpdate
 from notifier.store.states import WAITING, is_, status_list
 from subscriptions.models import PROXY_CHANNEL
 
@@ -102,16 +102,16 @@ async def forget_proxy(db: Db, proxy_id: str, now: float) -> None:
 # ---------------------------------------------------------------- the proxy's message
 
 
-async def relayed(db: Db, accepted: Sequence[tuple[str, float]], now: float) -> list[tuple[str, float]]:
-    """Of these accepted deliveries (id, time), the proxies' messages: the people each lists become `sent` at that
-    time. Returns (person's delivery id, time) of those, for their targets' `accepted_at`."""
+async def relayed(db: Db, accepted: Sequence[DeliveryUpdate], now: float) -> list[tuple[str, float]]:
+    """Of these accepted deliveries, the proxies' messages: the people each lists become `sent` at its time.
+    Returns (person's delivery id, time) of those, for their targets' `accepted_at`."""
     if not accepted or not await anyone_assisted(db):
-        return []
+        return []  # before any per-delivery work: this runs on the single writer's thread for every record
     rows = [(r[0], float(r[1])) for r in await db.fetch(
         f"SELECT n.id, MIN(u.at) FROM {_pairs(db)} AS u JOIN deliveries d ON d.id = u.id "
         "JOIN assisted p ON p.proxy_id = d.subscriber_id JOIN deliveries n ON n.alert_id = d.alert_id "
         f"AND n.subscriber_id = p.id WHERE n.{_PROXY_ROW} AND {is_(DEFERRED, 'n.')} GROUP BY n.id",
-        as_rows(accepted))]
+        as_rows((u.delivery_id, u.at) for u in accepted))]
     if rows:
         await db.execute(
             f"UPDATE deliveries SET status = '{SENT}', sent_at = u.at, attempts = attempts + 1, updated_at = ? "

@@ -93,7 +93,7 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
     accepted = by_status[DELIVERED] + by_status[SENT]
     # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
-    if relayed := await assisted.relayed(db, [(u.delivery_id, u.at) for u in accepted], now):
+    if relayed := await assisted.relayed(db, accepted, now):
         await _mark_targets(db, _Selection(_rows(db), "d.id = u.id", (as_rows(relayed),)), reached=False)
     await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)

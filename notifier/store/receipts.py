@@ -26,7 +26,7 @@ from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
-from notifier.store.db import Db, as_list
+from notifier.store.db import Db, Dialect, as_list
 from notifier.store.records import DeliveryUpdate
 from notifier.store.states import LIVE_ALERT, is_
 
@@ -83,9 +83,7 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
     ids = {u.provider_message_id for u in sent if u.provider_message_id is not None}
     if not ids:
         return 0
-    named = {r[0] for r in await db.fetch(
-        f"SELECT DISTINCT provider_message_id FROM receipts WHERE outcome = '{UNKNOWN}' "
-        f"AND provider_message_id IN {db.dialect.each()}", as_list(ids))}
+    named = {r[0] for r in await db.fetch(reported_early(db.dialect), as_list(ids))}
     if not named:
         return 0
     applied, digest = 0, NumberDigest(number_key())
@@ -108,6 +106,14 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                                           (redial or {}).get(row["channel"]))
             applied += outcome == APPLIED
     return applied
+
+
+def reported_early(dialect: Dialect) -> str:
+    """Which of a batch's provider ids (one list parameter) have reports kept as unknown: asked at every record of
+    accepted sends, so answered by a search a provider id (`receipts_early`, migration 0017), never by reading every
+    unknown report kept — those never matched stay for `early_receipts_days`."""
+    return (f"SELECT DISTINCT provider_message_id FROM receipts WHERE outcome = '{UNKNOWN}' "
+            f"AND provider_message_id IN {dialect.each()}")
 
 
 async def sweep_early(db: Db, before: float) -> int:
