@@ -24,7 +24,7 @@ from notifier.errors import ConflictError, FieldError
 from notifier.states import DeliveryStatus
 from notifier.store.db import Db, as_list, as_rows, lock_key
 from notifier.store.records import AssistedRecord, AssistItem, Confirmation, DeliveryUpdate
-from notifier.store.states import WAITING, is_, status_list
+from notifier.store.states import WAITING, is_, persons_deliveries, status_list
 from subscriptions.models import PROXY_CHANNEL
 
 DEFERRED, SENT, DELIVERED = DeliveryStatus.DEFERRED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED
@@ -197,9 +197,10 @@ async def confirm_by_reply(db: Db, channel: str, address: str, numbers: Sequence
     (the reply answers the latest message). Returns what was confirmed; unknown numbers are ignored."""
     if not numbers:
         return []
+    items, joined = persons_deliveries("p.id", "n")
     rows = await db.fetch(
-        "SELECT n.id, p.id FROM contacts c JOIN assisted p ON p.proxy_id = c.subscriber_id "
-        f"JOIN deliveries n ON n.subscriber_id = p.id AND n.{_PROXY_ROW} WHERE c.channel = ? AND c.address = ? "
+        f"SELECT n.id, p.id FROM contacts c JOIN assisted p ON p.proxy_id = c.subscriber_id CROSS JOIN {items} "
+        f"WHERE {joined} AND n.{_PROXY_ROW} AND c.channel = ? AND c.address = ? "
         f"AND p.seq IN {db.dialect.each('INTEGER')} AND n.status IN {OPEN} ORDER BY n.created_at DESC, n.id",
         channel, address, as_list(numbers))
     newest: dict[str, str] = {}

@@ -22,6 +22,7 @@ from typing import Any
 
 from notifier.store import assisted, subscribers
 from notifier.store.db import Db, Row
+from notifier.store.states import persons_deliveries
 
 # Every table naming a subscriber, children before parents (`forget` deletes in this order).
 _PERSONAL_TABLES = ("subscription_channels", "subscriptions", "subscriber_groups", "contacts", "consents",
@@ -52,8 +53,9 @@ async def forget(db: Db, subscriber_id: str, now: float) -> bool:
     was no such subscriber."""
     await subscribers.cancel_waiting(db, subscriber_id, now)
     await assisted.forget_proxy(db, subscriber_id, now)  # a proxy's people (their labels) go with it
+    items, joined = persons_deliveries("?")
     await db.execute("DELETE FROM receipts WHERE match_key IS NOT NULL AND delivery_id IN "
-                     "(SELECT id FROM deliveries WHERE subscriber_id = ?)", subscriber_id)
+                     f"(SELECT d.id FROM {items} WHERE {joined})", subscriber_id)
     for table in _PERSONAL_TABLES:
         await db.execute(f"DELETE FROM {table} WHERE subscriber_id = ?", subscriber_id)
     return await db.execute("DELETE FROM subscribers WHERE id = ?", subscriber_id) > 0
@@ -69,8 +71,9 @@ async def held(db: Db, subscriber_id: str) -> dict[str, Any]:
         "SELECT channel, verified_at, disabled_at, disabled_reason FROM contacts WHERE subscriber_id = ? "
         "ORDER BY channel", subscriber_id)]
     consent = await db.fetchrow("SELECT version, given_at FROM consents WHERE subscriber_id = ?", subscriber_id)
+    items, joined = persons_deliveries("?", a="a")
     deliveries = [_plain(r) for r in await db.fetch(
         "SELECT d.id, d.alert_id, a.topic, a.headline, d.channel, d.status, d.attempts, d.created_at, d.sent_at, "
-        "d.delivered_at, d.finished_at FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-        "WHERE d.subscriber_id = ? ORDER BY d.created_at DESC, d.id LIMIT ?", subscriber_id, HELD_DELIVERIES)]
+        f"d.delivered_at, d.finished_at FROM {items} WHERE {joined} ORDER BY d.created_at DESC, d.id LIMIT ?",
+        subscriber_id, HELD_DELIVERIES)]
     return {"contacts": contacts, "consent": None if consent is None else _plain(consent), "deliveries": deliveries}

@@ -40,6 +40,16 @@ def released(a: str = "") -> str:
     return f"({a}approval IS NULL OR {a}approval = '{Approval.APPROVED}')"
 
 
+def persons_deliveries(person: str, d: str = "d", a: str = "pa") -> tuple[str, str]:
+    """(FROM items, their condition): the deliveries `d` of one person (`person`: `?` or a column), with their
+    alerts `a`, found alert by alert through the (alert_id, subscriber_id, channel) key. No index of deliveries
+    leads with the person (migration 0018): a fan-out's rows come in person order, so such an index took an entry
+    on every one of its pages at every publish, a cost that grew with every delivery ever kept. CROSS JOIN keeps
+    SQLite's planner (which has no statistics) from reading every delivery instead; PostgreSQL plans it as any
+    join. After other tables, join the items with CROSS JOIN too."""
+    return f"alerts {a} CROSS JOIN deliveries {d}", f"{d}.alert_id = {a}.id AND {d}.subscriber_id = {person}"
+
+
 def due(d: str = "") -> str:
     """A delivery a worker may claim now (one parameter: now); `d` is the table alias with its dot."""
     return f"{d}status IN {WAITING} AND {d}next_attempt_at <= ?"

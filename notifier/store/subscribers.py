@@ -16,7 +16,7 @@ from notifier.states import DeliveryStatus
 from notifier.store import assisted
 from notifier.store.db import Db, Row, as_list
 from notifier.store.records import SubscriberRecord
-from notifier.store.states import WAITING
+from notifier.store.states import WAITING, persons_deliveries
 from subscriptions.models import PROXY_ROLE, SubscriberStatus
 
 Batch = Sequence[tuple[SubscriberRecord, dict[str, str]]]  # each subscriber with its contacts' secrets
@@ -147,10 +147,11 @@ async def update(db: Db, subscriber_id: str, fields: dict[str, Any], contacts: d
 async def cancel_waiting(db: Db, subscriber_id: str, now: float) -> int:
     """The subscriber is gone: their deliveries not sent yet are cancelled (they keep ids and statuses, never an
     address). Returns how many."""
+    items, joined = persons_deliveries("?")
     return await db.execute(
         f"UPDATE deliveries SET status = '{DeliveryStatus.CANCELLED}', finished_at = ?, updated_at = ?, "
         "lease_owner = NULL, lease_until = NULL, last_error = 'subscriber deleted' "
-        f"WHERE subscriber_id = ? AND status IN {WAITING}", now, now, subscriber_id)
+        f"WHERE id IN (SELECT d.id FROM {items} WHERE {joined} AND d.status IN {WAITING})", now, now, subscriber_id)
 
 
 async def delete(db: Db, subscriber_id: str, now: float) -> bool:

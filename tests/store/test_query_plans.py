@@ -1,0 +1,54 @@
+"""Queries whose cost must not grow with what the store has kept (SQLite's plans; its planner has no statistics).
+
+Every record of accepted sends asks whether reports for its provider ids came first; reports that never match (a
+verification code's, another system's on a shared account) are kept for a week: the question is answered by a search
+a provider id, not by reading every report kept (migration 0017). A person's deliveries are found alert by alert,
+never by reading every delivery (migration 0018 dropped the index that led with the person)."""
+
+from __future__ import annotations
+
+import time
+
+from channels.base import Receipt
+from notifier.service import Service
+from notifier.store.db import SQLITE, as_list
+from notifier.store.receipts import reported_early
+from notifier.store.states import persons_deliveries
+
+
+async def test_the_early_report_check_searches_by_provider_id(service: Service) -> None:
+    plan = [row[3] for row in await service.store.backend.reader.fetch(
+        f"EXPLAIN QUERY PLAN {reported_early(SQLITE)}", as_list(["2433:1", "2433:2"]))]
+    assert any(step.startswith("SEARCH receipts USING INDEX receipts_early (provider_message_id=?")
+               for step in plan), plan
+    assert not any(step.startswith("SCAN receipts") for step in plan), plan
+
+
+async def test_a_kept_unmatched_report_is_found_by_its_provider_id_alone(service: Service) -> None:
+    """The check names no channel: a report kept for any channel is found by its id, and no other id is."""
+    await service.store.apply_receipts("sms", [Receipt("2433:7", False, "2433:7:FAIL", error="UNDELIV")],
+                                       time.time())
+    found = await service.store.backend.reader.fetch(reported_early(SQLITE), as_list(["2433:7", "2433:8"]))
+    assert [row[0] for row in found] == ["2433:7"]
+
+
+async def _plan(service: Service, sql: str, *params: object) -> list[str]:
+    return [row[3] for row in await service.store.backend.reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *params)]
+
+
+async def test_a_persons_deliveries_are_searched_alert_by_alert(service: Service) -> None:
+    items, joined = persons_deliveries("?")
+    plan = await _plan(service, f"SELECT d.id FROM {items} WHERE {joined} AND d.status = 'queued'", "p1")  # noqa: S608 (ours)
+    assert any(step.startswith("SEARCH d USING INDEX") and "(alert_id=? AND subscriber_id=?" in step
+               for step in plan), plan
+    assert not any(step.startswith("SCAN d") for step in plan), plan
+
+
+async def test_a_proxys_people_are_searched_alert_by_alert_too(service: Service) -> None:
+    """The person is a column of a table before them (a proxy's people, on a reply)."""
+    items, joined = persons_deliveries("p.id", "n")
+    plan = await _plan(service, f"SELECT n.id FROM assisted p CROSS JOIN {items} WHERE {joined} AND p.proxy_id = ?",  # noqa: S608
+                       "proxy")
+    assert any(step.startswith("SEARCH n USING INDEX") and "(alert_id=? AND subscriber_id=?" in step
+               for step in plan), plan
+    assert not any(step.startswith("SCAN n") for step in plan), plan
