@@ -5,5 +5,6 @@
 -- without the index. On PostgreSQL each claim and each record of a delivery (neither a HOT update) also added an
 -- entry to it. The few reads that start from a person (erasure, what is held, cancelling a deleted subscriber's
 -- deliveries, a proxy's reply) find their rows alert by alert through the (alert_id, subscriber_id, channel) key
--- instead (`states.persons_deliveries`): one search an alert.
+-- instead (`states.persons_deliveries`): one search an alert. On a large SQLite database the upgrade frees the
+-- index's pages once (zeroed: secure_delete): measured 0.95 s for 95 MB (2.1 million rows), ~10 s a gigabyte.
 DROP INDEX deliveries_subscriber;
