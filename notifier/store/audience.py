@@ -130,13 +130,14 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
     unless = "" if first else ("AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
                                "AND e.subscriber_id = t.subscriber_id)")
+    key, number = db.dialect.fan_out_numbers("t", table=not relays)
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
-        f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id('ROW_NUMBER() OVER ()')}, "
+        f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id(number)}, "
         "alert_id, subscriber_id, "
         f"channel, rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
         f"{FLOAT}, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
-        "  SELECT t.alert_id, t.subscriber_id, sc.channel, "
+        f"  SELECT t.alert_id, t.subscriber_id, sc.channel, {key} AS target_key, "
         "         ROW_NUMBER() OVER (PARTITION BY t.subscriber_id ORDER BY sc.position) AS rank "
         f"  FROM {_RELAYS if relays else _TARGETS} t "
         "  JOIN subscription_channels sc ON sc.subscriber_id = t.subscriber_id AND sc.topic = ? "

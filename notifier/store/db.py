@@ -23,6 +23,8 @@ from typing import Any, Protocol, TypeVar
 from pydantic_core import from_json, to_json
 
 T = TypeVar("T")
+# A person's channels for one topic, ranked: at most one of each kind (subscriptions.models.CHANNEL_KINDS, five).
+MAX_RANK = 63
 
 
 class Row(Protocol):
@@ -49,6 +51,8 @@ class Dialect:
     _records: str  # the rows of a JSON array-of-arrays parameter; alias `e` for each element
     _packed: str  # an aggregate of every row's values as one JSON array of arrays: format(values=…)
     _indexed_by: str  # after a table in FROM: the index to read it by, format(index=…) (PostgreSQL: none)
+    _row_number_of: str  # a table row's number, unique in the table: format(t=…) (PostgreSQL: none, NULL)
+    _ranked_number: str  # from it (`target_key`) and the row's rank: unique in a fan-out's statement
 
     def max_of(self, a: str, b: str) -> str:
         return self.greatest.format(a, b)
@@ -62,6 +66,16 @@ class Dialect:
         `ROW_NUMBER() OVER ()`. The ids of one fan-out are neighbours in the primary-key index, so each row is added
         where the last one went instead of on a random page: measured on SQLite, 300,000 delivery rows 7.0 -> 5.2 s."""
         return self._numbered_id.format(prefix="CAST(? AS TEXT)", n=n)
+
+    def fan_out_numbers(self, t: str, *, table: bool) -> tuple[str, str]:
+        """(a column of a fan-out's inner SELECT over `t`, named `target_key` there; each row's number in the outer
+        SELECT, from `target_key` and `rank`) for `numbered_id`: unique within the statement, as a person has one
+        target row and at most MAX_RANK channels. SQLite numbers by the target row's rowid and the rank: its
+        `ROW_NUMBER() OVER ()` over the ranked rows was a pass of its own (300,000 rows, the SELECT alone: 0.89 ->
+        0.56 s). PostgreSQL, and a `t` that is no table (`table` false), number by ROW_NUMBER()."""
+        if not table or self._row_number_of == "NULL":
+            return "NULL", "ROW_NUMBER() OVER ()"
+        return self._row_number_of.format(t=t), self._ranked_number
 
     def indexed_by(self, index: str) -> str:
         """After a table in a FROM clause: read it by `index` where SQLite's planner, left to itself, measurably
@@ -101,6 +115,8 @@ SQLITE = Dialect(
     _records="(SELECT {picks} FROM json_each(?) AS e)",
     _packed="json_group_array(json_array({values}))",
     _indexed_by=" INDEXED BY {index}",
+    _row_number_of="{t}.rowid",
+    _ranked_number=f"target_key * {MAX_RANK + 1} + rank",
 )
 
 POSTGRES = Dialect(
@@ -117,6 +133,8 @@ POSTGRES = Dialect(
     _records="(SELECT {picks} FROM json_array_elements(CAST(? AS json)) AS e)",
     _packed="CAST(json_agg(json_build_array({values})) AS text)",
     _indexed_by="",
+    _row_number_of="NULL",
+    _ranked_number="ROW_NUMBER() OVER ()",
 )
 
 
