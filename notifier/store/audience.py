@@ -136,7 +136,8 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
         f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id(number)}, "
         "alert_id, subscriber_id, "
         f"channel, rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
-        f"{FLOAT}, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
+        # A `skipped` row is looked at for a silent fallback only once its predecessor is accepted (`fallback`).
+        f"CASE WHEN {TEXT} = 'all' OR rank = 1 THEN {FLOAT} ELSE {FLOAT} END, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
         f"  SELECT t.alert_id, t.subscriber_id, sc.channel, {key} AS target_key, "
         "         ROW_NUMBER() OVER (PARTITION BY t.subscriber_id ORDER BY sc.position) AS rank "
         f"  FROM {_RELAYS if relays else _TARGETS} t "
@@ -146,8 +147,8 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
         "       AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
         f"  WHERE t.alert_id = ? {unless}) ranked",
-        id_prefix(), t.policy, t.priority, t.first_attempt_at, now, now, *([alert_id] if relays else []), t.topic,
-        alert_id)
+        id_prefix(), t.policy, t.priority, t.policy, t.first_attempt_at, NEVER, now, now,
+        *([alert_id] if relays else []), t.topic, alert_id)
 
 
 async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
