@@ -59,17 +59,20 @@ async def activate_silent(db: Db, now: float) -> int:
         f"SELECT n.id, d.id, CASE WHEN {is_(DeliveryStatus.SENT, 'd.')} AND a.policy = 'fallback' "
         f"AND a.status IN {LIVE_ALERT} THEN d.sent_at + a.fallback_after END AS wake "
         f"FROM deliveries n{db.dialect.indexed_by('deliveries_silent')} "
-        "JOIN deliveries d ON d.alert_id = n.alert_id AND d.subscriber_id = n.subscriber_id "
-        "AND d.position = n.position - 1 JOIN alerts a ON a.id = n.alert_id "
+        # Outer joins: every due row comes back, so that none stays due to be read again at every sweep.
+        "LEFT JOIN deliveries d ON d.alert_id = n.alert_id AND d.subscriber_id = n.subscriber_id "
+        "AND d.position = n.position - 1 LEFT JOIN alerts a ON a.id = n.alert_id "
         f"WHERE {is_(SKIPPED, 'n.')} AND n.next_attempt_at <= ? ORDER BY n.next_attempt_at LIMIT ?",
         now, SILENT_BATCH)
-    looked = [(str(r[0]), str(r[1]), None if r[2] is None else float(r[2])) for r in rows]
-    due = [sent_id for _, sent_id, wake in looked if wake is not None and wake <= now]
+    looked = [(str(r[0]), r[1], None if r[2] is None else float(r[2])) for r in rows]
+    due = [str(sent_id) for _, sent_id, wake in looked if wake is not None and wake <= now]
     later = [(skipped_id, NEVER if wake is None else wake) for skipped_id, _, wake in looked
              if wake is None or wake > now]
     if later:
+        # Only rows still due: a record that gave one its time meanwhile (PostgreSQL, another worker) is not undone.
         await db.execute(
             "UPDATE deliveries SET next_attempt_at = u.at "
             f"FROM {db.dialect.records([('id', 'TEXT'), ('at', 'DOUBLE PRECISION')])} AS u "
-            f"WHERE deliveries.id = u.id AND {is_(SKIPPED, 'deliveries.')}", as_rows(later))
+            f"WHERE deliveries.id = u.id AND {is_(SKIPPED, 'deliveries.')} AND deliveries.next_attempt_at <= ?",
+            as_rows(later), now)
     return await activate_next(db, due, now)
