@@ -4,12 +4,12 @@ position down — is queued now, where the alert's policy is `fallback` and the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.db import Db, as_list, as_rows
-from notifier.store.states import LIVE_ALERT, NEVER, is_
+from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, is_
 
 SKIPPED = DeliveryStatus.SKIPPED
 SILENT_BATCH = 10_000  # skipped rows looked at a sweep
@@ -24,23 +24,18 @@ async def activate_next(db: Db, delivery_ids: Sequence[str], now: float) -> int:
         "SELECT n.id FROM deliveries d JOIN deliveries n ON n.alert_id = d.alert_id "
         "AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 "
         f"JOIN alerts a ON a.id = d.alert_id WHERE d.id IN {db.dialect.each()} AND {is_(DeliveryStatus.SKIPPED, 'n.')} "
-        f"AND a.policy = 'fallback' AND a.status IN {LIVE_ALERT})", now, now, as_list(delivery_ids))
+        f"AND a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", now, now, as_list(delivery_ids))
 
 
-async def schedule_silent(db: Db, alert_ids: Collection[str], accepted: str, joined: str,
-                          params: Sequence[Any]) -> None:
+async def schedule_silent(db: Db, accepted: str, joined: str, params: Sequence[Any]) -> None:
     """Deliveries just accepted as `sent` (`accepted`: a FROM item `u` with their time `at`, tied to their rows `d` by
     `joined`; `params`: the item's, then the condition's — written before the record releases their lease): the
     subscriber's next channel, waiting `skipped`, is looked at when the alert's fallback window has passed
-    (`activate_silent`). Nothing to do unless one of the batch's alerts (`alert_ids`) falls back."""
-    if not alert_ids or await db.fetchval(
-            f"SELECT 1 FROM alerts WHERE id IN {db.dialect.each()} AND policy = 'fallback' LIMIT 1",
-            as_list(alert_ids)) is None:
-        return
+    (`activate_silent`). The caller asks only for batches with an alert that falls back (`recorded_alerts`)."""
     await db.execute(
         "UPDATE deliveries SET next_attempt_at = x.wake FROM ("
         f"SELECT n.id, u.at + a.fallback_after AS wake FROM {accepted} AS u JOIN deliveries d ON {joined} "
-        "JOIN alerts a ON a.id = d.alert_id AND a.policy = 'fallback' JOIN deliveries n ON n.alert_id = d.alert_id "
+        f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} JOIN deliveries n ON n.alert_id = d.alert_id "
         f"AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}) AS x "
         "WHERE deliveries.id = x.id", *params)
 
@@ -56,7 +51,7 @@ async def activate_silent(db: Db, now: float) -> int:
     most SILENT_BATCH a sweep, so that rows from before the index are worked off a bounded sweep at a time."""
     # `wake`: when the row is to be looked at, while its predecessor waits for a report under a live fallback alert.
     rows = await db.fetch(
-        f"SELECT n.id, d.id, CASE WHEN {is_(DeliveryStatus.SENT, 'd.')} AND a.policy = 'fallback' "
+        f"SELECT n.id, d.id, CASE WHEN {is_(DeliveryStatus.SENT, 'd.')} AND a.{FALLS_BACK} "
         f"AND a.status IN {LIVE_ALERT} THEN d.sent_at + a.fallback_after END AS wake "
         f"FROM deliveries n{db.dialect.indexed_by('deliveries_silent')} "
         # Outer joins: every due row comes back, so that none stays due to be read again at every sweep.

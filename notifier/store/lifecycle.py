@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier.audit import SYSTEM, Actor, AuditAction, object_ref
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
@@ -33,7 +33,7 @@ from notifier.store import alerts, audience, audit_log
 from notifier.store.db import Db, as_list
 from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
-from notifier.store.states import LIVE_ALERT, WAITING, status_list
+from notifier.store.states import FALLS_BACK, LIVE_ALERT, WAITING, status_list
 
 # A notice is a message of its own: its CAP identity is given in the storing transaction (store/cap.py).
 NEW_CAP_IDENTITY: dict[str, Any] = {"cap_sender": None, "cap_identifier": None, "cap_sent": None, "cap_origin": None}
@@ -232,14 +232,24 @@ async def _notice_if_reached(db: Db, alert: AlertRow, publisher: str | None, now
     return await _fan_out(db, notice, notice_targeting(alert, now))
 
 
-async def stopped_alerts(db: Db, alert_ids: Collection[str]) -> dict[str, DeliveryStatus]:
-    """Of these alerts, those that may send no more, with the status their waiting deliveries take."""
+class RecordedAlerts(NamedTuple):
+    """What a record of results needs of its alerts, read in one statement on the single writer's thread."""
+
+    stopped: dict[str, DeliveryStatus]  # may send no more: the status their waiting deliveries take
+    falling_back: set[str]  # policy `fallback`: a next channel waits behind each accepted send
+
+
+async def recorded_alerts(db: Db, alert_ids: Collection[str]) -> RecordedAlerts:
+    """Of these alerts, those that may send no more and those that fall back."""
     if not alert_ids:
-        return {}
-    rows = await db.fetch(f"SELECT id, status FROM alerts WHERE id IN {db.dialect.each()} AND status IN {STOPPED}",
-                          as_list(alert_ids))
-    return {r[0]: DeliveryStatus.EXPIRED if r[1] == AlertStatus.EXPIRED else DeliveryStatus.CANCELLED
-            for r in rows}
+        return RecordedAlerts({}, set())
+    rows = await db.fetch(
+        f"SELECT id, CASE WHEN status IN {STOPPED} THEN status END, {FALLS_BACK} FROM alerts "
+        f"WHERE id IN {db.dialect.each()} AND (status IN {STOPPED} OR {FALLS_BACK})", as_list(alert_ids))
+    return RecordedAlerts(
+        {r[0]: DeliveryStatus.EXPIRED if r[1] == AlertStatus.EXPIRED else DeliveryStatus.CANCELLED
+         for r in rows if r[1] is not None},
+        {r[0] for r in rows if r[2]})
 
 
 async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> None:

@@ -76,8 +76,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
         f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
     updates = [u for u in updates if u.delivery_id in held]
-    alert_ids = {u.alert_id for u in updates}
-    stopped = await lifecycle.stopped_alerts(db, alert_ids)
+    alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
+    stopped = alerts.stopped
     by_status: dict[DeliveryStatus, list[DeliveryUpdate]] = defaultdict(list)
     for u in updates:
         # A retry or deferral of a stopped alert ends here instead (cancelled, or expired).
@@ -85,7 +85,7 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     whole = _one_outcome(updates, len(held))
     await _write_delivered(db, owner, by_status[DELIVERED], now, whole)
-    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, alert_ids)
+    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, alerts.falling_back)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
@@ -149,12 +149,13 @@ async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
                       redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None,
-                      alert_ids: set[str]) -> None:
+                      falling_back: set[str]) -> None:
     if not sent:
         return
     rows = _selection(db, owner, sent, whole)
     await _mark_targets(db, rows, reached=False)
-    await fallback.schedule_silent(db, alert_ids, rows.item, rows.joined, rows.params)  # while the lease names them
+    if falling_back:  # while the lease names them
+        await fallback.schedule_silent(db, rows.item, rows.joined, rows.params)
     await _update_accepted(db, rows, f"status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
                            f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE}", now)
     await receipts.apply_early_receipts(db, sent, now, number_key, redial)

@@ -31,6 +31,8 @@ MAY_STILL_REACH = status_list(Q, DF, SN, ST)
 FINAL_FAILED = status_list(FL, EX, CN)
 # An alert whose deliveries may still go out (and whose fallbacks may still be activated).
 LIVE_ALERT = status_list(AlertStatus.ACTIVE, AlertStatus.SCHEDULED)
+# An alert that tries a subscriber's channels one after another (`store/fallback.py`); prefix it with the alias.
+FALLS_BACK = "policy = 'fallback'"
 
 
 
