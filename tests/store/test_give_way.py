@@ -44,17 +44,18 @@ async def _names(backend: SqliteBackend) -> list[str]:
 
 
 class _LongFirstAttempt:
-    """A transaction writing `name`, whose first attempt then runs ENDLESS until it is stopped."""
+    """A transaction writing `name`, whose first attempt then runs ENDLESS (or `statement`) until it is stopped."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, statement: str = ENDLESS) -> None:
         self.name, self.attempts, self.inside = name, 0, threading.Event()
+        self.statement = statement  # ENDLESS reads; a write interrupted rolls back its whole transaction
 
     async def __call__(self, db: Db) -> None:
         self.attempts += 1
         await db.execute("INSERT INTO t (name) VALUES (?)", self.name)
         if self.attempts == 1:
             self.inside.set()  # on the writer's thread
-            await db.fetchval(ENDLESS)
+            await db.execute(self.statement)
 
     async def stopped_by_a_red_warning(self, backend: SqliteBackend) -> None:
         """Once it runs, a red warning asks for the writer and is written."""
@@ -360,3 +361,33 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
     stored, _ = await asyncio.wait_for(routine, timeout=1)
     assert (await service.store.list_deliveries(stored.id, 1, None))[1] == 20_000
     assert not [r for r in caplog.records if r.msg == GAVE_WAY]
+
+
+async def test_a_routine_batch_stopped_in_a_group_commit_loses_nothing_of_the_others(backend: SqliteBackend) -> None:
+    """Two routine records wait behind a busy writer and are written in one transaction (a group commit); the
+    second is in the middle of a long write when a red warning asks for the writer. SQLite rolls the whole
+    transaction back, the first record's work with it: the red warning is written, then both records, each once."""
+    started, release = threading.Event(), threading.Event()
+
+    async def hold(db: Db) -> None:
+        started.set()
+        release.wait(10)
+
+    runs: list[str] = []
+
+    async def first(db: Db) -> None:
+        runs.append("first")
+        await db.execute("INSERT INTO t (name) VALUES ('first record')")
+
+    never = f"INSERT INTO t (name) SELECT 'never' FROM ({ENDLESS}) WHERE random() = 0.5"  # noqa: S608 - constants
+    second = _LongFirstAttempt("second record", statement=never)
+    busy = asyncio.create_task(backend.run(hold))
+    assert await asyncio.to_thread(started.wait, 10)
+    records = [asyncio.create_task(backend.run(first, background=True, yielding=True)),
+               asyncio.create_task(backend.run(second, background=True, yielding=True))]
+    await asyncio.sleep(0.05)
+    release.set()
+    await second.stopped_by_a_red_warning(backend)
+    await asyncio.wait_for(asyncio.gather(busy, *records), timeout=10)
+    assert (runs, second.attempts) == (["first", "first"], 2)
+    assert await _names(backend) == ["red", "first record", "second record"]

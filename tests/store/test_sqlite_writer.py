@@ -334,3 +334,86 @@ async def test_closing_a_store_does_not_swallow_its_callers_cancellation(tmp_pat
     with pytest.raises(asyncio.CancelledError):
         await closing
     await backend.close()
+
+
+async def _writer_statements(backend: SqliteBackend) -> list[str]:
+    """Every statement the writer's connection runs from now on (SQLite's trace of it: observed, not changed)."""
+    statements: list[str] = []
+    assert backend._writer is not None
+    await backend._writer.set_trace_callback(statements.append)
+    return statements
+
+
+def _insert(name: str) -> str:
+    """`_named`'s statement as traced."""
+    return f"INSERT INTO t (n, name) VALUES (1, '{name}')"  # noqa: S608 - compared, never run
+
+
+def _after_busy(statements: list[str]) -> list[str]:
+    """The transactions' bounds and inserts traced after the busy one's COMMIT."""
+    shown = [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT") or s.startswith("INSERT")]
+    return shown[shown.index("COMMIT") + 1:]
+
+
+async def test_small_transactions_queued_together_commit_together_each_all_or_nothing(
+        backend: SqliteBackend) -> None:
+    """Three routine claims and a rate-bucket payment wait behind a busy writer; the second claim fails half-way.
+    They are written in one transaction with one COMMIT (a group commit), the failing claim rolled back alone:
+    its caller hears its error, the others their results, and only the others' rows are there."""
+    statements = await _writer_statements(backend)
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+
+    async def half(db: Db) -> None:
+        await db.execute("INSERT INTO t (n, name) VALUES (1, 'claim 1')")
+        raise ValueError("half-way")
+
+    queued = [asyncio.create_task(backend.run(_named("claim 0", order), background=True, yielding=True)),
+              asyncio.create_task(backend.run(half, background=True, yielding=True)),
+              asyncio.create_task(backend.run(_named("claim 2", order), background=True, yielding=True)),
+              asyncio.create_task(backend.run(_named("bucket", order)))]
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(busy, *queued, return_exceptions=True)
+    assert isinstance(results[2], ValueError)
+    assert [r for i, r in enumerate(results) if i != 2] == [None] * 4
+    assert [r[0] for r in await backend.reader.fetch("SELECT name FROM t ORDER BY name")] == [
+        "bucket", "busy", "claim 0", "claim 2"]
+    # The busy one is small too: the others joined its transaction once it had done its work.
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+async def test_a_red_warning_is_never_written_in_a_group(backend: SqliteBackend) -> None:
+    """Routine claims queued behind a busy writer, then a red warning: the red warning's transaction is its own —
+    begun, written and committed before any claim is — and the claims follow together."""
+    statements = await _writer_statements(backend)
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True, yielding=True))
+              for i in range(2)]
+    red = asyncio.create_task(backend.run(_named("red warning", order), urgent=True))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(busy, *claims, red)
+    assert order == ["red warning", "claim 0", "claim 1"]
+    assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("red warning"), "COMMIT",
+                                       "BEGIN IMMEDIATE", _insert("claim 0"), _insert("claim 1"), "COMMIT"]
+
+
+async def test_a_publish_is_never_written_in_a_group(backend: SqliteBackend) -> None:
+    """A routine publish (it gives way, and may be big) waits behind a busy writer with a routine claim: each is
+    committed on its own, so that the claim's caller never waits for the publish's commit."""
+    statements = await _writer_statements(backend)
+    started, release, order = threading.Event(), threading.Event(), []
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    publish = asyncio.create_task(backend.run(_named("publish", order), yielding=True))
+    claim = asyncio.create_task(backend.run(_named("claim", order), background=True, yielding=True))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(busy, publish, claim)
+    assert order == ["publish", "claim"]
+    assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("publish"), "COMMIT",
+                                       "BEGIN IMMEDIATE", _insert("claim"), "COMMIT"]
