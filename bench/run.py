@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import psutil
 
-from bench import world
+from bench import slow_fsync, world
 from bench.cases import Case, run_case
 from bench.procs import Child, start
 from bench.world import Weather
@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="write pyinstrument profiles of the delivering process here")
     p.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write (default %(default)s)")
     p.add_argument("--keep", type=Path, help="keep each case's folder (databases, logs) under this directory")
+    p.add_argument("--fsync-delay-ms", type=float, metavar="MS",
+                   help="every fsync of the processes it starts MS longer (a slower disk: bench/slow_fsync.py)")
     args = p.parse_args(argv)
     if args.pairs < 1:
         p.error("--pairs must be 1 or more")
@@ -267,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
+        if args.fsync_delay_ms:
+            try:
+                slow_fsync.slow_down(args.fsync_delay_ms, Path(tmp))
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 2
         ceilings = []
         if "bare" in only:
             rows.append(bare(args.bare, root, "before"))
