@@ -204,22 +204,23 @@ class _Outcome(NamedTuple):
 
 
 class _Group(NamedTuple):
-    """What a group commit (`_run_group`) came to: the outcomes to tell, and the queued transactions whose work a
-    later one's rollback undid, to be run again (nobody was told anything)."""
+    """What a group commit (`_run_group`) came to: the outcomes to tell, the queued transactions whose work a later
+    one's failure undid, to be run again (nobody was told anything), and how long its COMMIT took (None: none)."""
 
     outcomes: list[_Outcome]
     undone: list[_Queued]
+    commit_seconds: float | None = None
 
 
 def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Queued | None],
                log_hand_over: LogHandOver | None = None) -> _Group:
     """On the writer's thread: BEGIN IMMEDIATE; `first`'s work, then the work of each that `more` hands over until it
-    hands over None (a group commit, GROUP_LIMIT), each run to its end in a savepoint of its own so that one that
-    fails is rolled back alone; COMMIT; then their outcomes, which nobody is told before the COMMIT. A yielding one
-    asked to give way comes to GaveWay, rolled back, and ends the group, so that the urgent one goes next. A
-    statement interrupted for it rolls back the whole transaction (SQLite does): the work of those before it is
-    undone, to be run again. WriterBusy when another process held the writer for all of busy_timeout (nothing was
-    done). `log_hand_over`: a big transaction's commit leaves copying the log back to the checkpointer."""
+    hands over None (a group commit, GROUP_LIMIT), each run to its end; COMMIT; then their outcomes, which nobody is
+    told before the COMMIT. One that fails, or that gives way (a yielding one asked to, GaveWay: the urgent one goes
+    next), rolls back the whole transaction — no savepoint a transaction, whose two statements would cost more
+    than failures, which are rare, do — and comes to its error; the work of those before it is undone, to be run
+    again. WriterBusy when another process held the writer for all of busy_timeout (nothing was done).
+    `log_hand_over`: a big transaction's commit leaves copying the log back to the checkpointer."""
     if log_hand_over is not None:
         log_hand_over.before_begin(conn)
     changes = conn.total_changes
@@ -229,33 +230,32 @@ def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Que
         if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
             raise WriterBusy(*exc.args) from exc
         raise
-    outcomes: list[_Outcome] = []
+    done: list[_Outcome] = []
     item: _Queued | None = first
     while item is not None:
-        outcome = _run_saved(conn, item)
-        if not conn.in_transaction:  # rolled back whole: of the others only those that failed have an outcome
-            return _Group([o for o in outcomes if o.exc is not None] + [outcome],
-                          [o.item for o in outcomes if o.exc is None])
-        outcomes.append(outcome)
-        if outcome.exc is not None and (isinstance(outcome.exc, GaveWay) or not isinstance(outcome.exc, Exception)):
-            break
+        outcome = _run_one(conn, item)
+        if outcome.exc is not None:
+            _roll_back(conn)
+            return _Group([outcome], [o.item for o in done])
+        done.append(outcome)
         item = more()
     try:
         big = log_hand_over is not None and log_hand_over.before_commit(conn, conn.total_changes - changes)
+        committing = time.perf_counter()
         conn.execute("COMMIT")
+        commit_seconds = time.perf_counter() - committing
     except BaseException as exc:
         _roll_back(conn)  # a COMMIT that failed (disk full, I/O) must not leave the writer inside the transaction
-        return _Group([o if o.exc is not None else o._replace(result=None, exc=exc) for o in outcomes], [])
+        return _Group([o._replace(result=None, exc=exc) for o in done], [])
     if big and log_hand_over is not None:
         log_hand_over.after_big_commit()
-    return _Group(outcomes, [])
+    return _Group(done, [], None if big else commit_seconds)
 
 
-def _run_saved(conn: sqlite3.Connection, item: _Queued) -> _Outcome:
-    """One queued transaction's work inside the writer's transaction, in a savepoint: rolled back alone when it
-    fails, or when it was asked to give way (`item.give_way`) before it ended."""
+def _run_one(conn: sqlite3.Connection, item: _Queued) -> _Outcome:
+    """One queued transaction's work inside the writer's transaction: its result, or its error — GaveWay when it was
+    asked to give way (`item.give_way`) before it ended (the caller rolls back)."""
     give_way = item.give_way
-    conn.execute("SAVEPOINT queued")
     try:
         if give_way is not None:
             give_way.arm()
@@ -264,16 +264,12 @@ def _run_saved(conn: sqlite3.Connection, item: _Queued) -> _Outcome:
             raise GaveWay
     except BaseException as exc:
         asked = give_way is not None and give_way.disarm()  # before the rollback: no interrupt may land on it
-        if conn.in_transaction:  # an interrupted write has rolled the whole transaction back already
-            conn.execute("ROLLBACK TO queued")
-            conn.execute("RELEASE queued")
         # An interrupted statement raises sqlite3's OperationalError: that is the giving way, not a failure.
         if asked and not isinstance(exc, GaveWay):
             gave_way = GaveWay()
             gave_way.__cause__ = exc
             exc = gave_way
         return _Outcome(item, None, exc)
-    conn.execute("RELEASE queued")
     return _Outcome(item, result, None)
 
 
@@ -302,13 +298,18 @@ class _Queued(NamedTuple):
 
 
 # Small transactions queued one behind another commit together (`_run_group`): one BEGIN, one COMMIT and one fsync
-# of the log for several. During a fan-out they are the dispatcher's claims, records and rate-bucket payments, and
-# their BEGINs and COMMITs took ~30 % of the single writer's time (1,650 commits of a 300,000-SMS delivery, 2.5 s of
-# ~8.5 s); grouped, 2.5 a commit: the writer busy 17 % less, and on a disk whose fsync takes 2 ms (cloud block
-# storage) 13-20 % more numbers a second (bench/RESULTS.md, seventeenth round). At most GROUP_LIMIT a group, so that
-# their callers hear soon; an urgent transaction (a red warning's) ends a group and runs alone, and so do publishes
-# and imports (big, and they give way), so that a small write never waits for one of them to commit.
+# of the log for several; one that fails rolls back the group, whose others run again. During a fan-out they are
+# the dispatcher's claims, records and rate-bucket payments, and their BEGINs and COMMITs took ~30 % of the single
+# writer's time (1,650 commits of a 300,000-SMS delivery, 2.5 s of ~8.5 s); grouped, the writer is less busy, and on
+# a disk whose fsync takes 2 ms (network block storage) the numbers a second rise (bench/RESULTS.md, seventeenth
+# round). But each one joining holds back the answers of those before it for as long as it runs (a record: ~9 ms),
+# which on a disk that flushes fast cost more than the commit saved (a claim's rows waited for the record behind
+# it): so a group takes new ones only for as long as a commit takes (the writer's own moving average), and at most
+# GROUP_LIMIT. An urgent transaction (a red warning's) ends a group and runs alone, and so do publishes and imports
+# (big, and they give way), so that a small write never waits for one of them to commit.
 GROUP_LIMIT = 8
+COMMIT_WEIGHT = 0.05  # of the last commit in the writer's estimate of how long one takes (a moving average)
+FIRST_COMMIT_GUESS = 0.001  # seconds, until the writer has measured its own
 
 
 def _settle(done: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
@@ -347,8 +348,12 @@ class SqliteBackend:
 
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, group_for: float | None = None) -> None:
+        """`group_for`: how long a group commit takes in more transactions (GROUP_LIMIT); by default as long as a
+        commit takes, measured as the writer goes."""
         self.path = path
+        self._group_for = group_for
+        self._commit_seconds = FIRST_COMMIT_GUESS
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._bulk_reader: aiosqlite.Connection | None = None
@@ -543,9 +548,11 @@ class SqliteBackend:
         conn = self._writer._conn
         while (first := self._next()) is not None:
             try:
-                outcomes, undone = _run_group(conn, first, self._joining(first), self._log_hand_over)
+                outcomes, undone, commit_seconds = _run_group(conn, first, self._joining(first), self._log_hand_over)
             except BaseException as exc:
-                outcomes, undone = [_Outcome(first, None, exc)], []
+                outcomes, undone, commit_seconds = [_Outcome(first, None, exc)], [], None
+            if commit_seconds is not None:
+                self._commit_seconds += (commit_seconds - self._commit_seconds) * COMMIT_WEIGHT
             with self._queue_guard:
                 for item in undone:  # in their places: most urgent first, then the oldest
                     heapq.heappush(self._queue, item)
@@ -556,14 +563,19 @@ class SqliteBackend:
                     raise outcome.exc
 
     def _joining(self, first: _Queued) -> Callable[[], _Queued | None]:
-        """Those that join `first`'s group commit, one at a time (GROUP_LIMIT): none if it is not small."""
-        joined = 1
+        """Those that join `first`'s group commit, one at a time (GROUP_LIMIT): none if it is not small, and none
+        once the group has run for as long as a commit takes (each one joining saves a commit, and holds back the
+        answers of those before it for as long as it runs)."""
+        joined, started = 1, 0.0
+        patience = self._commit_seconds if self._group_for is None else self._group_for
 
         def more() -> _Queued | None:
-            nonlocal joined
-            if not first.small or joined >= GROUP_LIMIT or (item := self._next(small=True)) is None:
+            nonlocal joined, started
+            started = started or time.perf_counter()  # from the end of the first: its own time is no one's wait
+            if not first.small or joined >= GROUP_LIMIT or time.perf_counter() - started >= patience:
                 return None
-            joined += 1
+            if (item := self._next(small=True)) is not None:
+                joined += 1
             return item
 
         return more

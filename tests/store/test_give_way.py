@@ -363,10 +363,20 @@ async def test_a_routine_publish_finishes_while_the_life_safety_loop_polls_in_va
     assert not [r for r in caplog.records if r.msg == GAVE_WAY]
 
 
-async def test_a_routine_batch_stopped_in_a_group_commit_loses_nothing_of_the_others(backend: SqliteBackend) -> None:
+async def test_a_routine_batch_stopped_in_a_group_commit_loses_nothing_of_the_others(tmp_path: Path) -> None:
     """Two routine records wait behind a busy writer and are written in one transaction (a group commit); the
     second is in the middle of a long write when a red warning asks for the writer. SQLite rolls the whole
     transaction back, the first record's work with it: the red warning is written, then both records, each once."""
+    backend = SqliteBackend(tmp_path / "writer.db", group_for=60.0)  # the second joins however slow the machine
+    await backend.open()
+    try:
+        await backend.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
+        await _stopped_in_a_group(backend)
+    finally:
+        await backend.close()
+
+
+async def _stopped_in_a_group(backend: SqliteBackend) -> None:
     started, release = threading.Event(), threading.Event()
 
     async def hold(db: Db) -> None:

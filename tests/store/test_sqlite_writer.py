@@ -355,45 +355,60 @@ def _after_busy(statements: list[str]) -> list[str]:
     return shown[shown.index("COMMIT") + 1:]
 
 
+@pytest.fixture
+async def grouping(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
+    """`backend`, whose group commits take in whatever is queued for a minute (not for as long as a commit takes,
+    which on a fast disk may be shorter than a test's own pauses)."""
+    opened = SqliteBackend(tmp_path / "writer.db", group_for=60.0)
+    await opened.open()
+    try:
+        await opened.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
+        yield opened
+    finally:
+        await opened.close()
+
+
 async def test_small_transactions_queued_together_commit_together_each_all_or_nothing(
-        backend: SqliteBackend) -> None:
+        grouping: SqliteBackend) -> None:
     """Three routine claims and a rate-bucket payment wait behind a busy writer; the second claim fails half-way.
-    They are written in one transaction with one COMMIT (a group commit), the failing claim rolled back alone:
-    its caller hears its error, the others their results, and only the others' rows are there."""
-    statements = await _writer_statements(backend)
+    Queued together, they are written in one transaction (a group commit); the failing claim rolls it back and its
+    caller hears its error, and the others run again and are committed together: their callers hear their results
+    after that one COMMIT, and only their rows are there."""
+    statements = await _writer_statements(grouping)
     started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    busy = asyncio.create_task(grouping.run(_holding(started, release)))
     assert await asyncio.to_thread(started.wait, 10)
 
     async def half(db: Db) -> None:
         await db.execute("INSERT INTO t (n, name) VALUES (1, 'claim 1')")
         raise ValueError("half-way")
 
-    queued = [asyncio.create_task(backend.run(_named("claim 0", order), background=True, yielding=True)),
-              asyncio.create_task(backend.run(half, background=True, yielding=True)),
-              asyncio.create_task(backend.run(_named("claim 2", order), background=True, yielding=True)),
-              asyncio.create_task(backend.run(_named("bucket", order)))]
+    queued = [asyncio.create_task(grouping.run(_named("claim 0", order), background=True, yielding=True)),
+              asyncio.create_task(grouping.run(half, background=True, yielding=True)),
+              asyncio.create_task(grouping.run(_named("claim 2", order), background=True, yielding=True)),
+              asyncio.create_task(grouping.run(_named("bucket", order)))]
     await asyncio.sleep(0.05)
     release.set()
     results = await asyncio.gather(busy, *queued, return_exceptions=True)
     assert isinstance(results[2], ValueError)
     assert [r for i, r in enumerate(results) if i != 2] == [None] * 4
-    assert [r[0] for r in await backend.reader.fetch("SELECT name FROM t ORDER BY name")] == [
+    assert [r[0] for r in await grouping.reader.fetch("SELECT name FROM t ORDER BY name")] == [
         "bucket", "busy", "claim 0", "claim 2"]
     # The busy one is small too: the others joined its transaction once it had done its work.
-    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")] == [
+        "BEGIN IMMEDIATE", "ROLLBACK", "BEGIN IMMEDIATE", "COMMIT"]
 
 
-async def test_a_red_warning_is_never_written_in_a_group(backend: SqliteBackend) -> None:
+async def test_a_red_warning_is_never_written_in_a_group(grouping: SqliteBackend) -> None:
     """Routine claims queued behind a busy writer, then a red warning: the red warning's transaction is its own —
     begun, written and committed before any claim is — and the claims follow together."""
-    statements = await _writer_statements(backend)
+    statements = await _writer_statements(grouping)
     started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    busy = asyncio.create_task(grouping.run(_holding(started, release)))
     assert await asyncio.to_thread(started.wait, 10)
-    claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True, yielding=True))
+    claims = [asyncio.create_task(grouping.run(_named(f"claim {i}", order), background=True, yielding=True))
               for i in range(2)]
-    red = asyncio.create_task(backend.run(_named("red warning", order), urgent=True))
+    red = asyncio.create_task(grouping.run(_named("red warning", order), urgent=True))
     await asyncio.sleep(0.05)
     release.set()
     await asyncio.gather(busy, *claims, red)
@@ -402,18 +417,40 @@ async def test_a_red_warning_is_never_written_in_a_group(backend: SqliteBackend)
                                        "BEGIN IMMEDIATE", _insert("claim 0"), _insert("claim 1"), "COMMIT"]
 
 
-async def test_a_publish_is_never_written_in_a_group(backend: SqliteBackend) -> None:
+async def test_a_publish_is_never_written_in_a_group(grouping: SqliteBackend) -> None:
     """A routine publish (it gives way, and may be big) waits behind a busy writer with a routine claim: each is
     committed on its own, so that the claim's caller never waits for the publish's commit."""
-    statements = await _writer_statements(backend)
+    statements = await _writer_statements(grouping)
     started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    busy = asyncio.create_task(grouping.run(_holding(started, release)))
     assert await asyncio.to_thread(started.wait, 10)
-    publish = asyncio.create_task(backend.run(_named("publish", order), yielding=True))
-    claim = asyncio.create_task(backend.run(_named("claim", order), background=True, yielding=True))
+    publish = asyncio.create_task(grouping.run(_named("publish", order), yielding=True))
+    claim = asyncio.create_task(grouping.run(_named("claim", order), background=True, yielding=True))
     await asyncio.sleep(0.05)
     release.set()
     await asyncio.gather(busy, publish, claim)
     assert order == ["publish", "claim"]
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("publish"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim"), "COMMIT"]
+
+
+async def test_a_group_takes_in_more_only_for_as_long_as_a_commit_takes(tmp_path: Path) -> None:
+    """Each transaction joining a group holds back the answers of those before it while it runs: a writer whose
+    commits take no time at all (`group_for` 0) commits every queued transaction on its own."""
+    backend = SqliteBackend(tmp_path / "writer.db", group_for=0.0)
+    await backend.open()
+    try:
+        await backend.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
+        statements = await _writer_statements(backend)
+        started, release, order = threading.Event(), threading.Event(), []
+        busy = asyncio.create_task(backend.run(_holding(started, release)))
+        assert await asyncio.to_thread(started.wait, 10)
+        claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True, yielding=True))
+                  for i in range(2)]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(busy, *claims)
+    finally:
+        await backend.close()
+    assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("claim 0"), "COMMIT",
+                                       "BEGIN IMMEDIATE", _insert("claim 1"), "COMMIT"]
