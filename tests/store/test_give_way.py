@@ -32,6 +32,7 @@ from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SubscriberFactory
 from tests.crowd import sms_people
+from tests.store.writers import writer_backend
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.…` finds the tests package
 # A statement that runs for a minute or two unless it is interrupted (bounded, so that a failure ends).
@@ -367,13 +368,8 @@ async def test_a_routine_batch_stopped_in_a_group_commit_loses_nothing_of_the_ot
     """Two routine records wait behind a busy writer and are written in one transaction (a group commit); the
     second is in the middle of a long write when a red warning asks for the writer. SQLite rolls the whole
     transaction back, the first record's work with it: the red warning is written, then both records, each once."""
-    backend = SqliteBackend(tmp_path / "writer.db", group_for=60.0)  # the second joins however slow the machine
-    await backend.open()
-    try:
-        await backend.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
+    async with writer_backend(tmp_path / "writer.db", group_for=60.0) as backend:  # joins however slow the machine
         await _stopped_in_a_group(backend)
-    finally:
-        await backend.close()
 
 
 async def _stopped_in_a_group(backend: SqliteBackend) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from notifier.store.db import Db
 from notifier.store.sqlite_db import BIG_TRANSACTION_ROWS, WRITER_CHECKPOINT_PAGES, LogHandOver, SqliteBackend
+from tests.store.writers import writer_backend
 
 
 async def test_a_waiting_writer_goes_before_queued_background_work(tmp_path: Path) -> None:
@@ -355,19 +356,6 @@ def _after_busy(statements: list[str]) -> list[str]:
     return shown[shown.index("COMMIT") + 1:]
 
 
-@pytest.fixture
-async def grouping(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    """`backend`, whose group commits take in whatever is queued for a minute (not for as long as a commit takes,
-    which on a fast disk may be shorter than a test's own pauses)."""
-    opened = SqliteBackend(tmp_path / "writer.db", group_for=60.0)
-    await opened.open()
-    try:
-        await opened.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
-        yield opened
-    finally:
-        await opened.close()
-
-
 async def test_small_transactions_queued_together_commit_together_each_all_or_nothing(
         grouping: SqliteBackend) -> None:
     """Three routine claims and a rate-bucket payment wait behind a busy writer; the second claim fails half-way.
@@ -437,10 +425,7 @@ async def test_a_publish_is_never_written_in_a_group(grouping: SqliteBackend) ->
 async def test_a_group_takes_in_more_only_for_as_long_as_a_commit_takes(tmp_path: Path) -> None:
     """Each transaction joining a group holds back the answers of those before it while it runs: a writer whose
     commits take no time at all (`group_for` 0) commits every queued transaction on its own."""
-    backend = SqliteBackend(tmp_path / "writer.db", group_for=0.0)
-    await backend.open()
-    try:
-        await backend.run(lambda db: db.execute("CREATE TABLE t (n INTEGER, name TEXT)"))
+    async with writer_backend(tmp_path / "writer.db", group_for=0.0) as backend:
         statements = await _writer_statements(backend)
         started, release, order = threading.Event(), threading.Event(), []
         busy = asyncio.create_task(backend.run(_holding(started, release)))
@@ -450,7 +435,5 @@ async def test_a_group_takes_in_more_only_for_as_long_as_a_commit_takes(tmp_path
         await asyncio.sleep(0.05)
         release.set()
         await asyncio.gather(busy, *claims)
-    finally:
-        await backend.close()
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("claim 0"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim 1"), "COMMIT"]
