@@ -1,5 +1,5 @@
 /* Every fsync and fdatasync of the process takes SLOW_FSYNC_US microseconds longer: a disk whose flush is slow
- * (cloud block storage: 1-3 ms), on a VM whose own takes ~0.4 ms. Loaded with LD_PRELOAD by `bench.run
+ * (network block storage: commonly a few ms), on a VM whose own takes ~0.4 ms. Loaded with LD_PRELOAD by `bench.run
  * --fsync-delay-ms`, built by bench/slow_fsync.py. SQLite (synchronous = FULL) flushes its log at every commit. */
 #define _GNU_SOURCE
 #include <dlfcn.h>

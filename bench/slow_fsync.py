@@ -1,7 +1,8 @@
 """A slower disk for the benchmark's processes: `--fsync-delay-ms N` makes every fsync N ms longer (slow_fsync.c,
 built here with the system's C compiler and loaded with LD_PRELOAD into every process the run starts). This VM's
-disk flushes in ~0.4 ms; cloud block storage, where a city's service is as likely to run, takes 1-3 ms, and SQLite
-(synchronous = FULL) flushes its log at every commit — a cost the benchmark would otherwise never show."""
+disk flushes in ~0.4 ms; network block storage, where a city's service is as likely to run, commonly takes a few
+milliseconds, and SQLite (synchronous = FULL) flushes its log at every commit — a cost the benchmark would otherwise
+never show."""
 
 from __future__ import annotations
 
