@@ -397,3 +397,23 @@ async def _stopped_in_a_group(backend: SqliteBackend) -> None:
     await asyncio.wait_for(asyncio.gather(busy, *records), timeout=10)
     assert (runs, second.attempts) == (["first", "first"], 2)
     assert await _names(backend) == ["red", "first record", "second record"]
+
+
+async def test_a_red_warning_stopped_by_an_interrupt_meant_for_another_runs_again(backend: SqliteBackend) -> None:
+    """A red warning's transaction (it never gives way) is stopped mid-statement by an interrupt that was meant for a
+    routine one (one landed late once in CI): it is not failed, it runs again, whole."""
+    assert backend._writer is not None
+    conn = backend._writer._conn  # the writer's connection: SQLite's interrupt is made to be called from any thread
+    attempts = 0
+
+    async def red(db: Db) -> str:
+        nonlocal attempts
+        attempts += 1
+        await db.execute("INSERT INTO t (name) VALUES ('red')")
+        if attempts == 1:
+            threading.Timer(0.05, conn.interrupt).start()
+            await db.fetchval(ENDLESS)
+        return "written"
+
+    assert await asyncio.wait_for(backend.run(red, urgent=True), timeout=10) == "written"
+    assert (attempts, await _names(backend)) == (2, ["red"])
