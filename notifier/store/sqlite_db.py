@@ -217,10 +217,10 @@ def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Que
     """On the writer's thread: BEGIN IMMEDIATE; `first`'s work, then the work of each that `more` hands over until it
     hands over None (a group commit, GROUP_LIMIT), each run to its end; COMMIT; then their outcomes, which nobody is
     told before the COMMIT. One that fails, or that gives way (a yielding one asked to, GaveWay: the urgent one goes
-    next), rolls back the whole transaction — no savepoint a transaction, whose two statements would cost more
-    than failures, which are rare, do — and comes to its error; the work of those before it is undone, to be run
-    again. WriterBusy when another process held the writer for all of busy_timeout (nothing was done).
-    `log_hand_over`: a big transaction's commit leaves copying the log back to the checkpointer."""
+    next), rolls back the whole transaction and comes to its error; the work of those before it is undone, to be
+    run again (no savepoint for each: its two statements, every time, cost more than the rare failure's re-runs).
+    WriterBusy when another process held the writer for all of busy_timeout (nothing was done). `log_hand_over`: a
+    big transaction's commit leaves copying the log back to the checkpointer."""
     if log_hand_over is not None:
         log_hand_over.before_begin(conn)
     changes = conn.total_changes
