@@ -131,13 +131,14 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
     unless = "" if first else ("AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
                                "AND e.subscriber_id = t.subscriber_id)")
     key, number = db.dialect.fan_out_numbers("t", table=not relays)
+    goes_now = f"{TEXT} = 'all' OR rank = 1"  # the policy (a parameter each time): every channel, or the first
     await db.execute(
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
         f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id(number)}, "
         "alert_id, subscriber_id, "
-        f"channel, rank, CASE WHEN {TEXT} = 'all' OR rank = 1 THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
+        f"channel, rank, CASE WHEN {goes_now} THEN '{queued}' ELSE '{skipped}' END, {INT}, 0, "
         # A `skipped` row is looked at for a silent fallback only once its predecessor is accepted (`fallback`).
-        f"CASE WHEN {TEXT} = 'all' OR rank = 1 THEN {FLOAT} ELSE {FLOAT} END, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
+        f"CASE WHEN {goes_now} THEN {FLOAT} ELSE {FLOAT} END, {FLOAT}, {FLOAT}, {int(relays)} FROM ("
         f"  SELECT t.alert_id, t.subscriber_id, sc.channel, {key} AS target_key, "
         "         ROW_NUMBER() OVER (PARTITION BY t.subscriber_id ORDER BY sc.position) AS rank "
         f"  FROM {_RELAYS if relays else _TARGETS} t "

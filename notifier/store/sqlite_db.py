@@ -224,7 +224,14 @@ def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Que
     if log_hand_over is not None:
         log_hand_over.before_begin(conn)
     changes = conn.total_changes
-    _begin(conn)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise WriterBusy(*exc.args) from exc
+        if _interrupted(exc):  # meant for a yielding one before it (`_stray_interrupt`): nothing ran, it runs again
+            return _Group([], [first])
+        raise
     done: list[_Outcome] = []
     item: _Queued | None = first
     while item is not None:
@@ -252,24 +259,12 @@ def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Que
 def _stray_interrupt(outcome: _Outcome) -> bool:
     """A transaction that does not give way stopped by an interrupt: one meant for a yielding transaction before it
     that landed late (seen once in CI, a red warning's BEGIN "interrupted", in a test that stops a routine write;
-    the way it lands was not found). It must not fail for that: it runs again."""
-    exc = outcome.exc
-    return (outcome.item.give_way is None and isinstance(exc, sqlite3.OperationalError)
-            and exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT)
+    the way it lands was not found). It must not fail for that: it runs again, as does any whose BEGIN it stopped."""
+    return outcome.item.give_way is None and _interrupted(outcome.exc)
 
 
-def _begin(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE; once more when it was interrupted — by an interrupt meant for a yielding transaction before
-    it (`_stray_interrupt`): it did nothing."""
-    for tries_left in (1, 0):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-                raise WriterBusy(*exc.args) from exc
-            if exc.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT or not tries_left:
-                raise
+def _interrupted(exc: BaseException | None) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT
 
 
 def _run_one(conn: sqlite3.Connection, item: _Queued) -> _Outcome:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -350,6 +351,23 @@ def _insert(name: str) -> str:
     return f"INSERT INTO t (n, name) VALUES (1, '{name}')"  # noqa: S608 - compared, never run
 
 
+async def _behind_busy(backend: SqliteBackend, *asks: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Each of `asks` (a `backend.run`, in this order) queued while the writer is busy with `_holding`; once they
+    all wait, the busy one ends: the busy one's outcome, then theirs (results or errors)."""
+    started, release = threading.Event(), threading.Event()
+    busy = asyncio.create_task(backend.run(_holding(started, release)))
+    assert await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.create_task(ask()) for ask in asks]
+    await asyncio.sleep(0.05)
+    release.set()
+    return await asyncio.gather(busy, *queued, return_exceptions=True)
+
+
+def _claims(backend: SqliteBackend, order: list[str]) -> list[Callable[[], Awaitable[Any]]]:
+    """Two routine claims (`claim 0`, `claim 1`), to be asked for in that order."""
+    return [lambda i=i: backend.run(_named(f"claim {i}", order), background=True, yielding=True) for i in range(2)]
+
+
 def _after_busy(statements: list[str]) -> list[str]:
     """The transactions' bounds and inserts traced after the busy one's COMMIT."""
     shown = [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT") or s.startswith("INSERT")]
@@ -362,22 +380,17 @@ async def test_small_transactions_queued_together_commit_together_each_all_or_no
     Queued together, they are written in one transaction (a group commit); the failing claim rolls it back and its
     caller hears its error, and the others run again and are committed together: their callers hear their results
     after that one COMMIT, and only their rows are there."""
-    statements = await _writer_statements(grouping)
-    started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(grouping.run(_holding(started, release)))
-    assert await asyncio.to_thread(started.wait, 10)
+    statements, order = await _writer_statements(grouping), []
 
     async def half(db: Db) -> None:
         await db.execute("INSERT INTO t (n, name) VALUES (1, 'claim 1')")
         raise ValueError("half-way")
 
-    queued = [asyncio.create_task(grouping.run(_named("claim 0", order), background=True, yielding=True)),
-              asyncio.create_task(grouping.run(half, background=True, yielding=True)),
-              asyncio.create_task(grouping.run(_named("claim 2", order), background=True, yielding=True)),
-              asyncio.create_task(grouping.run(_named("bucket", order)))]
-    await asyncio.sleep(0.05)
-    release.set()
-    results = await asyncio.gather(busy, *queued, return_exceptions=True)
+    results = await _behind_busy(grouping, lambda: grouping.run(_named("claim 0", order), background=True,
+                                                                 yielding=True),
+                                 lambda: grouping.run(half, background=True, yielding=True),
+                                 lambda: grouping.run(_named("claim 2", order), background=True, yielding=True),
+                                 lambda: grouping.run(_named("bucket", order)))
     assert isinstance(results[2], ValueError)
     assert [r for i, r in enumerate(results) if i != 2] == [None] * 4
     assert [r[0] for r in await grouping.reader.fetch("SELECT name FROM t ORDER BY name")] == [
@@ -390,16 +403,9 @@ async def test_small_transactions_queued_together_commit_together_each_all_or_no
 async def test_a_red_warning_is_never_written_in_a_group(grouping: SqliteBackend) -> None:
     """Routine claims queued behind a busy writer, then a red warning: the red warning's transaction is its own —
     begun, written and committed before any claim is — and the claims follow together."""
-    statements = await _writer_statements(grouping)
-    started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(grouping.run(_holding(started, release)))
-    assert await asyncio.to_thread(started.wait, 10)
-    claims = [asyncio.create_task(grouping.run(_named(f"claim {i}", order), background=True, yielding=True))
-              for i in range(2)]
-    red = asyncio.create_task(grouping.run(_named("red warning", order), urgent=True))
-    await asyncio.sleep(0.05)
-    release.set()
-    await asyncio.gather(busy, *claims, red)
+    statements, order = await _writer_statements(grouping), []
+    await _behind_busy(grouping, *_claims(grouping, order),
+                       lambda: grouping.run(_named("red warning", order), urgent=True))
     assert order == ["red warning", "claim 0", "claim 1"]
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("red warning"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim 0"), _insert("claim 1"), "COMMIT"]
@@ -408,15 +414,9 @@ async def test_a_red_warning_is_never_written_in_a_group(grouping: SqliteBackend
 async def test_a_publish_is_never_written_in_a_group(grouping: SqliteBackend) -> None:
     """A routine publish (it gives way, and may be big) waits behind a busy writer with a routine claim: each is
     committed on its own, so that the claim's caller never waits for the publish's commit."""
-    statements = await _writer_statements(grouping)
-    started, release, order = threading.Event(), threading.Event(), []
-    busy = asyncio.create_task(grouping.run(_holding(started, release)))
-    assert await asyncio.to_thread(started.wait, 10)
-    publish = asyncio.create_task(grouping.run(_named("publish", order), yielding=True))
-    claim = asyncio.create_task(grouping.run(_named("claim", order), background=True, yielding=True))
-    await asyncio.sleep(0.05)
-    release.set()
-    await asyncio.gather(busy, publish, claim)
+    statements, order = await _writer_statements(grouping), []
+    await _behind_busy(grouping, lambda: grouping.run(_named("publish", order), yielding=True),
+                       lambda: grouping.run(_named("claim", order), background=True, yielding=True))
     assert order == ["publish", "claim"]
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("publish"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim"), "COMMIT"]
@@ -427,13 +427,6 @@ async def test_a_group_takes_in_more_only_for_as_long_as_a_commit_takes(tmp_path
     commits take no time at all (`group_for` 0) commits every queued transaction on its own."""
     async with writer_backend(tmp_path / "writer.db", group_for=0.0) as backend:
         statements = await _writer_statements(backend)
-        started, release, order = threading.Event(), threading.Event(), []
-        busy = asyncio.create_task(backend.run(_holding(started, release)))
-        assert await asyncio.to_thread(started.wait, 10)
-        claims = [asyncio.create_task(backend.run(_named(f"claim {i}", order), background=True, yielding=True))
-                  for i in range(2)]
-        await asyncio.sleep(0.05)
-        release.set()
-        await asyncio.gather(busy, *claims)
+        await _behind_busy(backend, *_claims(backend, []))
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("claim 0"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim 1"), "COMMIT"]
