@@ -315,8 +315,8 @@ class _Queued(NamedTuple):
 # Small transactions queued one behind another commit together (`_run_group`): one BEGIN, one COMMIT and one fsync
 # of the log for several; one that fails rolls back the group, whose others run again. During a fan-out they are
 # the dispatcher's claims, records and rate-bucket payments, and their BEGINs and COMMITs took ~30 % of the single
-# writer's time (1,650 commits of a 300,000-SMS delivery, 2.5 s of ~8.5 s); grouped, the writer is less busy, and on
-# a disk whose fsync takes 2 ms (network block storage) the numbers a second rise (bench/RESULTS.md, seventeenth
+# writer's time (1,650 commits of a 300,000-SMS delivery, 2.5 s of ~8.5 s); grouped, about two a commit, and on a
+# disk whose fsync takes 2 ms (network block storage) 13-19 % more numbers a second (bench/RESULTS.md, seventeenth
 # round). But each one joining holds back the answers of those before it for as long as it runs (a record: ~9 ms),
 # which on a disk that flushes fast cost more than the commit saved (a claim's rows waited for the record behind
 # it): so a group takes new ones only for as long as a commit takes (the writer's own moving average), and at most
