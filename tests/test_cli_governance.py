@@ -9,6 +9,8 @@ import pytest
 
 from notifier.audit import GENESIS
 from notifier.config import load_settings
+from notifier.keys import create_key
+from notifier.models import Role
 from notifier.publish import check_alert, publish_alert
 from notifier.service import open_database
 from tests.cli_run import Cli, one_line_failure
@@ -75,8 +77,12 @@ def test_audit_verify_counts_the_cli_acts(cli: Cli) -> None:
 async def test_audit_verify_against_a_witnessed_head_finds_a_cut_tail(cli: Cli) -> None:
     """Deleting the newest entries leaves a chain that checks by itself; `--witness SEQ:HASH` (the head seen before)
     still finds it: exit 1 naming the first missing seq."""
-    for _ in range(3):
-        assert cli("keys", "create", "--role", "viewer").returncode == 0
+    store = await open_database(load_settings(cli.config, {}))
+    try:
+        for _ in range(3):  # three acts in the chain (in-process: the command under test is `audit verify`)
+            await create_key(store, Role.VIEWER)
+    finally:
+        await store.close()
     _, _, count, _, _, head = cli("audit", "verify").stdout.split()
     assert cli("audit", "verify", "--witness", f"{count}:{head}").returncode == 0
     store = await open_database(load_settings(cli.config, {}))

@@ -12,7 +12,7 @@ Scripting, per number (the number's next `times` requests, or every one with `ti
     gateway.script("+8613800000001", "permanent")     # isv.MOBILE_NUMBER_ILLEGAL for the whole request
     gateway.script("+8613800000001", "throttle")      # isv.BUSINESS_LIMIT_CONTROL, minute level
     gateway.script("+8613800000001", "5xx")           # HTTP 503 ServiceUnavailable
-    gateway.script("+8613800000001", "timeout")       # no answer for `hang_seconds`
+    gateway.script("+8613800000001", "timeout")       # no answer for `hang_seconds` (or until `answer_hung()`)
     gateway.script("+8613800000001", "receipt_fail")  # accepted; the receipt says UNDELIV
     gateway.script("+8613800000001", "late_receipt")  # accepted; receipt after `late_receipt_delay`
     gateway.script("+8613800000001", "no_receipt")    # accepted; no receipt ever
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import sys
 import time
@@ -142,6 +143,7 @@ class FakeAliyunSms:
         self._biz_ids = itertools.count(1)
         self._sequence = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hung_answer = asyncio.Event()  # set: hung requests answer now (`answer_hung`)
 
     # --- scripting ---------------------------------------------------------------------------------------------
 
@@ -205,7 +207,8 @@ class FakeAliyunSms:
         behaviour = self._request_behaviour(parsed.numbers)
         if behaviour == "timeout":
             self.counts["timeouts"] += 1
-            await asyncio.sleep(self.hang_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hung_answer.wait(), self.hang_seconds)
             return self._refuse(request, Refusal(504, "ServiceTimeout", "The request processing has timed out."))
         if behaviour is None and await self.weather.refuse():
             behaviour = "5xx"
@@ -277,7 +280,13 @@ class FakeAliyunSms:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def answer_hung(self) -> None:
+        """Requests scripted to time out answer (ServiceTimeout) now, and later ones at once: a test has seen what it
+        needed, and nothing then waits out `hang_seconds` (a sender still inside its own timeout)."""
+        self._hung_answer.set()
+
     async def close(self) -> None:
+        self.answer_hung()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
