@@ -17,7 +17,8 @@ The urgent transaction may be in another process on the same database file (`not
 `notifier worker` beside `notifier serve`): there it waits in SQLite's own lock, not in ours. So a waiting urgent
 transaction also renews a sign every process can see — an empty file beside the database, `<database>-urgent`,
 whose modification time it sets every `NUDGE_SECONDS` (`UrgentSign`) — and a yielding transaction in progress is
-watched by its own process, which interrupts it when the sign is fresh; the quiet time counts from the sign too."""
+watched by its own process, which interrupts it when the sign is fresh; the quiet time counts from the sign too. The
+dispatcher's routine claims and records, milliseconds each, only look at the sign when they begin (`arm`)."""
 
 from __future__ import annotations
 

@@ -25,9 +25,9 @@ from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import Priority
 from notifier.store.db import Db
-from notifier.store.give_way import MAX_GIVE_WAYS, QUIET_SECONDS
+from notifier.store.give_way import MAX_GIVE_WAYS, QUIET_SECONDS, UrgentSign
 from notifier.store.records import AlertRow, AssistedRecord
-from notifier.store.sqlite_db import GAVE_WAY, SqliteBackend
+from notifier.store.sqlite_db import BATCH_GAVE_WAY, GAVE_WAY, SqliteBackend
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SubscriberFactory
@@ -134,6 +134,33 @@ async def test_a_routine_transaction_right_after_an_urgent_one_does_not_give_way
     await backend.run(lambda db: db.execute("INSERT INTO t (name) VALUES ('routine')"), yielding=True)
     assert await _names(backend) == ["red", "routine"]
     assert not [r for r in caplog.records if r.msg == GAVE_WAY]
+
+
+async def test_a_routine_claim_begun_while_another_process_waits_with_a_red_warning_gives_way(
+        backend: SqliteBackend, caplog: pytest.LogCaptureFixture) -> None:
+    """Another process on the same file waits for the writer with a red warning (it keeps its sign fresh): a
+    routine claim of this process gives way as it begins — up to MAX_GIVE_WAYS times, then it runs, once."""
+    caplog.set_level(logging.DEBUG, logger="notifier.store.sqlite_db")
+    other = UrgentSign(backend.path)  # another process's renewals, not this process's own
+
+    async def keep_renewing() -> None:
+        while True:
+            other.renew()
+            await asyncio.sleep(0.005)
+
+    ran = []
+
+    async def claim(db: Db) -> None:
+        ran.append("claim")
+        await db.execute("INSERT INTO t (name) VALUES ('claim')")
+
+    renewing = asyncio.create_task(keep_renewing())
+    try:
+        await asyncio.wait_for(backend.run(claim, background=True, yielding=True), timeout=10)
+    finally:
+        renewing.cancel()
+    assert (ran, await _names(backend)) == (["claim"], ["claim"])
+    assert len([r for r in caplog.records if r.msg == BATCH_GAVE_WAY]) == MAX_GIVE_WAYS
 
 
 @pytest.mark.slow
