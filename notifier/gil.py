@@ -8,8 +8,9 @@ in its commit were the other cause, `store/sqlite_db.py`). A switch interval of 
 waits without measurably changing the fan-out's throughput (bench/RESULTS.md, fifth round). The single writer's
 thread makes such a trip after every statement of every claim and record, and during an SMS fan-out it is the
 pipeline's critical path (sampled with py-spy's --gil: the GIL itself is held only half the time): at a tenth of a
-millisecond, 300,000 Tencent numbers went 17 % faster in three alternated pairs, the webhook fan-out (bound by the
-event loop) and a red warning's latency during it unchanged (bench/RESULTS.md, eighteenth round)."""
+millisecond, 300,000 Tencent numbers went 12-17 % faster (seven alternated pairs in two runs, every one up), the
+webhook fan-out (bound by the event loop) and a red warning's latency during it unchanged; at 0.03 ms no better
+(bench/RESULTS.md, eighteenth round)."""
 
 from __future__ import annotations
 
