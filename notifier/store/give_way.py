@@ -8,9 +8,10 @@ cancel, a life-safety claim or record) asks for the writer: its statement in pro
 (`sqlite3.Connection.interrupt`, made to be called from another thread; asked again every `NUDGE_SECONDS` while the
 urgent one waits, because an interrupt that comes between two statements is forgotten by the next one), it rolls
 back, the urgent one goes, and it is run again from the start once no urgent transaction has asked for
-`QUIET_SECONDS` (a routine claim or record, a few milliseconds of work, at its next turn instead) — after at most
-`MAX_GIVE_WAYS` it runs to its end whatever comes. Work is lost, never a result: the routine publish commits whole
-or not at all, and its caller is answered after its commit, as before. PostgreSQL needs none of this: its writers do
+`QUIET_SECONDS` (a routine claim or record, a few milliseconds of work, at its next turn instead, once another
+process's urgent transaction it gave way to is done) — after at most `MAX_GIVE_WAYS` it runs to its end whatever
+comes. Work is lost, never a result: the routine publish commits whole or not at all, and its caller is answered
+after its commit, as before. PostgreSQL needs none of this: its writers do
 not wait for each other's transactions.
 
 The urgent transaction may be in another process on the same database file (`notifier publish` or a
@@ -145,6 +146,16 @@ class GiveWay:
             if left <= 0:
                 return
             await asyncio.sleep(left)
+
+    async def others_done(self) -> None:
+        """Return once no other process's urgent transaction has renewed the sign for FRESH_SECONDS — at most after
+        QUIET_SECONDS. For a routine claim or record that gave way: this process's urgent ones go first by its own
+        queue, but another process's waits in SQLite's lock, which it would find taken again at once."""
+        deadline = time.monotonic() + QUIET_SECONDS
+        while True:  # a file's time: nothing to wait on but the clock
+            if self._sign.age() >= FRESH_SECONDS or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(NUDGE_SECONDS)
 
     # The writer thread's side, around one yielding transaction.
 

@@ -488,15 +488,15 @@ class SqliteBackend:
         writer's queue: `urgent` ones first, then the others in order, `background` ones (the dispatcher's routine
         claims and records, which come back-to-back during a fan-out) only when nothing else waits. An `urgent` one
         also makes a `yielding` one in progress give way (`give_way.py`), which then runs again: a routine publish
-        once it is quiet, a background one at its next turn."""
+        once it is quiet, a background one at its next turn (after another process's urgent one it gave way to)."""
         if self._give_way is None:
             raise RuntimeError("store is not open")
         rank = _URGENT if urgent else _BACKGROUND if background else _NORMAL
         small = not urgent and (background or not yielding)  # see GROUP_LIMIT
         gave_way, patience = 0, time.monotonic() + URGENT_PATIENCE
         while True:
-            if gave_way and not background:
-                await self._give_way.quiet()
+            if gave_way:
+                await (self._give_way.others_done() if background else self._give_way.quiet())
             give_way = self._give_way if yielding and gave_way < MAX_GIVE_WAYS else None
             # Urgent: ask until it runs (other processes wait in SQLite's own lock: told until it ends, since its
             # BEGIN may wait there). Yielding: watched for urgent ones of other processes while it waits and runs —
