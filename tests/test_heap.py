@@ -35,11 +35,13 @@ def test_young_objects_are_collected_after_thousands_not_hundreds() -> None:
     assert gc.isenabled()  # cyclic garbage is still collected, only less often
 
 
-def test_a_settled_process_hands_the_gil_over_within_half_a_millisecond() -> None:
+def test_a_settled_process_hands_the_gil_over_within_a_tenth_of_a_millisecond() -> None:
     before = sys.getswitchinterval()
     try:
         settle_long_running()
-        assert sys.getswitchinterval() == SWITCH_INTERVAL < before
+        # Python keeps the interval in whole microseconds: 0.0001 comes back as 9.999999999999999e-05
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL, abs=1e-6)
+        assert SWITCH_INTERVAL < before
         assert gc.get_freeze_count() > 1000
         assert gc.get_threshold()[0] == YOUNG_OBJECTS
     finally:
