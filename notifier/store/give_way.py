@@ -11,8 +11,7 @@ back, the urgent one goes, and it is run again from the start once no urgent tra
 `QUIET_SECONDS` (a routine claim or record, a few milliseconds of work, at its next turn instead, once another
 process's urgent transaction it gave way to is done) — after at most `MAX_GIVE_WAYS` it runs to its end whatever
 comes. Work is lost, never a result: the routine publish commits whole or not at all, and its caller is answered
-after its commit, as before. PostgreSQL needs none of this: its writers do
-not wait for each other's transactions.
+after its commit, as before. PostgreSQL needs none of this: its writers do not wait for each other's transactions.
 
 The urgent transaction may be in another process on the same database file (`notifier publish` or a
 `notifier worker` beside `notifier serve`): there it waits in SQLite's own lock, not in ours. So a waiting urgent

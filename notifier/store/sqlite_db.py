@@ -501,8 +501,8 @@ class SqliteBackend:
             # Urgent: ask until it runs (other processes wait in SQLite's own lock: told until it ends, since its
             # BEGIN may wait there). Yielding: watched for urgent ones of other processes while it waits and runs —
             # but a background one (a claim or a record, milliseconds) looks only when it begins (`GiveWay.arm`): a
-            # watcher each, looking every NUDGE_SECONDS, took ~9 % of the event loop's time in a fan-out (py-spy),
-            # each look a system call that hands the GIL to the writer's thread for up to its switch interval.
+            # watcher each, looking every NUDGE_SECONDS, took ~9 % of the event loop's time in a fan-out (py-spy):
+            # each look is a system call, after which the event loop waits for the GIL back from the store's threads.
             helpers = ([self._give_way.keep_asking(), self._give_way.announce()] if urgent else []) + (
                 [give_way.watch()] if give_way is not None and not background else [])
             tasks = [asyncio.create_task(helper) for helper in helpers]
