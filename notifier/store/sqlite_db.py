@@ -367,6 +367,26 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+class _Joining:
+    """Those that join `first`'s group commit, one a call (GROUP_LIMIT): none if it is not small, and none once the
+    group has run for `patience` — as long as a commit takes (each one joining saves a commit, and holds back the
+    answers of those before it for as long as it runs). `taken`: those it handed over."""
+
+    def __init__(self, first: _Queued, next_small: Callable[..., _Queued | None], patience: float) -> None:
+        self._first, self._next, self._patience = first, next_small, patience
+        self._started = 0.0
+        self.taken: list[_Queued] = []
+
+    def __call__(self) -> _Queued | None:
+        self._started = self._started or time.perf_counter()  # from the end of the first: its time is no one's wait
+        if (not self._first.small or len(self.taken) + 1 >= GROUP_LIMIT
+                or time.perf_counter() - self._started >= self._patience):
+            return None
+        if (item := self._next(small=True)) is not None:
+            self.taken.append(item)
+        return item
+
+
 class SqliteBackend:
     """Connections and transactions of one SQLite database file."""
 
@@ -466,7 +486,7 @@ class SqliteBackend:
     @asynccontextmanager
     async def schema_change(self) -> AsyncIterator[Db]:
         async with self._writer_turn(background=False) as writer:
-            await writer.execute("PRAGMA foreign_keys = OFF")  # outside a transaction: inside one it is ignored
+            await _set(writer, "foreign_keys = OFF")  # outside a transaction: inside one it is ignored
             try:
                 async with _begun(writer):
                     changes = writer.total_changes
@@ -480,7 +500,7 @@ class SqliteBackend:
                             f"after the upgrade {len(broken)} rows would refer to nothing (first: {table} row "
                             f"{rowid}, to {parent}); nothing was changed")
             finally:
-                await writer.execute("PRAGMA foreign_keys = ON")
+                await _set(writer, "foreign_keys = ON")
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
                   yielding: bool = False) -> T:
@@ -574,10 +594,12 @@ class SqliteBackend:
             raise RuntimeError("store is not open")
         conn = self._writer._conn
         while (first := self._next()) is not None:
+            joining = self._joining(first)
             try:
-                outcomes, undone, commit_seconds = _run_group(conn, first, self._joining(first), self._log_hand_over)
-            except BaseException as exc:
-                outcomes, undone, commit_seconds = [_Outcome(first, None, exc)], [], None
+                outcomes, undone, commit_seconds = _run_group(conn, first, joining, self._log_hand_over)
+            except BaseException as exc:  # its ROLLBACK failed: every one it took hears why, none waits for ever
+                outcomes = [_Outcome(item, None, exc) for item in (first, *joining.taken)]
+                undone, commit_seconds = [], None
             if commit_seconds is not None:
                 self._commit_seconds += (commit_seconds - self._commit_seconds) * COMMIT_WEIGHT
             with self._queue_guard:
@@ -589,23 +611,9 @@ class SqliteBackend:
                 if outcome.exc is not None and not isinstance(outcome.exc, Exception):
                     raise outcome.exc
 
-    def _joining(self, first: _Queued) -> Callable[[], _Queued | None]:
-        """Those that join `first`'s group commit, one at a time (GROUP_LIMIT): none if it is not small, and none
-        once the group has run for as long as a commit takes (each one joining saves a commit, and holds back the
-        answers of those before it for as long as it runs)."""
-        joined, started = 1, 0.0
-        patience = self._commit_seconds if self._group_for is None else self._group_for
-
-        def more() -> _Queued | None:
-            nonlocal joined, started
-            started = started or time.perf_counter()  # from the end of the first: its own time is no one's wait
-            if not first.small or joined >= GROUP_LIMIT or time.perf_counter() - started >= patience:
-                return None
-            if (item := self._next(small=True)) is not None:
-                joined += 1
-            return item
-
-        return more
+    def _joining(self, first: _Queued) -> _Joining:
+        """Those that join `first`'s group commit (`_Joining`), by this writer's patience."""
+        return _Joining(first, self._next, self._commit_seconds if self._group_for is None else self._group_for)
 
     def _next(self, *, small: bool = False) -> _Queued | None:
         """The next queued transaction whose caller still waits, most urgent first — none when the queue is empty or

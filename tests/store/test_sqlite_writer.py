@@ -430,3 +430,28 @@ async def test_a_group_takes_in_more_only_for_as_long_as_a_commit_takes(tmp_path
         await _behind_busy(backend, *_claims(backend, []))
     assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("claim 0"), "COMMIT",
                                        "BEGIN IMMEDIATE", _insert("claim 1"), "COMMIT"]
+
+
+async def test_every_transaction_of_a_group_hears_when_its_rollback_fails(grouping: SqliteBackend) -> None:
+    """Two routine claims grouped behind a busy writer; the second fails and so does the group's ROLLBACK (an
+    interrupt kept in force by a statement it left unfinished): both callers hear the error, neither waits for
+    ever."""
+    assert grouping._writer is not None
+    conn = grouping._writer._conn
+    left_open: list[sqlite3.Cursor] = []
+
+    async def breaks(db: Db) -> None:
+        cursor = conn.execute("SELECT 1 UNION ALL SELECT 2")
+        cursor.fetchone()  # unfinished, and kept: SQLite keeps the interrupt in force while it is
+        left_open.append(cursor)
+        conn.interrupt()
+        await db.execute("INSERT INTO t (name) VALUES ('second')")
+
+    order: list[str] = []
+    try:
+        _, first, second = await asyncio.wait_for(_behind_busy(
+            grouping, lambda: grouping.run(_named("claim 0", order), background=True, yielding=True),
+            lambda: grouping.run(breaks, background=True, yielding=True)), timeout=10)
+    finally:  # on the writer's thread, where it was made
+        await grouping._writer._execute(lambda: [cursor.close() for cursor in left_open])  # type: ignore[no-untyped-call]
+    assert isinstance(first, sqlite3.OperationalError) and isinstance(second, sqlite3.OperationalError)
