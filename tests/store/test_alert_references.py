@@ -101,7 +101,7 @@ async def test_an_alert_no_row_names_can_still_be_removed(warned: tuple[Store, s
     assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM alerts WHERE id = ?", alert_id) == 0
 
 
-def test_sqlite_keeps_its_foreign_keys() -> None:
+def test_the_check_once_a_statement_is_postgresqls_alone() -> None:
     assert "foreign_key_violation" in dict(migrations("postgresql"))[CHECKED_PER_STATEMENT]
     assert dict(migrations("sqlite"))[CHECKED_PER_STATEMENT] == ""
 
