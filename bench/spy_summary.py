@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +27,14 @@ class Thread:
 
 def threads(lines: Iterable[str]) -> list[Thread]:
     """The raw lines (`thread;frame;…;frame count`) summed per thread, the busiest first."""
-    by_name: dict[str, Thread] = defaultdict(lambda: Thread(""))
+    by_name: dict[str, Thread] = {}
     for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
         name, *frames = stack.split(";")
-        thread = by_name[name]
-        thread.name, n = name, int(count)
+        thread = by_name.get(name) or by_name.setdefault(name, Thread(name))
+        n = int(count)
         thread.samples += n
         named = [_SITE.sub(" (", _LINE.sub(")", frame)) for frame in frames]
         for function in set(named):

@@ -151,10 +151,11 @@ class GiveWay:
         QUIET_SECONDS. For a routine claim or record that gave way: this process's urgent ones go first by its own
         queue, but another process's waits in SQLite's lock, which it would find taken again at once."""
         deadline = time.monotonic() + QUIET_SECONDS
-        while True:  # a file's time: nothing to wait on but the clock
-            if self._sign.age() >= FRESH_SECONDS or time.monotonic() >= deadline:
+        while True:  # a file's time, nothing to wait on but the clock: asleep until the sign would be stale
+            left = min(FRESH_SECONDS - self._sign.age(), deadline - time.monotonic())
+            if left <= 0:
                 return
-            await asyncio.sleep(NUDGE_SECONDS)
+            await asyncio.sleep(left)
 
     # The writer thread's side, around one yielding transaction.
 

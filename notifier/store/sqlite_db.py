@@ -373,14 +373,14 @@ class _Joining:
     answers of those before it for as long as it runs). `taken`: those it handed over."""
 
     def __init__(self, first: _Queued, next_small: Callable[..., _Queued | None], patience: float) -> None:
-        self._first, self._next, self._patience = first, next_small, patience
+        self._next, self._patience = next_small, patience
+        self._room = GROUP_LIMIT - 1 if first.small else 0
         self._started = 0.0
         self.taken: list[_Queued] = []
 
     def __call__(self) -> _Queued | None:
         self._started = self._started or time.perf_counter()  # from the end of the first: its time is no one's wait
-        if (not self._first.small or len(self.taken) + 1 >= GROUP_LIMIT
-                or time.perf_counter() - self._started >= self._patience):
+        if len(self.taken) >= self._room or time.perf_counter() - self._started >= self._patience:
             return None
         if (item := self._next(small=True)) is not None:
             self.taken.append(item)

@@ -56,16 +56,21 @@ async def test_the_alert_is_written_with_its_rows(warned: tuple[Store, str]) -> 
         "SELECT COUNT(*) FROM deliveries WHERE alert_id = ?", alert_id) == 3
 
 
+# Two new rows of each table from one statement: the first names the alert (the one parameter), the second none.
+TWO_ROWS = {
+    "alert_targets": ("alert_id, subscriber_id, region",
+                      "CASE WHEN n = 1 THEN ? ELSE 'no-such-alert' END, 'p' || n, '140402'"),
+    "deliveries": ("id, alert_id, subscriber_id, channel, position, status, priority, next_attempt_at, created_at, "
+                   "updated_at",
+                   "'d' || n, CASE WHEN n = 1 THEN ? ELSE 'no-such-alert' END, 'p' || n, 'sms', 0, 'queued', 0, 0, 0, "
+                   "0"),
+}
+
+
 async def test_a_statement_whose_one_row_names_no_alert_is_refused_whole(warned: tuple[Store, str]) -> None:
     store, alert_id = warned
-    for table in ("alert_targets", "deliveries"):
+    for table, (columns, values) in TWO_ROWS.items():
         before = await _count(store, table)
-        columns = ("alert_id, subscriber_id, region" if table == "alert_targets" else
-                   "id, alert_id, subscriber_id, channel, position, status, priority, next_attempt_at, created_at, "
-                   "updated_at")
-        values = ("CASE WHEN n = 1 THEN ? ELSE 'no-such-alert' END, 'p' || n, '140402'" if table == "alert_targets"
-                  else "'d' || n, CASE WHEN n = 1 THEN ? ELSE 'no-such-alert' END, 'p' || n, 'sms', 0, 'queued', 0, "
-                       "0, 0, 0")
         with pytest.raises(REFUSED):
             async with store.backend.transaction() as db:
                 await db.execute(f"INSERT INTO {table} ({columns}) SELECT {values} "  # noqa: S608 (ours)
