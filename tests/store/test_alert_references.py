@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -18,8 +16,8 @@ from notifier.publish import publish_alert
 from notifier.service import city_catalogue, seed_catalogue
 from notifier.store import Store, open_store
 from notifier.store.migrate import migrations
-from notifier.store.records import SubscriberRecord
 from tests.conftest import SettingsFactory
+from tests.crowd import sms_people
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -34,11 +32,7 @@ async def warned(make_settings: SettingsFactory) -> AsyncIterator[tuple[Store, s
     store = await open_store(settings)
     try:
         await seed_catalogue(store, city_catalogue(settings))
-        now = time.time()
-        await store.bulk_create_subscribers([SubscriberRecord(
-            id=uuid.uuid4().hex, region="140402", locale="zh-CN", quiet_start=None, quiet_end=None, status="active",
-            consent_source="test", consent_at=now, created_at=now, contacts={"sms": f"+86138{i:08d}"},
-            subscriptions=[("env.heavy-pollution", ["sms"], 0)]) for i in range(3)], [{}, {}, {}])
+        await store.bulk_create_subscribers(sms_people(3), [{}, {}, {}])
         alert, _ = await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警"), None)
         yield store, alert.id
     finally:

@@ -1,0 +1,73 @@
+"""A warning to most of a city is planned for the whole city. PostgreSQL's statistics cannot know a target set
+frozen a moment ago (they guess hundreds of rows for a city), so the fan-out's delivery rows are joined by hash and
+sorted in memory when the targets are much of the contacts (`planned_for`); a small fan-out keeps the planner's own
+choice, and the transaction's later statements plan as before. Either way every person gets the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.service import city_catalogue, seed_catalogue
+from notifier.store import Store, open_store
+from notifier.store.db import POPULATION_ROWS, Db, planned_for
+from tests.conftest import SettingsFactory
+from tests.crowd import sms_people
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
+CITY = POPULATION_ROWS  # the fewest people a fan-out is planned for as a population
+
+
+@pytest.fixture
+async def city(make_settings: SettingsFactory) -> AsyncIterator[Store]:
+    """A store of CITY people, each subscribed to heavy-pollution warnings by SMS first and email second."""
+    settings = make_settings()
+    store = await open_store(settings)
+    try:
+        await seed_catalogue(store, city_catalogue(settings))
+        await store.bulk_create_subscribers(sms_people(CITY, email=True), [{}] * CITY)
+        yield store
+    finally:
+        await store.close()
+
+
+async def _nested_loops(db: Db) -> str | None:
+    """PostgreSQL's setting for nested-loop joins in this transaction (SQLite has none)."""
+    if not db.dialect.population_plan:
+        return None
+    return str(await db.fetchval("SELECT current_setting('enable_nestloop')"))
+
+
+async def test_a_warning_to_the_whole_city_gives_everyone_their_ranked_rows(city: Store) -> None:
+    alert, _ = await publish_alert(city, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
+                                                 policy="fallback"), None)
+    rows = await city.backend.reader.fetch(
+        "SELECT channel, position, status, COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM deliveries "
+        "WHERE alert_id = ? GROUP BY channel, position, status ORDER BY position", alert.id)
+    assert [tuple(r) for r in rows] == [("sms", 1, "queued", CITY, CITY), ("email", 2, "skipped", CITY, CITY)]
+    assert await city.backend.reader.fetchval(
+        "SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert.id) == CITY
+
+
+async def test_a_fan_out_to_most_of_the_contacts_is_planned_for_them_and_no_further(city: Store) -> None:
+    async with city.backend.transaction() as db:
+        before = await _nested_loops(db)
+        async with planned_for(db, CITY, "contacts"):
+            during = await _nested_loops(db)
+        after = await _nested_loops(db)
+    if city.backend.reader.dialect.population_plan:
+        assert (before, during, after) == ("on", "off", "on")
+    else:  # SQLite's planner has nothing to be told
+        assert (before, during, after) == (None, None, None)
+
+
+async def test_a_fan_out_to_a_few_keeps_the_planners_choice(city: Store) -> None:
+    async with city.backend.transaction() as db:
+        before = await _nested_loops(db)
+        async with planned_for(db, CITY // 100, "contacts"):
+            during = await _nested_loops(db)
+    assert during == before
