@@ -83,12 +83,18 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
+    """The bytes of a token part, which must be exactly as `_b64` writes them: Python's decoder also takes other
+    texts for the same bytes (a last character's unused bits set, characters outside the alphabet dropped), and one
+    token has one link — a link changed anywhere is refused, not read as its original."""
     if not text or not text.isascii():
         raise InvalidToken("malformed token")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise InvalidToken("malformed token") from exc
+    if _b64(raw) != text:
+        raise InvalidToken("malformed token")
+    return raw
 
 
 def _tag(secret: str, purpose: str, body: bytes) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import string
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +15,12 @@ from notifier.tokens import ExpiredToken, InvalidToken, make_token, read_token
 SECRET = "s3cret-for-tests"
 SUBJECT = uuid.uuid4().hex
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"  # base64url, in value order
 
 
 def _flip(text: str, index: int) -> str:
+    """`text` with the character at `index` (negative: from the end) replaced by another."""
+    index %= len(text)
     swapped = "A" if text[index] != "A" else "B"
     return text[:index] + swapped + text[index + 1:]
 
@@ -88,6 +93,29 @@ def test_a_changed_character_is_refused(index: int) -> None:
     token = make_token(SECRET, tokens.MANAGE, SUBJECT, now=NOW)
     with pytest.raises(InvalidToken):
         read_token(SECRET, tokens.MANAGE, _flip(token, index), now=NOW)
+
+
+def test_a_last_character_that_decodes_to_the_same_bytes_is_refused() -> None:
+    """A signature's last character carries bits that decode to nothing; another character differing only there
+    names the same bytes, and is refused all the same: a token has one spelling."""
+    token = make_token(SECRET, tokens.MANAGE, SUBJECT, now=NOW)
+    unused_bits = (6 * len(token.split(".")[-1])) % 8  # of the last character's six
+    assert unused_bits  # a 16-byte signature in 22 characters: 132 bits for 128
+    last = ALPHABET.index(token[-1])
+    twin = ALPHABET[last ^ 1]  # the lowest bit, unused
+    assert base64.urlsafe_b64decode(token.split(".")[-1] + "==") == base64.urlsafe_b64decode(
+        token.split(".")[-1][:-1] + twin + "==")
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, tokens.MANAGE, token[:-1] + twin, now=NOW)
+
+
+@pytest.mark.parametrize("extra", ["!!!!", "\n\n\n\n", "    "])
+def test_characters_outside_the_alphabet_are_refused(extra: str) -> None:
+    """Python's decoder drops characters outside the alphabet; a token with some added (four: the length stays
+    one the decoder takes) is not the token."""
+    token = make_token(SECRET, tokens.MANAGE, SUBJECT, now=NOW)
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, tokens.MANAGE, token[:-3] + extra + token[-3:], now=NOW)
 
 
 def test_a_swapped_body_is_refused() -> None:
