@@ -28,8 +28,9 @@ from subscriptions.models import PROXY_CHANNEL, SubscriberStatus
 @dataclass(frozen=True, slots=True)
 class People:
     """Where one kind of targeted person lives: `source` joins them (alias `who`) to their subscribing
-    subscriber `s` and its subscription `sub`; their groups are in `groups_table` by `owner`. `key` is their id
-    as the order the source reads them in gives it (a subscriber's, by the topic's subscriptions index)."""
+    subscriber `s` and its subscription `sub`; their groups are in `groups_table` by `owner`. `key` names their
+    id as the source's index reads them in order (a subscriber's through the topic's subscriptions index: sorted by
+    it, SQLite needs no sort of its own)."""
 
     who: str
     source: str

@@ -43,6 +43,8 @@ async def _nested_loops(db: Db) -> str | None:
 
 
 async def test_a_warning_to_the_whole_city_gives_everyone_their_ranked_rows(city: Store) -> None:
+    """Published to all of them (on PostgreSQL, planned for the population): each person is targeted once, with
+    a queued SMS and a skipped email behind it, every row its own id."""
     alert, _ = await publish_alert(city, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
                                                  policy="fallback"), None)
     rows = await city.backend.reader.fetch(
@@ -54,6 +56,7 @@ async def test_a_warning_to_the_whole_city_gives_everyone_their_ranked_rows(city
 
 
 async def test_a_fan_out_to_most_of_the_contacts_is_planned_for_them_and_no_further(city: Store) -> None:
+    """Inside the block PostgreSQL joins by hash; the transaction's next statement is planned as before it."""
     async with city.backend.transaction() as db:
         before = await _nested_loops(db)
         async with planned_for(db, CITY, "contacts"):
@@ -66,6 +69,7 @@ async def test_a_fan_out_to_most_of_the_contacts_is_planned_for_them_and_no_furt
 
 
 async def test_a_fan_out_to_a_few_keeps_the_planners_choice(city: Store) -> None:
+    """A hundred people of ten thousand: nothing is set."""
     async with city.backend.transaction() as db:
         before = await _nested_loops(db)
         async with planned_for(db, CITY // 100, "contacts"):
