@@ -33,7 +33,9 @@ def threads(lines: Iterable[str]) -> list[Thread]:
         if not stack or not count.isdigit():
             continue
         name, *frames = stack.split(";")
-        thread = by_name.get(name) or by_name.setdefault(name, Thread(name))
+        thread = by_name.get(name)
+        if thread is None:
+            thread = by_name[name] = Thread(name)
         n = int(count)
         thread.samples += n
         named = [_SITE.sub(" (", _LINE.sub(")", frame)) for frame in frames]
