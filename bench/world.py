@@ -18,9 +18,9 @@ import asyncpg
 
 from bench.procs import Child, start
 from notifier.config import Settings, load_settings
+from notifier.database import city_catalogue, open_database, seed_catalogue
 from notifier.keys import create_key
 from notifier.models import Role
-from notifier.service import city_catalogue, open_database, seed_catalogue
 from notifier.store.records import SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
 

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol, runtime_checkable
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from channels.mac import KeyedMac
+
+if TYPE_CHECKING:  # the records and rules here are read by the store and the command line, which send nothing
+    import aiohttp
 
 log = logging.getLogger("channels")
 
@@ -97,11 +98,6 @@ class Receipt:
     # the delivery is called again, up to the channel's `max_calls`, `min_call_interval` apart). Only with
     # delivered=False.
     retry: bool = False
-
-
-# For the requests of a `send_each` batch with a `timeout`: the batch's one timer is their limit, so aiohttp keeps none
-# of its own (nor the shared session's default).
-UNTIMED = aiohttp.ClientTimeout()
 
 
 def internal_error(delivery_id: str, exc: BaseException) -> DeliveryResult:

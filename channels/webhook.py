@@ -51,7 +51,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels import jsonbody
-from channels.base import UNTIMED, ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
+from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Recipient, send_each
+from channels.http import UNTIMED
 from channels.ssrf import DestinationRefusedError, ForbiddenDestination, UnsupportedURL, check_url
 
 log = logging.getLogger(__name__)

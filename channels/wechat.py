@@ -77,7 +77,6 @@ from yarl import URL
 
 from channels import jsonbody
 from channels.base import (
-    UNTIMED,
     ChannelContext,
     DeliveryResult,
     Message,
@@ -88,6 +87,7 @@ from channels.base import (
     send_each,
 )
 from channels.errors import DeliveryError, PermanentDeliveryError
+from channels.http import UNTIMED
 from channels.wechat_crypto import MessageCrypt, aes_key
 from channels.wechat_token import AccessTokenCache
 

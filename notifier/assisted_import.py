@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from notifier.errors import FieldError, InvalidInput
+from notifier.import_rows import ASSISTED_COLUMNS as COLUMNS
 from notifier.import_rows import header_names, split_list
 from notifier.importing import MAX_PROBLEMS, ImportOutcome, ImportReport, RowProblem
 from notifier.input_rules import CatalogueCodes, field_errors
@@ -42,12 +43,6 @@ from subscriptions.masking import mask_mobile
 from subscriptions.models import PROXY_ROLE, AssistedIn, SubscriberStatus
 
 MAX_BYTES = 5_000_000  # tens of thousands of people: more than any sub-district holds
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "proxy": ("网格员", "网格员手机号", "照护人", "转告人"),
-    "label": ("备注", "称呼", "受助人"),
-    "region": ("区县", "地区", "所在区县", "行政区划代码"),
-    "groups": ("group", "人群", "群体", "人群类别"),
-}
 REQUIRED = ("proxy", "label", "region")
 _ALIASES = {alias.lower(): name for name, aliases in COLUMNS.items() for alias in (name, *aliases)}
 _HEX_ID = re.compile(r"[0-9a-f]{32}")

@@ -38,8 +38,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from notifier.localtime import LOCAL_TZ
 from notifier.models import Role
-from notifier.rendering import LOCAL_TZ
 from subscriptions.masking import scrub
 
 if TYPE_CHECKING:  # the store imports this module: its records only for types

@@ -13,12 +13,11 @@ import argparse
 from datetime import UTC, datetime
 
 from notifier.approval import approve_alert, reject_alert
-from notifier.cli_publish import NO_ALERT_NO_DATABASE
-from notifier.commands import CommandError, no_database
+from notifier.commands import NO_ALERT_NO_DATABASE, CommandError, no_database
 from notifier.config import Settings
+from notifier.database import open_existing_database
 from notifier.i18n import N_, Words
 from notifier.localtime import LOCAL_TZ
-from notifier.service import open_existing_database
 from notifier.store import Store
 from notifier.store.records import AlertRow
 from notifier.terms import Terms

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from notifier.causes import alert_causes
-from notifier.commands import NO_FILE, CommandError, no_database
+from notifier.commands import NO_ALERT_NO_DATABASE, NO_FILE, CommandError, no_database
 from notifier.config import Settings
 from notifier.coverage import alert_coverage
+from notifier.database import open_existing_database
 from notifier.i18n import N_, Words
 from notifier.input_rules import read_text
 from notifier.interchange import read_cap
 from notifier.models import Coverage
 from notifier.progress import print_coverage, watch_alert
 from notifier.publish import check_alert, publish_alert
-from notifier.service import Service, open_existing_database
 from notifier.states import AlertStatus
 
 STDIN = "-"
@@ -39,7 +39,6 @@ TARGETS_NOBODY = N_("warning: alert %(id)s targets nobody: no active subscriber 
 NOTHING_ATTEMPTED = N_("nothing could be attempted for alert %(id)s: %(causes)s")
 CAUSE_OF_CHANNEL = N_("%(channel)s: %(cause)s (%(count)s)")
 NO_ALERT = N_("no alert %(id)s")
-NO_ALERT_NO_DATABASE = N_("no alert %(id)s: %(why)s")
 WAITS_FOR_APPROVAL = N_("alert %(id)s waits for approval ([approval] holds it): nothing is sent until another key "
                         "of its department, or an admin, approves it (POST /v1/alerts/%(id)s/approve or the "
                         "dashboard); it would reach %(targeted)s subscribers now")
@@ -86,6 +85,8 @@ async def cmd_publish(settings: Settings, args: argparse.Namespace, words: Words
     data = None if is_xml(raw) else read_body(args.file, words, raw)  # XML: a CAP 1.2 document
     if data is not None and not isinstance(data, dict):
         raise CommandError(NOT_AN_OBJECT, what=args.file)
+    from notifier.service import Service  # here, not at start-up: `coverage` shares this module and sends nothing
+
     async with Service(settings) as service:
         cap = await read_cap(service.store, raw) if data is None else None
         body = cap.alert if cap is not None else await check_alert(service.store, data)

@@ -10,27 +10,26 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from notifier.audit import ChainOK, ChainVerifier
 from notifier.config import Settings, load_settings
+from notifier.database import city_catalogue, open_database, open_existing_database, seed_catalogue
 from notifier.errors import NotifierError
 from notifier.i18n import N_, NP_, Said, Words, translator
 from notifier.keys import create_key, revoke_key
 from notifier.logs import setup_logging
 from notifier.models import Role
-from notifier.rendering import TemplateReport, check_templates
-from notifier.service import (
-    Service,
-    catalogue_and_renderer,
-    city_catalogue,
-    open_database,
-    open_existing_database,
-    seed_catalogue,
-)
 from notifier.settle import settle_long_running
 from notifier.stopping import stop_event, wait_for_signal
 from notifier.store import Store
 from notifier.terms import Terms, term
+
+if TYPE_CHECKING:
+    from notifier.rendering import TemplateReport
+
+# The service (channels, templates, the HTTP client) is imported by the commands that run it, not at start-up
+# (notifier.cli's HANDLERS says why).
 
 # What the commands say: msgids of the one catalogue (notifier.i18n), said in the command line's language.
 SERVE_FAILED = N_("cannot serve on %(host)s:%(port)s: %(error)s")
@@ -54,6 +53,7 @@ SMS_SIZE = N_(" — %(chars)s characters, %(segments)s SMS")
 SPOKEN_SIZE = N_(" — %(chars)s characters spoken")
 TEMPLATES_CHECKED = N_("%(n)s templates checked, %(failed)s with errors")
 NO_FILE = N_("no such file: %(path)s")
+NO_ALERT_NO_DATABASE = N_("no alert %(id)s: %(why)s")
 FIELD_PROBLEMS = N_("%(detail)s: %(fields)s")
 WORKER_READY = "WORKER READY"  # a line for scripts, never translated
 ASSISTED_OPTIONS = N_("import --assisted takes a CSV list (columns proxy, label, region, groups); --pending and "
@@ -86,6 +86,7 @@ def no_database(settings: Settings) -> Said:
 
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace, words: Words) -> int:
+    from notifier.service import Service
     from notifier.web.app import run_server
 
     setup_logging()
@@ -111,6 +112,8 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace, words: Words) 
 async def cmd_worker(settings: Settings, args: argparse.Namespace, words: Words) -> int:
     """Deliver until SIGTERM/SIGINT, whatever `[worker] enabled` says (delivering is this process's job). Prints
     WORKER_READY once it is working (scripts and tests wait for that line)."""
+    from notifier.service import Service
+
     setup_logging()
     settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"enabled": True})})
     stop = stop_event()  # handlers first: a signal sent as soon as READY is seen must stop us gracefully
@@ -195,6 +198,9 @@ async def _list_keys(store: Store, words: Words) -> int:
 
 async def cmd_templates(settings: Settings, args: argparse.Namespace, words: Words) -> int:
     """Render every template; needs no database (and creates none)."""
+    from notifier.rendering import check_templates
+    from notifier.service import catalogue_and_renderer
+
     catalogue, renderer = catalogue_and_renderer(settings)
     signature = settings.channels.get("sms", {}).get("sign_name")
     reports = check_templates(renderer, catalogue, sms_signature=signature)
@@ -225,7 +231,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace, words: Words)
     from notifier.import_progress import import_display, print_import_summary, write_report
     from notifier.importing import ImportOptions, ImportOutcome, import_file
     from notifier.progress import console
-    from notifier.service import webhook_allows_private
+    from notifier.service import Service, webhook_allows_private
     from subscriptions.models import SubscriberStatus
 
     if not args.file.is_file():
@@ -270,6 +276,7 @@ async def _import_assisted(settings: Settings, args: argparse.Namespace, words: 
     from notifier.import_progress import print_import_summary, write_report
     from notifier.importing import ImportOutcome
     from notifier.progress import console
+    from notifier.service import Service
 
     if args.format == "ndjson" or args.pending:
         raise CommandError(ASSISTED_OPTIONS)

@@ -43,6 +43,14 @@ from notifier.input_rules import CatalogueCodes
 from subscriptions.masking import scrub
 from subscriptions.models import CHANNEL_KINDS
 
+# A sub-district office's list of assisted people (`import --assisted`, notifier.assisted_import): its columns here
+# too, so that the command line's help names them without importing the import itself.
+ASSISTED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "proxy": ("网格员", "网格员手机号", "照护人", "转告人"),
+    "label": ("备注", "称呼", "受助人"),
+    "region": ("区县", "地区", "所在区县", "行政区划代码"),
+    "groups": ("group", "人群", "群体", "人群类别"),
+}
 MAX_LINE_CHARS = 65_536  # one NDJSON line: a subscriber body is a few hundred characters
 
 COLUMNS: dict[str, tuple[str, ...]] = {

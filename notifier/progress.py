@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -17,9 +18,11 @@ from notifier.causes import CauseCount, alert_causes
 from notifier.coverage import alert_coverage
 from notifier.i18n import N_, NP_, Message, Said, Words
 from notifier.models import Coverage, Policy
-from notifier.service import Service
 from notifier.terms import CAUSE as UNREACHED
 from subscriptions.models import PROXY_CHANNEL
+
+if TYPE_CHECKING:  # the commands that only show a coverage do not start the service
+    from notifier.service import Service
 
 # Piped into a file or another program, rich assumes 80 columns and cuts headers ("awaiti…"): give it room.
 PIPE_WIDTH = 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -17,16 +16,17 @@ from channels.base import Channel, ChannelContext
 from channels.registry import UnknownChannelError, factory_for, module_of
 from channels.ssrf import GuardedResolver
 from channels.webhook import WebhookConfig
-from notifier.catalogue import Catalogue, CatalogueError, load_catalogue
+from notifier.catalogue import Catalogue
 from notifier.compliance import OverdueNotices, contact_warnings
 from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
+from notifier.database import DatabaseUnavailable, city_catalogue, open_database, seed_catalogue
 from notifier.dispatch import Dispatcher
 from notifier.i18n import N_, Said
 from notifier.keyring import Keyring, number_digest_key
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
-from notifier.store import Store, open_store
+from notifier.store import Store
 
 __all__ = ["ConfigError", "DatabaseUnavailable", "Service"]
 
@@ -42,18 +42,7 @@ WARN_NO_VERIFICATION_TEMPLATE = ("[channels.sms] verification_template_code is n
                                  "a code, so it offers no SMS sign-up (set an approved template with ${code})")
 WARN_VOICE_RECEIPTS_REFUSED = ("[channels.voice] receipt_token is not set: call results will be refused, so no "
                                "call will ever count as reached nor an unanswered one be called again")
-DATABASE_UNAVAILABLE = N_("cannot open the database %(url)s: %(reason)s")
-CATALOGUE_PROBLEM = N_("[catalogue] path: %(problem)s")
 TEMPLATES_PROBLEM = N_("[templates] path: %(problem)s")
-
-
-class DatabaseUnavailable(Exception):
-    """The configured database cannot be opened or reached; `said` says which and why (no password) in the
-    reader's language, `str()` in English."""
-
-    def __init__(self, said: Said) -> None:
-        super().__init__(str(said))
-        self.said = said
 
 
 def configured_kinds(settings: Settings) -> list[str]:
@@ -66,45 +55,6 @@ def configured_kinds(settings: Settings) -> list[str]:
 def webhook_allows_private(settings: Settings) -> bool:
     """`[channels.webhook] allow_private_networks`, read through the adapter's own model ("false" is False)."""
     return WebhookConfig.model_validate(settings.channels.get("webhook", {})).allow_private_networks
-
-
-def shown_url(url: str) -> str:
-    """A database url fit to print: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-async def open_existing_database(settings: Settings) -> Store | None:
-    """For read-only commands: the configured store, or None where its SQLite file does not exist yet (opening
-    it would create an empty database where the user expected theirs)."""
-    path = settings.sqlite_path()
-    if path is not None and not path.is_file():
-        return None
-    return await open_database(settings)
-
-
-async def open_database(settings: Settings, *, upgrade: bool = True) -> Store:
-    """The configured store, opened (and by default migrated); DatabaseUnavailable when it cannot be."""
-    try:
-        return await open_store(settings, upgrade=upgrade)
-    except (OSError, sqlite3.Error) as exc:
-        raise _unavailable(settings, exc) from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("asyncpg"):  # the server refused us: no such database, bad password…
-            raise _unavailable(settings, exc) from exc
-        raise
-
-
-def _unavailable(settings: Settings, exc: BaseException) -> DatabaseUnavailable:
-    return DatabaseUnavailable(Said(DATABASE_UNAVAILABLE, {"url": shown_url(settings.database.url),
-                                                           "reason": _reason(exc)}))
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def build_channels(settings: Settings, context: ChannelContext) -> dict[str, Channel]:
@@ -120,23 +70,6 @@ def build_channels(settings: Settings, context: ChannelContext) -> dict[str, Cha
         except (ValidationError, ValueError, TypeError) as exc:
             raise channel_error(kind, module_of(kind), exc) from None
     return channels
-
-
-def city_catalogue(settings: Settings) -> Catalogue:
-    """The catalogue of `[catalogue] path`, or the bundled one; ConfigError when the file cannot be used."""
-    try:
-        return load_catalogue(settings.catalogue.path)
-    except CatalogueError as exc:
-        raise ConfigError(Said(CATALOGUE_PROBLEM, {"problem": str(exc)})) from None
-
-
-async def seed_catalogue(store: Store, catalogue: Catalogue) -> None:
-    """Put the catalogue's regions, groups, domains and topics in the database (what is there is kept)."""
-    await store.add_catalogue(
-        [(r.code, r.name, r.name_en) for r in catalogue.regions],
-        [(g.code, g.name, g.name_en) for g in catalogue.groups],
-        [(d.code, d.name, d.name_en) for d in catalogue.domains],
-        [t.model_dump() for t in catalogue.topics])
 
 
 def catalogue_and_renderer(settings: Settings) -> tuple[Catalogue, Renderer]:

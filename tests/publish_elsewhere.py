@@ -8,9 +8,9 @@ import asyncio
 import sys
 
 from notifier.config import load_settings
+from notifier.database import open_database
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
-from notifier.service import open_database
 
 ROUTINE = AlertIn(topic="env.heavy-pollution", headline="明日空气质量预报", severity="minor", urgency="future")
 

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from notifier.cap import parse_gbt_identifier
+from notifier.database import seed_catalogue
 from notifier.fakes.smtp import RunningSmtp
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.interchange import read_cap
 from notifier.localtime import LOCAL_TZ
 from notifier.models import AlertIn
 from notifier.publish import cancel_alert, publish_alert
-from notifier.service import Service, seed_catalogue
+from notifier.service import Service
 from tests.cap.samples import EN_INFO, document, zh_info
 from tests.conftest import SettingsFactory, SubscriberFactory, settle
 

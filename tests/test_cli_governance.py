@@ -9,10 +9,10 @@ import pytest
 
 from notifier.audit import GENESIS
 from notifier.config import load_settings
+from notifier.database import open_database
 from notifier.keys import create_key
 from notifier.models import Role
 from notifier.publish import check_alert, publish_alert
-from notifier.service import open_database
 from tests.cli_run import Cli, one_line_failure
 
 pytestmark = pytest.mark.both_backends

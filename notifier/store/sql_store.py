@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from channels.base import Receipt
-from channels.voice.common import CallPolicy
 from notifier.audit import CITIZEN, CLI, SYSTEM, Actor, AuditAction, AuditHead, object_ref
 from notifier.cap.ids import DEFAULT_SENDER, CapIdentity
 from notifier.states import Priority
@@ -58,6 +56,10 @@ from notifier.store.records import (
 )
 from notifier.store.records_public import PublicFilter
 from notifier.store.subscribers import Batch
+
+if TYPE_CHECKING:  # the channels (and the HTTP client under them) are not the store's to import
+    from channels.base import Receipt
+    from channels.voice.common import CallPolicy
 
 
 class Store(AccessMethods):

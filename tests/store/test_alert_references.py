@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from notifier.database import city_catalogue, seed_catalogue
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
-from notifier.service import city_catalogue, seed_catalogue
 from notifier.store import Store, open_store
 from notifier.store.migrate import migrations
 from tests.conftest import SettingsFactory

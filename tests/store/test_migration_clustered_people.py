@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from notifier.config import Settings
+from notifier.database import city_catalogue, seed_catalogue
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
-from notifier.service import city_catalogue, seed_catalogue
 from notifier.store import Store, open_store
 from notifier.store.migrate import migrations
 from notifier.store.records import SubscriberRecord

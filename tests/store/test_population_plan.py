@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from notifier.database import city_catalogue, seed_catalogue
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
-from notifier.service import city_catalogue, seed_catalogue
 from notifier.store import Store, open_store
 from notifier.store.db import POPULATION_ROWS, Db, planned_for
 from tests.conftest import SettingsFactory
