@@ -4,10 +4,11 @@ factory for subscribers. Everything talks over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,9 +19,11 @@ from notifier.config import Settings, load_settings
 from notifier.fakes.smtp import RunningSmtp, start_smtp
 from notifier.fakes.webhook_receiver import RunningReceiver, start_receiver
 from notifier.service import Service
+from notifier.store import open_store
 from notifier.store.records import SubscriberRecord
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
+from tests import pg_schemas
 from tests.cli_run import Cli
 
 pytest_plugins = ["tests.log_scanner"]  # fails the run when any log record carries a contact
@@ -58,19 +61,8 @@ def _pg_unavailable(reason: str) -> NoReturn:
 
 
 def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
-    """Run one statement on a fresh connection, on a loop of its own in a thread of its own: fixtures may be set
-    up while a test's event loop is already running."""
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(url, timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, run()).result()
+    """Run one statement on a fresh connection (tests/pg_schemas.py: on a loop and thread of its own)."""
+    pg_schemas.run(lambda: pg_schemas.execute(url, statement))
 
 
 @pytest.fixture(scope="session")
@@ -88,30 +80,42 @@ def pg_database() -> Iterator[str]:
         _pg_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def new_pg_schema(database_url: str) -> str:
-    """A fresh schema in the session database; its url (the schema as search_path)."""
-    schema = f"t_{secrets.token_hex(6)}"
-    _pg_run(f'CREATE SCHEMA "{schema}"', database_url)
-    return f"{database_url}?search_path={schema}"
+_SQLITE_TEMPLATE: dict[str, Path] = {}  # this process's migrated empty database, made once
 
 
-async def new_pg_schema_async(database_url: str) -> str:
-    """`new_pg_schema` from inside a running event loop (async fixtures)."""
-    import asyncpg
+def migrated_sqlite(path: Path) -> str:
+    """The url of a SQLite database at `path` with every migration applied: a copy of one this process migrated
+    once (migrating each test's database took ~45 ms, ~30 % of the test set-ups that open a store). A file that
+    exists already is left as it is. The migrations themselves are tested on fresh files (tests/test_cli.py's
+    `db upgrade`, tests/store/test_migration_*.py, every command-line and served test)."""
+    if not path.exists():
+        if "path" not in _SQLITE_TEMPLATE:
+            template = Path(tempfile.mkdtemp(prefix="notifier-template-")) / "migrated.db"
 
-    schema = f"t_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(database_url, timeout=5)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
-    return f"{database_url}?search_path={schema}"
+            async def migrate() -> None:
+                store = await open_store(load_settings(None, {}, {"database": {"url": f"sqlite:///{template}"}}))
+                await store.close()  # the last connection: the log is copied into the file and removed
+
+            pg_schemas.run(migrate)  # on a loop of its own: a test's loop may be running here
+            assert not template.with_name("migrated.db-wal").exists()
+            _SQLITE_TEMPLATE["path"] = template
+        shutil.copyfile(_SQLITE_TEMPLATE["path"], path)
+    return f"sqlite:///{path}"
+
+
+def empty_database(request: pytest.FixtureRequest) -> bool:
+    """The test is marked `empty_database`: its database starts with no migration applied."""
+    return request.node.get_closest_marker("empty_database") is not None
 
 
 @pytest.fixture
-def pg_schema_url(pg_database: str) -> str:
-    """The session database's url with a fresh schema of this test's own as its search_path."""
-    return new_pg_schema(pg_database)
+def pg_schema_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session database's url with a schema of this test's own as its search_path: migrated and empty (one an
+    earlier test of this process used, emptied: tests/pg_schemas.py), or new and empty (`empty_database`)."""
+    fresh = empty_database(request)
+    url = pg_schemas.run(lambda: pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
+    yield url
+    pg_schemas.run(lambda: pg_schemas.give_back(pg_database, url))
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -131,14 +135,17 @@ def database_url(tmp_path: Path, store_backend: str, request: pytest.FixtureRequ
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> SettingsFactory:
+def make_settings(database_url: str, request: pytest.FixtureRequest) -> SettingsFactory:
     """Settings on a fresh database (a SQLite file, or a PostgreSQL schema of its own for tests marked
-    `both_backends`); webhooks may target loopback; fast retries; worker off."""
+    `both_backends`); webhooks may target loopback; fast retries; worker off. A SQLite file is migrated already
+    (`migrated_sqlite`) unless the test is marked `empty_database`."""
     url = database_url
+    migrated = not empty_database(request)
 
     def create(**overrides: Any) -> Settings:
+        sqlite = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and migrated else None
         base: dict[str, Any] = {
-            "database": {"url": url},
+            "database": {"url": migrated_sqlite(Path(sqlite)) if sqlite else url},
             "channels": {"webhook": {"allow_private_networks": True, "timeout": 2.0}},
             "worker": {"enabled": False, "backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05},
         }

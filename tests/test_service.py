@@ -16,6 +16,7 @@ ALIYUN = {"provider": "aliyun", "endpoint": "http://127.0.0.1:9", "sign_name": "
           "template_code": "SMS_1", "receipt_token": "t" * 32, "access_key_id": "id", "access_key_secret": "secret"}
 
 
+@pytest.mark.empty_database
 async def test_a_wrong_channel_section_is_refused_before_the_database_is_opened(
         make_settings: SettingsFactory, tmp_path: Path) -> None:
     """An unknown `tls` value stops `Service.open` with one line; no database file is created."""

@@ -56,6 +56,7 @@ async def _counts(store: Store) -> dict[str, int]:
             for table in PEOPLE}
 
 
+@pytest.mark.empty_database
 async def test_the_rebuild_keeps_every_person_contact_and_delivery(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     before = await _old_database(settings)

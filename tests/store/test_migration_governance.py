@@ -45,6 +45,7 @@ async def _upgraded(make_settings: SettingsFactory) -> Store:
     return store
 
 
+@pytest.mark.empty_database
 async def test_an_old_alerts_idempotency_key_is_found_under_its_department(make_settings: SettingsFactory) -> None:
     """After the upgrade the old alert is found by (its department, k-1), and not under another department."""
     store = await _upgraded(make_settings)
@@ -56,6 +57,7 @@ async def test_an_old_alerts_idempotency_key_is_found_under_its_department(make_
         await store.close()
 
 
+@pytest.mark.empty_database
 async def test_another_department_may_use_the_same_key_after_the_upgrade(make_settings: SettingsFactory) -> None:
     """The old table-wide unique key no longer blocks another department; the same department still clashes."""
     store = await _upgraded(make_settings)

@@ -18,7 +18,8 @@ from notifier.keys import create_key
 from notifier.models import Role
 from notifier.service import Service
 from notifier.web import SERVICE, create_app
-from tests.conftest import new_pg_schema_async
+from tests import pg_schemas
+from tests.conftest import migrated_sqlite
 
 MOBILE = "+8613812345678"
 MOBILE_DIGITS = "13812345678"
@@ -97,7 +98,7 @@ def alert_body(**overrides: Any) -> dict[str, Any]:
 def make_settings(tmp_path: Path, name: str = "t", *, allow_private: bool = True, database_url: str | None = None,
                   **extra: Any) -> Settings:
     overrides: dict[str, Any] = {
-        "database": {"url": database_url or f"sqlite:///{tmp_path}/{name}.db"},
+        "database": {"url": database_url or migrated_sqlite(tmp_path / f"{name}.db")},
         "channels": {"webhook": {"allow_private_networks": allow_private}},
         "worker": {"enabled": False},
     }
@@ -113,10 +114,13 @@ async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRe
     """Yields `create(name="t", allow_private=True, **settings_overrides)`: a served app with keys for each role
     (each app on a database of its own: a SQLite file, or a PostgreSQL schema for tests marked both_backends)."""
     clients: list[TestClient[Any, Any]] = []
+    schemas: list[str] = []
     pg_database = request.getfixturevalue("pg_database") if store_backend == "postgresql" else None
 
     async def create(name: str = "t", *, allow_private: bool = True, **extra: Any) -> Api:
-        url = await new_pg_schema_async(pg_database) if pg_database else None
+        url = await pg_schemas.take(pg_database) if pg_database else None
+        if url:
+            schemas.append(url)
         app = create_app(make_settings(tmp_path, name, allow_private=allow_private, database_url=url, **extra))
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
@@ -129,6 +133,8 @@ async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRe
     yield create
     for client in clients:
         await client.close()
+    for url in schemas:  # the apps are closed: their schemas can be emptied for the next test
+        await pg_schemas.give_back(str(pg_database), url)
 
 
 @pytest.fixture
