@@ -4,6 +4,7 @@ factory for subscribers. Everything talks over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import secrets
@@ -90,7 +91,9 @@ def migrated_sqlite(path: Path) -> str:
     `db upgrade`, tests/store/test_migration_*.py, every command-line and served test)."""
     if not path.exists():
         if "path" not in _SQLITE_TEMPLATE:
-            template = Path(tempfile.mkdtemp(prefix="notifier-template-")) / "migrated.db"
+            folder = tempfile.mkdtemp(prefix="notifier-template-")
+            atexit.register(shutil.rmtree, folder, True)
+            template = Path(folder) / "migrated.db"
 
             async def migrate() -> None:
                 store = await open_store(load_settings(None, {}, {"database": {"url": f"sqlite:///{template}"}}))
