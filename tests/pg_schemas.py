@@ -25,10 +25,10 @@ from notifier.store import open_store
 
 T = TypeVar("T")
 
-# Everything the migrations define in a schema, written without the schema's name (search_path is the schema), so
-# that two schemas migrated alike have one fingerprint.
+# Everything the migrations define in a schema, with the schema's own name taken out of the definitions
+# (pg_get_indexdef and its kin always qualify), so that two schemas migrated alike have one fingerprint.
 _FINGERPRINT = """
-SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+SELECT md5(replace(string_agg(x, ',' ORDER BY x), $1 || '.', '')) FROM (
   SELECT 'c:' || c.relname || ':' || c.relkind::text || ':' || coalesce(array_to_string(c.reloptions, ';'), '') AS x
     FROM pg_class c WHERE c.relnamespace = $1::regnamespace
   UNION ALL
@@ -43,7 +43,9 @@ SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
   SELECT 'i:' || pg_get_indexdef(i.indexrelid)
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = $1::regnamespace
   UNION ALL
-  SELECT 't:' || pg_get_triggerdef(t.oid) || ':' || t.tgenabled::text
+  SELECT 't:' || CASE WHEN t.tgisinternal  -- a key's own triggers, named by their oid: by what they do instead
+                      THEN c.relname || ':' || t.tgfoid::regproc::text || ':' || t.tgtype::text
+                      ELSE pg_get_triggerdef(t.oid) END || ':' || t.tgenabled::text
     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = $1::regnamespace
   UNION ALL
   SELECT 'f:' || p.proname || ':' || md5(p.prosrc) FROM pg_proc p WHERE p.pronamespace = $1::regnamespace

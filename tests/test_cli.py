@@ -53,6 +53,7 @@ def test_revoking_an_unknown_key_is_an_error(cli: Cli) -> None:
     assert one_line_failure(cli("keys", "revoke", "no-such-key")) == "notifier: no such key"
 
 
+@pytest.mark.empty_database
 def test_db_upgrade_applies_migrations_once(cli: Cli) -> None:
     """The first upgrade applies the migrations; the second finds nothing to do."""
     first = cli("db", "upgrade")
