@@ -38,8 +38,9 @@ SettingsFactory = Callable[..., Settings]
 # Tests in modules marked `pytestmark = pytest.mark.both_backends` run once on SQLite and once on PostgreSQL
 # (`make_settings` picks the url); every other test runs on SQLite only. PostgreSQL: one database per session
 # (created on the maintenance database of NOTIFIER_TEST_PG, dropped at the end), one schema per test (the url's
-# `?search_path=` query parameter, which asyncpg passes to the server). Unreachable PostgreSQL skips those tests,
-# except under CI=true, where it fails them.
+# `?search_path=` query parameter, which asyncpg passes to the server), migrated already: emptied after an earlier
+# test and reused (tests/pg_schemas.py) unless the test is marked `empty_database`. Unreachable PostgreSQL skips
+# those tests, except under CI=true, where it fails them.
 BACKENDS = ("sqlite", "postgresql")
 PG_MAINTENANCE = os.environ.get("NOTIFIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
