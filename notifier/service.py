@@ -20,7 +20,7 @@ from notifier.catalogue import Catalogue
 from notifier.compliance import OverdueNotices, contact_warnings
 from notifier.config import Settings
 from notifier.config_errors import ConfigError, channel_error, unknown_channel
-from notifier.database import DatabaseUnavailable, city_catalogue, open_database, seed_catalogue
+from notifier.database import city_catalogue, open_database, seed_catalogue
 from notifier.dispatch import Dispatcher
 from notifier.i18n import N_, Said
 from notifier.keyring import Keyring, number_digest_key
@@ -28,7 +28,7 @@ from notifier.metrics import Metrics
 from notifier.rendering import Renderer
 from notifier.store import Store
 
-__all__ = ["ConfigError", "DatabaseUnavailable", "Service"]
+__all__ = ["ConfigError", "Service"]
 
 log = logging.getLogger("notifier.service")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import functools
 import logging
 import os
 import secrets
@@ -12,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -33,6 +35,7 @@ pytest_plugins = ["tests.log_scanner"]  # fails the run when any log record carr
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SettingsFactory = Callable[..., Settings]
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- store back-ends
 # Tests in modules marked `pytestmark = pytest.mark.both_backends` run once on SQLite and once on PostgreSQL
@@ -62,9 +65,15 @@ def _pg_unavailable(reason: str) -> NoReturn:
     pytest.skip(f"PostgreSQL not reachable at {PG_MAINTENANCE.split('@')[-1]}: {reason}")
 
 
+def in_own_loop(work: Callable[[], Awaitable[T]]) -> T:
+    """`work` on a loop of its own in a thread of its own: fixtures may run while a test's loop is running."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work()).result()  # type: ignore[arg-type]
+
+
 def _pg_run(statement: str, url: str = PG_MAINTENANCE) -> None:
-    """Run one statement on a fresh connection (tests/pg_schemas.py: on a loop and thread of its own)."""
-    pg_schemas.run(lambda: pg_schemas.execute(url, statement))
+    """Run one statement on a connection of its own."""
+    in_own_loop(lambda: pg_schemas.execute(url, statement))
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +91,20 @@ def pg_database() -> Iterator[str]:
         _pg_run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-_SQLITE_TEMPLATE: dict[str, Path] = {}  # this process's migrated empty database, made once
+@functools.cache
+def _sqlite_template() -> Path:
+    """This process's migrated empty SQLite database, made once and removed when the process ends."""
+    folder = tempfile.mkdtemp(prefix="notifier-template-")
+    atexit.register(shutil.rmtree, folder, True)
+    template = Path(folder) / "migrated.db"
+
+    async def migrate() -> None:
+        store = await open_store(load_settings(None, {}, {"database": {"url": f"sqlite:///{template}"}}))
+        await store.close()  # the last connection: the log is copied into the file and removed
+
+    in_own_loop(migrate)
+    assert not template.with_name("migrated.db-wal").exists()
+    return template
 
 
 def migrated_sqlite(path: Path) -> str:
@@ -91,19 +113,7 @@ def migrated_sqlite(path: Path) -> str:
     exists already is left as it is. The migrations themselves are tested on fresh files (tests/test_cli.py's
     `db upgrade`, tests/store/test_migration_*.py, every command-line and served test)."""
     if not path.exists():
-        if "path" not in _SQLITE_TEMPLATE:
-            folder = tempfile.mkdtemp(prefix="notifier-template-")
-            atexit.register(shutil.rmtree, folder, True)
-            template = Path(folder) / "migrated.db"
-
-            async def migrate() -> None:
-                store = await open_store(load_settings(None, {}, {"database": {"url": f"sqlite:///{template}"}}))
-                await store.close()  # the last connection: the log is copied into the file and removed
-
-            pg_schemas.run(migrate)  # on a loop of its own: a test's loop may be running here
-            assert not template.with_name("migrated.db-wal").exists()
-            _SQLITE_TEMPLATE["path"] = template
-        shutil.copyfile(_SQLITE_TEMPLATE["path"], path)
+        shutil.copyfile(_sqlite_template(), path)
     return f"sqlite:///{path}"
 
 
@@ -117,9 +127,9 @@ def pg_schema_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[
     """The session database's url with a schema of this test's own as its search_path: migrated and empty (one an
     earlier test of this process used, emptied: tests/pg_schemas.py), or new and empty (`empty_database`)."""
     fresh = empty_database(request)
-    url = pg_schemas.run(lambda: pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
+    url = in_own_loop(lambda: pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
     yield url
-    pg_schemas.run(lambda: pg_schemas.give_back(pg_database, url))
+    in_own_loop(lambda: pg_schemas.give_back(pg_database, url))
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -143,13 +153,12 @@ def make_settings(database_url: str, request: pytest.FixtureRequest) -> Settings
     """Settings on a fresh database (a SQLite file, or a PostgreSQL schema of its own for tests marked
     `both_backends`); webhooks may target loopback; fast retries; worker off. A SQLite file is migrated already
     (`migrated_sqlite`) unless the test is marked `empty_database`."""
-    url = database_url
+    sqlite = database_url.removeprefix("sqlite:///") if database_url.startswith("sqlite:///") else None
     migrated = not empty_database(request)
 
     def create(**overrides: Any) -> Settings:
-        sqlite = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and migrated else None
         base: dict[str, Any] = {
-            "database": {"url": migrated_sqlite(Path(sqlite)) if sqlite else url},
+            "database": {"url": migrated_sqlite(Path(sqlite)) if sqlite and migrated else database_url},
             "channels": {"webhook": {"allow_private_networks": True, "timeout": 2.0}},
             "worker": {"enabled": False, "backoff_initial": 0.01, "backoff_max": 0.05, "poll_interval": 0.05},
         }

@@ -11,19 +11,13 @@ dropped at the end whatever it holds. Tests that need a schema with no migration
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from notifier.config import load_settings
 from notifier.store import open_store
-
-T = TypeVar("T")
 
 # Everything the migrations define in a schema, with the schema's own name taken out of the definitions
 # (pg_get_indexdef and its kin always qualify), so that two schemas migrated alike have one fingerprint.
@@ -62,12 +56,6 @@ SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace = $1::regnamespace AND re
 
 _free: dict[str, list[str]] = {}  # database url -> schemas migrated and empty, ready for a test
 _reference: dict[str, str] = {}  # database url -> the fingerprint of a schema as the migrations make it
-
-
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """`work` on a loop of its own in a thread of its own: fixtures may run while a test's loop is running."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, work()).result()  # type: ignore[arg-type]
 
 
 def schema_of(url: str) -> str:

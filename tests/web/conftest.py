@@ -19,7 +19,7 @@ from notifier.models import Role
 from notifier.service import Service
 from notifier.web import SERVICE, create_app
 from tests import pg_schemas
-from tests.conftest import migrated_sqlite
+from tests.conftest import empty_database, migrated_sqlite
 
 MOBILE = "+8613812345678"
 MOBILE_DIGITS = "13812345678"
@@ -96,9 +96,10 @@ def alert_body(**overrides: Any) -> dict[str, Any]:
 
 
 def make_settings(tmp_path: Path, name: str = "t", *, allow_private: bool = True, database_url: str | None = None,
-                  **extra: Any) -> Settings:
+                  migrated: bool = True, **extra: Any) -> Settings:
+    sqlite = tmp_path / f"{name}.db"
     overrides: dict[str, Any] = {
-        "database": {"url": database_url or migrated_sqlite(tmp_path / f"{name}.db")},
+        "database": {"url": database_url or (migrated_sqlite(sqlite) if migrated else f"sqlite:///{sqlite}")},
         "channels": {"webhook": {"allow_private_networks": allow_private}},
         "worker": {"enabled": False},
     }
@@ -116,12 +117,15 @@ async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRe
     clients: list[TestClient[Any, Any]] = []
     schemas: list[str] = []
     pg_database = request.getfixturevalue("pg_database") if store_backend == "postgresql" else None
+    fresh = empty_database(request)
 
     async def create(name: str = "t", *, allow_private: bool = True, **extra: Any) -> Api:
-        url = await pg_schemas.take(pg_database) if pg_database else None
-        if url:
+        url = None
+        if pg_database:
+            url = await (pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
             schemas.append(url)
-        app = create_app(make_settings(tmp_path, name, allow_private=allow_private, database_url=url, **extra))
+        app = create_app(make_settings(tmp_path, name, allow_private=allow_private, database_url=url,
+                                       migrated=not fresh, **extra))
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
