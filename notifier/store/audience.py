@@ -134,12 +134,19 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
     `fallback` only the first is queued and the rest wait as `skipped` until a failure (or a missing receipt)
     activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets. `first`: the
     fan-out began with the alert targeting nobody, so no recipient has a row yet."""
+    sql, params = deliveries_statement(db, alert_id, t, now, relays=relays, first=first)
+    await db.execute(sql, *params)
+
+
+def deliveries_statement(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False,
+                         first: bool = False) -> tuple[str, list[Any]]:
+    """`create_deliveries`'s INSERT … SELECT and its parameters (a test reads its plan)."""
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
     unless = "" if first else ("AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
                                "AND e.subscriber_id = t.subscriber_id)")
     key, number = db.dialect.fan_out_numbers("t", table=not relays)
     goes_now = f"{TEXT} = 'all' OR rank = 1"  # the policy (a parameter each time): every channel, or the first
-    await db.execute(
+    return (
         "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, attempts, "
         f"next_attempt_at, created_at, updated_at, relay) SELECT {db.dialect.numbered_id(number)}, "
         "alert_id, subscriber_id, "
@@ -150,13 +157,14 @@ async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, 
         "         ROW_NUMBER() OVER (PARTITION BY t.subscriber_id ORDER BY sc.position) AS rank "
         f"  FROM {_RELAYS if relays else _TARGETS} t "
         "  JOIN subscription_channels sc ON sc.subscriber_id = t.subscriber_id AND sc.topic = ? "
-        # The usable contacts from their covering index (migration 0015), not each contact's table page.
+        # The usable contacts from their covering index (migration 0015), not each contact's table page;
+        # PostgreSQL's (0021) gives them in the people's order to a whole city's merge joins (`planned_for`).
         f"  JOIN contacts c{db.dialect.indexed_by('contacts_usable')} ON c.subscriber_id = t.subscriber_id "
         "       AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
         f"  WHERE t.alert_id = ? {unless}) ranked",
-        id_prefix(), t.policy, t.priority, t.policy, t.first_attempt_at, NEVER, now, now,
-        *([alert_id] if relays else []), t.topic, alert_id)
+        [id_prefix(), t.policy, t.priority, t.policy, t.first_attempt_at, NEVER, now, now,
+         *([alert_id] if relays else []), t.topic, alert_id])
 
 
 async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:

@@ -1,5 +1,6 @@
 """After a large import the planner knows the new tables: PostgreSQL's statistics are taken at once (a fan-out
-planned before autovacuum samples them scans and nested-loops, ~4× slower), and SQLite is left without any (its
+planned before autovacuum samples them scans and nested-loops, ~4× slower) and the new pages are marked visible (a
+fan-out before autovacuum visits them reads each row's table page), and SQLite is left without any statistics (its
 fan-out statements are written for the plans it makes without them)."""
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ async def _statistics(store: Store) -> int:
 async def test_a_large_import_leaves_the_planner_knowing_the_new_rows(service: Service) -> None:
     await service.store.bulk_create_subscribers(sms_people(BULK_LOAD), [{}] * BULK_LOAD)
     assert (await _statistics(service.store) > 0) == (service.store.dialect == "postgresql")
+
+
+async def test_a_large_import_leaves_its_pages_marked_visible(service: Service) -> None:
+    """PostgreSQL: the import is vacuumed as well as sampled, so the next fan-out reads the people from their
+    indexes alone, not every imported row's table page (SQLite has no visibility to mark)."""
+    await service.store.bulk_create_subscribers(sms_people(BULK_LOAD), [{}] * BULK_LOAD)
+    if service.store.dialect == "postgresql":
+        visible = await service.store.backend.reader.fetch(
+            "SELECT relname, relallvisible FROM pg_class WHERE oid IN (to_regclass('subscribers'), "
+            "to_regclass('contacts'), to_regclass('subscriptions'), to_regclass('subscription_channels'))")
+        assert len(visible) == 4 and all(row[1] > 0 for row in visible), visible
 
 
 async def test_a_small_import_leaves_statistics_to_autovacuum(service: Service) -> None:

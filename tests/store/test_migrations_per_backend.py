@@ -11,7 +11,7 @@ from tests.conftest import SettingsFactory
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
-SQLITE_ONLY = 15  # contacts_usable: the fan-out's contacts by index, which PostgreSQL's planner does not use
+SQLITE_ONLY = 15  # contacts_usable: the fan-out's contacts by index as SQLite reads them (PostgreSQL: 0021, its own)
 
 
 async def test_a_version_for_one_back_end_is_recorded_on_both_and_applied_on_its_own(

@@ -13,7 +13,9 @@ from notifier.database import city_catalogue, seed_catalogue
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.store import Store, open_store
+from notifier.store.audience import deliveries_statement
 from notifier.store.db import POPULATION_ROWS, Db, planned_for
+from notifier.store.records import Targeting
 from tests.conftest import SettingsFactory
 from tests.crowd import sms_people
 
@@ -75,3 +77,25 @@ async def test_a_fan_out_to_a_few_keeps_the_planners_choice(city: Store) -> None
         async with planned_for(db, CITY // 100, "contacts"):
             during = await _nested_loops(db)
     assert during == before
+
+
+async def _plan(db: Db, sql: str, params: list[object]) -> str:
+    """The plan of `sql` as its back-end's EXPLAIN words it (not run)."""
+    if db.dialect.population_plan:
+        return "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {sql}", *params))
+    return "\n".join(row[3] for row in await db.fetch(f"EXPLAIN QUERY PLAN {sql}", *params))
+
+
+async def test_a_whole_citys_rows_read_the_usable_contacts_in_the_peoples_order(city: Store) -> None:
+    """The delivery rows of a warning to everyone read each person's usable contacts from an index of their own.
+    On PostgreSQL the targets, their channels and their contacts are merged in the people's order, each person's
+    channels ranked with no sort of what was joined (the sort of a whole city's joined rows was a tenth of it)."""
+    alert, _ = await publish_alert(city, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警"), None)
+    again = Targeting(topic="env.heavy-pollution", min_severity_rank=0, regions=[], groups=[], policy="all",
+                      priority=0, first_attempt_at=alert.created_at)
+    async with city.backend.transaction() as db, planned_for(db, CITY, "contacts"):
+        plan = await _plan(db, *deliveries_statement(db, alert.id, again, alert.created_at, first=True))
+    assert "contacts_usable" in plan, plan  # contacts_usable (SQLite), contacts_usable_by_person (PostgreSQL)
+    if city.backend.reader.dialect.population_plan:
+        assert "Hash" not in plan and "Nested Loop" not in plan, plan
+        assert "Sort Key: t.subscriber_id, sc.\"position\"" not in plan, plan
