@@ -150,7 +150,10 @@ class Dispatcher:
         workers.append(asyncio.create_task(self._loop(stop, Priority.LIFE_SAFETY)))
         self._running = True
         try:
-            await asyncio.gather(*workers)
+            # Rows queued by another process (the API's, a `notifier publish`) wake the loops as this
+            # process's own publishes do, where the database can say so (PostgreSQL); the poll stays beneath it.
+            async with self.store.backend.queue_watch(self.wake):
+                await asyncio.gather(*workers)
         finally:
             self._running = False
             for task in workers:

@@ -279,3 +279,9 @@ class Backend(Protocol):
         """After many rows were added at once (an import): what the planner knows of `tables` is brought up to
         date, so that the next fan-out is planned for the tables as they are now."""
         ...
+
+    def queue_watch(self, wake: Callable[[], None]) -> AbstractAsyncContextManager[None]:
+        """While open, `wake()` soon after another process commits new delivery rows, so that a worker claims
+        them at once rather than at its next poll (PostgreSQL: LISTEN, migration 0022). The poll stays: a lost
+        notification only leaves it. SQLite: nothing (its processes poll)."""
+        ...

@@ -9,6 +9,8 @@ schema of its own this way).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,6 +23,10 @@ from asyncpg.pool import PoolConnectionProxy
 from notifier.store.db import POSTGRES, Db, Row, T
 
 POOL_MIN, POOL_MAX = 1, 10
+# After the listening connection is lost or cannot be made, listen again after this long, doubling up to the
+# most (the poll covers the gap).
+RELISTEN_SECONDS, RELISTEN_MOST = 1.0, 30.0
+log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\?")
 
 Connection = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
@@ -127,6 +133,42 @@ class PgBackend:
         1,225–1,272 -> 1,032–1,118 ms (store alone, copies of one database, two runs each way)."""
         async with self.pool.acquire() as conn:  # VACUUM runs outside a transaction: a connection of its own
             await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")  # our own table names, never input
+
+    @asynccontextmanager
+    async def queue_watch(self, wake: Callable[[], None]) -> AsyncIterator[None]:
+        """LISTEN on the schema's channel (`queued_channel()`, migration 0022) on a connection of its own, outside
+        the pool, while the block runs: a lost connection is made again, and `wake()` once it listens again for
+        what was queued meanwhile."""
+        listening = asyncio.create_task(self._listen(wake))
+        try:
+            yield
+        finally:
+            listening.cancel()
+            await asyncio.wait({listening})
+
+    async def _listen(self, wake: Callable[[], None]) -> None:
+        pause, failing = RELISTEN_SECONDS, False
+        while True:
+            lost, conn = asyncio.Event(), None
+            try:
+                conn = await asyncpg.connect(self.url)
+                conn.add_termination_listener(lambda _, lost=lost: lost.set())
+                await conn.add_listener(await conn.fetchval("SELECT queued_channel()"), lambda *_: wake())
+                if failing:
+                    log.info("listening for queued deliveries again")
+                pause, failing = RELISTEN_SECONDS, False
+                wake()
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if not failing:  # once a streak, not once a retry
+                    log.warning("cannot listen for queued deliveries (%s): finding them by polling until it can",
+                                type(exc).__name__)
+                failing = True
+            finally:
+                if conn is not None:
+                    conn.terminate()  # at once, in a cancellation too: it holds nothing but the LISTEN
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RELISTEN_MOST)
 
     async def after_erasure(self) -> None:
         """Deleted rows leave dead tuples until VACUUM and copies in WAL archives and backups: an operator's

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -670,6 +670,11 @@ class SqliteBackend:
     async def run_script(self, db: Db, script: str) -> None:
         for statement in split_statements(script):
             await db.execute(statement)
+
+    def queue_watch(self, wake: Callable[[], None]) -> AbstractAsyncContextManager[None]:
+        """Nothing: SQLite has no notifications between processes (a `notifier publish` beside `notifier serve`
+        is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""
+        return nullcontext()
 
     async def after_bulk_load(self, tables: Sequence[str]) -> None:
         """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are

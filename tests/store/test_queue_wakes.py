@@ -1,0 +1,106 @@
+"""PostgreSQL: a worker in another process than the publisher's is told when deliveries are queued (migration 0022),
+so a red warning published through the API is claimed at once by scaled-out workers, not at their next poll. Only
+committed rows tell; a worker whose listening connection is lost listens again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from notifier.fakes.webhook_receiver import RunningReceiver
+from notifier.models import AlertIn, Severity, Urgency
+from notifier.publish import publish_alert
+from notifier.service import Service
+from notifier.subscribers import create_subscriber
+from subscriptions.models import SubscriberIn
+from tests.conftest import SettingsFactory
+
+WITHIN = 15.0  # seconds: how long a test waits for what must come (a loaded CI machine), never a speed claim
+RED_WARNING = AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警", severity=Severity.EXTREME,
+                      urgency=Urgency.IMMEDIATE)
+
+
+async def _subscribe(service: Service, webhook: str) -> None:
+    body = SubscriberIn.model_validate({"contacts": {"webhook": webhook}, "region": "140402",
+                                        "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["webhook"]}]})
+    await create_subscriber(service.store, body, allow_private_webhooks=True)
+
+
+# The connections listening for this schema's queued deliveries (other tests' schemas run beside it).
+LISTENERS = "FROM pg_stat_activity WHERE query = 'LISTEN ' || quote_ident(queued_channel())"
+
+
+async def _listening(url: str) -> None:
+    """Until a connection of the server listens for this schema's queued deliveries."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(WITHIN):
+            while not await conn.fetchval(f"SELECT COUNT(*) {LISTENERS}"):  # noqa: ASYNC110 - the server's state
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back_ones_do_not(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    settings = make_settings(database={"url": pg_schema_url})
+    wakes: asyncio.Queue[None] = asyncio.Queue()
+    async with Service(settings) as publisher, Service(settings) as worker, \
+            worker.store.backend.queue_watch(lambda: wakes.put_nowait(None)):
+        async with asyncio.timeout(WITHIN):
+            await wakes.get()  # once on listening: for whatever was queued before it listened
+        await _subscribe(publisher, "https://hooks.example.org/a")
+        try:  # a statement that writes delivery rows, in a transaction that does not commit
+            async with publisher.store.backend.transaction() as db:
+                await db.execute("INSERT INTO deliveries SELECT * FROM deliveries WHERE alert_id = ?", "none")
+                raise LookupError
+        except LookupError:
+            pass
+        alert, _ = await publish_alert(publisher.store, RED_WARNING, None)
+        assert alert.targeted == 1
+        async with asyncio.timeout(WITHIN):
+            await wakes.get()
+        # Notifications come in commit order: had the rolled-back one been sent, it would have come first.
+        assert wakes.empty()
+
+
+async def test_a_worker_in_another_process_sends_a_red_warning_without_waiting_for_its_poll(
+        make_settings: SettingsFactory, pg_schema_url: str, receiver: RunningReceiver) -> None:
+    """The worker polls once an hour here: only the publish's notification can make it claim the warning."""
+    publishing = make_settings(database={"url": pg_schema_url})
+    working = make_settings(database={"url": pg_schema_url}, worker={"enabled": True, "poll_interval": 3600})
+    async with Service(publishing) as publisher, Service(working) as worker:
+        await _subscribe(publisher, receiver.url_for("/red"))
+        worker.start_worker()
+        await _listening(pg_schema_url)
+        await asyncio.sleep(0.5)  # its loops' first claims, which found nothing, are over: they wait for the hour
+        await publish_alert(publisher.store, RED_WARNING, None)
+        async with asyncio.timeout(WITHIN):
+            while not receiver.requests_to("/red"):  # noqa: ASYNC110 - polling another component's state
+                await asyncio.sleep(0.02)
+        assert len(receiver.requests_to("/red")) == 1
+
+
+async def test_a_worker_whose_listening_connection_is_lost_listens_again(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """The server ends the connection (a restart, a failover): the worker connects again and is told again."""
+    settings = make_settings(database={"url": pg_schema_url})
+    wakes: asyncio.Queue[None] = asyncio.Queue()
+    async with Service(settings) as publisher, Service(settings) as worker, \
+            worker.store.backend.queue_watch(lambda: wakes.put_nowait(None)):
+        async with asyncio.timeout(WITHIN):
+            await wakes.get()
+        conn = await asyncpg.connect(pg_schema_url)
+        try:
+            ended = await conn.fetchval(
+                f"SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) {LISTENERS}) e")  # noqa: S608 - ours
+            assert ended == 1
+        finally:
+            await conn.close()
+        async with asyncio.timeout(WITHIN):
+            await wakes.get()  # listening again: once for what was queued while it was not
+        await _subscribe(publisher, "https://hooks.example.org/b")
+        await publish_alert(publisher.store, RED_WARNING, None)
+        async with asyncio.timeout(WITHIN):
+            await wakes.get()
