@@ -5,9 +5,12 @@ committed rows tell; a worker whose listening connection is lost listens again."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 
+from notifier.config import Settings
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn, Severity, Urgency
 from notifier.publish import publish_alert
@@ -42,14 +45,21 @@ async def _listening(url: str) -> None:
         await conn.close()
 
 
-async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back_ones_do_not(
-        make_settings: SettingsFactory, pg_schema_url: str) -> None:
-    settings = make_settings(database={"url": pg_schema_url})
+@contextlib.asynccontextmanager
+async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Queue[None]]]:
+    """A publishing service, and the wakes of another's watch of the queue: listening already (its first wake,
+    for whatever was queued before it listened, taken)."""
     wakes: asyncio.Queue[None] = asyncio.Queue()
     async with Service(settings) as publisher, Service(settings) as worker, \
             worker.store.backend.queue_watch(lambda: wakes.put_nowait(None)):
         async with asyncio.timeout(WITHIN):
-            await wakes.get()  # once on listening: for whatever was queued before it listened
+            await wakes.get()
+        yield publisher, wakes
+
+
+async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back_ones_do_not(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    async with _watched(make_settings(database={"url": pg_schema_url})) as (publisher, wakes):
         await _subscribe(publisher, "https://hooks.example.org/a")
         try:  # a statement that writes delivery rows, in a transaction that does not commit
             async with publisher.store.backend.transaction() as db:
@@ -85,12 +95,7 @@ async def test_a_worker_in_another_process_sends_a_red_warning_without_waiting_f
 async def test_a_worker_whose_listening_connection_is_lost_listens_again(
         make_settings: SettingsFactory, pg_schema_url: str) -> None:
     """The server ends the connection (a restart, a failover): the worker connects again and is told again."""
-    settings = make_settings(database={"url": pg_schema_url})
-    wakes: asyncio.Queue[None] = asyncio.Queue()
-    async with Service(settings) as publisher, Service(settings) as worker, \
-            worker.store.backend.queue_watch(lambda: wakes.put_nowait(None)):
-        async with asyncio.timeout(WITHIN):
-            await wakes.get()
+    async with _watched(make_settings(database={"url": pg_schema_url})) as (publisher, wakes):
         conn = await asyncpg.connect(pg_schema_url)
         try:
             ended = await conn.fetchval(
