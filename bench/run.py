@@ -118,8 +118,9 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
                        worker_settings=worker)
     if "pg" in only:
         for n in (int(x) for x in args.pg_workers.split(",")):
+            # Red warnings into it too: published through the API, sent by the worker processes.
             yield Case(f"postgresql webhook ×{n}", {"webhook": 1.0}, args.pg, backend="postgresql", workers=n,
-                       worker_settings=worker)
+                       probes=args.probes, worker_settings=worker)
 
 
 def bare(requests: int, logs: Path, label: str, shape: str = "bare") -> dict[str, Any]:

@@ -136,11 +136,18 @@ class Dispatcher:
         """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety
         alert just `released` hands the window over to the life-safety loop, so that no routine work starts
         before that loop has claimed it."""
-        if released is not None and self._running and released.status == AlertStatus.ACTIVE \
-                and _life_safety(released):
+        self.queued(released is not None and released.status == AlertStatus.ACTIVE and _life_safety(released))
+
+    def queued(self, life_safety: bool) -> None:
+        """New work was queued, life-safety work or not (`wake`; or in another process: `queued_elsewhere`)."""
+        if life_safety and self._running:
             self.window.hand_over()
         self._wake.set()
         self._urgent_wake.set()
+
+    def queued_elsewhere(self, priority: int) -> None:
+        """Another process queued deliveries, the highest of them of `priority` (`Backend.queue_watch`)."""
+        self.queued(priority >= Priority.LIFE_SAFETY)
 
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
         """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
@@ -152,7 +159,7 @@ class Dispatcher:
         try:
             # Rows queued by another process (the API's, a `notifier publish`) wake the loops as this
             # process's own publishes do, where the database can say so (PostgreSQL); the poll stays beneath it.
-            async with self.store.backend.queue_watch(self.wake):
+            async with self.store.backend.queue_watch(self.queued_elsewhere):
                 await asyncio.gather(*workers)
         finally:
             self._running = False

@@ -280,8 +280,9 @@ class Backend(Protocol):
         date, so that the next fan-out is planned for the tables as they are now."""
         ...
 
-    def queue_watch(self, wake: Callable[[], None]) -> AbstractAsyncContextManager[None]:
-        """While open, `wake()` soon after another process commits new delivery rows, so that a worker claims
-        them at once rather than at its next poll (PostgreSQL: LISTEN, migration 0022). The poll stays: a lost
-        notification only leaves it. SQLite: nothing (its processes poll)."""
+    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[None]:
+        """While open, `wake(priority)` soon after another process commits new delivery rows (the highest
+        priority they have), so that a worker claims them at once rather than at its next poll (PostgreSQL:
+        LISTEN, migration 0022). The poll stays: a lost notification only leaves it. SQLite: nothing (its
+        processes poll)."""
         ...

@@ -135,9 +135,9 @@ class PgBackend:
             await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")  # our own table names, never input
 
     @asynccontextmanager
-    async def queue_watch(self, wake: Callable[[], None]) -> AsyncIterator[None]:
+    async def queue_watch(self, wake: Callable[[int], None]) -> AsyncIterator[None]:
         """LISTEN on the schema's channel (`queued_channel()`, migration 0022) on a connection of its own, outside
-        the pool, while the block runs: a lost connection is made again, and `wake()` once it listens again for
+        the pool, while the block runs: a lost connection is made again, and `wake(0)` once it listens again for
         what was queued meanwhile."""
         listening = asyncio.create_task(self._listen(wake))
         try:
@@ -146,18 +146,19 @@ class PgBackend:
             listening.cancel()
             await asyncio.wait({listening})
 
-    async def _listen(self, wake: Callable[[], None]) -> None:
+    async def _listen(self, wake: Callable[[int], None]) -> None:
         pause, failing = RELISTEN_SECONDS, False
         while True:
             lost, conn = asyncio.Event(), None
             try:
                 conn = await asyncpg.connect(self.url)
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
-                await conn.add_listener(await conn.fetchval("SELECT queued_channel()"), lambda *_: wake())
+                await conn.add_listener(await conn.fetchval("SELECT queued_channel()"),
+                                        lambda _conn, _pid, _channel, priority: wake(int(priority)))
                 if failing:
                     log.info("listening for queued deliveries again")
                 pause, failing = RELISTEN_SECONDS, False
-                wake()
+                wake(0)
                 await lost.wait()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 if not failing:  # once a streak, not once a retry

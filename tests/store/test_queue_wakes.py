@@ -15,6 +15,7 @@ from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.models import AlertIn, Severity, Urgency
 from notifier.publish import publish_alert
 from notifier.service import Service
+from notifier.states import Priority
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory
@@ -46,12 +47,12 @@ async def _listening(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Queue[None]]]:
+async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Queue[int]]]:
     """A publishing service, and the wakes of another's watch of the queue: listening already (its first wake,
     for whatever was queued before it listened, taken)."""
-    wakes: asyncio.Queue[None] = asyncio.Queue()
+    wakes: asyncio.Queue[int] = asyncio.Queue()
     async with Service(settings) as publisher, Service(settings) as worker, \
-            worker.store.backend.queue_watch(lambda: wakes.put_nowait(None)):
+            worker.store.backend.queue_watch(wakes.put_nowait):
         async with asyncio.timeout(WITHIN):
             await wakes.get()
         yield publisher, wakes
@@ -70,7 +71,7 @@ async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back
         alert, _ = await publish_alert(publisher.store, RED_WARNING, None)
         assert alert.targeted == 1
         async with asyncio.timeout(WITHIN):
-            await wakes.get()
+            assert await wakes.get() == Priority.LIFE_SAFETY  # the highest priority the publish queued
         # Notifications come in commit order: had the rolled-back one been sent, it would have come first.
         assert wakes.empty()
 
@@ -109,3 +110,18 @@ async def test_a_worker_whose_listening_connection_is_lost_listens_again(
         await publish_alert(publisher.store, RED_WARNING, None)
         async with asyncio.timeout(WITHIN):
             await wakes.get()
+
+
+async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sending(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """As for a red warning published in the worker's own process: its routine loops start nothing new until the
+    life-safety loop has claimed (`LifeSafetyWindow`); routine rows from elsewhere pause nothing."""
+    working = make_settings(database={"url": pg_schema_url}, worker={"enabled": True, "poll_interval": 3600})
+    async with Service(working) as worker:
+        worker.start_worker()
+        await _listening(pg_schema_url)  # its loops are running
+        window = worker.dispatcher.window
+        worker.dispatcher.queued_elsewhere(Priority.ROUTINE)
+        assert not window.is_open
+        worker.dispatcher.queued_elsewhere(Priority.LIFE_SAFETY)
+        assert window.is_open
