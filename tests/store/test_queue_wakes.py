@@ -23,6 +23,13 @@ from tests.conftest import SettingsFactory
 WITHIN = 15.0  # seconds: how long a test waits for what must come (a loaded CI machine), never a speed claim
 RED_WARNING = AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警", severity=Severity.EXTREME,
                       urgency=Urgency.IMMEDIATE)
+ROUTINE_NOTICE = AlertIn(topic="env.heavy-pollution", headline="空气质量预报", severity=Severity.MINOR,
+                         urgency=Urgency.EXPECTED)
+# One more delivery row of an alert's, on a channel it has no row on (one parameter: the alert's id).
+_ANOTHER_CHANNEL = ("INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, "
+                    "attempts, next_attempt_at, created_at, updated_at) SELECT id || '-sms', alert_id, "
+                    "subscriber_id, 'sms', 2, status, priority, 0, next_attempt_at, created_at, updated_at "
+                    "FROM deliveries WHERE alert_id = ?")
 
 
 async def _subscribe(service: Service, webhook: str) -> None:
@@ -62,17 +69,20 @@ async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back
         make_settings: SettingsFactory, pg_schema_url: str) -> None:
     async with _watched(make_settings(database={"url": pg_schema_url})) as (publisher, wakes):
         await _subscribe(publisher, "https://hooks.example.org/a")
-        try:  # a statement that writes delivery rows, in a transaction that does not commit
+        red, _ = await publish_alert(publisher.store, RED_WARNING, None)
+        assert red.targeted == 1
+        async with asyncio.timeout(WITHIN):
+            assert await wakes.get() == Priority.LIFE_SAFETY  # the highest priority the publish queued
+        try:  # a life-safety delivery row written in a transaction that does not commit
             async with publisher.store.backend.transaction() as db:
-                await db.execute("INSERT INTO deliveries SELECT * FROM deliveries WHERE alert_id = ?", "none")
+                assert await db.execute(_ANOTHER_CHANNEL, red.id) == 1
                 raise LookupError
         except LookupError:
             pass
-        alert, _ = await publish_alert(publisher.store, RED_WARNING, None)
-        assert alert.targeted == 1
+        await publish_alert(publisher.store, ROUTINE_NOTICE, None)
         async with asyncio.timeout(WITHIN):
-            assert await wakes.get() == Priority.LIFE_SAFETY  # the highest priority the publish queued
-        # Notifications come in commit order: had the rolled-back one been sent, it would have come first.
+            assert await wakes.get() == Priority.ROUTINE
+        # Notifications come in commit order: had the rolled-back one been sent, it would have come before.
         assert wakes.empty()
 
 

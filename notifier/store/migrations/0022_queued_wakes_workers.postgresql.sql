@@ -5,11 +5,10 @@
 -- every statement that inserts delivery rows (a publish, an approval, a cancel's notice, a fallback's relays)
 -- notifies the channel `queued_channel()` names with the highest priority it queued (sent at the commit and only if
 -- it commits, repeats within a transaction folded into one); each worker LISTENs on it (`PgBackend.queue_watch`)
--- and claims at once — for a
--- life-safety priority, its routine loops first pausing as they do for a red warning published in their own process
--- (`LifeSafetyWindow`). The poll stays, for notifications lost with a connection. The channel is the schema's own:
--- tenants sharing a database (`?search_path=`) do not wake each other. Reading the new rows for their priority:
--- ~5 ms a 100,000-row fan-out.
+-- and claims at once — for a life-safety priority, its routine loops first pausing as they do for a red warning
+-- published in their own process (`LifeSafetyWindow`). The poll stays, for notifications lost with a connection.
+-- The channel is the schema's own: tenants sharing a database (`?search_path=`) do not wake each other. Reading
+-- the new rows for their priority: 6-8 ms a 100,000-row fan-out (EXPLAIN ANALYZE, three runs).
 CREATE FUNCTION queued_channel() RETURNS text LANGUAGE sql STABLE SET search_path FROM CURRENT
     AS $$ SELECT 'notifier_queued:' || current_schema() $$;
 
