@@ -155,8 +155,7 @@ class PgBackend:
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
                 await conn.add_listener(await conn.fetchval("SELECT queued_channel()"),
                                         lambda _conn, _pid, _channel, priority: wake(int(priority)))
-                if failing:
-                    log.info("listening for queued deliveries again")
+                log.info("listening for queued deliveries%s", " again" if failing else "")
                 pause, failing = RELISTEN_SECONDS, False
                 wake(0)
                 await lost.wait()
