@@ -204,14 +204,11 @@ class Dispatcher:
 
     async def _claim_and_send(self, min_priority: Priority = Priority.ROUTINE) -> int:
         """Claim one batch (of at least `min_priority`), send it, record it; how many deliveries were handled.
-        While life-safety work is at hand (the window is open), a routine loop helps with it or waits; life-safety
-        rows it finds due before any window (a red warning another process queued a moment ago) it claims alone
-        too, not as the head of a routine batch that is sent only once its hundreds of rows are leased and read
-        (measured on PostgreSQL: ~50 ms of a red warning's 103)."""
+        While life-safety work is at hand (the window is open), a routine loop helps with it or waits."""
         # Routine claims and records are the store's bulk work: other writers (a publish, the life-safety loop,
         # lease heartbeats) go first.
         background = min_priority == Priority.ROUTINE
-        if background and (self.window.is_open or await self.store.any_due(self.clock(), Priority.LIFE_SAFETY)):
+        if background and self.window.is_open:
             if worked := await self._claim_batch(Priority.LIFE_SAFETY, background=True):
                 return worked
             await self.window.routine_turn()

@@ -48,27 +48,6 @@ async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_routine_cycle_sends_a_red_warning_it_finds_due_alone(make_settings: SettingsFactory,
-                                                                      receiver: RunningReceiver) -> None:
-    """A red warning queued with no window opened for it here (another process published it, or the life-safety
-    loop has not woken yet): the routine loop's next cycle claims and sends it alone, not at the head of a batch of
-    routine rows that goes out only once they are all leased and read."""
-    settings = make_settings(worker={"claim_batch": 50})
-    async with Service(settings) as service:
-        people = (_subscribers("routine", 100, receiver.url_for("/routine"))
-                  + _subscribers("red", 1, receiver.url_for("/red")))
-        await service.store.bulk_create_subscribers(people, [{"webhook": generate_webhook_secret()} for _ in people])
-        await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
-                                                   severity="minor", urgency="future"), None)
-        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
-                                                   severity="extreme", level="red"), None)
-        assert not service.dispatcher.window.is_open
-        assert await service.dispatcher.run_once() == 1  # the routine loop's cycle
-        assert (len(receiver.requests_to("/red")), len(receiver.requests_to("/routine"))) == (1, 0)
-        await settle(service)
-    assert len(receiver.requests_to("/routine")) == 100
-
-
 @pytest.mark.slow
 async def test_a_red_warning_overtakes_a_routine_backlog(make_settings: SettingsFactory,
                                                          receiver: RunningReceiver) -> None:

@@ -333,16 +333,12 @@ class Store(AccessMethods):
                               channel: str | None = None) -> tuple[list[DeliveryRow], int]:
         return await coverage.list_deliveries(self.backend.reader, alert_id, limit, after, status, channel)
 
-    async def any_due(self, now: float, min_priority: int) -> bool:
-        """Whether some delivery of at least `min_priority` may be claimed now (an index probe)."""
-        return await queue.any_due(self.backend.reader, now, min_priority)
-
     async def claim(self, owner: str, now: float, lease_until: float, limit: int,
                     min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
         # A life-safety claim with something to claim is urgent (a routine publish gives way to it); the
         # life-safety loop's idle polls, every poll interval, are not, or no routine publish would ever finish.
         life_safety = min_priority >= Priority.LIFE_SAFETY
-        urgent = life_safety and await self.any_due(now, min_priority)
+        urgent = life_safety and await queue.any_due(self.backend.reader, now, min_priority)
         turn = _dispatch_turn(background, urgent)
         if life_safety:
             # Leased and read in one turn of the writer: a red warning's claim waits for no second hop.
