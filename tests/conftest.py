@@ -126,8 +126,7 @@ def empty_database(request: pytest.FixtureRequest) -> bool:
 def pg_schema_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """The session database's url with a schema of this test's own as its search_path: migrated and empty (one an
     earlier test of this process used, emptied: tests/pg_schemas.py), or new and empty (`empty_database`)."""
-    fresh = empty_database(request)
-    url = in_own_loop(lambda: pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
+    url = in_own_loop(lambda: pg_schemas.for_test(pg_database, empty=empty_database(request)))
     yield url
     in_own_loop(lambda: pg_schemas.give_back(pg_database, url))
 

@@ -82,6 +82,11 @@ async def new_schema(database_url: str) -> str:
     return url_of(database_url, schema)
 
 
+async def for_test(database_url: str, *, empty: bool) -> str:
+    """A test's schema: a new one with nothing in it for a test marked `empty_database`, else `take`'s."""
+    return await (new_schema(database_url) if empty else take(database_url))
+
+
 async def take(database_url: str) -> str:
     """A schema for a test: a reused one, migrated and empty, or else a new one (the store migrates it)."""
     free = _free.get(database_url)

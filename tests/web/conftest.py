@@ -122,7 +122,7 @@ async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRe
     async def create(name: str = "t", *, allow_private: bool = True, **extra: Any) -> Api:
         url = None
         if pg_database:
-            url = await (pg_schemas.new_schema(pg_database) if fresh else pg_schemas.take(pg_database))
+            url = await pg_schemas.for_test(pg_database, empty=fresh)
             schemas.append(url)
         app = create_app(make_settings(tmp_path, name, allow_private=allow_private, database_url=url,
                                        migrated=not fresh, **extra))
