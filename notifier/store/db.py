@@ -39,6 +39,7 @@ class Dialect:
     """The SQL fragments that differ between the two back-ends (each names what it is for)."""
 
     name: str
+    one_writer: bool  # writers queue for one writer (SQLite): a transaction's urgency (`Backend.run`) orders them
     _numbered_id: str  # a 32-hex-digit id from a 16-hex-digit prefix and a row number: format(prefix=…, n=…)
     greatest: str  # a format string for the larger of two non-NULL values: greatest.format(a, b)
     least: str  # … and for the smaller
@@ -105,6 +106,7 @@ class Dialect:
 
 SQLITE = Dialect(
     name="sqlite",
+    one_writer=True,
     _numbered_id="({prefix} || printf('%016x', {n}))",
     greatest="MAX({0}, {1})",
     least="MIN({0}, {1})",
@@ -124,6 +126,7 @@ SQLITE = Dialect(
 
 POSTGRES = Dialect(
     name="postgresql",
+    one_writer=False,
     _numbered_id="({prefix} || lpad(to_hex({n}), 16, '0'))",
     greatest="GREATEST({0}, {1})",
     least="LEAST({0}, {1})",
@@ -237,6 +240,14 @@ def marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+@dataclass(slots=True)
+class QueueWatch:
+    """What `Backend.queue_watch` yields: whether it listens now, so that every delivery row another process
+    commits wakes the watcher soon (not while a lost connection is being made again, nor ever on SQLite)."""
+
+    listening: bool = False
+
+
 class Backend(Protocol):
     """Connections of one database: SqliteBackend (sqlite_db.py) or PgBackend (pg_db.py)."""
 
@@ -280,9 +291,9 @@ class Backend(Protocol):
         date, so that the next fan-out is planned for the tables as they are now."""
         ...
 
-    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[None]:
+    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[QueueWatch]:
         """While open, `wake(priority)` soon after another process commits new delivery rows (the highest
         priority they have), so that a worker claims them at once rather than at its next poll (PostgreSQL:
         LISTEN, migration 0022). The poll stays: a lost notification only leaves it. SQLite: nothing (its
-        processes poll)."""
+        processes poll). The `QueueWatch` it yields says whether it listens now."""
         ...

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from notifier.store.db import POSTGRES, Db, Row, T
+from notifier.store.db import POSTGRES, Db, QueueWatch, Row, T
 
 POOL_MIN, POOL_MAX = 1, 10
 # After the listening connection is lost or cannot be made, listen again after this long, doubling up to the
@@ -72,6 +72,15 @@ class PgDb:
         return await self.conn.fetchval(numbered(sql), *args)
 
 
+async def _kept_as_is(conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is. Our sessions keep nothing beyond their transactions — settings
+    by `set_config(…, true)`, advisory locks by `pg_advisory_xact_lock`, no cursor held past a commit, LISTEN only on
+    `queue_watch`'s own connection — so asyncpg's default reset (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`) would be a round trip for nothing after every read and transaction: on two busy cores,
+    where each round trip waits for both processes to be scheduled, a red warning's ~30 of them (its publish,
+    claim and send) one in four. asyncpg still rolls back a transaction left open, whatever this does."""
+
+
 class PgBackend:
     """The pool and transactions of one PostgreSQL database (or schema)."""
 
@@ -83,7 +92,7 @@ class PgBackend:
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.url, min_size=self._min, max_size=self._max)
+        self._pool = await asyncpg.create_pool(self.url, min_size=self._min, max_size=self._max, reset=_kept_as_is)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -135,18 +144,19 @@ class PgBackend:
             await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")  # our own table names, never input
 
     @asynccontextmanager
-    async def queue_watch(self, wake: Callable[[int], None]) -> AsyncIterator[None]:
+    async def queue_watch(self, wake: Callable[[int], None]) -> AsyncIterator[QueueWatch]:
         """LISTEN on the schema's channel (`queued_channel()`, migration 0022) on a connection of its own, outside
         the pool, while the block runs: a lost connection is made again, and `wake(0)` once it listens again for
         what was queued meanwhile."""
-        listening = asyncio.create_task(self._listen(wake))
+        watch = QueueWatch()
+        listening = asyncio.create_task(self._listen(wake, watch))
         try:
-            yield
+            yield watch
         finally:
             listening.cancel()
             await asyncio.wait({listening})
 
-    async def _listen(self, wake: Callable[[int], None]) -> None:
+    async def _listen(self, wake: Callable[[int], None], watch: QueueWatch) -> None:
         pause, failing = RELISTEN_SECONDS, False
         while True:
             lost, conn = asyncio.Event(), None
@@ -157,6 +167,7 @@ class PgBackend:
                                         lambda _conn, _pid, _channel, priority: wake(int(priority)))
                 log.info("listening for queued deliveries%s", " again" if failing else "")
                 pause, failing = RELISTEN_SECONDS, False
+                watch.listening = True
                 wake(0)
                 await lost.wait()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -165,6 +176,7 @@ class PgBackend:
                                 type(exc).__name__)
                 failing = True
             finally:
+                watch.listening = False
                 if conn is not None:
                     conn.terminate()  # at once, in a cancellation too: it holds nothing but the LISTEN
             await asyncio.sleep(pause)

@@ -333,24 +333,27 @@ class Store(AccessMethods):
                               channel: str | None = None) -> tuple[list[DeliveryRow], int]:
         return await coverage.list_deliveries(self.backend.reader, alert_id, limit, after, status, channel)
 
-    async def claim(self, owner: str, now: float, lease_until: float, limit: int,
-                    min_priority: int = 0, *, background: bool = False) -> list[ClaimedDelivery]:
+    async def claim(self, owner: str, now: float, lease_until: float, limit: int, min_priority: int = 0,
+                    max_priority: int = Priority.LIFE_SAFETY, *, background: bool = False) -> list[ClaimedDelivery]:
         # A life-safety claim with something to claim is urgent (a routine publish gives way to it); the
         # life-safety loop's idle polls, every poll interval, are not, or no routine publish would ever finish.
+        # Only a single writer orders its transactions: elsewhere the look would be a red warning's round trip
+        # for nothing.
         life_safety = min_priority >= Priority.LIFE_SAFETY
-        urgent = life_safety and await queue.any_due(self.backend.reader, now, min_priority)
+        urgent = (life_safety and self.backend.dialect.one_writer
+                  and await queue.any_due(self.backend.reader, now, min_priority))
         turn = _dispatch_turn(background, urgent)
         if life_safety:
             # Leased and read in one turn of the writer: a red warning's claim waits for no second hop.
             async def claim(db: Db) -> list[ClaimedDelivery]:
-                if not await queue.claim(db, owner, now, lease_until, limit, min_priority):
+                if not await queue.claim(db, owner, now, lease_until, limit, min_priority, max_priority):
                     return []
                 return await queue.leased(db, owner, lease_until)
 
             return await self.backend.run(claim, **turn)
         # Routine bulk work: the single writer (SQLite) is held for the lease alone; its rows are read beside it.
-        if not await self.backend.run(lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority),
-                                      **turn):
+        if not await self.backend.run(
+                lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority, max_priority), **turn):
             return []
         return await self.backend.bulk_read(lambda db: queue.leased(db, owner, lease_until))
 

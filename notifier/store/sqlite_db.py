@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
-from notifier.store.db import SQLITE, Db, Row, T
+from notifier.store.db import SQLITE, Db, QueueWatch, Row, T
 from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign, Waiters
 from notifier.waiting import woken
 
@@ -671,10 +671,10 @@ class SqliteBackend:
         for statement in split_statements(script):
             await db.execute(statement)
 
-    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[None]:
-        """Nothing: SQLite has no notifications between processes (a `notifier publish` beside `notifier serve`
-        is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""
-        return nullcontext()
+    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[QueueWatch]:
+        """Never listening: SQLite has no notifications between processes (a `notifier publish` beside `notifier
+        serve` is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""
+        return nullcontext(QueueWatch())
 
     async def after_bulk_load(self, tables: Sequence[str]) -> None:
         """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -120,6 +121,42 @@ async def test_a_worker_whose_listening_connection_is_lost_listens_again(
         await publish_alert(publisher.store, RED_WARNING, None)
         async with asyncio.timeout(WITHIN):
             await wakes.get()
+
+
+async def test_a_watch_says_whether_it_listens(make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """What a worker's routine claims go by (they leave red warnings to the life-safety claims only while the
+    worker is told of each): listening once LISTEN is in place, not while a lost connection is made again."""
+    wakes: asyncio.Queue[int] = asyncio.Queue()
+    async with Service(make_settings(database={"url": pg_schema_url})) as worker:
+        async with worker.store.backend.queue_watch(wakes.put_nowait) as watch:
+            async with asyncio.timeout(WITHIN):
+                await wakes.get()
+            assert watch.listening
+            conn = await asyncpg.connect(pg_schema_url)
+            try:
+                await conn.execute(f"SELECT pg_terminate_backend(pid) {LISTENERS}")
+                async with asyncio.timeout(WITHIN):
+                    while watch.listening:  # noqa: ASYNC110 - the server ends it; nothing of ours to wait on
+                        await asyncio.sleep(0.01)
+            finally:
+                await conn.close()
+            async with asyncio.timeout(WITHIN):
+                await wakes.get()  # listening again
+            assert watch.listening
+        assert not watch.listening
+
+
+async def test_routine_claims_of_a_listening_worker_leave_a_red_warning_to_life_safety_claims(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """A worker told of every row queued claims a red warning in a claim of its own, at once, not along with the
+    hundreds of routine rows a routine claim takes (which would send it only after reading them all)."""
+    async with Service(make_settings(database={"url": pg_schema_url})) as service:
+        await _subscribe(service, "https://hooks.example.org/a")
+        await publish_alert(service.store, RED_WARNING, None)
+        now = time.time()
+        assert await service.store.claim("routine", now, now + 60, 500, Priority.ROUTINE, Priority.URGENT) == []
+        [red] = await service.store.claim("life-safety", now, now + 60, 500, Priority.LIFE_SAFETY)
+        assert red.channel == "webhook"
 
 
 async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sending(
