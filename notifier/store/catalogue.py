@@ -147,6 +147,12 @@ async def get_topic(db: Db, key: str) -> dict[str, Any] | None:
     return topic_record(row) if row is not None else None
 
 
+async def topic_of_alert(db: Db, alert_id: str) -> dict[str, Any] | None:
+    """The topic of an alert, read without reading the alert first (a worker reads both at once)."""
+    row = await db.fetchrow("SELECT t.* FROM alerts a JOIN topics t ON t.key = a.topic WHERE a.id = ?", alert_id)
+    return topic_record(row) if row is not None else None
+
+
 async def create_topic(db: Db, topic: dict[str, Any], now: float) -> None:
     """Add one topic; Conflict (409) when its key exists, InvalidInput (422, field `domain`) for an unknown
     domain. A concurrent create of the same key loses on the primary key and gets the same Conflict."""

@@ -40,6 +40,7 @@ class Dialect:
 
     name: str
     one_writer: bool  # writers queue for one writer (SQLite): a transaction's urgency (`Backend.run`) orders them
+    update_in_with: bool  # a WITH may hold an UPDATE … RETURNING whose rows the statement reads (SQLite: no)
     _numbered_id: str  # a 32-hex-digit id from a 16-hex-digit prefix and a row number: format(prefix=…, n=…)
     greatest: str  # a format string for the larger of two non-NULL values: greatest.format(a, b)
     least: str  # … and for the smaller
@@ -107,6 +108,7 @@ class Dialect:
 SQLITE = Dialect(
     name="sqlite",
     one_writer=True,
+    update_in_with=False,
     _numbered_id="({prefix} || printf('%016x', {n}))",
     greatest="MAX({0}, {1})",
     least="MIN({0}, {1})",
@@ -127,6 +129,7 @@ SQLITE = Dialect(
 POSTGRES = Dialect(
     name="postgresql",
     one_writer=False,
+    update_in_with=True,
     _numbered_id="({prefix} || lpad(to_hex({n}), 16, '0'))",
     greatest="GREATEST({0}, {1})",
     least="LEAST({0}, {1})",
@@ -267,11 +270,12 @@ class Backend(Protocol):
         ...
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False) -> T:
+                  yielding: bool = False, single: bool = False) -> T:
         """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the
         hot paths: publish, claim, record, so that the single writer is held for their SQL only). `urgent`
         (life-safety work) makes a `yielding` transaction in progress (a routine publish) stop, roll back and
-        run again after it (SQLite's single writer: `give_way.py`)."""
+        run again after it (SQLite's single writer: `give_way.py`). `single`: `work` makes one statement here,
+        which PostgreSQL runs as the transaction it is by itself (no BEGIN and COMMIT: two round trips fewer)."""
         ...
 
     @property

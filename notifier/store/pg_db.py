@@ -117,9 +117,12 @@ class PgBackend:
         return self.transaction()
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False) -> T:
+                  yielding: bool = False, single: bool = False) -> T:
         """`urgent` and `yielding` mean nothing here: PostgreSQL's writers do not wait for each other's
         transactions (except on the rows or keys they share)."""
+        if single:
+            async with self.pool.acquire() as conn:
+                return await work(PgDb(conn))
         async with self.transaction(background=background) as db:
             return await work(db)
 

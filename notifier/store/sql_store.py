@@ -135,6 +135,9 @@ class Store(AccessMethods):
     async def get_topic(self, key: str) -> dict[str, Any] | None:
         return await catalogue.get_topic(self.backend.reader, key)
 
+    async def topic_of_alert(self, alert_id: str) -> dict[str, Any] | None:
+        return await catalogue.topic_of_alert(self.backend.reader, alert_id)
+
     async def create_topic(self, topic: dict[str, Any], actor: Actor = CLI) -> None:
         async with self.backend.transaction() as db:
             now = time.time()
@@ -343,14 +346,10 @@ class Store(AccessMethods):
         urgent = (life_safety and self.backend.dialect.one_writer
                   and await queue.any_due(self.backend.reader, now, min_priority))
         turn = _dispatch_turn(background, urgent)
-        if life_safety:
-            # Leased and read in one turn of the writer: a red warning's claim waits for no second hop.
-            async def claim(db: Db) -> list[ClaimedDelivery]:
-                if not await queue.claim(db, owner, now, lease_until, limit, min_priority, max_priority):
-                    return []
-                return await queue.leased(db, owner, lease_until)
-
-            return await self.backend.run(claim, **turn)
+        if life_safety:  # leased and read in one turn of the writer, or one statement: no second hop
+            return await self.backend.run(
+                lambda db: queue.claim_and_read(db, owner, now, lease_until, limit, min_priority, max_priority),
+                single=self.backend.dialect.update_in_with, **turn)
         # Routine bulk work: the single writer (SQLite) is held for the lease alone; its rows are read beside it.
         if not await self.backend.run(
                 lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority, max_priority), **turn):

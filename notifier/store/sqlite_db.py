@@ -503,7 +503,7 @@ class SqliteBackend:
                 await _set(writer, "foreign_keys = ON")
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False) -> T:
+                  yielding: bool = False, single: bool = False) -> T:
         """`work` as one write transaction, run whole on the writer connection's thread (module docstring), in the
         writer's queue: `urgent` ones first, then the others in order, `background` ones (the dispatcher's routine
         claims and records, which come back-to-back during a fan-out) only when nothing else waits. An `urgent` one

@@ -156,7 +156,8 @@ async def test_routine_claims_of_a_listening_worker_leave_a_red_warning_to_life_
         now = time.time()
         assert await service.store.claim("routine", now, now + 60, 500, Priority.ROUTINE, Priority.URGENT) == []
         [red] = await service.store.claim("life-safety", now, now + 60, 500, Priority.LIFE_SAFETY)
-        assert red.channel == "webhook"
+        assert (red.channel, red.address) == ("webhook", "https://hooks.example.org/a")  # read as it was leased
+        assert await service.store.claim("another", now, now + 60, 500, Priority.LIFE_SAFETY) == []
 
 
 async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sending(
