@@ -106,6 +106,18 @@ async def test_concurrent_publishers_never_share_an_identifier(coded: Service) -
     assert all((p := parse_gbt_identifier(i or "")) is not None and p.unit == SENDER_CODE for i in identifiers)
 
 
+@pytest.mark.parametrize("coding", [False, True], ids=["known-by-its-id", "gbt-serial"])
+async def test_a_published_alert_comes_back_with_the_cap_identity_it_was_stored_with(
+        make_settings: SettingsFactory, coding: bool) -> None:
+    """What the publish answers is what is stored, its CAP identity drawn in the same transaction included."""
+    cap = {"sender": "notify.changzhi.gov.cn", **({"sender_code": SENDER_CODE} if coding else {})}
+    async with Service(make_settings(cap=cap)) as service:
+        row, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警"), None)
+        assert row == await service.store.get_alert(row.id)
+    assert row.cap_sender == "notify.changzhi.gov.cn" and row.cap_sent == row.created_at
+    assert (row.cap_identifier == row.id) is not coding
+
+
 async def test_alerts_stored_before_cap_get_an_identity_when_the_store_opens(coded: Service) -> None:
     """An alert without a CAP identity (stored before migration 0008) is named when the store is upgraded."""
     row, _ = await publish_alert(coded.store, AlertIn(topic="env.heavy-pollution", headline="旧预警"), None)

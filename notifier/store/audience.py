@@ -181,13 +181,14 @@ async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: flo
         id_prefix(), t.priority, NEVER, now, now, alert_id)
 
 
-async def fan_out(db: Db, alert_id: str, t: Targeting, now: float) -> int:
-    """Freeze the target set and create the delivery rows; returns how many subscribers are targeted."""
+async def fan_out(db: Db, alert_id: str, t: Targeting, now: float, *, new: bool = False) -> int:
+    """Freeze the target set and create the delivery rows; returns how many subscribers are targeted. `new`: the
+    alert was inserted in this transaction (nothing to look for: a red warning's round trip less)."""
     # Targeting nobody yet (every fan-out but a notice's second, for late receivers): no target or delivery row of
     # the alert exists, so the statements need not look for one before each row they add. A relay or proxy row
     # exists only beside a target's. Measured, store alone, 300,000 SMS: targets 0.36 -> 0.24 s, deliveries
     # 1.24 -> 1.13 s, the publish 1.80 -> 1.57 s.
-    first = await db.fetchval("SELECT 1 FROM alert_targets WHERE alert_id = ? LIMIT 1", alert_id) is None
+    first = new or await db.fetchval("SELECT 1 FROM alert_targets WHERE alert_id = ? LIMIT 1", alert_id) is None
     if t.from_alert is not None:  # the frozen targets first: they keep the region and groups they were frozen with
         await _copy_frozen(db, alert_id, t)
     # With nobody assisted (most deployments), their queries are skipped: measured ~0.25 s of a 50,000 fan-out.

@@ -13,6 +13,8 @@ in CAP, fixed in the transaction that stores it, and found again when a CAP Upda
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from notifier.cap.ids import CapIdentity
 from notifier.errors import ConflictError, FieldError
 from notifier.store.db import Db, as_list, lock_key
@@ -22,18 +24,25 @@ _UNNAMED = "SELECT id, created_at FROM alerts WHERE cap_sender IS NULL ORDER BY 
 _NAME = "UPDATE alerts SET cap_sender = ?, cap_identifier = ?, cap_sent = ? WHERE id = ? AND cap_sender IS NULL"
 
 
-async def assign(db: Db, identity: CapIdentity) -> int:
-    """Give every alert without a CAP identity ours; returns how many were named."""
-    unnamed = await db.fetch(_UNNAMED)  # a probe of the index: almost always nothing
-    if not unnamed:
-        return 0
-    if identity.sender_code is None:  # the id is the identifier: nothing to draw
-        return await db.execute("UPDATE alerts SET cap_sender = ?, cap_identifier = id, cap_sent = created_at "
-                                "WHERE cap_sender IS NULL", identity.sender)
-    named = 0
-    for row in unnamed:
+class Named(NamedTuple):
+    """The CAP identity `assign` gave an alert."""
+
+    cap_sender: str
+    cap_identifier: str
+    cap_sent: float
+
+
+async def assign(db: Db, identity: CapIdentity) -> dict[str, Named]:
+    """Give every alert without a CAP identity ours; returns the identities given, by alert id."""
+    if identity.sender_code is None:  # the id is the identifier: nothing to draw, nothing to look for first
+        return {r["id"]: Named(identity.sender, r["cap_identifier"], float(r["cap_sent"])) for r in await db.fetch(
+            "UPDATE alerts SET cap_sender = ?, cap_identifier = id, cap_sent = created_at WHERE cap_sender IS NULL "
+            "RETURNING id, cap_identifier, cap_sent", identity.sender)}
+    named: dict[str, Named] = {}
+    for row in await db.fetch(_UNNAMED):  # a probe of the index: almost always nothing
         identifier = await _free_identifier(db, identity, row["id"], int(row["created_at"]))
-        named += await db.execute(_NAME, identity.sender, identifier, row["created_at"], row["id"])
+        if await db.execute(_NAME, identity.sender, identifier, row["created_at"], row["id"]):
+            named[row["id"]] = Named(identity.sender, identifier, float(row["created_at"]))
     return named
 
 

@@ -97,7 +97,7 @@ async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -
         await _supersede(db, alert.references_id, alert.created_at)
     if not await alerts.insert(db, alert):
         return await _same_key(db, alert)
-    stored = await _fan_out(db, alert, targeting)
+    stored = await _fan_out(db, alert, targeting, new=True)
     await _audit_published(db, stored, actor)
     return stored
 
@@ -144,8 +144,9 @@ async def _audit_published(db: Db, alert: AlertRow, actor: Actor) -> None:
                            alert.created_at)
 
 
-async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None) -> AlertRow:
-    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now)
+async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None, *,
+                   new: bool = False) -> AlertRow:
+    targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now, new=new)
     row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *", targeted, alert.id)
     assert row is not None  # noqa: S101 - inserted in this transaction
     return alert_record(row)
@@ -229,7 +230,7 @@ async def _notice_if_reached(db: Db, alert: AlertRow, publisher: str | None, now
                      publisher=publisher or alert.publisher, **NEW_CAP_IDENTITY)
     await alerts.insert(db, notice)
     await db.execute("UPDATE alerts SET cancel_notice_id = ? WHERE id = ?", notice.id, alert.id)
-    return await _fan_out(db, notice, notice_targeting(alert, now))
+    return await _fan_out(db, notice, notice_targeting(alert, now), new=True)
 
 
 class RecordedAlerts(NamedTuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -303,9 +304,8 @@ class Store(AccessMethods):
         async def publish(db: Db) -> AlertRow:
             await cap.check_free(db, alert)
             stored = await lifecycle.publish(db, alert, targeting, actor)
-            if await cap.assign(db, self.cap_identity) and stored.cap_sender is None:
-                return await alerts.get(db, stored.id) or stored
-            return stored
+            named = (await cap.assign(db, self.cap_identity)).get(stored.id)
+            return stored if named is None else replace(stored, **named._asdict())
 
         return await self.backend.run(publish, **_bulk_turn(targeting.priority))
 
@@ -324,8 +324,9 @@ class Store(AccessMethods):
         async def cancel(db: Db) -> tuple[AlertRow, AlertRow | None, int]:
             cancelled, notice, stopped = await lifecycle.cancel(db, alert_id, publisher.id if publisher else None,
                                                                Actor.of_key(publisher), now)
-            if notice is not None and await cap.assign(db, self.cap_identity):
-                notice = await alerts.get(db, notice.id) or notice
+            named = await cap.assign(db, self.cap_identity)
+            if notice is not None and notice.id in named:
+                notice = replace(notice, **named[notice.id]._asdict())
             return cancelled, notice, stopped
 
         return await self.backend.run(cancel, **_bulk_turn(Priority.LIFE_SAFETY))
