@@ -15,7 +15,6 @@ person's delivery. Labels are the proxy's own notes: they go to the proxy and no
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import time
@@ -82,18 +81,17 @@ class AssistNotes:
 
     async def lists(self, claimed: Sequence[ClaimedDelivery]) -> dict[tuple[str, str], list[AssistItem]]:
         """(alert id, subscriber id) → the people that recipient is to tell, for the claimed deliveries of alerts
-        with assisted people (one look per alert, `learn`, then one query per claim that has any)."""
-        await self.learn({d.alert_id for d in claimed})
+        with assisted people (one look per alert, then one query per claim that has any)."""
+        for alert_id in {d.alert_id for d in claimed} - self._alerts.keys():  # read with the alert, as a rule
+            self.learnt(alert_id, await self.store.alert_has_assisted(alert_id))
         pairs = {(d.alert_id, d.subscriber_id) for d in claimed if self._alerts.get(d.alert_id)}
         return await self.store.assist_lists(sorted(pairs)) if pairs else {}
 
-    async def learn(self, alert_ids: set[str]) -> None:
-        """Whether each of these alerts reaches assisted people, for those not known yet (looked at together)."""
-        new = sorted(alert_ids - self._alerts.keys())
-        if len(self._alerts) + len(new) > MAX_ALERTS_CACHED:
+    def learnt(self, alert_id: str, has_assisted: bool) -> None:
+        """Whether the alert reaches assisted people, as the dispatcher read it with the alert."""
+        if len(self._alerts) >= MAX_ALERTS_CACHED:
             self._alerts.clear()
-        found = await asyncio.gather(*map(self.store.alert_has_assisted, new))
-        self._alerts.update(zip(new, found, strict=True))
+        self._alerts[alert_id] = has_assisted
 
     def decorate(self, message: Message, kind: str, proxy_id: str, items: Sequence[AssistItem],
                  issued: datetime, limit: int | None = None) -> Message:

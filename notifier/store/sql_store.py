@@ -8,6 +8,7 @@ operations are atomic.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -136,8 +137,14 @@ class Store(AccessMethods):
     async def get_topic(self, key: str) -> dict[str, Any] | None:
         return await catalogue.get_topic(self.backend.reader, key)
 
-    async def topic_of_alert(self, alert_id: str) -> dict[str, Any] | None:
-        return await catalogue.topic_of_alert(self.backend.reader, alert_id)
+    async def alert_to_send(self, alert_id: str) -> tuple[AlertRow | None, dict[str, Any] | None, bool]:
+        """What a worker needs of an alert it has not seen: its row, its topic and whether it reaches assisted
+        people, read at once (in turn, three round trips a red warning waited for)."""
+        reader = self.backend.reader
+        alert, topic, has_assisted = await asyncio.gather(
+            alerts.get(reader, alert_id), catalogue.topic_of_alert(reader, alert_id),
+            assisted.alert_has_people(reader, alert_id))
+        return alert, topic, has_assisted
 
     async def create_topic(self, topic: dict[str, Any], actor: Actor = CLI) -> None:
         async with self.backend.transaction() as db:
