@@ -152,6 +152,13 @@ class Dispatcher:
         """Another process queued deliveries, the highest of them of `priority` (`Backend.queue_watch`)."""
         self.queued(priority >= Priority.LIFE_SAFETY)
 
+    def coming_elsewhere(self, priority: int) -> None:
+        """Another process is storing life-safety deliveries (`Backend.announce`): routine work starts nothing new
+        from now, so that the requests in flight have finished when the rows come — a red warning waited for them,
+        2-11 ms a turn of the event loop. The life-safety loop's next cycle closes it, or HAND_OVER_SECONDS."""
+        if priority >= Priority.LIFE_SAFETY and self._running:
+            self.window.hand_over()
+
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
         """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
         one more loop claims only life-safety deliveries, so that a red warning published while a large fan-out
@@ -162,7 +169,7 @@ class Dispatcher:
         try:
             # Rows queued by another process (the API's, a `notifier publish`) wake the loops as this
             # process's own publishes do, where the database can say so (PostgreSQL); the poll stays beneath it.
-            async with self.store.backend.queue_watch(self.queued_elsewhere) as self._told:
+            async with self.store.backend.queue_watch(self.queued_elsewhere, self.coming_elsewhere) as self._told:
                 await asyncio.gather(*workers)
         finally:
             self._running = False

@@ -295,9 +295,16 @@ class Backend(Protocol):
         date, so that the next fan-out is planned for the tables as they are now."""
         ...
 
-    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[QueueWatch]:
+    def queue_watch(self, wake: Callable[[int], None],
+                    coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
         """While open, `wake(priority)` soon after another process commits new delivery rows (the highest
         priority they have), so that a worker claims them at once rather than at its next poll (PostgreSQL:
-        LISTEN, migration 0022). The poll stays: a lost notification only leaves it. SQLite: nothing (its
-        processes poll). The `QueueWatch` it yields says whether it listens now."""
+        LISTEN, migration 0022), and `coming(priority)` when another process `announce`s rows it is about to
+        store. The poll stays: a lost notification only leaves it. SQLite: nothing (its processes poll). The
+        `QueueWatch` it yields says whether it listens now."""
+        ...
+
+    async def announce(self, priority: int) -> None:
+        """Tell the other processes' watchers that delivery rows of `priority` are about to be stored (their
+        `coming`), before the transaction that stores them. SQLite: nothing."""
         ...

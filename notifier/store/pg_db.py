@@ -26,6 +26,7 @@ POOL_MIN, POOL_MAX = 1, 10
 # After the listening connection is lost or cannot be made, listen again after this long, doubling up to the
 # most (the poll covers the gap).
 RELISTEN_SECONDS, RELISTEN_MOST = 1.0, 30.0
+COMING = "coming:"  # an announcement's payload, before its priority (`announce`; the trigger's is the priority alone)
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -147,19 +148,32 @@ class PgBackend:
             await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")  # our own table names, never input
 
     @asynccontextmanager
-    async def queue_watch(self, wake: Callable[[int], None]) -> AsyncIterator[QueueWatch]:
+    async def queue_watch(self, wake: Callable[[int], None],
+                          coming: Callable[[int], None] | None = None) -> AsyncIterator[QueueWatch]:
         """LISTEN on the schema's channel (`queued_channel()`, migration 0022) on a connection of its own, outside
         the pool, while the block runs: a lost connection is made again, and `wake(0)` once it listens again for
-        what was queued meanwhile."""
+        what was queued meanwhile. The trigger's payload is the priority queued; an announcement's is COMING and
+        the priority."""
+        def heard(payload: str) -> None:
+            announced = payload.removeprefix(COMING)
+            if announced == payload:
+                wake(int(payload))
+            elif coming is not None:
+                coming(int(announced))
+
         watch = QueueWatch()
-        listening = asyncio.create_task(self._listen(wake, watch))
+        listening = asyncio.create_task(self._listen(heard, watch))
         try:
             yield watch
         finally:
             listening.cancel()
             await asyncio.wait({listening})
 
-    async def _listen(self, wake: Callable[[int], None], watch: QueueWatch) -> None:
+    async def announce(self, priority: int) -> None:
+        """A NOTIFY of its own, outside any transaction: delivered at once, not at the publish's commit."""
+        await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", f"{COMING}{priority}")
+
+    async def _listen(self, heard: Callable[[str], None], watch: QueueWatch) -> None:
         pause, failing = RELISTEN_SECONDS, False
         while True:
             lost, conn = asyncio.Event(), None
@@ -167,11 +181,11 @@ class PgBackend:
                 conn = await asyncpg.connect(self.url)
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
                 await conn.add_listener(await conn.fetchval("SELECT queued_channel()"),
-                                        lambda _conn, _pid, _channel, priority: wake(int(priority)))
+                                        lambda _conn, _pid, _channel, payload: heard(payload))
                 log.info("listening for queued deliveries%s", " again" if failing else "")
                 pause, failing = RELISTEN_SECONDS, False
                 watch.listening = True
-                wake(0)
+                heard("0")
                 await lost.wait()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 if not failing:  # once a streak, not once a retry

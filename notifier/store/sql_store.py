@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from notifier.audit import CITIZEN, CLI, SYSTEM, Actor, AuditAction, AuditHead, object_ref
 from notifier.cap.ids import DEFAULT_SENDER, CapIdentity
-from notifier.states import Priority
+from notifier.states import AlertStatus, Priority
 from notifier.store import (
     admin,
     alerts,
@@ -314,6 +314,8 @@ class Store(AccessMethods):
             named = (await cap.assign(db, self.cap_identity)).get(stored.id)
             return stored if named is None else replace(stored, **named._asdict())
 
+        if targeting.priority >= Priority.LIFE_SAFETY and alert.status == AlertStatus.ACTIVE:
+            await self.backend.announce(targeting.priority)  # workers elsewhere get ready while it is stored
         return await self.backend.run(publish, **_bulk_turn(targeting.priority))
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:

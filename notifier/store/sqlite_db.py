@@ -671,10 +671,14 @@ class SqliteBackend:
         for statement in split_statements(script):
             await db.execute(statement)
 
-    def queue_watch(self, wake: Callable[[int], None]) -> AbstractAsyncContextManager[QueueWatch]:
+    def queue_watch(self, wake: Callable[[int], None],
+                    coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
         """Never listening: SQLite has no notifications between processes (a `notifier publish` beside `notifier
         serve` is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""
         return nullcontext(QueueWatch())
+
+    async def announce(self, priority: int) -> None:
+        """Nothing: nobody listens (`queue_watch`)."""
 
     async def after_bulk_load(self, tables: Sequence[str]) -> None:
         """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are

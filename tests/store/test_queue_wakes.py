@@ -160,6 +160,25 @@ async def test_routine_claims_of_a_listening_worker_leave_a_red_warning_to_life_
         assert await service.store.claim("another", now, now + 60, 500, Priority.LIFE_SAFETY) == []
 
 
+async def test_a_red_warning_being_stored_elsewhere_is_announced_before_its_rows_commit(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """The publisher tells the workers before its transaction, so that they stop starting routine sends while the
+    warning is stored; the rows' own notification follows at the commit. A routine publish announces nothing."""
+    settings = make_settings(database={"url": pg_schema_url})
+    heard: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    async with Service(settings) as publisher, Service(settings) as worker, worker.store.backend.queue_watch(
+            lambda priority: heard.put_nowait(("queued", priority)),
+            lambda priority: heard.put_nowait(("coming", priority))):
+        async with asyncio.timeout(WITHIN):
+            assert await heard.get() == ("queued", 0)  # listening
+        await _subscribe(publisher, "https://hooks.example.org/a")
+        await publish_alert(publisher.store, ROUTINE_NOTICE, None)
+        await publish_alert(publisher.store, RED_WARNING, None)
+        async with asyncio.timeout(WITHIN):
+            assert [await heard.get() for _ in range(3)] == [
+                ("queued", Priority.ROUTINE), ("coming", Priority.LIFE_SAFETY), ("queued", Priority.LIFE_SAFETY)]
+
+
 async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sending(
         make_settings: SettingsFactory, pg_schema_url: str) -> None:
     """As for a red warning published in the worker's own process: its routine loops start nothing new until the
@@ -170,6 +189,26 @@ async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sendi
         await _listening(pg_schema_url)  # its loops are running
         window = worker.dispatcher.window
         worker.dispatcher.queued_elsewhere(Priority.ROUTINE)
+        worker.dispatcher.coming_elsewhere(Priority.URGENT)
         assert not window.is_open
+        worker.dispatcher.coming_elsewhere(Priority.LIFE_SAFETY)  # announced: open before the rows are stored
+        assert window.is_open
         worker.dispatcher.queued_elsewhere(Priority.LIFE_SAFETY)
         assert window.is_open
+
+
+async def test_an_announced_red_warning_that_never_comes_pauses_routine_sending_only_briefly(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """Its publish failed after the announcement (a conflict, a lost connection): the window closes by itself
+    (`HAND_OVER_SECONDS`), and routine sending goes on."""
+    working = make_settings(database={"url": pg_schema_url}, worker={"enabled": True, "poll_interval": 3600})
+    async with Service(working) as worker:
+        worker.start_worker()
+        await _listening(pg_schema_url)
+        window = worker.dispatcher.window
+        await worker.store.backend.announce(Priority.LIFE_SAFETY)  # as a publisher elsewhere would
+        async with asyncio.timeout(WITHIN):
+            while not window.is_open:  # noqa: ASYNC110 - the notification's arrival is the server's
+                await asyncio.sleep(0.01)
+            while window.is_open:  # noqa: ASYNC110 - closed by its own timer
+                await asyncio.sleep(0.05)
