@@ -54,7 +54,9 @@ from subscriptions.quiet_hours import quiet_until
 
 log = logging.getLogger("notifier.dispatch")
 FAILED = DeliveryStatus.FAILED
+LATER = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)  # a result that sends again later
 SWEEP_EVERY = 1.0
+SOONEST_LOOK = 0.01  # seconds: the life-safety loop's shortest idle wait (a row due already, but not its yet)
 PURGE_EVERY = 600.0
 
 
@@ -192,7 +194,22 @@ class Dispatcher:
             finally:
                 self.window.close_hand_overs(handed)
             if worked == 0 and not stop.is_set():
-                await woken(wake, self.settings.poll_interval)
+                await woken(wake, await self._idle(min_priority))
+
+    async def _idle(self, min_priority: Priority) -> float:
+        """How long a loop that found nothing waits before it looks again (unless woken): the poll interval, or
+        for the life-safety loop until its next row is due — a retry, a deferral, a scheduled warning: nothing
+        tells of those, and routine claims leave them to it while the process listens."""
+        if not min_priority:
+            return self.settings.poll_interval
+        try:
+            due = await self.store.next_due(Priority.LIFE_SAFETY)
+        except Exception:  # a store hiccup must not kill the loop: it polls, as ever
+            log.exception("cannot read when the next life-safety delivery is due")
+            return self.settings.poll_interval
+        if due is None:
+            return self.settings.poll_interval
+        return min(self.settings.poll_interval, max(SOONEST_LOOK, due - self.clock()))
 
     async def run_once(self) -> int:
         """Sweep if due, claim one batch, send it, record it; returns how many deliveries were handled."""
@@ -251,6 +268,9 @@ class Dispatcher:
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
+        if any(o.status in LATER and _life_safety(self._alerts[o.alert_id][0]) for o in outcomes
+               if o.delivery_id in written):
+            self._urgent_wake.set()  # a red warning's retry: the life-safety loop waits for it now (`_idle`)
         counts: Counter[tuple[str, str]] = Counter(
             (d.channel, o.status) for d, o in zip(claimed, outcomes, strict=True) if o.delivery_id in written)
         for (channel, status), n in counts.items():

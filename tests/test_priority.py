@@ -129,3 +129,28 @@ async def test_no_routine_send_starts_while_life_safety_work_holds_the_window(ma
         await settle(service)
     assert during == 0, f"{during} routine requests started while the window was held"
     assert held_at < 400, "the whole backlog went out before the window was held: the test proves nothing"
+
+
+async def test_a_red_warnings_retry_goes_out_when_it_is_due_not_at_the_next_poll(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """Nothing tells a worker that a retry has come due. The claim loops here poll once an hour: the life-safety
+    loop waits only until the warning's retry is due, and sends it then."""
+    receiver.script("/red", [503])
+    settings = make_settings(worker={"poll_interval": 3600, "backoff_initial": 0.2, "backoff_max": 0.2})
+    async with Service(settings) as service:
+        people = _subscribers("red", 1, receiver.url_for("/red"))
+        await service.store.bulk_create_subscribers(people, [{"webhook": generate_webhook_secret()}])
+        stop = asyncio.Event()
+        worker = asyncio.create_task(service.dispatcher.run(stop))
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                   severity="extreme", level="red"), None)
+        service.dispatcher.wake()
+        try:
+            await _until(lambda: len(receiver.requests_to("/red")) >= 2, timeout=30)
+        finally:
+            stop.set()
+            service.dispatcher.wake()  # the idle loops see `stop` now rather than after their hour
+            await worker
+            await settle(service)
+    assert len(receiver.requests_to("/red")) == 2  # the 503, then the retry (the same delivery's id)
+    assert len({r.webhook_id for r in receiver.requests_to("/red")}) == 1

@@ -276,6 +276,13 @@ async def next_due(db: Db) -> float | None:
     return float(value) if value is not None else None
 
 
+async def next_due_of(db: Db, priority: int) -> float | None:
+    """When the next waiting delivery of `priority` is due (one probe of the queue's index, in its order)."""
+    value = await db.fetchval(f"SELECT next_attempt_at FROM deliveries WHERE status IN {WAITING} AND priority = ? "
+                              "ORDER BY next_attempt_at LIMIT 1", priority)
+    return float(value) if value is not None else None
+
+
 async def queue_stats(db: Db) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in await db.fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
 

@@ -386,8 +386,11 @@ class Store(AccessMethods):
         async with self.backend.transaction() as db:
             return await queue.sweep(db, now, max_attempts)
 
-    async def next_due(self) -> float | None:
-        return await queue.next_due(self.backend.reader)
+    async def next_due(self, priority: int | None = None) -> float | None:
+        """When the next waiting delivery (of `priority`, if given) is due."""
+        if priority is None:
+            return await queue.next_due(self.backend.reader)
+        return await queue.next_due_of(self.backend.reader, priority)
 
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
