@@ -268,9 +268,9 @@ class Dispatcher:
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
-        if any(o.status in LATER and _life_safety(self._alerts[o.alert_id][0]) for o in outcomes
-               if o.delivery_id in written):
-            self._urgent_wake.set()  # a red warning's retry: the life-safety loop waits for it now (`_idle`)
+        if any(o.status in LATER and ((known := self._alerts.get(o.alert_id)) is None or _life_safety(known[0]))
+               for o in outcomes if o.delivery_id in written):
+            self._urgent_wake.set()  # a red warning's retry (or one no longer known): the life-safety loop looks
         counts: Counter[tuple[str, str]] = Counter(
             (d.channel, o.status) for d, o in zip(claimed, outcomes, strict=True) if o.delivery_id in written)
         for (channel, status), n in counts.items():

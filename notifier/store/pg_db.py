@@ -77,9 +77,9 @@ async def _kept_as_is(conn: asyncpg.Connection) -> None:
     """A connection goes back to the pool as it is. Our sessions keep nothing beyond their transactions — settings
     by `set_config(…, true)`, advisory locks by `pg_advisory_xact_lock`, no cursor held past a commit, LISTEN only on
     `queue_watch`'s own connection — so asyncpg's default reset (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
-    UNLISTEN *; RESET ALL`) would be a round trip for nothing after every read and transaction: on two busy cores,
-    where each round trip waits for both processes to be scheduled, a red warning's ~30 of them (its publish,
-    claim and send) one in four. asyncpg still rolls back a transaction left open, whatever this does."""
+    UNLISTEN *; RESET ALL`) would be a round trip for nothing after every read and transaction — on two busy cores
+    each round trip waits for two processes to be scheduled, and a red warning's publish and claim made ~25 of them.
+    asyncpg still rolls back a transaction left open, whatever this does (tests/store/test_pg_sessions.py)."""
 
 
 class PgBackend:
