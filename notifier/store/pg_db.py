@@ -170,8 +170,13 @@ class PgBackend:
             await asyncio.wait({listening})
 
     async def announce(self, priority: int) -> None:
-        """A NOTIFY of its own, outside any transaction: delivered at once, not at the publish's commit."""
-        await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", f"{COMING}{priority}")
+        """A NOTIFY of its own, outside any transaction: delivered at once, not at the publish's commit. Only a
+        head start: a failure (the notification queue full behind a stuck listener, say) never stops the publish."""
+        try:
+            await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", f"{COMING}{priority}")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot announce a life-safety publish (%s): workers elsewhere learn of it at its commit",
+                        type(exc).__name__)
 
     async def _listen(self, heard: Callable[[str], None], watch: QueueWatch) -> None:
         pause, failing = RELISTEN_SECONDS, False

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 
 from notifier.config import Settings
 from notifier.fakes.webhook_receiver import RunningReceiver
@@ -17,6 +19,7 @@ from notifier.models import AlertIn, Severity, Urgency
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.states import Priority
+from notifier.store.pg_db import PgBackend
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory
@@ -212,3 +215,18 @@ async def test_an_announced_red_warning_that_never_comes_pauses_routine_sending_
                 await asyncio.sleep(0.01)
             while window.is_open:  # noqa: ASYNC110 - closed by its own timer
                 await asyncio.sleep(0.05)
+
+
+
+async def test_an_announcement_the_server_refuses_is_a_warning_not_an_error(
+        pg_schema_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The announcement is only a head start: a publish goes on when it fails (here: a schema without the channel's
+    function, as a server might refuse a NOTIFY whose queue is full)."""
+    backend = PgBackend(pg_schema_url.split("?")[0] + "?search_path=nowhere", min_size=1, max_size=1)
+    await backend.open()
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifier.store.pg_db"):
+            await backend.announce(Priority.LIFE_SAFETY)
+    finally:
+        await backend.close()
+    assert "cannot announce a life-safety publish (UndefinedFunctionError)" in caplog.text
