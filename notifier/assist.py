@@ -38,7 +38,6 @@ from notifier.terms import Terms
 PAGE_PATH = "/assist/"
 CONFIRM_PATH = "/assist/confirm/"
 LINKED = frozenset({"sms", "email", "webhook", "wechat"})  # channels whose message carries the page's link
-MAX_ALERTS_CACHED = 1000
 
 LIST = N_("Please tell these %(count)s people about this message: %(people)s.")
 PERSON = N_("(%(number)s) %(label)s")
@@ -77,21 +76,13 @@ class AssistNotes:
         self.store = store
         self._secret = secret
         self._public_url = public_url
-        self._alerts: dict[str, bool] = {}  # alert id → whether any assisted person is among its targets
 
-    async def lists(self, claimed: Sequence[ClaimedDelivery]) -> dict[tuple[str, str], list[AssistItem]]:
-        """(alert id, subscriber id) → the people that recipient is to tell, for the claimed deliveries of alerts
-        with assisted people (one look per alert, then one query per claim that has any)."""
-        for alert_id in {d.alert_id for d in claimed} - self._alerts.keys():  # read with the alert, as a rule
-            self.learnt(alert_id, await self.store.alert_has_assisted(alert_id))
-        pairs = {(d.alert_id, d.subscriber_id) for d in claimed if self._alerts.get(d.alert_id)}
+    async def lists(self, claimed: Sequence[ClaimedDelivery],
+                    assisted: set[str]) -> dict[tuple[str, str], list[AssistItem]]:
+        """(alert id, subscriber id) → the people that recipient is to tell, for the claimed deliveries of the
+        `assisted` alerts (those with assisted people among their targets): one query per claim that has any."""
+        pairs = {(d.alert_id, d.subscriber_id) for d in claimed if d.alert_id in assisted}
         return await self.store.assist_lists(sorted(pairs)) if pairs else {}
-
-    def learnt(self, alert_id: str, has_assisted: bool) -> None:
-        """Whether the alert reaches assisted people, as the dispatcher read it with the alert."""
-        if len(self._alerts) >= MAX_ALERTS_CACHED:
-            self._alerts.clear()
-        self._alerts[alert_id] = has_assisted
 
     def decorate(self, message: Message, kind: str, proxy_id: str, items: Sequence[AssistItem],
                  issued: datetime, limit: int | None = None) -> Message:

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from channels.base import Channel, DeliveryResult, Message, Outcome, Recipient
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
@@ -81,6 +82,16 @@ def claim_size(claim_batch: int, batch_requests: Iterable[int]) -> int:
     return -(-claim_batch // full) * full
 
 
+class _Known(NamedTuple):
+    """What the dispatcher keeps of an alert it has sent for (read once, `Store.alert_to_send`)."""
+
+    alert: AlertRow
+    topic: Topic
+    assisted: bool  # assisted people are among its targets: their proxies' messages list them
+    life_safety: bool
+    keeps_quiet: bool  # subscribers' quiet hours hold it back
+
+
 @dataclass
 class DispatchStats:
     """Counters since start (read by metrics and progress displays)."""
@@ -123,7 +134,7 @@ class Dispatcher:
         self._limiters = {kind: RateLimiter(store, f"channel:{kind}", ch.rate_per_second,
                                             reserve=settings.life_safety_share)
                           for kind, ch in self.channels.items()}
-        self._alerts: dict[str, tuple[AlertRow, Topic]] = {}
+        self._alerts: dict[str, _Known] = {}
         self._claim_size = claim_size(settings.claim_batch, (ch.max_batch for ch in self.channels.values()
                                                               if getattr(ch, "one_request_per_batch", False)))
         shapes = {kind: sending_shape(settings, ch.max_batch) for kind, ch in self.channels.items()}
@@ -145,10 +156,14 @@ class Dispatcher:
 
     def queued(self, life_safety: bool) -> None:
         """New work was queued, life-safety work or not (`wake`; or in another process: `queued_elsewhere`)."""
-        if life_safety and self._running:
-            self.window.hand_over()
+        self._hand_over(life_safety)
         self._wake.set()
         self._urgent_wake.set()
+
+    def _hand_over(self, life_safety: bool) -> None:
+        """Life-safety work is at hand: no routine work starts until the life-safety loop has taken it over."""
+        if life_safety and self._running:
+            self.window.hand_over()
 
     def queued_elsewhere(self, priority: int) -> None:
         """Another process queued deliveries, the highest of them of `priority` (`Backend.queue_watch`)."""
@@ -158,8 +173,7 @@ class Dispatcher:
         """Another process is storing life-safety deliveries (`Backend.announce`): routine work starts nothing new
         from now, so that the requests in flight have finished when the rows come — a red warning waited for them,
         2-11 ms a turn of the event loop. The life-safety loop's next cycle closes it, or HAND_OVER_SECONDS."""
-        if priority >= Priority.LIFE_SAFETY and self._running:
-            self.window.hand_over()
+        self._hand_over(priority >= Priority.LIFE_SAFETY)
 
     async def run(self, stop: asyncio.Event, *, batches_in_flight: int = 4) -> None:
         """Work until `stop` is set; several claims are in flight so that sending never waits for the store, and
@@ -268,9 +282,9 @@ class Dispatcher:
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
-        if any(o.status in LATER and ((known := self._alerts.get(o.alert_id)) is None or _life_safety(known[0]))
-               for o in outcomes if o.delivery_id in written):
-            self._urgent_wake.set()  # a red warning's retry (or one no longer known): the life-safety loop looks
+        retried = {o.alert_id for o in outcomes if o.status in LATER and o.delivery_id in written}
+        if any(map(self._life_safety_alert, retried)):
+            self._urgent_wake.set()  # a red warning's retry: the life-safety loop waits for it (`_idle`)
         counts: Counter[tuple[str, str]] = Counter(
             (d.channel, o.status) for d, o in zip(claimed, outcomes, strict=True) if o.delivery_id in written)
         for (channel, status), n in counts.items():
@@ -302,26 +316,22 @@ class Dispatcher:
     async def _process(self, claimed: list[ClaimedDelivery]) -> list[DeliveryUpdate]:
         """An outcome for every claimed delivery, in claim order."""
         now = self.clock()
+        knowns = {alert_id: await self._alert(alert_id) for alert_id in dict.fromkeys(d.alert_id for d in claimed)}
         decided: dict[str, DeliveryUpdate] = {}
         to_send: list[ClaimedDelivery] = []
-        keeps_quiet: dict[str, bool] = {}  # per alert, not per delivery: whether quiet hours hold it back
         for d in claimed:
-            if (quiet := keeps_quiet.get(d.alert_id)) is None:
-                alert, _ = await self._alert(d.alert_id)
-                quiet = keeps_quiet[d.alert_id] = not bypasses_quiet_hours(Urgency(alert.urgency),
-                                                                            Severity(alert.severity))
-            early = self._before_send(d, quiet, now)
+            early = self._before_send(d, knowns[d.alert_id].keeps_quiet, now)
             if early is not None:
                 decided[d.id] = early
             else:
                 to_send.append(d)
         # A proxy's message is its own (the people it is to tell): a group of one.
-        lists = await self._assist.lists(to_send)
+        lists = await self._assist.lists(to_send, {alert_id for alert_id, k in knowns.items() if k.assisted})
         groups: dict[tuple[str, str, str, str], list[ClaimedDelivery]] = defaultdict(list)
         for d in to_send:
             proxy = d.subscriber_id if (d.alert_id, d.subscriber_id) in lists else ""
             groups[(d.alert_id, d.channel, d.locale, proxy)].append(d)
-        sends = [self._send_group(key, batch, lists) for key, batch in groups.items()]
+        sends = [self._send_group(knowns[key[0]], key, batch, lists) for key, batch in groups.items()]
         for results in await asyncio.gather(*sends):
             decided.update(results)
         return [decided[d.id] for d in claimed]
@@ -342,24 +352,30 @@ class Dispatcher:
                                       next_attempt_at=until.timestamp())
         return None
 
-    async def _alert(self, alert_id: str) -> tuple[AlertRow, Topic]:
+    async def _alert(self, alert_id: str) -> _Known:
         cached = self._alerts.get(alert_id)
         if cached is None:
-            alert, topic, has_assisted = await self.store.alert_to_send(alert_id)
-            self._assist.learnt(alert_id, has_assisted)
+            alert, topic, assisted = await self.store.alert_to_send(alert_id)
             if alert is None:
                 raise RuntimeError(f"delivery refers to a missing alert {alert_id}")
             if topic is None:
                 raise RuntimeError(f"alert {alert_id} refers to a missing topic")
-            cached = self._alerts[alert_id] = (alert, Topic.model_validate(topic))
+            cached = self._alerts[alert_id] = _Known(
+                alert, Topic.model_validate(topic), assisted, _life_safety(alert),
+                keeps_quiet=not bypasses_quiet_hours(Urgency(alert.urgency), Severity(alert.severity)))
             if len(self._alerts) > 1000:  # alerts are few; bound the cache anyway
                 self._alerts.pop(next(iter(self._alerts)))
         return cached
 
-    async def _send_group(self, key: tuple[str, str, str, str], batch: list[ClaimedDelivery],
+    def _life_safety_alert(self, alert_id: str) -> bool:
+        """Whether the alert is life-safety work (one no longer known is taken to be, to be safe)."""
+        known = self._alerts.get(alert_id)
+        return known is None or known.life_safety
+
+    async def _send_group(self, known: _Known, key: tuple[str, str, str, str], batch: list[ClaimedDelivery],
                           lists: dict[tuple[str, str], list[AssistItem]]) -> dict[str, DeliveryUpdate]:
         alert_id, kind, locale, proxy = key
-        alert, topic = await self._alert(alert_id)
+        alert, topic, life_safety = known.alert, known.topic, known.life_safety
         channel = self.channels[kind]
         view = alert_view(alert)
         try:
@@ -374,7 +390,6 @@ class Dispatcher:
         size = channel.max_batch
         limiter = self._limiters[kind]
         per_request = getattr(channel, "one_request_per_batch", False)
-        life_safety = _life_safety(alert)
         if not per_request:
             if limiter.rate is not None:
                 # A chunk's recipients go out together once its tokens are paid: a chunk larger than the bucket

@@ -26,6 +26,8 @@ POOL_MIN, POOL_MAX = 1, 10
 # After the listening connection is lost or cannot be made, listen again after this long, doubling up to the
 # most (the poll covers the gap).
 RELISTEN_SECONDS, RELISTEN_MOST = 1.0, 30.0
+# What a lost, refused or unreachable server raises: the listening connection and an announcement survive it.
+SERVER_UNREACHED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 COMING = "coming:"  # an announcement's payload, before its priority (`announce`; the trigger's is the priority alone)
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\?")
@@ -174,7 +176,7 @@ class PgBackend:
         head start: a failure (the notification queue full behind a stuck listener, say) never stops the publish."""
         try:
             await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", f"{COMING}{priority}")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except SERVER_UNREACHED as exc:
             log.warning("cannot announce a life-safety publish (%s): workers elsewhere learn of it at its commit",
                         type(exc).__name__)
 
@@ -192,7 +194,7 @@ class PgBackend:
                 watch.listening = True
                 heard("0")
                 await lost.wait()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except SERVER_UNREACHED as exc:
                 if not failing:  # once a streak, not once a retry
                     log.warning("cannot listen for queued deliveries (%s): finding them by polling until it can",
                                 type(exc).__name__)

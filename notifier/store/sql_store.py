@@ -484,9 +484,6 @@ class Store(AccessMethods):
         async with self.backend.transaction() as db:
             return await assisted.remove(db, proxy_id, assisted_id, time.time())
 
-    async def alert_has_assisted(self, alert_id: str) -> bool:
-        return await assisted.alert_has_people(self.backend.reader, alert_id)
-
     async def assist_lists(self, recipients: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AssistItem]]:
         return await assisted.lists(self.backend.reader, recipients)
 
