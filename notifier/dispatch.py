@@ -276,8 +276,10 @@ class Dispatcher:
                 outcomes = await self._process(claimed)
             finally:
                 heartbeat.cancel()
+            # Mostly each person once: then their targets' marks need not look for a person's first time.
+            people_once = len({(d.alert_id, d.subscriber_id) for d in claimed}) == len(claimed)
             written = set(await self.store.record(owner, outcomes, self.clock(), self._redial,
-                                                  background=background,
+                                                  background=background, people_once=people_once,
                                                   urgent=min_priority is Priority.LIFE_SAFETY))
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",

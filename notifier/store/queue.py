@@ -88,14 +88,15 @@ _CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", 
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
-                 redial: Mapping[str, CallPolicy] | None = None) -> list[str]:
+                 redial: Mapping[str, CallPolicy] | None = None, *, people_once: bool = False) -> list[str]:
     """Write a batch of send results in one transaction; returns the ids the lease still covered.
 
     Results for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
     from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
     successor's result. A retry of an alert that was cancelled or superseded meanwhile is not queued again.
     `number_key`: the key of number digests, for reports that came before this record (`receipts`).
-    `redial`: the call policy of each channel that calls people, for early call results asking for another call."""
+    `redial`: the call policy of each channel that calls people, for early call results asking for another call.
+    `people_once`: no person has two deliveries of one alert in the batch (their targets' marks need no grouping)."""
     # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched against
     # the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons a batch.
     held = {r[0] for r in unpacked(await db.fetchval(
@@ -110,8 +111,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     whole = _one_outcome(updates, len(held))
-    await _write_delivered(db, owner, by_status[DELIVERED], now, whole)
-    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, alerts.falling_back)
+    await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
+    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once, alerts.falling_back)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
@@ -150,22 +151,25 @@ class _Selection(NamedTuple):
     item: str
     joined: str  # a condition on `d` (deliveries) and `u`
     params: tuple[Any, ...]  # the item's, then the condition's
+    once: bool = False  # no person twice among the rows, or every row at one time: nobody's first time to pick
 
 
-def _selection(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUpdate | None) -> _Selection:
+def _selection(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUpdate | None,
+               people_once: bool) -> _Selection:
     if whole is not None:
         return _Selection("(SELECT CAST(? AS DOUBLE PRECISION) AS at, CAST(? AS TEXT) AS pmid)",
-                        f"d.lease_owner = ? AND {is_(SENDING, 'd.')}", (whole.at, whole.provider_message_id, owner))
+                          f"d.lease_owner = ? AND {is_(SENDING, 'd.')}", (whole.at, whole.provider_message_id, owner),
+                          once=True)
     # Encoded once, on the single writer's thread, for both statements.
     batch = as_rows((u.delivery_id, u.at, u.provider_message_id) for u in done)
-    return _Selection(_rows(db, ("pmid", "TEXT")), "d.id = u.id AND d.lease_owner = ?", (batch, owner))
+    return _Selection(_rows(db, ("pmid", "TEXT")), "d.id = u.id AND d.lease_owner = ?", (batch, owner), people_once)
 
 
 async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: float,
-                           whole: DeliveryUpdate | None) -> None:
+                           whole: DeliveryUpdate | None, people_once: bool) -> None:
     if not done:
         return
-    rows = _selection(db, owner, done, whole)
+    rows = _selection(db, owner, done, whole, people_once)
     await _mark_targets(db, rows, reached=True)  # first: the write below ends the lease that names its rows
     await _update_accepted(
         db, rows, f"status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
@@ -174,11 +178,11 @@ async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: 
 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
-                      redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None,
+                      redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None, people_once: bool,
                       falling_back: set[str]) -> None:
     if not sent:
         return
-    rows = _selection(db, owner, sent, whole)
+    rows = _selection(db, owner, sent, whole, people_once)
     await _mark_targets(db, rows, reached=False)
     if falling_back:  # while the lease names them
         await fallback.schedule_silent(db, rows.item, rows.joined, rows.params)
@@ -225,11 +229,16 @@ def _rows(db: Db, *columns: tuple[str, str]) -> str:
 
 
 async def _mark_targets(db: Db, rows: _Selection, *, reached: bool) -> None:
-    """The targets of these deliveries were accepted — and reached, when `reached` — at that time."""
+    """The targets of these deliveries were accepted — and reached, when `reached` — at the first of those times.
+    A person reached on two channels in one batch is one row of `x`, at the earlier time: an UPDATE … FROM takes
+    one of several matching rows, any one (a coverage's time to reach came out a channel's answer too late). A
+    whole lease's rows share one time, and most batches hold each person once (`_Selection.once`): those are not
+    grouped, which would be a sort of every batch on the single writer for nothing."""
     reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
+    at, grouped = ("u.at", "") if rows.once else ("MIN(u.at)", " GROUP BY d.alert_id, d.subscriber_id")
     await db.execute(
-        f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM ("
-        f"SELECT d.alert_id, d.subscriber_id, u.at FROM {rows.item} AS u JOIN deliveries d ON {rows.joined}) AS x "
+        f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM (SELECT d.alert_id, "
+        f"d.subscriber_id, {at} AS at FROM {rows.item} AS u JOIN deliveries d ON {rows.joined}{grouped}) AS x "
         "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id", *rows.params)
 
 

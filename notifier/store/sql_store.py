@@ -368,9 +368,10 @@ class Store(AccessMethods):
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
-                     urgent: bool = False) -> list[str]:
+                     urgent: bool = False, people_once: bool = False) -> list[str]:
         async def record(db: Db) -> list[str]:
-            recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial)
+            recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial,
+                                          people_once=people_once)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 

@@ -100,3 +100,22 @@ async def test_early_reports_on_a_whole_request_settle_each_number(
     assert by_phone == {PHONES[0]: "delivered", PHONES[1]: "failed", PHONES[2]: "sent"}
     coverage = await alert_coverage(service.store, alert_id)
     assert (coverage.accepted, coverage.reached) == (3, 1)
+
+
+async def test_a_person_reached_on_two_channels_in_one_batch_counts_from_the_first(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """One person, a webhook and an email, both delivered in one claim's record, the later listed first: the
+    alert reached them at the earlier time, whatever order the batch gives."""
+    await make_subscriber(contacts={"webhook": "https://hooks.example.org/a", "email": "a@example.org"})
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
+                                                          severity="severe", policy="all"), None)
+    now = time.time()
+    claimed = await service.store.claim("worker-1", now, now + 60, 100)
+    assert len(claimed) == 2
+    at = alert.created_at + 1.0
+    times = {d.id: at + 2.0 * n for n, d in enumerate(claimed)}  # the first claimed is the first reach
+    updates = [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, times[d.id]) for d in reversed(claimed)]
+    await service.store.record("worker-1", updates, at + 5.0)
+    coverage = await alert_coverage(service.store, alert.id)
+    assert coverage.reached == 1
+    assert coverage.time_to_reach.p50 == pytest.approx(1.0, abs=1e-6)
