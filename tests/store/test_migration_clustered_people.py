@@ -15,9 +15,9 @@ from notifier.database import city_catalogue, seed_catalogue
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.store import Store, open_store
-from notifier.store.migrate import migrations
 from notifier.store.records import SubscriberRecord
 from tests.conftest import SettingsFactory
+from tests.store.old_versions import migrate_until
 
 BEFORE = 15  # the last migration before the rebuild
 PEOPLE = ("subscribers", "contacts", "subscriptions", "subscription_channels", "alert_targets", "deliveries")
@@ -36,12 +36,7 @@ async def _old_database(settings: Settings) -> dict[str, int]:
     store = await open_store(settings, upgrade=False)
     try:
         async with store.backend.transaction() as db:
-            await db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                             "applied_at DOUBLE PRECISION NOT NULL)")
-            for version, sql in migrations("sqlite"):
-                if version <= BEFORE:
-                    await store.backend.run_script(db, sql)
-                    await db.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", version)
+            await migrate_until(store, db, BEFORE)
         await seed_catalogue(store, city_catalogue(settings))
         people = [_person(i) for i in range(50)]
         await store.bulk_create_subscribers([p for p, _ in people], [s for _, s in people])

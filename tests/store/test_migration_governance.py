@@ -7,8 +7,8 @@ import pytest
 
 from notifier.config import Settings
 from notifier.store import Store, open_store
-from notifier.store.migrate import migrations
 from tests.conftest import SettingsFactory
+from tests.store.old_versions import migrate_until
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -24,12 +24,7 @@ async def _old_database(settings: Settings) -> None:
     store = await open_store(settings, upgrade=False)
     try:
         async with store.backend.transaction() as db:
-            await db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                             "applied_at DOUBLE PRECISION NOT NULL)")
-            for version, sql in migrations():
-                if version <= BEFORE:
-                    await store.backend.run_script(db, sql)
-                    await db.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", version)
+            await migrate_until(store, db, BEFORE)
             await db.execute("INSERT INTO domains (code, name) VALUES ('environment', '环境')")
             await db.execute("INSERT INTO topics (key, name, domain, department, channels, created_at) "
                              "VALUES ('env.a', 'a', 'environment', '市环保局', '[]', 0)")
