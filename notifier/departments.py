@@ -60,11 +60,11 @@ def own_department(key: KeyRecord) -> str:
     return key.department
 
 
-def alert_department(key: KeyRecord | None, topic: Mapping[str, object]) -> str:
+def alert_department(key: KeyRecord | None, topic_department: str) -> str:
     """The department an alert speaks for: the publisher's, else (admin key, CLI) its topic's."""
     if key is not None and key.role == Role.PUBLISHER:
         return own_department(key)
-    return str(topic["department"])
+    return topic_department
 
 
 def listing_department(key: KeyRecord) -> str | None:

@@ -49,6 +49,7 @@ class CatalogueCodes:
     regions: frozenset[str]
     groups: frozenset[str]
     topics: dict[str, list[str]]  # key -> the topic's channels, in order
+    departments: dict[str, str]  # key -> the department responsible for the topic
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> lower-cased name -> code
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> code -> its (Chinese) name
 
@@ -58,7 +59,7 @@ class CatalogueCodes:
         entries = {"region": [(r[0], r[1], r[2]) for r in regions], "group": [(g[0], g[1], g[2]) for g in groups],
                    "topic": [(t[0], t[1], t[2]) for t in topics]}
         return cls(regions=frozenset(r[0] for r in regions), groups=frozenset(g[0] for g in groups),
-                   topics={t[0]: list(t[3]) for t in topics},
+                   topics={t[0]: list(t[3]) for t in topics}, departments={t[0]: str(t[4]) for t in topics},
                    names={kind: _names(rows) for kind, rows in entries.items()},
                    labels={kind: {str(code): str(name) for code, name, _ in rows} for kind, rows in entries.items()})
 

@@ -144,11 +144,9 @@ def _pairs(db: Db) -> str:
     return db.dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION")])
 
 
-async def alert_has_people(db: Db, alert_id: str) -> bool:
-    """Whether any assisted person is among the alert's targets (then some of its recipients are proxies)."""
-    return await db.fetchval(
-        "SELECT 1 FROM assisted p WHERE EXISTS (SELECT 1 FROM alert_targets t WHERE t.alert_id = ? "
-        "AND t.subscriber_id = p.id) LIMIT 1", alert_id) is not None
+# Whether any assisted person is among the targets of the alert row `a` (then some of its recipients are proxies).
+ALERT_HAS_PEOPLE = ("EXISTS (SELECT 1 FROM assisted p WHERE EXISTS (SELECT 1 FROM alert_targets t "
+                    "WHERE t.alert_id = a.id AND t.subscriber_id = p.id))")
 
 
 async def lists(db: Db, recipients: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AssistItem]]:

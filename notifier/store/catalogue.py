@@ -20,6 +20,7 @@ from notifier.store.rows import SCHEDULE_FIELDS, key_record, topic_record
 _SCHEDULE_COLUMNS = ", ".join(f"schedule_{name}" for name in SCHEDULE_FIELDS)
 _TOPIC_COLUMNS = ("key, name, name_en, domain, department, channels, schedule, method, supervision, created_at, "
                   f"{_SCHEDULE_COLUMNS}, schedule_set_at")
+_TOPIC_FIELDS = _TOPIC_COLUMNS.split(", ")  # every column of a topic
 _INSERT_TOPIC = f"INSERT INTO topics ({_TOPIC_COLUMNS}) VALUES ({marks(11 + len(SCHEDULE_FIELDS))})"
 _KEY_COLUMNS = "id, prefix, key_hash, role, topics, label, created_at, revoked_at, department"
 # The tables `missing_codes` may check, with the column that names an entry.
@@ -130,16 +131,17 @@ async def list_topics(db: Db) -> list[dict[str, Any]]:
 
 
 async def codes(db: Db) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
-    """(code, name, name_en) of every region and group, and (key, name, name_en, channels) of every topic, each
-    sorted by code, in one packed read (`Dialect.packed`): input is checked against them on every publish, during a
-    fan-out too, where three reads of some fifty rows took 7–26 ms of a red warning's publish (measured)."""
+    """(code, name, name_en) of every region and group, and (key, name, name_en, channels, department) of every
+    topic, each sorted by code, in one packed read (`Dialect.packed`): input is checked against them on every
+    publish, during a fan-out too, where three reads of some fifty rows took 7–26 ms of a red warning's publish
+    (measured); the department answers whom an alert of the topic speaks for without a read of its own."""
     pack = db.dialect.packed
     row = await db.fetchrow(f"SELECT (SELECT {pack(['code', 'name', 'name_en'])} FROM regions), "
                             f"(SELECT {pack(['code', 'name', 'name_en'])} FROM population_groups), "
-                            f"(SELECT {pack(['key', 'name', 'name_en', 'channels'])} FROM topics)")
+                            f"(SELECT {pack(['key', 'name', 'name_en', 'channels', 'department'])} FROM topics)")
     assert row is not None  # noqa: S101 - a SELECT without FROM has its one row
     regions, groups, topics = (sorted(unpacked(row[i]), key=lambda r: str(r[0])) for i in range(3))
-    return regions, groups, [[*t[:3], json.loads(t[3])] for t in topics]
+    return regions, groups, [[*t[:3], json.loads(t[3]), t[4]] for t in topics]
 
 
 async def get_topic(db: Db, key: str) -> dict[str, Any] | None:
@@ -147,10 +149,15 @@ async def get_topic(db: Db, key: str) -> dict[str, Any] | None:
     return topic_record(row) if row is not None else None
 
 
-async def topic_of_alert(db: Db, alert_id: str) -> dict[str, Any] | None:
-    """The topic of an alert, read without reading the alert first (a worker reads both at once)."""
-    row = await db.fetchrow("SELECT t.* FROM alerts a JOIN topics t ON t.key = a.topic WHERE a.id = ?", alert_id)
-    return topic_record(row) if row is not None else None
+# A topic's columns (alias `t`) in a statement that reads them beside another table's: each named apart.
+TOPIC_BESIDE = ", ".join(f"t.{c} AS topic__{c}" for c in _TOPIC_FIELDS)
+
+
+def topic_beside(row: Row) -> dict[str, Any] | None:
+    """The topic read as `TOPIC_BESIDE` (None: an outer join found none), as `get_topic` gives it."""
+    if row["topic__key"] is None:
+        return None
+    return topic_record({c: row[f"topic__{c}"] for c in _TOPIC_FIELDS})
 
 
 async def create_topic(db: Db, topic: dict[str, Any], now: float) -> None:

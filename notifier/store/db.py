@@ -295,13 +295,14 @@ class Backend(Protocol):
         date, so that the next fan-out is planned for the tables as they are now."""
         ...
 
-    def queue_watch(self, wake: Callable[[int], None],
+    def queue_watch(self, wake: Callable[[int, str | None], None],
                     coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
-        """While open, `wake(priority)` soon after another process commits new delivery rows (the highest
-        priority they have), so that a worker claims them at once rather than at its next poll (PostgreSQL:
-        LISTEN, migration 0022), and `coming(priority)` when another process `announce`s rows it is about to
-        store. The poll stays: a lost notification only leaves it. SQLite: nothing (its processes poll). The
-        `QueueWatch` it yields says whether it listens now."""
+        """While open, `wake(priority, alert_id)` soon after another process commits new delivery rows (the
+        highest priority they have, and an alert of a row of it, or None when not known), so that a worker claims
+        them at once rather than at its next poll (PostgreSQL: LISTEN, migrations 0022 and 0024), and
+        `coming(priority)` when another process `announce`s rows it is about to store. The poll stays: a lost
+        notification only leaves it. SQLite: nothing (its processes poll). The `QueueWatch` it yields says whether
+        it listens now."""
         ...
 
     async def announce(self, priority: int) -> None:

@@ -28,7 +28,7 @@ POOL_MIN, POOL_MAX = 1, 10
 RELISTEN_SECONDS, RELISTEN_MOST = 1.0, 30.0
 # What a lost, refused or unreachable server raises: the listening connection and an announcement survive it.
 SERVER_UNREACHED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-COMING = "coming:"  # an announcement's payload, before its priority (`announce`; the trigger's is the priority alone)
+COMING = "coming:"  # an announcement's payload, before its priority (`announce`; the trigger's: `<priority>:<alert>`)
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -150,16 +150,17 @@ class PgBackend:
             await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")  # our own table names, never input
 
     @asynccontextmanager
-    async def queue_watch(self, wake: Callable[[int], None],
+    async def queue_watch(self, wake: Callable[[int, str | None], None],
                           coming: Callable[[int], None] | None = None) -> AsyncIterator[QueueWatch]:
         """LISTEN on the schema's channel (`queued_channel()`, migration 0022) on a connection of its own, outside
-        the pool, while the block runs: a lost connection is made again, and `wake(0)` once it listens again for
-        what was queued meanwhile. The trigger's payload is the priority queued; an announcement's is COMING and
-        the priority."""
+        the pool, while the block runs: a lost connection is made again, and `wake(0, None)` once it listens again
+        for what was queued meanwhile. The trigger's payload is the priority queued and an alert of it (migration
+        0024; before it, the priority alone); an announcement's is COMING and the priority."""
         def heard(payload: str) -> None:
             announced = payload.removeprefix(COMING)
             if announced == payload:
-                wake(int(payload))
+                priority, _, alert_id = payload.partition(":")
+                wake(int(priority), alert_id or None)
             elif coming is not None:
                 coming(int(announced))
 
@@ -192,7 +193,7 @@ class PgBackend:
                 log.info("listening for queued deliveries%s", " again" if failing else "")
                 pause, failing = RELISTEN_SECONDS, False
                 watch.listening = True
-                heard("0")
+                heard("0")  # whatever was queued while nobody listened
                 await lost.wait()
             except SERVER_UNREACHED as exc:
                 if not failing:  # once a streak, not once a retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from notifier.schedule import Schedule, to_stored
@@ -10,7 +11,7 @@ from notifier.store.db import Row
 from notifier.store.records import AlertRow, KeyRecord
 
 
-def topic_record(row: Row) -> dict[str, Any]:
+def topic_record(row: Row | Mapping[str, Any]) -> dict[str, Any]:
     """A topic as the service reads it; its schedule in the one text form of `notifier.schedule.to_stored`
     (canonical JSON of a structured schedule, or free text), wherever the store keeps it, and when it was set."""
     data = {k: row[k] for k in row.keys() if k != "created_at" and not k.startswith("schedule_")}

@@ -8,7 +8,6 @@ operations are atomic.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -139,12 +138,8 @@ class Store(AccessMethods):
 
     async def alert_to_send(self, alert_id: str) -> tuple[AlertRow | None, dict[str, Any] | None, bool]:
         """What a worker needs of an alert it has not seen: its row, its topic and whether it reaches assisted
-        people, read at once (in turn, three round trips a red warning waited for)."""
-        reader = self.backend.reader
-        alert, topic, has_assisted = await asyncio.gather(
-            alerts.get(reader, alert_id), catalogue.topic_of_alert(reader, alert_id),
-            assisted.alert_has_people(reader, alert_id))
-        return alert, topic, has_assisted
+        people, read at once (`alerts.to_send`)."""
+        return await alerts.to_send(self.backend.reader, alert_id) or (None, None, False)
 
     async def create_topic(self, topic: dict[str, Any], actor: Actor = CLI) -> None:
         async with self.backend.transaction() as db:

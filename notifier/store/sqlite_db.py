@@ -671,7 +671,7 @@ class SqliteBackend:
         for statement in split_statements(script):
             await db.execute(statement)
 
-    def queue_watch(self, wake: Callable[[int], None],
+    def queue_watch(self, wake: Callable[[int, str | None], None],
                     coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
         """Never listening: SQLite has no notifications between processes (a `notifier publish` beside `notifier
         serve` is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""

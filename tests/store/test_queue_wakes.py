@@ -58,12 +58,12 @@ async def _listening(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Queue[int]]]:
-    """A publishing service, and the wakes of another's watch of the queue: listening already (its first wake,
-    for whatever was queued before it listened, taken)."""
-    wakes: asyncio.Queue[int] = asyncio.Queue()
+async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Queue[tuple[int, str | None]]]]:
+    """A publishing service, and the wakes of another's watch of the queue, (priority, alert id): listening
+    already (its first wake, for whatever was queued before it listened, taken)."""
+    wakes: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
     async with Service(settings) as publisher, Service(settings) as worker, \
-            worker.store.backend.queue_watch(wakes.put_nowait):
+            worker.store.backend.queue_watch(lambda priority, alert_id: wakes.put_nowait((priority, alert_id))):
         async with asyncio.timeout(WITHIN):
             await wakes.get()
         yield publisher, wakes
@@ -75,36 +75,60 @@ async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back
         await _subscribe(publisher, "https://hooks.example.org/a")
         red, _ = await publish_alert(publisher.store, RED_WARNING, None)
         assert red.targeted == 1
-        async with asyncio.timeout(WITHIN):
-            assert await wakes.get() == Priority.LIFE_SAFETY  # the highest priority the publish queued
+        async with asyncio.timeout(WITHIN):  # the highest priority the publish queued, and its alert
+            assert await wakes.get() == (Priority.LIFE_SAFETY, red.id)
         try:  # a life-safety delivery row written in a transaction that does not commit
             async with publisher.store.backend.transaction() as db:
                 assert await db.execute(_ANOTHER_CHANNEL, red.id) == 1
                 raise LookupError
         except LookupError:
             pass
-        await publish_alert(publisher.store, ROUTINE_NOTICE, None)
+        notice, _ = await publish_alert(publisher.store, ROUTINE_NOTICE, None)
         async with asyncio.timeout(WITHIN):
-            assert await wakes.get() == Priority.ROUTINE
+            assert await wakes.get() == (Priority.ROUTINE, notice.id)
         # Notifications come in commit order: had the rolled-back one been sent, it would have come before.
         assert wakes.empty()
 
 
+@contextlib.asynccontextmanager
+async def _worker_elsewhere(settings: SettingsFactory, url: str,
+                            webhook: str) -> AsyncIterator[tuple[Service, Service]]:
+    """A publishing service with one subscriber (at `webhook`), and a worker in another, listening already, that
+    polls once an hour: only a notification can make it claim what is published."""
+    publishing = settings(database={"url": url})
+    working = settings(database={"url": url}, worker={"enabled": True, "poll_interval": 3600})
+    async with Service(publishing) as publisher, Service(working) as worker:
+        await _subscribe(publisher, webhook)
+        worker.start_worker()
+        await _listening(url)
+        yield publisher, worker
+
+
+async def _sent_once(receiver: RunningReceiver, path: str) -> None:
+    """Until the receiver has the request at `path`; then that it has it once (a second send would have come)."""
+    async with asyncio.timeout(WITHIN):
+        while not receiver.requests_to(path):  # noqa: ASYNC110 - polling another component's state
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    assert len(receiver.requests_to(path)) == 1
+
+
 async def test_a_worker_in_another_process_sends_a_red_warning_without_waiting_for_its_poll(
         make_settings: SettingsFactory, pg_schema_url: str, receiver: RunningReceiver) -> None:
-    """The worker polls once an hour here: only the publish's notification can make it claim the warning."""
-    publishing = make_settings(database={"url": pg_schema_url})
-    working = make_settings(database={"url": pg_schema_url}, worker={"enabled": True, "poll_interval": 3600})
-    async with Service(publishing) as publisher, Service(working) as worker:
-        await _subscribe(publisher, receiver.url_for("/red"))
-        worker.start_worker()
-        await _listening(pg_schema_url)
+    async with _worker_elsewhere(make_settings, pg_schema_url, receiver.url_for("/red")) as (publisher, _):
         await asyncio.sleep(0.5)  # its loops' first claims, which found nothing, are over: they wait for the hour
         await publish_alert(publisher.store, RED_WARNING, None)
-        async with asyncio.timeout(WITHIN):
-            while not receiver.requests_to("/red"):  # noqa: ASYNC110 - polling another component's state
-                await asyncio.sleep(0.02)
-        assert len(receiver.requests_to("/red")) == 1
+        await _sent_once(receiver, "/red")
+
+
+async def test_a_red_warning_read_ahead_of_its_claim_in_vain_still_goes_out_once(
+        make_settings: SettingsFactory, pg_schema_url: str, receiver: RunningReceiver) -> None:
+    """A worker told of a life-safety alert reads it while it claims the rows (the notification names it); a name
+    that leads nowhere (an alert gone since) costs nothing: the next red warning is read, claimed and sent."""
+    async with _worker_elsewhere(make_settings, pg_schema_url, receiver.url_for("/red")) as (publisher, worker):
+        worker.dispatcher.queued_elsewhere(Priority.LIFE_SAFETY, "no-such-alert")
+        await publish_alert(publisher.store, RED_WARNING, None)
+        await _sent_once(receiver, "/red")
 
 
 async def test_a_worker_whose_listening_connection_is_lost_listens_again(
@@ -131,7 +155,7 @@ async def test_a_watch_says_whether_it_listens(make_settings: SettingsFactory, p
     worker is told of each): listening once LISTEN is in place, not while a lost connection is made again."""
     wakes: asyncio.Queue[int] = asyncio.Queue()
     async with Service(make_settings(database={"url": pg_schema_url})) as worker:
-        async with worker.store.backend.queue_watch(wakes.put_nowait) as watch:
+        async with worker.store.backend.queue_watch(lambda priority, _: wakes.put_nowait(priority)) as watch:
             async with asyncio.timeout(WITHIN):
                 await wakes.get()
             assert watch.listening
@@ -170,7 +194,7 @@ async def test_a_red_warning_being_stored_elsewhere_is_announced_before_its_rows
     settings = make_settings(database={"url": pg_schema_url})
     heard: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
     async with Service(settings) as publisher, Service(settings) as worker, worker.store.backend.queue_watch(
-            lambda priority: heard.put_nowait(("queued", priority)),
+            lambda priority, _: heard.put_nowait(("queued", priority)),
             lambda priority: heard.put_nowait(("coming", priority))):
         async with asyncio.timeout(WITHIN):
             assert await heard.get() == ("queued", 0)  # listening
