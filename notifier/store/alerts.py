@@ -30,8 +30,8 @@ async def get(db: Db, alert_id: str) -> AlertRow | None:
 
 async def to_send(db: Db, alert_id: str) -> tuple[AlertRow, dict[str, Any] | None, bool] | None:
     """What a worker needs of an alert, in one statement: its row, its topic (None: gone) and whether assisted
-    people are among its targets; None when there is no such alert. Three reads gathered took a red warning's
-    worker three connections and a turn of its busy event loop more (PostgreSQL, 100,000 webhooks)."""
+    people are among its targets; None when there is no such alert. Not three reads gathered: three connections,
+    and three replies for a red warning's worker to take in on its busy event loop."""
     row = await db.fetchrow(f"SELECT a.*, {TOPIC_BESIDE}, {ALERT_HAS_PEOPLE} AS sending_assisted FROM alerts a "
                             "LEFT JOIN topics t ON t.key = a.topic WHERE a.id = ?", alert_id)
     if row is None:
