@@ -3,7 +3,9 @@
 -- a life-safety alert starts reading what it needs of it (its row, topic, assisted people: `Store.alert_to_send`)
 -- while it claims the rows, instead of after the claim: on a worker busy with a large fan-out that read took
 -- 1-16 ms of a red warning's way (median 3 ms; PostgreSQL, 100,000 webhooks, seventeen probes). Finding the row is
--- a step into the statement's new rows, which all have the highest priority when a publish queued them.
+-- a step into the statement's new rows, which all have the highest priority when a publish queued them. A worker
+-- of an earlier version still running beside upgraded ones reads a payload it does not know (its listener
+-- logs the error) and finds the rows at its poll (`[worker] poll_interval`) until it is restarted.
 CREATE OR REPLACE FUNCTION deliveries_queued() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     highest integer := (SELECT max(priority) FROM added);
