@@ -60,8 +60,9 @@ def own_department(key: KeyRecord) -> str:
     return key.department
 
 
-def alert_department(key: KeyRecord | None, topic_department: str) -> str:
-    """The department an alert speaks for: the publisher's, else (admin key, CLI) its topic's."""
+def alert_department(key: KeyRecord | None, topic_department: str | None) -> str | None:
+    """The department an alert speaks for: the publisher's, else (admin key, CLI) its topic's (None: its topic is
+    unknown, an error the caller reports)."""
     if key is not None and key.role == Role.PUBLISHER:
         return own_department(key)
     return topic_department

@@ -153,13 +153,16 @@ class Dispatcher:
         """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety
         alert just `released` hands the window over to the life-safety loop, so that no routine work starts
         before that loop has claimed it."""
-        life_safety = released is not None and released.status == AlertStatus.ACTIVE and _life_safety(released)
-        if life_safety and released is not None:
-            self._read_ahead(released.id)
-        self.queued(life_safety)
+        if released is not None and released.status == AlertStatus.ACTIVE and _life_safety(released):
+            self.queued(True, released.id)
+        else:
+            self.queued(False)
 
-    def queued(self, life_safety: bool) -> None:
-        """New work was queued, life-safety work or not (`wake`; or in another process: `queued_elsewhere`)."""
+    def queued(self, life_safety: bool, alert_id: str | None = None) -> None:
+        """New work was queued, life-safety work or not, `alert_id`'s among it if known (`wake`; or in another
+        process: `queued_elsewhere`). A life-safety alert named is read while its rows are claimed."""
+        if life_safety and alert_id is not None:
+            self._read_ahead(alert_id)
         self._hand_over(life_safety)
         self._wake.set()
         self._urgent_wake.set()
@@ -172,10 +175,7 @@ class Dispatcher:
     def queued_elsewhere(self, priority: int, alert_id: str | None = None) -> None:
         """Another process queued deliveries, the highest of them of `priority`, `alert_id`'s among them if known
         (`Backend.queue_watch`)."""
-        life_safety = priority >= Priority.LIFE_SAFETY
-        if life_safety and alert_id is not None:
-            self._read_ahead(alert_id)
-        self.queued(life_safety)
+        self.queued(priority >= Priority.LIFE_SAFETY, alert_id)
 
     def _read_ahead(self, alert_id: str) -> None:
         """Start reading a life-safety alert just queued while the life-safety loop claims its rows, so that the

@@ -136,7 +136,7 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
                                       publisher)
     alert = alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
     fingerprint = request_hash(alert)
-    department = _department(publisher, checked.topic_department)
+    department = alert_department(publisher, checked.topic_department)
     if alert.idempotency_key and department is not None:
         existing = await store.alert_by_idempotency_key(department, alert.idempotency_key)
         if existing is not None:
@@ -159,13 +159,6 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
         # a concurrent request with the key won the race
         return _same_or_conflict(stored, fingerprint, cap is not None), False
     return stored, False  # a repeated cancel: the first one's notice
-
-
-def _department(publisher: KeyRecord | None, topic_department: str | None) -> str | None:
-    """The department the alert speaks for (None while its topic is unknown to an admin: an error follows)."""
-    if topic_department is None and (publisher is None or publisher.role != "publisher"):
-        return None
-    return alert_department(publisher, topic_department or "")
 
 
 def _outbox(alert: AlertIn, department: str, publisher: KeyRecord | None, fingerprint: str,

@@ -274,8 +274,9 @@ class Backend(Protocol):
         """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the
         hot paths: publish, claim, record, so that the single writer is held for their SQL only). `urgent`
         (life-safety work) makes a `yielding` transaction in progress (a routine publish) stop, roll back and
-        run again after it (SQLite's single writer: `give_way.py`). `single`: `work` makes one statement here,
-        which PostgreSQL runs as the transaction it is by itself (no BEGIN and COMMIT: two round trips fewer)."""
+        run again after it (SQLite's single writer: `give_way.py`). `single`: `work` needs no transaction around
+        its statements (each may commit by itself), so PostgreSQL runs them without one (no BEGIN and COMMIT: two
+        round trips fewer); SQLite's writer runs it as a transaction all the same."""
         ...
 
     @property

@@ -280,15 +280,12 @@ async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
     return counts
 
 
-async def next_due(db: Db) -> float | None:
-    value = await db.fetchval(f"SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN {WAITING}")
-    return float(value) if value is not None else None
-
-
-async def next_due_of(db: Db, priority: int) -> float | None:
-    """When the next waiting delivery of `priority` is due (one probe of the queue's index, in its order)."""
-    value = await db.fetchval(f"SELECT next_attempt_at FROM deliveries WHERE status IN {WAITING} AND priority = ? "
-                              "ORDER BY next_attempt_at LIMIT 1", priority)
+async def next_due(db: Db, priority: int | None = None) -> float | None:
+    """When the next waiting delivery (of `priority`, if given: one probe of the queue's index, in its order) is
+    due."""
+    of, params = ("", []) if priority is None else (" AND priority = ?", [priority])
+    value = await db.fetchval(f"SELECT next_attempt_at FROM deliveries WHERE status IN {WAITING}{of} "
+                              "ORDER BY next_attempt_at LIMIT 1", *params)
     return float(value) if value is not None else None
 
 

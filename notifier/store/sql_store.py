@@ -354,7 +354,7 @@ class Store(AccessMethods):
         if life_safety:  # leased and read in one turn of the writer, or one statement: no second hop
             return await self.backend.run(
                 lambda db: queue.claim_and_read(db, owner, now, lease_until, limit, min_priority, max_priority),
-                single=self.backend.dialect.update_in_with, **turn)
+                single=True, **turn)
         # Routine bulk work: the single writer (SQLite) is held for the lease alone; its rows are read beside it.
         if not await self.backend.run(
                 lambda db: queue.claim(db, owner, now, lease_until, limit, min_priority, max_priority), **turn):
@@ -384,9 +384,7 @@ class Store(AccessMethods):
 
     async def next_due(self, priority: int | None = None) -> float | None:
         """When the next waiting delivery (of `priority`, if given) is due."""
-        if priority is None:
-            return await queue.next_due(self.backend.reader)
-        return await queue.next_due_of(self.backend.reader, priority)
+        return await queue.next_due(self.backend.reader, priority)
 
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
