@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixed", type=int, default=100_000, help="subscribers of each mixed-channel case")
     p.add_argument("--pg", type=int, default=100_000, help="webhook subscribers of the PostgreSQL cases")
     p.add_argument("--pg-workers", default="1,2,4", help="worker process counts on PostgreSQL")
+    p.add_argument("--pg-latency", type=float, default=0.0, metavar="MS",
+                   help="the PostgreSQL cases' gateway answers MS late (workers bound by the gateway, not the "
+                        "cores: the scale-out curve where it is not the machine's; default 0)")
     p.add_argument("--peers", type=int, default=2_000, help="recipients of the peers' slice (and ours)")
     p.add_argument("--claim-batch", type=int, help="[worker] claim_batch for every case (default: the product's)")
     p.add_argument("--concurrency", type=int, help="[worker] concurrency for every case (default: the product's)")
@@ -119,8 +122,9 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     if "pg" in only:
         for n in (int(x) for x in args.pg_workers.split(",")):
             # Red warnings into it too: published through the API, sent by the worker processes.
-            yield Case(f"postgresql webhook ×{n}", {"webhook": 1.0}, args.pg, backend="postgresql", workers=n,
-                       probes=args.probes, worker_settings=worker)
+            late = f" {args.pg_latency:.0f}ms" if args.pg_latency else ""
+            yield Case(f"postgresql webhook ×{n}{late}", {"webhook": 1.0}, args.pg, backend="postgresql", workers=n,
+                       probes=args.probes, worker_settings=worker, weather=Weather(latency=args.pg_latency / 1000))
 
 
 def bare(requests: int, logs: Path, label: str, shape: str = "bare") -> dict[str, Any]:
