@@ -22,11 +22,12 @@ from asyncpg.pool import PoolConnectionProxy
 
 from notifier.store.db import POSTGRES, Db, QueueWatch, Row, T
 
-# One connection is always kept: asyncpg (0.32 on) closes a connection idle for IDLE_LIFETIME_SECONDS only while the
-# pool holds more than POOL_MIN. A red warning after a quiet hour is then published on a connection whose server
-# process has its tables, triggers and statements ready — on a new one it took 13-15 ms instead of 3.5-4 (an idle
-# machine, a small life-safety publish), more on busy cores (a process forked, every catalogue read anew).
-POOL_MIN, POOL_MAX = 1, 10
+# Two connections are always kept: asyncpg (0.32 on) closes a connection idle for IDLE_LIFETIME_SECONDS only while
+# the pool holds more than POOL_MIN. A red warning after a quiet hour — or while a routine publish holds the other
+# connection — is then published on one whose server process has its tables, triggers and statements ready: on a
+# new connection a small life-safety publish took 3-4 ms to connect and 11-15 ms more (the tables and statements
+# looked up anew) against 4.4-5.7 ms on a connection that had published before (an idle machine; more on busy cores).
+POOL_MIN, POOL_MAX = 2, 10
 IDLE_LIFETIME_SECONDS = 300.0
 # After the listening connection is lost or cannot be made, listen again after this long, doubling up to the
 # most (the poll covers the gap).
