@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.pairs < 1:
         p.error("--pairs must be 1 or more")
+    if args.pg_latency < 0:
+        p.error("--pg-latency is a delay in milliseconds: 0 or more")
     if args.pairs > 1 and args.compare is None:
         p.error("--pairs compares two checkouts: give the other one with --compare CHECKOUT")
     if args.smoke:

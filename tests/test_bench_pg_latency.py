@@ -3,6 +3,8 @@ each worker is bound by its requests in flight, as against real endpoints, rathe
 
 from __future__ import annotations
 
+import pytest
+
 from bench import run
 
 
@@ -17,3 +19,10 @@ def test_without_it_the_receiver_answers_at_once_and_the_cases_keep_their_names(
     args = run.parse_args(["--only", "pg", "--pg-workers", "1"])
     assert [(c.name, c.weather.latency) for c in run.notifier_cases(args, {"pg"})] == [
         ("postgresql webhook ×1", 0.0)]
+
+
+def test_a_negative_delay_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(["--only", "pg", "--pg-latency", "-5"])
+    assert exit_.value.code == 2
+    assert "--pg-latency" in capsys.readouterr().err.splitlines()[-1]

@@ -16,8 +16,9 @@ from notifier.states import DeliveryStatus
 from notifier.store.records import DeliveryUpdate, SubscriberRecord
 from tests.conftest import SettingsFactory
 
-SUBSCRIBERS = 400  # several pages of targets, each full before the marks if it kept no room; ids as long as
-# the store's own (uuid4 hex), the rows as large as a real alert's
+# Several pages of targets, each full before the marks if it kept no room; ids as long as the store's own (uuid4
+# hex), so that the rows are as large as a real alert's.
+SUBSCRIBERS = 400
 
 # Where each target of the alert is stored: its page of the table.
 PAGES = "SELECT subscriber_id, (ctid::text::point)[0] FROM alert_targets WHERE alert_id = ?"
