@@ -8,7 +8,7 @@
 -- LOWER() folds ASCII letters only, as SQLite's does.
 -- Changing a column's collation rebuilds the indexes on it, not the table: on a large deployment this migration
 -- takes about as long as a REINDEX of those tables. Tables of later migrations declare COLLATE "C" themselves
--- (tests/store/test_pg_schema_rules.py holds every text column of a migrated schema to it).
+-- (tests/store/test_pg_bytewise_text.py holds every text column of a migrated schema to it).
 DO $$
 DECLARE
     bytewise CONSTANT oid := (SELECT oid FROM pg_collation
