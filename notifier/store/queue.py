@@ -97,11 +97,14 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     `number_key`: the key of number digests, for reports that came before this record (`receipts`).
     `redial`: the call policy of each channel that calls people, for early call results asking for another call.
     `people_once`: no person has two deliveries of one alert in the batch (their targets' marks need no grouping)."""
-    # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched against
-    # the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons a batch.
-    held = {r[0] for r in unpacked(await db.fetchval(
-        f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
-        f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
+    # Results that are all accepted and final (webhooks, email: no receipt to wait for), where the dialect lets one
+    # statement write them and mark their targets from the rows it wrote: nothing to lock or read first.
+    at_once = db.dialect.update_in_with and bool(updates) and all(u.status is DELIVERED for u in updates)
+    # Else every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched
+    # against the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons a batch.
+    held = await _delivered_at_once(db, owner, updates, now, people_once) if at_once else {r[0] for r in unpacked(
+        await db.fetchval(f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
+                          f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
     updates = [u for u in updates if u.delivery_id in held]
     alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
     stopped = alerts.stopped
@@ -111,7 +114,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     whole = _one_outcome(updates, len(held))
-    await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
+    if not at_once:
+        await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
     await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once, alerts.falling_back)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
@@ -154,7 +158,7 @@ class _Selection(NamedTuple):
     once: bool = False  # no person twice among the rows, or every row at one time: nobody's first time to pick
 
 
-def _selection(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUpdate | None,
+def _selection(db: Db, owner: str, done: Sequence[DeliveryUpdate], whole: DeliveryUpdate | None,
                people_once: bool) -> _Selection:
     if whole is not None:
         return _Selection("(SELECT CAST(? AS DOUBLE PRECISION) AS at, CAST(? AS TEXT) AS pmid)",
@@ -165,16 +169,33 @@ def _selection(db: Db, owner: str, done: list[DeliveryUpdate], whole: DeliveryUp
     return _Selection(_rows(db, ("pmid", "TEXT")), "d.id = u.id AND d.lease_owner = ?", (batch, owner), people_once)
 
 
+# A send accepted and final (parameters: now, now).
+_DELIVERED = (f"status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
+              "delivered_at = u.at, finished_at = ?, provider_message_id = COALESCE(u.pmid, provider_message_id), "
+              f"last_error = NULL, {_RELEASE}")
+
+
 async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: float,
                            whole: DeliveryUpdate | None, people_once: bool) -> None:
     if not done:
         return
     rows = _selection(db, owner, done, whole, people_once)
     await _mark_targets(db, rows, reached=True)  # first: the write below ends the lease that names its rows
-    await _update_accepted(
-        db, rows, f"status = '{DELIVERED}', attempts = attempts + 1, sent_at = COALESCE(sent_at, u.at), "
-        "delivered_at = u.at, finished_at = ?, provider_message_id = COALESCE(u.pmid, provider_message_id), "
-        f"last_error = NULL, {_RELEASE}", now, now)
+    await _update_accepted(db, rows, _DELIVERED, now, now)
+
+
+async def _delivered_at_once(db: Db, owner: str, done: Sequence[DeliveryUpdate], now: float,
+                             people_once: bool) -> set[str]:
+    """`_write_delivered` in one statement (`Dialect.update_in_with`): the rows the lease still covers written, and
+    their targets marked from the rows written — no lock and read of the lease first, no second look-up of each row
+    by its id for its person; returns the ids written. The write takes each row's lock: a sweep that reclaimed one
+    first leaves it unwritten and unmarked, one after it finds the row no longer sending."""
+    rows = _selection(db, owner, done, None, people_once)
+    return {r[0] for r in unpacked(await db.fetchval(
+        f"WITH w AS (UPDATE deliveries AS d SET {_DELIVERED} FROM {rows.item} AS u WHERE {rows.joined} "
+        f"AND {is_(SENDING, 'd.')} RETURNING d.id, d.alert_id, d.subscriber_id, u.at), "
+        f"marked AS ({_marking('w AS d', 'd.at', rows.once, reached=True)}) SELECT {db.dialect.packed(['id'])} FROM w",
+        now, now, *rows.params))}
 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
@@ -234,12 +255,18 @@ async def _mark_targets(db: Db, rows: _Selection, *, reached: bool) -> None:
     one of several matching rows, any one (a coverage's time to reach came out a channel's answer too late). A
     whole lease's rows share one time, and most batches hold each person once (`_Selection.once`): those are not
     grouped, which would be a sort of every batch on the single writer for nothing."""
+    await db.execute(_marking(f"{rows.item} AS u JOIN deliveries d ON {rows.joined}", "u.at", rows.once,
+                              reached=reached), *rows.params)
+
+
+def _marking(source: str, at: str, once: bool, *, reached: bool) -> str:
+    """`_mark_targets`' UPDATE, from the deliveries' rows `d` that `source` gives, each with its time `at`."""
     reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
-    at, grouped = ("u.at", "") if rows.once else ("MIN(u.at)", " GROUP BY d.alert_id, d.subscriber_id")
-    await db.execute(
-        f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM (SELECT d.alert_id, "
-        f"d.subscriber_id, {at} AS at FROM {rows.item} AS u JOIN deliveries d ON {rows.joined}{grouped}) AS x "
-        "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id", *rows.params)
+    picked = (f"{at} AS at FROM {source}" if once
+              else f"MIN({at}) AS at FROM {source} GROUP BY d.alert_id, d.subscriber_id")
+    return (f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM (SELECT "
+            f"d.alert_id, d.subscriber_id, {picked}) AS x "
+            "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id")
 
 
 async def _disable_contacts(db: Db, updates: list[DeliveryUpdate], now: float) -> None:

@@ -1,6 +1,7 @@
 """A claim's results written back: a whole SMS request accepted at once (one BizId, one time) is written for the
 lease as a whole; anything less than the whole lease is written number by number, and a lease that was reclaimed
-writes nothing."""
+writes nothing. Results that are all accepted and final (webhooks, email) are written with their targets' marks in
+one statement where the database allows (PostgreSQL), with the same fence."""
 
 from __future__ import annotations
 
@@ -119,3 +120,78 @@ async def test_a_person_reached_on_two_channels_in_one_batch_counts_from_the_fir
     coverage = await alert_coverage(service.store, alert.id)
     assert coverage.reached == 1
     assert coverage.time_to_reach.p50 == pytest.approx(1.0, abs=1e-6)
+
+
+async def _hooks_claimed(service: Service, make_subscriber: SubscriberFactory,
+                         people: int = 3) -> tuple[str, list[ClaimedDelivery]]:
+    """`people` webhook subscribers warned, their deliveries claimed by worker-1."""
+    for n in range(people):
+        await make_subscriber(contacts={"webhook": f"https://hooks.example.org/{n}"})
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
+                                                          severity="severe"), None)
+    now = time.time()
+    claimed = await service.store.claim("worker-1", now, now + 60, 100)
+    assert len(claimed) == people
+    return alert.id, claimed
+
+
+def _delivered(claimed: list[ClaimedDelivery], at: float) -> list[DeliveryUpdate]:
+    """Each endpoint answered 2xx, a millisecond apart."""
+    return [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, at + n / 1000) for n, d in enumerate(claimed)]
+
+
+async def test_webhooks_answered_are_delivered_and_reach_their_people_at_their_own_times(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Three endpoints answered 2xx: each delivery is delivered, every person reached, the first at the first
+    answer's time, and nothing of the claim stays leased."""
+    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    at = time.time()
+    written = await service.store.record("worker-1", _delivered(claimed, at), at + 0.5, people_once=True)
+    assert sorted(written) == sorted(d.id for d in claimed)
+    assert set((await _statuses(service, alert_id)).values()) == {("delivered", None)}
+    coverage = await alert_coverage(service.store, alert_id)
+    assert (coverage.accepted, coverage.reached, coverage.by_channel["webhook"].delivered) == (3, 3, 3)
+    assert await timestamp_violations(service.store, alert_id) == []
+    assert (await service.store.sweep(at + 3600))["reclaimed"] == 0
+
+
+async def test_webhook_results_for_part_of_a_claim_leave_the_rest_leased(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Two of the claim's three endpoints answered: the third is still the worker's, sending, its person not
+    reached."""
+    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    at = time.time()
+    assert len(await service.store.record("worker-1", _delivered(claimed[:2], at), at)) == 2
+    statuses = await _statuses(service, alert_id)
+    assert [statuses[d.id][0] for d in claimed] == ["delivered", "delivered", "sending"]
+    assert (await alert_coverage(service.store, alert_id)).reached == 2
+
+
+async def test_webhooks_answered_after_the_lease_was_reclaimed_write_nothing_and_reach_nobody(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A worker presumed dead comes back with its endpoints' 2xx answers after the sweep gave the deliveries to
+    the queue again: the answers are refused, nobody counts as reached, and the deliveries wait for their next
+    send."""
+    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    assert (await service.store.sweep(time.time() + 120))["reclaimed"] == 3
+    at = time.time()
+    assert await service.store.record("worker-1", _delivered(claimed, at), at, people_once=True) == []
+    assert set((await _statuses(service, alert_id)).values()) == {("queued", None)}
+    coverage = await alert_coverage(service.store, alert_id)
+    assert (coverage.accepted, coverage.reached) == (0, 0)
+
+
+async def test_webhooks_answered_after_another_worker_took_over_leave_its_result_standing(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """The sweep reclaimed the claim and worker-2 claimed and failed one endpoint for good; worker-1's late 2xx
+    for it changes nothing: that delivery stays failed, its person unreached."""
+    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    await service.store.sweep(time.time() + 120)
+    later = time.time() + 120
+    again = await service.store.claim("worker-2", later, later + 60, 100)
+    failed = [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.FAILED, later, error="HTTP 404") for d in again[:1]]
+    assert len(await service.store.record("worker-2", failed, later)) == 1
+    assert await service.store.record("worker-1", _delivered(claimed, later), later) == []
+    statuses = await _statuses(service, alert_id)
+    assert statuses[again[0].id][0] == "failed"
+    assert (await alert_coverage(service.store, alert_id)).reached == 0
