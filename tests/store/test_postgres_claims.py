@@ -1,6 +1,5 @@
-"""PostgreSQL as the work queue: concurrent claimers on separate connections never share a delivery, a worker
-whose lease was reclaimed cannot write over its successor, and a claim or a sweep updates the rows it picked by their
-address, never by reading the whole table."""
+"""PostgreSQL as the work queue: concurrent claimers on separate connections never share a delivery, and a worker
+whose lease was reclaimed cannot write over its successor."""
 
 from __future__ import annotations
 
@@ -15,11 +14,10 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
-from notifier.store import Store, queue
+from notifier.store import Store
 from notifier.store.pg_db import PgBackend
 from notifier.store.records import DeliveryUpdate, SubscriberRecord
 from tests.conftest import SettingsFactory
-from tests.crowd import sms_people
 
 SUBSCRIBERS = 120
 
@@ -100,35 +98,3 @@ async def test_the_lease_fence_refuses_a_stale_owner(pg_service: Service) -> Non
     assert set(written) == ids
     rows, _ = await store.list_deliveries(stale[0].alert_id, SUBSCRIBERS, None)
     assert {r.status for r in rows if r.id in ids} == {"delivered"}
-
-
-@pytest.fixture
-async def city_queue(pg_service: Service) -> Service:
-    """`pg_service` with a warning to 3,000 more people queued: a table a scan of which costs more than a claim."""
-    await pg_service.store.bulk_create_subscribers(sms_people(3000), [{}] * 3000)
-    await publish_alert(pg_service.store, AlertIn(topic="env.heavy-pollution", headline="预警", severity="severe"),
-                        None)
-    return pg_service
-
-
-async def _update_plan(service: Service, sql: str, *params: object) -> str:
-    """The plan of an UPDATE, not run."""
-    return "\n".join(r[0] for r in await service.store.backend.reader.fetch(f"EXPLAIN {sql}", *params))
-
-
-async def test_a_claim_updates_the_rows_it_picked_by_their_address(city_queue: Service) -> None:
-    """The claim's UPDATE reaches each picked row by its address (a TID scan), not by its id through the primary
-    key's index, nor by a scan of every delivery."""
-    now = time.time()
-    plan = await _update_plan(city_queue, queue._claiming(city_queue.store.backend.reader), "w", now + 60, now, now,
-                              0, 100, 500)
-    assert "Tid Scan on deliveries" in plan, plan
-    assert "deliveries_pkey" not in plan and "Seq Scan on deliveries " not in plan, plan
-
-
-async def test_the_sweep_updates_the_expired_leases_by_their_address(city_queue: Service) -> None:
-    now = time.time()
-    plan = await _update_plan(city_queue, queue._reclaiming(city_queue.store.backend.reader), 10, 10, now, now,
-                              now, now)
-    assert "Tid Scan on deliveries" in plan, plan
-    assert "deliveries_pkey" not in plan and "Seq Scan on deliveries " not in plan, plan
