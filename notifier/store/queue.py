@@ -100,11 +100,14 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     # Results that are all accepted and final (webhooks, email: no receipt to wait for), where the dialect lets one
     # statement write them and mark their targets from the rows it wrote: nothing to lock or read first.
     at_once = db.dialect.update_in_with and bool(updates) and all(u.status is DELIVERED for u in updates)
-    # Else every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched
-    # against the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons a batch.
-    held = await _delivered_at_once(db, owner, updates, now, people_once) if at_once else {r[0] for r in unpacked(
-        await db.fetchval(f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
-                          f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
+    if at_once:
+        held = await _delivered_at_once(db, owner, updates, now, people_once)  # and written
+    else:
+        # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched
+        # against the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons.
+        held = {r[0] for r in unpacked(await db.fetchval(
+            f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
+            f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
     updates = [u for u in updates if u.delivery_id in held]
     alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
     stopped = alerts.stopped
