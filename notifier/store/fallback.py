@@ -32,12 +32,21 @@ async def schedule_silent(db: Db, accepted: str, joined: str, params: Sequence[A
     `joined`; `params`: the item's, then the condition's — written before the record releases their lease): the
     subscriber's next channel, waiting `skipped`, is looked at when the alert's fallback window has passed
     (`activate_silent`). The caller asks only for batches with an alert that falls back (`recorded_alerts`)."""
-    await db.execute(
-        "UPDATE deliveries SET next_attempt_at = x.wake FROM ("
-        f"SELECT n.id, u.at + a.fallback_after AS wake FROM {accepted} AS u JOIN deliveries d ON {joined} "
-        f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} JOIN deliveries n ON n.alert_id = d.alert_id "
-        f"AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}) AS x "
-        "WHERE deliveries.id = x.id", *params)
+    # The accepted rows first, each then looked up by its person's key: left to itself PostgreSQL, which cannot know
+    # how many rows wait `skipped`, started from the alert and read every one of them, a whole fan-out's at every
+    # batch (20,000 people: 72 ms a batch of 500; 100,000: ~1 ms a delivery).
+    await db.execute(f"WITH d AS MATERIALIZED (SELECT d.alert_id, d.subscriber_id, d.position, u.at FROM {accepted} "
+                     f"AS u JOIN deliveries d ON {joined}) {scheduling('d', 'd.at')}", *params)
+
+
+def scheduling(source: str, at: str) -> str:
+    """`schedule_silent`'s UPDATE, for the accepted deliveries `d` that `source` gives (their alert, person and
+    position), each accepted at `at`."""
+    return ("UPDATE deliveries SET next_attempt_at = x.wake FROM ("
+            f"SELECT n.id, {at} + a.fallback_after AS wake FROM {source} "
+            f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} JOIN deliveries n ON n.alert_id = d.alert_id "
+            f"AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}) AS x "
+            "WHERE deliveries.id = x.id")
 
 
 async def activate_silent(db: Db, now: float) -> int:

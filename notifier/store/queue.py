@@ -97,19 +97,20 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     `number_key`: the key of number digests, for reports that came before this record (`receipts`).
     `redial`: the call policy of each channel that calls people, for early call results asking for another call.
     `people_once`: no person has two deliveries of one alert in the batch (their targets' marks need no grouping)."""
-    # Results that are all accepted and final (webhooks, email: no receipt to wait for), where the dialect lets one
-    # statement write them and mark their targets from the rows it wrote: nothing to lock or read first.
-    at_once = db.dialect.update_in_with and bool(updates) and all(u.status is DELIVERED for u in updates)
-    if at_once:
-        held = await _delivered_at_once(db, owner, updates, now, people_once)  # and written
+    at_once = _at_once(db, updates)
+    if at_once is not None:  # written already, with their marks
+        alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
+        held = await _accepted_at_once(db, owner, updates, at_once, now, people_once, bool(alerts.falling_back))
+        updates = [u for u in updates if u.delivery_id in held]
+        await receipts.apply_early_receipts(db, [u for u in updates if u.status is SENT], now, number_key, redial)
     else:
         # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched
         # against the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons.
         held = {r[0] for r in unpacked(await db.fetchval(
             f"SELECT {db.dialect.packed(['id'])} FROM (SELECT id FROM deliveries WHERE lease_owner = ? "
             f"AND {is_(SENDING)}{db.dialect.for_update}) AS held", owner))}
-    updates = [u for u in updates if u.delivery_id in held]
-    alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
+        updates = [u for u in updates if u.delivery_id in held]
+        alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
     stopped = alerts.stopped
     by_status: dict[DeliveryStatus, list[DeliveryUpdate]] = defaultdict(list)
     for u in updates:
@@ -117,9 +118,10 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
     whole = _one_outcome(updates, len(held))
-    if not at_once:
+    if at_once is None:
         await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
-    await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once, alerts.falling_back)
+        await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once,
+                          alerts.falling_back)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
@@ -133,6 +135,19 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     await assisted.unrelayed(db, failed, now)
     await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
     return [u.delivery_id for u in updates]
+
+
+def _at_once(db: Db, updates: Sequence[DeliveryUpdate]) -> DeliveryStatus | None:
+    """The status that every result shares where one statement writes them all with their targets' marks
+    (`Dialect.update_in_with`: PostgreSQL), nothing locked and read first: all accepted and final (webhooks, email),
+    or all accepted awaiting a receipt (WeChat, a call) but not one SMS request's numbers, written by its lease token
+    (`_one_outcome`). Anything else (retries, failures, a mix) is written by the lease's rows, locked first."""
+    if not db.dialect.update_in_with or not updates:
+        return None
+    status = updates[0].status
+    if status not in (DELIVERED, SENT) or any(u.status is not status for u in updates):
+        return None
+    return None if status is SENT and _one_outcome(updates, len(updates)) is not None else status
 
 
 def _one_outcome(updates: Sequence[DeliveryUpdate], held: int) -> DeliveryUpdate | None:
@@ -187,18 +202,26 @@ async def _write_delivered(db: Db, owner: str, done: list[DeliveryUpdate], now: 
     await _update_accepted(db, rows, _DELIVERED, now, now)
 
 
-async def _delivered_at_once(db: Db, owner: str, done: Sequence[DeliveryUpdate], now: float,
-                             people_once: bool) -> set[str]:
-    """`_write_delivered` in one statement (`Dialect.update_in_with`): the rows the lease still covers written, and
-    their targets marked from the rows written — no lock and read of the lease first, no second look-up of each row
-    by its id for its person; returns the ids written. The write takes each row's lock: a sweep that reclaimed one
+# A send accepted, awaiting its receipt (parameter: now).
+_SENT = (f"status = '{SENT}', attempts = attempts + 1, sent_at = u.at, provider_message_id = u.pmid, "
+         f"last_error = NULL, {_RELEASE}")
+
+
+async def _accepted_at_once(db: Db, owner: str, done: Sequence[DeliveryUpdate], status: DeliveryStatus, now: float,
+                            people_once: bool, falling_back: bool) -> set[str]:
+    """`_write_delivered` or `_write_sent` in one statement (`_at_once`): the rows the lease still covers written,
+    their targets marked from the rows written — and, `falling_back` (an alert of the batch falls back), their
+    next channels told when to look — with no lock and read of the lease first, no second look-up of each row by
+    its id for its person; returns the ids written. The write takes each row's lock: a sweep that reclaimed one
     first leaves it unwritten and unmarked, one after it finds the row no longer sending."""
     rows = _selection(db, owner, done, None, people_once)
+    assignments, params = (_DELIVERED, (now, now)) if status is DELIVERED else (_SENT, (now,))
+    silent = f", silent AS ({fallback.scheduling('w AS d', 'd.at')})" if status is SENT and falling_back else ""
     return {r[0] for r in unpacked(await db.fetchval(
-        f"WITH w AS (UPDATE deliveries AS d SET {_DELIVERED} FROM {rows.item} AS u WHERE {rows.joined} "
-        f"AND {is_(SENDING, 'd.')} RETURNING d.id, d.alert_id, d.subscriber_id, u.at), "
-        f"marked AS ({_marking('w AS d', 'd.at', rows.once, reached=True)}) SELECT {db.dialect.packed(['id'])} FROM w",
-        now, now, *rows.params))}
+        f"WITH w AS (UPDATE deliveries AS d SET {assignments} FROM {rows.item} AS u WHERE {rows.joined} "
+        f"AND {is_(SENDING, 'd.')} RETURNING d.id, d.alert_id, d.subscriber_id, d.position, u.at), "
+        f"marked AS ({_marking('w AS d', 'd.at', rows.once, reached=status is DELIVERED)}){silent} "
+        f"SELECT {db.dialect.packed(['id'])} FROM w", *params, *rows.params))}
 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
@@ -210,8 +233,7 @@ async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float
     await _mark_targets(db, rows, reached=False)
     if falling_back:  # while the lease names them
         await fallback.schedule_silent(db, rows.item, rows.joined, rows.params)
-    await _update_accepted(db, rows, f"status = '{SENT}', attempts = attempts + 1, sent_at = u.at, "
-                           f"provider_message_id = u.pmid, last_error = NULL, {_RELEASE}", now)
+    await _update_accepted(db, rows, _SENT, now)
     await receipts.apply_early_receipts(db, sent, now, number_key, redial)
 
 

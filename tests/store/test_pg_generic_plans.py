@@ -5,7 +5,7 @@ made for the table as it was then — a worker's first claims and sweeps run on 
 deployment's first alerts are small. A plan that read the whole table then, cheap on a few pages, would read every
 delivery of every alert at every claim later (claims by address, tried in the twenty-sixth round, were planned so: a
 sequential scan with the addresses as a filter, the server's CPU 4x through the benchmark). Each statement that the
-claim, its read, the record of its results and the sweep run is planned here as a generic plan on a store of three
+claim, its read, the record of its results and the sweep run is planned here as a generic plan on a store of a few
 deliveries: none of them may scan the deliveries table."""
 
 from __future__ import annotations
@@ -53,18 +53,27 @@ class _Recording:
         return await self.db.fetchval(sql, *args)
 
 
-async def _queue_statements(store: Store) -> list[str]:
-    """Three people warned; their deliveries claimed, read, recorded as delivered; then a sweep."""
+async def _claimed_and_recorded(db: _Recording, store: Store, status: DeliveryStatus, policy: str) -> None:
+    """A warning to the three people (`policy`), its deliveries due now claimed, read and recorded as `status`,
+    each under an id of its own."""
+    await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="预警", severity="severe",
+                                       policy=policy, fallback_after=60), None)
     owner, now = uuid.uuid4().hex, time.time()
+    await queue.claim(db, owner, now, now + 60, 500)
+    claimed = await queue.leased(db, owner, now + 60)
+    assert len(claimed) == (3 if policy == "fallback" else 6)
+    done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"m{n}") for n, d in enumerate(claimed)]
+    assert len(await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")) == len(done)
+
+
+async def _queue_statements(store: Store) -> list[str]:
+    """Three people (SMS, then email) warned twice: the SMS of a fallback warning accepted one by one (their emails
+    told when to look), then both channels of an `all` warning delivered; then a sweep."""
     async with store.backend.transaction() as db:
         recording = _Recording(db)
-        await queue.claim(recording, owner, now, now + 60, 500)
-        claimed = await queue.leased(recording, owner, now + 60)
-        assert len(claimed) == 3
-        done = [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, now) for d in claimed]
-        assert len(await queue.record(recording, owner, done, now, lambda: b"key",
-                                      people_once=True)) == 3
-        await queue.sweep(recording, now, 10)
+        await _claimed_and_recorded(recording, store, DeliveryStatus.SENT, "fallback")
+        await _claimed_and_recorded(recording, store, DeliveryStatus.DELIVERED, "all")
+        await queue.sweep(recording, time.time(), 10)
     return list(dict.fromkeys(recording.statements))
 
 
@@ -86,10 +95,9 @@ async def test_the_queues_statements_planned_on_a_small_table_never_read_all_del
     store = await open_store(settings)
     try:
         await seed_catalogue(store, city_catalogue(settings))
-        await store.bulk_create_subscribers(sms_people(3), [{}] * 3)
-        await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="预警", severity="severe"), None)
+        await store.bulk_create_subscribers(sms_people(3, email=True), [{}] * 3)
         statements = [sql for sql in await _queue_statements(store) if "deliveries" in sql]
-        assert len(statements) >= 4  # the claim, its read, the record, the sweep's reclaim at least
+        assert len(statements) >= 5  # the claim, its read, two records, the sweep's reclaim at least
         for sql in statements:
             plan = await _generic_plan(store, sql)
             assert "Seq Scan on deliveries" not in plan, f"{sql}\n{plan}"

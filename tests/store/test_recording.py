@@ -1,7 +1,8 @@
 """A claim's results written back: a whole SMS request accepted at once (one BizId, one time) is written for the
 lease as a whole; anything less than the whole lease is written number by number, and a lease that was reclaimed
-writes nothing. Results that are all accepted and final (webhooks, email) are written with their targets' marks in
-one statement where the database allows (PostgreSQL), with the same fence."""
+writes nothing. Results that are all accepted and final (webhooks, email), or all accepted one by one awaiting their
+reports (Tencent's serial numbers, WeChat), are written with their targets' marks in one statement where the database
+allows (PostgreSQL), with the same fence."""
 
 from __future__ import annotations
 
@@ -40,23 +41,36 @@ def _accepted(claimed: list[ClaimedDelivery], at: float, biz_id: str = "biz-1") 
     return [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, at, provider_message_id=biz_id)
             for d in claimed]
 
+def _one_by_one(claimed: list[ClaimedDelivery], at: float) -> list[DeliveryUpdate]:
+    """Each number accepted under a serial number of its own, a millisecond apart (Tencent's answer, or WeChat's)."""
+    return [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.SENT, at + n / 1000, provider_message_id=f"serial-{n}",
+                           address=d.address) for n, d in enumerate(claimed)]
+
+
+def _answered(answer: str, claimed: list[ClaimedDelivery], at: float) -> list[DeliveryUpdate]:
+    return _accepted(claimed, at) if answer == "one request" else _one_by_one(claimed, at)
+
 
 async def _statuses(service: Service, alert_id: str) -> dict[str, tuple[str, str | None]]:
     rows, _ = await service.store.list_deliveries(alert_id, 10, None)
     return {r.id: (r.status, r.provider_message_id) for r in rows}
 
 
-async def test_a_whole_request_accepted_marks_every_number_sent_and_accepted(
-        service: Service, make_subscriber: SubscriberFactory) -> None:
-    """Aliyun accepts the request's three numbers under one BizId: all three are sent, each under that BizId,
-    each subscriber counts as accepted at the send's time, and nothing of the claim stays leased."""
+@pytest.mark.parametrize("answer", ["one request", "one by one"])
+async def test_numbers_accepted_are_sent_under_their_ids_and_their_people_accepted(
+        service: Service, make_subscriber: SubscriberFactory, answer: str) -> None:
+    """Aliyun accepts the request's three numbers under one BizId, or each number is accepted under a serial number
+    of its own (Tencent): each is sent under its id, each subscriber counts as accepted at the send's time (none
+    reached: no report yet), and nothing of the claim stays leased."""
     alert_id, claimed = await _claimed(service, make_subscriber)
     at = time.time()
-    written = await service.store.record("worker-1", _accepted(claimed, at), at + 0.5)
+    results = _answered(answer, claimed, at)
+    written = await service.store.record("worker-1", results, at + 0.5)
     assert sorted(written) == sorted(d.id for d in claimed)
-    assert set((await _statuses(service, alert_id)).values()) == {("sent", "biz-1")}
+    statuses = await _statuses(service, alert_id)
+    assert [statuses[u.delivery_id] for u in results] == [("sent", u.provider_message_id) for u in results]
     coverage = await alert_coverage(service.store, alert_id)
-    assert (coverage.accepted, coverage.reached, coverage.by_channel["sms"].sent) == (3, 0, 3)
+    assert (coverage.accepted, coverage.reached, coverage.by_channel["sms"].awaiting_receipt) == (3, 0, 3)
     assert await timestamp_violations(service.store, alert_id) == []
     # Nothing is left for the lease sweep: long after the lease's end, no delivery is sent again.
     assert (await service.store.sweep(at + 3600))["reclaimed"] == 0
@@ -73,14 +87,17 @@ async def test_results_for_part_of_a_claim_leave_the_rest_leased(
     assert (await alert_coverage(service.store, alert_id)).accepted == 2
 
 
-async def test_a_whole_request_recorded_after_its_lease_was_reclaimed_writes_nothing(
-        service: Service, make_subscriber: SubscriberFactory) -> None:
-    """A worker presumed dead comes back with its request's result after the sweep gave its numbers to the
-    queue again: the result is refused, and the numbers wait for their next send."""
+@pytest.mark.parametrize("answer", ["one request", "one by one"])
+async def test_numbers_recorded_after_their_lease_was_reclaimed_write_nothing(
+        service: Service, make_subscriber: SubscriberFactory, answer: str) -> None:
+    """A worker presumed dead comes back with its numbers' results — one request accepted whole, or each number
+    under its own serial number — after the sweep gave them to the queue again: the results are refused, and the
+    numbers wait for their next send."""
     alert_id, claimed = await _claimed(service, make_subscriber)
     assert (await service.store.sweep(time.time() + 120))["reclaimed"] == len(PHONES)
     at = time.time()
-    assert await service.store.record("worker-1", _accepted(claimed, at), at) == []
+    results = _answered(answer, claimed, at)
+    assert await service.store.record("worker-1", results, at) == []
     assert set((await _statuses(service, alert_id)).values()) == {("queued", None)}
     assert (await alert_coverage(service.store, alert_id)).accepted == 0
 
@@ -195,3 +212,18 @@ async def test_webhooks_answered_after_another_worker_took_over_leave_its_result
     statuses = await _statuses(service, alert_id)
     assert statuses[again[0].id][0] == "failed"
     assert (await alert_coverage(service.store, alert_id)).reached == 0
+
+
+
+async def test_a_report_that_came_before_its_number_was_recorded_settles_it(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """The second number's delivery report arrived before the claim's results were recorded: when they are, that
+    number is delivered and its person reached; the other two stay sent."""
+    alert_id, claimed = await _claimed(service, make_subscriber)
+    await service.store.apply_receipts("sms", [Receipt("serial-1", True, "r1", address=claimed[1].address)],
+                                       time.time())
+    at = time.time()
+    await service.store.record("worker-1", _one_by_one(claimed, at), at + 0.5, people_once=True)
+    statuses = await _statuses(service, alert_id)
+    assert [statuses[d.id][0] for d in claimed] == ["sent", "delivered", "sent"]
+    assert (await alert_coverage(service.store, alert_id)).reached == 1

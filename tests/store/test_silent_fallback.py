@@ -74,3 +74,24 @@ async def test_a_waiting_row_from_before_the_upgrade_is_looked_at_once_and_waits
     await _send_first(service, alert_id, sent_at)
     await service.store.sweep(sent_at + WINDOW + 1)
     assert (await _statuses(service, alert_id))["email"][0] == "queued"
+
+
+async def test_first_channels_accepted_one_by_one_each_wait_for_their_own_window(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Two people's SMS accepted in one claim, each under its own serial number and at its own time (Tencent's
+    answer): each one's email waits for the window from its own SMS, and is tried when that has passed."""
+    await make_subscriber(contacts={"sms": "+8613800000302", "email": "p302@example.org"}, channels=["sms", "email"])
+    alert_id = await _fallback_alert(service, make_subscriber)
+    at = time.time()
+    claimed = await service.store.claim("worker-1", at, at + 60, 10)
+    assert len(claimed) == 2
+    sent = {d.subscriber_id: at + n for n, d in enumerate(claimed)}
+    assert len(await service.store.record("worker-1", [
+        DeliveryUpdate(d.id, alert_id, DeliveryStatus.SENT, sent[d.subscriber_id], provider_message_id=f"serial-{n}",
+                       address=d.address) for n, d in enumerate(claimed)], at + 2)) == 2
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    planned = {r.subscriber_id: r.next_attempt_at for r in rows if r.channel == "email"}
+    assert planned == {person: pytest.approx(t + WINDOW, abs=0.01) for person, t in sent.items()}
+    await service.store.sweep(at + WINDOW + 0.5)  # the first person's window is over, the second's not yet
+    rows, _ = await service.store.list_deliveries(alert_id, 10, None)
+    assert sorted(r.status for r in rows if r.channel == "email") == ["queued", "skipped"]
