@@ -19,12 +19,15 @@ async def activate_next(db: Db, delivery_ids: Sequence[str], now: float) -> int:
     """Queue the next channel of each given delivery's subscriber; returns how many were queued."""
     if not delivery_ids:
         return 0
+    # The given rows first, as `schedule_silent`'s (below): planned from the alert, every row of it waiting
+    # `skipped` was read for each (20,000 people: 65 ms for the two failures of a batch).
     return await db.execute(
-        f"UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, updated_at = ? WHERE id IN ("
-        "SELECT n.id FROM deliveries d JOIN deliveries n ON n.alert_id = d.alert_id "
+        f"WITH d AS MATERIALIZED (SELECT alert_id, subscriber_id, position FROM deliveries WHERE id IN "
+        f"{db.dialect.each()}) UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, "
+        "updated_at = ? WHERE id IN (SELECT n.id FROM d JOIN deliveries n ON n.alert_id = d.alert_id "
         "AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 "
-        f"JOIN alerts a ON a.id = d.alert_id WHERE d.id IN {db.dialect.each()} AND {is_(DeliveryStatus.SKIPPED, 'n.')} "
-        f"AND a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", now, now, as_list(delivery_ids))
+        f"JOIN alerts a ON a.id = d.alert_id WHERE {is_(DeliveryStatus.SKIPPED, 'n.')} "
+        f"AND a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", as_list(delivery_ids), now, now)
 
 
 async def schedule_silent(db: Db, accepted: str, joined: str, params: Sequence[Any]) -> None:

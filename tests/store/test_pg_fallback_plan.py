@@ -1,7 +1,7 @@
-"""PostgreSQL: recording a batch of a fallback alert's first channels tells each person's next channel when to look
-by looking that one row up — not by reading every row of the alert that waits `skipped`. The planner cannot know how
-many wait (a fan-out's statistics are never fresh), and once started from the alert, a 100,000-person fallback
-alert's every batch read all 100,000 (~1 ms a delivery)."""
+"""PostgreSQL: recording a batch of a fallback alert's first channels tells each person's next channel when to look,
+or queues it at once after a failure, by looking that one row up — not by reading every row of the alert that waits
+`skipped`. The planner cannot know how many wait (a fan-out's statistics are never fresh), and once started from the
+alert, a 100,000-person fallback alert's every batch read all 100,000 (~1 ms a delivery)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ PEOPLE, BATCH = 2000, 100
 
 
 class _Planning:
-    """A transaction in which the statement scheduling the next channels is planned (EXPLAIN) before it runs."""
+    """A transaction in which the statements about the next channels are planned (EXPLAIN) before they run."""
 
     def __init__(self, db: Db) -> None:
         self.db, self.dialect, self.plans = db, db.dialect, list[str]()
 
     async def execute(self, sql: str, *args: Any) -> int:
-        if "next_attempt_at = x.wake" in sql:
+        if "n.position = d.position + 1" in sql:
             self.plans.append("\n".join(r[0] for r in await self.db.fetch(f"EXPLAIN {sql}", *args)))
         return await self.db.execute(sql, *args)
 
@@ -43,10 +43,10 @@ class _Planning:
         return await self.db.fetchval(sql, *args)
 
 
-async def test_a_batch_of_first_channels_schedules_each_next_channel_by_its_own_row(
+async def test_a_batch_of_first_channels_reaches_each_next_channel_by_its_own_row(
         make_settings: SettingsFactory, pg_schema_url: str) -> None:
-    """One number of the batch is to be tried again (a mixed batch: its rows locked and read first), the others
-    were accepted one by one."""
+    """Of a batch of numbers, one is to be tried again and two failed for good (a mixed batch: its rows locked and
+    read first); the others were accepted one by one."""
     settings = make_settings(database={"url": pg_schema_url})
     store = await open_store(settings)
     try:
@@ -60,12 +60,17 @@ async def test_a_batch_of_first_channels_schedules_each_next_channel_by_its_own_
                    for n, d in enumerate(claimed)]
         results[0] = DeliveryUpdate(claimed[0].id, claimed[0].alert_id, DeliveryStatus.QUEUED, now,
                                     next_attempt_at=now + 1)
+        results[1:3] = [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.FAILED, now, error="isv.MOBILE_NUMBER_ILLEGAL",
+                                       fall_back=True) for d in claimed[1:3]]
         async with store.backend.transaction() as db:
             planning = _Planning(db)
             assert len(await queue.record(planning, owner, results, now, lambda: b"key")) == BATCH
-        [plan] = planning.plans
-        assert "deliveries_silent" not in plan, plan  # the index of every row waiting `skipped`
-        rows, _ = await store.list_deliveries(claimed[1].alert_id, 2 * PEOPLE, None)
-        assert sum(1 for r in rows if r.channel == "email" and r.next_attempt_at is not None) == BATCH - 1
+        assert len(planning.plans) == 2  # the accepted's next channels told when to look; the failed's queued
+        for plan in planning.plans:
+            assert "deliveries_silent" not in plan, plan  # the index of every row waiting `skipped`
+        rows, _ = await store.list_deliveries(claimed[0].alert_id, 2 * PEOPLE, None)
+        emails = [r for r in rows if r.channel == "email"]
+        assert sum(1 for r in emails if r.status == "queued") == 2
+        assert sum(1 for r in emails if r.status == "skipped" and r.next_attempt_at is not None) == BATCH - 3
     finally:
         await store.close()
