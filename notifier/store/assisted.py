@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from notifier.errors import ConflictError, FieldError
 from notifier.states import DeliveryStatus
-from notifier.store.db import Db, as_list, as_rows, lock_key
+from notifier.store.db import Db, Dialect, as_list, as_rows, lock_key
 from notifier.store.records import AssistedRecord, AssistItem, Confirmation, DeliveryUpdate
 from notifier.store.states import WAITING, is_, persons_deliveries, status_list
 from subscriptions.models import PROXY_CHANNEL
@@ -108,16 +108,21 @@ async def relayed(db: Db, accepted: Sequence[DeliveryUpdate], now: float) -> lis
     if not accepted or not await anyone_assisted(db):
         return []  # before any per-delivery work: this runs on the single writer's thread for every record
     rows = [(r[0], float(r[1])) for r in await db.fetch(
-        f"WITH listed AS (SELECT d.alert_id, p.id AS person, u.at FROM {_pairs(db)} AS u JOIN deliveries d "
-        f"ON d.id = u.id {_LISTED}), told AS (SELECT ({_THEIR_ROW}) AS id, at FROM listed) "
-        "SELECT id, MIN(at) FROM told WHERE id IS NOT NULL GROUP BY id",
-        as_rows((u.delivery_id, u.at) for u in accepted))]
+        told(db.dialect), as_rows((u.delivery_id, u.at) for u in accepted))]
     if rows:
         await db.execute(
             f"UPDATE deliveries SET status = '{SENT}', sent_at = u.at, attempts = attempts + 1, updated_at = ? "
-            f"FROM {_pairs(db)} AS u WHERE deliveries.id = u.id AND {is_(DEFERRED, 'deliveries.')}",
+            f"FROM {_pairs(db.dialect)} AS u WHERE deliveries.id = u.id AND {is_(DEFERRED, 'deliveries.')}",
             now, as_rows(rows))
     return rows
+
+
+def told(dialect: Dialect) -> str:
+    """`relayed`'s query (one parameter: the accepted deliveries' ids and times, `as_rows`): each waiting `proxy` row
+    of the people their proxies list, at the earliest of those times."""
+    return (f"WITH listed AS (SELECT d.alert_id, p.id AS person, u.at FROM {_pairs(dialect)} AS u JOIN deliveries d "
+            f"ON d.id = u.id {_LISTED}), told AS (SELECT ({_THEIR_ROW}) AS id, at FROM listed) "
+            "SELECT id, MIN(at) FROM told WHERE id IS NOT NULL GROUP BY id")
 
 
 async def unrelayed(db: Db, failed: Sequence[str], now: float) -> int:
@@ -149,8 +154,8 @@ _THEIR_ROW = (f"SELECT n.id FROM deliveries n WHERE n.alert_id = listed.alert_id
               f"AND n.{_PROXY_ROW} AND {is_(DEFERRED, 'n.')}")
 
 
-def _pairs(db: Db) -> str:
-    return db.dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION")])
+def _pairs(dialect: Dialect) -> str:
+    return dialect.records([("id", "TEXT"), ("at", "DOUBLE PRECISION")])
 
 
 # Whether any assisted person is among the targets of the alert row `a` (then some of its recipients are proxies).

@@ -3,7 +3,9 @@
 Every record of accepted sends asks whether reports for its provider ids came first; reports that never match (a
 verification code's, another system's on a shared account) are kept for a week: the question is answered by a search
 a provider id, not by reading every report kept (migration 0017). A person's deliveries are found alert by alert,
-never by reading every delivery (migration 0018 dropped the index that led with the person)."""
+never by reading every delivery (migration 0018 dropped the index that led with the person). The people a batch's
+proxies list are found by their own rows' key, not among every row of the alert (three alerts to 20,000 people:
+3.3 s a batch of 500 on the single writer, wherever anyone is assisted)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import time
 
 from channels.base import Receipt
 from notifier.service import Service
-from notifier.store.db import SQLITE, as_list
+from notifier.store.assisted import told
+from notifier.store.db import SQLITE, as_list, as_rows
 from notifier.store.receipts import reported_early
 from notifier.store.states import persons_deliveries
 
@@ -52,3 +55,11 @@ async def test_a_proxys_people_are_searched_alert_by_alert_too(service: Service)
     assert any(step.startswith("SEARCH n USING INDEX") and "(alert_id=? AND subscriber_id=?" in step
                for step in plan), plan
     assert not any(step.startswith("SCAN n") for step in plan), plan
+
+
+async def test_the_people_a_batchs_proxies_list_are_searched_by_their_own_rows(service: Service) -> None:
+    plan = await _plan(service, told(SQLITE), as_rows([("d1", 1.0), ("d2", 2.0)]))
+    searched = [step for step in plan if step.startswith("SEARCH n ")]
+    assert searched, plan
+    assert all("(alert_id=? AND subscriber_id=? AND channel=?)" in step for step in searched), plan
+    assert not any(step.startswith("SCAN ") and "VIRTUAL TABLE" not in step for step in plan), plan
