@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from channels.base import Receipt
 from notifier.service import Service
-from notifier.store.assisted import told
+from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
 from notifier.store.receipts import reported_early
 from notifier.store.states import persons_deliveries
@@ -57,9 +59,12 @@ async def test_a_proxys_people_are_searched_alert_by_alert_too(service: Service)
     assert not any(step.startswith("SCAN n") for step in plan), plan
 
 
-async def test_the_people_a_batchs_proxies_list_are_searched_by_their_own_rows(service: Service) -> None:
-    plan = await _plan(service, told(SQLITE), as_rows([("d1", 1.0), ("d2", 2.0)]))
+@pytest.mark.parametrize("query", ["told", "listed"])
+async def test_the_people_a_batchs_proxies_list_are_searched_by_their_own_rows(service: Service, query: str) -> None:
+    """Accepted sends' proxies' people (`told`), and the people each claimed proxy is to tell (`listed`)."""
+    pairs = [("d1", 1.0), ("d2", 2.0)] if query == "told" else [("a1", "p1"), ("a1", "p2")]
+    plan = await _plan(service, (told if query == "told" else listed)(SQLITE), as_rows(pairs))
     searched = [step for step in plan if step.startswith("SEARCH n ")]
-    assert searched, plan
-    assert all("(alert_id=? AND subscriber_id=? AND channel=?)" in step for step in searched), plan
+    assert any("(alert_id=? AND subscriber_id=? AND channel=?)" in step for step in searched), plan
+    assert all(step.endswith(("(alert_id=? AND subscriber_id=? AND channel=?)", "(id=?)")) for step in searched), plan
     assert not any(step.startswith("SCAN ") and "VIRTUAL TABLE" not in step for step in plan), plan
