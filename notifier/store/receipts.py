@@ -36,14 +36,22 @@ SENT = DeliveryStatus.SENT
 PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
+# The deliveries of one number in one request (parameters: channel, the request's id twice, channel, the number).
+BY_NUMBER = ("SELECT id, status FROM deliveries WHERE id IN (SELECT (SELECT d.id FROM deliveries d WHERE d.alert_id = "
+             "(SELECT e.alert_id FROM deliveries e WHERE e.channel = ? AND e.provider_message_id = ? LIMIT 1) "
+             "AND d.subscriber_id = c.subscriber_id AND d.channel = c.channel AND d.provider_message_id = ?) "
+             "FROM contacts c WHERE c.channel = ? AND c.address = ?)")
+
+
 async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
     """(id, status) of the deliveries a report speaks of: one, or several when one number is the contact of
     several subscribers in the same batch (a family sharing a phone) — the report is true for each of them."""
     if r.address is not None:  # the provider id names a whole batch (Aliyun BizId): the number picks the row
-        rows = await db.fetch(
-            "SELECT d.id, d.status FROM deliveries d JOIN contacts c ON c.subscriber_id = d.subscriber_id "
-            "AND c.channel = d.channel WHERE d.channel = ? AND d.provider_message_id = ? AND c.address = ?",
-            channel, r.provider_message_id, r.address)
+        # The number's contacts first, then each one's delivery in the request's alert by its key (a request is one
+        # alert's message), in a subquery of its own: planned as a join, both planners read the request's every row
+        # for each report. 500 reports of a 1,000-number request, alternated pairs: SQLite 606 / 587 -> 261 / 369 ms,
+        # PostgreSQL 1,615 / 1,803 -> 675 / 826 ms.
+        rows = await db.fetch(BY_NUMBER, channel, r.provider_message_id, r.provider_message_id, channel, r.address)
     else:
         rows = await db.fetch("SELECT id, status FROM deliveries WHERE channel = ? AND provider_message_id = ?",
                               channel, r.provider_message_id)

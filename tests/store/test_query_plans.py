@@ -5,7 +5,8 @@ verification code's, another system's on a shared account) are kept for a week: 
 a provider id, not by reading every report kept (migration 0017). A person's deliveries are found alert by alert,
 never by reading every delivery (migration 0018 dropped the index that led with the person). The people a batch's
 proxies list are found by their own rows' key, not among every row of the alert (three alerts to 20,000 people:
-3.3 s a batch of 500 on the single writer, wherever anyone is assisted)."""
+3.3 s a batch of 500 on the single writer, wherever anyone is assisted). A report naming a number of a whole
+request (an Aliyun BizId) finds its row from the number's contact, not among the request's every row."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from channels.base import Receipt
 from notifier.service import Service
 from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
-from notifier.store.receipts import reported_early
+from notifier.store.receipts import BY_NUMBER, reported_early
 from notifier.store.states import persons_deliveries
 
 
@@ -68,3 +69,11 @@ async def test_the_people_a_batchs_proxies_list_are_searched_by_their_own_rows(s
     assert any("(alert_id=? AND subscriber_id=? AND channel=?)" in step for step in searched), plan
     assert all(step.endswith(("(alert_id=? AND subscriber_id=? AND channel=?)", "(id=?)")) for step in searched), plan
     assert not any(step.startswith("SCAN ") and "VIRTUAL TABLE" not in step for step in plan), plan
+
+
+async def test_a_report_of_a_requests_number_starts_from_the_numbers_contact(service: Service) -> None:
+    plan = await _plan(service, BY_NUMBER, "sms", "biz-1", "biz-1", "sms", "+8613800000001")
+    assert any(step.startswith("SEARCH c USING COVERING INDEX contacts_address") for step in plan), plan
+    assert any(step.startswith("SEARCH d ") and "(alert_id=? AND subscriber_id=? AND channel=?)" in step
+               for step in plan), plan
+    assert not any(step.startswith("SEARCH d USING INDEX deliveries_provider") for step in plan), plan

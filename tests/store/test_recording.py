@@ -227,3 +227,22 @@ async def test_a_report_that_came_before_its_number_was_recorded_settles_it(
     statuses = await _statuses(service, alert_id)
     assert [statuses[d.id][0] for d in claimed] == ["sent", "delivered", "sent"]
     assert (await alert_coverage(service.store, alert_id)).reached == 1
+
+
+async def test_a_report_for_a_number_two_people_share_settles_both_of_their_sends(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A family shares one phone: two subscribers, one number, both in one request under one BizId. The number's
+    delivery report is true for both; the third number of the request stays sent."""
+    shared = "+8613800000299"
+    for phone in (shared, shared, PHONES[0]):
+        await make_subscriber(contacts={"sms": phone})
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
+                                                          severity="severe"), None)
+    now = time.time()
+    claimed = await service.store.claim("worker-1", now, now + 60, 100)
+    await service.store.record("worker-1", _accepted(claimed, now), now + 0.5)
+    await service.store.apply_receipts("sms", [Receipt("biz-1", True, "r-shared", address=shared)], time.time())
+    statuses = await _statuses(service, alert.id)
+    assert sorted(statuses[d.id][0] for d in claimed if d.address == shared) == ["delivered", "delivered"]
+    assert [statuses[d.id][0] for d in claimed if d.address != shared] == ["sent"]
+    assert (await alert_coverage(service.store, alert.id)).reached == 2
