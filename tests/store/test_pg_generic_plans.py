@@ -5,8 +5,8 @@ made for the table as it was then — a worker's first claims and sweeps run on 
 deployment's first alerts are small. A plan that read the whole table then, cheap on a few pages, would read every
 delivery of every alert at every claim later (claims by address, tried in the twenty-sixth round, were planned so: a
 sequential scan with the addresses as a filter, the server's CPU 4x through the benchmark). Each statement that the
-claim, its read, the record of its results and the sweep run is planned here as a generic plan on a store of a few
-deliveries: none of them may scan the deliveries table."""
+claim, its read, the record of its results and the sweep run, and a report's look-up of its number, is planned here
+as a generic plan on a store of a few deliveries: none of them may scan the deliveries table."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from notifier.publish import publish_alert
 from notifier.states import DeliveryStatus
 from notifier.store import Store, open_store, queue
 from notifier.store.db import Db, Row
+from notifier.store.receipts import BY_NUMBER
 from notifier.store.records import DeliveryUpdate
 from tests.conftest import SettingsFactory
 from tests.crowd import sms_people
@@ -98,6 +99,7 @@ async def test_the_queues_statements_planned_on_a_small_table_never_read_all_del
         await store.bulk_create_subscribers(sms_people(3, email=True), [{}] * 3)
         statements = [sql for sql in await _queue_statements(store) if "deliveries" in sql]
         assert len(statements) >= 5  # the claim, its read, two records, the sweep's reclaim at least
+        statements.append(BY_NUMBER)  # and the row a report of one number of a whole request speaks of
         for sql in statements:
             plan = await _generic_plan(store, sql)
             assert "Seq Scan on deliveries" not in plan, f"{sql}\n{plan}"
