@@ -15,6 +15,11 @@ SKIPPED = DeliveryStatus.SKIPPED
 SILENT_BATCH = 10_000  # skipped rows looked at a sweep
 
 
+# The person's next channel `n` of a delivery `d`: the row one position down, waiting `skipped`.
+_NEXT = ("JOIN deliveries n ON n.alert_id = d.alert_id AND n.subscriber_id = d.subscriber_id "
+         f"AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}")
+
+
 async def activate_next(db: Db, delivery_ids: Sequence[str], now: float) -> int:
     """Queue the next channel of each given delivery's subscriber; returns how many were queued."""
     if not delivery_ids:
@@ -24,10 +29,8 @@ async def activate_next(db: Db, delivery_ids: Sequence[str], now: float) -> int:
     return await db.execute(
         f"WITH d AS MATERIALIZED (SELECT alert_id, subscriber_id, position FROM deliveries WHERE id IN "
         f"{db.dialect.each()}) UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, "
-        "updated_at = ? WHERE id IN (SELECT n.id FROM d JOIN deliveries n ON n.alert_id = d.alert_id "
-        "AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 "
-        f"JOIN alerts a ON a.id = d.alert_id WHERE {is_(DeliveryStatus.SKIPPED, 'n.')} "
-        f"AND a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", as_list(delivery_ids), now, now)
+        f"updated_at = ? WHERE id IN (SELECT n.id FROM d {_NEXT} JOIN alerts a ON a.id = d.alert_id "
+        f"WHERE a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", as_list(delivery_ids), now, now)
 
 
 async def schedule_silent(db: Db, accepted: str, joined: str, params: Sequence[Any]) -> None:
@@ -47,9 +50,7 @@ def scheduling(source: str, at: str) -> str:
     position), each accepted at `at`."""
     return ("UPDATE deliveries SET next_attempt_at = x.wake FROM ("
             f"SELECT n.id, {at} + a.fallback_after AS wake FROM {source} "
-            f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} JOIN deliveries n ON n.alert_id = d.alert_id "
-            f"AND n.subscriber_id = d.subscriber_id AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}) AS x "
-            "WHERE deliveries.id = x.id")
+            f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} {_NEXT}) AS x WHERE deliveries.id = x.id")
 
 
 async def activate_silent(db: Db, now: float) -> int:

@@ -117,8 +117,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         # A retry or deferral of a stopped alert ends here instead (cancelled, or expired).
         waiting = u.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
         by_status[stopped.get(u.alert_id, u.status) if waiting else u.status].append(u)
-    whole = _one_outcome(updates, len(held))
     if at_once is None:
+        whole = _one_outcome(updates, len(held))
         await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
         await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once,
                           alerts.falling_back)

@@ -25,15 +25,19 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.
 PHONES = ("+8613800000201", "+8613800000202", "+8613800000203")
 
 
-async def _claimed(service: Service, make_subscriber: SubscriberFactory) -> tuple[str, list[ClaimedDelivery]]:
-    """Three SMS subscribers warned, their deliveries claimed by worker-1."""
-    for phone in PHONES:
-        await make_subscriber(contacts={"sms": phone})
+HOOKS = tuple(f"https://hooks.example.org/{n}" for n in range(3))
+
+
+async def _claimed(service: Service, make_subscriber: SubscriberFactory,
+                   channel: str = "sms") -> tuple[str, list[ClaimedDelivery]]:
+    """Three subscribers (SMS, or webhook) warned, their deliveries claimed by worker-1."""
+    for address in PHONES if channel == "sms" else HOOKS:
+        await make_subscriber(contacts={channel: address})
     alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
                                                           severity="severe"), None)
     now = time.time()
     claimed = await service.store.claim("worker-1", now, now + 60, 100)
-    assert len(claimed) == len(PHONES)
+    assert len(claimed) == 3
     return alert.id, claimed
 
 
@@ -70,7 +74,8 @@ async def test_numbers_accepted_are_sent_under_their_ids_and_their_people_accept
     statuses = await _statuses(service, alert_id)
     assert [statuses[u.delivery_id] for u in results] == [("sent", u.provider_message_id) for u in results]
     coverage = await alert_coverage(service.store, alert_id)
-    assert (coverage.accepted, coverage.reached, coverage.by_channel["sms"].awaiting_receipt) == (3, 0, 3)
+    assert (coverage.accepted, coverage.reached, coverage.by_channel["sms"].sent) == (3, 0, 3)
+    assert coverage.by_channel["sms"].awaiting_receipt == 3
     assert await timestamp_violations(service.store, alert_id) == []
     # Nothing is left for the lease sweep: long after the lease's end, no delivery is sent again.
     assert (await service.store.sweep(at + 3600))["reclaimed"] == 0
@@ -139,19 +144,6 @@ async def test_a_person_reached_on_two_channels_in_one_batch_counts_from_the_fir
     assert coverage.time_to_reach.p50 == pytest.approx(1.0, abs=1e-6)
 
 
-async def _hooks_claimed(service: Service, make_subscriber: SubscriberFactory,
-                         people: int = 3) -> tuple[str, list[ClaimedDelivery]]:
-    """`people` webhook subscribers warned, their deliveries claimed by worker-1."""
-    for n in range(people):
-        await make_subscriber(contacts={"webhook": f"https://hooks.example.org/{n}"})
-    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气预警",
-                                                          severity="severe"), None)
-    now = time.time()
-    claimed = await service.store.claim("worker-1", now, now + 60, 100)
-    assert len(claimed) == people
-    return alert.id, claimed
-
-
 def _delivered(claimed: list[ClaimedDelivery], at: float) -> list[DeliveryUpdate]:
     """Each endpoint answered 2xx, a millisecond apart."""
     return [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.DELIVERED, at + n / 1000) for n, d in enumerate(claimed)]
@@ -161,7 +153,7 @@ async def test_webhooks_answered_are_delivered_and_reach_their_people_at_their_o
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """Three endpoints answered 2xx: each delivery is delivered, every person reached, the first at the first
     answer's time, and nothing of the claim stays leased."""
-    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     at = time.time()
     written = await service.store.record("worker-1", _delivered(claimed, at), at + 0.5, people_once=True)
     assert sorted(written) == sorted(d.id for d in claimed)
@@ -176,7 +168,7 @@ async def test_webhook_results_for_part_of_a_claim_leave_the_rest_leased(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """Two of the claim's three endpoints answered: the third is still the worker's, sending, its person not
     reached."""
-    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     at = time.time()
     assert len(await service.store.record("worker-1", _delivered(claimed[:2], at), at)) == 2
     statuses = await _statuses(service, alert_id)
@@ -189,7 +181,7 @@ async def test_webhooks_answered_after_the_lease_was_reclaimed_write_nothing_and
     """A worker presumed dead comes back with its endpoints' 2xx answers after the sweep gave the deliveries to
     the queue again: the answers are refused, nobody counts as reached, and the deliveries wait for their next
     send."""
-    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     assert (await service.store.sweep(time.time() + 120))["reclaimed"] == 3
     at = time.time()
     assert await service.store.record("worker-1", _delivered(claimed, at), at, people_once=True) == []
@@ -202,7 +194,7 @@ async def test_webhooks_answered_after_another_worker_took_over_leave_its_result
         service: Service, make_subscriber: SubscriberFactory) -> None:
     """The sweep reclaimed the claim and worker-2 claimed and failed one endpoint for good; worker-1's late 2xx
     for it changes nothing: that delivery stays failed, its person unreached."""
-    alert_id, claimed = await _hooks_claimed(service, make_subscriber)
+    alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     await service.store.sweep(time.time() + 120)
     later = time.time() + 120
     again = await service.store.claim("worker-2", later, later + 60, 100)
