@@ -39,6 +39,9 @@ class Case:
     worker_settings: dict[str, float | int] = field(default_factory=dict)
     code: Path | None = None  # another checkout's notifier (the "before" of a before/after run)
     sms_provider: str = "aliyun"  # the "sms" share's gateway: aliyun (1,000 numbers a request) or tencent (200)
+    # The SMS gateway pushes its delivery reports to notifier, as Aliyun does in production (SmsReport, 500 a push):
+    # the case then also waits until every report was applied (every person reached).
+    reports: bool = False
 
 
 async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
@@ -125,6 +128,24 @@ async def _recorded(http: aiohttp.ClientSession, api: str, key: str, alert_id: s
         await asyncio.sleep(0.2)
 
 
+async def _reached(http: aiohttp.ClientSession, api: str, key: str, alert_id: str, handed: int) -> int:
+    """Poll the alert's coverage until `handed` people were reached (every delivery report applied) or nothing moved
+    for STALL_SECONDS; how many were."""
+    last, last_move = -1, time.monotonic()
+    while True:
+        async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
+                            headers={"Authorization": f"Bearer {key}"}) as response:
+            reached = int((await response.json()).get("reached") or 0)
+        if reached >= handed:
+            return reached
+        if reached != last:
+            last, last_move = reached, time.monotonic()
+        elif time.monotonic() - last_move > STALL_SECONDS:
+            print(f"  ! reports stalled at {reached}/{handed}", file=sys.stderr, flush=True)
+            return reached
+        await asyncio.sleep(0.2)
+
+
 def _notifier(case: Case, config: Path, logs: Path, profile: Path | None) -> list[Child]:
     """`notifier serve` (with the worker, unless the case has worker processes) and the worker processes."""
     serve = ["-m", "notifier.cli", "serve", "--config", str(config)]
@@ -180,6 +201,8 @@ async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, 
         config = folder / "notifier.toml"
         text = world.config_text(db_url, port, fakes, worker, case.sms_provider)
         await asyncio.to_thread(config.write_text, text, "utf-8")
+        if case.reports:
+            await world.push_reports_to(fakes["sms"], f"http://127.0.0.1:{port}")
         t = time.perf_counter()
         # The schema is the code's under test: created by the case's own notifier (a before/after pair of a
         # migration measures the migration); the subscribers are then added without migrating again.
@@ -212,6 +235,10 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
             coverage, coverage_read_s = await _recorded(http, api, key, alert_id,
                                                         sum(t["accepted"] for t in tallies.values()))
             recorded_s = time.time() - started
+            reached = reached_s = None
+            if case.reports:
+                reached = await _reached(http, api, key, alert_id, coverage.get("accepted") or 0)
+                reached_s = time.time() - started
             usage = sampler.end()
             if wal is not None:
                 wal = await world.wal_position() - wal
@@ -241,6 +268,9 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "probes": len(probes),
         "red_in_publish_ms": in_publish[1] * 1000 if in_publish else None,
         "coverage_read_ms": coverage_read_s * 1000,
+        "reached": reached, "reached_s": reached_s,
+        # From the first number handed over, when the first reports can come, to the last report applied.
+        "reports_per_s": reached / (reached_s - first) if reached and reached_s and first is not None else None,
     }
 
 

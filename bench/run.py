@@ -44,7 +44,7 @@ RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 MIXED = {"webhook": 0.5, "sms": 0.25, "wechat": 0.25}
 WEATHERS = [Weather(0, 0), Weather(0, 0.05), Weather(0.05, 0), Weather(0.05, 0.05)]
-ALL = ("bare", "webhook", "wechat", "sms", "tencent", "mixed", "pg", "peers")
+ALL = ("bare", "webhook", "wechat", "sms", "reports", "tencent", "mixed", "pg", "peers")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,6 +114,9 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
         yield Case("sqlite wechat", {"wechat": 1.0}, args.wechat, worker_settings=worker)
     if "sms" in only:
         yield Case("sqlite sms (aliyun)", {"sms": 1.0}, args.sms, probes=args.probes, worker_settings=worker)
+    if "reports" in only:  # the same, with Aliyun's delivery reports pushed back while the fan-out runs
+        yield Case("sqlite sms (aliyun) + reports", {"sms": 1.0}, args.sms, probes=args.probes,
+                   worker_settings=worker, reports=True)
     if "tencent" in only:  # the same SMS fan-out through Tencent's SendSms, 200 numbers a request
         yield Case("sqlite sms (tencent)", {"sms": 1.0}, args.sms, worker_settings=worker, sms_provider="tencent")
     if "mixed" in only:
@@ -211,6 +214,8 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("→ first", lambda r: _f(r.get("first_s"), ".3f", " s")),
     ("→ last", lambda r: _f(r.get("last_s"), ".1f", " s")),
     ("→ recorded", lambda r: _f(r.get("recorded_s"), ".1f", " s")),
+    ("→ reached", lambda r: _f(r.get("reached_s"), ".1f", " s")),
+    ("reports/s", lambda r: _f(r.get("reports_per_s"), ",.0f")),
     ("accepted", lambda r: _f(r.get("accepted_rate"), ".2%")),
     ("dup", lambda r: _f(r.get("duplicates"), "d")),
     ("requests", lambda r: _f(r.get("requests"), ",d")),

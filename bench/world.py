@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 
 from bench.procs import Child, start
@@ -75,6 +76,13 @@ def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str
             child.stop()
         raise
     return fakes
+
+
+async def push_reports_to(sms: Child, api: str) -> None:
+    """Have the Aliyun fake push its delivery reports to notifier's receipt URL (`api`: notifier's base URL)."""
+    url = f"{api}/v1/receipts/sms/aliyun?token={RECEIPT_TOKEN}"
+    async with aiohttp.ClientSession() as http, http.post(sms.url + "/_config", json={"receipt_url": url}) as answer:
+        answer.raise_for_status()
 
 
 def config_text(db_url: str, port: int, fakes: dict[str, Child], worker: dict[str, float | int | str],
