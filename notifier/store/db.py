@@ -57,6 +57,8 @@ class Dialect:
     _ranked_number: str  # from it (`target_key`) and the row's rank: unique in a fan-out's statement
     # Planner settings for statements over much of a table (`planned_for`); SQLite's planner has none to set
     population_plan: tuple[tuple[str, str], ...]
+    # … and for statements that join a batch parameter to big tables by key (`planned_each_run`)
+    each_run_plan: tuple[tuple[str, str], ...]
 
     def max_of(self, a: str, b: str) -> str:
         return self.greatest.format(a, b)
@@ -124,6 +126,7 @@ SQLITE = Dialect(
     _row_number_of="{t}.rowid",
     _ranked_number=f"target_key * {MAX_RANK + 1} + rank",
     population_plan=(),
+    each_run_plan=(),
 )
 
 POSTGRES = Dialect(
@@ -150,6 +153,7 @@ POSTGRES = Dialect(
     # after it (a seq scan of every contact for a red warning to one street).
     population_plan=(("enable_nestloop", "off"), ("enable_hashjoin", "off"), ("work_mem", "64MB"),
                      ("plan_cache_mode", "force_custom_plan")),
+    each_run_plan=(("plan_cache_mode", "force_custom_plan"),),
 )
 
 
@@ -216,9 +220,29 @@ async def planned_for(db: Db, rows: int, table: str) -> AsyncIterator[None]:
     city's 100,000), so it joined each target to its contact by an index lookup and sorted on disk. Measured, store
     alone, a 100,000-person publish on copies of one database (six alternated pairs): its delivery rows 1.18-1.66 ->
     1.07-1.21 s with hash joins and the sort in memory; for a quarter of the contacts or fewer the plans were even."""
-    plan = db.dialect.population_plan
-    if not plan or rows < POPULATION_ROWS or rows < POPULATION_SHARE * float(await db.fetchval(
+    if not db.dialect.population_plan or rows < POPULATION_ROWS or rows < POPULATION_SHARE * float(await db.fetchval(
             "SELECT COALESCE(MAX(reltuples), 0) FROM pg_class WHERE oid = to_regclass(?)", table)):
+        yield
+        return
+    async with _planned(db, db.dialect.population_plan):
+        yield
+
+
+@asynccontextmanager
+async def planned_each_run(db: Db) -> AsyncIterator[None]:
+    """Inside the transaction, around statements that join a batch parameter (a JSON list, which no planner sees
+    into) to big tables by key: each run planned for the tables as they are then. PostgreSQL keeps a generic plan
+    after five runs on a connection, made for the tables as they were: on a small table a hash join that reads it
+    whole, read whole at every run after the table has grown, until autovacuum next analyses it (a city's fan-out
+    grows it a million rows in a minute). Planning each run costs a fraction of a millisecond a statement."""
+    async with _planned(db, db.dialect.each_run_plan):
+        yield
+
+
+@asynccontextmanager
+async def _planned(db: Db, plan: tuple[tuple[str, str], ...]) -> AsyncIterator[None]:
+    """Planner settings `plan` for the block, the transaction's own before and after it."""
+    if not plan:
         yield
         return
     names = [name for name, _ in plan]

@@ -18,6 +18,7 @@ from notifier.i18n import DEFAULT_LANG
 from notifier.states import AlertStatus, DeliveryStatus, Priority
 from notifier.store import assisted, fallback, lifecycle, receipts
 from notifier.store.db import FLOAT, Db, as_rows, unpacked
+from notifier.store.marks import marking
 from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
 
@@ -220,7 +221,7 @@ async def _accepted_at_once(db: Db, owner: str, done: Sequence[DeliveryUpdate], 
     return {r[0] for r in unpacked(await db.fetchval(
         f"WITH w AS (UPDATE deliveries AS d SET {assignments} FROM {rows.item} AS u WHERE {rows.joined} "
         f"AND {is_(SENDING, 'd.')} RETURNING d.id, d.alert_id, d.subscriber_id, d.position, u.at), "
-        f"marked AS ({_marking('w AS d', 'd.at', rows.once, reached=status is DELIVERED)}){silent} "
+        f"marked AS ({marking('w AS d', 'd.at', rows.once, reached=status is DELIVERED)}){silent} "
         f"SELECT {db.dialect.packed(['id'])} FROM w", *params, *rows.params))}
 
 
@@ -275,23 +276,11 @@ def _rows(db: Db, *columns: tuple[str, str]) -> str:
 
 
 async def _mark_targets(db: Db, rows: _Selection, *, reached: bool) -> None:
-    """The targets of these deliveries were accepted — and reached, when `reached` — at the first of those times.
-    A person reached on two channels in one batch is one row of `x`, at the earlier time: an UPDATE … FROM takes
-    one of several matching rows, any one (a coverage's time to reach came out a channel's answer too late). A
-    whole lease's rows share one time, and most batches hold each person once (`_Selection.once`): those are not
-    grouped, which would be a sort of every batch on the single writer for nothing."""
-    await db.execute(_marking(f"{rows.item} AS u JOIN deliveries d ON {rows.joined}", "u.at", rows.once,
-                              reached=reached), *rows.params)
-
-
-def _marking(source: str, at: str, once: bool, *, reached: bool) -> str:
-    """`_mark_targets`' UPDATE, from the deliveries' rows `d` that `source` gives, each with its time `at`."""
-    reached_sql = "reached_at = COALESCE(reached_at, x.at)," if reached else ""
-    picked = (f"{at} AS at FROM {source}" if once
-              else f"MIN({at}) AS at FROM {source} GROUP BY d.alert_id, d.subscriber_id")
-    return (f"UPDATE alert_targets SET {reached_sql} accepted_at = COALESCE(accepted_at, x.at) FROM (SELECT "
-            f"d.alert_id, d.subscriber_id, {picked}) AS x "
-            "WHERE alert_targets.alert_id = x.alert_id AND alert_targets.subscriber_id = x.subscriber_id")
+    """The targets of these deliveries were accepted — and reached, when `reached` — at the first of those times
+    (`marks.marking`). A whole lease's rows share one time, and most batches hold each person once
+    (`_Selection.once`)."""
+    await db.execute(marking(f"{rows.item} AS u JOIN deliveries d ON {rows.joined}", "u.at", rows.once,
+                             reached=reached), *rows.params)
 
 
 async def _disable_contacts(db: Db, updates: list[DeliveryUpdate], now: float) -> None:

@@ -26,7 +26,8 @@ from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
-from notifier.store.db import Db, Dialect, as_list
+from notifier.store.db import Db, Dialect, as_list, as_rows, planned_each_run
+from notifier.store.marks import marking
 from notifier.store.records import DeliveryUpdate
 from notifier.store.states import LIVE_ALERT, is_
 
@@ -36,55 +37,127 @@ SENT = DeliveryStatus.SENT
 PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
-# The number's delivery in one request's alert, by its key: alert (the request's), person (each contact `c` of the
-# number), channel.
-_OF_NUMBER = ("FROM deliveries d WHERE d.alert_id = (SELECT e.alert_id FROM deliveries e WHERE e.channel = ? "
-              "AND e.provider_message_id = ? LIMIT 1) AND d.subscriber_id = c.subscriber_id AND d.channel = c.channel")
-# Each contact's delivery of the number in the request's alert, with its provider id (parameters: channel, the
-# request's id, three times, then channel and the number): every column a look-up by that key, so that no plan,
-# however small the table it was made for, reads the table or the request's rows (PostgreSQL keeps a generic plan
-# after five runs).
-BY_NUMBER = (f"SELECT (SELECT d.id {_OF_NUMBER}), (SELECT d.status {_OF_NUMBER}), "
-             f"(SELECT d.provider_message_id {_OF_NUMBER}) FROM contacts c WHERE c.channel = ? AND c.address = ?")
+# One request's alert, by the request's id (parameters: channel; the push's ids as a list): an Aliyun BizId covers a
+# request's every number, all of one alert's message.
+REQUESTS = ("SELECT e.pmid, (SELECT x.alert_id FROM deliveries x WHERE x.channel = ? "
+            "AND x.provider_message_id = e.pmid LIMIT 1) FROM {requests} AS e")
+# Each contact `c` of a reported number, and its person's delivery in the request's alert `e.alert`, by its key.
+_OF_NUMBER = ("FROM deliveries d WHERE d.alert_id = e.alert AND d.subscriber_id = c.subscriber_id "
+              "AND d.channel = c.channel")
+# Reports that name a number, each (n, the request's alert, the number) in one parameter after the channel: every
+# delivery column a look-up by that key in a subquery of its own, so that no plan, however small the table it was
+# made for, reads the table or a request's rows (PostgreSQL keeps a generic plan after five runs; planned as a
+# join, both planners read a request's every row for each report).
+BY_NUMBER = (f"SELECT e.n, (SELECT d.id {_OF_NUMBER}), (SELECT d.status {_OF_NUMBER}), "
+             f"(SELECT d.provider_message_id {_OF_NUMBER}) FROM {{numbers}} AS e "
+             "CROSS JOIN contacts c WHERE c.channel = ? AND c.address = e.address")
+# Reports by a provider id of their own (a Tencent serial number, a WeChat msgid, a call id): (n, id) each.
+BY_ID = ("SELECT e.n, d.id, d.status FROM {ids} AS e "
+         "CROSS JOIN deliveries d WHERE d.channel = ? AND d.provider_message_id = e.pmid")
 
 
-async def _find(db: Db, channel: str, r: Receipt) -> list[tuple[str, str]]:
-    """(id, status) of the deliveries a report speaks of: one, or several when one number is the contact of
-    several subscribers in the same batch (a family sharing a phone) — the report is true for each of them."""
-    if r.address is not None:  # the provider id names a whole batch (Aliyun BizId): the number picks the row
-        # The number's contacts first, then each one's delivery in the request's alert by its key (a request is one
-        # alert's message), in a subquery of its own: planned as a join, both planners read the request's every row
-        # for each report. 500 reports of a 1,000-number request: SQLite 606 / 587 -> 261-369 ms, PostgreSQL
-        # 1,615 / 1,803 -> 555-826 ms. The provider id is compared here, not in SQL, where it drew the row look-up
-        # to the request's index. A contact whose person has no delivery in that alert comes back empty.
-        rows = await db.fetch(BY_NUMBER, *(channel, r.provider_message_id) * 3, channel, r.address)
-        return [(row[0], row[1]) for row in rows if row[0] is not None and row[2] == r.provider_message_id]
-    else:
-        rows = await db.fetch("SELECT id, status FROM deliveries WHERE channel = ? AND provider_message_id = ?",
-                              channel, r.provider_message_id)
-    return [(row[0], row[1]) for row in rows]
+def by_number(dialect: Dialect) -> str:
+    return BY_NUMBER.format(numbers=dialect.records([("n", "INTEGER"), ("alert", "TEXT"), ("address", "TEXT")]))
+
+
+def by_id(dialect: Dialect) -> str:
+    return BY_ID.format(ids=dialect.records([("n", "INTEGER"), ("pmid", "TEXT")]))
+
+
+def requests(dialect: Dialect) -> str:
+    return REQUESTS.format(requests=dialect.records([("pmid", "TEXT")]))
+
+
+async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[tuple[str, str]]]:
+    """For each report, (id, status) of the deliveries it speaks of: one, or several when one number is the contact
+    of several subscribers in the same request (a family sharing a phone) — the report is true for each of them —
+    or none (not known, yet). Three statements whatever the number of reports."""
+    found: list[list[tuple[str, str]]] = [[] for _ in reports]
+    numbered = [(n, r) for n, r in enumerate(reports) if r.address is not None]
+    if numbered:  # the provider id names a whole request (Aliyun BizId): the number picks the row
+        ids = sorted({r.provider_message_id for _, r in numbered})
+        alerts = {row[0]: row[1] for row in await db.fetch(requests(db.dialect), channel, as_rows([i] for i in ids))}
+        asked = [(n, alerts[r.provider_message_id], r.address) for n, r in numbered
+                 if alerts.get(r.provider_message_id) is not None]
+        # The provider id is compared here, not in SQL, where it drew the row look-up to the request's index. A
+        # contact whose person has no delivery in that alert comes back empty.
+        for row in await db.fetch(by_number(db.dialect), as_rows(asked), channel) if asked else []:
+            if row[1] is not None and row[3] == reports[row[0]].provider_message_id:
+                found[row[0]].append((row[1], row[2]))
+    named = [(n, r.provider_message_id) for n, r in enumerate(reports) if r.address is None]
+    for row in await db.fetch(by_id(db.dialect), as_rows(named), channel) if named else []:
+        found[row[0]].append((row[1], row[2]))
+    return found
+
+
+# A push's reports stored at once, in the order they came (one parameter after channel and time); the keys that
+# were new come back — a repeat of a stored report, or the same report twice in the push, is dropped. (`WHERE true`:
+# SQLite's parser needs it between a SELECT and ON CONFLICT.)
+_STORE = ("INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
+          f"received_at, retry) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', ?, e.retry "
+          "FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING RETURNING receipt_key")
+
+
+def storing(dialect: Dialect) -> str:
+    return _STORE.format(reports=dialect.records([("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"),
+                                                  ("error", "TEXT"), ("match", "TEXT"), ("retry", "INTEGER")]))
 
 
 async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
                          redial: CallPolicy | None = None) -> dict[str, int]:
-    """Apply provider reports in one transaction; returns counts by outcome. `number_key`: the key of number
-    digests; `redial`: the channel's call policy (voice), which a report asking for another call follows."""
+    """Apply a push of provider reports in one transaction; returns counts by outcome. `number_key`: the key of
+    number digests; `redial`: the channel's call policy (voice), which a report asking for another call follows.
+    A push of 500 is a few statements, not a few a report: a million SMS send back a million reports, on the
+    writer a red warning needs."""
     counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
-    # Keyed once for the batch (a provider pushes hundreds of reports at a time), and only if a report names a number.
+    # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
+    stored: list[tuple[Receipt, str | None]] = []
     for reported in receipts:
         match = (digest(reported.provider_message_id, reported.address)
                  if digest is not None and reported.address else None)
-        r = reported if match is None else replace(reported, key=f"{reported.key}:{match[:24]}")  # as stored
-        inserted = await db.execute(
-            "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-            "received_at, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, receipt_key) DO NOTHING",
-            channel, r.key, r.provider_message_id, int(r.delivered), r.error, match, PENDING, now, int(r.retry))
-        if inserted == 0:
-            counts[DUPLICATE] += 1
-            continue
-        counts[await _apply_stored(db, channel, r, await _find(db, channel, r), now, redial)] += 1
+        stored.append((reported if match is None else replace(reported, key=f"{reported.key}:{match[:24]}"), match))
+    async with planned_each_run(db):
+        new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(
+            (r.key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry)) for r, match in stored))}
+        fresh = []
+        for r, _ in stored:
+            if r.key in new:
+                new.discard(r.key)  # a second copy in the same push is a repeat
+                fresh.append(r)
+        counts[DUPLICATE] = len(receipts) - len(fresh)
+        if redial is not None:  # a call's report may queue it again, which the next report must see: one at a time
+            for r in fresh:
+                counts[await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, redial)] += 1
+        else:
+            for outcome in await _apply_push(db, channel, fresh, await _found(db, channel, fresh), now):
+                counts[outcome] += 1
     return counts
+
+
+async def _apply_push(db: Db, channel: str, reports: Sequence[Receipt], found: Sequence[Sequence[tuple[str, str]]],
+                      now: float) -> list[str]:
+    """Stored reports of a channel that never calls again applied together, as if one after the other: a
+    delivery settled by an earlier report of the push is no longer waiting for a later one. Their outcomes."""
+    taken: set[str] = set()
+    delivered: list[tuple[str, float]] = []
+    failed: list[tuple[str, str]] = []
+    notes: list[tuple[str, str, str | None]] = []
+    for r, rows in zip(reports, found, strict=True):
+        waiting = [d for d, status in rows if d not in taken and await _waits_for(db, d, status, r, now)]
+        taken.update(waiting)
+        if r.delivered:
+            delivered += [(d, _when(r, now)) for d in waiting]
+        else:
+            failed += [(d, _failure(r)) for d in waiting]
+        notes.append((r.key, UNKNOWN if not rows else (APPLIED if waiting else STALE),
+                      waiting[0] if waiting else (rows[0][0] if rows else None)))
+    await _settle(db, delivered, failed, now)
+    await db.execute(
+        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named FROM "
+        f"{db.dialect.records([('ch', 'TEXT'), ('k', 'TEXT'), ('outcome', 'TEXT'), ('named', 'TEXT')])} AS e "
+        "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows((channel, *n) for n in notes))
+    return [outcome for _, outcome, _ in notes]
 
 
 async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
@@ -106,24 +179,25 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
     if not named:
         return 0
     applied, digest = 0, NumberDigest(number_key())
-    for u in sent:
-        if u.provider_message_id not in named:
-            continue
-        match = digest(u.provider_message_id, u.address) if u.provider_message_id and u.address else None
-        # Every report that came first, in the order they came (Tencent's two about one call: the status callback,
-        # then the failure callback with the precise reason), each as if it came now.
-        for row in await db.fetch(
-                "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
-                f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
-                "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) "
-                "ORDER BY r.received_at, r.receipt_key", u.delivery_id, u.provider_message_id, match):
-            receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
-                              key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
-                              retry=bool(row["retry"]))
-            status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)  # as of now
-            outcome = await _apply_stored(db, row["channel"], receipt, [(u.delivery_id, status)], now,
-                                          (redial or {}).get(row["channel"]))
-            applied += outcome == APPLIED
+    async with planned_each_run(db):  # the settling statements are a push's (`_settle`)
+        for u in sent:
+            if u.provider_message_id not in named:
+                continue
+            match = digest(u.provider_message_id, u.address) if u.provider_message_id and u.address else None
+            # Every report that came first, in the order they came (Tencent's two about one call: the status callback,
+            # then the failure callback with the precise reason), each as if it came now.
+            for row in await db.fetch(
+                    "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
+                    f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
+                    "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) "
+                    "ORDER BY r.received_at, r.receipt_key", u.delivery_id, u.provider_message_id, match):
+                receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
+                                  key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
+                                  retry=bool(row["retry"]))
+                status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)  # as of now
+                outcome = await _apply_stored(db, row["channel"], receipt, [(u.delivery_id, status)], now,
+                                              (redial or {}).get(row["channel"]))
+                applied += outcome == APPLIED
     return applied
 
 
@@ -140,33 +214,53 @@ async def sweep_early(db: Db, before: float) -> int:
     return await db.execute(f"DELETE FROM receipts WHERE outcome = '{UNKNOWN}' AND received_at < ?", before)
 
 
+def _when(r: Receipt, now: float) -> float:
+    """When a delivery report says the message arrived: its own time, never later than now."""
+    return min(r.occurred_at, now) if r.occurred_at else now
+
+
+def _failure(r: Receipt) -> str:
+    return f"receipt: {r.error or 'failed'}"
+
+
 async def settle(db: Db, delivery_id: str, r: Receipt, now: float, redial: CallPolicy | None = None) -> None:
     """A `sent` delivery's report: delivered (its target reached, at the report's time but never before the send),
     queued for another call (a call nobody answered, while `redial` allows one), or failed (the next channel under
     fallback)."""
-    when = min(r.occurred_at, now) if r.occurred_at else now
     if r.delivered:
-        changed = await db.execute(
-            f"UPDATE deliveries SET status = '{DeliveryStatus.DELIVERED}', "
-            f"delivered_at = {db.dialect.max_of('COALESCE(sent_at, ?)', '?')}, finished_at = ?, updated_at = ? "
-            f"WHERE id = ? AND {is_(SENT)}", when, when, now, now, delivery_id)
-        if changed:
-            await db.execute(
-                "UPDATE alert_targets SET reached_at = COALESCE(reached_at, d.delivered_at) FROM deliveries d "
-                "WHERE d.id = ? AND alert_targets.alert_id = d.alert_id "
-                "AND alert_targets.subscriber_id = d.subscriber_id", delivery_id)
+        await _settle(db, [(delivery_id, _when(r, now))], [], now)
         return
-    error = f"receipt: {r.error or 'failed'}"
+    error = _failure(r)
     if r.retry and redial is not None:
         why = await _call_again(db, delivery_id, r, now, redial)
         if why is None:
             return
         error = f"{error}; gave up {why}"
-    changed = await db.execute(
-        f"UPDATE deliveries SET status = '{DeliveryStatus.FAILED}', finished_at = ?, updated_at = ?, last_error = ? "
-        f"WHERE id = ? AND {is_(SENT)}", now, now, error, delivery_id)
-    if changed:
-        await fallback.activate_next(db, [delivery_id], now)
+    await _settle(db, [], [(delivery_id, error)], now)
+
+
+async def _settle(db: Db, delivered: Sequence[tuple[str, float]], failed: Sequence[tuple[str, str]],
+                  now: float) -> None:
+    """Deliveries still `sent` settled by their reports: delivered (id, the report's time) — their targets reached,
+    never before the send — or failed (id, why) — the next channel under fallback."""
+    records = db.dialect.records
+    if delivered:
+        ids = [row[0] for row in await db.fetch(
+            f"UPDATE deliveries SET status = '{DeliveryStatus.DELIVERED}', "
+            f"delivered_at = {db.dialect.max_of('COALESCE(deliveries.sent_at, e.at)', 'e.at')}, finished_at = ?, "
+            f"updated_at = ? FROM {records([('id', 'TEXT'), ('at', 'DOUBLE PRECISION')])} AS e "
+            f"WHERE deliveries.id = e.id AND {is_(SENT, 'deliveries.')} RETURNING deliveries.id",
+            now, now, as_rows(delivered))]
+        if ids:
+            await db.execute(marking(f"deliveries d WHERE d.id IN {db.dialect.each()}", "d.delivered_at", True,
+                                     reached=True), as_list(ids))
+    if failed:
+        ids = [row[0] for row in await db.fetch(
+            f"UPDATE deliveries SET status = '{DeliveryStatus.FAILED}', finished_at = ?, updated_at = ?, "
+            f"last_error = e.error FROM {records([('id', 'TEXT'), ('error', 'TEXT')])} AS e "
+            f"WHERE deliveries.id = e.id AND {is_(SENT, 'deliveries.')} RETURNING deliveries.id",
+            now, now, as_rows(failed))]
+        await fallback.activate_next(db, ids, now)
 
 
 async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: CallPolicy) -> str | None:

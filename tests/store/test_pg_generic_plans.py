@@ -5,77 +5,49 @@ made for the table as it was then — a worker's first claims and sweeps run on 
 deployment's first alerts are small. A plan that read the whole table then, cheap on a few pages, would read every
 delivery of every alert at every claim later (claims by address, tried in the twenty-sixth round, were planned so: a
 sequential scan with the addresses as a filter, the server's CPU 4x through the benchmark). Each statement that the
-claim, its read, the record of its results and the sweep run, and a report's look-up of its number, is planned here
-as a generic plan on a store of a few deliveries: none of them may scan the deliveries table."""
+claim, its read, the record of its results and the sweep run is planned here as a generic plan on a store of a few
+deliveries: none of them may scan the deliveries table.
+
+A push of delivery reports joins its batch to the deliveries, the reports and the contacts by key in ways no generic
+plan made on small tables reads by key: its statements are planned at each run (`planned_each_run`); here they run
+so, and planned on tables grown since they were last analysed, none reads a table whole."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterable
 from typing import Any
 
-from notifier.database import city_catalogue, seed_catalogue
-from notifier.models import AlertIn
-from notifier.publish import publish_alert
 from notifier.states import DeliveryStatus
-from notifier.store import Store, open_store, queue
-from notifier.store.db import Db, Row
-from notifier.store.receipts import BY_NUMBER
-from notifier.store.records import DeliveryUpdate
+from notifier.store import Store, queue
+from notifier.store.db import Db
+from notifier.store.receipts import APPLIED, apply_receipts
 from tests.conftest import SettingsFactory
-from tests.crowd import sms_people
+from tests.store.recording import Recording, a_push, claimed_and_recorded, three_people, warned
 
 
-class _Recording:
-    """A transaction's statements, run as ever and written down."""
+class _Noting(Recording):
+    """… and the planner's plan cache mode when each ran."""
 
     def __init__(self, db: Db) -> None:
-        self.db, self.dialect, self.statements = db, db.dialect, list[str]()
+        super().__init__(db)
+        self.modes = list[str]()
 
-    async def execute(self, sql: str, *args: Any) -> int:
-        self.statements.append(sql)
-        return await self.db.execute(sql, *args)
-
-    async def executemany(self, sql: str, rows: Iterable[Any]) -> None:
-        self.statements.append(sql)
-        await self.db.executemany(sql, rows)
-
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        self.statements.append(sql)
-        return await self.db.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        self.statements.append(sql)
-        return await self.db.fetchrow(sql, *args)
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        self.statements.append(sql)
-        return await self.db.fetchval(sql, *args)
-
-
-async def _claimed_and_recorded(db: _Recording, store: Store, status: DeliveryStatus, policy: str) -> None:
-    """A warning to the three people (`policy`), its deliveries due now claimed, read and recorded as `status`,
-    each under an id of its own."""
-    await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="预警", severity="severe",
-                                       policy=policy, fallback_after=60), None)
-    owner, now = uuid.uuid4().hex, time.time()
-    await queue.claim(db, owner, now, now + 60, 500)
-    claimed = await queue.leased(db, owner, now + 60)
-    assert len(claimed) == (3 if policy == "fallback" else 6)
-    done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"m{n}") for n, d in enumerate(claimed)]
-    assert len(await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")) == len(done)
+    async def noted(self, sql: str, args: tuple[Any, ...]) -> None:
+        await super().noted(sql, args)
+        self.modes.append(await self.db.fetchval("SELECT current_setting('plan_cache_mode')"))
 
 
 async def _queue_statements(store: Store) -> list[str]:
     """Three people (SMS, then email) warned twice: the SMS of a fallback warning accepted one by one (their emails
     told when to look), then both channels of an `all` warning delivered; then a sweep."""
     async with store.backend.transaction() as db:
-        recording = _Recording(db)
-        await _claimed_and_recorded(recording, store, DeliveryStatus.SENT, "fallback")
-        await _claimed_and_recorded(recording, store, DeliveryStatus.DELIVERED, "all")
+        recording = Recording(db)
+        await warned(store, "fallback")
+        await claimed_and_recorded(recording, DeliveryStatus.SENT, "fallback")
+        await warned(store, "all")
+        await claimed_and_recorded(recording, DeliveryStatus.DELIVERED, "all")
         await queue.sweep(recording, time.time(), 10)
-    return list(dict.fromkeys(recording.statements))
+    return recording.statements
 
 
 async def _generic_plan(store: Store, sql: str) -> str:
@@ -84,24 +56,55 @@ async def _generic_plan(store: Store, sql: str) -> str:
         await db.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         await db.execute(f"PREPARE queue_statement AS {sql}")
         try:
-            values = ", ".join(["NULL"] * sql.count("?"))
-            return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN EXECUTE queue_statement({values})"))
+            values = f"({', '.join(['NULL'] * sql.count('?'))})" if "?" in sql else ""
+            return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN EXECUTE queue_statement{values}"))
         finally:
             await db.execute("DEALLOCATE queue_statement")
 
 
 async def test_the_queues_statements_planned_on_a_small_table_never_read_all_deliveries(
         make_settings: SettingsFactory, pg_schema_url: str) -> None:
-    settings = make_settings(database={"url": pg_schema_url})
-    store = await open_store(settings)
-    try:
-        await seed_catalogue(store, city_catalogue(settings))
-        await store.bulk_create_subscribers(sms_people(3, email=True), [{}] * 3)
+    async with three_people(make_settings(database={"url": pg_schema_url})) as store:
         statements = [sql for sql in await _queue_statements(store) if "deliveries" in sql]
         assert len(statements) >= 5  # the claim, its read, two records, the sweep's reclaim at least
-        statements.append(BY_NUMBER)  # and the row a report of one number of a whole request speaks of
         for sql in statements:
             plan = await _generic_plan(store, sql)
             assert "Seq Scan on deliveries" not in plan, f"{sql}\n{plan}"
-    finally:
-        await store.close()
+
+
+# Tables a city's history makes big, grown by rows of their own (not analysed since).
+_GROWN = (
+    "INSERT INTO deliveries (id, alert_id, subscriber_id, channel, position, status, priority, next_attempt_at, "
+    "created_at, updated_at, provider_message_id) SELECT md5(CAST(g AS TEXT)), ?, 'g' || g, 'sms', 0, 'delivered', 0, "
+    "0, 0, 0, 'big' || g FROM generate_series(1, 50000) AS g",
+    "INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, outcome, received_at) "
+    "SELECT 'sms', 'big' || g, 'big' || g, 1, 'applied', 0 FROM generate_series(1, 50000) AS g",
+    "INSERT INTO subscribers (id, region, locale, status, created_at, updated_at) "
+    "SELECT 'g' || g, '140402', 'zh-CN', 'active', 0, 0 FROM generate_series(1, 50000) AS g",
+    "INSERT INTO contacts (subscriber_id, channel, address, verified_at) "
+    "SELECT 'g' || g, 'sms', '+86137' || lpad(CAST(g AS TEXT), 8, '0'), 0 FROM generate_series(1, 50000) AS g",
+)
+
+
+async def test_a_push_of_reports_is_planned_at_each_run_and_reads_by_key(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    async with three_people(make_settings(database={"url": pg_schema_url})) as store:
+        await warned(store, "fallback")
+        async with store.backend.transaction() as db:
+            await claimed_and_recorded(db, DeliveryStatus.SENT, "fallback")  # m0, m1, m2
+            for sql in _GROWN:
+                await db.execute(sql, *([await db.fetchval("SELECT alert_id FROM deliveries LIMIT 1")]
+                                        if "?" in sql else []))
+            noting = _Noting(db)
+            counts = await apply_receipts(noting, "sms", await a_push(db), time.time(), b"k" * 32)
+            assert counts[APPLIED] == 3
+            runs = [(sql, args, mode) for (sql, args), mode in zip(noting.runs, noting.modes, strict=True)
+                    if any(t in sql for t in ("deliveries", "receipts", "contacts"))]
+            assert len(runs) >= 6  # stored, the requests' alerts, by number, by id, delivered, failed, the outcomes
+            await db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            for sql, args, mode in runs:
+                assert mode == "force_custom_plan", sql
+                plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
+                for table in ("deliveries", "receipts", "contacts"):
+                    assert f"Seq Scan on {table}" not in plan, f"{sql}\n{plan}"
+

@@ -16,10 +16,13 @@ import pytest
 
 from channels.base import Receipt
 from notifier.service import Service
+from notifier.states import DeliveryStatus
 from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
-from notifier.store.receipts import BY_NUMBER, reported_early
+from notifier.store.receipts import APPLIED, apply_receipts, reported_early
 from notifier.store.states import persons_deliveries
+from tests.conftest import SettingsFactory
+from tests.store.recording import Recording, a_push, claimed_and_recorded, three_people, warned
 
 
 async def test_the_early_report_check_searches_by_provider_id(service: Service) -> None:
@@ -71,9 +74,28 @@ async def test_the_people_a_batchs_proxies_list_are_searched_by_their_own_rows(s
     assert not any(step.startswith("SCAN ") and "VIRTUAL TABLE" not in step for step in plan), plan
 
 
-async def test_a_report_of_a_requests_number_starts_from_the_numbers_contact(service: Service) -> None:
-    plan = await _plan(service, BY_NUMBER, *("sms", "biz-1") * 3, "sms", "+8613800000001")
-    assert any(step.startswith("SEARCH c USING COVERING INDEX contacts_address") for step in plan), plan
+async def test_a_push_of_reports_reads_every_table_by_key(make_settings: SettingsFactory) -> None:
+    """A push's reports stored, looked up (by a request's id and each number's contact; by their own ids) and
+    settled: the deliveries, the reports and the contacts searched by key, never scanned; a report of a request's
+    number finds its row from the number's contact, not among the request's every row."""
+    async with three_people(make_settings()) as store:
+        await warned(store, "fallback")
+        async with store.backend.transaction() as db:
+            await claimed_and_recorded(db, DeliveryStatus.SENT, "fallback")
+            recording = Recording(db)
+            counts = await apply_receipts(recording, "sms", await a_push(db), time.time(), b"k" * 32)
+            assert counts[APPLIED] == 3
+            plans = {sql: [row[3] for row in await db.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
+                     for sql, args in recording.runs}
+
+    assert len(plans) >= 6  # stored, the requests' alerts, by number, by id, delivered, failed, the outcomes
+    for sql, plan in plans.items():
+        made = {step.removeprefix("MATERIALIZE ") for step in plan if step.startswith("MATERIALIZE ")}
+        scanned = [step for step in plan if step.startswith("SCAN ") and "VIRTUAL TABLE" not in step]
+        assert all(step.removeprefix("SCAN ") in made for step in scanned), (sql, plan)  # a batch's own rows only
+        # … nor every row of a channel (contacts, deliveries, reports: each searched by its key, from the batch)
+        assert not any(step.startswith("SEARCH ") and step.endswith("(channel=?)") for step in plan), (sql, plan)
+    number = next(plan for sql, plan in plans.items() if "contacts c" in sql)
+    assert any(step.startswith("SEARCH c USING COVERING INDEX contacts_address") for step in number), number
     assert any(step.startswith("SEARCH d ") and "(alert_id=? AND subscriber_id=? AND channel=?)" in step
-               for step in plan), plan
-    assert not any(step.startswith("SEARCH d USING INDEX deliveries_provider") for step in plan), plan
+               for step in number), number

@@ -1,0 +1,94 @@
+"""A transaction's statements, run as ever and written down with their parameters: for tests that look at the
+plans of what a piece of the store actually ran."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from channels.base import Receipt
+from notifier.config import Settings
+from notifier.database import city_catalogue, seed_catalogue
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.states import DeliveryStatus
+from notifier.store import Store, open_store, queue
+from notifier.store.db import Db, Row
+from notifier.store.records import DeliveryUpdate
+from tests.crowd import sms_people
+
+
+class Recording:
+    def __init__(self, db: Db) -> None:
+        self.db, self.dialect = db, db.dialect
+        self.runs = list[tuple[str, tuple[Any, ...]]]()
+
+    @property
+    def statements(self) -> list[str]:
+        """Each statement once, in the order first run."""
+        return list(dict.fromkeys(sql for sql, _ in self.runs))
+
+    async def noted(self, sql: str, args: tuple[Any, ...]) -> None:
+        """Called before each statement runs."""
+        self.runs.append((sql, args))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        await self.noted(sql, args)
+        return await self.db.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Any]) -> None:
+        await self.noted(sql, ())
+        await self.db.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        await self.noted(sql, args)
+        return await self.db.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        await self.noted(sql, args)
+        return await self.db.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        await self.noted(sql, args)
+        return await self.db.fetchval(sql, *args)
+
+
+@asynccontextmanager
+async def three_people(settings: Settings) -> AsyncIterator[Store]:
+    """A store opened on `settings`: the catalogue and three people, each with SMS, then email
+    (`sms_people(3, email=True)`)."""
+    store = await open_store(settings)
+    try:
+        await seed_catalogue(store, city_catalogue(settings))
+        await store.bulk_create_subscribers(sms_people(3, email=True), [{}] * 3)
+        yield store
+    finally:
+        await store.close()
+
+
+async def warned(store: Store, policy: str) -> None:
+    """A warning to the three people of `sms_people(3, email=True)` (`policy`)."""
+    await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="预警", severity="severe",
+                                       policy=policy, fallback_after=60), None)
+
+
+async def claimed_and_recorded(db: Db, status: DeliveryStatus, policy: str) -> None:
+    """`warned`'s deliveries due now claimed, read and recorded as `status`, each under an id of its own."""
+    owner, now = uuid.uuid4().hex, time.time()
+    await queue.claim(db, owner, now, now + 60, 500)
+    claimed = await queue.leased(db, owner, now + 60)
+    assert len(claimed) == (3 if policy == "fallback" else 6)
+    done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"m{n}") for n, d in enumerate(claimed)]
+    assert len(await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")) == len(done)
+
+
+async def a_push(db: Db) -> list[Receipt]:
+    """After `claimed_and_recorded` sent three SMS (m0, m1, m2): a push of their reports — by their own ids (m0
+    delivered, m1 failed), and by a request's id and a number (m2, as Aliyun reports the numbers of a BizId)."""
+    number = await db.fetchval("SELECT c.address FROM deliveries d JOIN contacts c ON c.subscriber_id = "
+                               "d.subscriber_id AND c.channel = d.channel WHERE d.provider_message_id = 'm2'")
+    return [Receipt("m0", True, "r0"), Receipt("m1", False, "r1", error="UNDELIV"),
+            Receipt("m2", True, "r2", address=number)]
