@@ -56,13 +56,24 @@ def validated_items(adapter: TypeAdapter[list[T]], body: bytes) -> list[T]:
         raise CallbackFormatError(f"invalid callback field(s): {where}") from None
 
 
+# The providers' two forms of a time: "2015-10-17 08:03:04" (strptime's %m and the rest took one digit too), and
+# "20151017080304". Read by a pattern, not strptime: a million SMS send back a million reports, each with its time,
+# on the event loop that sends: strptime was over half of a report's parsing under the profiler; alone, 6.5 µs (8.8
+# for the second form) against 2.3–2.5.
+_TIME_FORMS = (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2})"),
+               re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})"))
+
+
 def china_time(value: str) -> float | None:
     """Unix seconds of "2015-10-17 08:03:04" (or "20151017080304") read as China time; None when not in a form."""
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
-        try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=CHINA_TZ).timestamp()
-        except ValueError:
-            continue
+    text = value.strip()
+    for form in _TIME_FORMS:
+        if (match := form.fullmatch(text)) is not None:
+            try:
+                year, month, day, hour, minute, second = map(int, match.groups())
+                return datetime(year, month, day, hour, minute, second, tzinfo=CHINA_TZ).timestamp()
+            except ValueError:  # no such day or time
+                return None
     return None
 
 
