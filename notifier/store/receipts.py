@@ -41,16 +41,13 @@ PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate",
 # request's every number, all of one alert's message.
 REQUESTS = ("SELECT e.pmid, (SELECT x.alert_id FROM deliveries x WHERE x.channel = ? "
             "AND x.provider_message_id = e.pmid LIMIT 1) FROM {requests} AS e")
-# Each contact `c` of a reported number, and its person's delivery in the request's alert `e.alert`, by its key.
-_OF_NUMBER = ("FROM deliveries d WHERE d.alert_id = e.alert AND d.subscriber_id = c.subscriber_id "
-              "AND d.channel = c.channel")
-# Reports that name a number, each (n, the request's alert, the number) in one parameter after the channel: every
-# delivery column a look-up by that key in a subquery of its own, so that no plan, however small the table it was
-# made for, reads the table or a request's rows (PostgreSQL keeps a generic plan after five runs; planned as a
-# join, both planners read a request's every row for each report).
-BY_NUMBER = (f"SELECT e.n, (SELECT d.id {_OF_NUMBER}), (SELECT d.status {_OF_NUMBER}), "
-             f"(SELECT d.provider_message_id {_OF_NUMBER}) FROM {{numbers}} AS e "
-             "CROSS JOIN contacts c WHERE c.channel = ? AND c.address = e.address")
+# Reports that name a number, each (n, the request's alert, the number) in one parameter after the channel: each
+# contact of the number, then its person's delivery in the request's alert by its key — in this order on SQLite
+# (CROSS JOIN), whose planner otherwise read every contact of the channel for each push; PostgreSQL plans a push at
+# each run (`planned_each_run`), for the tables as they are.
+BY_NUMBER = ("SELECT e.n, d.id, d.status, d.provider_message_id FROM {numbers} AS e CROSS JOIN contacts c "
+             "CROSS JOIN deliveries d WHERE c.channel = ? AND c.address = e.address AND d.alert_id = e.alert "
+             "AND d.subscriber_id = c.subscriber_id AND d.channel = c.channel")
 # Reports by a provider id of their own (a Tencent serial number, a WeChat msgid, a call id): (n, id) each.
 BY_ID = ("SELECT e.n, d.id, d.status FROM {ids} AS e "
          "CROSS JOIN deliveries d WHERE d.channel = ? AND d.provider_message_id = e.pmid")
@@ -82,7 +79,7 @@ async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[
         # The provider id is compared here, not in SQL, where it drew the row look-up to the request's index. A
         # contact whose person has no delivery in that alert comes back empty.
         for row in await db.fetch(by_number(db.dialect), as_rows(asked), channel) if asked else []:
-            if row[1] is not None and row[3] == reports[row[0]].provider_message_id:
+            if row[3] == reports[row[0]].provider_message_id:
                 found[row[0]].append((row[1], row[2]))
     named = [(n, r.provider_message_id) for n, r in enumerate(reports) if r.address is None]
     for row in await db.fetch(by_id(db.dialect), as_rows(named), channel) if named else []:
@@ -112,52 +109,56 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
     # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
-    stored: list[tuple[Receipt, str | None]] = []
+    stored: list[tuple[Receipt, str, str | None]] = []  # each report, its key as stored, its number's match key
     for reported in receipts:
         match = (digest(reported.provider_message_id, reported.address)
                  if digest is not None and reported.address else None)
-        stored.append((reported if match is None else replace(reported, key=f"{reported.key}:{match[:24]}"), match))
+        stored.append((reported, reported.key if match is None else f"{reported.key}:{match[:24]}", match))
     async with planned_each_run(db):
         new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(
-            (r.key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry)) for r, match in stored))}
+            (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry)) for r, key, match in stored))}
         fresh = []
-        for r, _ in stored:
-            if r.key in new:
-                new.discard(r.key)  # a second copy in the same push is a repeat
-                fresh.append(r)
+        for r, key, _ in stored:
+            if key in new:
+                new.discard(key)  # a second copy in the same push is a repeat
+                fresh.append((r, key))
         counts[DUPLICATE] = len(receipts) - len(fresh)
         if redial is not None:  # a call's report may queue it again, which the next report must see: one at a time
-            for r in fresh:
-                counts[await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, redial)] += 1
+            for r, key in fresh:
+                counts[await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0],
+                                           now, redial)] += 1
         else:
-            for outcome in await _apply_push(db, channel, fresh, await _found(db, channel, fresh), now):
+            found = await _found(db, channel, [r for r, _ in fresh])
+            for outcome in await _apply_push(db, channel, fresh, found, now):
                 counts[outcome] += 1
     return counts
 
 
-async def _apply_push(db: Db, channel: str, reports: Sequence[Receipt], found: Sequence[Sequence[tuple[str, str]]],
-                      now: float) -> list[str]:
-    """Stored reports of a channel that never calls again applied together, as if one after the other: a
-    delivery settled by an earlier report of the push is no longer waiting for a later one. Their outcomes."""
+async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str]],
+                      found: Sequence[Sequence[tuple[str, str]]], now: float) -> list[str]:
+    """Stored reports (each with its key as stored) of a channel that never calls again applied together, as if one
+    after the other: a delivery settled by an earlier report of the push is no longer waiting for a later one.
+    Their outcomes."""
     taken: set[str] = set()
     delivered: list[tuple[str, float]] = []
     failed: list[tuple[str, str]] = []
-    notes: list[tuple[str, str, str | None]] = []
-    for r, rows in zip(reports, found, strict=True):
-        waiting = [d for d, status in rows if d not in taken and await _waits_for(db, d, status, r, now)]
+    notes: list[tuple[str, str, str, str | None]] = []
+    for (r, key), rows in zip(reports, found, strict=True):
+        waiting = [d for d, status in rows
+                   if d not in taken and (status == SENT or await _waits_for(db, d, status, r, now))]
         taken.update(waiting)
         if r.delivered:
             delivered += [(d, _when(r, now)) for d in waiting]
         else:
             failed += [(d, _failure(r)) for d in waiting]
-        notes.append((r.key, UNKNOWN if not rows else (APPLIED if waiting else STALE),
+        notes.append((channel, key, UNKNOWN if not rows else (APPLIED if waiting else STALE),
                       waiting[0] if waiting else (rows[0][0] if rows else None)))
     await _settle(db, delivered, failed, now)
     await db.execute(
         "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named FROM "
         f"{db.dialect.records([('ch', 'TEXT'), ('k', 'TEXT'), ('outcome', 'TEXT'), ('named', 'TEXT')])} AS e "
-        "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows((channel, *n) for n in notes))
-    return [outcome for _, outcome, _ in notes]
+        "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows(notes))
+    return [outcome for _, _, outcome, _ in notes]
 
 
 async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
