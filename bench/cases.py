@@ -221,7 +221,8 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         async with aiohttp.ClientSession() as http:
             await _healthy(http, api)
             sampler = Sampler([c.proc.pid for c in children],
-                              server="postgres" if case.backend == "postgresql" else None)
+                              server="postgres" if case.backend == "postgresql" else None,
+                              others=[c.proc.pid for c in fakes.values()])
             sampler.begin()
             wal = await world.wal_position() if case.backend == "postgresql" else None
             publishing = asyncio.create_task(_publish(http, api, key, TOPIC, "severe", "重污染天气红色预警"))
@@ -261,7 +262,7 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "targeted": coverage.get("targeted"), "accepted_rate": coverage.get("accepted_rate"),
         "coverage_rate": coverage.get("coverage_rate"),
         "peak_rss_mb": usage.peak_rss_mb, "peak_rss_sum_mb": usage.peak_rss_sum_mb, "cpu_s": usage.cpu_s,
-        "db_cpu_s": sampler.server_cpu_s, "wal_bytes": wal,
+        "db_cpu_s": sampler.server_cpu_s, "wal_bytes": wal, "fakes_cpu_s": sampler.others_cpu_s,
         "probe_p50_ms": statistics.median(p for _, p in probes) * 1000 if probes else None,
         "probe_p99_ms": _p99([p for _, p in probes]) * 1000 if probes else None,
         "probe_api_p50_ms": statistics.median(a for a, _ in probes) * 1000 if probes else None,

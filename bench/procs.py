@@ -142,17 +142,21 @@ class Sampler:
     """Samples the RSS of some processes every 0.1 s in a thread, and their CPU at the start and the end; with
     `server`, also the CPU of every process of that name (backends that exit meanwhile are not counted)."""
 
-    def __init__(self, pids: Sequence[int], server: str | None = None) -> None:
+    def __init__(self, pids: Sequence[int], server: str | None = None, others: Sequence[int] = ()) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
         self.usage = Usage()
         self.server = server
         self.server_cpu_s: float | None = None
+        # Processes whose CPU alone is wanted (the fake gateways: whether they, not notifier, set the pace)
+        self.others = [psutil.Process(pid) for pid in others]
+        self.others_cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def begin(self) -> None:
         if self.server:
             self.server_cpu_s = -named_cpu(self.server)
+        self.others_cpu_s = -sum(_cpu(p) for p in self.others)
         for p in self.procs:
             self.usage.cpu_start[p.pid] = _cpu(p)
             self.usage.peak_rss[p.pid] = p.memory_info().rss
@@ -177,4 +181,5 @@ class Sampler:
                 self.usage.cpu_end[p.pid] = self.usage.cpu_start[p.pid]
         if self.server and self.server_cpu_s is not None:
             self.server_cpu_s += named_cpu(self.server)
+        self.others_cpu_s += sum(_cpu(p) for p in self.others)
         return self.usage

@@ -225,6 +225,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
                                  else None, ",.0f")),
     ("DB CPU µs/item", lambda r: _f(r["db_cpu_s"] / r["handed_over"] * 1e6 if r.get("db_cpu_s") and
                                     r.get("handed_over") else None, ",.0f")),
+    ("fakes CPU s", lambda r: _f(r.get("fakes_cpu_s"), ".1f")),
     ("WAL B/item", lambda r: _f(r["wal_bytes"] / r["handed_over"] if r.get("wal_bytes") and r.get("handed_over")
                                 else None, ",.0f")),
     ("probe p99", lambda r: _f(r.get("probe_p99_ms"), ".0f", " ms")),
