@@ -17,7 +17,7 @@ from channels.voice.common import CallPolicy
 from notifier.i18n import DEFAULT_LANG
 from notifier.states import AlertStatus, DeliveryStatus, Priority
 from notifier.store import assisted, fallback, lifecycle, receipts
-from notifier.store.db import FLOAT, Db, as_rows, unpacked
+from notifier.store.db import FLOAT, Db, as_rows, planned_each_run, unpacked
 from notifier.store.marks import marking
 from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
@@ -244,6 +244,12 @@ async def _update_accepted(db: Db, rows: _Selection, assignments: str, *params: 
                      *params, *rows.params)
 
 
+# The rows a lease covers are `sending` (a lease's token is cleared with the status): said, so that their search
+# by the token goes through the small partial index of the rows in flight (`deliveries_leased`) — without it, a
+# generic plan made on a small table read the table to find them.
+_LEASED = is_(SENDING, "deliveries.")
+
+
 async def _write_later(db: Db, owner: str, later: list[DeliveryUpdate], now: float) -> None:
     """Retries and quiet-hours deferrals: back to the queue at their next attempt time."""
     if not later:
@@ -252,7 +258,7 @@ async def _write_later(db: Db, owner: str, later: list[DeliveryUpdate], now: flo
     await db.execute(
         "UPDATE deliveries SET status = u.status, attempts = attempts + u.tried, next_attempt_at = u.next_at, "
         f"last_error = COALESCE(u.error, last_error), {_RELEASE} "
-        f"FROM {batch} AS u WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        f"FROM {batch} AS u WHERE deliveries.id = u.id AND deliveries.lease_owner = ? AND {_LEASED}",
         now, as_rows((u.delivery_id, u.at, u.status.value, int(u.attempted), u.next_attempt_at, u.error)
                      for u in later), owner)
 
@@ -266,7 +272,7 @@ async def _write_final(db: Db, owner: str, status: DeliveryStatus, final: list[D
         f"UPDATE deliveries SET status = '{status}', attempts = attempts + u.tried, finished_at = ?, "
         f"last_error = COALESCE(u.error, last_error), {_RELEASE} "
         f"FROM {_rows(db, ('tried', 'INTEGER'), ('error', 'TEXT'))} AS u "
-        "WHERE deliveries.id = u.id AND deliveries.lease_owner = ?",
+        f"WHERE deliveries.id = u.id AND deliveries.lease_owner = ? AND {_LEASED}",
         now, now, as_rows((u.delivery_id, u.at, int(u.attempted), u.error) for u in final), owner)
 
 
@@ -287,12 +293,13 @@ async def _disable_contacts(db: Db, updates: list[DeliveryUpdate], now: float) -
     """The endpoint asked never to be called again (webhook 410): its contact is disabled for later alerts."""
     if not updates:
         return
-    await db.execute(
-        "UPDATE contacts SET disabled_at = ?, disabled_reason = x.reason FROM ("
-        f"SELECT d.subscriber_id, d.channel, u.reason FROM {_rows(db, ('reason', 'TEXT'))} AS u "
-        "JOIN deliveries d ON d.id = u.id) AS x "
-        "WHERE contacts.subscriber_id = x.subscriber_id AND contacts.channel = x.channel",
-        now, as_rows((u.delivery_id, u.at, u.error or "disabled by the endpoint") for u in updates))
+    async with planned_each_run(db):  # the rows by their ids: a generic plan made on a small table reads it whole
+        await db.execute(
+            "UPDATE contacts SET disabled_at = ?, disabled_reason = x.reason FROM ("
+            f"SELECT d.subscriber_id, d.channel, u.reason FROM {_rows(db, ('reason', 'TEXT'))} AS u "
+            "JOIN deliveries d ON d.id = u.id) AS x "
+            "WHERE contacts.subscriber_id = x.subscriber_id AND contacts.channel = x.channel",
+            now, as_rows((u.delivery_id, u.at, u.error or "disabled by the endpoint") for u in updates))
 
 
 async def extend_lease(db: Db, owner: str, until: float) -> int:

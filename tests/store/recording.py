@@ -17,7 +17,7 @@ from notifier.publish import publish_alert
 from notifier.states import DeliveryStatus
 from notifier.store import Store, open_store, queue
 from notifier.store.db import Db, Row
-from notifier.store.records import DeliveryUpdate
+from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from tests.crowd import sms_people
 
 
@@ -75,14 +75,34 @@ async def warned(store: Store, policy: str) -> None:
                                        policy=policy, fallback_after=60), None)
 
 
-async def claimed_and_recorded(db: Db, status: DeliveryStatus, policy: str) -> None:
-    """`warned`'s deliveries due now claimed, read and recorded as `status`, each under an id of its own."""
+async def _claimed(db: Db, policy: str) -> tuple[str, float, list[ClaimedDelivery]]:
+    """`warned`'s deliveries due now claimed and read: the owner, the time, the deliveries."""
     owner, now = uuid.uuid4().hex, time.time()
     await queue.claim(db, owner, now, now + 60, 500)
     claimed = await queue.leased(db, owner, now + 60)
     assert len(claimed) == (3 if policy == "fallback" else 6)
-    done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"m{n}") for n, d in enumerate(claimed)]
+    return owner, now, claimed
+
+
+async def claimed_and_recorded(db: Db, status: DeliveryStatus, policy: str, *, ids: str = "m") -> None:
+    """`warned`'s deliveries due now claimed, read and recorded as `status`, each under an id of its own (`ids`
+    and a number: m0, m1, …)."""
+    owner, now, claimed = await _claimed(db, policy)
+    done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"{ids}{n}")
+            for n, d in enumerate(claimed)]
     assert len(await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")) == len(done)
+
+
+async def claimed_and_failed(db: Db) -> None:
+    """A `fallback` warning's three texts claimed and recorded as they fail: one to be tried again, one failed for
+    good (the person's email goes out instead), one refused for good with its contact disabled."""
+    owner, now, claimed = await _claimed(db, "fallback")
+    retry, final, refused = claimed
+    assert len(await queue.record(db, owner, [
+        DeliveryUpdate(retry.id, retry.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + 30, error="busy"),
+        DeliveryUpdate(final.id, final.alert_id, DeliveryStatus.FAILED, now, error="refused", fall_back=True),
+        DeliveryUpdate(refused.id, refused.alert_id, DeliveryStatus.FAILED, now, error="gone", fall_back=True,
+                       disable_contact=True)], now, lambda: b"key")) == 3
 
 
 async def a_push(db: Db) -> list[Receipt]:
