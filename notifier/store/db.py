@@ -247,8 +247,11 @@ async def _planned(db: Db, plan: tuple[tuple[str, str], ...]) -> AsyncIterator[N
         return
     names = [name for name, _ in plan]
     settings = ", ".join(["set_config(?, ?, true)"] * len(plan))  # `true`: for this transaction only
-    before = await db.fetchrow("SELECT " + ", ".join(["current_setting(?)"] * len(plan)), *names)
-    await db.fetchrow(f"SELECT {settings}", *(v for pair in plan for v in pair))
+    # Read and set in one round trip: the settings as they were come from a row the set needs made first.
+    olds = ", ".join(f"current_setting(?) AS s{n}" for n in range(len(plan)))
+    before = await db.fetchrow(
+        f"WITH b AS MATERIALIZED (SELECT {olds}) SELECT b.*, {settings} FROM b",
+        *names, *(v for pair in plan for v in pair))
     yield
     # The transaction's later statements plan as ever. A block that raised leaves them: its error ends the
     # transaction (or the savepoint), and the settings with it.

@@ -20,7 +20,7 @@ from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store import Store, queue
-from notifier.store.db import Db
+from notifier.store.db import Db, planned_each_run
 from notifier.store.receipts import APPLIED, apply_receipts
 from tests.conftest import SettingsFactory
 from tests.store.recording import Recording, a_push, claimed_and_failed, claimed_and_recorded, three_people, warned
@@ -120,3 +120,19 @@ async def test_the_statements_planned_at_each_run_read_by_key_on_tables_grown_si
                 if any(f"Seq Scan on {table}" in plan for table in ("deliveries", "receipts", "contacts")):
                     bad.append(f"{sql}\n{plan}")
             assert not bad, "\n\n".join(bad)
+
+
+async def test_a_block_planned_at_each_run_leaves_the_transaction_as_it_was(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """Nested (a push's failures queue their next channels, themselves planned at each run) and after."""
+    async with three_people(make_settings(database={"url": pg_schema_url})) as store:
+        async with store.backend.transaction() as db:
+            mode = "SELECT current_setting('plan_cache_mode')"
+            seen = [await db.fetchval(mode)]
+            async with planned_each_run(db):
+                seen.append(await db.fetchval(mode))
+                async with planned_each_run(db):
+                    seen.append(await db.fetchval(mode))
+                seen.append(await db.fetchval(mode))
+            seen.append(await db.fetchval(mode))
+    assert seen == ["auto", "force_custom_plan", "force_custom_plan", "force_custom_plan", "auto"]
