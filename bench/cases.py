@@ -39,8 +39,9 @@ class Case:
     worker_settings: dict[str, float | int] = field(default_factory=dict)
     code: Path | None = None  # another checkout's notifier (the "before" of a before/after run)
     sms_provider: str = "aliyun"  # the "sms" share's gateway: aliyun (1,000 numbers a request) or tencent (200)
-    # The SMS gateway pushes its delivery reports to notifier, as Aliyun does in production (SmsReport, 500 a push):
-    # the case then also waits until every report was applied (every person reached).
+    # The gateways push their delivery reports to notifier, as they do in production (Aliyun's SmsReport, 500 a
+    # push; WeChat's TEMPLATESENDJOBFINISH, one event a message): the case then also waits until every report was
+    # applied (every person reached).
     reports: bool = False
 
 
@@ -183,26 +184,25 @@ def run_case(case: Case, folder: Path, profile: Path | None = None) -> dict[str,
     """Run one case in `folder` (its database, configuration and logs); its figures as one dict."""
     folder.mkdir(parents=True, exist_ok=True)
     sizes = world.mix(case.subscribers, case.shares)
-    fakes = world.start_fakes(set(sizes), case.weather, folder, case.sms_provider)
+    port = world.free_port()  # notifier's, known to the fakes that push reports to it
+    fakes = world.start_fakes(set(sizes), case.weather, folder, case.sms_provider,
+                              f"http://127.0.0.1:{port}" if case.reports else None)
     try:
-        return asyncio.run(_run(case, folder, profile, sizes, fakes))
+        return asyncio.run(_run(case, folder, profile, sizes, fakes, port))
     finally:
         for child in fakes.values():
             child.stop()
 
 
 async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, int],
-               fakes: dict[str, Child]) -> dict[str, Any]:
+               fakes: dict[str, Child], port: int) -> dict[str, Any]:
     async with world.database(case.backend, folder) as db_url:
-        port = world.free_port()
         worker: dict[str, float | int | str] = {"poll_interval": 0.1, **case.worker_settings}
         if case.workers:
             worker["enabled"] = "false"
         config = folder / "notifier.toml"
         text = world.config_text(db_url, port, fakes, worker, case.sms_provider)
         await asyncio.to_thread(config.write_text, text, "utf-8")
-        if case.reports:
-            await world.push_reports_to(fakes["sms"], f"http://127.0.0.1:{port}")
         t = time.perf_counter()
         # The schema is the code's under test: created by the case's own notifier (a before/after pair of a
         # migration measures the migration); the subscribers are then added without migrating again.

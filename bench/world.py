@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from bench.procs import Child, start
@@ -50,10 +49,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str = "aliyun") -> dict[str, Child]:
+def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str = "aliyun",
+                reports_to: str | None = None) -> dict[str, Child]:
     """A fake gateway process per channel kind (and the probe receiver), each with the case's weather; the SMS one
-    is `sms_provider`'s (aliyun, tencent)."""
+    is `sms_provider`'s (aliyun, tencent). `reports_to`: notifier's base URL, where the Aliyun SMS fake pushes its
+    delivery reports and the WeChat fake its TEMPLATESENDJOBFINISH events, as the real ones do (else they keep them)."""
     fakes: dict[str, Child] = {}
+    reports: dict[str, list[str]] = {"sms": [], "wechat": []}
+    if reports_to is not None:
+        reports = {"sms": ["--receipt-url", f"{reports_to}/v1/receipts/sms/aliyun?token={RECEIPT_TOKEN}"],
+                   "wechat": ["--callback-url", f"{reports_to}/v1/wechat/callback"]}
     try:
         fakes["webhook"] = start("webhook receiver", ["-m", "notifier.fakes.webhook_receiver", *weather.argv()],
                                  log=logs / "fake-webhook.log")
@@ -65,24 +70,17 @@ def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str
                                  log=logs / "fake-sms.log")
         elif "sms" in kinds:
             fakes["sms"] = start("aliyun sms", ["-m", "notifier.fakes.aliyun_sms", "--access-key-id", AK,
-                                                "--access-key-secret", SK, *weather.argv()],
+                                                "--access-key-secret", SK, *reports["sms"], *weather.argv()],
                                  log=logs / "fake-sms.log")
         if "wechat" in kinds:
             fakes["wechat"] = start("wechat", ["-m", "notifier.fakes.wechat", "--app-id", WX_APP, "--app-secret",
-                                               WX_SECRET, "--token", WX_TOKEN, *weather.argv()],
+                                               WX_SECRET, "--token", WX_TOKEN, *reports["wechat"], *weather.argv()],
                                     log=logs / "fake-wechat.log")
     except BaseException:
         for child in fakes.values():
             child.stop()
         raise
     return fakes
-
-
-async def push_reports_to(sms: Child, api: str) -> None:
-    """Have the Aliyun fake push its delivery reports to notifier's receipt URL (`api`: notifier's base URL)."""
-    url = f"{api}/v1/receipts/sms/aliyun?token={RECEIPT_TOKEN}"
-    async with aiohttp.ClientSession() as http, http.post(sms.url + "/_config", json={"receipt_url": url}) as answer:
-        answer.raise_for_status()
 
 
 def config_text(db_url: str, port: int, fakes: dict[str, Child], worker: dict[str, float | int | str],
