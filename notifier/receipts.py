@@ -12,7 +12,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from channels.base import Channel, Receipt
+from channels.base import Channel
 from channels.voice.common import CallPolicy
 from notifier.assist import confirm_replies
 from notifier.store import Store
@@ -35,14 +35,6 @@ def call_policy(channel: Channel | None) -> CallPolicy | None:
 def call_policies(channels: Mapping[str, Channel]) -> dict[str, CallPolicy]:
     """`call_policy` of every channel that has one, by kind."""
     return {kind: policy for kind, channel in channels.items() if (policy := call_policy(channel)) is not None}
-
-
-async def apply_receipts(store: Store, channel: str, receipts: list[Receipt],
-                         redial: CallPolicy | None = None) -> dict[str, int]:
-    """Apply a provider's reports; `redial` (voice): the call policy a report asking for another call follows."""
-    counts = await store.apply_receipts(channel, receipts, time.time(), redial)
-    log.info("receipts applied", extra={"channel": channel, **counts})
-    return counts
 
 
 async def sweep_unmatched(store: Store, now: float, max_age_days: float) -> int:

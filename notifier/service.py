@@ -26,6 +26,7 @@ from notifier.i18n import N_, Said
 from notifier.keyring import Keyring, number_digest_key
 from notifier.metrics import Metrics
 from notifier.rendering import Renderer
+from notifier.report_batches import ReportBatches
 from notifier.store import Store
 
 __all__ = ["ConfigError", "Service"]
@@ -116,6 +117,7 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.renderer: Renderer
         self.dispatcher: Dispatcher
+        self.reports: ReportBatches  # the delivery reports of the callback requests, applied a batch at a time
         self.secret: Keyring
         self._worker: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -158,6 +160,7 @@ class Service:
                                                                                    secrets.token_urlsafe(32))
         self.secret = server.keyring(generated)  # signs links; old keys still verify (notifier/keyring.py)
         self.store.number_key = number_digest_key(self.secret)
+        self.reports = ReportBatches(self.store)
         overdue = None
         if self.settings.departments:
             overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)

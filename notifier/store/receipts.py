@@ -19,7 +19,7 @@ after (Tencent reports a call twice) fails it after all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from channels.base import NumberDigest, Receipt
@@ -100,13 +100,20 @@ def storing(dialect: Dialect) -> str:
                                                   ("error", "TEXT"), ("match", "TEXT"), ("retry", "INTEGER")]))
 
 
+def counted(outcomes: Iterable[str]) -> dict[str, int]:
+    """Reports' outcomes (`apply_receipts`) counted by outcome, every outcome named."""
+    counts = dict.fromkeys((APPLIED, DUPLICATE, UNKNOWN, STALE), 0)
+    for outcome in outcomes:
+        counts[outcome] += 1
+    return counts
+
+
 async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
-                         redial: CallPolicy | None = None) -> dict[str, int]:
-    """Apply a push of provider reports in one transaction; returns counts by outcome. `number_key`: the key of
-    number digests; `redial`: the channel's call policy (voice), which a report asking for another call follows.
-    A push of 500 is a few statements, not a few a report: a million SMS send back a million reports, on the
-    writer a red warning needs."""
-    counts = {APPLIED: 0, DUPLICATE: 0, UNKNOWN: 0, STALE: 0}
+                         redial: CallPolicy | None = None) -> list[str]:
+    """Apply a push of provider reports in one transaction; returns each report's outcome, in order. `number_key`:
+    the key of number digests; `redial`: the channel's call policy (voice), which a report asking for another call
+    follows. A push of 500 is a few statements, not a few a report: a million SMS send back a million reports, on
+    the writer a red warning needs."""
     # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
     stored: list[tuple[Receipt, str, str | None]] = []  # each report, its key as stored, its number's match key
@@ -117,21 +124,21 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     async with planned_each_run(db):
         new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(
             (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry)) for r, key, match in stored))}
-        fresh = []
+        fresh, outcomes = [], []
         for r, key, _ in stored:
             if key in new:
                 new.discard(key)  # a second copy in the same push is a repeat
                 fresh.append((r, key))
-        counts[DUPLICATE] = len(receipts) - len(fresh)
+                outcomes.append(PENDING)
+            else:
+                outcomes.append(DUPLICATE)
         if redial is not None:  # a call's report may queue it again, which the next report must see: one at a time
-            for r, key in fresh:
-                counts[await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0],
-                                           now, redial)] += 1
+            applied = [await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0],
+                                           now, redial) for r, key in fresh]
         else:
-            found = await _found(db, channel, [r for r, _ in fresh])
-            for outcome in await _apply_push(db, channel, fresh, found, now):
-                counts[outcome] += 1
-    return counts
+            applied = await _apply_push(db, channel, fresh, await _found(db, channel, [r for r, _ in fresh]), now)
+    results = iter(applied)
+    return [next(results) if outcome == PENDING else outcome for outcome in outcomes]
 
 
 async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str]],

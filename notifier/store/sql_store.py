@@ -391,6 +391,12 @@ class Store(AccessMethods):
 
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
+        """`apply_reports`, counted by outcome."""
+        return receipts.counted(await self.apply_reports(channel, receipts_, now, redial))
+
+    async def apply_reports(self, channel: str, receipts_: list[Receipt], now: float,
+                            redial: CallPolicy | None = None) -> list[str]:
+        """Apply a push of provider reports (`store/receipts.py`); each one's outcome, in order."""
         # Routine bulk work (a million SMS send back a million reports): after any other writer waiting, giving way
         # to a red warning's mid-way, and on SQLite run whole on the writer's thread.
         return await self.backend.run(

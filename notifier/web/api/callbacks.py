@@ -20,7 +20,7 @@ from aiohttp import web
 
 from channels import sms, voice, wechat
 from notifier.errors import NotFoundError, Unauthorized
-from notifier.receipts import apply_receipts, apply_sms_replies, call_policy, wechat_unfollowed
+from notifier.receipts import apply_sms_replies, call_policy, wechat_unfollowed
 from notifier.verification import bind_wechat
 from notifier.web.openapi import operation
 from notifier.web.problems import BadRequest
@@ -73,7 +73,7 @@ async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
     service = request.app[SERVICE]
-    counts = await apply_receipts(service.store, kind, receipts, call_policy(service.channels.get(kind)))
+    counts = await service.reports.apply(kind, receipts, call_policy(service.channels.get(kind)))
     service.metrics.count_receipts(kind, counts)
     return web.json_response(provider.RECEIPT_ACK)
 
@@ -150,7 +150,7 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     store = request.app[SERVICE].store
     receipt = wechat.receipt_from_event(event)
     if receipt is not None:
-        counts = await apply_receipts(store, "wechat", [receipt])
+        counts = await request.app[SERVICE].reports.apply("wechat", [receipt])
         request.app[SERVICE].metrics.count_receipts("wechat", counts)
     elif (event.event or "").lower() == "unsubscribe" and event.openid:
         await wechat_unfollowed(store, event.openid)
