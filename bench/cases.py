@@ -43,6 +43,7 @@ class Case:
     # push; WeChat's TEMPLATESENDJOBFINISH, one event a message): the case then also waits until every report was
     # applied (every person reached).
     reports: bool = False
+    wechat_rate: int = 5000  # the WeChat account's messages a second (`[channels.wechat] rate_per_second`)
 
 
 async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
@@ -201,7 +202,7 @@ async def _run(case: Case, folder: Path, profile: Path | None, sizes: dict[str, 
         if case.workers:
             worker["enabled"] = "false"
         config = folder / "notifier.toml"
-        text = world.config_text(db_url, port, fakes, worker, case.sms_provider)
+        text = world.config_text(db_url, port, fakes, worker, case.sms_provider, case.wechat_rate)
         await asyncio.to_thread(config.write_text, text, "utf-8")
         t = time.perf_counter()
         # The schema is the code's under test: created by the case's own notifier (a before/after pair of a

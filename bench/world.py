@@ -84,7 +84,7 @@ def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str
 
 
 def config_text(db_url: str, port: int, fakes: dict[str, Child], worker: dict[str, float | int | str],
-                sms_provider: str = "aliyun") -> str:
+                sms_provider: str = "aliyun", wechat_rate: int = 5000) -> str:
     """The case's notifier.toml: the product's defaults except where a benchmark must say otherwise (loopback
     webhooks allowed, the fakes' endpoints, provider rates of a production account)."""
     lines = [f'[database]\nurl = "{db_url}"\n', f'[server]\nhost = "127.0.0.1"\nport = {port}\n',
@@ -105,7 +105,7 @@ def config_text(db_url: str, port: int, fakes: dict[str, Child], worker: dict[st
     if "wechat" in fakes:
         lines.append(f'[channels.wechat]\nendpoint = "{fakes["wechat"].url}"\napp_id = "{WX_APP}"\n'
                      f'app_secret = "{WX_SECRET}"\ntoken = "{WX_TOKEN}"\ntemplate_id = "bench-template"\n'
-                     "rate_per_second = 5000\n")
+                     f"rate_per_second = {wechat_rate}\n")
     return "\n".join(lines)
 
 
