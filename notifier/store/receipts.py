@@ -9,6 +9,10 @@ the server secret), which is also what tells its key apart from another number's
 number itself is forgotten. Erasure deletes the reports naming the subscriber's number (`selfservice.forget`);
 reports never matched are deleted after `[worker] early_receipts_days` (`sweep_early`).
 
+A push (Aliyun and Tencent push hundreds of reports at once; `notifier/report_batches.py` gathers the requests of one
+report each) is applied together — stored in one statement, looked up in two or three, settled in three — as if its
+reports came one after the other; only a channel that calls again applies them one at a time (`apply_receipts`).
+
 Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
 for the delivery), at least the provider's spacing after the last one, before the alert expires, while the alert
@@ -37,7 +41,7 @@ SENT = DeliveryStatus.SENT
 PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
-# One request's alert, by the request's id (parameters: channel; the push's ids as a list): an Aliyun BizId covers a
+# One request's alert, by the request's id (parameters: channel; the push's ids as rows): an Aliyun BizId covers a
 # request's every number, all of one alert's message.
 REQUESTS = ("SELECT e.pmid, (SELECT x.alert_id FROM deliveries x WHERE x.channel = ? "
             "AND x.provider_message_id = e.pmid LIMIT 1) FROM {requests} AS e")
@@ -259,7 +263,7 @@ async def _settle(db: Db, delivered: Sequence[tuple[str, float]], failed: Sequen
             f"updated_at = ? FROM {records([('id', 'TEXT'), ('at', 'DOUBLE PRECISION')])} AS e "
             f"WHERE deliveries.id = e.id AND {is_(SENT, 'deliveries.')} RETURNING deliveries.id",
             now, now, as_rows(delivered))]
-        if ids:
+        if ids:  # each person once (`once`): a push is one channel's, and a person has one delivery an alert on it
             await db.execute(marking(f"deliveries d WHERE d.id IN {db.dialect.each()}", "d.delivered_at", True,
                                      reached=True), as_list(ids))
     if failed:
