@@ -39,6 +39,17 @@ def test_every_case_runs(smoke: tuple[list[dict[str, object]], str]) -> None:
     assert expected <= names
 
 
+def test_the_cases_with_delivery_reports_count_everyone_reached(smoke: tuple[list[dict[str, object]], str]) -> None:
+    """The gateways push their reports back (Aliyun's SmsReport, WeChat's events): every person ends up reached, and
+    the fakes' own CPU is told apart."""
+    rows = {str(r["case"]): r for r in smoke[0] if str(r["case"]).endswith("+ reports")}
+    assert set(rows) == {"sqlite sms (aliyun) + reports", "sqlite wechat + reports"}
+    for name, row in rows.items():
+        assert row["reached"] == row["subscribers"], name
+        assert isinstance(row["reports_per_s"], float) and row["reports_per_s"] > 0, name
+        assert isinstance(row["fakes_cpu_s"], float) and row["fakes_cpu_s"] > 0, name
+
+
 def test_every_notifier_case_reaches_everyone_once(smoke: tuple[list[dict[str, object]], str]) -> None:
     """Each notifier case hands every targeted person to a gateway exactly once and records each send."""
     cases = [r for r in smoke[0] if r.get("backend")]
