@@ -1,5 +1,6 @@
-"""A transaction's statements, run as ever and written down with their parameters: for tests that look at the
-plans of what a piece of the store actually ran."""
+"""For the tests that look at the plans of what the store actually runs: a transaction's statements, run as ever and
+written down with their parameters (`Recording`), and the flows they are recorded through — three people warned
+(`three_people`, `warned`), their sends recorded as accepted or failing, a push of their reports."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from tests.crowd import sms_people
 
 
 class Recording:
+    """A `Db` that writes down each statement it runs, with its parameters."""
+
     def __init__(self, db: Db) -> None:
         self.db, self.dialect = db, db.dialect
         self.runs = list[tuple[str, tuple[Any, ...]]]()
