@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from channels.base import Receipt
@@ -35,7 +36,6 @@ BATCH_REPORTS = 2_000
 @dataclass
 class _Waiting:
     receipts: list[Receipt]
-    redial: CallPolicy | None
     done: asyncio.Future[list[str]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -48,16 +48,19 @@ def _retrieved(done: asyncio.Future[list[str]]) -> None:
 class ReportBatches:
     """The reports of one process's requests, applied a batch at a time per channel."""
 
-    def __init__(self, store: Store, batch_reports: int = BATCH_REPORTS) -> None:
+    def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None,
+                 batch_reports: int = BATCH_REPORTS) -> None:
+        """`redial`: the call policy of each channel that calls people (`receipts.call_policies`)."""
         self._store = store
+        self._redial = dict(redial or {})
         self._limit = batch_reports
         self._waiting: dict[str, list[_Waiting]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
 
-    async def apply(self, channel: str, receipts: list[Receipt], redial: CallPolicy | None = None) -> dict[str, int]:
+    async def apply(self, channel: str, receipts: list[Receipt]) -> dict[str, int]:
         """Apply one request's reports (with the others waiting for the channel's next batch); their counts by
-        outcome once committed. `redial`: the channel's call policy (voice), the same for all its requests."""
-        waiting = _Waiting(receipts, redial)
+        outcome once committed."""
+        waiting = _Waiting(receipts)
         waiting.done.add_done_callback(_retrieved)
         self._waiting.setdefault(channel, []).append(waiting)
         if channel not in self._draining:
@@ -85,7 +88,7 @@ class ReportBatches:
     async def _apply(self, channel: str, batch: list[_Waiting]) -> None:
         reports = [r for w in batch for r in w.receipts]
         try:
-            outcomes = await self._store.apply_reports(channel, reports, time.time(), batch[0].redial)
+            outcomes = await self._store.apply_reports(channel, reports, time.time(), self._redial.get(channel))
         except Exception as exc:  # each request fails (its provider sends it again); the next batch goes on
             log.warning("delivery reports not applied", extra={"channel": channel, "receipts": len(reports),
                                                                "error": type(exc).__name__})

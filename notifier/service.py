@@ -25,6 +25,7 @@ from notifier.dispatch import Dispatcher
 from notifier.i18n import N_, Said
 from notifier.keyring import Keyring, number_digest_key
 from notifier.metrics import Metrics
+from notifier.receipts import call_policies
 from notifier.rendering import Renderer
 from notifier.report_batches import ReportBatches
 from notifier.store import Store
@@ -160,7 +161,7 @@ class Service:
                                                                                    secrets.token_urlsafe(32))
         self.secret = server.keyring(generated)  # signs links; old keys still verify (notifier/keyring.py)
         self.store.number_key = number_digest_key(self.secret)
-        self.reports = ReportBatches(self.store)
+        self.reports = ReportBatches(self.store, call_policies(self.channels))
         overdue = None
         if self.settings.departments:
             overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)

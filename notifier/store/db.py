@@ -236,7 +236,7 @@ async def planned_each_run(db: Db) -> AsyncIterator[None]:
     whole, read whole at every run after the table has grown, until autovacuum next analyses it (a city's fan-out
     grows it a million rows in a minute). The price: each run's planning, and on small tables plans that read
     them whole (a JSON list is estimated at 100 rows) — a push of one report ~4 ms on a store of 2,000 deliveries,
-    against 1.6 ms as single-row statements; hundreds at a time, 41 ms for 500 against ~525."""
+    against 1.6 ms as single-row statements; hundreds at a time, 34–41 ms for 500 against ~525."""
     async with _planned(db, db.dialect.each_run_plan):
         yield
 

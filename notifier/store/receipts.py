@@ -10,8 +10,8 @@ number itself is forgotten. Erasure deletes the reports naming the subscriber's 
 reports never matched are deleted after `[worker] early_receipts_days` (`sweep_early`).
 
 A push (Aliyun and Tencent push hundreds of reports at once; `notifier/report_batches.py` gathers the requests of one
-report each) is applied together — stored in one statement, looked up in two or three, settled in three — as if its
-reports came one after the other; only a channel that calls again applies them one at a time (`apply_receipts`).
+report each) is applied together — stored in one statement, looked up in two or three, settled in two to four — as if
+its reports came one after the other; only a channel that calls again applies them one at a time (`apply_receipts`).
 
 Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
@@ -155,8 +155,7 @@ async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str
     failed: list[tuple[str, str]] = []
     notes: list[tuple[str, str, str, str | None]] = []
     for (r, key), rows in zip(reports, found, strict=True):
-        waiting = [d for d, status in rows
-                   if d not in taken and (status == SENT or await _waits_for(db, d, status, r, now))]
+        waiting = [d for d, status in rows if d not in taken and await _waits_for(db, d, status, r, now)]
         taken.update(waiting)
         if r.delivered:
             delivered += [(d, _when(r, now)) for d in waiting]
@@ -263,6 +262,8 @@ async def _settle(db: Db, delivered: Sequence[tuple[str, float]], failed: Sequen
             f"updated_at = ? FROM {records([('id', 'TEXT'), ('at', 'DOUBLE PRECISION')])} AS e "
             f"WHERE deliveries.id = e.id AND {is_(SENT, 'deliveries.')} RETURNING deliveries.id",
             now, now, as_rows(delivered))]
+        # Marked from the rows looked up again by their ids: carrying each row's person and time back from the
+        # UPDATE instead took SQLite 10.0 / 10.1 -> 11.1 / 12.0 ms a push of 500 (PostgreSQL -1 ms of ~35).
         if ids:  # each person once (`once`): a push is one channel's, and a person has one delivery an alert on it
             await db.execute(marking(f"deliveries d WHERE d.id IN {db.dialect.each()}", "d.delivered_at", True,
                                      reached=True), as_list(ids))

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from channels import sms, voice, wechat
 from notifier.errors import NotFoundError, Unauthorized
-from notifier.receipts import apply_sms_replies, call_policy, wechat_unfollowed
+from notifier.receipts import apply_sms_replies, wechat_unfollowed
 from notifier.verification import bind_wechat
 from notifier.web.openapi import operation
 from notifier.web.problems import BadRequest
@@ -73,7 +73,7 @@ async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
     service = request.app[SERVICE]
-    counts = await service.reports.apply(kind, receipts, call_policy(service.channels.get(kind)))
+    counts = await service.reports.apply(kind, receipts)
     service.metrics.count_receipts(kind, counts)
     return web.json_response(provider.RECEIPT_ACK)
 
