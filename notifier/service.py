@@ -27,6 +27,7 @@ from notifier.keyring import Keyring, number_digest_key
 from notifier.metrics import Metrics
 from notifier.receipts import call_policies
 from notifier.rendering import Renderer
+from notifier.report_applier import ReportApplier
 from notifier.report_batches import ReportBatches
 from notifier.store import Store
 
@@ -118,7 +119,8 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.renderer: Renderer
         self.dispatcher: Dispatcher
-        self.reports: ReportBatches  # the delivery reports of the callback requests, applied a batch at a time
+        self.reports: ReportBatches  # the delivery reports of the callback requests, stored a batch at a time
+        self.applier: ReportApplier | None = None  # … and applied after
         self.secret: Keyring
         self._worker: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -161,7 +163,8 @@ class Service:
                                                                                    secrets.token_urlsafe(32))
         self.secret = server.keyring(generated)  # signs links; old keys still verify (notifier/keyring.py)
         self.store.number_key = number_digest_key(self.secret)
-        self.reports = ReportBatches(self.store, call_policies(self.channels))
+        self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts)
+        self.reports = ReportBatches(self.store, self.applier, count=self.metrics.count_receipts)
         overdue = None
         if self.settings.departments:
             overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)
@@ -173,6 +176,10 @@ class Service:
                                      approval=self.settings.approval)
 
     def start_worker(self) -> None:
+        """Start delivering (if `[worker] enabled`) and applying the delivery reports stored (always: the reports
+        a stopped process left, and those the callbacks store)."""
+        if self.applier is not None:
+            self.applier.start()
         if self._worker is None and self.settings.worker.enabled:
             self._stop.clear()
             self._worker = asyncio.create_task(self.dispatcher.run(self._stop))
@@ -191,6 +198,8 @@ class Service:
     async def close(self) -> None:
         """Close whatever is open (safe to call again, or after a failed `open`)."""
         await self.stop_worker()
+        if self.applier is not None:
+            await self.applier.close()
         channels, self.channels = self.channels, {}
         for channel in channels.values():
             await channel.aclose()

@@ -1,10 +1,11 @@
-"""Delivery reports that come one a request (a WeChat event, a Tencent callback) thousands a second are applied a
-batch at a time: what arrives while a batch is applied goes in the next one, in the order it came, and each request
-is answered with its own reports' outcomes once its batch is committed."""
+"""Delivery reports that come one a request (a WeChat event, a Tencent callback) thousands a second are stored a
+batch at a time: what arrives while a batch is stored goes in the next one, in the order it came, and each request
+is answered with its own reports' outcomes once its batch is committed (and applied, `tests/test_report_applier.py`)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from notifier.coverage import alert_coverage
 from notifier.fakes.wechat import event_xml, signed_query
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
+from notifier.report_applier import ReportApplier
 from notifier.report_batches import ReportBatches
 from tests.conftest import settle
 from tests.test_receipts import OPENID, TOKEN, Wired, wired  # noqa: F401 (the fixture)
@@ -22,20 +24,28 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.
 
 
 class HeldStore:
-    """A store whose pushes are applied only when the test lets them go, each report's outcome named by its key's
-    first word ("applied:…", "duplicate:…"), or failing when a report says so ("fail:…")."""
+    """A store whose pushes are stored only when the test lets them go, each report's outcome named by its key's
+    first word ("pending:…", "duplicate:…"), or failing when a report says so ("fail:…"); nothing waits to be
+    applied."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.go = asyncio.Event()
 
-    async def apply_reports(self, channel: str, receipts: list[Receipt], now: float,
-                            redial: object = None) -> list[str]:
+    async def store_reports(self, channel: str, receipts: list[Receipt], now: float) -> list[str]:
         self.batches.append([r.key for r in receipts])
         await self.go.wait()
         if any(r.key.startswith("fail:") for r in receipts):
             raise RuntimeError("the database went away")
         return [r.key.split(":")[0] for r in receipts]
+
+    async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
+                            idle: bool = False) -> list[tuple[str, str, str]]:
+        return []
+
+
+def _batches(store: HeldStore, **options: int) -> ReportBatches:
+    return ReportBatches(store, ReportApplier(store), **options)  # type: ignore[arg-type]
 
 
 async def _turns() -> None:
@@ -48,50 +58,50 @@ def _report(key: str) -> list[Receipt]:
     return [Receipt(key.split(":")[1], True, key)]
 
 
-async def test_reports_that_come_while_a_batch_is_applied_make_the_next_batch_in_their_order() -> None:
+async def test_reports_that_come_while_a_batch_is_stored_make_the_next_batch_in_their_order() -> None:
     store = HeldStore()
-    batches = ReportBatches(store)  # type: ignore[arg-type]
-    first = asyncio.create_task(batches.apply("wechat", _report("applied:1")))
+    batches = _batches(store)
+    first = asyncio.create_task(batches.apply("wechat", _report("pending:1")))
     await _turns()
     later = [asyncio.create_task(batches.apply("wechat", _report(f"{o}:{n}")))
-             for n, o in enumerate(["applied", "duplicate", "stale", "unknown"], start=2)]
+             for n, o in enumerate(["pending", "duplicate", "pending"], start=2)]
     await _turns()
     store.go.set()
     answers = await asyncio.gather(first, *later)
-    assert store.batches == [["applied:1"], ["applied:2", "duplicate:3", "stale:4", "unknown:5"]]
+    assert store.batches == [["pending:1"], ["pending:2", "duplicate:3", "pending:4"]]
     assert [{k: n for k, n in a.items() if n} for a in answers] == [
-        {"applied": 1}, {"applied": 1}, {"duplicate": 1}, {"stale": 1}, {"unknown": 1}]
+        {"pending": 1}, {"pending": 1}, {"duplicate": 1}, {"pending": 1}]
 
 
 async def test_a_batch_holds_at_most_its_limit_and_the_rest_goes_first_next() -> None:
     store = HeldStore()
-    batches = ReportBatches(store, batch_reports=2)  # type: ignore[arg-type]
-    tasks = [asyncio.create_task(batches.apply("sms", _report(f"applied:{n}"))) for n in range(5)]
+    batches = _batches(store, batch_reports=2)
+    tasks = [asyncio.create_task(batches.apply("sms", _report(f"pending:{n}"))) for n in range(5)]
     await _turns()
     store.go.set()
     await asyncio.gather(*tasks)
-    assert store.batches == [["applied:0", "applied:1"], ["applied:2", "applied:3"], ["applied:4"]]
+    assert store.batches == [["pending:0", "pending:1"], ["pending:2", "pending:3"], ["pending:4"]]
 
 
 async def test_a_failed_batch_fails_each_of_its_requests_and_the_next_batch_goes_on() -> None:
     store = HeldStore()
-    batches = ReportBatches(store)  # type: ignore[arg-type]
+    batches = _batches(store)
     first = asyncio.create_task(batches.apply("wechat", _report("fail:1")))
     await _turns()
-    second = asyncio.create_task(batches.apply("wechat", _report("applied:2")))
+    second = asyncio.create_task(batches.apply("wechat", _report("pending:2")))
     store.go.set()
     with pytest.raises(RuntimeError):
         await first
-    assert (await second)["applied"] == 1
+    assert (await second)["pending"] == 1
 
 
 async def test_each_channel_has_its_own_batches() -> None:
     store = HeldStore()
-    batches = ReportBatches(store)  # type: ignore[arg-type]
-    tasks = [asyncio.create_task(batches.apply(channel, _report(f"applied:{channel}")))
+    batches = _batches(store)
+    tasks = [asyncio.create_task(batches.apply(channel, _report(f"pending:{channel}")))
              for channel in ("wechat", "sms", "voice")]
     await _turns()
-    assert sorted(store.batches) == [["applied:sms"], ["applied:voice"], ["applied:wechat"]]
+    assert sorted(store.batches) == [["pending:sms"], ["pending:voice"], ["pending:wechat"]]
     store.go.set()
     await asyncio.gather(*tasks)
 

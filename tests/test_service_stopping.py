@@ -15,6 +15,8 @@ async def test_a_shutdown_cancelled_as_the_worker_ends_stops_there(make_settings
     worker raises the cancellation instead of taking it for the worker's end and carrying on closing (asyncio's
     `wait_for` in Python 3.11 swallowed it)."""
     async with Service(make_settings(worker={"enabled": True})) as service:
+        assert service.applier is not None
+        service.applier.start()  # the delivery reports' task, which start_worker starts too
         before = asyncio.all_tasks()
         service.start_worker()
         [worker] = asyncio.all_tasks() - before

@@ -299,9 +299,10 @@ class Backend(Protocol):
         ...
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False, single: bool = False) -> T:
+                  yielding: bool = False, single: bool = False, idle: bool = False) -> T:
         """`work` as one write transaction, like `transaction`; SQLite runs it whole on its writer's thread (the
-        hot paths: publish, claim, record, so that the single writer is held for their SQL only). `urgent`
+        hot paths: publish, claim, record, so that the single writer is held for their SQL only), after every
+        other transaction queued if `idle` (delivery reports applied: a fan-out's claims and records first). `urgent`
         (life-safety work) makes a `yielding` transaction in progress (a routine publish) stop, roll back and
         run again after it (SQLite's single writer: `give_way.py`). `single`: `work` needs no transaction around
         its statements (each may commit by itself), so PostgreSQL runs them without one (no BEGIN and COMMIT: two

@@ -9,7 +9,7 @@ from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.db import Db, as_list, as_rows, planned_each_run
-from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, is_
+from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, REPORT_WAITING, is_
 
 SKIPPED = DeliveryStatus.SKIPPED
 SILENT_BATCH = 10_000  # skipped rows looked at a sweep
@@ -75,9 +75,15 @@ async def activate_silent(db: Db, now: float) -> int:
         f"WHERE {is_(SKIPPED, 'n.')} AND n.next_attempt_at <= ? ORDER BY n.next_attempt_at LIMIT ?",
         now, SILENT_BATCH)
     looked = [(str(r[0]), r[1], None if r[2] is None else float(r[2])) for r in rows]
-    due = [str(sent_id) for _, sent_id, wake in looked if wake is not None and wake <= now]
+    # Silent only as far as the reports applied can tell: a report that came before the window closed and still
+    # waits to be applied (`receipts.apply_waiting`, after a fan-out's sends) may be this delivery's. Those rows stay
+    # due, looked at again at the next sweep.
+    reported = await db.fetchval(
+        f"SELECT MIN(received_at) FROM receipts WHERE outcome = '{REPORT_WAITING}'") if rows else None
+    heard_until = now if reported is None else min(now, float(reported))
+    due = [str(sent_id) for _, sent_id, wake in looked if wake is not None and wake <= heard_until]
     later = [(skipped_id, NEVER if wake is None else wake) for skipped_id, _, wake in looked
-             if wake is None or wake > now]
+             if wake is None or wake > heard_until]
     if later:
         # Only rows still due: a record that gave one its time meanwhile (PostgreSQL, another worker) is not undone.
         await db.execute(

@@ -128,8 +128,8 @@ class PgBackend:
         return self.transaction()
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False, single: bool = False) -> T:
-        """`urgent` and `yielding` mean nothing here: PostgreSQL's writers do not wait for each other's
+                  yielding: bool = False, single: bool = False, idle: bool = False) -> T:
+        """`urgent`, `yielding` and `idle` mean nothing here: PostgreSQL's writers do not wait for each other's
         transactions (except on the rows or keys they share)."""
         if single:
             async with self.pool.acquire() as conn:

@@ -3,15 +3,18 @@
 (yet) is kept as `unknown` and applied when the send is recorded — a fast provider's report can overtake our own
 record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the contact.
 
-No number is stored: a report that names a number (Aliyun's BizId covers a whole batch) is matched by
-`receipt_match_key(number key, provider id, number)`, a keyed digest (HMAC with `Store.number_key`, derived from
-the server secret), which is also what tells its key apart from another number's report of the same batch; the
-number itself is forgotten. Erasure deletes the reports naming the subscriber's number (`selfservice.forget`);
-reports never matched are deleted after `[worker] early_receipts_days` (`sweep_early`).
+A report is stored when it comes, `pending` (`store_reports`: a push in one statement), and applied after
+(`apply_waiting`, by `notifier/report_applier.py`: on SQLite once the writer has no send of a fan-out's to claim or
+record). While it waits it keeps the number it names; then no number is stored: a report that names a number
+(Aliyun's BizId covers a whole batch) is matched by `receipt_match_key(number key, provider id, number)`, a keyed
+digest (HMAC with `Store.number_key`, derived from the server secret), which is also what tells its key apart from
+another number's report of the same batch; the number itself is forgotten once the report is applied. Erasure
+deletes the reports naming the subscriber's number, waiting or applied (`selfservice.forget`); reports never matched
+are deleted after `[worker] early_receipts_days` (`sweep_early`).
 
-A push (Aliyun and Tencent push hundreds of reports at once; `notifier/report_batches.py` gathers the requests of one
-report each) is applied together — stored in one statement, looked up in two or three, settled in two to four — as if
-its reports came one after the other; only a channel that calls again applies them one at a time (`apply_receipts`).
+Waiting reports are applied a batch at a time (Aliyun and Tencent push hundreds of reports at once, WeChat one an
+event) — looked up in two or three statements, settled in two to four — as if they came one after the other; only a
+channel that calls again applies them one at a time.
 
 Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
@@ -24,21 +27,20 @@ after (Tencent reports a call twice) fails it after all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 
 from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
-from notifier.store.db import Db, Dialect, as_list, as_rows, planned_each_run
+from notifier.store.db import Db, Dialect, Row, as_list, as_rows, planned_each_run
 from notifier.store.marks import marking
 from notifier.store.records import DeliveryUpdate
-from notifier.store.states import LIVE_ALERT, is_
+from notifier.store.states import LIVE_ALERT, REPORT_WAITING, is_
 
 SENT = DeliveryStatus.SENT
-# What became of a report: waiting to be matched (only inside its transaction), applied, a repeat, not (yet) known,
-# or too late (the delivery had already settled).
-PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
+# What became of a report: stored and waiting to be applied, applied, a repeat, not (yet) known, or too late (the
+# delivery had already settled).
+PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = REPORT_WAITING, "applied", "duplicate", "unknown", "stale"
 
 
 # One request's alert, by the request's id (parameters: channel; the push's ids as rows): an Aliyun BizId covers a
@@ -91,58 +93,114 @@ async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[
     return found
 
 
-# A push's reports stored at once, in the order they came (one parameter after channel and time); the keys that
-# were new come back — a repeat of a stored report, or the same report twice in the push, is dropped. (`WHERE true`:
-# SQLite's parser needs it between a SELECT and ON CONFLICT.)
+# A push's reports stored as they came (one parameter after channel and time), `pending` until applied
+# (`apply_waiting`), each with its place in the push, its own time and — while it waits — the number it names; the
+# keys that were new come back: a repeat of a stored report, or the same report twice in the push, is dropped.
+# (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
 _STORE = ("INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-          f"received_at, retry) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', ?, e.retry "
-          "FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING RETURNING receipt_key")
+          f"received_at, retry, arrival, occurred_at, address) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, "
+          f"'{PENDING}', ?, e.retry, e.n, e.at, e.address FROM {{reports}} AS e WHERE true "
+          "ON CONFLICT (channel, receipt_key) DO NOTHING RETURNING receipt_key")
 
 
 def storing(dialect: Dialect) -> str:
-    return _STORE.format(reports=dialect.records([("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"),
-                                                  ("error", "TEXT"), ("match", "TEXT"), ("retry", "INTEGER")]))
+    return _STORE.format(reports=dialect.records([
+        ("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"), ("error", "TEXT"), ("match", "TEXT"),
+        ("retry", "INTEGER"), ("n", "INTEGER"), ("at", "DOUBLE PRECISION"), ("address", "TEXT")]))
+
+
+# The reports waiting, oldest first (as they came, each push's in its order), at most a batch — read in that order
+# from their own index (`receipts_pending`, migration 0027); on PostgreSQL those another process is applying are
+# left to it.
+WAITING = ("SELECT channel, receipt_key, provider_message_id, delivered, error, occurred_at, retry, address "
+           f"FROM receipts WHERE outcome = '{PENDING}' ORDER BY received_at, arrival LIMIT ?")
 
 
 def counted(outcomes: Iterable[str]) -> dict[str, int]:
-    """Reports' outcomes (`apply_receipts`) counted by outcome, every outcome named."""
+    """Reports' outcomes counted by outcome, every outcome of an applied report named (PENDING when there are)."""
     counts = dict.fromkeys((APPLIED, DUPLICATE, UNKNOWN, STALE), 0)
     for outcome in outcomes:
-        counts[outcome] += 1
+        counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
-async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
-                         redial: CallPolicy | None = None) -> list[str]:
-    """Apply a push of provider reports in one transaction; returns each report's outcome, in order. `number_key`:
-    the key of number digests; `redial`: the channel's call policy (voice), which a report asking for another call
-    follows. A push of 500 is a few statements, not a few a report: a million SMS send back a million reports, on
-    the writer a red warning needs."""
+async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float,
+                        number_key: bytes) -> list[str]:
+    """Store a push of provider reports, to be applied after (`apply_waiting`); each one's outcome so far, in order:
+    PENDING, or DUPLICATE (dropped). `number_key`: the key of number digests. One statement: a million SMS send
+    back a million reports, on the writer the sends need."""
+    return [outcome for _, outcome in await _stored(db, channel, now, _rows(receipts, number_key))]
+
+
+def _rows(receipts: Sequence[Receipt], number_key: bytes) -> list[tuple[str, tuple[object, ...]]]:
+    """Each report's key as stored (with its number's keyed digest, if it names one) and its row (`storing`)."""
     # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
-    stored: list[tuple[Receipt, str, str | None]] = []  # each report, its key as stored, its number's match key
-    for reported in receipts:
-        match = (digest(reported.provider_message_id, reported.address)
-                 if digest is not None and reported.address else None)
-        stored.append((reported, reported.key if match is None else f"{reported.key}:{match[:24]}", match))
+    stored: list[tuple[str, tuple[object, ...]]] = []
+    for n, r in enumerate(receipts):
+        match = digest(r.provider_message_id, r.address) if digest is not None and r.address else None
+        key = r.key if match is None else f"{r.key}:{match[:24]}"
+        stored.append((key, (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry), n,
+                             r.occurred_at, r.address)))
+    return stored
+
+
+async def _stored(db: Db, channel: str, now: float,
+                  stored: Sequence[tuple[str, tuple[object, ...]]]) -> list[tuple[str, str]]:
+    """(key, PENDING or DUPLICATE) of each report stored (its key, its row)."""
+    new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(row for _, row in stored))}
+    outcomes = []
+    for key, _ in stored:
+        outcomes.append((key, PENDING if key in new else DUPLICATE))
+        new.discard(key)  # a second copy in the same push is a repeat
+    return outcomes
+
+
+async def apply_waiting(db: Db, now: float, redial: Mapping[str, CallPolicy],
+                        limit: int) -> list[tuple[str, str, str]]:
+    """Apply the reports stored and waiting, the oldest first, at most `limit`, as if one after the other; (channel,
+    key, outcome) of each. `redial`: the call policy of each channel that calls people, whose reports, which may queue a
+    call again that the next report must see, are applied one at a time; the others a channel's push at a time —
+    looked up in two or three statements, settled in two to four, whatever their number."""
+    rows = await db.fetch(WAITING + db.dialect.skip_locked, limit)
+    applied: list[tuple[str, str, str]] = []
     async with planned_each_run(db):
-        new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(
-            (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry)) for r, key, match in stored))}
-        fresh, outcomes = [], []
-        for r, key, _ in stored:
-            if key in new:
-                new.discard(key)  # a second copy in the same push is a repeat
-                fresh.append((r, key))
-                outcomes.append(PENDING)
+        for channel, run in _runs(rows):
+            reports = [(Receipt(r["provider_message_id"], bool(r["delivered"]), r["receipt_key"], address=r["address"],
+                                error=r["error"], occurred_at=r["occurred_at"], retry=bool(r["retry"])),
+                        r["receipt_key"]) for r in run]
+            policy = redial.get(channel)
+            if policy is not None:
+                outcomes = [await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, policy)
+                            for r, _ in reports]
             else:
-                outcomes.append(DUPLICATE)
-        if redial is not None:  # a call's report may queue it again, which the next report must see: one at a time
-            applied = [await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0],
-                                           now, redial) for r, key in fresh]
-        else:
-            applied = await _apply_push(db, channel, fresh, await _found(db, channel, [r for r, _ in fresh]), now)
-    results = iter(applied)
-    return [next(results) if outcome == PENDING else outcome for outcome in outcomes]
+                outcomes = await _apply_push(db, channel, reports, await _found(db, channel, [r for r, _ in reports]),
+                                             now)
+            applied += [(channel, key, outcome) for (_, key), outcome in zip(reports, outcomes, strict=True)]
+    return applied
+
+
+def _runs(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """Waiting reports in runs of one channel each, in their order (a channel's reports are applied together)."""
+    runs: list[tuple[str, list[Row]]] = []
+    for row in rows:
+        if not runs or runs[-1][0] != row["channel"]:
+            runs.append((row["channel"], []))
+        runs[-1][1].append(row)
+    return runs
+
+
+async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
+                         redial: CallPolicy | None = None, *, batch: int = 2_000) -> list[str]:
+    """`store_reports` and, in the same transaction, `apply_waiting` until none waits (those stored before first);
+    each report's outcome, in order."""
+    stored = await _stored(db, channel, now, _rows(receipts, number_key))
+    outcomes: dict[str, str] = {}
+    while True:
+        done = await apply_waiting(db, now, {channel: redial} if redial else {}, batch)
+        outcomes.update((key, outcome) for ch, key, outcome in done if ch == channel)
+        if len(done) < batch:
+            return [outcomes[key] if outcome == PENDING else outcome for key, outcome in stored]
 
 
 async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str]],
@@ -165,7 +223,7 @@ async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str
                       waiting[0] if waiting else (rows[0][0] if rows else None)))
     await _settle(db, delivered, failed, now)
     await db.execute(
-        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named FROM "
+        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named, address = NULL FROM "
         f"{db.dialect.records([('ch', 'TEXT'), ('k', 'TEXT'), ('outcome', 'TEXT'), ('named', 'TEXT')])} AS e "
         "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows(notes))
     return [outcome for _, _, outcome, _ in notes]
@@ -196,14 +254,16 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                 continue
             match = digest(u.provider_message_id, u.address) if u.provider_message_id and u.address else None
             # Every report that came first, in the order they came (Tencent's two about one call: the status callback,
-            # then the failure callback with the precise reason), each as if it came now.
+            # then the failure callback with the precise reason), each as if it came now — at its own time, or
+            # when it came (reports stored before migration 0027 kept no time of their own).
             for row in await db.fetch(
-                    "SELECT r.channel, r.receipt_key, r.delivered, r.error, r.received_at, r.retry FROM receipts r "
+                    "SELECT r.channel, r.receipt_key, r.delivered, r.error, COALESCE(r.occurred_at, r.received_at) "
+                    "AS at, r.retry FROM receipts r "
                     f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
                     "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) "
-                    "ORDER BY r.received_at, r.receipt_key", u.delivery_id, u.provider_message_id, match):
+                    "ORDER BY r.received_at, r.arrival, r.receipt_key", u.delivery_id, u.provider_message_id, match):
                 receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
-                                  key=row["receipt_key"], error=row["error"], occurred_at=row["received_at"],
+                                  key=row["receipt_key"], error=row["error"], occurred_at=row["at"],
                                   retry=bool(row["retry"]))
                 status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)  # as of now
                 outcome = await _apply_stored(db, row["channel"], receipt, [(u.delivery_id, status)], now,
@@ -312,8 +372,8 @@ async def _apply_stored(db: Db, channel: str, r: Receipt, found: Sequence[tuple[
     for delivery_id in waiting:
         await settle(db, delivery_id, r, now, redial)
     named = waiting[0] if waiting else (found[0][0] if found else None)
-    await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
-                     outcome, named, channel, r.key)
+    await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ?, address = NULL WHERE channel = ? "
+                     "AND receipt_key = ?", outcome, named, channel, r.key)
     return outcome
 
 

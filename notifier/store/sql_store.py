@@ -391,17 +391,27 @@ class Store(AccessMethods):
 
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
-        """`apply_reports`, counted by outcome."""
-        return receipts.counted(await self.apply_reports(channel, receipts_, now, redial))
+        """Store a push of provider reports and apply it at once, with any stored before it, in one transaction
+        (`store/receipts.py`); counted by outcome."""
+        return receipts.counted(await self.backend.run(
+            lambda db: receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial),
+            **_dispatch_turn(background=True, urgent=False)))
 
-    async def apply_reports(self, channel: str, receipts_: list[Receipt], now: float,
-                            redial: CallPolicy | None = None) -> list[str]:
-        """Apply a push of provider reports (`store/receipts.py`); each one's outcome, in order."""
+    async def store_reports(self, channel: str, receipts_: list[Receipt], now: float) -> list[str]:
+        """Store a push of provider reports, to be applied by `apply_waiting`; each one pending or a duplicate."""
         # Routine bulk work (a million SMS send back a million reports): after any other writer waiting, giving way
         # to a red warning's mid-way, and on SQLite run whole on the writer's thread.
         return await self.backend.run(
-            lambda db: receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial),
+            lambda db: receipts.store_reports(db, channel, receipts_, now, self.number_key),
             **_dispatch_turn(background=True, urgent=False))
+
+    async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *,
+                            idle: bool = False) -> list[tuple[str, str, str]]:
+        """Apply the oldest reports waiting (`store/receipts.py`), at most `limit`, now — when the transaction runs,
+        which with `idle` (on SQLite: only when the writer has no other work queued, no claim or record of a
+        fan-out's) may be a while; (channel, key, outcome) of each."""
+        return await self.backend.run(lambda db: receipts.apply_waiting(db, time.time(), redial, limit), idle=idle,
+                                      **_dispatch_turn(background=True, urgent=False))
 
     async def sweep_early_receipts(self, before: float) -> int:
         async with self.backend.transaction() as db:

@@ -301,7 +301,7 @@ async def _begun(writer: aiosqlite.Connection) -> AsyncIterator[None]:
 
 
 # A queued transaction's rank: the writer's thread takes the lowest first (then the oldest).
-_URGENT, _NORMAL, _BACKGROUND = 0, 1, 2
+_URGENT, _NORMAL, _BACKGROUND, _IDLE = 0, 1, 2, 3
 
 
 class _Queued(NamedTuple):
@@ -503,16 +503,18 @@ class SqliteBackend:
                 await _set(writer, "foreign_keys = ON")
 
     async def run(self, work: Callable[[Db], Awaitable[T]], *, background: bool = False, urgent: bool = False,
-                  yielding: bool = False, single: bool = False) -> T:
+                  yielding: bool = False, single: bool = False, idle: bool = False) -> T:
         """`work` as one write transaction, run whole on the writer connection's thread (module docstring), in the
         writer's queue: `urgent` ones first, then the others in order, `background` ones (the dispatcher's routine
-        claims and records, which come back-to-back during a fan-out) only when nothing else waits. An `urgent` one
+        claims and records, which come back-to-back during a fan-out) only when nothing else waits, and `idle` ones
+        (delivery reports applied) after those: during a fan-out the writer's time is the sends'. An `urgent` one
         also makes a `yielding` one in progress give way (`give_way.py`), which then runs again: a routine publish
         once it is quiet, a background one at its next turn (after another process's urgent one it gave way to)."""
         if self._give_way is None:
             raise RuntimeError("store is not open")
-        rank = _URGENT if urgent else _BACKGROUND if background else _NORMAL
-        small = not urgent and (background or not yielding)  # see GROUP_LIMIT
+        rank = _URGENT if urgent else _IDLE if idle else _BACKGROUND if background else _NORMAL
+        # See GROUP_LIMIT; an idle one never joins a claim's group: the claim's answer would wait for it.
+        small = not urgent and not idle and (background or not yielding)
         gave_way, patience = 0, time.monotonic() + URGENT_PATIENCE
         while True:
             if gave_way:

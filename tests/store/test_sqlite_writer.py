@@ -400,6 +400,20 @@ async def test_small_transactions_queued_together_commit_together_each_all_or_no
         "BEGIN IMMEDIATE", "ROLLBACK", "BEGIN IMMEDIATE", "COMMIT"]
 
 
+async def test_reports_applied_wait_for_every_claim_and_record_and_are_never_written_with_them(
+        grouping: SqliteBackend) -> None:
+    """While the writer is busy, delivery reports are queued to be applied (idle), then two routine claims: the
+    claims go first, and the reports after, in a transaction of their own — a claim's caller never waits for their
+    commit."""
+    statements, order = await _writer_statements(grouping), []
+    await _behind_busy(grouping, lambda: grouping.run(_named("reports", order), background=True, yielding=True,
+                                                      idle=True),
+                       *_claims(grouping, order))
+    assert order == ["claim 0", "claim 1", "reports"]
+    # The claims joined the busy one's group; the reports waited for its commit, and went alone.
+    assert _after_busy(statements) == ["BEGIN IMMEDIATE", _insert("reports"), "COMMIT"]
+
+
 async def test_a_red_warning_is_never_written_in_a_group(grouping: SqliteBackend) -> None:
     """Routine claims queued behind a busy writer, then a red warning: the red warning's transaction is its own —
     begun, written and committed before any claim is — and the claims follow together."""

@@ -72,9 +72,7 @@ async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str
         receipts = provider.parse_receipts(await request.read())
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
-    service = request.app[SERVICE]
-    counts = await service.reports.apply(kind, receipts)
-    service.metrics.count_receipts(kind, counts)
+    await request.app[SERVICE].reports.apply(kind, receipts)
     return web.json_response(provider.RECEIPT_ACK)
 
 
@@ -150,8 +148,7 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     store = request.app[SERVICE].store
     receipt = wechat.receipt_from_event(event)
     if receipt is not None:
-        counts = await request.app[SERVICE].reports.apply("wechat", [receipt])
-        request.app[SERVICE].metrics.count_receipts("wechat", counts)
+        await request.app[SERVICE].reports.apply("wechat", [receipt])
     elif (event.event or "").lower() == "unsubscribe" and event.openid:
         await wechat_unfollowed(store, event.openid)
     elif event.scene is not None:  # a follow or scan through a sign-up's QR code binds WeChat to it

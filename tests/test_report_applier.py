@@ -1,0 +1,162 @@
+"""Delivery reports are stored when they come and applied after (`notifier/report_applier.py`): on SQLite once the
+writer has nothing of the sends' to do, or once a report has waited its patience; a request waits for its reports to
+count unless the applier is behind; what a stopped process stored is applied by the next; the silent fallback does
+not take a delivery whose report may be waiting for silent; erasure takes the waiting reports' numbers too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import pytest
+
+from channels.base import Receipt
+from notifier.report_applier import ReportApplier
+from notifier.states import DeliveryStatus
+from notifier.store import Store, fallback
+from tests.conftest import SettingsFactory
+from tests.store.recording import a_push, claimed_and_recorded, three_people, warned
+
+
+class SlowStore:
+    """A store whose reports wait: applied with `idle` only once the test lets them go (the writer busy with
+    sends), at once otherwise; every call's `idle` noted."""
+
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+        self.go = asyncio.Event()
+
+    async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
+                            idle: bool = False) -> list[tuple[str, str, str]]:
+        self.calls.append(idle)
+        if idle:
+            await self.go.wait()
+        return []
+
+
+@pytest.fixture
+async def slow() -> AsyncIterator[tuple[SlowStore, list[ReportApplier]]]:
+    store, appliers = SlowStore(), []
+    yield store, appliers
+    for applier in appliers:
+        await applier.close()
+
+
+def _applier(slow: tuple[SlowStore, list[ReportApplier]], **options: float) -> ReportApplier:
+    applier = ReportApplier(slow[0], **options)  # type: ignore[arg-type]
+    slow[1].append(applier)
+    return applier
+
+
+async def test_reports_that_waited_their_patience_go_in_turn_with_the_sends(
+        slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """The writer stays busy with sends: the reports wait as long as the applier's patience, then are applied in
+    turn with the sends (no longer `idle`)."""
+    store, applier = slow[0], _applier(slow, patience=0.05)
+    await asyncio.wait_for(applier.applied(applier.stored()), 5)
+    assert store.calls == [True, False]
+
+
+async def test_a_request_waits_for_its_reports_only_while_the_applier_keeps_up(
+        slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """A request whose reports do not count within `answer_within` is answered all the same; while the applier is
+    behind the next one is answered without waiting; once it has caught up, requests wait for their reports again."""
+    store, applier = slow[0], _applier(slow, answer_within=0.2)
+    await asyncio.wait_for(applier.applied(applier.stored()), 5)  # answered, the reports still waiting
+    assert store.calls == [True] and applier.behind
+    second = asyncio.create_task(applier.applied(applier.stored()))
+    await _turns()
+    assert second.done()  # behind: no wait at all
+    store.go.set()
+    for _ in range(100):
+        if not applier.behind:
+            break
+        await asyncio.sleep(0.01)
+    store.go.clear()
+    third = asyncio.create_task(applier.applied(applier.stored()))
+    await _turns()
+    assert not third.done()  # its reports are being applied
+    store.go.set()
+    await asyncio.wait_for(third, 5)
+
+
+async def _turns() -> None:
+    """Let every task started so far run until it waits."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@asynccontextmanager
+async def texts_sent(make_settings: SettingsFactory) -> AsyncIterator[tuple[Store, list[Receipt]]]:
+    """`three_people` warned under `fallback` (60 s to confirm), their texts sent as m0, m1 and m2; the store, and
+    a push of their reports (`a_push`: m0 delivered, m1 failed, m2 by a request's id and number)."""
+    async with three_people(make_settings()) as store:
+        store.number_key = b"k" * 32
+        await warned(store, "fallback")
+        async with store.backend.transaction() as db:
+            await claimed_and_recorded(db, DeliveryStatus.SENT, "fallback")
+            push = await a_push(db)
+        yield store, push
+
+
+async def _status(store: Store, provider_message_id: str) -> str:
+    return str(await store.backend.reader.fetchval(
+        "SELECT status FROM deliveries WHERE provider_message_id = ?", provider_message_id))
+
+
+@pytest.mark.both_backends
+async def test_reports_a_stopped_process_stored_are_applied_by_the_next_applier(
+        make_settings: SettingsFactory) -> None:
+    """Three reports stored, and the process stops before applying them: they wait, nothing settled; the next
+    applier started applies them in the order they came."""
+    async with texts_sent(make_settings) as (store, push):
+        assert await store.store_reports("sms", push, time.time()) == ["pending"] * 3
+        assert [await _status(store, m) for m in ("m0", "m1", "m2")] == ["sent"] * 3
+        applier = ReportApplier(store)
+        applier.start()
+        try:
+            for _ in range(200):
+                if await _status(store, "m2") != "sent":
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await applier.close()
+        assert [await _status(store, m) for m in ("m0", "m1", "m2")] == ["delivered", "failed", "delivered"]
+        assert await store.backend.reader.fetchval(
+            "SELECT COUNT(*) FROM receipts WHERE outcome = 'pending' OR address IS NOT NULL") == 0
+
+
+@pytest.mark.both_backends
+async def test_a_delivery_is_not_silent_while_a_report_that_came_in_its_window_waits(
+        make_settings: SettingsFactory) -> None:
+    """A fallback warning's texts sent, each with 60 s to be confirmed; a report came for one and waits to be
+    applied. Past the window, no next channel is tried while it waits (it may be anyone's); once applied, the two
+    others' emails go out and the confirmed person's does not."""
+    async with texts_sent(make_settings) as (store, _):
+        await store.store_reports("sms", [Receipt("m0", True, "r0")], time.time())
+        later = time.time() + 120
+        async with store.backend.transaction() as db:
+            await fallback.activate_silent(db, later)
+        assert await store.backend.reader.fetchval(
+            "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND status = 'queued'") == 0
+        await store.apply_waiting({}, 100)
+        async with store.backend.transaction() as db:
+            await fallback.activate_silent(db, later)
+        assert await store.backend.reader.fetchval(
+            "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND status = 'queued'") == 2
+
+
+@pytest.mark.both_backends
+async def test_erasure_takes_the_number_a_waiting_report_names(make_settings: SettingsFactory) -> None:
+    """A report naming a person's number waits to be applied when the person asks to be forgotten: it goes with
+    them, number and all."""
+    async with texts_sent(make_settings) as (store, push):
+        person = await store.backend.reader.fetchval(
+            "SELECT subscriber_id FROM deliveries WHERE provider_message_id = 'm2'")
+        await store.store_reports("sms", push, time.time())
+        assert await store.forget_subscriber(str(person))
+        assert await store.backend.reader.fetchval(
+            "SELECT COUNT(*) FROM receipts WHERE address = ?", push[2].address) == 0
+        assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM receipts WHERE outcome = 'pending'") == 2
