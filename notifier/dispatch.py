@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -59,6 +60,8 @@ LATER = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)  # a result that sends 
 SWEEP_EVERY = 1.0
 SOONEST_LOOK = 0.01  # seconds: the life-safety loop's shortest idle wait (a row due already, but not its yet)
 PURGE_EVERY = 600.0
+# A dispatcher whose last claim, this recent, took a whole batch is in a fan-out: delivery reports wait (`sending`).
+SENDING_QUIET = 0.5
 
 
 def sending_shape(settings: WorkerSettings, max_batch: int) -> tuple[int, int]:
@@ -124,6 +127,7 @@ class Dispatcher:
         self._redial = call_policies(self.channels)  # voice: early call results that ask for another call
         self._assist = AssistNotes(store, secret, public_url)  # proxies: the people each is to tell
         self.clock = clock
+        self._full_claim_at = -math.inf  # time.monotonic() of the last claim that took a whole batch (`sending`)
         self.stats = DispatchStats()
         self.metrics = metrics
         self._wake = asyncio.Event()
@@ -148,6 +152,11 @@ class Dispatcher:
         self._running = False  # the claim loops run in this process (`run`): a life-safety publish hands over
         # Whether this process is told of every delivery row another process queues (`Backend.queue_watch`).
         self._told = QueueWatch()
+
+    def sending(self) -> bool:
+        """Whether this process is in a fan-out's sends — its last claim, within SENDING_QUIET seconds, took a whole
+        batch: the delivery reports' applier leaves the store to the sends meanwhile (`report_applier.py`)."""
+        return time.monotonic() - self._full_claim_at < SENDING_QUIET
 
     def wake(self, released: AlertRow | None = None) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety
@@ -292,6 +301,8 @@ class Dispatcher:
                                          background=background)
         if not claimed:
             return 0
+        if len(claimed) >= self._claim_size:  # more waits: a fan-out is on (a small alert's claim tells nothing)
+            self._full_claim_at = time.monotonic()
         self.stats.claimed += len(claimed)
         with self.window.held() if min_priority is Priority.LIFE_SAFETY else contextlib.nullcontext():
             heartbeat = asyncio.create_task(self._keep_lease(owner))

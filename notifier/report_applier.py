@@ -5,11 +5,12 @@ A million SMS send back a million reports while the fan-out still runs. Applied 
 writer ~22 µs a report beside the sends' ~20 µs a number: the last of 1,000,000 numbers went out 70-84 s after the
 publish instead of 34 s (bench/RESULTS.md, twenty-seventh round). A report's request only needs it kept: stored in
 one statement (`ReportBatches`), it is answered, and this applier does the rest (`Store.apply_waiting`: the oldest
-waiting first, at most `batch` a transaction, as if one after the other) — on SQLite queued `idle`, after every claim
-and record of this process's, so that while a fan-out keeps the writer busy its reports wait, and its coverage and a
-failed report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with
-the sends. The silent fallback meanwhile never takes a delivery whose report may be waiting for silent
-(`fallback.activate_silent`). PostgreSQL's writers do not wait for each other: there a batch goes at once.
+waiting first, at most `batch` a transaction, as if one after the other) once this process is not sending — its
+dispatcher claimed nothing for half a second (`Dispatcher.sending`) — and on SQLite queued `idle`, after every
+claim and record of this process's. So while a fan-out runs its reports wait, and its coverage and a failed
+report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with the
+sends. The silent fallback meanwhile never takes a delivery whose report may be waiting for silent
+(`fallback.activate_silent`). On PostgreSQL several processes apply apart (`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
 `look_every` by whichever process looks (on PostgreSQL, those another process is applying are left to it). A batch
@@ -36,9 +37,10 @@ from notifier.waiting import woken
 log = logging.getLogger("notifier.receipts")
 
 BATCH = 2_000  # reports a transaction: on SQLite ~22 µs each of the writer's time, so ~45 ms
-PATIENCE = 30.0  # seconds a report waits for a writer with nothing else to do, before it goes in turn with the sends
+PATIENCE = 60.0  # seconds a report waits for a writer with nothing else to do, before it goes in turn with the sends
 LOOK_EVERY = 30.0  # seconds between looks for reports another process left
 ANSWER_WITHIN = 0.5  # seconds a request waits for its reports to be applied, unless the applier is behind
+LOOK_SENDING = 0.1  # seconds between looks whether the sends are over
 RETRY_AFTER = 1.0  # seconds before a failed batch is tried again
 
 Count = Callable[[str, dict[str, int]], None]
@@ -49,20 +51,23 @@ class ReportApplier:
 
     def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None, *, batch: int = BATCH,
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
-                 count: Count | None = None) -> None:
+                 count: Count | None = None, sending: Callable[[], bool] = lambda: False) -> None:
         """`redial`: the call policy of each channel that calls people (`receipts.call_policies`); `count`: told the
-        outcomes of each batch, by channel (metrics)."""
+        outcomes of each batch, by channel (metrics); `sending`: whether this process is in a fan-out's sends
+        (`Dispatcher.sending`)."""
         self._store = store
         self._redial = dict(redial or {})
         self._batch, self._patience, self._look_every = batch, patience, look_every
         self._answer_within = answer_within
         self._count = count
+        self._sending = sending
         self._stored = 0  # stores committed in this process, numbered in order
         self._applied = 0  # every store up to this number applied
         self._since: collections.deque[tuple[int, float]] = collections.deque()  # (number, when) of stores waiting
         self._progress = asyncio.Condition()
         self._wake = asyncio.Event()
         self._behind = False  # a request waited answer_within in vain: answer once stored until caught up
+        self._late = False  # reports waited `patience`: applied in turn with the sends until caught up
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -129,18 +134,28 @@ class ReportApplier:
         while self._since and self._since[0][0] <= seen:
             self._since.popleft()
         self._behind = self._behind and bool(self._since)
+        self._late = self._late and bool(self._since)
         async with self._progress:
             self._applied = seen
             self._progress.notify_all()
 
     async def _apply_batch(self) -> list[tuple[str, str, str]]:
-        """One batch: on SQLite after the writer's other work, until the oldest report stored here has waited
-        `patience`; then in turn with it."""
-        left = self._patience - (time.monotonic() - self._since[0][1]) if self._since else self._patience
+        """One batch: once this process is not sending (`sending`), and on SQLite after the writer's other work —
+        until the oldest report stored here has waited `patience`; then in turn with the sends."""
+        # Looked at, not told: `sending` is a time since the last claim.
+        while (left := self._left()) > 0 and self._sending():  # noqa: ASYNC110
+            await asyncio.sleep(min(LOOK_SENDING, left))
         if left > 0:
             try:
                 async with asyncio.timeout(left):
                     return await self._store.apply_waiting(self._redial, self._batch, idle=True)
             except TimeoutError:
-                log.info("delivery reports waited %g s for the sends; applied in turn with them", self._patience)
+                pass
+        if not self._late:
+            self._late = True
+            log.info("delivery reports waited %g s for the sends; applied in turn with them", self._patience)
         return await self._store.apply_waiting(self._redial, self._batch)
+
+    def _left(self) -> float:
+        """How much longer the oldest report stored here may wait for the sends."""
+        return self._patience - (time.monotonic() - self._since[0][1]) if self._since else self._patience

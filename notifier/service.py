@@ -163,8 +163,6 @@ class Service:
                                                                                    secrets.token_urlsafe(32))
         self.secret = server.keyring(generated)  # signs links; old keys still verify (notifier/keyring.py)
         self.store.number_key = number_digest_key(self.secret)
-        self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts)
-        self.reports = ReportBatches(self.store, self.applier, count=self.metrics.count_receipts)
         overdue = None
         if self.settings.departments:
             overdue = OverdueNotices(self.store, self.settings.departments, self.channels, self.catalogue)
@@ -174,6 +172,9 @@ class Service:
                                      metrics=self.metrics, secret=self.secret,
                                      public_url=self.settings.server.base_url(), overdue=overdue,
                                      approval=self.settings.approval)
+        self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts,
+                                     sending=self.dispatcher.sending)
+        self.reports = ReportBatches(self.store, self.applier, count=self.metrics.count_receipts)
 
     def start_worker(self) -> None:
         """Start delivering (if `[worker] enabled`) and applying the delivery reports stored (always: the reports

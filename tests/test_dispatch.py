@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,8 @@ from notifier.publish import alert_view, cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.records import DeliveryUpdate
+from notifier.subscribers import create_subscriber
+from subscriptions.models import SubscriberIn
 from subscriptions.quiet_hours import CITY_TZ
 from tests.conftest import SubscriberFactory, settle
 
@@ -265,3 +268,22 @@ async def test_the_plain_text_of_a_voice_call_is_written_for_the_ear(service: Se
     message = plain_message(alert_view(alert), topic, "zh-CN", "https://notify.example/disclosures/a", "voice")
     assert "http" not in message.text and "PM2.5" not in message.text and "150" not in message.text
     assert message.text.startswith(f"{topic.department}。细颗粒物") and "一百五十" in message.text
+
+
+async def test_a_fan_out_taking_whole_batches_is_sending_and_a_small_alert_is_not(
+        make_settings: Any, receiver: RunningReceiver) -> None:
+    """With claims of two, a warning to four people is taken in whole batches: right after, the process is sending
+    (its delivery reports wait, `report_applier.py`); a warning to one person never makes it so."""
+    async with Service(make_settings(worker={"claim_batch": 2})) as service:
+        for n in range(5):
+            await create_subscriber(service.store, SubscriberIn.model_validate({
+                "contacts": {"webhook": receiver.url_for(f"/p{n}")}, "region": "140402",
+                "subscriptions": [{"topic": "env.heavy-pollution" if n < 4 else "transit.fare-change",
+                                   "channels": ["webhook"]}]}),
+                allow_private_webhooks=True)
+        await publish_alert(service.store, _alert(topic="transit.fare-change", headline="票价调整"), None)
+        await settle(service)
+        assert not service.dispatcher.sending()
+        await publish_alert(service.store, _alert(), None)
+        await settle(service)
+        assert service.dispatcher.sending()

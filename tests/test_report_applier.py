@@ -1,7 +1,8 @@
-"""Delivery reports are stored when they come and applied after (`notifier/report_applier.py`): on SQLite once the
-writer has nothing of the sends' to do, or once a report has waited its patience; a request waits for its reports to
-count unless the applier is behind; what a stopped process stored is applied by the next; the silent fallback does
-not take a delivery whose report may be waiting for silent; erasure takes the waiting reports' numbers too."""
+"""Delivery reports are stored when they come and applied after (`notifier/report_applier.py`): once the process is
+not sending, on SQLite once the writer has nothing of the sends' to do, or once a report has waited its patience; a
+request waits for its reports to count unless the applier is behind; what a stopped process stored is applied by the
+next; the silent fallback does not take a delivery whose report may be waiting for silent; erasure takes the
+waiting reports' numbers too."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,7 @@ async def slow() -> AsyncIterator[tuple[SlowStore, list[ReportApplier]]]:
         await applier.close()
 
 
-def _applier(slow: tuple[SlowStore, list[ReportApplier]], **options: float) -> ReportApplier:
+def _applier(slow: tuple[SlowStore, list[ReportApplier]], **options: Any) -> ReportApplier:
     applier = ReportApplier(slow[0], **options)  # type: ignore[arg-type]
     slow[1].append(applier)
     return applier
@@ -57,6 +59,22 @@ async def test_reports_that_waited_their_patience_go_in_turn_with_the_sends(
     store, applier = slow[0], _applier(slow, patience=0.05)
     await asyncio.wait_for(applier.applied(applier.stored()), 5)
     assert store.calls == [True, False]
+
+
+async def test_reports_wait_while_the_process_sends(slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """While the dispatcher of the process is sending, stored reports are not applied; once it is not, they are."""
+    store, sending = slow[0], [True]
+    applier = _applier(slow, sending=lambda: sending[0])
+    applier.stored()
+    await asyncio.sleep(0.3)
+    assert store.calls == []
+    sending[0] = False
+    store.go.set()
+    for _ in range(100):
+        if store.calls:
+            break
+        await asyncio.sleep(0.02)
+    assert store.calls == [True]
 
 
 async def test_a_request_waits_for_its_reports_only_while_the_applier_keeps_up(
