@@ -168,11 +168,14 @@ async def _reached(http: aiohttp.ClientSession, api: str, key: str, alert_id: st
 
 
 def _reports_state(db: Path) -> tuple[int, int]:
-    """(reports stored — the table's last row number: no report is deleted during a case —, reports waiting to be
-    applied: none on a notifier that applies them as they come) in a SQLite database, read-only."""
+    """(reports stored — the table's last row number: no report is deleted during a case —, pushes of reports
+    waiting to be applied: none on a notifier that applies them as they come) in a SQLite database, read-only."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
         stored = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM receipts").fetchone()[0]
-        waiting = conn.execute("SELECT COUNT(*) FROM receipts WHERE outcome = 'pending'").fetchone()[0]
+        try:
+            waiting = conn.execute("SELECT COUNT(*) FROM report_pushes").fetchone()[0]
+        except sqlite3.OperationalError:  # a notifier from before the table (`--compare`)
+            waiting = 0
     return int(stored), int(waiting)
 
 

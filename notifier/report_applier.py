@@ -122,14 +122,14 @@ class ReportApplier:
             seen = self._stored
             done = await self._apply_batch()
             by_channel: dict[str, list[str]] = {}
-            for channel, _, outcome in done:
-                by_channel.setdefault(channel, []).append(outcome)
+            for _, channel, outcomes in done:
+                by_channel.setdefault(channel, []).extend(outcomes)
             for channel, outcomes in by_channel.items():
                 counts = counted(outcomes)
                 log.info("receipts applied", extra={"channel": channel, **counts})
                 if self._count is not None:
                     self._count(channel, counts)
-            if len(done) < self._batch:
+            if not done:  # none waits (the last batch found less than a batch's worth, or nothing)
                 break
         while self._since and self._since[0][0] <= seen:
             self._since.popleft()
@@ -139,7 +139,7 @@ class ReportApplier:
             self._applied = seen
             self._progress.notify_all()
 
-    async def _apply_batch(self) -> list[tuple[str, str, str]]:
+    async def _apply_batch(self) -> list[tuple[int, str, list[str]]]:
         """One batch: once this process is not sending (`sending`), and on SQLite after the writer's other work —
         until the oldest report stored here has waited `patience`; then in turn with the sends."""
         # Looked at, not told: `sending` is a time since the last claim.

@@ -6,11 +6,12 @@ and sends an event again, three times, when no answer comes within 5 s). Applied
 alone took ~3,100 single reports a second on SQLite and 280 on PostgreSQL (100 requests at a time, nothing else
 running); a batch at a time, 14,600 and 5,200 (bench/RESULTS.md, twenty-seventh round).
 
-So, per channel, one batch at a time is stored (`Store.store_reports`: one statement, in the order the reports
-arrived); what arrives meanwhile waits for the next batch. With nothing in flight a report is stored at once, so a
-quiet store adds no delay. The applier then applies them (`report_applier.py`). Each request is answered — the
-provider told "taken" — only once the batch that holds its reports is committed, and applied, or the applier is
-behind (`ReportApplier.applied`); if the batch fails, each of its requests fails, and the provider sends them again.
+So, per channel, one batch at a time is stored (`Store.store_reports`: one row, its reports in the order they
+arrived, applied together after); what arrives meanwhile waits for the next batch. With nothing in flight a report
+is stored at once, so a quiet store adds no delay. The applier then applies them (`report_applier.py`). Each
+request is answered — the provider told "taken" — only once the batch that holds its reports is committed, and
+applied, or the applier is behind (`ReportApplier.applied`); if the batch fails, each of its requests fails, and the
+provider sends them again.
 """
 
 from __future__ import annotations
@@ -21,25 +22,23 @@ import time
 from dataclasses import dataclass, field
 
 from channels.base import Receipt
-from notifier.report_applier import Count, ReportApplier
+from notifier.report_applier import ReportApplier
 from notifier.store import Store
-from notifier.store.receipts import DUPLICATE, counted
 
 log = logging.getLogger("notifier.receipts")
 
-# Reports in one batch at most: one statement of this many rows (a push of Aliyun's is 500).
+# Reports in one batch at most: one row of this many (a push of Aliyun's is 500), applied together after.
 BATCH_REPORTS = 2_000
 
 
 @dataclass
 class _Waiting:
     receipts: list[Receipt]
-    # Once stored: each report's outcome, and the store's number (`ReportApplier.stored`).
-    done: asyncio.Future[tuple[list[str], int]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    # Once stored: the store's number (`ReportApplier.stored`).
+    done: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-def _retrieved(done: asyncio.Future[tuple[list[str], int]]) -> None:
+def _retrieved(done: asyncio.Future[int]) -> None:
     """A batch's failure is its requests' to raise; one whose provider hung up meanwhile has no one to raise it to."""
     if not done.cancelled():
         done.exception()
@@ -48,31 +47,26 @@ def _retrieved(done: asyncio.Future[tuple[list[str], int]]) -> None:
 class ReportBatches:
     """The reports of one process's requests, stored a batch at a time per channel, applied by `applier`."""
 
-    def __init__(self, store: Store, applier: ReportApplier, batch_reports: int = BATCH_REPORTS,
-                 count: Count | None = None) -> None:
-        """`count`: told the repeats dropped, by channel (metrics; the applier tells the other outcomes)."""
+    def __init__(self, store: Store, applier: ReportApplier, batch_reports: int = BATCH_REPORTS) -> None:
         self._store = store
         self._applier = applier
-        self._count = count
         self._limit = batch_reports
         self._waiting: dict[str, list[_Waiting]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
 
-    async def apply(self, channel: str, receipts: list[Receipt]) -> dict[str, int]:
+    async def apply(self, channel: str, receipts: list[Receipt]) -> None:
         """Store one request's reports (with the others waiting for the channel's next batch), and wait for them to
-        be applied (`ReportApplier.applied`); their counts by outcome as stored: pending, or duplicate."""
+        be applied (`ReportApplier.applied`)."""
         waiting = _Waiting(receipts)
         waiting.done.add_done_callback(_retrieved)
         self._waiting.setdefault(channel, []).append(waiting)
         if channel not in self._draining:
             self._draining[channel] = asyncio.create_task(self._drain(channel))
         # Shielded: a provider that hangs up does not take the reports out of a batch already being stored.
-        outcomes, number = await asyncio.shield(waiting.done)
-        await self._applier.applied(number)
-        return counted(outcomes)
+        await self._applier.applied(await asyncio.shield(waiting.done))
 
     async def _drain(self, channel: str) -> None:
-        """Apply the channel's waiting reports a batch at a time, until none waits."""
+        """Store the channel's waiting reports a batch at a time, until none waits."""
         try:
             while waiting := self._waiting.pop(channel, None):
                 batch: list[_Waiting] = []
@@ -91,7 +85,7 @@ class ReportBatches:
     async def _apply(self, channel: str, batch: list[_Waiting]) -> None:
         reports = [r for w in batch for r in w.receipts]
         try:
-            outcomes = await self._store.store_reports(channel, reports, time.time())
+            await self._store.store_reports(channel, reports, time.time())
         except Exception as exc:  # each request fails (its provider sends it again); the next batch goes on
             log.warning("delivery reports not stored", extra={"channel": channel, "receipts": len(reports),
                                                               "error": type(exc).__name__})
@@ -104,10 +98,6 @@ class ReportBatches:
                 w.done.cancel()
             raise
         number = self._applier.stored()
-        if self._count is not None and (repeats := outcomes.count(DUPLICATE)):
-            self._count(channel, {DUPLICATE: repeats})
-        start = 0
         for w in batch:
             if not w.done.done():
-                w.done.set_result((outcomes[start:start + len(w.receipts)], number))
-            start += len(w.receipts)
+                w.done.set_result(number)

@@ -174,7 +174,7 @@ class Service:
                                      approval=self.settings.approval)
         self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts,
                                      sending=self.dispatcher.sending)
-        self.reports = ReportBatches(self.store, self.applier, count=self.metrics.count_receipts)
+        self.reports = ReportBatches(self.store, self.applier)
 
     def start_worker(self) -> None:
         """Start delivering (if `[worker] enabled`) and applying the delivery reports stored (always: the reports

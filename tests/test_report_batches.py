@@ -1,6 +1,6 @@
 """Delivery reports that come one a request (a WeChat event, a Tencent callback) thousands a second are stored a
 batch at a time: what arrives while a batch is stored goes in the next one, in the order it came, and each request
-is answered with its own reports' outcomes once its batch is committed (and applied, `tests/test_report_applier.py`)."""
+is answered once its batch is committed (and applied, `tests/test_report_applier.py`)."""
 
 from __future__ import annotations
 
@@ -24,23 +24,21 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.
 
 
 class HeldStore:
-    """A store whose pushes are stored only when the test lets them go, each report's outcome named by its key's
-    first word ("pending:…", "duplicate:…"), or failing when a report says so ("fail:…"); nothing waits to be
-    applied."""
+    """A store whose pushes are stored only when the test lets them go, or failing when a report says so
+    ("fail:…"); nothing waits to be applied."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.go = asyncio.Event()
 
-    async def store_reports(self, channel: str, receipts: list[Receipt], now: float) -> list[str]:
+    async def store_reports(self, channel: str, receipts: list[Receipt], now: float) -> None:
         self.batches.append([r.key for r in receipts])
         await self.go.wait()
         if any(r.key.startswith("fail:") for r in receipts):
             raise RuntimeError("the database went away")
-        return [r.key.split(":")[0] for r in receipts]
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
-                            idle: bool = False) -> list[tuple[str, str, str]]:
+                            idle: bool = False) -> list[tuple[int, str, list[str]]]:
         return []
 
 
@@ -67,10 +65,8 @@ async def test_reports_that_come_while_a_batch_is_stored_make_the_next_batch_in_
              for n, o in enumerate(["pending", "duplicate", "pending"], start=2)]
     await _turns()
     store.go.set()
-    answers = await asyncio.gather(first, *later)
+    await asyncio.gather(first, *later)
     assert store.batches == [["pending:1"], ["pending:2", "duplicate:3", "pending:4"]]
-    assert [{k: n for k, n in a.items() if n} for a in answers] == [
-        {"pending": 1}, {"pending": 1}, {"duplicate": 1}, {"pending": 1}]
 
 
 async def test_a_batch_holds_at_most_its_limit_and_the_rest_goes_first_next() -> None:
@@ -92,7 +88,7 @@ async def test_a_failed_batch_fails_each_of_its_requests_and_the_next_batch_goes
     store.go.set()
     with pytest.raises(RuntimeError):
         await first
-    assert (await second)["pending"] == 1
+    await second  # stored
 
 
 async def test_each_channel_has_its_own_batches() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from notifier.states import DeliveryStatus
 from notifier.store.db import Db, as_list, as_rows, planned_each_run
-from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, REPORT_WAITING, is_
+from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, is_
 
 SKIPPED = DeliveryStatus.SKIPPED
 SILENT_BATCH = 10_000  # skipped rows looked at a sweep
@@ -78,8 +78,8 @@ async def activate_silent(db: Db, now: float) -> int:
     # Silent only as far as the reports applied can tell: a report that came before the window closed and still
     # waits to be applied (`receipts.apply_waiting`, after a fan-out's sends) may be this delivery's. Those rows stay
     # due, looked at again at the next sweep.
-    reported = await db.fetchval(
-        f"SELECT MIN(received_at) FROM receipts WHERE outcome = '{REPORT_WAITING}'") if rows else None
+    reported = await db.fetchval(  # the oldest push, by its key (the time first: `receipts.push_id`)
+        "SELECT received_at FROM report_pushes ORDER BY id LIMIT 1") if rows else None
     heard_until = now if reported is None else min(now, float(reported))
     due = [str(sent_id) for _, sent_id, wake in looked if wake is not None and wake <= heard_until]
     later = [(skipped_id, NEVER if wake is None else wake) for skipped_id, _, wake in looked

@@ -3,18 +3,18 @@
 (yet) is kept as `unknown` and applied when the send is recorded — a fast provider's report can overtake our own
 record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the contact.
 
-A report is stored when it comes, `pending` (`store_reports`: a push in one statement), and applied after
-(`apply_waiting`, by `notifier/report_applier.py`: on SQLite once the writer has no send of a fan-out's to claim or
-record). While it waits it keeps the number it names; then no number is stored: a report that names a number
-(Aliyun's BizId covers a whole batch) is matched by `receipt_match_key(number key, provider id, number)`, a keyed
-digest (HMAC with `Store.number_key`, derived from the server secret), which is also what tells its key apart from
-another number's report of the same batch; the number itself is forgotten once the report is applied. Erasure
-deletes the reports naming the subscriber's number, waiting or applied (`selfservice.forget`); reports never matched
-are deleted after `[worker] early_receipts_days` (`sweep_early`).
+A push of reports is kept as it comes, one row whatever its size (`store_reports`, table `report_pushes`), and
+applied after (`apply_waiting`, by `notifier/report_applier.py`: on SQLite once the writer has no send of a
+fan-out's to claim or record), the oldest first, several pushes together: each report is then stored in `receipts`
+(a repeat dropped by its key), looked up in two or three statements and settled in two to four, whatever the number
+of reports, as if they came one after the other; only a channel that calls again applies them one at a time.
 
-Waiting reports are applied a batch at a time (Aliyun and Tencent push hundreds of reports at once, WeChat one an
-event) — looked up in two or three statements, settled in two to four — as if they came one after the other; only a
-channel that calls again applies them one at a time.
+A waiting push holds the numbers its reports name, until it is applied and deleted; then no number is stored: a
+report that names a number (Aliyun's BizId covers a whole batch) is matched by `receipt_match_key(number key,
+provider id, number)`, a keyed digest (HMAC with `Store.number_key`, derived from the server secret), which is also
+what tells its key apart from another number's report of the same batch; the number itself is forgotten. Erasure
+takes the subscriber's numbers out of the pushes waiting (`forget_numbers`) and deletes the reports naming them
+(`selfservice.forget`); reports never matched are deleted after `[worker] early_receipts_days` (`sweep_early`).
 
 Redialling (voice): a report with `retry` set (not answered, busy, switched off) queues the delivery for another
 call at `CallPolicy.next_call_at` — fewer than `max_calls` calls made (counted as the distinct calls reported
@@ -26,21 +26,24 @@ after (Tencent reports a call twice) fails it after all.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from pydantic_core import from_json, to_json
 
 from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
 from notifier.states import DeliveryStatus
 from notifier.store import fallback
-from notifier.store.db import Db, Dialect, Row, as_list, as_rows, planned_each_run
+from notifier.store.db import Db, Dialect, as_list, as_rows, planned_each_run
 from notifier.store.marks import marking
 from notifier.store.records import DeliveryUpdate
-from notifier.store.states import LIVE_ALERT, REPORT_WAITING, is_
+from notifier.store.states import LIVE_ALERT, is_
 
 SENT = DeliveryStatus.SENT
-# What became of a report: stored and waiting to be applied, applied, a repeat, not (yet) known, or too late (the
-# delivery had already settled).
-PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = REPORT_WAITING, "applied", "duplicate", "unknown", "stale"
+# What became of a report: kept and waiting to be applied (a push's, or one being applied inside its transaction),
+# applied, a repeat, not (yet) known, or too late (the delivery had already settled).
+PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
 # One request's alert, by the request's id (parameters: channel; the push's ids as rows): an Aliyun BizId covers a
@@ -93,27 +96,25 @@ async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[
     return found
 
 
-# A push's reports stored as they came (one parameter after channel and time), `pending` until applied
-# (`apply_waiting`), each with its place in the push, its own time and — while it waits — the number it names; the
-# keys that were new come back: a repeat of a stored report, or the same report twice in the push, is dropped.
-# (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
+# A push's reports stored (one parameter after channel and time), each `pending` while its push is applied, with its
+# own time; the keys that were new come back: a repeat of a stored report, or the same report twice in the push, is
+# dropped. (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
 _STORE = ("INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-          f"received_at, retry, arrival, occurred_at, address) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, "
-          f"'{PENDING}', ?, e.retry, e.n, e.at, e.address FROM {{reports}} AS e WHERE true "
-          "ON CONFLICT (channel, receipt_key) DO NOTHING RETURNING receipt_key")
+          f"received_at, retry, occurred_at) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', ?, "
+          "e.retry, e.at FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING "
+          "RETURNING receipt_key")
 
 
 def storing(dialect: Dialect) -> str:
     return _STORE.format(reports=dialect.records([
         ("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"), ("error", "TEXT"), ("match", "TEXT"),
-        ("retry", "INTEGER"), ("n", "INTEGER"), ("at", "DOUBLE PRECISION"), ("address", "TEXT")]))
+        ("retry", "INTEGER"), ("at", "DOUBLE PRECISION")]))
 
 
-# The reports waiting, oldest first (as they came, each push's in its order), at most a batch — read in that order
-# from their own index (`receipts_pending`, migration 0027); on PostgreSQL those another process is applying are
-# left to it.
-WAITING = ("SELECT channel, receipt_key, provider_message_id, delivered, error, occurred_at, retry, address "
-           f"FROM receipts WHERE outcome = '{PENDING}' ORDER BY received_at, arrival LIMIT ?")
+# The pushes waiting, oldest first, a few at a time (`apply_waiting` takes as many as make a batch); on PostgreSQL
+# those another process is applying are left to it.
+WAITING = "SELECT id, channel, reports FROM report_pushes ORDER BY id LIMIT ?"
+PUSHES_A_LOOK = 64
 
 
 def counted(outcomes: Iterable[str]) -> dict[str, int]:
@@ -124,12 +125,81 @@ def counted(outcomes: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float,
-                        number_key: bytes) -> list[str]:
-    """Store a push of provider reports, to be applied after (`apply_waiting`); each one's outcome so far, in order:
-    PENDING, or DUPLICATE (dropped). `number_key`: the key of number digests. One statement: a million SMS send
-    back a million reports, on the writer the sends need."""
-    return [outcome for _, outcome in await _stored(db, channel, now, _rows(receipts, number_key))]
+def push_id(now: float) -> int:
+    """A new push's id: its time in microseconds, so that the ids sort as the pushes came (SQLite reads them in that
+    order from the table itself: the id is its row number), then three random digits for two pushes of the same
+    microsecond (two channels', two processes')."""
+    return round(now * 1_000_000) * 1_000 + secrets.randbelow(1_000)
+
+
+async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float) -> int:
+    """Keep a push of provider reports as it came, to be applied after (`apply_waiting`): one row, whatever the
+    number of reports — a million SMS send back a million reports, on the writer the sends need. Its id."""
+    pushed = push_id(now)
+    await db.execute("INSERT INTO report_pushes (id, channel, received_at, reports) VALUES (?, ?, ?, ?)", pushed,
+                     channel, now, to_json([[r.provider_message_id, r.delivered, r.key, r.address, r.error,
+                                             r.occurred_at, r.retry] for r in receipts]).decode())
+    return pushed
+
+
+def _reports(pushed: str) -> list[Receipt]:
+    """A push's reports as kept (`store_reports`)."""
+    return [Receipt(pmid, delivered, key, address=address, error=error, occurred_at=at, retry=retry)
+            for pmid, delivered, key, address, error, at, retry in from_json(pushed)]
+
+
+Push = tuple[int, str, list[Receipt]]  # id, channel, reports
+
+
+async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[str, CallPolicy],
+                        limit: int) -> list[tuple[int, str, list[str]]]:
+    """Apply the pushes waiting, the oldest first, as many as hold at most `limit` reports (at least one), their
+    reports as if one after the other, and forget them; (push id, channel, each report's outcome) of each.
+    `number_key`: the key of number digests; `redial`: the call policy of each channel that calls people."""
+    taken: list[Push] = []
+    size = 0
+    for row in await db.fetch(WAITING + db.dialect.skip_locked, PUSHES_A_LOOK):
+        reports = _reports(row["reports"])
+        if taken and size + len(reports) > limit:
+            break
+        taken.append((row["id"], row["channel"], reports))
+        size += len(reports)
+    applied: list[tuple[int, str, list[str]]] = []
+    async with planned_each_run(db):
+        for channel, run in _runs(taken):  # a channel's pushes one after another: applied together
+            outcomes = iter(await _apply_reports(db, channel, [r for _, _, reports in run for r in reports], now,
+                                                 number_key, redial.get(channel)))
+            applied += [(pushed, channel, [next(outcomes) for _ in reports]) for pushed, _, reports in run]
+    if taken:
+        await db.execute(f"DELETE FROM report_pushes WHERE id IN {db.dialect.each('BIGINT')}",
+                         as_list(t[0] for t in taken))
+    return applied
+
+
+def _runs(pushes: Sequence[Push]) -> list[tuple[str, list[Push]]]:
+    """Pushes in runs of one channel each, in their order."""
+    runs: list[tuple[str, list[Push]]] = []
+    for push in pushes:
+        if not runs or runs[-1][0] != push[1]:
+            runs.append((push[1], []))
+        runs[-1][1].append(push)
+    return runs
+
+
+async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
+                         redial: CallPolicy | None) -> list[str]:
+    """A channel's reports, as if one after the other: stored (a repeat dropped), then applied — a push at a time,
+    or one at a time for a channel that calls again (a call's report may queue it again, which the next report
+    must see); each one's outcome."""
+    stored = await _stored(db, channel, now, _rows(receipts, number_key))
+    fresh = [(r, key) for r, (key, outcome) in zip(receipts, stored, strict=True) if outcome == PENDING]
+    if redial is not None:
+        done = [await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, redial)
+                for r, _ in fresh]
+    else:
+        done = await _apply_push(db, channel, fresh, await _found(db, channel, [r for r, _ in fresh]), now)
+    results = iter(done)
+    return [next(results) if outcome == PENDING else outcome for _, outcome in stored]
 
 
 def _rows(receipts: Sequence[Receipt], number_key: bytes) -> list[tuple[str, tuple[object, ...]]]:
@@ -137,11 +207,11 @@ def _rows(receipts: Sequence[Receipt], number_key: bytes) -> list[tuple[str, tup
     # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
     stored: list[tuple[str, tuple[object, ...]]] = []
-    for n, r in enumerate(receipts):
+    for r in receipts:
         match = digest(r.provider_message_id, r.address) if digest is not None and r.address else None
         key = r.key if match is None else f"{r.key}:{match[:24]}"
-        stored.append((key, (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry), n,
-                             r.occurred_at, r.address)))
+        stored.append((key, (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry),
+                             r.occurred_at)))
     return stored
 
 
@@ -156,51 +226,25 @@ async def _stored(db: Db, channel: str, now: float,
     return outcomes
 
 
-async def apply_waiting(db: Db, now: float, redial: Mapping[str, CallPolicy],
-                        limit: int) -> list[tuple[str, str, str]]:
-    """Apply the reports stored and waiting, the oldest first, at most `limit`, as if one after the other; (channel,
-    key, outcome) of each. `redial`: the call policy of each channel that calls people, whose reports, which may queue a
-    call again that the next report must see, are applied one at a time; the others a channel's push at a time —
-    looked up in two or three statements, settled in two to four, whatever their number."""
-    rows = await db.fetch(WAITING + db.dialect.skip_locked, limit)
-    applied: list[tuple[str, str, str]] = []
-    async with planned_each_run(db):
-        for channel, run in _runs(rows):
-            reports = [(Receipt(r["provider_message_id"], bool(r["delivered"]), r["receipt_key"], address=r["address"],
-                                error=r["error"], occurred_at=r["occurred_at"], retry=bool(r["retry"])),
-                        r["receipt_key"]) for r in run]
-            policy = redial.get(channel)
-            if policy is not None:
-                outcomes = [await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, policy)
-                            for r, _ in reports]
-            else:
-                outcomes = await _apply_push(db, channel, reports, await _found(db, channel, [r for r, _ in reports]),
-                                             now)
-            applied += [(channel, key, outcome) for (_, key), outcome in zip(reports, outcomes, strict=True)]
-    return applied
-
-
-def _runs(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
-    """Waiting reports in runs of one channel each, in their order (a channel's reports are applied together)."""
-    runs: list[tuple[str, list[Row]]] = []
-    for row in rows:
-        if not runs or runs[-1][0] != row["channel"]:
-            runs.append((row["channel"], []))
-        runs[-1][1].append(row)
-    return runs
-
-
 async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
                          redial: CallPolicy | None = None, *, batch: int = 2_000) -> list[str]:
-    """`store_reports` and, in the same transaction, `apply_waiting` until none waits (those stored before first);
-    each report's outcome, in order."""
-    stored = await _stored(db, channel, now, _rows(receipts, number_key))
-    outcomes: dict[str, str] = {}
+    """`store_reports` and, in the same transaction, `apply_waiting` until it is applied (those kept before it
+    first); each report's outcome, in order."""
+    pushed = await store_reports(db, channel, receipts, now)
     while True:
-        done = await apply_waiting(db, now, {channel: redial} if redial else {}, batch)
-        outcomes.update((key, outcome) for ch, key, outcome in done if ch == channel)
-        if len(done) < batch:
-            return [outcomes[key] if outcome == PENDING else outcome for key, outcome in stored]
+        for applied, _, outcomes in await apply_waiting(db, now, number_key, {channel: redial} if redial else {},
+                                                        batch):
+            if applied == pushed:
+                return outcomes
+
+
+async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
+    """Erasure: the reports naming one of `addresses` taken out of the pushes still waiting (the others stay)."""
+    for address in addresses:
+        # LIKE finds the pushes that may name it (its `_` matches any character: the reports are then compared).
+        for row in await db.fetch("SELECT id, reports FROM report_pushes WHERE reports LIKE ?", f'%"{address}"%'):
+            kept = [r for r in from_json(row["reports"]) if r[3] != address]
+            await db.execute("UPDATE report_pushes SET reports = ? WHERE id = ?", to_json(kept).decode(), row["id"])
 
 
 async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str]],
@@ -223,7 +267,7 @@ async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str
                       waiting[0] if waiting else (rows[0][0] if rows else None)))
     await _settle(db, delivered, failed, now)
     await db.execute(
-        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named, address = NULL FROM "
+        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named FROM "
         f"{db.dialect.records([('ch', 'TEXT'), ('k', 'TEXT'), ('outcome', 'TEXT'), ('named', 'TEXT')])} AS e "
         "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows(notes))
     return [outcome for _, _, outcome, _ in notes]
@@ -261,7 +305,7 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                     "AS at, r.retry FROM receipts r "
                     f"JOIN deliveries d ON d.id = ? AND d.channel = r.channel WHERE r.outcome = '{UNKNOWN}' "
                     "AND r.provider_message_id = ? AND (r.match_key IS NULL OR r.match_key = ?) "
-                    "ORDER BY r.received_at, r.arrival, r.receipt_key", u.delivery_id, u.provider_message_id, match):
+                    "ORDER BY r.received_at, r.receipt_key", u.delivery_id, u.provider_message_id, match):
                 receipt = Receipt(provider_message_id=u.provider_message_id or "", delivered=bool(row["delivered"]),
                                   key=row["receipt_key"], error=row["error"], occurred_at=row["at"],
                                   retry=bool(row["retry"]))
@@ -372,8 +416,8 @@ async def _apply_stored(db: Db, channel: str, r: Receipt, found: Sequence[tuple[
     for delivery_id in waiting:
         await settle(db, delivery_id, r, now, redial)
     named = waiting[0] if waiting else (found[0][0] if found else None)
-    await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ?, address = NULL WHERE channel = ? "
-                     "AND receipt_key = ?", outcome, named, channel, r.key)
+    await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
+                     outcome, named, channel, r.key)
     return outcome
 
 

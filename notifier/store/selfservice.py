@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from notifier.store import assisted, subscribers
+from notifier.store import assisted, receipts, subscribers
 from notifier.store.db import Db, Row
-from notifier.store.states import REPORT_WAITING, persons_deliveries
+from notifier.store.states import persons_deliveries
 
 # Every table naming a subscriber, children before parents (`forget` deletes in this order).
 _PERSONAL_TABLES = ("subscription_channels", "subscriptions", "subscriber_groups", "contacts", "consents",
@@ -56,9 +56,9 @@ async def forget(db: Db, subscriber_id: str, now: float) -> bool:
     items, joined = persons_deliveries("?")
     await db.execute("DELETE FROM receipts WHERE match_key IS NOT NULL AND delivery_id IN "
                      f"(SELECT d.id FROM {items} WHERE {joined})", subscriber_id)
-    # Reports still waiting to be applied keep the number they name until then (`receipts.store_reports`).
-    await db.execute(f"DELETE FROM receipts WHERE outcome = '{REPORT_WAITING}' AND address IN "
-                     "(SELECT address FROM contacts WHERE subscriber_id = ?)", subscriber_id)
+    # Reports still waiting to be applied name their numbers (`receipts.store_reports`).
+    await receipts.forget_numbers(db, [r[0] for r in await db.fetch(
+        "SELECT address FROM contacts WHERE subscriber_id = ?", subscriber_id)])
     for table in _PERSONAL_TABLES:
         await db.execute(f"DELETE FROM {table} WHERE subscriber_id = ?", subscriber_id)
     return await db.execute("DELETE FROM subscribers WHERE id = ?", subscriber_id) > 0

@@ -391,27 +391,27 @@ class Store(AccessMethods):
 
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
-        """Store a push of provider reports and apply it at once, with any stored before it, in one transaction
+        """Keep a push of provider reports and apply it at once, with any kept before it, in one transaction
         (`store/receipts.py`); counted by outcome."""
         return receipts.counted(await self.backend.run(
             lambda db: receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial),
             **_dispatch_turn(background=True, urgent=False)))
 
-    async def store_reports(self, channel: str, receipts_: list[Receipt], now: float) -> list[str]:
-        """Store a push of provider reports, to be applied by `apply_waiting`; each one pending or a duplicate."""
-        # Routine bulk work (a million SMS send back a million reports): after any other writer waiting, giving way
-        # to a red warning's mid-way, and on SQLite run whole on the writer's thread.
-        return await self.backend.run(
-            lambda db: receipts.store_reports(db, channel, receipts_, now, self.number_key),
-            **_dispatch_turn(background=True, urgent=False))
+    async def store_reports(self, channel: str, receipts_: list[Receipt], now: float) -> None:
+        """Keep a push of provider reports, to be applied by `apply_waiting` (one row, `store/receipts.py`)."""
+        # Routine work (a million SMS send back a million reports): after any other writer waiting, giving way to a
+        # red warning's, and on SQLite run whole on the writer's thread.
+        await self.backend.run(lambda db: receipts.store_reports(db, channel, receipts_, now),
+                               **_dispatch_turn(background=True, urgent=False))
 
     async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *,
-                            idle: bool = False) -> list[tuple[str, str, str]]:
-        """Apply the oldest reports waiting (`store/receipts.py`), at most `limit`, now — when the transaction runs,
-        which with `idle` (on SQLite: only when the writer has no other work queued, no claim or record of a
-        fan-out's) may be a while; (channel, key, outcome) of each."""
-        return await self.backend.run(lambda db: receipts.apply_waiting(db, time.time(), redial, limit), idle=idle,
-                                      **_dispatch_turn(background=True, urgent=False))
+                            idle: bool = False) -> list[tuple[int, str, list[str]]]:
+        """Apply the oldest pushes of reports waiting (`store/receipts.py`), at most `limit` reports, now — when the
+        transaction runs, which with `idle` (on SQLite: only when the writer has no other work queued, no claim or
+        record of a fan-out's) may be a while; (push id, channel, each report's outcome) of each."""
+        return await self.backend.run(
+            lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit), idle=idle,
+            **_dispatch_turn(background=True, urgent=False))
 
     async def sweep_early_receipts(self, before: float) -> int:
         async with self.backend.transaction() as db:

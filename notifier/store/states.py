@@ -33,8 +33,6 @@ FINAL_FAILED = status_list(FL, EX, CN)
 LIVE_ALERT = status_list(AlertStatus.ACTIVE, AlertStatus.SCHEDULED)
 # An alert that tries a subscriber's channels one after another (`store/fallback.py`); prefix it with the alias.
 FALLS_BACK = "policy = 'fallback'"
-# A delivery report stored and not applied yet (`receipts.apply_waiting`): its outcome until then.
-REPORT_WAITING = "pending"
 
 
 
