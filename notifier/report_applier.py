@@ -1,16 +1,16 @@
-"""Delivery reports are stored when they come and applied after, a batch at a time, on SQLite when the writer has
-nothing else to do.
+"""Delivery reports are kept when they come and applied after, a batch at a time, once the sends are over.
 
 A million SMS send back a million reports while the fan-out still runs. Applied as they came, they took the single
-writer ~22 µs a report beside the sends' ~20 µs a number: the last of 1,000,000 numbers went out 70-84 s after the
-publish instead of 34 s (bench/RESULTS.md, twenty-seventh round). A report's request only needs it kept: stored in
-one statement (`ReportBatches`), it is answered, and this applier does the rest (`Store.apply_waiting`: the oldest
-waiting first, at most `batch` a transaction, as if one after the other) once this process is not sending — its
-dispatcher claimed nothing for half a second (`Dispatcher.sending`) — and on SQLite queued `idle`, after every
-claim and record of this process's. So while a fan-out runs its reports wait, and its coverage and a failed
-report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with the
-sends. The silent fallback meanwhile never takes a delivery whose report may be waiting for silent
-(`fallback.activate_silent`). On PostgreSQL several processes apply apart (`SKIP LOCKED`).
+writer ~22 µs a report beside the sends' ~20 µs a number: the last of 1,000,000 numbers went out 63-84 s after the
+publish instead of 27-34 s (bench/RESULTS.md, twenty-seventh and twenty-eighth rounds). A report's request only
+needs it kept: a push is one row (`ReportBatches`, `Store.store_reports`), and the provider is answered; this applier
+does the rest (`Store.apply_waiting`: the oldest pushes first, up to `batch` reports a transaction, as if one after
+the other) once this process is not in a fan-out's sends — its last claim, within half a second, took a whole batch
+(`Dispatcher.sending`) — and on SQLite queued `idle`, after every claim and record of this process's. So while a
+fan-out runs its reports wait, and its coverage and a failed report's fallback lag behind its sends. Not for long: a
+report that has waited `patience` goes in turn with the sends. The silent fallback meanwhile never takes a delivery
+whose report may be waiting for silent (`fallback.activate_silent`). On PostgreSQL several processes apply apart
+(`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
 `look_every` by whichever process looks (on PostgreSQL, those another process is applying are left to it). A batch
@@ -37,7 +37,7 @@ from notifier.waiting import woken
 log = logging.getLogger("notifier.receipts")
 
 BATCH = 2_000  # reports a transaction: on SQLite ~22 µs each of the writer's time, so ~45 ms
-PATIENCE = 60.0  # seconds a report waits for a writer with nothing else to do, before it goes in turn with the sends
+PATIENCE = 60.0  # seconds a report waits for the sends to be over, before it goes in turn with them
 LOOK_EVERY = 30.0  # seconds between looks for reports another process left
 ANSWER_WITHIN = 0.5  # seconds a request waits for its reports to be applied, unless the applier is behind
 LOOK_SENDING = 0.1  # seconds between looks whether the sends are over
@@ -47,7 +47,7 @@ Count = Callable[[str, dict[str, int]], None]
 
 
 class ReportApplier:
-    """Applies the delivery reports stored (`stored`), a batch at a time, in the background of one process."""
+    """Applies the delivery reports kept (`stored`), a batch at a time, in the background of one process."""
 
     def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None, *, batch: int = BATCH,
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
@@ -117,7 +117,7 @@ class ReportApplier:
                 self._wake.set()
 
     async def _apply_all(self) -> None:
-        """Batches until none is full: every report stored before the last began is then applied."""
+        """Batches until one finds none waiting: every report stored before that one began is then applied."""
         while True:
             seen = self._stored
             done = await self._apply_batch()
@@ -129,7 +129,7 @@ class ReportApplier:
                 log.info("receipts applied", extra={"channel": channel, **counts})
                 if self._count is not None:
                     self._count(channel, counts)
-            if not done:  # none waits (the last batch found less than a batch's worth, or nothing)
+            if not done:
                 break
         while self._since and self._since[0][0] <= seen:
             self._since.popleft()

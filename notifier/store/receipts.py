@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from pydantic_core import from_json, to_json
 
@@ -194,8 +195,8 @@ async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], now:
     stored = await _stored(db, channel, now, _rows(receipts, number_key))
     fresh = [(r, key) for r, (key, outcome) in zip(receipts, stored, strict=True) if outcome == PENDING]
     if redial is not None:
-        done = [await _apply_stored(db, channel, r, (await _found(db, channel, [r]))[0], now, redial)
-                for r, _ in fresh]
+        done = [await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0], now,
+                                    redial) for r, key in fresh]
     else:
         done = await _apply_push(db, channel, fresh, await _found(db, channel, [r for r, _ in fresh]), now)
     results = iter(done)
@@ -231,11 +232,11 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     """`store_reports` and, in the same transaction, `apply_waiting` until it is applied (those kept before it
     first); each report's outcome, in order."""
     pushed = await store_reports(db, channel, receipts, now)
-    while True:
-        for applied, _, outcomes in await apply_waiting(db, now, number_key, {channel: redial} if redial else {},
-                                                        batch):
+    while done := await apply_waiting(db, now, number_key, {channel: redial} if redial else {}, batch):
+        for applied, _, outcomes in done:
             if applied == pushed:
                 return outcomes
+    raise RuntimeError("the push just kept was not there to apply")
 
 
 async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
