@@ -97,24 +97,24 @@ async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[
     return found
 
 
-# A push's reports stored (one parameter after channel and time), each `pending` while its push is applied, with its
-# own time; the keys that were new come back: a repeat of a stored report, or the same report twice in the push, is
-# dropped. (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
+# Reports stored (one parameter after the channel), each `pending` while its push is applied, with its own time and
+# when its push came; the keys that were new come back: a repeat of a stored report, or the same report twice among
+# them, is dropped. (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
 _STORE = ("INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-          f"received_at, retry, occurred_at) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', ?, "
-          "e.retry, e.at FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING "
+          f"received_at, retry, occurred_at) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', "
+          "e.came, e.retry, e.at FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING "
           "RETURNING receipt_key")
 
 
 def storing(dialect: Dialect) -> str:
     return _STORE.format(reports=dialect.records([
         ("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"), ("error", "TEXT"), ("match", "TEXT"),
-        ("retry", "INTEGER"), ("at", "DOUBLE PRECISION")]))
+        ("retry", "INTEGER"), ("at", "DOUBLE PRECISION"), ("came", "DOUBLE PRECISION")]))
 
 
 # The pushes waiting, oldest first, a few at a time (`apply_waiting` takes as many as make a batch); on PostgreSQL
 # those another process is applying are left to it.
-WAITING = "SELECT id, channel, reports FROM report_pushes ORDER BY id LIMIT ?"
+WAITING = "SELECT id, channel, received_at, reports FROM report_pushes ORDER BY id LIMIT ?"
 PUSHES_A_LOOK = 64
 
 
@@ -149,7 +149,7 @@ def _reports(pushed: str) -> list[Receipt]:
             for pmid, delivered, key, address, error, at, retry in from_json(pushed)]
 
 
-Push = tuple[int, str, list[Receipt]]  # id, channel, reports
+Push = tuple[int, str, float, list[Receipt]]  # id, channel, when it came, reports
 
 
 async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[str, CallPolicy],
@@ -163,14 +163,15 @@ async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[s
         reports = _reports(row["reports"])
         if taken and size + len(reports) > limit:
             break
-        taken.append((row["id"], row["channel"], reports))
+        taken.append((row["id"], row["channel"], float(row["received_at"]), reports))
         size += len(reports)
     applied: list[tuple[int, str, list[str]]] = []
     async with planned_each_run(db):
         for channel, run in _runs(taken):  # a channel's pushes one after another: applied together
-            outcomes = iter(await _apply_reports(db, channel, [r for _, _, reports in run for r in reports], now,
-                                                 number_key, redial.get(channel)))
-            applied += [(pushed, channel, [next(outcomes) for _ in reports]) for pushed, _, reports in run]
+            outcomes = iter(await _apply_reports(
+                db, channel, [r for *_, reports in run for r in reports],
+                [came for _, _, came, reports in run for _ in reports], now, number_key, redial.get(channel)))
+            applied += [(pushed, channel, [next(outcomes) for _ in reports]) for pushed, _, _, reports in run]
     if taken:
         await db.execute(f"DELETE FROM report_pushes WHERE id IN {db.dialect.each('BIGINT')}",
                          as_list(t[0] for t in taken))
@@ -187,12 +188,13 @@ def _runs(pushes: Sequence[Push]) -> list[tuple[str, list[Push]]]:
     return runs
 
 
-async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
-                         redial: CallPolicy | None) -> list[str]:
-    """A channel's reports, as if one after the other: stored (a repeat dropped), then applied — a push at a time,
-    or one at a time for a channel that calls again (a call's report may queue it again, which the next report
-    must see); each one's outcome."""
-    stored = await _stored(db, channel, now, _rows(receipts, number_key))
+async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], came: Sequence[float], now: float,
+                         number_key: bytes, redial: CallPolicy | None) -> list[str]:
+    """A channel's reports, as if one after the other: stored (a repeat dropped) with when each came (`came`: an
+    early report is applied in that order, `apply_early_receipts`), then applied — a push at a time, or one at a
+    time for a channel that calls again (a call's report may queue it again, which the next report must see); each
+    one's outcome."""
+    stored = await _stored(db, channel, _rows(receipts, came, number_key))
     fresh = [(r, key) for r, (key, outcome) in zip(receipts, stored, strict=True) if outcome == PENDING]
     if redial is not None:
         done = [await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0], now,
@@ -203,23 +205,23 @@ async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], now:
     return [next(results) if outcome == PENDING else outcome for _, outcome in stored]
 
 
-def _rows(receipts: Sequence[Receipt], number_key: bytes) -> list[tuple[str, tuple[object, ...]]]:
+def _rows(receipts: Sequence[Receipt], came: Sequence[float],
+          number_key: bytes) -> list[tuple[str, tuple[object, ...]]]:
     """Each report's key as stored (with its number's keyed digest, if it names one) and its row (`storing`)."""
     # Keyed once for the push (a provider pushes hundreds of reports at a time), and only if a report names a number.
     digest = NumberDigest(number_key) if any(r.address for r in receipts) else None
     stored: list[tuple[str, tuple[object, ...]]] = []
-    for r in receipts:
+    for r, at in zip(receipts, came, strict=True):
         match = digest(r.provider_message_id, r.address) if digest is not None and r.address else None
         key = r.key if match is None else f"{r.key}:{match[:24]}"
         stored.append((key, (key, r.provider_message_id, int(r.delivered), r.error, match, int(r.retry),
-                             r.occurred_at)))
+                             r.occurred_at, at)))
     return stored
 
 
-async def _stored(db: Db, channel: str, now: float,
-                  stored: Sequence[tuple[str, tuple[object, ...]]]) -> list[tuple[str, str]]:
+async def _stored(db: Db, channel: str, stored: Sequence[tuple[str, tuple[object, ...]]]) -> list[tuple[str, str]]:
     """(key, PENDING or DUPLICATE) of each report stored (its key, its row)."""
-    new = {row[0] for row in await db.fetch(storing(db.dialect), channel, now, as_rows(row for _, row in stored))}
+    new = {row[0] for row in await db.fetch(storing(db.dialect), channel, as_rows(row for _, row in stored))}
     outcomes = []
     for key, _ in stored:
         outcomes.append((key, PENDING if key in new else DUPLICATE))

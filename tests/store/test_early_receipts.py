@@ -117,3 +117,12 @@ async def test_reports_that_never_matched_are_deleted_after_the_retention_age(
                                time.time())
     rows, _ = await service.store.list_deliveries(alert_id, 10, None)
     assert {r.id: r.status for r in rows} == {old_id: "sent", new_id: "delivered"}
+
+
+async def test_a_report_kept_while_a_fan_out_ran_is_as_old_as_when_it_came(service: Service) -> None:
+    """A report that came 8 days ago and waited to be applied (kept while the sends ran) counts its age from when it
+    came, not from when it was applied: not matched, it goes with the retention sweep like any report that old."""
+    now = time.time()
+    await service.store.store_reports("wechat", [Receipt("msg-gone", True, "msg-gone:success")], now - 8 * 86400)
+    await service.store.apply_waiting({}, 100)
+    assert await service.store.sweep_early_receipts(now - 7 * 86400) == 1
