@@ -242,7 +242,8 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
 
 
 async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
-    """Erasure: the reports naming one of `addresses` taken out of the pushes still waiting (the others stay)."""
+    """Erasure: the reports naming one of `addresses` (phone numbers, E.164: nothing LIKE reads specially but `_`)
+    taken out of the pushes still waiting (the others stay)."""
     for address in addresses:
         # LIKE finds the pushes that may name it (its `_` matches any character: the reports are then compared).
         for row in await db.fetch("SELECT id, reports FROM report_pushes WHERE reports LIKE ?", f'%"{address}"%'):

@@ -56,9 +56,9 @@ async def forget(db: Db, subscriber_id: str, now: float) -> bool:
     items, joined = persons_deliveries("?")
     await db.execute("DELETE FROM receipts WHERE match_key IS NOT NULL AND delivery_id IN "
                      f"(SELECT d.id FROM {items} WHERE {joined})", subscriber_id)
-    # Reports still waiting to be applied name their numbers (`receipts.store_reports`).
+    # Reports still waiting to be applied name their numbers (`receipts.store_reports`; only a phone's reports do).
     await receipts.forget_numbers(db, [r[0] for r in await db.fetch(
-        "SELECT address FROM contacts WHERE subscriber_id = ?", subscriber_id)])
+        "SELECT address FROM contacts WHERE subscriber_id = ? AND channel IN ('sms', 'voice')", subscriber_id)])
     for table in _PERSONAL_TABLES:
         await db.execute(f"DELETE FROM {table} WHERE subscriber_id = ?", subscriber_id)
     return await db.execute("DELETE FROM subscribers WHERE id = ?", subscriber_id) > 0
