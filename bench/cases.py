@@ -15,9 +15,10 @@ import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -25,6 +26,7 @@ from bench import procs, world
 from bench.procs import Child, Sampler, start
 from bench.world import PROBE_TOPIC, TOPIC, Weather
 
+T = TypeVar("T")
 STALL_SECONDS = 120.0  # no progress at all for this long: the case is reported as it stands
 INTO_PUBLISH_SECONDS = 0.3  # the red warning "in publish" is sent this long after the fan-out's publish request
 
@@ -111,25 +113,44 @@ async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: 
         await asyncio.sleep(0.1)
 
 
+async def _until(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], progress: Callable[[T], object],
+                 every: float, stalled: Callable[[T], str] | None = None) -> T:
+    """`read()` every `every` seconds until `done` holds of what it read, or until its `progress` has not moved for
+    STALL_SECONDS (then `stalled`'s line, if given, goes to stderr); the last read."""
+    last, last_move = None, time.monotonic()
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if progress(value) != last:
+            last, last_move = progress(value), time.monotonic()
+        elif time.monotonic() - last_move > STALL_SECONDS:
+            if stalled is not None:
+                print(f"  ! {stalled(value)}", file=sys.stderr, flush=True)
+            return value
+        await asyncio.sleep(every)
+
+
+async def _coverage(http: aiohttp.ClientSession, api: str, key: str, alert_id: str) -> tuple[dict[str, Any], float]:
+    """The alert's coverage, and the seconds its `GET …/coverage` took."""
+    asked = time.perf_counter()
+    async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
+                        headers={"Authorization": f"Bearer {key}"}) as response:
+        coverage: dict[str, Any] = await response.json()
+    return coverage, time.perf_counter() - asked
+
+
+def _count(coverage: tuple[dict[str, Any], float], field: str) -> int:
+    return int(coverage[0].get(field) or 0)
+
+
 async def _recorded(http: aiohttp.ClientSession, api: str, key: str, alert_id: str,
                     handed: int) -> tuple[dict[str, Any], float]:
     """The alert's coverage once the store has recorded every send the gateways took (or nothing moved for
     STALL_SECONDS), and the seconds that last `GET …/coverage` took: what an operator waits for, whole alert."""
-    last, last_move = -1, time.monotonic()
-    while True:
-        asked = time.perf_counter()
-        async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
-                            headers={"Authorization": f"Bearer {key}"}) as response:
-            coverage: dict[str, Any] = await response.json()
-        read_s = time.perf_counter() - asked
-        accepted = int(coverage.get("accepted") or 0)
-        if accepted >= min(handed, int(coverage.get("targeted") or 0)):
-            return coverage, read_s
-        if accepted != last:
-            last, last_move = accepted, time.monotonic()
-        elif time.monotonic() - last_move > STALL_SECONDS:
-            return coverage, read_s
-        await asyncio.sleep(0.2)
+    return await _until(lambda: _coverage(http, api, key, alert_id),
+                        lambda c: _count(c, "accepted") >= min(handed, _count(c, "targeted")),
+                        lambda c: _count(c, "accepted"), 0.2)
 
 
 async def _reached(http: aiohttp.ClientSession, api: str, key: str, alert_id: str, handed: int,
@@ -139,32 +160,13 @@ async def _reached(http: aiohttp.ClientSession, api: str, key: str, alert_id: st
     ~3 s at 1,000,000), which polled every 0.2 s slowed the very reports it waited for — or until nothing moved for
     STALL_SECONDS; then the alert's coverage, until `handed` people were reached or it too stalls. How many were,
     and when (wall time) the last report was applied."""
-    last, last_move = (-1, -1), time.monotonic()
-    while True:
-        state = await asyncio.to_thread(_reports_state, db)
-        if state[0] >= handed and state[1] == 0:
-            break
-        if state != last:
-            last, last_move = state, time.monotonic()
-        elif time.monotonic() - last_move > STALL_SECONDS:
-            print(f"  ! reports stalled: {state[0]}/{handed} stored, {state[1]} waiting", file=sys.stderr,
-                  flush=True)
-            break
-        await asyncio.sleep(0.1)
+    await _until(lambda: asyncio.to_thread(_reports_state, db), lambda s: s[0] >= handed and s[1] == 0,
+                 lambda s: s, 0.1, lambda s: f"reports stalled: {s[0]}/{handed} stored, {s[1]} waiting")
     applied_at = time.time()
-    last_reached, last_move = -1, time.monotonic()
-    while True:
-        async with http.get(f"{api}/v1/alerts/{alert_id}/coverage",
-                            headers={"Authorization": f"Bearer {key}"}) as response:
-            reached = int((await response.json()).get("reached") or 0)
-        if reached >= handed:
-            return reached, applied_at
-        if reached != last_reached:
-            last_reached, last_move = reached, time.monotonic()
-        elif time.monotonic() - last_move > STALL_SECONDS:
-            print(f"  ! reports stalled at {reached}/{handed}", file=sys.stderr, flush=True)
-            return reached, applied_at
-        await asyncio.sleep(1.0)
+    coverage = await _until(lambda: _coverage(http, api, key, alert_id), lambda c: _count(c, "reached") >= handed,
+                            lambda c: _count(c, "reached"), 1.0,
+                            lambda c: f"reports stalled at {_count(c, 'reached')}/{handed}")
+    return _count(coverage, "reached"), applied_at
 
 
 def _reports_state(db: Path) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 
 from channels.voice.common import CallPolicy
 from notifier.store import Store
-from notifier.store.receipts import counted
+from notifier.store.receipts import Applied, counted
 from notifier.waiting import woken
 
 log = logging.getLogger("notifier.receipts")
@@ -117,19 +117,19 @@ class ReportApplier:
                 self._wake.set()
 
     async def _apply_all(self) -> None:
-        """Batches until one finds none waiting: every report stored before that one began is then applied."""
+        """Batches until one leaves none waiting: every report stored before that one began is then applied."""
         while True:
             seen = self._stored
             done = await self._apply_batch()
             by_channel: dict[str, list[str]] = {}
-            for _, channel, outcomes in done:
+            for _, channel, outcomes in done.pushes:
                 by_channel.setdefault(channel, []).extend(outcomes)
             for channel, outcomes in by_channel.items():
                 counts = counted(outcomes)
                 log.info("receipts applied", extra={"channel": channel, **counts})
                 if self._count is not None:
                     self._count(channel, counts)
-            if not done:
+            if not done.more:
                 break
         while self._since and self._since[0][0] <= seen:
             self._since.popleft()
@@ -139,7 +139,7 @@ class ReportApplier:
             self._applied = seen
             self._progress.notify_all()
 
-    async def _apply_batch(self) -> list[tuple[int, str, list[str]]]:
+    async def _apply_batch(self) -> Applied:
         """One batch: once this process is not sending (`sending`), and on SQLite after the writer's other work —
         until the oldest report stored here has waited `patience`; then in turn with the sends."""
         # Looked at, not told: `sending` is a time since the last claim.

@@ -76,13 +76,13 @@ class ReportBatches:
                     batch.append(waiting.pop(0))
                 if waiting:  # the rest first at the next batch, before those that came meanwhile
                     self._waiting[channel] = waiting + self._waiting.get(channel, [])
-                await self._apply(channel, batch)
+                await self._store_batch(channel, batch)
         finally:
             del self._draining[channel]
             for left in self._waiting.pop(channel, []):  # only if cancelled (the process stops): none waits for ever
                 left.done.cancel()
 
-    async def _apply(self, channel: str, batch: list[_Waiting]) -> None:
+    async def _store_batch(self, channel: str, batch: list[_Waiting]) -> None:
         reports = [r for w in batch for r in w.receipts]
         try:
             await self._store.store_reports(channel, reports, time.time())

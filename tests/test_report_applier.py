@@ -19,6 +19,7 @@ from channels.base import Receipt
 from notifier.report_applier import ReportApplier
 from notifier.states import DeliveryStatus
 from notifier.store import Store, fallback
+from notifier.store.receipts import Applied
 from tests.conftest import SettingsFactory
 from tests.store.recording import a_push, claimed_and_recorded, three_people, warned
 
@@ -32,11 +33,11 @@ class SlowStore:
         self.go = asyncio.Event()
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
-                            idle: bool = False) -> list[tuple[int, str, list[str]]]:
+                            idle: bool = False) -> Applied:
         self.calls.append(idle)
         if idle:
             await self.go.wait()
-        return []
+        return Applied([], more=False)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.report_applier import ReportApplier
 from notifier.report_batches import ReportBatches
+from notifier.store.receipts import Applied
 from tests.conftest import settle
 from tests.test_receipts import OPENID, TOKEN, Wired, wired  # noqa: F401 (the fixture)
 
@@ -38,8 +39,8 @@ class HeldStore:
             raise RuntimeError("the database went away")
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
-                            idle: bool = False) -> list[tuple[int, str, list[str]]]:
-        return []
+                            idle: bool = False) -> Applied:
+        return Applied([], more=False)
 
 
 def _batches(store: HeldStore, **options: int) -> ReportBatches:

@@ -26,9 +26,11 @@ after (Tencent reports a call twice) fails it after all.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 from pydantic_core import from_json, to_json
 
@@ -42,8 +44,8 @@ from notifier.store.records import DeliveryUpdate
 from notifier.store.states import LIVE_ALERT, is_
 
 SENT = DeliveryStatus.SENT
-# What became of a report: kept and waiting to be applied (a push's, or one being applied inside its transaction),
-# applied, a repeat, not (yet) known, or too late (the delivery had already settled).
+# What became of a report: being applied (only inside its transaction), applied, a repeat, not (yet) known, or too
+# late (the delivery had already settled).
 PENDING, APPLIED, DUPLICATE, UNKNOWN, STALE = "pending", "applied", "duplicate", "unknown", "stale"
 
 
@@ -115,14 +117,16 @@ def storing(dialect: Dialect) -> str:
 # The pushes waiting, oldest first, a few at a time (`apply_waiting` takes as many as make a batch); on PostgreSQL
 # those another process is applying are left to it.
 WAITING = "SELECT id, channel, received_at, reports FROM report_pushes ORDER BY id LIMIT ?"
-PUSHES_A_LOOK = 64
+# Pushes read a look, each whole: a few more than a batch takes when they are big (Aliyun's 500, a busy channel's
+# requests gathered by `ReportBatches`), and enough of one-report pushes on a quiet store.
+PUSHES_A_LOOK = 16
 
 
 def counted(outcomes: Iterable[str]) -> dict[str, int]:
-    """Reports' outcomes counted by outcome, every outcome of an applied report named (PENDING when there are)."""
+    """Applied reports' outcomes (`apply_waiting`) counted by outcome, every outcome named."""
     counts = dict.fromkeys((APPLIED, DUPLICATE, UNKNOWN, STALE), 0)
     for outcome in outcomes:
-        counts[outcome] = counts.get(outcome, 0) + 1
+        counts[outcome] += 1
     return counts
 
 
@@ -152,14 +156,23 @@ def _reports(pushed: str) -> list[Receipt]:
 Push = tuple[int, str, float, list[Receipt]]  # id, channel, when it came, reports
 
 
+class Applied(NamedTuple):
+    """What `apply_waiting` did: (push id, channel, each report's outcome) of each push applied, and whether more
+    were waiting than it took (read, or not read: a look's worth)."""
+
+    pushes: list[tuple[int, str, list[str]]]
+    more: bool
+
+
 async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[str, CallPolicy],
-                        limit: int) -> list[tuple[int, str, list[str]]]:
+                        limit: int) -> Applied:
     """Apply the pushes waiting, the oldest first, as many as hold at most `limit` reports (at least one), their
-    reports as if one after the other, and forget them; (push id, channel, each report's outcome) of each.
-    `number_key`: the key of number digests; `redial`: the call policy of each channel that calls people."""
+    reports as if one after the other, and forget them. `number_key`: the key of number digests; `redial`: the call
+    policy of each channel that calls people."""
+    rows = await db.fetch(WAITING + db.dialect.skip_locked, PUSHES_A_LOOK)
     taken: list[Push] = []
     size = 0
-    for row in await db.fetch(WAITING + db.dialect.skip_locked, PUSHES_A_LOOK):
+    for row in rows:
         reports = _reports(row["reports"])
         if taken and size + len(reports) > limit:
             break
@@ -167,7 +180,9 @@ async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[s
         size += len(reports)
     applied: list[tuple[int, str, list[str]]] = []
     async with planned_each_run(db):
-        for channel, run in _runs(taken):  # a channel's pushes one after another: applied together
+        # A channel's pushes one after another are applied together.
+        for channel, grouped in itertools.groupby(taken, key=lambda push: push[1]):
+            run = list(grouped)
             outcomes = iter(await _apply_reports(
                 db, channel, [r for *_, reports in run for r in reports],
                 [came for _, _, came, reports in run for _ in reports], now, number_key, redial.get(channel)))
@@ -175,17 +190,7 @@ async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[s
     if taken:
         await db.execute(f"DELETE FROM report_pushes WHERE id IN {db.dialect.each('BIGINT')}",
                          as_list(t[0] for t in taken))
-    return applied
-
-
-def _runs(pushes: Sequence[Push]) -> list[tuple[str, list[Push]]]:
-    """Pushes in runs of one channel each, in their order."""
-    runs: list[tuple[str, list[Push]]] = []
-    for push in pushes:
-        if not runs or runs[-1][0] != push[1]:
-            runs.append((push[1], []))
-        runs[-1][1].append(push)
-    return runs
+    return Applied(applied, len(rows) > len(taken) or len(rows) == PUSHES_A_LOOK)
 
 
 async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], came: Sequence[float], now: float,
@@ -234,11 +239,13 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     """`store_reports` and, in the same transaction, `apply_waiting` until it is applied (those kept before it
     first); each report's outcome, in order."""
     pushed = await store_reports(db, channel, receipts, now)
-    while done := await apply_waiting(db, now, number_key, {channel: redial} if redial else {}, batch):
-        for applied, _, outcomes in done:
+    while True:
+        done = await apply_waiting(db, now, number_key, {channel: redial} if redial else {}, batch)
+        for applied, _, outcomes in done.pushes:
             if applied == pushed:
                 return outcomes
-    raise RuntimeError("the push just kept was not there to apply")
+        if not done.more:
+            raise RuntimeError("the push just kept was not there to apply")
 
 
 async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:

@@ -405,10 +405,10 @@ class Store(AccessMethods):
                                **_dispatch_turn(background=True, urgent=False))
 
     async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *,
-                            idle: bool = False) -> list[tuple[int, str, list[str]]]:
+                            idle: bool = False) -> receipts.Applied:
         """Apply the oldest pushes of reports waiting (`store/receipts.py`), at most `limit` reports, now — when the
         transaction runs, which with `idle` (on SQLite: only when the writer has no other work queued, no claim or
-        record of a fan-out's) may be a while; (push id, channel, each report's outcome) of each."""
+        record of a fan-out's) may be a while."""
         return await self.backend.run(
             lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit), idle=idle,
             **_dispatch_turn(background=True, urgent=False))
