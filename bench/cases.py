@@ -303,6 +303,8 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         "probe_p99_ms": _p99([p for _, p in probes]) * 1000 if probes else None,
         "probe_api_p50_ms": statistics.median(a for a, _ in probes) * 1000 if probes else None,
         "probes": len(probes),
+        # Each probe's (publish answered, first recipient) in ms, in the order sent: where a tail comes from.
+        "probes_ms": [[round(a * 1000, 1), round(p * 1000, 1)] for a, p in probes],
         "red_in_publish_ms": in_publish[1] * 1000 if in_publish else None,
         "coverage_read_ms": coverage_read_s * 1000,
         "reached": reached, "reached_s": reached_s,

@@ -18,13 +18,31 @@ NOTIFIER_SHAPED = "bare: notifier's webhook requests, no store"
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, object]], str]:
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the smoke run keeps each case's folder."""
+    return tmp_path_factory.mktemp("kept")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory, kept: Path) -> tuple[list[dict[str, object]], str]:
     results = tmp_path_factory.mktemp("bench") / "RESULTS.md"
-    out = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--results", str(results)],
-                         capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--results", str(results), "--keep",
+                          str(kept)], capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return rows, results.read_text(encoding="utf-8")
+
+
+def test_the_reports_apply_benchmark_applies_every_report_of_a_kept_case(
+        smoke: tuple[list[dict[str, object]], str], kept: Path) -> None:
+    """`bench.apply_reports` on the kept database of the smoke run's Aliyun SMS case: its deliveries back to `sent`,
+    their reports kept and applied, every one."""
+    aliyun = next(folder for folder in sorted(kept.iterdir()) if (folder / "fake-sms.log").exists()
+                  and 'provider = "aliyun"' in (folder / "notifier.toml").read_text(encoding="utf-8"))
+    out = subprocess.run([sys.executable, "-m", "bench.apply_reports", "--db", str(aliyun / "bench.db"),
+                          "--reports", "100"], capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ours #1: 100 reports (100 applied)" in out.stdout, out.stdout
 
 
 def test_every_case_runs(smoke: tuple[list[dict[str, object]], str]) -> None:

@@ -18,7 +18,7 @@ import pytest
 from channels.base import Receipt
 from notifier.report_applier import ReportApplier
 from notifier.states import DeliveryStatus
-from notifier.store import Store, fallback
+from notifier.store import Store, fallback, receipts
 from notifier.store.receipts import Applied
 from tests.conftest import SettingsFactory
 from tests.store.recording import a_push, claimed_and_recorded, three_people, warned
@@ -179,3 +179,29 @@ async def test_erasure_takes_the_number_a_waiting_report_names(make_settings: Se
         [kept] = await store.backend.reader.fetch("SELECT reports FROM report_pushes")
         assert str(push[2].address) not in kept[0]
         assert [r[2] for r in json.loads(kept[0])] == ["r0", "r1"]  # the others' reports still wait
+
+
+@pytest.mark.both_backends
+async def test_a_report_sent_twice_and_applied_twice_at_once_settles_its_delivery_once(
+        make_settings: SettingsFactory) -> None:
+    """The provider sent one report twice, and its second push comes while the first is being applied — on
+    PostgreSQL applied by another process at once: the delivery is delivered once, its person reached once, the
+    report stored once, and the second applier counts its copy a repeat."""
+
+    async def again() -> Applied:
+        await store.store_reports("sms", push[:1], time.time())
+        return await store.apply_waiting({}, 1)
+
+    async with texts_sent(make_settings) as (store, push):
+        await store.store_reports("sms", push[:1], time.time())
+        async with store.backend.transaction() as db:
+            first = await receipts.apply_waiting(db, time.time(), store.number_key, {}, 1)
+            second = asyncio.create_task(again())
+            await asyncio.sleep(0.3)  # the second waits for the first's commit: the same delivery, the same key
+            assert not second.done()
+        assert [outcomes for *_, outcomes in first.pushes] == [["applied"]]
+        assert [outcomes for *_, outcomes in (await second).pushes] == [["duplicate"]]
+        assert await _status(store, "m0") == "delivered"
+        assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM receipts WHERE channel = 'sms'") == 1
+        assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM alert_targets WHERE reached_at IS NOT NULL"
+                                                   ) == 1

@@ -5,9 +5,10 @@ record of a large batch. Opt-outs (WeChat unfollow, SMS 退订) disable the cont
 
 A push of reports is kept as it comes, one row whatever its size (`store_reports`, table `report_pushes`), and
 applied after (`apply_waiting`, by `notifier/report_applier.py`: on SQLite once the writer has no send of a
-fan-out's to claim or record), the oldest first, several pushes together: each report is then stored in `receipts`
-(a repeat dropped by its key), looked up in two or three statements and settled in two to four, whatever the number
-of reports, as if they came one after the other; only a channel that calls again applies them one at a time.
+fan-out's to claim or record), the oldest first, several pushes together, as if they came one after the other: the
+repeats found by their keys, the others looked up in two or three statements, settled in two to four, and stored in
+`receipts` with their outcomes — each written once —, whatever the number of reports. Only a channel that calls
+again applies them one at a time (stored `pending`, then applied).
 
 A waiting push holds the numbers its reports name, until it is applied and deleted; then no number is stored: a
 report that names a number (Aliyun's BizId covers a whole batch) is matched by `receipt_match_key(number key,
@@ -99,19 +100,25 @@ async def _found(db: Db, channel: str, reports: Sequence[Receipt]) -> list[list[
     return found
 
 
-# Reports stored (one parameter after the channel), each `pending` while its push is applied, with its own time and
-# when its push came; the keys that were new come back: a repeat of a stored report, or the same report twice among
-# them, is dropped. (`WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
+# Reports stored (one parameter after the channel), each with its outcome and the delivery it named — or `pending`
+# (and none) while a report of a channel that calls again is applied —, its own time and when its push came; the keys
+# that were new come back: a repeat of a stored report, or the same report twice among them, is dropped. (`WHERE
+# true`: SQLite's parser needs it between a SELECT and ON CONFLICT.)
 _STORE = ("INSERT INTO receipts (channel, receipt_key, provider_message_id, delivered, error, match_key, outcome, "
-          f"received_at, retry, occurred_at) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, '{PENDING}', "
-          "e.came, e.retry, e.at FROM {reports} AS e WHERE true ON CONFLICT (channel, receipt_key) DO NOTHING "
-          "RETURNING receipt_key")
+          "delivery_id, received_at, retry, occurred_at) SELECT ?, e.k, e.pmid, e.delivered, e.error, e.match, "
+          "e.outcome, e.named, e.came, e.retry, e.at FROM {reports} AS e WHERE true "
+          "ON CONFLICT (channel, receipt_key) DO NOTHING RETURNING receipt_key")
 
 
 def storing(dialect: Dialect) -> str:
     return _STORE.format(reports=dialect.records([
         ("k", "TEXT"), ("pmid", "TEXT"), ("delivered", "INTEGER"), ("error", "TEXT"), ("match", "TEXT"),
-        ("retry", "INTEGER"), ("at", "DOUBLE PRECISION"), ("came", "DOUBLE PRECISION")]))
+        ("retry", "INTEGER"), ("at", "DOUBLE PRECISION"), ("came", "DOUBLE PRECISION"), ("outcome", "TEXT"),
+        ("named", "TEXT")]))
+
+
+# Which of a channel's report keys (one list parameter after the channel) are stored already: a push's repeats.
+KNOWN = "SELECT receipt_key FROM receipts WHERE channel = ? AND receipt_key IN {keys}"
 
 
 # The pushes waiting, oldest first, a few at a time (`apply_waiting` takes as many as make a batch); on PostgreSQL
@@ -195,19 +202,18 @@ async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[s
 
 async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], came: Sequence[float], now: float,
                          number_key: bytes, redial: CallPolicy | None) -> list[str]:
-    """A channel's reports, as if one after the other: stored (a repeat dropped) with when each came (`came`: an
-    early report is applied in that order, `apply_early_receipts`), then applied — a push at a time, or one at a
-    time for a channel that calls again (a call's report may queue it again, which the next report must see); each
-    one's outcome."""
-    stored = await _stored(db, channel, _rows(receipts, came, number_key))
-    fresh = [(r, key) for r, (key, outcome) in zip(receipts, stored, strict=True) if outcome == PENDING]
-    if redial is not None:
-        done = [await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0], now,
-                                    redial) for r, key in fresh]
-    else:
-        done = await _apply_push(db, channel, fresh, await _found(db, channel, [r for r, _ in fresh]), now)
-    results = iter(done)
-    return [next(results) if outcome == PENDING else outcome for _, outcome in stored]
+    """A channel's reports, as if one after the other, each stored (a repeat dropped) with when it came (`came`: an
+    early report is applied in that order, `apply_early_receipts`) — a push at a time, or one at a time for a
+    channel that calls again (a call's report may queue it again, which the next report must see); each one's
+    outcome."""
+    rows = _rows(receipts, came, number_key)
+    if redial is None:
+        return await _apply_push(db, channel, receipts, rows, now)
+    stored = await _stored(db, channel, [(key, (*row, PENDING, None)) for key, row in rows])
+    done = iter([await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0], now,
+                                     redial) for r, (key, outcome) in zip(receipts, stored, strict=True)
+                 if outcome == PENDING])
+    return [next(done) if outcome == PENDING else outcome for _, outcome in stored]
 
 
 def _rows(receipts: Sequence[Receipt], came: Sequence[float],
@@ -258,30 +264,43 @@ async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
             await db.execute("UPDATE report_pushes SET reports = ? WHERE id = ?", to_json(kept).decode(), row["id"])
 
 
-async def _apply_push(db: Db, channel: str, reports: Sequence[tuple[Receipt, str]],
-                      found: Sequence[Sequence[tuple[str, str]]], now: float) -> list[str]:
-    """Stored reports (each with its key as stored) of a channel that never calls again applied together, as if one
-    after the other: a delivery settled by an earlier report of the push is no longer waiting for a later one.
-    Their outcomes."""
+async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: Sequence[tuple[str, tuple[object, ...]]],
+                      now: float) -> list[str]:
+    """Reports of a channel that never calls again (each with its key and row, `_rows`) applied together, as if one
+    after the other — a delivery settled by an earlier report is no longer waiting for a later one —, then stored
+    with their outcomes: each written once. Their outcomes."""
+    known = {row[0] for row in await db.fetch(KNOWN.format(keys=db.dialect.each()), channel,
+                                              as_list(key for key, _ in rows))}
+    fresh: list[int] = []  # the reports not stored before, each key's first
+    for n, (key, _) in enumerate(rows):
+        if key not in known:
+            known.add(key)
+            fresh.append(n)
     taken: set[str] = set()
     delivered: list[tuple[str, float]] = []
     failed: list[tuple[str, str]] = []
-    notes: list[tuple[str, str, str, str | None]] = []
-    for (r, key), rows in zip(reports, found, strict=True):
-        waiting = [d for d, status in rows if d not in taken and await _waits_for(db, d, status, r, now)]
+    outcomes = [DUPLICATE] * len(rows)
+    named: list[str | None] = [None] * len(rows)
+    for n, found in zip(fresh, await _found(db, channel, [receipts[n] for n in fresh]), strict=True):
+        r = receipts[n]
+        waiting = [d for d, status in found if d not in taken and await _waits_for(db, d, status, r, now)]
         taken.update(waiting)
         if r.delivered:
             delivered += [(d, _when(r, now)) for d in waiting]
         else:
             failed += [(d, _failure(r)) for d in waiting]
-        notes.append((channel, key, UNKNOWN if not rows else (APPLIED if waiting else STALE),
-                      waiting[0] if waiting else (rows[0][0] if rows else None)))
+        outcomes[n] = UNKNOWN if not found else (APPLIED if waiting else STALE)
+        named[n] = waiting[0] if waiting else (found[0][0] if found else None)
     await _settle(db, delivered, failed, now)
-    await db.execute(
-        "UPDATE receipts SET outcome = e.outcome, delivery_id = e.named FROM "
-        f"{db.dialect.records([('ch', 'TEXT'), ('k', 'TEXT'), ('outcome', 'TEXT'), ('named', 'TEXT')])} AS e "
-        "WHERE receipts.channel = e.ch AND receipts.receipt_key = e.k", as_rows(notes))
-    return [outcome for _, _, outcome, _ in notes]
+    # On PostgreSQL another process may have stored one of them meanwhile (the provider sent it twice, both
+    # applied at once): it waited for that one's commit here, and is that one's; the delivery was settled once
+    # (`_settle` takes only deliveries still `sent`).
+    stored = {row[0] for row in await db.fetch(storing(db.dialect), channel, as_rows(
+        (*rows[n][1], outcomes[n], named[n]) for n in fresh))} if fresh else set()
+    for n in fresh:
+        if rows[n][0] not in stored:
+            outcomes[n] = DUPLICATE
+    return outcomes
 
 
 async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
