@@ -45,12 +45,15 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 MIXED = {"webhook": 0.5, "sms": 0.25, "wechat": 0.25}
 WEATHERS = [Weather(0, 0), Weather(0, 0.05), Weather(0.05, 0), Weather(0.05, 0.05)]
 ALL = ("bare", "webhook", "wechat", "sms", "reports", "tencent", "mixed", "pg", "peers")
+# Cases only asked for by name: `apart`, the SMS case with reports and its worker in a process of its own.
+EXTRA = ("apart",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (a test runs this)")
-    p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    p.add_argument("--only", default=",".join(ALL),
+                   help=f"comma-separated subset of {','.join(ALL)} (default: all), or {','.join(EXTRA)}")
     p.add_argument("--bare", type=int, default=30_000, help="POSTs of the bare loop (default 30,000)")
     p.add_argument("--webhook", type=int, default=100_000, help="webhook subscribers (default 100,000)")
     p.add_argument("--probes", type=int, default=20, help="small red warnings during the webhook fan-out")
@@ -122,6 +125,9 @@ def _cases(args: argparse.Namespace, only: set[str]) -> Iterator[Case]:
     if "reports" in only:  # the same, with Aliyun's delivery reports pushed back while the fan-out runs
         yield Case("sqlite sms (aliyun) + reports", {"sms": 1.0}, args.sms, probes=args.probes,
                    worker_settings=worker, reports=True)
+    if "apart" in only:  # the same, `notifier serve` (the API, the callbacks, the applier) beside a `notifier worker`
+        yield Case("sqlite sms (aliyun) + reports, worker apart", {"sms": 1.0}, args.sms, probes=args.probes,
+                   worker_settings=worker, reports=True, workers=1)
     if "tencent" in only:  # the same SMS fan-out through Tencent's SendSms, 200 numbers a request
         yield Case("sqlite sms (tencent)", {"sms": 1.0}, args.sms, worker_settings=worker, sms_provider="tencent")
     if "mixed" in only:
@@ -274,9 +280,9 @@ def emit(row: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     only = set(args.only.split(","))
-    unknown = only - set(ALL)
+    unknown = only - set(ALL) - set(EXTRA)
     if unknown:
-        print(f"unknown cases: {', '.join(sorted(unknown))} (choose from {', '.join(ALL)})", file=sys.stderr)
+        print(f"unknown cases: {', '.join(sorted(unknown))} (choose from {', '.join(ALL + EXTRA)})", file=sys.stderr)
         return 2
     if "pg" in only and (why := world.pg_reachable()) is not None:
         print(f"PostgreSQL not reachable at {world.PG_MAINTENANCE.split('@')[-1]} ({why}): its cases skipped",

@@ -153,10 +153,14 @@ class Dispatcher:
         # Whether this process is told of every delivery row another process queues (`Backend.queue_watch`).
         self._told = QueueWatch()
 
-    def sending(self) -> bool:
-        """Whether this process is in a fan-out's sends — its last claim, within SENDING_QUIET seconds, took a whole
-        batch: the delivery reports' applier leaves the store to the sends meanwhile (`report_applier.py`)."""
-        return time.monotonic() - self._full_claim_at < SENDING_QUIET
+    async def sending(self) -> bool:
+        """Whether a fan-out's sends are under way — this process's (its last claim, within SENDING_QUIET seconds,
+        took a whole batch) or another's on the same store (as many deliveries leased or due now as a claim takes: a
+        `notifier worker` beside `notifier serve`): the delivery reports' applier leaves the store to the sends
+        meanwhile (`report_applier.py`)."""
+        if time.monotonic() - self._full_claim_at < SENDING_QUIET:
+            return True
+        return await self.store.sends_under_way(time.time(), self._claim_size)
 
     def wake(self, released: AlertRow | None = None) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety

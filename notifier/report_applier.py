@@ -5,8 +5,10 @@ writer ~22 µs a report beside the sends' ~20 µs a number: the last of 1,000,00
 publish instead of 27-34 s (bench/RESULTS.md, twenty-seventh and twenty-eighth rounds). A report's request only
 needs it kept: a push is one row (`ReportBatches`, `Store.store_reports`), and the provider is answered; this applier
 does the rest (`Store.apply_waiting`: the oldest pushes first, up to `batch` reports a transaction, as if one after
-the other) once this process is not in a fan-out's sends — its last claim, within half a second, took a whole batch
-(`Dispatcher.sending`) — and on SQLite queued `idle`, after every claim and record of this process's. So while a
+the other) once no fan-out's sends are under way — this process's last claim, within half a second, did not take a
+whole batch, and the store holds fewer deliveries leased or due than a claim takes (another process's, a `notifier
+worker` beside `notifier serve`: `Dispatcher.sending`) — and on SQLite queued `idle`, after every claim and record of
+this process's. So while a
 fan-out runs its reports wait, and its coverage and a failed report's fallback lag behind its sends. Not for long: a
 report that has waited `patience` goes in turn with the sends. The silent fallback meanwhile never takes a delivery
 whose report may be waiting for silent (`fallback.activate_silent`). On PostgreSQL several processes apply apart
@@ -27,7 +29,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from channels.voice.common import CallPolicy
 from notifier.store import Store
@@ -46,12 +48,16 @@ RETRY_AFTER = 1.0  # seconds before a failed batch is tried again
 Count = Callable[[str, dict[str, int]], None]
 
 
+async def _never() -> bool:
+    return False
+
+
 class ReportApplier:
     """Applies the delivery reports kept (`stored`), a batch at a time, in the background of one process."""
 
     def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None, *, batch: int = BATCH,
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
-                 count: Count | None = None, sending: Callable[[], bool] = lambda: False) -> None:
+                 count: Count | None = None, sending: Callable[[], Awaitable[bool]] = _never) -> None:
         """`redial`: the call policy of each channel that calls people (`receipts.call_policies`); `count`: told the
         outcomes of each batch, by channel (metrics); `sending`: whether this process is in a fan-out's sends
         (`Dispatcher.sending`)."""
@@ -142,8 +148,8 @@ class ReportApplier:
     async def _apply_batch(self) -> Applied:
         """One batch: once this process is not sending (`sending`), and on SQLite after the writer's other work —
         until the oldest report stored here has waited `patience`; then in turn with the sends."""
-        # Looked at, not told: `sending` is a time since the last claim.
-        while (left := self._left()) > 0 and self._sending():  # noqa: ASYNC110
+        # Looked at, not told: `sending` is a time since the last claim, or what the store holds.
+        while (left := self._left()) > 0 and await self._sending():  # noqa: ASYNC110
             await asyncio.sleep(min(LOOK_SENDING, left))
         if left > 0:
             try:

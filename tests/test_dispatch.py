@@ -283,7 +283,25 @@ async def test_a_fan_out_taking_whole_batches_is_sending_and_a_small_alert_is_no
                 allow_private_webhooks=True)
         await publish_alert(service.store, _alert(topic="transit.fare-change", headline="票价调整"), None)
         await settle(service)
-        assert not service.dispatcher.sending()
+        assert not await service.dispatcher.sending()
         await publish_alert(service.store, _alert(), None)
         await settle(service)
-        assert service.dispatcher.sending()
+        assert await service.dispatcher.sending()
+
+
+async def test_a_fan_out_another_process_sends_is_sending_too(make_settings: Any, receiver: RunningReceiver) -> None:
+    """A warning to four people waits for a worker in another process (a `notifier worker` beside `notifier serve`;
+    claims of two): this process, which has claimed nothing, counts the sends under way — its delivery reports wait —
+    as long as a claim's worth is due or leased; once they are sent, it does not."""
+    async with Service(make_settings(worker={"claim_batch": 2})) as service:
+        for n in range(4):
+            await create_subscriber(service.store, SubscriberIn.model_validate({
+                "contacts": {"webhook": receiver.url_for(f"/p{n}")}, "region": "140402",
+                "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["webhook"]}]}),
+                allow_private_webhooks=True)
+        assert not await service.dispatcher.sending()
+        await publish_alert(service.store, _alert(), None)
+        assert await service.dispatcher.sending()
+        async with Service(make_settings(worker={"claim_batch": 8})) as other:  # the other process, on the same store
+            await settle(other)
+        assert not await service.dispatcher.sending()

@@ -64,9 +64,13 @@ async def test_reports_that_waited_their_patience_go_in_turn_with_the_sends(
 
 
 async def test_reports_wait_while_the_process_sends(slow: tuple[SlowStore, list[ReportApplier]]) -> None:
-    """While the dispatcher of the process is sending, stored reports are not applied; once it is not, they are."""
+    """While a fan-out's sends are under way, stored reports are not applied; once they are over, they are."""
     store, sending = slow[0], [True]
-    applier = _applier(slow, sending=lambda: sending[0])
+
+    async def under_way() -> bool:
+        return sending[0]
+
+    applier = _applier(slow, sending=under_way)
     applier.stored()
     await asyncio.sleep(0.3)
     assert store.calls == []

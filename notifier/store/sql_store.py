@@ -386,6 +386,10 @@ class Store(AccessMethods):
         """When the next waiting delivery (of `priority`, if given) is due."""
         return await queue.next_due(self.backend.reader, priority)
 
+    async def sends_under_way(self, now: float, enough: int) -> bool:
+        """Whether at least `enough` deliveries are leased or due now, by any process (`store/queue.py`)."""
+        return await queue.sends_under_way(self.backend.reader, now, enough)
+
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 

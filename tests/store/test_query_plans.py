@@ -19,6 +19,7 @@ from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
+from notifier.store.queue import sends_under_way
 from notifier.store.receipts import APPLIED, apply_receipts, reported_early
 from notifier.store.states import persons_deliveries
 from tests.conftest import SettingsFactory
@@ -102,3 +103,15 @@ async def test_a_push_of_reports_reads_every_table_by_key(make_settings: Setting
     assert any(step.startswith("SEARCH c USING COVERING INDEX contacts_address") for step in number), number
     assert any(step.startswith("SEARCH d ") and "(alert_id=? AND subscriber_id=? AND channel=?)" in step
                for step in number), number
+
+
+async def test_whether_sends_are_under_way_is_read_from_the_queues_own_indexes(service: Service) -> None:
+    """Asked every 0.1 s while delivery reports wait: the leased and the due deliveries, each from its partial
+    index (at most a claim's worth), never every delivery kept."""
+    recording = Recording(service.store.backend.reader)
+    await sends_under_way(recording, time.time(), 1000)
+    [(sql, args)] = recording.runs
+    plan = [row[3] for row in await service.store.backend.reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
+    assert any(step == "SCAN deliveries USING INDEX deliveries_leased" for step in plan), plan
+    assert any(step == "SCAN deliveries USING INDEX deliveries_due" for step in plan), plan
+    assert not any(step == "SCAN deliveries" for step in plan), plan
