@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import NamedTuple
 
 from pydantic_core import from_json, to_json
@@ -210,7 +209,7 @@ async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], came
     if redial is None:
         return await _apply_push(db, channel, receipts, rows, now)
     stored = await _stored(db, channel, [(key, (*row, PENDING, None)) for key, row in rows])
-    done = iter([await _apply_stored(db, channel, replace(r, key=key), (await _found(db, channel, [r]))[0], now,
+    done = iter([await _apply_stored(db, channel, r._replace(key=key), (await _found(db, channel, [r]))[0], now,
                                      redial) for r, (key, outcome) in zip(receipts, stored, strict=True)
                  if outcome == PENDING])
     return [next(done) if outcome == PENDING else outcome for _, outcome in stored]
