@@ -335,6 +335,15 @@ def test_parse_receipts_refuses_garbage_without_echoing_it() -> None:
         parse_receipts(b"not json")
 
 
+@pytest.mark.parametrize(("field", "value"), [("biz_id", ""), ("report_time", 20170101), ("err_code", None)])
+def test_a_report_whose_field_is_not_aliyuns_is_refused_by_its_name(field: str, value: object) -> None:
+    """An empty BizId (no message to match), or a time or code that is not text: PushFormatError naming the field;
+    nothing of the push is taken."""
+    body = [{**DOC_SAMPLE[0], "phone_number": "13800000001"}, {**DOC_SAMPLE[0], field: value}]
+    with pytest.raises(PushFormatError, match=f"1.{field}"):
+        parse_receipts(json.dumps(body).encode())
+
+
 async def test_fake_pushes_receipts_to_the_callback(channel: ChannelFactory, gateway: RunningAliyunSms,
                                                     inbox: Inbox) -> None:
     """After an accepted send the fake POSTs an SmsReport array that parses into one delivered receipt each."""
