@@ -85,7 +85,7 @@ class Receipt(NamedTuple):
     `address` is personal data (the mobile number the report names): used only to match, never stored or logged.
 
     A named tuple, not a frozen dataclass: a million SMS send back a million reports, each made on the event loop
-    that sends and again when applied, and a frozen dataclass took 1.0 µs to make, a tuple 0.3 µs.
+    that sends and again when applied, and a frozen dataclass took 0.95 µs to make, this 0.44 µs.
     """
 
     provider_message_id: str  # what send() returned as provider_message_id (Aliyun BizId, Tencent SerialNo, msgid)

@@ -8,11 +8,10 @@ does the rest (`Store.apply_waiting`: the oldest pushes first, up to `batch` rep
 the other) once no fan-out's sends are under way — this process's last claim, within half a second, did not take a
 whole batch, and the store holds fewer deliveries leased or due than a claim takes (another process's, a `notifier
 worker` beside `notifier serve`: `Dispatcher.sending`) — and on SQLite queued `idle`, after every claim and record of
-this process's. So while a
-fan-out runs its reports wait, and its coverage and a failed report's fallback lag behind its sends. Not for long: a
-report that has waited `patience` goes in turn with the sends. The silent fallback meanwhile never takes a delivery
-whose report may be waiting for silent (`fallback.activate_silent`). On PostgreSQL several processes apply apart
-(`SKIP LOCKED`).
+this process's. So while a fan-out runs its reports wait, and its coverage and a failed report's fallback lag
+behind its sends. Not for long: a report that has waited `patience` goes in turn with the sends. The silent
+fallback meanwhile never takes a delivery whose report may be waiting for silent (`fallback.activate_silent`). On
+PostgreSQL several processes apply apart (`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
 `look_every` by whichever process looks (on PostgreSQL, those another process is applying are left to it). A batch
@@ -49,6 +48,7 @@ Count = Callable[[str, dict[str, int]], None]
 
 
 async def _never() -> bool:
+    """The default `sending`: no fan-out is ever under way."""
     return False
 
 
@@ -59,8 +59,8 @@ class ReportApplier:
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
                  count: Count | None = None, sending: Callable[[], Awaitable[bool]] = _never) -> None:
         """`redial`: the call policy of each channel that calls people (`receipts.call_policies`); `count`: told the
-        outcomes of each batch, by channel (metrics); `sending`: whether this process is in a fan-out's sends
-        (`Dispatcher.sending`)."""
+        outcomes of each batch, by channel (metrics); `sending`: whether a fan-out's sends are under way, this
+        process's or another's (`Dispatcher.sending`)."""
         self._store = store
         self._redial = dict(redial or {})
         self._batch, self._patience, self._look_every = batch, patience, look_every
@@ -146,7 +146,7 @@ class ReportApplier:
             self._progress.notify_all()
 
     async def _apply_batch(self) -> Applied:
-        """One batch: once this process is not sending (`sending`), and on SQLite after the writer's other work —
+        """One batch: once no fan-out is sending (`sending`), and on SQLite after the writer's other work —
         until the oldest report stored here has waited `patience`; then in turn with the sends."""
         # Looked at, not told: `sending` is a time since the last claim, or what the store holds.
         while (left := self._left()) > 0 and await self._sending():  # noqa: ASYNC110

@@ -291,9 +291,9 @@ async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: S
         outcomes[n] = UNKNOWN if not found else (APPLIED if waiting else STALE)
         named[n] = waiting[0] if waiting else (found[0][0] if found else None)
     await _settle(db, delivered, failed, now)
-    # On PostgreSQL another process may have stored one of them meanwhile (the provider sent it twice, both
-    # applied at once): it waited for that one's commit here, and is that one's; the delivery was settled once
-    # (`_settle` takes only deliveries still `sent`).
+    # On PostgreSQL another process may have stored one of them meanwhile (the provider sent it twice, both copies
+    # applied at once): this INSERT waited for that one's commit, and the report counts as that one's; its delivery
+    # was settled once (`_settle` takes only deliveries still `sent`, and waited likewise).
     stored = {row[0] for row in await db.fetch(storing(db.dialect), channel, as_rows(
         (*rows[n][1], outcomes[n], named[n]) for n in fresh))} if fresh else set()
     for n in fresh:
