@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -26,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.procs import child_env
 
 PUSH = 500  # reports a push, as Aliyun sends them
 BATCH = 2_000  # reports a transaction (notifier.report_applier.BATCH)
@@ -91,9 +92,8 @@ async def _measure(db: Path, rows: list[tuple[str, str]]) -> dict[str, Any]:
 
 def _run(checkout: Path, source: Path, reports: int) -> dict[str, Any]:
     """One measurement with `checkout`'s notifier, in a process of its own."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run([sys.executable, __file__, "--measure", "--db", str(source), "--reports", str(reports)],
-                          env=env, cwd=checkout, capture_output=True, text=True, check=False)
+                          env=child_env(checkout), cwd=checkout, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the measurement with {checkout} failed: {done.stderr.strip().splitlines()[-1:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -154,13 +154,14 @@ class Dispatcher:
         self._told = QueueWatch()
 
     async def sending(self) -> bool:
-        """Whether a fan-out's sends are under way — this process's (its last claim, within SENDING_QUIET seconds,
-        took a whole batch) or another's on the same store (as many deliveries leased or due now as a claim takes: a
-        `notifier worker` beside `notifier serve`): the delivery reports' applier leaves the store to the sends
-        meanwhile (`report_applier.py`)."""
+        """Whether a fan-out's sends are under way: the delivery reports' applier leaves the store to them meanwhile
+        (`report_applier.py`). A process that delivers sees a fan-out in its own claims — every worker claims from it
+        — its last, within SENDING_QUIET seconds, took a whole batch; one that does not (`notifier serve` beside a
+        `notifier worker`) asks the store: as many deliveries leased or due now as a claim takes (a read, which a
+        quiet store's one-report request need not pay for where the process delivers)."""
         if time.monotonic() - self._full_claim_at < SENDING_QUIET:
             return True
-        return await self.store.sends_under_way(time.time(), self._claim_size)
+        return not self._running and await self.store.sends_under_way(time.time(), self._claim_size)
 
     def wake(self, released: AlertRow | None = None) -> None:
         """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety

@@ -6,12 +6,12 @@ publish instead of 27-34 s (bench/RESULTS.md, twenty-seventh and twenty-eighth r
 needs it kept: a push is one row (`ReportBatches`, `Store.store_reports`), and the provider is answered; this applier
 does the rest (`Store.apply_waiting`: the oldest pushes first, up to `batch` reports a transaction, as if one after
 the other) once no fan-out's sends are under way — this process's last claim, within half a second, did not take a
-whole batch, and the store holds fewer deliveries leased or due than a claim takes (another process's, a `notifier
-worker` beside `notifier serve`: `Dispatcher.sending`) — and on SQLite queued `idle`, after every claim and record of
-this process's. So while a fan-out runs its reports wait, and its coverage and a failed report's fallback lag
-behind its sends. Not for long: a report that has waited `patience` goes in turn with the sends. The silent
-fallback meanwhile never takes a delivery whose report may be waiting for silent (`fallback.activate_silent`). On
-PostgreSQL several processes apply apart (`SKIP LOCKED`).
+whole batch, or, in a process that does not deliver (`notifier serve` beside a `notifier worker`), the store holds
+fewer deliveries leased or due than a claim takes: `Dispatcher.sending` — and on SQLite queued `idle`, after every
+claim and record of this process's. So while a fan-out runs its reports wait, and its coverage and a failed
+report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with the
+sends. The silent fallback meanwhile never takes a delivery whose report may be waiting for silent
+(`fallback.activate_silent`). On PostgreSQL several processes apply apart (`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
 `look_every` by whichever process looks (on PostgreSQL, those another process is applying are left to it). A batch

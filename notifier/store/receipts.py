@@ -148,13 +148,18 @@ async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: 
     number of reports — a million SMS send back a million reports, on the writer the sends need. Its id."""
     pushed = push_id(now)
     await db.execute("INSERT INTO report_pushes (id, channel, received_at, reports) VALUES (?, ?, ?, ?)", pushed,
-                     channel, now, to_json([[r.provider_message_id, r.delivered, r.key, r.address, r.error,
-                                             r.occurred_at, r.retry] for r in receipts]).decode())
+                     channel, now, _kept(receipts))
     return pushed
 
 
+def _kept(receipts: Sequence[Receipt]) -> str:
+    """A push's reports as kept: a JSON array of [pmid, delivered, key, address, error, occurred_at, retry]."""
+    return to_json([[r.provider_message_id, r.delivered, r.key, r.address, r.error, r.occurred_at, r.retry]
+                    for r in receipts]).decode()
+
+
 def _reports(pushed: str) -> list[Receipt]:
-    """A push's reports as kept (`store_reports`)."""
+    """A push's reports as kept (`_kept`)."""
     return [Receipt(pmid, delivered, key, address=address, error=error, occurred_at=at, retry=retry)
             for pmid, delivered, key, address, error, at, retry in from_json(pushed)]
 
@@ -230,7 +235,7 @@ def _rows(receipts: Sequence[Receipt], came: Sequence[float],
 
 
 async def _stored(db: Db, channel: str, stored: Sequence[tuple[str, tuple[object, ...]]]) -> list[tuple[str, str]]:
-    """(key, PENDING or DUPLICATE) of each report stored (its key, its row)."""
+    """(key, PENDING — stored now — or DUPLICATE) of each report stored (its key, its row: `storing`'s)."""
     new = {row[0] for row in await db.fetch(storing(db.dialect), channel, as_rows(row for _, row in stored))}
     outcomes = []
     for key, _ in stored:
@@ -259,8 +264,8 @@ async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
     for address in addresses:
         # LIKE finds the pushes that may name it (its `_` matches any character: the reports are then compared).
         for row in await db.fetch("SELECT id, reports FROM report_pushes WHERE reports LIKE ?", f'%"{address}"%'):
-            kept = [r for r in from_json(row["reports"]) if r[3] != address]
-            await db.execute("UPDATE report_pushes SET reports = ? WHERE id = ?", to_json(kept).decode(), row["id"])
+            left = [r for r in _reports(row["reports"]) if r.address != address]
+            await db.execute("UPDATE report_pushes SET reports = ? WHERE id = ?", _kept(left), row["id"])
 
 
 async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: Sequence[tuple[str, tuple[object, ...]]],
@@ -294,10 +299,10 @@ async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: S
     # On PostgreSQL another process may have stored one of them meanwhile (the provider sent it twice, both copies
     # applied at once): this INSERT waited for that one's commit, and the report counts as that one's; its delivery
     # was settled once (`_settle` takes only deliveries still `sent`, and waited likewise).
-    stored = {row[0] for row in await db.fetch(storing(db.dialect), channel, as_rows(
-        (*rows[n][1], outcomes[n], named[n]) for n in fresh))} if fresh else set()
-    for n in fresh:
-        if rows[n][0] not in stored:
+    stored = await _stored(db, channel, [(rows[n][0], (*rows[n][1], outcomes[n], named[n])) for n in fresh]
+                           ) if fresh else []
+    for n, (_, as_stored) in zip(fresh, stored, strict=True):
+        if as_stored == DUPLICATE:
             outcomes[n] = DUPLICATE
     return outcomes
 
