@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from notifier.errors import FieldError
 from notifier.store import Store
+from notifier.store.catalogue import CodeRows
 from notifier.textcoding import decode_detected
 
 UNKNOWN = "unknown {kind} {value!r}{hint}"
@@ -55,7 +56,12 @@ class CatalogueCodes:
 
     @classmethod
     async def load(cls, store: Store) -> CatalogueCodes:
-        regions, groups, topics = await store.catalogue_codes()  # one read (a publish's, under a fan-out too)
+        return cls.of(await store.catalogue_codes())  # one read (a publish's reads them with its key: `keys`)
+
+    @classmethod
+    def of(cls, rows: CodeRows) -> CatalogueCodes:
+        """The codes of the catalogue's lists as the store reads them (`Store.catalogue_codes`)."""
+        regions, groups, topics = rows
         entries = {"region": [(r[0], r[1], r[2]) for r in regions], "group": [(g[0], g[1], g[2]) for g in groups],
                    "topic": [(t[0], t[1], t[2]) for t in topics]}
         return cls(regions=frozenset(r[0] for r in regions), groups=frozenset(g[0] for g in groups),

@@ -127,7 +127,7 @@ class Store(AccessMethods):
     async def list_domains(self) -> list[Row]:
         return await catalogue.list_domains(self.backend.reader)
 
-    async def catalogue_codes(self) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
+    async def catalogue_codes(self) -> catalogue.CodeRows:
         return await catalogue.codes(self.backend.reader)
 
     async def list_topics(self) -> list[dict[str, Any]]:
@@ -159,6 +159,10 @@ class Store(AccessMethods):
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         return await catalogue.key_by_hash(self.backend.reader, key_hash)
+
+    async def key_and_codes(self, key_hash: str) -> tuple[KeyRecord, catalogue.CodeRows] | None:
+        """`key_by_hash` and `catalogue_codes` in one read (a publish's)."""
+        return await catalogue.key_and_codes(self.backend.reader, key_hash)
 
     async def list_keys(self) -> list[KeyRecord]:
         return await catalogue.list_keys(self.backend.reader)

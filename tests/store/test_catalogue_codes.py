@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from notifier.input_rules import CatalogueCodes
+from notifier.keys import create_key, hash_key
+from notifier.models import Role
 from notifier.service import Service
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -25,3 +27,16 @@ async def test_a_region_named_in_chinese_or_english_is_known_by_its_code(service
     assert codes.topics["env.heavy-pollution"] and codes.labels["topic"]["env.heavy-pollution"]
     assert codes.departments["env.heavy-pollution"] == (await service.store.get_topic("env.heavy-pollution") or {})[
         "department"]
+
+
+async def test_a_key_is_read_with_the_catalogue_codes_in_one_go(service: Service) -> None:
+    record, raw = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市环保局")
+    found = await service.store.key_and_codes(hash_key(raw))
+    assert found is not None
+    key, codes = found
+    assert key == record
+    assert codes == await service.store.catalogue_codes()
+
+
+async def test_no_codes_are_read_for_a_key_never_issued(service: Service) -> None:
+    assert await service.store.key_and_codes(hash_key("ntf_adm_made-up")) is None

@@ -38,6 +38,24 @@ async def test_revoked_key_is_401(api: Api) -> None:
     assert response.content_type == "application/problem+json"
 
 
+async def test_a_publish_with_a_key_never_issued_is_401_and_stores_nothing(api: Api) -> None:
+    """Publishing reads the key with the catalogue: a made-up key is still refused, and no alert is kept."""
+    response = await api.client.post("/v1/alerts", json=alert_body(),
+                                     headers={"Authorization": "Bearer ntf_pub_made-up"})
+    assert response.status == 401
+    assert (await (await api.client.get("/v1/alerts", headers=api.auth())).json())["total"] == 0
+
+
+async def test_a_publish_with_a_revoked_key_is_401_and_stores_nothing(api: Api) -> None:
+    """A publisher's key revoked stops its publishing at once."""
+    raw = await api.new_key(Role.PUBLISHER, ["env.*"])
+    await revoke_key(api.service.store, raw)
+    response = await api.client.post("/v1/alerts", json=alert_body(), headers={"Authorization": f"Bearer {raw}"})
+    assert response.status == 401
+    assert (await response.json())["detail"] == "this API key has been revoked"
+    assert (await (await api.client.get("/v1/alerts", headers=api.auth())).json())["total"] == 0
+
+
 async def test_other_authorization_schemes_are_401(api: Api) -> None:
     """Basic credentials are not an API key: 401."""
     response = await api.client.get("/v1/topics", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})

@@ -25,7 +25,7 @@ from notifier.publish import alert_view, cancel_alert, check_alert, publish_aler
 from notifier.store.records import AlertRow, DeliveryRow, KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
-from notifier.web.auth import key_of, key_with_role, releasing_key, viewer_k
+from notifier.web.auth import key_of, key_with_role, publishing_key, releasing_key, viewer_k
 from notifier.web.openapi import operation
 from notifier.web.paging import PageQuery, encode_cursor, id_cursor, time_cursor
 from notifier.web.problems import json_response, parse_query, read_json
@@ -92,14 +92,13 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
                        "to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
-    key = await releasing_key(request)
+    key, codes = await publishing_key(request)
     service = request.app[SERVICE]
     body = await request.read()  # outside the window: a slow upload must not hold back routine sending
     # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
     with service.dispatcher.window.held():
         cap = await read_cap(service.store, body) if request.content_type == CAP_MEDIA_TYPE else None
-        codes = await CatalogueCodes.load(service.store)
         alert = cap.alert if cap is not None else await _alert_body(request, key, codes)
         require_publish(key, alert.topic)
         row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval,
