@@ -275,9 +275,25 @@ def marks(n: int) -> str:
 @dataclass(slots=True)
 class QueueWatch:
     """What `Backend.queue_watch` yields: whether it listens now, so that every delivery row another process
-    commits wakes the watcher soon (not while a lost connection is being made again, nor ever on SQLite)."""
+    commits wakes the watcher soon (not while a lost connection is being made again, nor on SQLite, whose
+    processes tell each other only of the fan-outs the store makes: `Backend.queued`)."""
 
     listening: bool = False
+
+
+COMING = "coming:"  # an announcement's payload, before its priority (`announce`; a commit's: `<priority>:<alert>`)
+
+
+def hear(payload: str, wake: Callable[[int, str | None], None], coming: Callable[[int], None] | None) -> None:
+    """A queued sign (`Backend.queue_watch`) to its watcher: `<priority>:<alert id>` of delivery rows committed (the
+    priority alone before PostgreSQL's migration 0024) to `wake`, `coming:<priority>` (`announce`) to `coming`.
+    ValueError when the payload is neither."""
+    announced = payload.removeprefix(COMING)
+    if announced == payload:
+        priority, _, alert_id = payload.partition(":")
+        wake(int(priority), alert_id or None)
+    elif coming is not None:
+        coming(int(announced))
 
 
 class Backend(Protocol):
@@ -330,13 +346,18 @@ class Backend(Protocol):
                     coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
         """While open, `wake(priority, alert_id)` soon after another process commits new delivery rows (the
         highest priority they have, and an alert of a row of it, or None when not known), so that a worker claims
-        them at once rather than at its next poll (PostgreSQL: LISTEN, migrations 0022 and 0024), and
-        `coming(priority)` when another process `announce`s rows it is about to store. The poll stays: a lost
-        notification only leaves it. SQLite: nothing (its processes poll). The `QueueWatch` it yields says whether
-        it listens now."""
+        them at once rather than at its next poll (PostgreSQL: LISTEN, migrations 0022 and 0024, every row; SQLite:
+        a FIFO of its own, `queued_signs.py`, the fan-outs the store tells of, `queued`), and `coming(priority)`
+        when another process `announce`s rows it is about to store. The poll stays: a lost notification only
+        leaves it. The `QueueWatch` it yields says whether every row committed is told of now."""
         ...
 
     async def announce(self, priority: int) -> None:
         """Tell the other processes' watchers that delivery rows of `priority` are about to be stored (their
-        `coming`), before the transaction that stores them. SQLite: nothing."""
+        `coming`), before the transaction that stores them."""
+        ...
+
+    def queued(self, priority: int, alert_id: str) -> None:
+        """Tell the other processes' watchers that `alert_id`'s delivery rows, of `priority` at most, were just
+        committed (their `wake`). PostgreSQL: nothing (its trigger told them at the commit)."""
         ...

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from notifier.store.db import POSTGRES, Db, QueueWatch, Row, T
+from notifier.store.db import COMING, POSTGRES, Db, QueueWatch, Row, T, hear
 
 # Two connections are always kept: asyncpg (0.32 on) closes a connection idle for IDLE_LIFETIME_SECONDS only while
 # the pool holds more than POOL_MIN. A red warning after a quiet hour — or while a routine publish holds the other
@@ -34,7 +34,6 @@ IDLE_LIFETIME_SECONDS = 300.0
 RELISTEN_SECONDS, RELISTEN_MOST = 1.0, 30.0
 # What a lost, refused or unreachable server raises: the listening connection and an announcement survive it.
 SERVER_UNREACHED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-COMING = "coming:"  # an announcement's payload, before its priority (`announce`; the trigger's: `<priority>:<alert>`)
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -164,16 +163,8 @@ class PgBackend:
         the pool, while the block runs: a lost connection is made again, and `wake(0, None)` once it listens again
         for what was queued meanwhile. The trigger's payload is the priority queued and an alert of it (migration
         0024; before it, the priority alone); an announcement's is COMING and the priority."""
-        def heard(payload: str) -> None:
-            announced = payload.removeprefix(COMING)
-            if announced == payload:
-                priority, _, alert_id = payload.partition(":")
-                wake(int(priority), alert_id or None)
-            elif coming is not None:
-                coming(int(announced))
-
         watch = QueueWatch()
-        listening = asyncio.create_task(self._listen(heard, watch))
+        listening = asyncio.create_task(self._listen(lambda payload: hear(payload, wake, coming), watch))
         try:
             yield watch
         finally:
@@ -188,6 +179,9 @@ class PgBackend:
         except SERVER_UNREACHED as exc:
             log.warning("cannot announce a life-safety publish (%s): workers elsewhere learn of it at its commit",
                         type(exc).__name__)
+
+    def queued(self, priority: int, alert_id: str) -> None:
+        """Nothing: the deliveries' trigger told the listeners at the commit (migrations 0022, 0024)."""
 
     async def _listen(self, heard: Callable[[str], None], watch: QueueWatch) -> None:
         pause, failing = RELISTEN_SECONDS, False

@@ -315,7 +315,14 @@ class Store(AccessMethods):
 
         if targeting.priority >= Priority.LIFE_SAFETY and alert.status == AlertStatus.ACTIVE:
             await self.backend.announce(targeting.priority)  # workers elsewhere get ready while it is stored
-        return await self.backend.run(publish, **_bulk_turn(targeting.priority))
+        return self._told(await self.backend.run(publish, **_bulk_turn(targeting.priority)), targeting.priority)
+
+    def _told(self, alert: AlertRow, priority: int) -> AlertRow:
+        """`alert` fanned out: workers in other processes told, when its deliveries are due now (`Backend.queued`;
+        a scheduled alert's are found when they come due)."""
+        if alert.status == AlertStatus.ACTIVE:
+            self.backend.queued(priority, alert.id)
+        return alert
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -337,7 +344,8 @@ class Store(AccessMethods):
                 notice = replace(notice, **named[notice.id]._asdict())
             return cancelled, notice, stopped
 
-        return await self.backend.run(cancel, **_bulk_turn(Priority.LIFE_SAFETY))
+        cancelled, notice, stopped = await self.backend.run(cancel, **_bulk_turn(Priority.LIFE_SAFETY))
+        return cancelled, notice if notice is None else self._told(notice, Priority.LIFE_SAFETY), stopped
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -562,8 +570,8 @@ class Store(AccessMethods):
 
     async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
         """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
-        return await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
-                                      **_bulk_turn(targeting.priority))
+        return self._told(await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
+                                                 **_bulk_turn(targeting.priority)), targeting.priority)
 
     async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
         async with self.backend.transaction() as db:

@@ -28,14 +28,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiosqlite
 
-from notifier.store.db import SQLITE, Db, QueueWatch, Row, T
+from notifier.store.db import COMING, SQLITE, Db, QueueWatch, Row, T, hear
 from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign, Waiters
+from notifier.store.queued_signs import QueuedSigns
 from notifier.waiting import woken
 
 _PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
@@ -414,6 +415,7 @@ class SqliteBackend:
         self._queue_order = itertools.count()
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None  # held: a task nobody references may be collected mid-run
+        self._signs = QueuedSigns(path)  # other processes on this file told of queued deliveries
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -673,14 +675,23 @@ class SqliteBackend:
         for statement in split_statements(script):
             await db.execute(statement)
 
-    def queue_watch(self, wake: Callable[[int, str | None], None],
-                    coming: Callable[[int], None] | None = None) -> AbstractAsyncContextManager[QueueWatch]:
-        """Never listening: SQLite has no notifications between processes (a `notifier publish` beside `notifier
-        serve` is found at the server's next poll; a publish in the serving process wakes its dispatcher itself)."""
-        return nullcontext(QueueWatch())
+    @asynccontextmanager
+    async def queue_watch(self, wake: Callable[[int, str | None], None],
+                          coming: Callable[[int], None] | None = None) -> AsyncIterator[QueueWatch]:
+        """This process's FIFO beside the database (`queued_signs.py`): told of the fan-outs other processes commit
+        (`queued`) and of the life-safety ones they begin (`announce`). Never `listening`: what the store does not
+        tell of — a retry coming due, a fallback — is found at the next poll."""
+        def heard(payload: str) -> None:
+            hear(payload, wake, coming)
+
+        async with self._signs.listening(heard):
+            yield QueueWatch()
 
     async def announce(self, priority: int) -> None:
-        """Nothing: nobody listens (`queue_watch`)."""
+        self._signs.tell(f"{COMING}{priority}")
+
+    def queued(self, priority: int, alert_id: str) -> None:
+        self._signs.tell(f"{priority}:{alert_id}")
 
     async def after_bulk_load(self, tables: Sequence[str]) -> None:
         """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are
