@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -39,6 +40,7 @@ from notifier.progress import console, print_coverage, watch_alert
 from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.stopping import wait_for_signal
+from notifier.store.queued_signs import SUFFIX as QUEUED_SIGNS
 from notifier.store.records import AlertRow, SubscriberRecord
 from notifier.terms import Terms
 from subscriptions.contacts import generate_webhook_secret
@@ -103,6 +105,7 @@ def _demo_settings(settings: Settings, gw: DemoGateways, reach: ReachGateways, e
     if not explicit_config:
         for suffix in ("", "-wal", "-shm", "-urgent"):
             Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(f"{DEMO_DB}{QUEUED_SIGNS}", ignore_errors=True)  # an earlier demo's FIFOs
         update["database"] = settings.database.model_copy(update={"url": f"sqlite:///{DEMO_DB}"})
     return settings.model_copy(update=update)
 
