@@ -15,6 +15,7 @@ import sqlite3
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +64,15 @@ async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict
 
 
 async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, severity: str,
-                   headline: str) -> tuple[str, float, float]:
-    """POST /v1/alerts; (alert id, wall time the request started, seconds until the 202)."""
+                   headline: str, *, idempotent: bool = False) -> tuple[str, float, float]:
+    """POST /v1/alerts; (alert id, wall time the request started, seconds until the 202). `idempotent`: with an
+    `Idempotency-Key` of its own, as a warning system that retries sends its warnings (thirtieth round on)."""
     body = {"topic": topic, "headline": headline, "body": "长治市发布重污染天气红色预警，请减少户外活动。",
             "instruction": "老年人、儿童减少户外活动。", "severity": severity, "urgency": "immediate",
             "policy": "all"}
+    headers = {"Authorization": f"Bearer {key}", **({"Idempotency-Key": uuid.uuid4().hex} if idempotent else {})}
     started, t = time.time(), time.perf_counter()
-    async with http.post(f"{api}/v1/alerts", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
+    async with http.post(f"{api}/v1/alerts", json=body, headers=headers) as response:
         answer = await response.json()
         elapsed = time.perf_counter() - t
         if response.status != 202:
@@ -78,11 +81,11 @@ async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, 
 
 
 async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child) -> tuple[float, float]:
-    """Publish one small red warning to the one probe subscriber; seconds from the request to its answer (the
-    publish) and to the receiver."""
+    """Publish one small red warning (with an idempotency key) to the one probe subscriber; seconds from the request
+    to its answer (the publish) and to the receiver."""
     async with http.get(probe.url + "/_tally") as response:
         seen = (await response.json())["accepted"]
-    _, started, api_s = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）")
+    _, started, api_s = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）", idempotent=True)
     while True:
         async with http.get(probe.url + "/_tally") as response:
             tally = await response.json()

@@ -137,16 +137,23 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     alert = alert.model_copy(update={"regions": checked.regions, "groups": checked.groups})
     fingerprint = request_hash(alert)
     department = alert_department(publisher, checked.topic_department)
-    if alert.idempotency_key and department is not None:
-        existing = await store.alert_by_idempotency_key(department, alert.idempotency_key)
-        if existing is not None:
-            return _same_or_conflict(existing, fingerprint, cap is not None), False
-    if checked.errors:
-        raise InvalidInput(INVALID_ALERT, checked.errors)
-    assert department is not None  # noqa: S101 - an unknown topic is an error above
-    if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
-        alert = _inherit_area(alert, checked.referenced)
-    row, release = _outbox(alert, department, publisher, fingerprint, now)
+    try:
+        if checked.errors:
+            raise InvalidInput(INVALID_ALERT, checked.errors)
+        assert department is not None  # noqa: S101 - an unknown topic is an error above
+        if alert.msg_type is MsgType.UPDATE and checked.referenced is not None:
+            alert = _inherit_area(alert, checked.referenced)
+        row, release = _outbox(alert, department, publisher, fingerprint, now)
+    except InvalidInput:
+        # A repeated request is answered with what the first one stored, whatever has changed since (it expired,
+        # say). Looked for only here: the store's transaction finds a repeat itself (`lifecycle.publish`), and a
+        # read before it was one more turn of a busy event loop on every first request with a key — a CAP
+        # document's always has one.
+        if alert.idempotency_key and department is not None:
+            existing = await store.alert_by_idempotency_key(department, alert.idempotency_key)
+            if existing is not None:
+                return _same_or_conflict(existing, fingerprint, cap is not None), False
+        raise
     if cap is not None:
         row = _from_cap(row, cap)
     if (approval is not None and row.status != AlertStatus.EXERCISE

@@ -74,6 +74,24 @@ async def test_same_idempotency_key_with_another_body_is_a_conflict(service: Ser
         await publish_alert(service.store, _alert(idempotency_key="k-2", headline="另一条"), None)
 
 
+async def test_a_request_repeated_after_its_alert_expired_is_answered_with_that_alert(service: Service) -> None:
+    """The retry of a request that was stored is the same request, even when its alert has expired since."""
+    first, _ = await publish_alert(service.store, _alert(idempotency_key="k-3", expires_at="2030-01-01T00:10:00Z"),
+                                   None, now=1893456000.0)  # 2030-01-01T00:00:00Z
+    again, created = await publish_alert(service.store, _alert(idempotency_key="k-3",
+                                                               expires_at="2030-01-01T00:10:00Z"),
+                                         None, now=1893456000.0 + 3600)
+    assert (again.id, created) == (first.id, False)
+
+
+async def test_a_repeat_of_a_request_the_catalogue_refuses_is_still_refused(service: Service) -> None:
+    """Nothing was stored under its key, so the repeat is checked as the first was."""
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            await publish_alert(service.store, _alert(idempotency_key="k-4", regions=["999999"]), None)
+    assert (await service.store.list_alerts(10, None))[1] == 0
+
+
 async def test_update_goes_to_the_original_targets(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
     """An update reaches exactly those the original alert targeted, even after others subscribe."""
