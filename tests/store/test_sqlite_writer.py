@@ -484,20 +484,25 @@ async def test_a_refused_transaction_leaves_its_rows_to_reference_counting_not_t
 
     held: list[weakref.ref[Rows]] = []
 
-    async def refused(db: Db) -> None:
-        rows = Rows()
+    def work() -> Callable[[Db], Awaitable[None]]:
+        rows = Rows()  # held by the work itself, as a record's updates are
         held.append(weakref.ref(rows))
-        await db.fetchval("SELECT 1")
-        raise LookupError("refused")
+
+        async def refused(db: Db) -> None:
+            await db.fetchval("SELECT 1")
+            raise LookupError(f"refused {type(rows).__name__}")
+
+        return refused
 
     backend = SqliteBackend(tmp_path / "writer.db")
     await backend.open()
     gc.disable()
     try:
         with pytest.raises(LookupError, match="refused") as caught:
-            await backend.run(refused)
-        assert "in refused" in "".join(traceback.format_exception(caught.value))  # its lines stay for a log
+            await backend.run(work())
+        assert "in refused" in "".join(traceback.format_exception(caught.value))  # its stack stays for a log
         del caught
+        await backend.run(lambda db: db.fetchval("SELECT 1"))  # the writer's thread has moved on from it
         assert held[0]() is None
     finally:
         gc.enable()
