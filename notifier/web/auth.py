@@ -28,11 +28,11 @@ async def publishing_key(request: web.Request) -> tuple[KeyRecord, CatalogueCode
     """`releasing_key`'s key, and the catalogue's codes the alert is checked against, read together
     (`authenticate_with_codes`): one turn of a busy event loop fewer on a red warning's way."""
     service = request.app[SERVICE]
-    with service.dispatcher.window.tentatively():
+    with service.dispatcher.window.tentatively():  # a key refused here, or its role, pauses tentative holds
         key, codes = await authenticate_with_codes(service.store, request.headers.get("Authorization"))
-    request[CALLER] = key
-    require_role(key, *RELEASING)
-    return key, codes
+        request[CALLER] = key
+        require_role(key, *RELEASING)
+        return key, codes
 
 
 def viewer_k(request: web.Request, key: KeyRecord) -> int | None:

@@ -75,6 +75,16 @@ async def test_viewer_is_refused_before_its_body_is_read(api: Api) -> None:
     assert response.status == 403
 
 
+async def test_a_viewer_refused_publishing_cannot_keep_routine_sending_paused(api: Api) -> None:
+    """A publish refused for its key's role suspends the pause a key check brings, as an unknown key does
+    (`LifeSafetyWindow.tentatively`): viewers' requests cannot hold back routine sending."""
+    response = await api.client.post("/v1/alerts", json=alert_body(), headers=api.auth(Role.VIEWER))
+    assert response.status == 403
+    window = api.service.dispatcher.window
+    with window.tentatively():
+        assert not window.is_open
+
+
 async def test_publisher_cannot_create_subscribers(api: Api) -> None:
     """Creating subscribers is for admins: a publisher gets 403."""
     response = await api.client.post("/v1/subscribers", json=subscriber_body(), headers=api.auth(Role.PUBLISHER))
