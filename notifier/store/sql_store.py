@@ -9,7 +9,7 @@ operations are atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -37,7 +37,7 @@ from notifier.store import (
     verification,
 )
 from notifier.store.access_store import AccessMethods
-from notifier.store.db import Backend, Db, Row
+from notifier.store.db import Backend, Db, Row, T
 from notifier.store.records import (
     AlertRow,
     AssistedRecord,
@@ -315,14 +315,19 @@ class Store(AccessMethods):
 
         if targeting.priority >= Priority.LIFE_SAFETY and alert.status == AlertStatus.ACTIVE:
             await self.backend.announce(targeting.priority)  # workers elsewhere get ready while it is stored
-        return self._told(await self.backend.run(publish, **_bulk_turn(targeting.priority)), targeting.priority)
+        return await self._fan_out(publish, targeting.priority, lambda stored: stored)
 
-    def _told(self, alert: AlertRow, priority: int) -> AlertRow:
-        """`alert` fanned out: workers in other processes told, when its deliveries are due now (`Backend.queued`;
-        a scheduled alert's are found when they come due)."""
-        if alert.status == AlertStatus.ACTIVE:
+    async def _fan_out(self, work: Callable[[Db], Awaitable[T]], priority: int,
+                       fanned: Callable[[T], AlertRow | None]) -> T:
+        """`work`, a transaction that fans an alert out (a publish, an approval, a cancel's notice), run as its
+        priority takes the writer (`_bulk_turn`); then the workers of other processes told of its deliveries
+        (`Backend.queued`, as PostgreSQL's trigger tells of every row), scheduled ones too: told, a worker's
+        life-safety loop sleeps until they are due instead of a whole poll. `fanned`: the alert of its result."""
+        result = await self.backend.run(work, **_bulk_turn(priority))
+        alert = fanned(result)
+        if alert is not None and alert.status in (AlertStatus.ACTIVE, AlertStatus.SCHEDULED):
             self.backend.queued(priority, alert.id)
-        return alert
+        return result
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -344,8 +349,7 @@ class Store(AccessMethods):
                 notice = replace(notice, **named[notice.id]._asdict())
             return cancelled, notice, stopped
 
-        cancelled, notice, stopped = await self.backend.run(cancel, **_bulk_turn(Priority.LIFE_SAFETY))
-        return cancelled, notice if notice is None else self._told(notice, Priority.LIFE_SAFETY), stopped
+        return await self._fan_out(cancel, Priority.LIFE_SAFETY, lambda cancelled: cancelled[1])
 
     # ------------------------------------------------------------ the delivery queue
 
@@ -570,8 +574,8 @@ class Store(AccessMethods):
 
     async def approve_alert(self, alert_id: str, targeting: Targeting, actor: Actor, now: float) -> AlertRow:
         """Release a held alert: targets frozen, deliveries created, status and audit entry, in one transaction."""
-        return self._told(await self.backend.run(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
-                                                 **_bulk_turn(targeting.priority)), targeting.priority)
+        return await self._fan_out(lambda db: lifecycle.approve(db, alert_id, targeting, actor, now),
+                                   targeting.priority, lambda approved: approved)
 
     async def reject_alert(self, alert_id: str, reason: str, actor: Actor, now: float) -> AlertRow:
         async with self.backend.transaction() as db:

@@ -351,14 +351,17 @@ def _handed_over(exc: BaseException) -> BaseException:
     (measured, 300,000 SMS with reports). The stack stays readable in a log, as a note (none for GaveWay: a turn
     given, not a failure)."""
     seen: set[int] = set()
-    chained: BaseException | None = exc
-    while chained is not None and id(chained) not in seen:
+    chain: list[BaseException | None] = [exc]
+    while chain:
+        chained = chain.pop()
+        if chained is None or id(chained) in seen:
+            continue
         seen.add(id(chained))
         if chained.__traceback__ is not None:
             if not isinstance(exc, GaveWay):
                 chained.add_note("on the writer's thread:\n" + "".join(traceback.format_tb(chained.__traceback__)))
             chained.__traceback__ = None
-        chained = chained.__cause__ or chained.__context__
+        chain += [chained.__cause__, chained.__context__]  # both: `raise … from` keeps the one it handled too
     return exc
 
 

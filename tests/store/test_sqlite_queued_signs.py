@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,20 +79,39 @@ async def test_a_held_alert_tells_nobody_until_it_is_approved(make_settings: Set
             assert await heard.get() == ("queued", Priority.ROUTINE, held.id)
 
 
-async def test_a_worker_on_the_same_file_sends_a_red_warning_without_waiting_for_its_poll(
-        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
-    """The worker polls once an hour: only being told can make it claim the red warning."""
-    publishing = make_settings()
+@contextlib.asynccontextmanager
+async def _worker_beside(settings: SettingsFactory, webhook: str) -> AsyncIterator[Service]:
+    """A publishing service with one subscriber (at `webhook`), and a worker on the same file that polls once an
+    hour, listening already, its loops' first claims (which found nothing) over: only being told moves it."""
+    publishing = settings()
     async with Service(publishing) as publisher, \
-            Service(make_settings(worker={"enabled": True, "poll_interval": 3600})) as worker:
-        await _subscribe(publisher, receiver.url_for("/red"))
+            Service(settings(worker={"enabled": True, "poll_interval": 3600})) as worker:
+        await _subscribe(publisher, webhook)
         worker.start_worker()
         async with asyncio.timeout(WITHIN):
             while not _listeners(publishing):  # noqa: ASYNC110 - another task makes it
                 await asyncio.sleep(0.01)  # its FIFO is in place: it listens
-        await asyncio.sleep(0.5)  # its loops' first claims, which found nothing, are over: they wait for the hour
+        await asyncio.sleep(0.5)
+        yield publisher
+
+
+async def test_a_worker_on_the_same_file_sends_a_red_warning_without_waiting_for_its_poll(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """The worker polls once an hour: only being told can make it claim the red warning."""
+    async with _worker_beside(make_settings, receiver.url_for("/red")) as publisher:
         await publish_alert(publisher.store, RED_WARNING, None)
         await _sent_once(receiver, "/red")
+
+
+async def test_a_red_warning_scheduled_elsewhere_is_sent_when_due_by_a_worker_that_polls_once_an_hour(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """Told of it when it is stored, the worker's life-safety loop sleeps until it is due, not for the hour."""
+    async with _worker_beside(make_settings, receiver.url_for("/scheduled")) as publisher:
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        scheduled, _ = await publish_alert(publisher.store, RED_WARNING.model_copy(update={"scheduled_at": soon}),
+                                           None)
+        assert scheduled.status == "scheduled"
+        await _sent_once(receiver, "/scheduled")
 
 
 async def test_a_fifo_whose_process_is_gone_is_removed_and_the_others_are_still_told(tmp_path: Path) -> None:
