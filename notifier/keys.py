@@ -15,6 +15,8 @@ import re
 import secrets
 import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 from notifier.audit import CLI, Actor
 from notifier.departments import catalogue_departments, check_department
@@ -23,6 +25,7 @@ from notifier.i18n import N_
 from notifier.input_rules import CatalogueCodes
 from notifier.models import Role
 from notifier.store import Store
+from notifier.store.catalogue import CodeRows, Vouched
 from notifier.store.records import KeyRecord
 
 KEY_PREFIX = "ntf_"
@@ -35,6 +38,7 @@ NOT_A_PATTERN = "{pattern!r} is not a topic pattern: use topic keys with * and ?
 MATCHES_NOTHING = "{pattern!r} matches no topic in the catalogue{hint}"
 HINT = " (did you mean {0!r}?)"
 TOPICS_NOT_FOR_ROLE = "only publisher keys are scoped to topics (--topics)"
+KNOWN_KEYS = 64  # publishing keys a process keeps known (`KnownKeys`): a city's warning offices have a few each
 
 
 def hash_key(raw: str) -> str:
@@ -87,7 +91,7 @@ def check_topic_patterns(patterns: list[str], topic_keys: list[str]) -> None:
         raise InvalidInput(BAD_TOPICS, errors)
 
 
-def _presented(header: str | None) -> str:
+def presented(header: str | None) -> str:
     """The hash of the key an `Authorization: Bearer …` header presents; Unauthorized when it presents none."""
     if not header or not header.startswith("Bearer "):
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
@@ -105,16 +109,60 @@ def _valid(record: KeyRecord | None) -> KeyRecord:
 
 async def authenticate(store: Store, header: str | None) -> KeyRecord:
     """The key of an `Authorization: Bearer …` header; Unauthorized when missing, unknown or revoked."""
-    return _valid(await store.key_by_hash(_presented(header)))
+    return _valid(await store.key_by_hash(presented(header)))
 
 
-async def authenticate_with_codes(store: Store, header: str | None) -> tuple[KeyRecord, CatalogueCodes]:
+@dataclass(frozen=True, slots=True)
+class Publishing:
+    """A publishing request's key and the catalogue's codes its alert is checked against; `vouched` when they were
+    not read for this request (`KnownKeys`): the publish's transaction confirms them (`catalogue.confirm`)."""
+
+    key: KeyRecord
+    codes: CatalogueCodes
+    vouched: Vouched | None = None
+
+
+async def publishing(store: Store, header: str | None) -> tuple[str, KeyRecord, CodeRows]:
     """`authenticate`, and the catalogue's codes a publish checks its body against, in one read: during a fan-out
-    each read's answer waits for a turn of the busy event loop, a turn a red warning's publish need not wait."""
-    found = await store.key_and_codes(_presented(header))
+    each read's answer waits for a turn of the busy event loop, a turn a red warning's publish need not wait.
+    (the key's hash, the key, the codes)."""
+    key_hash = presented(header)
+    found = await store.key_and_codes(key_hash)
     if found is None:
         raise Unauthorized(UNKNOWN_KEY)
-    return _valid(found[0]), CatalogueCodes.of(found[1])
+    return key_hash, _valid(found[0]), found[1]
+
+
+class KnownKeys:
+    """The publishing keys this process has found valid lately, each with the catalogue's codes read beside it, so
+    that the next publish with the key needs no read before its write: under a fan-out each read's answer waits
+    for a turn of the busy event loop, and a warning office publishes with the same few keys. Never trusted alone:
+    a publish goes on them only `Vouched`, its transaction reads them again and stores nothing if either has
+    changed (a revocation, a catalogue edit), and the request is then checked afresh. At most `size` keys, the
+    least recently used forgotten first; a key refused is never kept."""
+
+    def __init__(self, size: int = KNOWN_KEYS) -> None:
+        self._size = size
+        self._known: OrderedDict[str, Publishing] = OrderedDict()
+
+    def get(self, key_hash: str) -> Publishing | None:
+        found = self._known.get(key_hash)
+        if found is not None:
+            self._known.move_to_end(key_hash)
+        return found
+
+    def remember(self, key_hash: str, key: KeyRecord, rows: CodeRows) -> Publishing:
+        """Keep a key found valid, with the codes read with it; returns them as read for this request (not
+        vouched: nothing to confirm)."""
+        read = Publishing(key, CatalogueCodes.of(rows))
+        self._known[key_hash] = replace(read, vouched=Vouched(key_hash, key, rows))
+        self._known.move_to_end(key_hash)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return read
+
+    def forget(self, key_hash: str) -> None:
+        self._known.pop(key_hash, None)
 
 
 async def revoke_key(store: Store, key_or_id: str, actor: Actor = CLI) -> KeyRecord | None:

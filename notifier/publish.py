@@ -41,6 +41,7 @@ from notifier.models import (
 )
 from notifier.states import Approval
 from notifier.store import Store
+from notifier.store.catalogue import Vouched
 from notifier.store.records import AlertRow, KeyRecord
 from notifier.targeting import targeting_of
 
@@ -118,7 +119,8 @@ async def check_alert(store: Store, data: Any, key: KeyRecord | None = None,
 async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | None, now: float | None = None, *,
                         cap: CapImport | None = None,
                         approval: ApprovalSettings | None = None,
-                        codes: CatalogueCodes | None = None) -> tuple[AlertRow, bool]:
+                        codes: CatalogueCodes | None = None,
+                        vouched: Vouched | None = None) -> tuple[AlertRow, bool]:
     """Store the alert with its targets and deliveries; returns (alert, created). Same idempotency key (in the
     alert's department) and body → the stored alert (created False); same key, different body → ConflictError.
     Region and group names are stored as their codes. An update supersedes the alert it references and a cancel
@@ -128,7 +130,9 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     `cap`: the CAP document `alert` was read from (`notifier.interchange`): the alert keeps its identity, origin
     and English words; an Exercise or Test is recorded with status `exercise` and targets no one (never held).
     `codes`: the catalogue as the caller read it for `check_alert` (read once per request: under a fan-out every
-    read of many rows waits for the busy event loop once a row)."""
+    read of many rows waits for the busy event loop once a row). `vouched`: `publisher` and `codes` were not read
+    for this request (`keys.KnownKeys`): the store confirms them as it stores (catalogue.Unvouched: nothing
+    stored)."""
     now = time.time() if now is None else now
     codes = codes or await CatalogueCodes.load(store)
     checked = await _check_references(store, codes,
@@ -159,7 +163,8 @@ async def publish_alert(store: Store, alert: AlertIn, publisher: KeyRecord | Non
     if (approval is not None and row.status != AlertStatus.EXERCISE
             and holds(approval, row, len(codes.regions))):
         row = replace(row, status=AlertStatus.PENDING_APPROVAL.value, approval=Approval.PENDING.value)
-    stored = await store.create_alert(row, targeting_of(row, checked.referenced, release), Actor.of_key(publisher))
+    stored = await store.create_alert(row, targeting_of(row, checked.referenced, release), Actor.of_key(publisher),
+                                      vouched)
     if stored.id == row.id:
         return stored, True
     if stored.idempotency_key is not None and stored.idempotency_key == row.idempotency_key:

@@ -24,6 +24,7 @@ from notifier.database import city_catalogue, open_database, seed_catalogue
 from notifier.dispatch import Dispatcher
 from notifier.i18n import N_, Said
 from notifier.keyring import Keyring, number_digest_key
+from notifier.keys import KnownKeys
 from notifier.metrics import Metrics
 from notifier.receipts import call_policies
 from notifier.rendering import Renderer
@@ -122,6 +123,7 @@ class Service:
         self.reports: ReportBatches  # the delivery reports of the callback requests, stored a batch at a time
         self.applier: ReportApplier | None = None  # … and applied after
         self.secret: Keyring
+        self.known_keys = KnownKeys()  # publishing keys found valid lately (a publish confirms them as it stores)
         self._worker: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 

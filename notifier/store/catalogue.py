@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from notifier.errors import ConflictError, FieldError, InvalidInput
@@ -164,6 +165,30 @@ async def key_and_codes(db: Db, key_hash: str) -> tuple[KeyRecord, CodeRows] | N
     loop (0.1–9.5 ms each, twenty-ninth round)."""
     row = await db.fetchrow(f"SELECT k.*, {_codes_columns(db)} FROM api_keys k WHERE k.key_hash = ?", key_hash)
     return None if row is None else (key_record(row), _code_rows(row))
+
+
+@dataclass(frozen=True, slots=True)
+class Vouched:
+    """A key and the catalogue's codes as this process read them for an earlier request (`keys.KnownKeys`), which
+    a publish goes on without reading them again: its transaction reads both first (`confirm`) and stores nothing
+    if either has changed since (`Unvouched`) — a revoked key, another role or department, a catalogue edit."""
+
+    key_hash: str
+    key: KeyRecord
+    codes: CodeRows
+
+
+class Unvouched(Exception):
+    """The key or the catalogue a publish was vouched for has changed since they were read: nothing was stored;
+    the request is to be checked again against what the store holds now."""
+
+
+async def confirm(db: Db, vouched: Vouched) -> None:
+    """Unvouched unless the key (revoked or not) and the catalogue's codes are still exactly as `vouched` says:
+    the first statement of a vouched publish's transaction, so that nothing it stores was checked against
+    anything else."""
+    if await key_and_codes(db, vouched.key_hash) != (vouched.key, vouched.codes):
+        raise Unvouched(vouched.key.id)
 
 
 async def get_topic(db: Db, key: str) -> dict[str, Any] | None:

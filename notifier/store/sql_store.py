@@ -304,10 +304,15 @@ class Store(AccessMethods):
     async def alert_by_idempotency_key(self, department: str | None, key: str) -> AlertRow | None:
         return await alerts.by_idempotency_key(self.backend.reader, department, key)
 
-    async def create_alert(self, alert: AlertRow, targeting: Targeting, actor: Actor = CLI) -> AlertRow:
+    async def create_alert(self, alert: AlertRow, targeting: Targeting, actor: Actor = CLI,
+                           vouched: catalogue.Vouched | None = None) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
-        updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet)."""
+        updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet). `vouched`:
+        the key and catalogue it was checked against, not read for this request; confirmed first in the same
+        transaction (catalogue.Unvouched, nothing stored, when either has changed)."""
         async def publish(db: Db) -> AlertRow:
+            if vouched is not None:
+                await catalogue.confirm(db, vouched)
             await cap.check_free(db, alert)
             stored = await lifecycle.publish(db, alert, targeting, actor)
             named = (await cap.assign(db, self.cap_identity)).get(stored.id)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from notifier.input_rules import CatalogueCodes
-from notifier.keys import authenticate, authenticate_with_codes, require_role
+from notifier.keys import Publishing, authenticate, presented, publishing, require_role
 from notifier.models import Role
 from notifier.store.records import KeyRecord
 from notifier.web.state import SERVICE
@@ -24,15 +23,19 @@ async def key_of(request: web.Request) -> KeyRecord:
     return key
 
 
-async def publishing_key(request: web.Request) -> tuple[KeyRecord, CatalogueCodes]:
-    """`releasing_key`'s key, and the catalogue's codes the alert is checked against, read together
-    (`authenticate_with_codes`): one turn of a busy event loop fewer on a red warning's way."""
+async def publishing_key(request: web.Request, *, known: bool = True) -> Publishing:
+    """`releasing_key`'s key, and the catalogue's codes the alert is checked against: as this process last found
+    them for the same key (`KnownKeys`; vouched: the publish's transaction confirms them), or unless `known`, read
+    together (`keys.publishing`): either way, no turn of a busy event loop or one, not two, before the write."""
     service = request.app[SERVICE]
+    if known and (found := service.known_keys.get(presented(request.headers.get("Authorization")))) is not None:
+        request[CALLER] = found.key
+        return found
     with service.dispatcher.window.tentatively():  # a key refused here, or its role, pauses tentative holds
-        key, codes = await authenticate_with_codes(service.store, request.headers.get("Authorization"))
+        key_hash, key, rows = await publishing(service.store, request.headers.get("Authorization"))
         request[CALLER] = key
         require_role(key, *RELEASING)
-        return key, codes
+    return service.known_keys.remember(key_hash, key, rows)
 
 
 def viewer_k(request: web.Request, key: KeyRecord) -> int | None:

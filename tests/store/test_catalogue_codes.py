@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from notifier.input_rules import CatalogueCodes
-from notifier.keys import create_key, hash_key
-from notifier.models import Role
+from notifier.keys import create_key, hash_key, revoke_key
+from notifier.models import AlertIn, Role
+from notifier.publish import publish_alert
 from notifier.service import Service
+from notifier.store.catalogue import Unvouched, Vouched
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -40,3 +42,43 @@ async def test_a_key_is_read_with_the_catalogue_codes_in_one_go(service: Service
 
 async def test_no_codes_are_read_for_a_key_never_issued(service: Service) -> None:
     assert await service.store.key_and_codes(hash_key("ntf_adm_made-up")) is None
+
+
+async def _vouched_publish(service: Service, vouched: Vouched) -> None:
+    alert = AlertIn.model_validate({"topic": "env.heavy-pollution", "headline": "重污染天气橙色预警",
+                                    "body": "明日起启动重污染天气橙色预警。", "severity": "moderate"})
+    await publish_alert(service.store, alert, vouched.key, codes=CatalogueCodes.of(vouched.codes), vouched=vouched)
+
+
+async def _vouched_for(service: Service, raw: str) -> Vouched:
+    found = await service.store.key_and_codes(hash_key(raw))
+    assert found is not None
+    return Vouched(hash_key(raw), *found)
+
+
+async def test_a_publish_vouched_for_a_key_revoked_since_stores_nothing(service: Service) -> None:
+    """A key known to a process from an earlier request and revoked since (by `notifier keys revoke`, say) is
+    found out in the publish's own transaction: nothing is stored."""
+    _, raw = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市环保局")
+    vouched = await _vouched_for(service, raw)
+    await revoke_key(service.store, raw)
+    with pytest.raises(Unvouched):
+        await _vouched_publish(service, vouched)
+    assert (await service.store.list_alerts(10, None))[1] == 0
+
+
+async def test_a_publish_vouched_for_a_catalogue_changed_since_stores_nothing(service: Service) -> None:
+    """A region added after the codes were read: the alert was checked against another catalogue, so it is not
+    stored on that check."""
+    _, raw = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市环保局")
+    vouched = await _vouched_for(service, raw)
+    await service.store.add_catalogue([("140499", "新区", "New District")], [], [], [])
+    with pytest.raises(Unvouched):
+        await _vouched_publish(service, vouched)
+    assert (await service.store.list_alerts(10, None))[1] == 0
+
+
+async def test_a_publish_vouched_for_what_the_store_still_holds_is_stored(service: Service) -> None:
+    _, raw = await create_key(service.store, Role.PUBLISHER, ["env.*"], department="市环保局")
+    await _vouched_publish(service, await _vouched_for(service, raw))
+    assert (await service.store.list_alerts(10, None))[1] == 1

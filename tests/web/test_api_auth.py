@@ -56,6 +56,32 @@ async def test_a_publish_with_a_revoked_key_is_401_and_stores_nothing(api: Api) 
     assert (await (await api.client.get("/v1/alerts", headers=api.auth())).json())["total"] == 0
 
 
+async def test_a_key_revoked_after_it_published_publishes_no_more(api: Api) -> None:
+    """The service knows a key that has published; revoked since (here in the store, as `notifier keys revoke`
+    in another process does), its next publish is 401 all the same and stores nothing."""
+    raw = await api.new_key(Role.PUBLISHER, ["env.*"])
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert (await api.client.post("/v1/alerts", json=alert_body(), headers=headers)).status == 202
+    await revoke_key(api.service.store, raw)
+    response = await api.client.post("/v1/alerts", json=alert_body(headline="再次预警"), headers=headers)
+    assert response.status == 401
+    assert (await response.json())["detail"] == "this API key has been revoked"
+    assert (await (await api.client.get("/v1/alerts", headers=api.auth())).json())["total"] == 1
+
+
+async def test_a_topic_added_after_a_keys_last_publish_can_be_published_to_at_once(api: Api) -> None:
+    """A publisher publishes, an admin adds a topic in its patterns, and the publisher's next alert on it is
+    accepted: what the service knew of the catalogue from the first publish does not refuse it."""
+    raw = await api.new_key(Role.PUBLISHER, ["env.*"])
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert (await api.client.post("/v1/alerts", json=alert_body(), headers=headers)).status == 202
+    topic = {"key": "env.sandstorm", "name": "沙尘天气", "domain": "environment", "department": "市环保局",
+             "channels": ["sms"]}
+    assert (await api.client.post("/v1/topics", json=topic, headers=api.auth())).status == 201
+    response = await api.client.post("/v1/alerts", json=alert_body(topic="env.sandstorm"), headers=headers)
+    assert response.status == 202, await response.text()
+
+
 async def test_other_authorization_schemes_are_401(api: Api) -> None:
     """Basic credentials are not an API key: 401."""
     response = await api.client.get("/v1/topics", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})

@@ -16,12 +16,13 @@ from notifier.cap import CAP_MEDIA_TYPE
 from notifier.coverage import alert_coverage
 from notifier.departments import listing_department, readable
 from notifier.disclosure_control import alert_withheld
-from notifier.errors import FieldError, InvalidInput
+from notifier.errors import FieldError, InvalidInput, NotifierError
 from notifier.input_rules import CatalogueCodes
 from notifier.interchange import cap_document, read_cap
-from notifier.keys import require_publish
+from notifier.keys import Publishing, require_publish
 from notifier.models import Alert, AlertAccepted, AlertIn, AlertStatus, Coverage, Delivery, DeliveryStatus, Page, Role
 from notifier.publish import alert_view, cancel_alert, check_alert, publish_alert
+from notifier.store.catalogue import Unvouched
 from notifier.store.records import AlertRow, DeliveryRow, KeyRecord
 from notifier.web.api import csv_export
 from notifier.web.api.csv_export import CSV_TYPE, DeliveryListQuery, FormatQuery, wants_csv
@@ -92,9 +93,25 @@ def alert_for(row: AlertRow, k: int | None) -> Alert:
                        "to no one.",
            extra={"headers": [IDEMPOTENCY_PARAM]})
 async def publish(request: web.Request) -> web.StreamResponse:
-    key, codes = await publishing_key(request)
-    service = request.app[SERVICE]
+    caller = await publishing_key(request)
     body = await request.read()  # outside the window: a slow upload must not hold back routine sending
+    try:
+        row, created = await _publish(request, body, caller)
+    except (Unvouched, NotifierError):
+        if caller.vouched is None:
+            raise
+        # Refused on what this process knew of the key and the catalogue (a topic added since, say), or they have
+        # changed (`Unvouched`): the request is checked again against what the store holds now, and answered so.
+        request.app[SERVICE].known_keys.forget(caller.vouched.key_hash)
+        row, created = await _publish(request, body, await publishing_key(request, known=False))
+    accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
+    return json_response(accepted, status=202 if created else 200, headers={"Location": f"/v1/alerts/{row.id}"})
+
+
+async def _publish(request: web.Request, body: bytes, caller: Publishing) -> tuple[AlertRow, bool]:
+    """Check and store the alert of `body` for `caller` (`publish_alert`): (the alert, whether it is new)."""
+    service = request.app[SERVICE]
+    key, codes = caller.key, caller.codes
     # Publishing takes this process's event loop first: no routine send starts while the alert is stored, and a
     # life-safety one's window is handed to the claim loop (notifier.life_safety).
     with service.dispatcher.window.held():
@@ -102,11 +119,10 @@ async def publish(request: web.Request) -> web.StreamResponse:
         alert = cap.alert if cap is not None else await _alert_body(request, key, codes)
         require_publish(key, alert.topic)
         row, created = await publish_alert(service.store, alert, key, cap=cap, approval=service.settings.approval,
-                                           codes=codes)
+                                           codes=codes, vouched=caller.vouched)
         if created:
             service.dispatcher.wake(row)
-    accepted = AlertAccepted(id=row.id, targeted=row.targeted, status=AlertStatus(row.status))
-    return json_response(accepted, status=202 if created else 200, headers={"Location": f"/v1/alerts/{row.id}"})
+    return row, created
 
 
 @routes.get("/v1/alerts")
