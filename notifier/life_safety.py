@@ -80,10 +80,16 @@ class LifeSafetyWindow:
         for _ in range(taken):
             self._close()
 
-    async def routine_turn(self) -> None:
-        """Return once no life-safety work holds the window (at once when none does)."""
-        while self._holders:
-            await self._closed.wait()
+    async def routine_turn(self, at_most: float | None = None) -> None:
+        """Return once no life-safety work holds the window (at once when none does), or after `at_most` seconds."""
+        if not self._holders:
+            return
+        try:
+            async with asyncio.timeout(at_most):
+                while self._holders:
+                    await self._closed.wait()
+        except TimeoutError:
+            return
 
     def _expire(self) -> None:
         self._handed.pop(0)  # timers fire in the order they were set, so the oldest is the one expiring

@@ -34,6 +34,13 @@ async def test_routine_work_waits_while_the_window_is_held_and_resumes_after() -
     assert not window.is_open
 
 
+async def test_routine_work_that_waits_at_most_a_while_goes_on_after_it_while_the_window_is_held() -> None:
+    window = LifeSafetyWindow()
+    with window.held():
+        await asyncio.wait_for(window.routine_turn(at_most=0.05), 1)
+        assert window.is_open
+
+
 async def test_the_window_stays_open_until_its_last_holder_lets_go() -> None:
     window = LifeSafetyWindow()
     with window.held():

@@ -131,12 +131,10 @@ async def test_no_routine_send_starts_while_life_safety_work_holds_the_window(ma
     assert held_at < 400, "the whole backlog went out before the window was held: the test proves nothing"
 
 
-@pytest.mark.slow
-async def test_routine_answers_that_come_while_life_safety_work_holds_the_window_are_recorded_after_it(
-        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
-    """Turning a routine chunk's answers into results is a long step of the event loop (1,000 numbers: milliseconds),
-    which a red warning's steps would wait behind: answers that come while the window is held are recorded once it
-    is let go, and then all of them."""
+async def _answers_recorded_while_held(make_settings: SettingsFactory, receiver: RunningReceiver,
+                                       held: float) -> tuple[int, int]:
+    """A routine fan-out to a receiver that answers after 0.3 s, the window held for `held` seconds while requests
+    are in flight: (answers recorded while it was held, after the first tenth of a second; all answers recorded)."""
     receiver.script("/routine", [Reply(delay=0.3)] * 400)
     # Claims of five, each one chunk: a claim's record waits for none of its chunks still to start.
     settings = make_settings(worker={"concurrency": 20, "claim_batch": 5})
@@ -152,15 +150,34 @@ async def test_routine_answers_that_come_while_life_safety_work_holds_the_window
         with service.dispatcher.window.held():
             await asyncio.sleep(0.1)  # a record already under way when the window was held ends
             before = await delivered()
-            await asyncio.sleep(0.6)  # every request in flight is answered meanwhile
+            await asyncio.sleep(held - 0.1)  # every request in flight is answered meanwhile
             during = await delivered() - before
         await _until(lambda: len(receiver.requests_to("/routine")) >= 400)
         stop.set()
         await worker
         await settle(service)
-        after = await delivered()
+        return during, await delivered()
+
+
+@pytest.mark.slow
+async def test_routine_answers_that_come_while_life_safety_work_holds_the_window_are_recorded_after_it(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """Turning a routine chunk's answers into results is a long step of the event loop (1,000 numbers: milliseconds),
+    which a red warning's steps would wait behind: answers that come while the window is held for a red warning's
+    cycle are recorded once it is let go, and then all of them."""
+    during, recorded = await _answers_recorded_while_held(make_settings, receiver, held=0.5)
     assert during == 0, f"{during} routine answers were recorded while the window was held"
-    assert after == 400
+    assert recorded == 400
+
+
+@pytest.mark.slow
+async def test_routine_answers_wait_for_the_window_a_second_at_most(make_settings: SettingsFactory,
+                                                                     receiver: RunningReceiver) -> None:
+    """A whole red fan-out holds the window for as long as it runs: routine answers already in wait no more than
+    a second for it (sent and not recorded, they would be sent again after a crash)."""
+    during, recorded = await _answers_recorded_while_held(make_settings, receiver, held=2.0)
+    assert during > 0
+    assert recorded == 400
 
 
 async def test_a_red_warnings_retry_goes_out_when_it_is_due_not_at_the_next_poll(
