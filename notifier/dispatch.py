@@ -27,7 +27,7 @@ from notifier.approval import reject_overdue
 from notifier.assist import AssistNotes, issued_at
 from notifier.compliance import NOTICE_EVERY
 from notifier.config import ApprovalSettings, WorkerSettings
-from notifier.life_safety import LifeSafetyWindow
+from notifier.life_safety import UNDER_WAY_WAIT, LifeSafetyWindow
 from notifier.links import LINK_CHANNELS, MessageLinks
 from notifier.metrics import Metrics
 from notifier.models import (
@@ -57,10 +57,6 @@ from subscriptions.quiet_hours import quiet_until
 log = logging.getLogger("notifier.dispatch")
 FAILED = DeliveryStatus.FAILED
 LATER = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)  # a result that sends again later
-# How long a routine chunk's answers wait for life-safety work to let go of the window (`_send_chunk`): a red
-# warning's cycle takes tens of milliseconds; a whole red fan-out holds the window for as long as it runs, and what
-# was sent but is not recorded yet would be sent again after a crash.
-ANSWERS_WAIT = 1.0
 SWEEP_EVERY = 1.0
 SOONEST_LOOK = 0.01  # seconds: the life-safety loop's shortest idle wait (a row due already, but not its yet)
 PURGE_EVERY = 600.0
@@ -495,7 +491,7 @@ class Dispatcher:
                 self.metrics.observe_send(channel.kind, time.perf_counter() - started)
         now = self.clock()  # when the send ended, whatever waits below
         if not life_safety:  # a red warning published while this chunk was in flight goes first, for a while
-            await self.window.routine_turn(at_most=ANSWERS_WAIT)
+            await self.window.routine_turn(at_most=UNDER_WAY_WAIT)
         missing = DeliveryResult("", Outcome.TRANSIENT, error="adapter returned no result")
         return {d.id: self._written(d, results.get(d.id, missing), alert, now) for d in chunk}
 

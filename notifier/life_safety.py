@@ -21,6 +21,11 @@ from contextlib import contextmanager
 
 TENTATIVE_PAUSE = 1.0  # after a refused tentative holder
 HAND_OVER_SECONDS = 2.0  # a hand-over the life-safety loop never took (no worker here) closes by itself
+# How long routine work already under way — a routine chunk's answers to turn into results, a provider's push of
+# delivery reports to parse — waits for the window (`routine_turn(at_most=…)`): a red warning's cycle takes tens of
+# milliseconds, but a whole red fan-out holds the window for as long as it runs, and what was sent and is not yet
+# recorded would be sent again after a crash, and a provider gives up on a push it is not answered.
+UNDER_WAY_WAIT = 1.0
 
 
 class LifeSafetyWindow:
