@@ -122,15 +122,14 @@ class Publishing:
     vouched: Vouched | None = None
 
 
-async def publishing(store: Store, header: str | None) -> tuple[str, KeyRecord, CodeRows]:
-    """`authenticate`, and the catalogue's codes a publish checks its body against, in one read: during a fan-out
-    each read's answer waits for a turn of the busy event loop, a turn a red warning's publish need not wait.
-    (the key's hash, the key, the codes)."""
-    key_hash = presented(header)
+async def publishing(store: Store, key_hash: str) -> tuple[KeyRecord, CodeRows]:
+    """The key of a hash (`presented`; Unauthorized when unknown or revoked), and the catalogue's codes a publish
+    checks its body against, in one read: during a fan-out each read's answer waits for a turn of the busy event
+    loop, a turn a red warning's publish need not wait."""
     found = await store.key_and_codes(key_hash)
     if found is None:
         raise Unauthorized(UNKNOWN_KEY)
-    return key_hash, _valid(found[0]), found[1]
+    return _valid(found[0]), found[1]
 
 
 class KnownKeys:

@@ -28,11 +28,12 @@ async def publishing_key(request: web.Request, *, known: bool = True) -> Publish
     them for the same key (`KnownKeys`; vouched: the publish's transaction confirms them), or unless `known`, read
     together (`keys.publishing`): either way, no turn of a busy event loop or one, not two, before the write."""
     service = request.app[SERVICE]
-    if known and (found := service.known_keys.get(presented(request.headers.get("Authorization")))) is not None:
+    key_hash = presented(request.headers.get("Authorization"))  # no key at all never opens the window
+    if known and (found := service.known_keys.get(key_hash)) is not None:
         request[CALLER] = found.key
         return found
     with service.dispatcher.window.tentatively():  # a key refused here, or its role, pauses tentative holds
-        key_hash, key, rows = await publishing(service.store, request.headers.get("Authorization"))
+        key, rows = await publishing(service.store, key_hash)
         request[CALLER] = key
         require_role(key, *RELEASING)
     return service.known_keys.remember(key_hash, key, rows)

@@ -25,6 +25,10 @@ MOBILE = "+8613812345678"
 MOBILE_DIGITS = "13812345678"
 EMAIL = "zhang.wei@example.org"
 DEPARTMENT = "市环保局"  # the env.* topics' department: the fixture's publisher belongs to it
+RECEIPT_TOKEN = "receipt-token-Zq8xW3"  # `sms_api`'s: its report pushes come to /v1/receipts/sms/aliyun?token=…
+ALIYUN_SMS = {"provider": "aliyun", "endpoint": "http://127.0.0.1:9", "sign_name": "长治市人民政府",
+              "template_code": "SMS_1", "access_key_id": "ak", "access_key_secret": "sk",
+              "receipt_token": RECEIPT_TOKEN}
 
 
 @dataclass
@@ -139,6 +143,12 @@ async def make_api(tmp_path: Path, store_backend: str, request: pytest.FixtureRe
         await client.close()
     for url in schemas:  # the apps are closed: their schemas can be emptied for the next test
         await pg_schemas.give_back(str(pg_database), url)
+
+
+@pytest.fixture
+async def sms_api(make_api: ApiFactory) -> Api:
+    """The app with Aliyun SMS configured (its receipt URL takes ?token=RECEIPT_TOKEN)."""
+    return await make_api(channels={"sms": ALIYUN_SMS, "webhook": {"allow_private_networks": True}})
 
 
 @pytest.fixture

@@ -6,19 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
+from tests.web.conftest import RECEIPT_TOKEN, Api
 
-from tests.web.conftest import Api, ApiFactory
-
-RECEIPT_TOKEN = "receipt-token-Zq8xW3"
-SMS = {"provider": "aliyun", "endpoint": "http://127.0.0.1:9", "sign_name": "长治市人民政府",
-       "template_code": "SMS_1", "access_key_id": "ak", "access_key_secret": "sk", "receipt_token": RECEIPT_TOKEN}
 PUSH = f"/v1/receipts/sms/aliyun?token={RECEIPT_TOKEN}"
-
-
-@pytest.fixture
-async def sms_api(make_api: ApiFactory) -> Api:
-    return await make_api(channels={"sms": SMS, "webhook": {"allow_private_networks": True}})
 
 
 async def test_a_report_push_during_a_red_warnings_cycle_is_answered_after_it(sms_api: Api) -> None:
