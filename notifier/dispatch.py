@@ -33,13 +33,11 @@ from notifier.metrics import Metrics
 from notifier.models import (
     Alert,
     AlertStatus,
-    Level,
     Priority,
     Severity,
     Topic,
     Urgency,
     bypasses_quiet_hours,
-    priority_of,
 )
 from notifier.publish import alert_view
 from notifier.ratelimit import RateLimiter
@@ -50,6 +48,7 @@ from notifier.states import DeliveryStatus
 from notifier.store import Store
 from notifier.store.db import QueueWatch
 from notifier.store.records import AlertRow, AssistItem, ClaimedDelivery, DeliveryUpdate
+from notifier.targeting import delivery_priority
 from notifier.verification import purge_unverified
 from notifier.waiting import woken
 from subscriptions.quiet_hours import quiet_until
@@ -298,8 +297,8 @@ class Dispatcher:
         owner = uuid.uuid4().hex
         # A routine claim leaves life-safety rows to the life-safety claims when the process is told of each as it
         # is queued: one that took a red warning along with its 500 routine rows sent it some 60-80 ms later than
-        # the life-safety loop would have (PostgreSQL, two busy cores: one probe in six). Otherwise (SQLite between
-        # processes, a lost LISTEN) routine claims still take them first, rather than leave them to the next poll.
+        # the life-safety loop would have (PostgreSQL, two busy cores: one probe in six). Otherwise (a lost LISTEN, a
+        # SQLite process without its FIFO) routine claims still take them first, rather than leave them to the poll.
         most = Priority.URGENT if min_priority < Priority.LIFE_SAFETY and self._told.listening else Priority.LIFE_SAFETY
         claimed = await self.store.claim(owner, now, now + self.settings.lease_seconds,
                                          self._claim_size, min_priority, most,
@@ -312,14 +311,17 @@ class Dispatcher:
         with self.window.held() if min_priority is Priority.LIFE_SAFETY else contextlib.nullcontext():
             heartbeat = asyncio.create_task(self._keep_lease(owner))
             try:
-                outcomes = await self._process(claimed)
+                outcomes = await self._process(claimed, holding=min_priority is Priority.LIFE_SAFETY)
             finally:
                 heartbeat.cancel()
             # Mostly each person once: then their targets' marks need not look for a person's first time.
             people_once = len({(d.alert_id, d.subscriber_id) for d in claimed}) == len(claimed)
-            written = set(await self.store.record(owner, outcomes, self.clock(), self._redial,
-                                                  background=background, people_once=people_once,
-                                                  urgent=min_priority is Priority.LIFE_SAFETY))
+            recorded = await self.store.record(owner, outcomes, self.clock(), self._redial,
+                                               background=background, people_once=people_once,
+                                               urgent=min_priority is Priority.LIFE_SAFETY)
+        for notice in recorded.noticed:  # cancel notices for sends accepted after their cancel: claimed at once
+            self.queued(True, notice)
+        written = set(recorded.written)
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",
                         len(outcomes) - len(written))
@@ -354,8 +356,9 @@ class Dispatcher:
 
     # ------------------------------------------------------------ one claim
 
-    async def _process(self, claimed: list[ClaimedDelivery]) -> list[DeliveryUpdate]:
-        """An outcome for every claimed delivery, in claim order."""
+    async def _process(self, claimed: list[ClaimedDelivery], *, holding: bool = False) -> list[DeliveryUpdate]:
+        """An outcome for every claimed delivery, in claim order. `holding`: a life-safety claim, which holds the
+        window — its sends are life-safety work, never waiting for the window (their own)."""
         now = self.clock()
         knowns = {alert_id: await self._alert(alert_id) for alert_id in dict.fromkeys(d.alert_id for d in claimed)}
         decided: dict[str, DeliveryUpdate] = {}
@@ -372,7 +375,7 @@ class Dispatcher:
         for d in to_send:
             proxy = d.subscriber_id if (d.alert_id, d.subscriber_id) in lists else ""
             groups[(d.alert_id, d.channel, d.locale, proxy)].append(d)
-        sends = [self._send_group(knowns[key[0]], key, batch, lists) for key, batch in groups.items()]
+        sends = [self._send_group(knowns[key[0]], key, batch, lists, holding) for key, batch in groups.items()]
         for results in await asyncio.gather(*sends):
             decided.update(results)
         return [decided[d.id] for d in claimed]
@@ -423,9 +426,12 @@ class Dispatcher:
         return known is None or known.life_safety
 
     async def _send_group(self, known: _Known, key: tuple[str, str, str, str], batch: list[ClaimedDelivery],
-                          lists: dict[tuple[str, str], list[AssistItem]]) -> dict[str, DeliveryUpdate]:
+                          lists: dict[tuple[str, str], list[AssistItem]], holding: bool) -> dict[str, DeliveryUpdate]:
         alert_id, kind, locale, proxy = key
-        alert, topic, life_safety = known.alert, known.topic, known.life_safety
+        # The claim's rows are life-safety by their priority (`delivery_priority`, as the alert's here): a claim
+        # holding the window whose sends waited for it as routine ones would wait for itself, and all routine work
+        # with it — so its sends are life-safety work whatever the alert says.
+        alert, topic, life_safety = known.alert, known.topic, known.life_safety or holding
         channel = self.channels[kind]
         view = alert_view(alert)
         try:
@@ -529,8 +535,7 @@ def recipient_of(d: ClaimedDelivery, links: MessageLinks | None) -> Recipient:
 
 
 def _life_safety(alert: AlertRow) -> bool:
-    return priority_of(Severity(alert.severity), Urgency(alert.urgency),
-                       Level(alert.level) if alert.level else None) is Priority.LIFE_SAFETY
+    return delivery_priority(alert) is Priority.LIFE_SAFETY
 
 
 def plain_message(alert: Alert, topic: Topic, locale: str, url: str, kind: str = "") -> Message:

@@ -223,7 +223,7 @@ async def test_a_dead_workers_lease_is_reclaimed_and_its_late_result_refused(
     assert swept["reclaimed"] == 1
     await settle(service)
     late_result = DeliveryUpdate(claimed[0].id, alert.id, DeliveryStatus.FAILED, time.time(), error="late")
-    late = await service.store.record("dead-worker", [late_result], time.time())
+    late = (await service.store.record("dead-worker", [late_result], time.time())).written
     assert late == []
     rows, _ = await service.store.list_deliveries(alert.id, 10, None)
     assert (rows[0].status, rows[0].attempts) == ("delivered", 2)

@@ -11,13 +11,14 @@ import pytest
 
 from notifier.coverage import alert_coverage
 from notifier.errors import ConflictError, InvalidInput
-from notifier.fakes.webhook_receiver import RunningReceiver
+from notifier.fakes.webhook_receiver import Reply, RunningReceiver
 from notifier.models import AlertIn
 from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.records import DeliveryUpdate
-from tests.conftest import SubscriberFactory, settle
+from tests.conftest import SettingsFactory, SubscriberFactory, settle
+from tests.store.test_queue_wakes import WITHIN, _subscribe
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -128,13 +129,56 @@ async def test_a_send_in_flight_at_the_cancel_that_lands_gets_the_notice_once(
     _, _, notice = await cancel_alert(service.store, alert.id, None)
     assert notice is None  # nobody had been reached at the cancel
     landed = DeliveryUpdate(claimed.id, alert.id, DeliveryStatus.DELIVERED, time.time())
-    assert await service.store.record("slow-worker", [landed], time.time()) == [claimed.id]
+    recorded = await service.store.record("slow-worker", [landed], time.time())
     cancelled = await service.store.get_alert(alert.id)
     assert cancelled is not None and cancelled.cancel_notice_id is not None
+    assert recorded == ([claimed.id], [cancelled.cancel_notice_id])  # the notice it queued, for its worker to wake
     _, _, repeated = await cancel_alert(service.store, alert.id, None)
     assert repeated is not None and (repeated.id, repeated.targeted) == (cancelled.cancel_notice_id, 1)
     await settle(service)
     assert _types(receiver, "/flight") == ["alert.cancel"]
+
+
+async def _received(receiver: RunningReceiver, path: str, count: int) -> None:
+    async with asyncio.timeout(WITHIN):
+        while len(receiver.requests_to(path)) < count:  # noqa: ASYNC110 - polling another component's state
+            await asyncio.sleep(0.02)
+
+
+async def test_a_worker_sends_the_notice_for_a_send_that_landed_after_the_cancel_without_waiting_for_its_poll(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """The worker polls once an hour, and its routine claims leave life-safety rows to its life-safety loop: only
+    its own record of the send, which queued the notice, can tell that loop of it."""
+    receiver.script("/flight", [Reply(delay=0.5)])
+    async with Service(make_settings(worker={"enabled": True, "poll_interval": 3600})) as service:
+        await _subscribe(service, receiver.url_for("/flight"))
+        service.start_worker()
+        alert, _ = await publish_alert(service.store, _alert(), None)
+        await _received(receiver, "/flight", 1)
+        _, _, notice = await cancel_alert(service.store, alert.id, None)
+        assert notice is None  # in flight, nobody reached yet
+        await _received(receiver, "/flight", 2)
+    assert _types(receiver, "/flight") == ["alert.alert", "alert.cancel"]
+
+
+async def test_a_running_worker_withdraws_an_orange_warning_and_goes_on_sending(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """A cancel's notice is queued first of all, as life-safety work, whatever the warning's severity: the worker's
+    life-safety loop sends it, and routine work goes on after it (a notice sent as routine work by the loop that held
+    the life-safety window for it waited for that window, its own, forever, and every routine send behind it)."""
+    async with Service(make_settings(worker={"enabled": True})) as service:
+        await _subscribe(service, receiver.url_for("/orange"))
+        service.start_worker()
+        orange, _ = await publish_alert(service.store, _alert(), None)
+        await _received(receiver, "/orange", 1)
+        await settle(service)
+        _, _, notice = await cancel_alert(service.store, orange.id, None)
+        assert notice is not None
+        service.dispatcher.wake(notice)
+        await _received(receiver, "/orange", 2)
+        await publish_alert(service.store, _alert(severity="minor", headline="空气质量预报"), None)
+        await _received(receiver, "/orange", 3)
+    assert _types(receiver, "/orange") == ["alert.alert", "alert.cancel", "alert.alert"]
 
 
 async def test_a_retry_of_a_cancelled_alert_is_not_queued_again(

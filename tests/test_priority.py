@@ -13,6 +13,7 @@ from notifier.models import AlertIn
 from notifier.publish import publish_alert
 from notifier.ratelimit import RateLimiter
 from notifier.service import Service
+from notifier.states import Priority
 from notifier.store.records import SubscriberRecord
 from subscriptions.contacts import generate_webhook_secret
 from tests.conftest import SettingsFactory, settle
@@ -129,6 +130,25 @@ async def test_no_routine_send_starts_while_life_safety_work_holds_the_window(ma
         await settle(service)
     assert during == 0, f"{during} routine requests started while the window was held"
     assert held_at < 400, "the whole backlog went out before the window was held: the test proves nothing"
+
+
+async def test_a_life_safety_claim_never_waits_for_the_window_it_holds(make_settings: SettingsFactory,
+                                                                       receiver: RunningReceiver) -> None:
+    """Rows queued as life-safety work are sent as such by the claim that holds the window for them, even where
+    their alert alone would not say so (here a routine alert's rows raised by hand, as a repair might leave them):
+    sent as routine work, they waited for the window — their own claim's — and every routine send behind them."""
+    async with Service(make_settings(worker={"enabled": True})) as service:
+        await service.store.bulk_create_subscribers(
+            _subscribers("routine", 1, receiver.url_for("/raised")), [{"webhook": generate_webhook_secret()}])
+        raised, _ = await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价调整",
+                                                               severity="minor", urgency="future"), None)
+        await service.store.backend.run(lambda db: db.execute(
+            "UPDATE deliveries SET priority = ? WHERE alert_id = ?", int(Priority.LIFE_SAFETY), raised.id))
+        service.start_worker()
+        await _until(lambda: len(receiver.requests_to("/raised")) == 1)
+        await publish_alert(service.store, AlertIn(topic="transit.fare-change", headline="公交票价恢复",
+                                                   severity="minor", urgency="future"), None)
+        await _until(lambda: len(receiver.requests_to("/raised")) == 2)
 
 
 async def _answers_recorded_while_held(make_settings: SettingsFactory, receiver: RunningReceiver,

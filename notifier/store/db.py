@@ -275,8 +275,8 @@ def marks(n: int) -> str:
 @dataclass(slots=True)
 class QueueWatch:
     """What `Backend.queue_watch` yields: whether it listens now, so that every delivery row another process
-    commits wakes the watcher soon (not while a lost connection is being made again, nor on SQLite, whose
-    processes tell each other only of the fan-outs the store makes: `Backend.queued`)."""
+    commits wakes the watcher soon (not while PostgreSQL's lost connection is being made again, nor on SQLite
+    without its FIFO: `queued_signs.py`)."""
 
     listening: bool = False
 

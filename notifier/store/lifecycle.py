@@ -28,12 +28,13 @@ from typing import Any, NamedTuple
 
 from notifier.audit import SYSTEM, Actor, AuditAction, object_ref
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
-from notifier.states import AlertStatus, Approval, DeliveryStatus, MsgType, Priority
+from notifier.states import AlertStatus, Approval, DeliveryStatus, MsgType
 from notifier.store import alerts, audience, audit_log
 from notifier.store.db import Db, as_list
 from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
 from notifier.store.states import FALLS_BACK, LIVE_ALERT, WAITING, status_list
+from notifier.targeting import delivery_priority
 
 # A notice is a message of its own: its CAP identity is given in the storing transaction (store/cap.py).
 NEW_CAP_IDENTITY: dict[str, Any] = {"cap_sender": None, "cap_identifier": None, "cap_sent": None, "cap_origin": None}
@@ -210,11 +211,11 @@ async def _mark_cancelled(db: Db, alert: AlertRow, now: float, notice_id: str | 
     return await _stop_waiting(db, alert.id, DeliveryStatus.CANCELLED, now)
 
 
-def notice_targeting(alert: AlertRow, now: float) -> Targeting:
-    """Who a cancel notice of `alert` goes to: those of its frozen targets it reached or whose delivery was
-    accepted, first of all (a stale warning must be withdrawn before anything routine), by the alert's policy."""
+def notice_targeting(alert: AlertRow, notice: AlertRow, now: float) -> Targeting:
+    """Who `notice`, the cancel notice of `alert`, goes to: those of its frozen targets it reached or whose delivery
+    was accepted, first of all (a cancel's priority: `delivery_priority`), by the alert's policy."""
     return Targeting(topic=alert.topic, min_severity_rank=0, regions=[], groups=[], policy=alert.policy,
-                     priority=int(Priority.LIFE_SAFETY), first_attempt_at=now, from_alert=alert.id,
+                     priority=int(delivery_priority(notice)), first_attempt_at=now, from_alert=alert.id,
                      only_reached=True)
 
 
@@ -230,7 +231,7 @@ async def _notice_if_reached(db: Db, alert: AlertRow, publisher: str | None, now
                      publisher=publisher or alert.publisher, **NEW_CAP_IDENTITY)
     await alerts.insert(db, notice)
     await db.execute("UPDATE alerts SET cancel_notice_id = ? WHERE id = ?", notice.id, alert.id)
-    return await _fan_out(db, notice, notice_targeting(alert, now), new=True)
+    return await _fan_out(db, notice, notice_targeting(alert, notice, now), new=True)
 
 
 class RecordedAlerts(NamedTuple):
@@ -253,19 +254,25 @@ async def recorded_alerts(db: Db, alert_ids: Collection[str]) -> RecordedAlerts:
         {r[0] for r in rows if r[2]})
 
 
-async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> None:
+async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> list[str]:
     """Sends that were in flight when their alert was cancelled and were then accepted: those subscribers get the
-    cancel notice too, once (the notice is created now if nobody had been reached at the cancel)."""
+    cancel notice too, once (the notice is created now if nobody had been reached at the cancel). Returns the
+    notices that queued deliveries (life-safety ones: `delivery_priority`), for the workers to be told of them."""
+    noticed = []
     for alert_id in alert_ids:
         alert = await _locked(db, alert_id)
         if alert.status != AlertStatus.CANCELLED:
             continue
         if alert.cancel_notice_id is None:
-            await _notice_if_reached(db, alert, alert.publisher, now)
+            if (created := await _notice_if_reached(db, alert, alert.publisher, now)) is not None:
+                noticed.append(created.id)
             continue
         notice = await alerts.get(db, alert.cancel_notice_id)
         assert notice is not None  # noqa: S101 - linked in the cancel's transaction
-        await _fan_out(db, notice, notice_targeting(alert, now))  # adds only those not targeted yet
+        widened = await _fan_out(db, notice, notice_targeting(alert, notice, now))  # adds only those not targeted yet
+        if widened.targeted > notice.targeted:
+            noticed.append(notice.id)
+    return noticed
 
 
 async def expire(db: Db, now: float) -> int:

@@ -88,9 +88,19 @@ _CLAIMED = ("d.id", "d.alert_id", "d.subscriber_id", "d.channel", "d.position", 
             f"COALESCE(NULLIF(s.locale, ''), '{DEFAULT_LANG}')", "s.quiet_start", "s.quiet_end", "d.created_at")
 
 
+class Recorded(NamedTuple):
+    """What a record of send results wrote."""
+
+    written: list[str]  # the deliveries whose results were written: those the lease still covered
+    # Cancel notices whose deliveries it queued, for sends accepted after their alert was cancelled: life-safety
+    # rows that no fan-out tells the workers of (`SqlStore.record` does, as PostgreSQL's trigger does).
+    noticed: list[str]
+
+
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
-                 redial: Mapping[str, CallPolicy] | None = None, *, people_once: bool = False) -> list[str]:
-    """Write a batch of send results in one transaction; returns the ids the lease still covered.
+                 redial: Mapping[str, CallPolicy] | None = None, *, people_once: bool = False) -> Recorded:
+    """Write a batch of send results in one transaction; returns the ids the lease still covered, and the cancel
+    notices it queued deliveries of.
 
     Results for rows whose lease was reclaimed are dropped whole — the delivery row and everything that follows
     from it (reached marks, fallback, contact disabling) — so a worker that was presumed dead cannot overwrite its
@@ -134,8 +144,8 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     if relayed := await assisted.relayed(db, accepted, now):
         await _mark_targets(db, _Selection(_rows(db), "d.id = u.id", (as_rows(relayed),)), reached=False)
     await assisted.unrelayed(db, failed, now)
-    await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
-    return [u.delivery_id for u in updates]
+    noticed = await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
+    return Recorded([u.delivery_id for u in updates], noticed)
 
 
 def _at_once(db: Db, updates: Sequence[DeliveryUpdate]) -> DeliveryStatus | None:

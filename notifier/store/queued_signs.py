@@ -37,19 +37,20 @@ class QueuedSigns:
         self._own: set[str] = set()  # this store's own FIFOs: it wakes its own dispatcher itself
 
     @contextlib.asynccontextmanager
-    async def listening(self, heard: Callable[[str], None]) -> AsyncIterator[None]:
-        """Every line written to this process's FIFO goes to `heard`, on the event loop, while the block runs."""
+    async def listening(self, heard: Callable[[str], None]) -> AsyncIterator[bool]:
+        """Every line written to this process's FIFO goes to `heard`, on the event loop, while the block runs;
+        the block is given whether the FIFO could be made (else nothing is heard)."""
         name = f"{os.getpid()}-{secrets.token_hex(8)}"
         fifo = self._made(name)
         if fifo is None:
-            yield
+            yield False
             return
         reading, keeping = fifo
         self._own.add(name)
         loop = asyncio.get_running_loop()
         loop.add_reader(reading, _Lines(heard).read, reading)
         try:
-            yield
+            yield True
         finally:
             loop.remove_reader(reading)
             self._own.discard(name)

@@ -344,7 +344,7 @@ class Store(AccessMethods):
     async def cancel_alert(self, alert_id: str, publisher: KeyRecord | None,
                            now: float) -> tuple[AlertRow, AlertRow | None, int]:
         """Cancel, notify and record it in one transaction: (the alert, its notice or None, deliveries stopped).
-        Its notice is life-safety work (`lifecycle.notice_targeting`), so it takes the writer as a cancel published
+        Its notice is life-safety work (`targeting.delivery_priority`), so it takes the writer as a cancel published
         through `create_alert` does: a routine publish gives way to it."""
         async def cancel(db: Db) -> tuple[AlertRow, AlertRow | None, int]:
             cancelled, notice, stopped = await lifecycle.cancel(db, alert_id, publisher.id if publisher else None,
@@ -384,14 +384,19 @@ class Store(AccessMethods):
 
     async def record(self, owner: str, updates: list[DeliveryUpdate], now: float,
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
-                     urgent: bool = False, people_once: bool = False) -> list[str]:
-        async def record(db: Db) -> list[str]:
+                     urgent: bool = False, people_once: bool = False) -> queue.Recorded:
+        """Write a batch of send results (`queue.record`); the workers of other processes are told of the cancel
+        notices it queued (`Backend.queued`), as of a fan-out's — this process's are its caller's to wake."""
+        async def record(db: Db) -> queue.Recorded:
             recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial,
                                           people_once=people_once)
             await cap.assign(db, self.cap_identity)  # cancel notices for sends that landed after their cancel
             return recorded
 
-        return await self.backend.run(record, **_dispatch_turn(background, urgent))
+        recorded = await self.backend.run(record, **_dispatch_turn(background, urgent))
+        for notice in recorded.noticed:
+            self.backend.queued(Priority.LIFE_SAFETY, notice)
+        return recorded
 
     async def extend_lease(self, owner: str, until: float) -> int:
         return await self.backend.run(lambda db: queue.extend_lease(db, owner, until))

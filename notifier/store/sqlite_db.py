@@ -702,14 +702,15 @@ class SqliteBackend:
     @asynccontextmanager
     async def queue_watch(self, wake: Callable[[int, str | None], None],
                           coming: Callable[[int], None] | None = None) -> AsyncIterator[QueueWatch]:
-        """This process's FIFO beside the database (`queued_signs.py`): told of the fan-outs other processes commit
-        (`queued`) and of the life-safety ones they begin (`announce`). Never `listening`: what the store does not
-        tell of — a retry coming due, a fallback — is found at the next poll."""
+        """This process's FIFO beside the database (`queued_signs.py`): told of the delivery rows other processes
+        commit (`queued`: every insert of them, each fan-out's and each record's cancel notices) and of the
+        life-safety publishes they begin (`announce`); `listening` once the FIFO is made. As on PostgreSQL, what
+        no insert tells of — a retry or a deferral coming due, a fallback — the life-safety loop waits for."""
         def heard(payload: str) -> None:
             hear(payload, wake, coming)
 
-        async with self._signs.listening(heard):
-            yield QueueWatch()
+        async with self._signs.listening(heard) as made:
+            yield QueueWatch(listening=made)
 
     async def announce(self, priority: int) -> None:
         self._signs.tell(f"{COMING}{priority}")

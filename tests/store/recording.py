@@ -93,7 +93,8 @@ async def claimed_and_recorded(db: Db, status: DeliveryStatus, policy: str, *, i
     owner, now, claimed = await _claimed(db, policy)
     done = [DeliveryUpdate(d.id, d.alert_id, status, now, provider_message_id=f"{ids}{n}")
             for n, d in enumerate(claimed)]
-    assert len(await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")) == len(done)
+    recorded = await queue.record(db, owner, done, now, lambda: b"key", people_once=policy == "fallback")
+    assert len(recorded.written) == len(done)
 
 
 async def claimed_and_failed(db: Db) -> None:
@@ -101,11 +102,11 @@ async def claimed_and_failed(db: Db) -> None:
     good (the person's email goes out instead), one refused for good with its contact disabled."""
     owner, now, claimed = await _claimed(db, "fallback")
     retry, final, refused = claimed
-    assert len(await queue.record(db, owner, [
+    assert len((await queue.record(db, owner, [
         DeliveryUpdate(retry.id, retry.alert_id, DeliveryStatus.QUEUED, now, next_attempt_at=now + 30, error="busy"),
         DeliveryUpdate(final.id, final.alert_id, DeliveryStatus.FAILED, now, error="refused", fall_back=True),
         DeliveryUpdate(refused.id, refused.alert_id, DeliveryStatus.FAILED, now, error="gone", fall_back=True,
-                       disable_contact=True)], now, lambda: b"key")) == 3
+                       disable_contact=True)], now, lambda: b"key")).written) == 3
 
 
 async def a_push(db: Db) -> list[Receipt]:

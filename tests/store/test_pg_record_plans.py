@@ -72,7 +72,7 @@ async def test_a_batch_of_first_channels_reaches_each_next_channel_by_its_own_ro
                                        fall_back=True) for d in claimed[1:3]]
         async with store.backend.transaction() as db:
             planning = _Planning(db, "n.position = d.position + 1")
-            assert len(await queue.record(planning, owner, results, now, lambda: b"key")) == BATCH
+            assert len((await queue.record(planning, owner, results, now, lambda: b"key")).written) == BATCH
         assert len(planning.plans) == 2  # the accepted's next channels told when to look; the failed's queued
         for plan in planning.plans:
             assert "deliveries_silent" not in plan, plan  # the index of every row waiting `skipped`
@@ -111,7 +111,7 @@ async def test_a_batch_in_a_store_with_proxies_finds_their_people_by_their_own_r
                    for n, d in enumerate(claimed)]
         async with store.backend.transaction() as db:
             planning = _Planning(db, "JOIN assisted p")
-            assert len(await queue.record(planning, owner, results, now, lambda: b"key")) == len(claimed)
+            assert len((await queue.record(planning, owner, results, now, lambda: b"key")).written) == len(claimed)
         assert len(planning.plans) == 2  # the accepted proxies' people, the failed proxies' people
         accepted_people = planning.plans[0]
         assert "deliveries_due" not in accepted_people, accepted_people  # every waiting row of every alert

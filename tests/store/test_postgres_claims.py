@@ -92,9 +92,9 @@ async def test_the_lease_fence_refuses_a_stale_owner(pg_service: Service) -> Non
     assert ids <= {d.id for d in fresh}
     alert_id = stale[0].alert_id
     late = [DeliveryUpdate(d, alert_id, DeliveryStatus.FAILED, time.time(), error="late") for d in ids]
-    assert await store.record("stale", late, time.time()) == []
+    assert (await store.record("stale", late, time.time())).written == []
     done = [DeliveryUpdate(d, alert_id, DeliveryStatus.DELIVERED, time.time()) for d in ids]
-    written = await store.record("fresh", done, time.time())
+    written = (await store.record("fresh", done, time.time())).written
     assert set(written) == ids
     rows, _ = await store.list_deliveries(stale[0].alert_id, SUBSCRIBERS, None)
     assert {r.status for r in rows if r.id in ids} == {"delivered"}

@@ -69,7 +69,7 @@ async def test_numbers_accepted_are_sent_under_their_ids_and_their_people_accept
     alert_id, claimed = await _claimed(service, make_subscriber)
     at = time.time()
     results = _answered(answer, claimed, at)
-    written = await service.store.record("worker-1", results, at + 0.5)
+    written = (await service.store.record("worker-1", results, at + 0.5)).written
     assert sorted(written) == sorted(d.id for d in claimed)
     statuses = await _statuses(service, alert_id)
     assert [statuses[u.delivery_id] for u in results] == [("sent", u.provider_message_id) for u in results]
@@ -102,7 +102,7 @@ async def test_numbers_recorded_after_their_lease_was_reclaimed_write_nothing(
     assert (await service.store.sweep(time.time() + 120))["reclaimed"] == len(PHONES)
     at = time.time()
     results = _answered(answer, claimed, at)
-    assert await service.store.record("worker-1", results, at) == []
+    assert (await service.store.record("worker-1", results, at)).written == []
     assert set((await _statuses(service, alert_id)).values()) == {("queued", None)}
     assert (await alert_coverage(service.store, alert_id)).accepted == 0
 
@@ -155,7 +155,7 @@ async def test_webhooks_answered_are_delivered_and_reach_their_people_at_their_o
     answer's time, and nothing of the claim stays leased."""
     alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     at = time.time()
-    written = await service.store.record("worker-1", _delivered(claimed, at), at + 0.5, people_once=True)
+    written = (await service.store.record("worker-1", _delivered(claimed, at), at + 0.5, people_once=True)).written
     assert sorted(written) == sorted(d.id for d in claimed)
     assert set((await _statuses(service, alert_id)).values()) == {("delivered", None)}
     coverage = await alert_coverage(service.store, alert_id)
@@ -170,7 +170,7 @@ async def test_webhook_results_for_part_of_a_claim_leave_the_rest_leased(
     reached."""
     alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     at = time.time()
-    assert len(await service.store.record("worker-1", _delivered(claimed[:2], at), at)) == 2
+    assert len((await service.store.record("worker-1", _delivered(claimed[:2], at), at)).written) == 2
     statuses = await _statuses(service, alert_id)
     assert [statuses[d.id][0] for d in claimed] == ["delivered", "delivered", "sending"]
     assert (await alert_coverage(service.store, alert_id)).reached == 2
@@ -184,7 +184,7 @@ async def test_webhooks_answered_after_the_lease_was_reclaimed_write_nothing_and
     alert_id, claimed = await _claimed(service, make_subscriber, "webhook")
     assert (await service.store.sweep(time.time() + 120))["reclaimed"] == 3
     at = time.time()
-    assert await service.store.record("worker-1", _delivered(claimed, at), at, people_once=True) == []
+    assert (await service.store.record("worker-1", _delivered(claimed, at), at, people_once=True)).written == []
     assert set((await _statuses(service, alert_id)).values()) == {("queued", None)}
     coverage = await alert_coverage(service.store, alert_id)
     assert (coverage.accepted, coverage.reached) == (0, 0)
@@ -199,8 +199,8 @@ async def test_webhooks_answered_after_another_worker_took_over_leave_its_result
     later = time.time() + 120
     again = await service.store.claim("worker-2", later, later + 60, 100)
     failed = [DeliveryUpdate(d.id, d.alert_id, DeliveryStatus.FAILED, later, error="HTTP 404") for d in again[:1]]
-    assert len(await service.store.record("worker-2", failed, later)) == 1
-    assert await service.store.record("worker-1", _delivered(claimed, later), later) == []
+    assert len((await service.store.record("worker-2", failed, later)).written) == 1
+    assert (await service.store.record("worker-1", _delivered(claimed, later), later)).written == []
     statuses = await _statuses(service, alert_id)
     assert statuses[again[0].id][0] == "failed"
     assert (await alert_coverage(service.store, alert_id)).reached == 0

@@ -86,9 +86,9 @@ async def test_first_channels_accepted_one_by_one_each_wait_for_their_own_window
     claimed = await service.store.claim("worker-1", at, at + 60, 10)
     assert len(claimed) == 2
     sent = {d.subscriber_id: at + n for n, d in enumerate(claimed)}
-    assert len(await service.store.record("worker-1", [
+    assert len((await service.store.record("worker-1", [
         DeliveryUpdate(d.id, alert_id, DeliveryStatus.SENT, sent[d.subscriber_id], provider_message_id=f"serial-{n}",
-                       address=d.address) for n, d in enumerate(claimed)], at + 2)) == 2
+                       address=d.address) for n, d in enumerate(claimed)], at + 2)).written) == 2
     rows, _ = await service.store.list_deliveries(alert_id, 10, None)
     planned = {r.subscriber_id: r.next_attempt_at for r in rows if r.channel == "email"}
     assert planned == {person: pytest.approx(t + WINDOW, abs=0.01) for person, t in sent.items()}

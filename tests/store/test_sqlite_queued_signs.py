@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +21,11 @@ from notifier.config import ApprovalSettings, Settings
 from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.keys import create_key
 from notifier.models import Role
-from notifier.publish import publish_alert
+from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
-from notifier.states import Priority
+from notifier.states import DeliveryStatus, Priority
 from notifier.store.queued_signs import SUFFIX, QueuedSigns
+from notifier.store.records import DeliveryUpdate
 from tests.conftest import SettingsFactory
 from tests.store.test_queue_wakes import RED_WARNING, ROUTINE_NOTICE, WITHIN, _sent_once, _subscribe
 
@@ -49,7 +51,7 @@ async def _watched(settings: Settings) -> AsyncIterator[tuple[Service, asyncio.Q
     async with Service(settings) as publisher, Service(settings) as worker, worker.store.backend.queue_watch(
             lambda priority, alert_id: heard.put_nowait(("queued", priority, alert_id)),
             lambda priority: heard.put_nowait(("coming", priority, None))) as watch:
-        assert not watch.listening  # a retry or a fallback is not told of: routine claims still take red rows
+        assert watch.listening  # told of every delivery row queued: routine claims leave red ones to be told of
         yield publisher, heard
 
 
@@ -63,6 +65,22 @@ async def test_a_fan_out_committed_elsewhere_wakes_the_watcher_and_a_red_warning
             assert [await heard.get() for _ in range(3)] == [
                 ("queued", Priority.ROUTINE, notice.id), ("coming", Priority.LIFE_SAFETY, None),
                 ("queued", Priority.LIFE_SAFETY, red.id)]
+
+
+async def test_a_cancel_notice_queued_by_a_record_is_told_like_a_fan_out(make_settings: SettingsFactory) -> None:
+    """A send in flight at its alert's cancel lands: the record that writes it queues the cancel notice's delivery
+    (created now: nobody had been reached at the cancel) — a life-safety row the others are told of."""
+    async with _watched(make_settings()) as (publisher, heard):
+        await _subscribe(publisher, "https://hooks.example.org/a")
+        alert, _ = await publish_alert(publisher.store, ROUTINE_NOTICE, None)
+        now = time.time()
+        [claimed] = await publisher.store.claim("slow-worker", now, now + 60, 10)
+        await cancel_alert(publisher.store, alert.id, None)
+        landed = DeliveryUpdate(claimed.id, alert.id, DeliveryStatus.DELIVERED, time.time())
+        [notice] = (await publisher.store.record("slow-worker", [landed], time.time())).noticed
+        async with asyncio.timeout(WITHIN):
+            assert [await heard.get() for _ in range(2)] == [
+                ("queued", Priority.ROUTINE, alert.id), ("queued", Priority.LIFE_SAFETY, notice)]
 
 
 async def test_a_held_alert_tells_nobody_until_it_is_approved(make_settings: SettingsFactory) -> None:
@@ -178,8 +196,8 @@ async def test_a_process_that_cannot_make_its_fifo_still_runs_and_polls(
     Path(f"{database}{SUFFIX}").touch()  # noqa: ASYNC240 - a test's setup
     heard: list[str] = []
     with caplog.at_level(logging.WARNING, logger="notifier.store.queued_signs"):
-        async with QueuedSigns(database).listening(heard.append):
+        async with QueuedSigns(database).listening(heard.append) as listening:
             QueuedSigns(database).tell("3:alert")
             await asyncio.sleep(0.05)
-    assert heard == []
+    assert (listening, heard) == (False, [])  # its dispatcher's routine claims still take red rows: nothing tells
     assert "cannot listen for deliveries queued by other processes" in caplog.text
