@@ -320,7 +320,7 @@ class Dispatcher:
                                                background=background, people_once=people_once,
                                                urgent=min_priority is Priority.LIFE_SAFETY)
         for notice in recorded.noticed:  # cancel notices for sends accepted after their cancel: claimed at once
-            self.queued(True, notice)
+            self.queued(_life_safety(notice), notice.id)
         written = set(recorded.written)
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",

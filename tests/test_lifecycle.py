@@ -132,7 +132,8 @@ async def test_a_send_in_flight_at_the_cancel_that_lands_gets_the_notice_once(
     recorded = await service.store.record("slow-worker", [landed], time.time())
     cancelled = await service.store.get_alert(alert.id)
     assert cancelled is not None and cancelled.cancel_notice_id is not None
-    assert recorded == ([claimed.id], [cancelled.cancel_notice_id])  # the notice it queued, for its worker to wake
+    assert recorded.written == [claimed.id]
+    assert [n.id for n in recorded.noticed] == [cancelled.cancel_notice_id]  # the notice it queued: its worker wakes
     _, _, repeated = await cancel_alert(service.store, alert.id, None)
     assert repeated is not None and (repeated.id, repeated.targeted) == (cancelled.cancel_notice_id, 1)
     await settle(service)

@@ -254,24 +254,24 @@ async def recorded_alerts(db: Db, alert_ids: Collection[str]) -> RecordedAlerts:
         {r[0] for r in rows if r[2]})
 
 
-async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> list[str]:
+async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) -> list[AlertRow]:
     """Sends that were in flight when their alert was cancelled and were then accepted: those subscribers get the
     cancel notice too, once (the notice is created now if nobody had been reached at the cancel). Returns the
     notices that queued deliveries (life-safety ones: `delivery_priority`), for the workers to be told of them."""
-    noticed = []
+    noticed: list[AlertRow] = []
     for alert_id in alert_ids:
         alert = await _locked(db, alert_id)
         if alert.status != AlertStatus.CANCELLED:
             continue
         if alert.cancel_notice_id is None:
             if (created := await _notice_if_reached(db, alert, alert.publisher, now)) is not None:
-                noticed.append(created.id)
+                noticed.append(created)
             continue
         notice = await alerts.get(db, alert.cancel_notice_id)
         assert notice is not None  # noqa: S101 - linked in the cancel's transaction
         widened = await _fan_out(db, notice, notice_targeting(alert, notice, now))  # adds only those not targeted yet
         if widened.targeted > notice.targeted:
-            noticed.append(notice.id)
+            noticed.append(widened)
     return noticed
 
 

@@ -19,7 +19,7 @@ from notifier.states import AlertStatus, DeliveryStatus, Priority
 from notifier.store import assisted, fallback, lifecycle, receipts
 from notifier.store.db import FLOAT, Db, as_rows, planned_each_run, unpacked
 from notifier.store.marks import marking
-from notifier.store.records import ClaimedDelivery, DeliveryUpdate
+from notifier.store.records import AlertRow, ClaimedDelivery, DeliveryUpdate
 from notifier.store.states import WAITING, due, is_
 
 SENDING, SENT, DELIVERED = DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.DELIVERED
@@ -94,7 +94,7 @@ class Recorded(NamedTuple):
     written: list[str]  # the deliveries whose results were written: those the lease still covered
     # Cancel notices whose deliveries it queued, for sends accepted after their alert was cancelled: life-safety
     # rows that no fan-out tells the workers of (`SqlStore.record` does, as PostgreSQL's trigger does).
-    noticed: list[str]
+    noticed: list[AlertRow]
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],

@@ -57,6 +57,7 @@ from notifier.store.records import (
 )
 from notifier.store.records_public import PublicFilter
 from notifier.store.subscribers import Batch
+from notifier.targeting import delivery_priority
 
 if TYPE_CHECKING:  # the channels (and the HTTP client under them) are not the store's to import
     from channels.base import Receipt
@@ -395,7 +396,7 @@ class Store(AccessMethods):
 
         recorded = await self.backend.run(record, **_dispatch_turn(background, urgent))
         for notice in recorded.noticed:
-            self.backend.queued(Priority.LIFE_SAFETY, notice)
+            self.backend.queued(delivery_priority(notice), notice.id)
         return recorded
 
     async def extend_lease(self, owner: str, until: float) -> int:

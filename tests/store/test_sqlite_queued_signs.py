@@ -80,7 +80,7 @@ async def test_a_cancel_notice_queued_by_a_record_is_told_like_a_fan_out(make_se
         [notice] = (await publisher.store.record("slow-worker", [landed], time.time())).noticed
         async with asyncio.timeout(WITHIN):
             assert [await heard.get() for _ in range(2)] == [
-                ("queued", Priority.ROUTINE, alert.id), ("queued", Priority.LIFE_SAFETY, notice)]
+                ("queued", Priority.ROUTINE, alert.id), ("queued", Priority.LIFE_SAFETY, notice.id)]
 
 
 async def test_a_held_alert_tells_nobody_until_it_is_approved(make_settings: SettingsFactory) -> None:
