@@ -163,9 +163,9 @@ class Dispatcher:
         return not self._running and await self.store.sends_under_way(time.time(), self._claim_size)
 
     def wake(self, released: AlertRow | None = None) -> None:
-        """New work was queued (a publish in this process): look now rather than at the next poll. A life-safety
-        alert just `released` hands the window over to the life-safety loop, so that no routine work starts
-        before that loop has claimed it."""
+        """New work was queued (a publish in this process, a cancel notice its record queued): look now rather than
+        at the next poll. A life-safety alert just `released` hands the window over to the life-safety loop, so that
+        no routine work starts before that loop has claimed it."""
         if released is not None and released.status == AlertStatus.ACTIVE and _life_safety(released):
             self.queued(True, released.id)
         else:
@@ -320,7 +320,7 @@ class Dispatcher:
                                                background=background, people_once=people_once,
                                                urgent=min_priority is Priority.LIFE_SAFETY)
         for notice in recorded.noticed:  # cancel notices for sends accepted after their cancel: claimed at once
-            self.queued(_life_safety(notice), notice.id)
+            self.wake(notice)
         written = set(recorded.written)
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",

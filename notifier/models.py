@@ -215,9 +215,6 @@ class AlertIn(Frozen):
             return Policy.ALL
         return Policy.FALLBACK
 
-    def priority(self) -> Priority:
-        return priority_of(self.severity, self.urgency, self.level)
-
 
 def priority_of(severity: Severity, urgency: Urgency, level: Level | None) -> Priority:
     """Claim order: life-safety (extreme or red) first, then immediate or severe, then the rest."""

@@ -327,13 +327,17 @@ class Store(AccessMethods):
                        fanned: Callable[[T], AlertRow | None]) -> T:
         """`work`, a transaction that fans an alert out (a publish, an approval, a cancel's notice), run as its
         priority takes the writer (`_bulk_turn`); then the workers of other processes told of its deliveries
-        (`Backend.queued`, as PostgreSQL's trigger tells of every row), scheduled ones too: told, a worker's
-        life-safety loop sleeps until they are due instead of a whole poll. `fanned`: the alert of its result."""
+        (`_tell_queued`). `fanned`: the alert of its result."""
         result = await self.backend.run(work, **_bulk_turn(priority))
-        alert = fanned(result)
-        if alert is not None and alert.status in (AlertStatus.ACTIVE, AlertStatus.SCHEDULED):
-            self.backend.queued(priority, alert.id)
+        self._tell_queued(fanned(result))
         return result
+
+    def _tell_queued(self, alert: AlertRow | None) -> None:
+        """The workers of other processes told of the deliveries of `alert` just committed (`Backend.queued`, as
+        PostgreSQL's trigger tells of every row), scheduled ones too: told, a worker's life-safety loop sleeps until
+        they are due instead of a whole poll."""
+        if alert is not None and alert.status in (AlertStatus.ACTIVE, AlertStatus.SCHEDULED):
+            self.backend.queued(delivery_priority(alert), alert.id)
 
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
@@ -387,7 +391,7 @@ class Store(AccessMethods):
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
                      urgent: bool = False, people_once: bool = False) -> queue.Recorded:
         """Write a batch of send results (`queue.record`); the workers of other processes are told of the cancel
-        notices it queued (`Backend.queued`), as of a fan-out's — this process's are its caller's to wake."""
+        notices it queued (`_tell_queued`), as of a fan-out's — this process's are its caller's to wake."""
         async def record(db: Db) -> queue.Recorded:
             recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial,
                                           people_once=people_once)
@@ -396,7 +400,7 @@ class Store(AccessMethods):
 
         recorded = await self.backend.run(record, **_dispatch_turn(background, urgent))
         for notice in recorded.noticed:
-            self.backend.queued(delivery_priority(notice), notice.id)
+            self._tell_queued(notice)
         return recorded
 
     async def extend_lease(self, owner: str, until: float) -> int:
