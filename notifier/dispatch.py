@@ -173,7 +173,7 @@ class Dispatcher:
 
     def queued(self, life_safety: bool, alert_id: str | None = None) -> None:
         """New work was queued, life-safety work or not, `alert_id`'s among it if known (`wake`; or in another
-        process: `queued_elsewhere`). A life-safety alert named is read while its rows are claimed."""
+        process, or queued again: `queued_rows`). A life-safety alert named is read while its rows are claimed."""
         if life_safety and alert_id is not None:
             self._read_ahead(alert_id)
         self._hand_over(life_safety)
@@ -185,9 +185,10 @@ class Dispatcher:
         if life_safety and self._running:
             self.window.hand_over()
 
-    def queued_elsewhere(self, priority: int, alert_id: str | None = None) -> None:
-        """Another process queued deliveries, the highest of them of `priority`, `alert_id`'s among them if known
-        (`Backend.queue_watch`)."""
+    def queued_rows(self, priority: int, alert_id: str | None = None) -> None:
+        """Deliveries were queued, the highest of them of `priority`, `alert_id`'s among them if known: by another
+        process (`Backend.queue_watch`), or queued again by this one's records, sweeps and delivery reports (a
+        fallback, a call to make again: `fallback.Requeued`)."""
         self.queued(priority >= Priority.LIFE_SAFETY, alert_id)
 
     def _read_ahead(self, alert_id: str) -> None:
@@ -221,7 +222,7 @@ class Dispatcher:
         try:
             # Rows queued by another process (the API's, a `notifier publish`) wake the loops as this
             # process's own publishes do, where the database can say so (PostgreSQL); the poll stays beneath it.
-            async with self.store.backend.queue_watch(self.queued_elsewhere, self.coming_elsewhere) as self._told:
+            async with self.store.backend.queue_watch(self.queued_rows, self.coming_elsewhere) as self._told:
                 await asyncio.gather(*workers)
         finally:
             self._running = False
@@ -267,6 +268,8 @@ class Dispatcher:
         if now - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = now
             swept = await self.store.sweep(now, self.settings.max_attempts)
+            if swept.get("fallback"):  # a life-safety one is left to the life-safety loop by routine claims
+                self._urgent_wake.set()
             if swept.get("reclaimed"):
                 log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
             if timed_out := await reject_overdue(self.store, self._approval, now):
@@ -321,6 +324,8 @@ class Dispatcher:
                                                urgent=min_priority is Priority.LIFE_SAFETY)
         for notice in recorded.noticed:  # cancel notices for sends accepted after their cancel: claimed at once
             self.wake(notice)
+        for alert_id, priority in recorded.requeued.items():  # a routine claim leaves them to the life-safety loop
+            self.queued_rows(priority, alert_id)
         written = set(recorded.written)
         if len(written) < len(outcomes):
             log.warning("%d results refused: their lease had been reclaimed by another worker",

@@ -45,6 +45,7 @@ LOOK_SENDING = 0.1  # seconds between looks whether the sends are over
 RETRY_AFTER = 1.0  # seconds before a failed batch is tried again
 
 Count = Callable[[str, dict[str, int]], None]
+Queued = Callable[[int, str], None]
 
 
 async def _never() -> bool:
@@ -57,16 +58,20 @@ class ReportApplier:
 
     def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None, *, batch: int = BATCH,
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
-                 count: Count | None = None, sending: Callable[[], Awaitable[bool]] = _never) -> None:
+                 count: Count | None = None, sending: Callable[[], Awaitable[bool]] = _never,
+                 queued: Queued | None = None) -> None:
         """`redial`: the call policy of each channel that calls people (`receipts.call_policies`); `count`: told the
         outcomes of each batch, by channel (metrics); `sending`: whether a fan-out's sends are under way, this
-        process's or another's (`Dispatcher.sending`)."""
+        process's or another's (`Dispatcher.sending`); `queued`: told (priority, alert id) of the life-safety
+        deliveries a batch queued again — a failure's next channel, a call to make again — so that this process's
+        worker claims them at once (`Dispatcher.queued_rows`; the store tells other processes')."""
         self._store = store
         self._redial = dict(redial or {})
         self._batch, self._patience, self._look_every = batch, patience, look_every
         self._answer_within = answer_within
         self._count = count
         self._sending = sending
+        self._queued = queued
         self._stored = 0  # stores committed in this process, numbered in order
         self._applied = 0  # every store up to this number applied
         self._since: collections.deque[tuple[int, float]] = collections.deque()  # (number, when) of stores waiting
@@ -127,6 +132,9 @@ class ReportApplier:
         while True:
             seen = self._stored
             done = await self._apply_batch()
+            if self._queued is not None:
+                for alert_id, priority in done.requeued.items():
+                    self._queued(priority, alert_id)
             by_channel: dict[str, list[str]] = {}
             for _, channel, outcomes in done.pushes:
                 by_channel.setdefault(channel, []).extend(outcomes)

@@ -175,7 +175,7 @@ class Service:
                                      public_url=self.settings.server.base_url(), overdue=overdue,
                                      approval=self.settings.approval)
         self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts,
-                                     sending=self.dispatcher.sending)
+                                     sending=self.dispatcher.sending, queued=self.dispatcher.queued_rows)
         self.reports = ReportBatches(self.store, self.applier)
 
     def start_worker(self) -> None:

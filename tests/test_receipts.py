@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -41,15 +43,21 @@ class Wired:
 async def wired(make_settings: SettingsFactory, request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
     """The service with a WeChat channel on the fake WeChat API, whose events come back to our callback URL, in the
     callback mode the test asks for (`indirect` parameter; plain by default)."""
-    mode = getattr(request, "param", "plain")
+    async with _wired(make_settings, getattr(request, "param", "plain")) as wiring:
+        yield wiring
+
+
+@asynccontextmanager
+async def _wired(make_settings: SettingsFactory, mode: str, **settings: Any) -> AsyncIterator[Wired]:
+    """`wired`, in callback `mode`, with more `settings`."""
     keyed = {"encoding_aes_key": AES_KEY} if mode != "plain" else {}
     fake = await start_wechat(app_id="wx-test", app_secret="secret", token=TOKEN, callback_mode=mode, **keyed)
-    settings = make_settings(channels={"wechat": {"endpoint": fake.url, "app_id": "wx-test", "app_secret": "secret",
-                                                  "token": TOKEN, "template_id": "TPL-1", "callback_mode": mode,
-                                                  **keyed}})
-    service = Service(settings)
+    config = make_settings(channels={"wechat": {"endpoint": fake.url, "app_id": "wx-test", "app_secret": "secret",
+                                                "token": TOKEN, "template_id": "TPL-1", "callback_mode": mode,
+                                                **keyed}}, **settings)
+    service = Service(config)
     await service.open()
-    server = TestServer(create_app(settings, service=service), host="127.0.0.1")
+    server = TestServer(create_app(config, service=service), host="127.0.0.1")
     await server.start_server()
     fake.callback_url = str(server.make_url("/v1/wechat/callback"))
     try:
@@ -120,6 +128,25 @@ async def test_a_failure_receipt_falls_back_to_the_next_channel(wired: Wired, re
 
     await _until(fell_back)
     assert await _status(wired.service, alert.id, "wechat") == "failed"
+
+
+async def test_a_red_warnings_failure_receipt_reaches_the_next_channel_without_waiting_for_the_workers_poll(
+        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+    """The worker polls once an hour, and its routine claims leave life-safety rows to its life-safety loop: only
+    the report that failed the WeChat message, which queued the person's next channel, can tell that loop of it."""
+    async with _wired(make_settings, "plain", worker={"enabled": True, "poll_interval": 3600}) as wired:
+        wired.wechat.script(OPENID, "receipt_fail")
+        await _subscribe(wired.service, receiver)
+        wired.service.start_worker()
+        alert, _ = await publish_alert(wired.service.store, AlertIn(
+            topic="env.heavy-pollution", headline="红色预警", severity="extreme", policy="fallback"), None)
+        wired.service.dispatcher.wake(alert)  # as the API does
+
+        async def fell_back() -> bool:
+            return await _status(wired.service, alert.id, "webhook") == "delivered"
+
+        await _until(fell_back)
+        assert await _status(wired.service, alert.id, "wechat") == "failed"
 
 
 async def test_a_forged_receipt_changes_nothing(wired: Wired) -> None:

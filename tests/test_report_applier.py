@@ -37,7 +37,7 @@ class SlowStore:
         self.calls.append(idle)
         if idle:
             await self.go.wait()
-        return Applied([], more=False)
+        return Applied([], more=False, requeued={})
 
 
 @pytest.fixture
@@ -161,12 +161,12 @@ async def test_a_delivery_is_not_silent_while_a_report_that_came_in_its_window_w
         await store.store_reports("sms", [Receipt("m0", True, "r0")], time.time())
         later = time.time() + 120
         async with store.backend.transaction() as db:
-            await fallback.activate_silent(db, later)
+            await fallback.activate_silent(db, later, fallback.Requeued())
         assert await store.backend.reader.fetchval(
             "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND status = 'queued'") == 0
         await store.apply_waiting({}, 100)
         async with store.backend.transaction() as db:
-            await fallback.activate_silent(db, later)
+            await fallback.activate_silent(db, later, fallback.Requeued())
         assert await store.backend.reader.fetchval(
             "SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND status = 'queued'") == 2
 

@@ -40,7 +40,7 @@ class HeldStore:
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
                             idle: bool = False) -> Applied:
-        return Applied([], more=False)
+        return Applied([], more=False, requeued={})
 
 
 def _batches(store: HeldStore, **options: int) -> ReportBatches:

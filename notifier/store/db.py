@@ -361,3 +361,9 @@ class Backend(Protocol):
         """Tell the other processes' watchers that `alert_id`'s delivery rows, of `priority` at most, were just
         committed (their `wake`). PostgreSQL: nothing (its trigger told them at the commit)."""
         ...
+
+    async def queued_again(self, priority: int, alert_id: str) -> None:
+        """Tell the other processes' watchers that stored delivery rows of `alert_id`, of `priority` at most, were
+        just queued again (their `wake`): a fallback, a call to make again — an update, which PostgreSQL's trigger
+        does not tell of. Only a head start: a failure is logged, and the poll finds the rows."""
+        ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from notifier.states import DeliveryStatus
+from notifier.states import DeliveryStatus, Priority
 from notifier.store.db import Db, as_list, as_rows, planned_each_run
 from notifier.store.states import FALLS_BACK, LIVE_ALERT, NEVER, is_
 
@@ -15,24 +15,45 @@ SKIPPED = DeliveryStatus.SKIPPED
 SILENT_BATCH = 10_000  # skipped rows looked at a sweep
 
 
+class Requeued:
+    """The life-safety deliveries a transaction queued by changing rows it had stored — a fallback, a call to make
+    again —, which no sign of an insert tells the workers of (PostgreSQL's trigger, `SqlStore._tell_queued`): the
+    highest priority queued of each alert, for the workers to be told after the commit (`SqlStore._tell_requeued`),
+    so that the life-safety loop claims them at once, not at its next poll. Routine rows are left to the routine
+    loops, which are at work or poll."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, int] = {}
+
+    def add(self, alert_id: str, priority: int) -> None:
+        """A row of `alert_id` queued at `priority`."""
+        if priority >= Priority.LIFE_SAFETY:
+            self.alerts[alert_id] = max(priority, self.alerts.get(alert_id, priority))
+
+
 # The person's next channel `n` of a delivery `d`: the row one position down, waiting `skipped`.
 _NEXT = ("JOIN deliveries n ON n.alert_id = d.alert_id AND n.subscriber_id = d.subscriber_id "
          f"AND n.position = d.position + 1 AND {is_(SKIPPED, 'n.')}")
 
 
-async def activate_next(db: Db, delivery_ids: Sequence[str], now: float) -> int:
-    """Queue the next channel of each given delivery's subscriber; returns how many were queued."""
+async def activate_next(db: Db, delivery_ids: Sequence[str], now: float, requeued: Requeued) -> int:
+    """Queue the next channel of each given delivery's subscriber (the life-safety ones noted in `requeued`); returns
+    how many were queued."""
     if not delivery_ids:
         return 0
     # The given rows first, as `schedule_silent`'s (below): planned from the alert, every row of it waiting
     # `skipped` was read for each (20,000 people: 65 ms for the two failures of a batch). Planned at each run: the
     # rows by their ids, which a generic plan made on a small table read by reading the table.
     async with planned_each_run(db):
-        return await db.execute(
+        queued = await db.fetch(
             f"WITH d AS MATERIALIZED (SELECT alert_id, subscriber_id, position FROM deliveries WHERE id IN "
             f"{db.dialect.each()}) UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, "
             f"updated_at = ? WHERE id IN (SELECT n.id FROM d {_NEXT} JOIN alerts a ON a.id = d.alert_id "
-            f"WHERE a.{FALLS_BACK} AND a.status IN {LIVE_ALERT})", as_list(delivery_ids), now, now)
+            f"WHERE a.{FALLS_BACK} AND a.status IN {LIVE_ALERT}) RETURNING alert_id, priority",
+            as_list(delivery_ids), now, now)
+    for row in queued:
+        requeued.add(row["alert_id"], row["priority"])
+    return len(queued)
 
 
 async def schedule_silent(db: Db, accepted: str, joined: str, params: Sequence[Any]) -> None:
@@ -55,7 +76,7 @@ def scheduling(source: str, at: str) -> str:
             f"JOIN alerts a ON a.id = d.alert_id AND a.{FALLS_BACK} {_NEXT}) AS x WHERE deliveries.id = x.id")
 
 
-async def activate_silent(db: Db, now: float) -> int:
+async def activate_silent(db: Db, now: float, requeued: Requeued) -> int:
     """A delivery accepted but unconfirmed for its alert's fallback window: try the subscriber's next channel too
     (the accepted one may still confirm; whichever reaches first counts).
 
@@ -91,4 +112,4 @@ async def activate_silent(db: Db, now: float) -> int:
             f"FROM {db.dialect.records([('id', 'TEXT'), ('at', 'DOUBLE PRECISION')])} AS u "
             f"WHERE deliveries.id = u.id AND {is_(SKIPPED, 'deliveries.')} AND deliveries.next_attempt_at <= ?",
             as_rows(later), now)
-    return await activate_next(db, due, now)
+    return await activate_next(db, due, now, requeued)

@@ -172,16 +172,26 @@ class PgBackend:
             await asyncio.wait({listening})
 
     async def announce(self, priority: int) -> None:
-        """A NOTIFY of its own, outside any transaction: delivered at once, not at the publish's commit. Only a
-        head start: a failure (the notification queue full behind a stuck listener, say) never stops the publish."""
-        try:
-            await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", f"{COMING}{priority}")
-        except SERVER_UNREACHED as exc:
-            log.warning("cannot announce a life-safety publish (%s): workers elsewhere learn of it at its commit",
-                        type(exc).__name__)
+        """A NOTIFY of its own, outside any transaction: delivered at once, not at the publish's commit."""
+        await self._notify(f"{COMING}{priority}", "announce a life-safety publish",
+                           "workers elsewhere learn of it at its commit")
 
     def queued(self, priority: int, alert_id: str) -> None:
         """Nothing: the deliveries' trigger told the listeners at the commit (migrations 0022, 0024)."""
+
+    async def queued_again(self, priority: int, alert_id: str) -> None:
+        """A NOTIFY with the trigger's payload (migration 0024), which tells of inserts alone."""
+        await self._notify(f"{priority}:{alert_id}", "tell of deliveries queued again",
+                           "workers elsewhere find them at their poll")
+
+    async def _notify(self, payload: str, what: str, meanwhile: str) -> None:
+        """A NOTIFY on the schema's channel. Only a head start: a failure (the notification queue full behind a
+        stuck listener, say) is logged — `what` could not be done, and what happens `meanwhile` — and never stops
+        the work it tells of."""
+        try:
+            await self.pool.execute("SELECT pg_notify(queued_channel(), $1)", payload)
+        except SERVER_UNREACHED as exc:
+            log.warning("cannot %s (%s): %s", what, type(exc).__name__, meanwhile)
 
     async def _listen(self, heard: Callable[[str], None], watch: QueueWatch) -> None:
         pause, failing = RELISTEN_SECONDS, False

@@ -95,6 +95,9 @@ class Recorded(NamedTuple):
     # Cancel notices whose deliveries it queued, for sends accepted after their alert was cancelled: life-safety
     # rows that no fan-out tells the workers of (`SqlStore.record` does, as PostgreSQL's trigger does).
     noticed: list[AlertRow]
+    # The life-safety deliveries it queued again (a failure's next channel, a call to make again): of each alert,
+    # the highest priority (`fallback.Requeued`).
+    requeued: dict[str, int]
 
 
 async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
@@ -108,12 +111,14 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
     `number_key`: the key of number digests, for reports that came before this record (`receipts`).
     `redial`: the call policy of each channel that calls people, for early call results asking for another call.
     `people_once`: no person has two deliveries of one alert in the batch (their targets' marks need no grouping)."""
+    requeued = fallback.Requeued()
     at_once = _at_once(db, updates)
     if at_once is not None:  # written already, with their marks
         alerts = await lifecycle.recorded_alerts(db, {u.alert_id for u in updates})
         held = await _accepted_at_once(db, owner, updates, at_once, now, people_once, bool(alerts.falling_back))
         updates = [u for u in updates if u.delivery_id in held]
-        await receipts.apply_early_receipts(db, [u for u in updates if u.status is SENT], now, number_key, redial)
+        await receipts.apply_early_receipts(db, [u for u in updates if u.status is SENT], now, number_key, redial,
+                                            requeued)
     else:
         # Every row the lease still covers, locked (a lease token is one claim's): not the batch's ids matched
         # against the table, which PostgreSQL planned as a nested loop over the id list, 500 x 500 comparisons.
@@ -132,12 +137,13 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         whole = _one_outcome(updates, len(held))
         await _write_delivered(db, owner, by_status[DELIVERED], now, whole, people_once)
         await _write_sent(db, owner, by_status[SENT], now, number_key, redial, whole, people_once,
-                          alerts.falling_back)
+                          alerts.falling_back, requeued)
     await _write_later(db, owner, by_status[DeliveryStatus.QUEUED] + by_status[DeliveryStatus.DEFERRED], now)
     for final in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED, DeliveryStatus.EXPIRED):
         await _write_final(db, owner, final, by_status[final], now)
     failed = [u.delivery_id for u in by_status[DeliveryStatus.FAILED]]
-    await fallback.activate_next(db, [u.delivery_id for u in by_status[DeliveryStatus.FAILED] if u.fall_back], now)
+    await fallback.activate_next(db, [u.delivery_id for u in by_status[DeliveryStatus.FAILED] if u.fall_back], now,
+                                 requeued)
     await _disable_contacts(db, [u for u in updates if u.disable_contact], now)
     accepted = by_status[DELIVERED] + by_status[SENT]
     # A proxy's message accepted: the people it lists are sent; its every channel failed: they fail too.
@@ -145,7 +151,7 @@ async def record(db: Db, owner: str, updates: Sequence[DeliveryUpdate], now: flo
         await _mark_targets(db, _Selection(_rows(db), "d.id = u.id", (as_rows(relayed),)), reached=False)
     await assisted.unrelayed(db, failed, now)
     noticed = await lifecycle.notice_late_receivers(db, {u.alert_id for u in accepted} & stopped.keys(), now)
-    return Recorded([u.delivery_id for u in updates], noticed)
+    return Recorded([u.delivery_id for u in updates], noticed, requeued.alerts)
 
 
 def _at_once(db: Db, updates: Sequence[DeliveryUpdate]) -> DeliveryStatus | None:
@@ -237,7 +243,7 @@ async def _accepted_at_once(db: Db, owner: str, done: Sequence[DeliveryUpdate], 
 
 async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
                       redial: Mapping[str, CallPolicy] | None, whole: DeliveryUpdate | None, people_once: bool,
-                      falling_back: set[str]) -> None:
+                      falling_back: set[str], requeued: fallback.Requeued) -> None:
     if not sent:
         return
     rows = _selection(db, owner, sent, whole, people_once)
@@ -245,7 +251,7 @@ async def _write_sent(db: Db, owner: str, sent: list[DeliveryUpdate], now: float
     if falling_back:  # while the lease names them
         await fallback.schedule_silent(db, rows.item, rows.joined, rows.params)
     await _update_accepted(db, rows, _SENT, now)
-    await receipts.apply_early_receipts(db, sent, now, number_key, redial)
+    await receipts.apply_early_receipts(db, sent, now, number_key, redial, requeued)
 
 
 async def _update_accepted(db: Db, rows: _Selection, assignments: str, *params: Any) -> None:
@@ -318,8 +324,9 @@ async def extend_lease(db: Db, owner: str, until: float) -> int:
                             until, owner)
 
 
-async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
-    """Housekeeping every worker runs: reclaim dead leases, release scheduled alerts, expire, fall back."""
+async def sweep(db: Db, now: float, max_attempts: int, requeued: fallback.Requeued) -> dict[str, int]:
+    """Housekeeping every worker runs: reclaim dead leases, release scheduled alerts, expire, fall back (the
+    life-safety deliveries it queues so noted in `requeued`)."""
     failed, queued, key = DeliveryStatus.FAILED, DeliveryStatus.QUEUED, db.dialect.row_key
     # A row whose worker died mid-send is sent again, unless it has now used all its attempts (a message that
     # kills its worker every time must not loop forever). Rows a live worker is recording are locked by it:
@@ -334,7 +341,7 @@ async def sweep(db: Db, now: float, max_attempts: int) -> dict[str, int]:
     await db.execute(f"UPDATE alerts SET status = '{AlertStatus.ACTIVE}' WHERE {is_(AlertStatus.SCHEDULED)} "
                      "AND scheduled_at <= ?", now)
     counts["expired"] = await lifecycle.expire(db, now)
-    counts["fallback"] = await fallback.activate_silent(db, now)
+    counts["fallback"] = await fallback.activate_silent(db, now, requeued)
     return counts
 
 

@@ -168,11 +168,13 @@ Push = tuple[int, str, float, list[Receipt]]  # id, channel, when it came, repor
 
 
 class Applied(NamedTuple):
-    """What `apply_waiting` did: (push id, channel, each report's outcome) of each push applied, and whether more
-    were waiting than it took (read, or not read: a look's worth)."""
+    """What `apply_waiting` did: (push id, channel, each report's outcome) of each push applied, whether more
+    were waiting than it took (read, or not read: a look's worth), and the life-safety deliveries its reports queued
+    (a failure's next channel, a call to make again: `fallback.Requeued.alerts`)."""
 
     pushes: list[tuple[int, str, list[str]]]
     more: bool
+    requeued: dict[str, int]
 
 
 async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[str, CallPolicy],
@@ -190,32 +192,33 @@ async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[s
         taken.append((row["id"], row["channel"], float(row["received_at"]), reports))
         size += len(reports)
     applied: list[tuple[int, str, list[str]]] = []
+    requeued = fallback.Requeued()
     async with planned_each_run(db):
         # A channel's pushes one after another are applied together.
         for channel, grouped in itertools.groupby(taken, key=lambda push: push[1]):
             run = list(grouped)
             outcomes = iter(await _apply_reports(
                 db, channel, [r for *_, reports in run for r in reports],
-                [came for _, _, came, reports in run for _ in reports], now, number_key, redial.get(channel)))
+                [came for _, _, came, reports in run for _ in reports], now, number_key, redial.get(channel), requeued))
             applied += [(pushed, channel, [next(outcomes) for _ in reports]) for pushed, _, _, reports in run]
     if taken:
         await db.execute(f"DELETE FROM report_pushes WHERE id IN {db.dialect.each('BIGINT')}",
                          as_list(t[0] for t in taken))
-    return Applied(applied, len(rows) > len(taken) or len(rows) == PUSHES_A_LOOK)
+    return Applied(applied, len(rows) > len(taken) or len(rows) == PUSHES_A_LOOK, requeued.alerts)
 
 
 async def _apply_reports(db: Db, channel: str, receipts: Sequence[Receipt], came: Sequence[float], now: float,
-                         number_key: bytes, redial: CallPolicy | None) -> list[str]:
+                         number_key: bytes, redial: CallPolicy | None, requeued: fallback.Requeued) -> list[str]:
     """A channel's reports, as if one after the other, each stored (a repeat dropped) with when it came (`came`: an
     early report is applied in that order, `apply_early_receipts`) — a push at a time, or one at a time for a
     channel that calls again (a call's report may queue it again, which the next report must see); each one's
     outcome."""
     rows = _rows(receipts, came, number_key)
     if redial is None:
-        return await _apply_push(db, channel, receipts, rows, now)
+        return await _apply_push(db, channel, receipts, rows, now, requeued)
     stored = await _stored(db, channel, [(key, (*row, PENDING, None)) for key, row in rows])
     done = iter([await _apply_stored(db, channel, r._replace(key=key), (await _found(db, channel, [r]))[0], now,
-                                     redial) for r, (key, outcome) in zip(receipts, stored, strict=True)
+                                     redial, requeued) for r, (key, outcome) in zip(receipts, stored, strict=True)
                  if outcome == PENDING])
     return [next(done) if outcome == PENDING else outcome for _, outcome in stored]
 
@@ -245,15 +248,18 @@ async def _stored(db: Db, channel: str, stored: Sequence[tuple[str, tuple[object
 
 
 async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now: float, number_key: bytes,
-                         redial: CallPolicy | None = None, *, batch: int = 2_000) -> list[str]:
+                         redial: CallPolicy | None = None, *, batch: int = 2_000) -> Applied:
     """`store_reports` and, in the same transaction, `apply_waiting` until it is applied (those kept before it
-    first); each report's outcome, in order."""
+    first): that push alone, with the life-safety deliveries queued by all that was applied."""
     pushed = await store_reports(db, channel, receipts, now)
+    requeued: dict[str, int] = {}
     while True:
         done = await apply_waiting(db, now, number_key, {channel: redial} if redial else {}, batch)
-        for applied, _, outcomes in done.pushes:
-            if applied == pushed:
-                return outcomes
+        for alert_id, priority in done.requeued.items():
+            requeued[alert_id] = max(priority, requeued.get(alert_id, priority))
+        for applied in done.pushes:
+            if applied[0] == pushed:
+                return Applied([applied], False, requeued)
         if not done.more:
             raise RuntimeError("the push just kept was not there to apply")
 
@@ -269,7 +275,7 @@ async def forget_numbers(db: Db, addresses: Sequence[str]) -> None:
 
 
 async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: Sequence[tuple[str, tuple[object, ...]]],
-                      now: float) -> list[str]:
+                      now: float, requeued: fallback.Requeued) -> list[str]:
     """Reports of a channel that never calls again (each with its key and row, `_rows`) applied together, as if one
     after the other — a delivery settled by an earlier report is no longer waiting for a later one —, then stored
     with their outcomes: each written once. Their outcomes."""
@@ -295,7 +301,7 @@ async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: S
             failed += [(d, _failure(r)) for d in waiting]
         outcomes[n] = UNKNOWN if not found else (APPLIED if waiting else STALE)
         named[n] = waiting[0] if waiting else (found[0][0] if found else None)
-    await _settle(db, delivered, failed, now)
+    await _settle(db, delivered, failed, now, requeued)
     # On PostgreSQL another process may have stored one of them meanwhile (the provider sent it twice, both copies
     # applied at once): this INSERT waited for that one's commit, and the report counts as that one's; its delivery
     # was settled once (`_settle` takes only deliveries still `sent`, and waited likewise).
@@ -308,9 +314,10 @@ async def _apply_push(db: Db, channel: str, receipts: Sequence[Receipt], rows: S
 
 
 async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: float, number_key: Callable[[], bytes],
-                               redial: Mapping[str, CallPolicy] | None = None) -> int:
+                               redial: Mapping[str, CallPolicy] | None, requeued: fallback.Requeued) -> int:
     """Reports that arrived before their send was recorded were kept as unknown; now that the provider ids are
-    stored, apply them (`redial`: the call policy of each channel that calls people). The usual case (no report kept
+    stored, apply them (`redial`: the call policy of each channel that calls people; the life-safety deliveries they
+    queue noted in `requeued`). The usual case (no report kept
     unmatched) costs the hot path one probe a batch, otherwise one indexed query (`reported_early`), and a number
     is digested (`number_key`, read only then) only when a report waits for its provider id. Returns how many
     were applied."""
@@ -345,7 +352,7 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                                   retry=bool(row["retry"]))
                 status = await db.fetchval("SELECT status FROM deliveries WHERE id = ?", u.delivery_id)  # as of now
                 outcome = await _apply_stored(db, row["channel"], receipt, [(u.delivery_id, status)], now,
-                                              (redial or {}).get(row["channel"]))
+                                              (redial or {}).get(row["channel"]), requeued)
                 applied += outcome == APPLIED
     return applied
 
@@ -372,24 +379,25 @@ def _failure(r: Receipt) -> str:
     return f"receipt: {r.error or 'failed'}"
 
 
-async def settle(db: Db, delivery_id: str, r: Receipt, now: float, redial: CallPolicy | None = None) -> None:
+async def settle(db: Db, delivery_id: str, r: Receipt, now: float, redial: CallPolicy | None,
+                 requeued: fallback.Requeued) -> None:
     """A `sent` delivery's report: delivered (its target reached, at the report's time but never before the send),
     queued for another call (a call nobody answered, while `redial` allows one), or failed (the next channel under
-    fallback)."""
+    fallback); a life-safety delivery queued noted in `requeued`."""
     if r.delivered:
-        await _settle(db, [(delivery_id, _when(r, now))], [], now)
+        await _settle(db, [(delivery_id, _when(r, now))], [], now, requeued)
         return
     error = _failure(r)
     if r.retry and redial is not None:
-        why = await _call_again(db, delivery_id, r, now, redial)
+        why = await _call_again(db, delivery_id, r, now, redial, requeued)
         if why is None:
             return
         error = f"{error}; gave up {why}"
-    await _settle(db, [], [(delivery_id, error)], now)
+    await _settle(db, [], [(delivery_id, error)], now, requeued)
 
 
 async def _settle(db: Db, delivered: Sequence[tuple[str, float]], failed: Sequence[tuple[str, str]],
-                  now: float) -> None:
+                  now: float, requeued: fallback.Requeued) -> None:
     """Deliveries still `sent` settled by their reports: delivered (id, the report's time) — their targets reached,
     never before the send — or failed (id, why) — the next channel under fallback."""
     records = db.dialect.records
@@ -411,16 +419,17 @@ async def _settle(db: Db, delivered: Sequence[tuple[str, float]], failed: Sequen
             f"last_error = e.error FROM {records([('id', 'TEXT'), ('error', 'TEXT')])} AS e "
             f"WHERE deliveries.id = e.id AND {is_(SENT, 'deliveries.')} RETURNING deliveries.id",
             now, now, as_rows(failed))]
-        await fallback.activate_next(db, ids, now)
+        await fallback.activate_next(db, ids, now, requeued)
 
 
-async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: CallPolicy) -> str | None:
+async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: CallPolicy,
+                      requeued: fallback.Requeued) -> str | None:
     """Queue the delivery for another call if `policy` allows one (None then); else why not."""
     if await db.fetchval(f"SELECT 1 FROM deliveries WHERE id = ? AND {is_(SENT)}{db.dialect.for_update}",
                          delivery_id) is None:
         return "(no longer waiting for this call)"
     row = await db.fetchrow(
-        f"SELECT d.sent_at, a.expires_at, a.status IN {LIVE_ALERT} AS live FROM deliveries d "
+        f"SELECT d.sent_at, d.alert_id, d.priority, a.expires_at, a.status IN {LIVE_ALERT} AS live FROM deliveries d "
         "JOIN alerts a ON a.id = d.alert_id WHERE d.id = ?", delivery_id)
     assert row is not None  # noqa: S101 - locked above
     # The calls reported for this delivery before this one (each call has its own id), and this one.
@@ -438,17 +447,18 @@ async def _call_again(db: Db, delivery_id: str, r: Receipt, now: float, policy: 
         f"UPDATE deliveries SET status = '{DeliveryStatus.QUEUED}', next_attempt_at = ?, updated_at = ?, "
         f"last_error = ? WHERE id = ? AND {is_(SENT)}", at, now,
         f"receipt: {r.error or 'not answered'}; calling again", delivery_id)
+    requeued.add(row["alert_id"], row["priority"])
     return None
 
 
 async def _apply_stored(db: Db, channel: str, r: Receipt, found: Sequence[tuple[str, str]], now: float,
-                        redial: CallPolicy | None) -> str:
+                        redial: CallPolicy | None, requeued: fallback.Requeued) -> str:
     """A stored report applied to the deliveries it speaks of (`found`: id and status of each), whether it came
     after the send's record or before it: settled where one waits for it; its outcome written on the report."""
     waiting = [delivery_id for delivery_id, status in found if await _waits_for(db, delivery_id, status, r, now)]
     outcome = UNKNOWN if not found else (APPLIED if waiting else STALE)
     for delivery_id in waiting:
-        await settle(db, delivery_id, r, now, redial)
+        await settle(db, delivery_id, r, now, redial, requeued)
     named = waiting[0] if waiting else (found[0][0] if found else None)
     await db.execute("UPDATE receipts SET outcome = ?, delivery_id = ? WHERE channel = ? AND receipt_key = ?",
                      outcome, named, channel, r.key)

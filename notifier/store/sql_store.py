@@ -27,6 +27,7 @@ from notifier.store import (
     catalogue,
     coverage,
     deadlines,
+    fallback,
     lifecycle,
     migrate,
     public,
@@ -339,6 +340,12 @@ class Store(AccessMethods):
         if alert is not None and alert.status in (AlertStatus.ACTIVE, AlertStatus.SCHEDULED):
             self.backend.queued(delivery_priority(alert), alert.id)
 
+    async def _tell_requeued(self, requeued: Mapping[str, int]) -> None:
+        """The workers of other processes told of the life-safety deliveries a transaction just committed queued
+        again (`fallback.Requeued`): a fallback, a call to make again — this process's are its caller's to wake."""
+        for alert_id, priority in requeued.items():
+            await self.backend.queued_again(priority, alert_id)
+
     async def get_alert(self, alert_id: str) -> AlertRow | None:
         return await alerts.get(self.backend.reader, alert_id)
 
@@ -391,7 +398,8 @@ class Store(AccessMethods):
                      redial: Mapping[str, CallPolicy] | None = None, *, background: bool = False,
                      urgent: bool = False, people_once: bool = False) -> queue.Recorded:
         """Write a batch of send results (`queue.record`); the workers of other processes are told of the cancel
-        notices it queued (`_tell_queued`), as of a fan-out's — this process's are its caller's to wake."""
+        notices it queued (`_tell_queued`), as of a fan-out's, and of the life-safety deliveries it queued again
+        (`_tell_requeued`) — this process's are its caller's to wake."""
         async def record(db: Db) -> queue.Recorded:
             recorded = await queue.record(db, owner, updates, now, lambda: self.number_key, redial,
                                           people_once=people_once)
@@ -401,6 +409,7 @@ class Store(AccessMethods):
         recorded = await self.backend.run(record, **_dispatch_turn(background, urgent))
         for notice in recorded.noticed:
             self._tell_queued(notice)
+        await self._tell_requeued(recorded.requeued)
         return recorded
 
     async def extend_lease(self, owner: str, until: float) -> int:
@@ -410,8 +419,13 @@ class Store(AccessMethods):
         return await self.backend.run(lambda db: queue.take_tokens(db, buckets, tokens, time.time()))
 
     async def sweep(self, now: float, max_attempts: int = 10) -> dict[str, int]:
+        """`queue.sweep`; the workers of other processes told of the life-safety deliveries its fallbacks queued
+        (`_tell_requeued`) — this process's are its caller's to wake (counted: `fallback`)."""
+        requeued = fallback.Requeued()
         async with self.backend.transaction() as db:
-            return await queue.sweep(db, now, max_attempts)
+            swept = await queue.sweep(db, now, max_attempts, requeued)
+        await self._tell_requeued(requeued.alerts)
+        return swept
 
     async def next_due(self, priority: int | None = None) -> float | None:
         """When the next waiting delivery (of `priority`, if given) is due."""
@@ -427,10 +441,13 @@ class Store(AccessMethods):
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
         """Keep a push of provider reports and apply it at once, with any kept before it, in one transaction
-        (`store/receipts.py`); counted by outcome."""
-        return receipts.counted(await self.backend.run(
+        (`store/receipts.py`); counted by outcome. The workers of other processes are told of the life-safety
+        deliveries it queued again (`_tell_requeued`)."""
+        applied = await self.backend.run(
             lambda db: receipts.apply_receipts(db, channel, receipts_, now, self.number_key, redial),
-            **_dispatch_turn(background=True, urgent=False)))
+            **_dispatch_turn(background=True, urgent=False))
+        await self._tell_requeued(applied.requeued)
+        return receipts.counted(applied.pushes[0][2])
 
     async def store_reports(self, channel: str, receipts_: list[Receipt], now: float) -> None:
         """Keep a push of provider reports, to be applied by `apply_waiting` (one row, `store/receipts.py`)."""
@@ -443,10 +460,13 @@ class Store(AccessMethods):
                             idle: bool = False) -> receipts.Applied:
         """Apply the oldest pushes of reports waiting (`store/receipts.py`), at most `limit` reports, now — when the
         transaction runs, which with `idle` (on SQLite: only when the writer has no other work queued, no claim or
-        record of a fan-out's) may be a while."""
-        return await self.backend.run(
+        record of a fan-out's) may be a while. The workers of other processes are told of the life-safety
+        deliveries it queued again (`_tell_requeued`) — this process's are its caller's to wake."""
+        applied = await self.backend.run(
             lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit), idle=idle,
             **_dispatch_turn(background=True, urgent=False))
+        await self._tell_requeued(applied.requeued)
+        return applied
 
     async def sweep_early_receipts(self, before: float) -> int:
         async with self.backend.transaction() as db:

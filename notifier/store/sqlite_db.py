@@ -718,6 +718,9 @@ class SqliteBackend:
     def queued(self, priority: int, alert_id: str) -> None:
         self._signs.tell(f"{priority}:{alert_id}")
 
+    async def queued_again(self, priority: int, alert_id: str) -> None:
+        self.queued(priority, alert_id)  # every sign here is the store's own: an update's is an insert's
+
     async def after_bulk_load(self, tables: Sequence[str]) -> None:
         """Nothing: SQLite plans without statistics unless ANALYZE was ever run, and the fan-out's statements are
         written for those plans (the one it would not choose is named, `Dialect.indexed_by`)."""

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from notifier.states import DeliveryStatus
-from notifier.store import Store, queue
+from notifier.store import Store, fallback, queue
 from notifier.store.db import Db, planned_each_run
 from notifier.store.receipts import APPLIED, apply_receipts
 from tests.conftest import SettingsFactory
@@ -51,8 +51,9 @@ async def _the_queues_work(store: Store) -> list[tuple[str, tuple[Any, ...], str
         await claimed_and_recorded(noting, DeliveryStatus.DELIVERED, "all", ids="a")
         await warned(store, "fallback")
         await claimed_and_failed(noting)
-        assert await apply_receipts(noting, "sms", await a_push(db), time.time(), b"k" * 32) == [APPLIED] * 3
-        await queue.sweep(noting, time.time(), 10)
+        applied = await apply_receipts(noting, "sms", await a_push(db), time.time(), b"k" * 32)
+        assert applied.pushes[0][2] == [APPLIED] * 3
+        await queue.sweep(noting, time.time(), 10, fallback.Requeued())
     runs = {}
     for (sql, args), mode in zip(noting.runs, noting.modes, strict=True):
         runs.setdefault(sql, (sql, args, mode))

@@ -85,8 +85,8 @@ async def test_a_push_of_reports_reads_every_table_by_key(make_settings: Setting
         async with store.backend.transaction() as db:
             await claimed_and_recorded(db, DeliveryStatus.SENT, "fallback")
             recording = Recording(db)
-            outcomes = await apply_receipts(recording, "sms", await a_push(db), time.time(), b"k" * 32)
-            assert outcomes == [APPLIED] * 3
+            applied = await apply_receipts(recording, "sms", await a_push(db), time.time(), b"k" * 32)
+            assert applied.pushes[0][2] == [APPLIED] * 3
             plans = {sql: [row[3] for row in await db.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
                      for sql, args in recording.runs}
 

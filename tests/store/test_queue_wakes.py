@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from channels.base import Receipt
 from notifier.config import Settings
 from notifier.fakes.webhook_receiver import RunningReceiver
-from notifier.models import AlertIn, Severity, Urgency
+from notifier.models import AlertIn, Policy, Severity, Urgency
 from notifier.publish import publish_alert
 from notifier.service import Service
-from notifier.states import Priority
+from notifier.states import DeliveryStatus, Priority
 from notifier.store.pg_db import PgBackend
+from notifier.store.records import DeliveryUpdate
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory
@@ -40,6 +42,25 @@ async def _subscribe(service: Service, webhook: str) -> None:
     body = SubscriberIn.model_validate({"contacts": {"webhook": webhook}, "region": "140402",
                                         "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["webhook"]}]})
     await create_subscriber(service.store, body, allow_private_webhooks=True)
+
+
+async def failed_by_report(publisher: Service) -> str:
+    """A red warning that falls back, to a person on WeChat then a webhook: its WeChat message sent, then failed by
+    WeChat's report, which queues the webhook — a row updated, not inserted. The warning's id."""
+    body = SubscriberIn.model_validate({
+        "contacts": {"wechat": "oRed00000000000000000000abcd", "webhook": "https://hooks.example.org/next"},
+        "region": "140402", "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["wechat", "webhook"]}]})
+    await create_subscriber(publisher.store, body, allow_private_webhooks=True)
+    red, _ = await publish_alert(publisher.store, RED_WARNING.model_copy(update={"policy": Policy.FALLBACK}), None)
+    now = time.time()
+    [claimed] = await publisher.store.claim("worker-1", now, now + 60, 10)
+    assert claimed.channel == "wechat"  # the webhook waits, skipped, unless WeChat fails
+    await publisher.store.record("worker-1", [DeliveryUpdate(claimed.id, red.id, DeliveryStatus.SENT, time.time(),
+                                                             provider_message_id="msg-red")], time.time())
+    applied = await publisher.store.apply_receipts("wechat", [Receipt("msg-red", False, "msg-red:failed")],
+                                                   time.time())
+    assert applied["applied"] == 1
+    return red.id
 
 
 # The connections listening for this schema's queued deliveries (other tests' schemas run beside it).
@@ -90,6 +111,15 @@ async def test_committed_delivery_rows_wake_a_listener_elsewhere_and_rolled_back
         assert wakes.empty()
 
 
+async def test_a_red_warnings_next_channel_queued_by_a_report_wakes_a_listener_elsewhere(
+        make_settings: SettingsFactory, pg_schema_url: str) -> None:
+    """The trigger tells of inserted rows alone: the store tells of the row a report queued again."""
+    async with _watched(make_settings(database={"url": pg_schema_url})) as (publisher, wakes):
+        red = await failed_by_report(publisher)
+        async with asyncio.timeout(WITHIN):
+            assert [await wakes.get() for _ in range(2)] == [(Priority.LIFE_SAFETY, red)] * 2  # published, fell back
+
+
 @contextlib.asynccontextmanager
 async def _worker_elsewhere(settings: SettingsFactory, url: str,
                             webhook: str) -> AsyncIterator[tuple[Service, Service]]:
@@ -126,7 +156,7 @@ async def test_a_red_warning_read_ahead_of_its_claim_in_vain_still_goes_out_once
     """A worker told of a life-safety alert reads it while it claims the rows (the notification names it); a name
     that leads nowhere (an alert gone since) costs nothing: the next red warning is read, claimed and sent."""
     async with _worker_elsewhere(make_settings, pg_schema_url, receiver.url_for("/red")) as (publisher, worker):
-        worker.dispatcher.queued_elsewhere(Priority.LIFE_SAFETY, "no-such-alert")
+        worker.dispatcher.queued_rows(Priority.LIFE_SAFETY, "no-such-alert")
         await publish_alert(publisher.store, RED_WARNING, None)
         await _sent_once(receiver, "/red")
 
@@ -215,12 +245,12 @@ async def test_life_safety_rows_queued_elsewhere_pause_the_workers_routine_sendi
         worker.start_worker()
         await _listening(pg_schema_url)  # its loops are running
         window = worker.dispatcher.window
-        worker.dispatcher.queued_elsewhere(Priority.ROUTINE)
+        worker.dispatcher.queued_rows(Priority.ROUTINE)
         worker.dispatcher.coming_elsewhere(Priority.URGENT)
         assert not window.is_open
         worker.dispatcher.coming_elsewhere(Priority.LIFE_SAFETY)  # announced: open before the rows are stored
         assert window.is_open
-        worker.dispatcher.queued_elsewhere(Priority.LIFE_SAFETY)
+        worker.dispatcher.queued_rows(Priority.LIFE_SAFETY)
         assert window.is_open
 
 

@@ -27,7 +27,14 @@ from notifier.states import DeliveryStatus, Priority
 from notifier.store.queued_signs import SUFFIX, QueuedSigns
 from notifier.store.records import DeliveryUpdate
 from tests.conftest import SettingsFactory
-from tests.store.test_queue_wakes import RED_WARNING, ROUTINE_NOTICE, WITHIN, _sent_once, _subscribe
+from tests.store.test_queue_wakes import (
+    RED_WARNING,
+    ROUTINE_NOTICE,
+    WITHIN,
+    _sent_once,
+    _subscribe,
+    failed_by_report,
+)
 
 Heard = tuple[str, int, str | None]
 
@@ -81,6 +88,18 @@ async def test_a_cancel_notice_queued_by_a_record_is_told_like_a_fan_out(make_se
         async with asyncio.timeout(WITHIN):
             assert [await heard.get() for _ in range(2)] == [
                 ("queued", Priority.ROUTINE, alert.id), ("queued", Priority.LIFE_SAFETY, notice.id)]
+
+
+async def test_a_red_warnings_next_channel_queued_by_a_report_is_told_like_a_fan_out(
+        make_settings: SettingsFactory) -> None:
+    """A report that fails a red warning's WeChat message queues the person's next channel — a row updated, which no
+    fan-out tells of: the store that applied it tells the others."""
+    async with _watched(make_settings()) as (publisher, heard):
+        red = await failed_by_report(publisher)
+        async with asyncio.timeout(WITHIN):
+            assert [await heard.get() for _ in range(3)] == [
+                ("coming", Priority.LIFE_SAFETY, None), ("queued", Priority.LIFE_SAFETY, red),
+                ("queued", Priority.LIFE_SAFETY, red)]
 
 
 async def test_a_held_alert_tells_nobody_until_it_is_approved(make_settings: SettingsFactory) -> None:
