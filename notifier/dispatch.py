@@ -126,7 +126,8 @@ class Dispatcher:
         self._redial = call_policies(self.channels)  # voice: early call results that ask for another call
         self._assist = AssistNotes(store, secret, public_url)  # proxies: the people each is to tell
         self.clock = clock
-        self._full_claim_at = -math.inf  # time.monotonic() of the last claim that took a whole batch (`sending`)
+        # time.monotonic() of the last claim that took a whole batch, and of the last life-safety one (`sending`)
+        self._full_claim_at = {False: -math.inf, True: -math.inf}
         self.stats = DispatchStats()
         self.metrics = metrics
         self._wake = asyncio.Event()
@@ -152,15 +153,18 @@ class Dispatcher:
         # Whether this process is told of every delivery row another process queues (`Backend.queue_watch`).
         self._told = QueueWatch()
 
-    async def sending(self) -> bool:
-        """Whether a fan-out's sends are under way: the delivery reports' applier leaves the store to them meanwhile
-        (`report_applier.py`). A process that delivers sees a fan-out in its own claims — every worker claims from it
-        — its last, within SENDING_QUIET seconds, took a whole batch; one that does not (`notifier serve` beside a
-        `notifier worker`) asks the store: as many deliveries leased or due now as a claim takes (a read, which a
-        quiet store's one-report request need not pay for where the process delivers)."""
-        if time.monotonic() - self._full_claim_at < SENDING_QUIET:
+    async def sending(self, *, life_safety: bool = False) -> bool:
+        """Whether a fan-out's sends (with `life_safety`, a life-safety fan-out's) are under way: the delivery
+        reports' applier leaves the store to them meanwhile (`report_applier.py`). A process that delivers sees a
+        fan-out in its own claims — every worker claims from it — its last, within SENDING_QUIET seconds, took a
+        whole batch (of life-safety rows: a life-safety claim's, which is every claim of them while the process is
+        told of each row queued); one that does not (`notifier serve` beside a `notifier worker`) asks the store: as
+        many deliveries leased or due now as a claim takes (a read, which a quiet store's one-report request need
+        not pay for where the process delivers)."""
+        if time.monotonic() - self._full_claim_at[life_safety] < SENDING_QUIET:
             return True
-        return not self._running and await self.store.sends_under_way(time.time(), self._claim_size)
+        return not self._running and await self.store.sends_under_way(
+            time.time(), self._claim_size, Priority.LIFE_SAFETY if life_safety else Priority.ROUTINE)
 
     def wake(self, released: AlertRow | None = None) -> None:
         """New work was queued (a publish in this process, a cancel notice its record queued): look now rather than
@@ -309,7 +313,9 @@ class Dispatcher:
         if not claimed:
             return 0
         if len(claimed) >= self._claim_size:  # more waits: a fan-out is on (a small alert's claim tells nothing)
-            self._full_claim_at = time.monotonic()
+            self._full_claim_at[False] = time.monotonic()
+            if min_priority is Priority.LIFE_SAFETY:
+                self._full_claim_at[True] = self._full_claim_at[False]
         self.stats.claimed += len(claimed)
         with self.window.held() if min_priority is Priority.LIFE_SAFETY else contextlib.nullcontext():
             heartbeat = asyncio.create_task(self._keep_lease(owner))

@@ -10,7 +10,9 @@ whole batch, or, in a process that does not deliver (`notifier serve` beside a `
 fewer deliveries leased or due than a claim takes: `Dispatcher.sending` — and on SQLite queued `idle`, after every
 claim and record of this process's. So while a fan-out runs its reports wait, and its coverage and a failed
 report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with the
-sends. The silent fallback meanwhile never takes a delivery whose report may be waiting for silent
+sends. Not at all while a life-safety alert released in the last REPORTS_FIRST_FOR seconds awaits reports and the
+sends are routine (`_first`); the life-safety deliveries a batch queues again are claimed at once (`queued`). The
+silent fallback meanwhile never takes a delivery whose report may be waiting for silent
 (`fallback.activate_silent`). On PostgreSQL several processes apply apart (`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
@@ -29,6 +31,7 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from channels.voice.common import CallPolicy
 from notifier.store import Store
@@ -44,11 +47,18 @@ ANSWER_WITHIN = 0.5  # seconds a request waits for its reports to be applied, un
 LOOK_SENDING = 0.1  # seconds between looks whether the sends are over
 RETRY_AFTER = 1.0  # seconds before a failed batch is tried again
 
+REPORTS_FIRST_FOR = 900.0  # seconds after a life-safety alert's release its reports go before routine sends
 Count = Callable[[str, dict[str, int]], None]
 Queued = Callable[[int, str], None]
 
 
-async def _never() -> bool:
+class Sending(Protocol):
+    """Whether a fan-out's sends (with `life_safety`, a life-safety fan-out's) are under way."""
+
+    def __call__(self, *, life_safety: bool = False) -> Awaitable[bool]: ...
+
+
+async def _never(*, life_safety: bool = False) -> bool:
     """The default `sending`: no fan-out is ever under way."""
     return False
 
@@ -58,7 +68,7 @@ class ReportApplier:
 
     def __init__(self, store: Store, redial: Mapping[str, CallPolicy] | None = None, *, batch: int = BATCH,
                  patience: float = PATIENCE, look_every: float = LOOK_EVERY, answer_within: float = ANSWER_WITHIN,
-                 count: Count | None = None, sending: Callable[[], Awaitable[bool]] = _never,
+                 count: Count | None = None, sending: Sending = _never,
                  queued: Queued | None = None) -> None:
         """`redial`: the call policy of each channel that calls people (`receipts.call_policies`); `count`: told the
         outcomes of each batch, by channel (metrics); `sending`: whether a fan-out's sends are under way, this
@@ -155,9 +165,12 @@ class ReportApplier:
 
     async def _apply_batch(self) -> Applied:
         """One batch: once no fan-out is sending (`sending`), and on SQLite after the writer's other work —
-        until the oldest report stored here has waited `patience`; then in turn with the sends."""
+        until the oldest report stored here has waited `patience`; then in turn with the sends. At once, in turn with
+        them, while a life-safety alert awaits reports and the sends are routine (`_first`)."""
         # Looked at, not told: `sending` is a time since the last claim, or what the store holds.
-        while (left := self._left()) > 0 and await self._sending():  # noqa: ASYNC110
+        while (left := self._left()) > 0 and await self._sending():
+            if await self._first():
+                return await self._store.apply_waiting(self._redial, self._batch)
             await asyncio.sleep(min(LOOK_SENDING, left))
         if left > 0:
             try:
@@ -169,6 +182,15 @@ class ReportApplier:
             self._late = True
             log.info("delivery reports waited %g s for the sends; applied in turn with them", self._patience)
         return await self._store.apply_waiting(self._redial, self._batch)
+
+    async def _first(self) -> bool:
+        """Whether the reports go before the sends under way: a life-safety alert released in the last
+        REPORTS_FIRST_FOR seconds awaits some — its coverage, a failure's next channel, a call to make again are
+        worth more than a routine fan-out's speed (during a million SMS, the fallback of a red warning's failed
+        text waited up to `patience`, a minute) —, and the sends are not a life-safety fan-out's, whose people's first
+        channel goes before anyone's next. The reports before theirs are applied first, as ever."""
+        return (not await self._sending(life_safety=True)
+                and await self._store.life_safety_awaits_reports(time.time() - REPORTS_FIRST_FOR))
 
     def _left(self) -> float:
         """How much longer the oldest report stored here may wait for the sends."""

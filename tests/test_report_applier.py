@@ -16,11 +16,17 @@ from typing import Any
 import pytest
 
 from channels.base import Receipt
-from notifier.report_applier import ReportApplier
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
+from notifier.report_applier import REPORTS_FIRST_FOR, ReportApplier
+from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store import Store, fallback, receipts
 from notifier.store.receipts import Applied
-from tests.conftest import SettingsFactory
+from notifier.store.records import DeliveryUpdate
+from notifier.subscribers import create_subscriber
+from subscriptions.models import SubscriberIn
+from tests.conftest import SettingsFactory, SubscriberFactory
 from tests.store.recording import a_push, claimed_and_recorded, three_people, warned
 
 
@@ -31,6 +37,8 @@ class SlowStore:
     def __init__(self) -> None:
         self.calls: list[bool] = []
         self.go = asyncio.Event()
+        self.awaited: list[float] = []  # `since` of each question whether life-safety reports are awaited
+        self.life_safety_awaits = False
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
                             idle: bool = False) -> Applied:
@@ -38,6 +46,10 @@ class SlowStore:
         if idle:
             await self.go.wait()
         return Applied([], more=False, requeued={})
+
+    async def life_safety_awaits_reports(self, since: float) -> bool:
+        self.awaited.append(since)
+        return self.life_safety_awaits
 
 
 @pytest.fixture
@@ -67,7 +79,7 @@ async def test_reports_wait_while_the_process_sends(slow: tuple[SlowStore, list[
     """While a fan-out's sends are under way, stored reports are not applied; once they are over, they are."""
     store, sending = slow[0], [True]
 
-    async def under_way() -> bool:
+    async def under_way(*, life_safety: bool = False) -> bool:
         return sending[0]
 
     applier = _applier(slow, sending=under_way)
@@ -81,6 +93,51 @@ async def test_reports_wait_while_the_process_sends(slow: tuple[SlowStore, list[
             break
         await asyncio.sleep(0.02)
     assert store.calls == [True]
+
+
+async def test_a_life_safety_alerts_reports_go_before_routine_sends(
+        slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """A red warning sent in the last REPORTS_FIRST_FOR seconds awaits reports while a routine fan-out sends: the
+    reports are applied at once, in turn with the sends (not `idle`), not after the fan-out or a minute's patience."""
+    store = slow[0]
+    store.life_safety_awaits = True
+
+    async def routine(*, life_safety: bool = False) -> bool:
+        return not life_safety
+
+    applier = _applier(slow, sending=routine)
+    await asyncio.wait_for(applier.applied(applier.stored()), 5)
+    assert store.calls == [False]
+    assert time.time() - REPORTS_FIRST_FOR - 5 < store.awaited[0] <= time.time() - REPORTS_FIRST_FOR
+
+
+async def test_reports_wait_for_a_life_safety_fan_outs_sends_even_its_own(
+        slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """A red warning to a whole city is being sent: everyone's first channel goes before anyone's next, so its
+    reports wait for its sends as a routine fan-out's do."""
+    store = slow[0]
+    store.life_safety_awaits = True
+
+    async def red_fan_out(*, life_safety: bool = False) -> bool:
+        return True
+
+    applier = _applier(slow, sending=red_fan_out)
+    applier.stored()
+    await asyncio.sleep(0.3)
+    assert store.calls == []
+
+
+async def test_routine_reports_wait_for_routine_sends(slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """No life-safety alert awaits reports: a routine fan-out's reports wait for its sends, asked once a look."""
+    store = slow[0]
+
+    async def routine(*, life_safety: bool = False) -> bool:
+        return not life_safety
+
+    applier = _applier(slow, sending=routine)
+    applier.stored()
+    await asyncio.sleep(0.3)
+    assert store.calls == [] and store.awaited
 
 
 async def test_a_request_waits_for_its_reports_only_while_the_applier_keeps_up(
@@ -209,3 +266,57 @@ async def test_a_report_sent_twice_and_applied_twice_at_once_settles_its_deliver
         assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM receipts WHERE channel = 'sms'") == 1
         assert await store.backend.reader.fetchval("SELECT COUNT(*) FROM alert_targets WHERE reached_at IS NOT NULL"
                                                    ) == 1
+
+
+async def _sent_by_sms(service: Service, severity: str) -> tuple[str, str]:
+    """A warning of `severity` to one person by SMS, its text sent as "msg-1": (the alert's id, the delivery's)."""
+    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警",
+                                                          severity=severity), None)
+    now = time.time()
+    [claimed] = await service.store.claim("worker-1", now, now + 60, 10)
+    await service.store.record("worker-1", [DeliveryUpdate(claimed.id, alert.id, DeliveryStatus.SENT, time.time(),
+                                                           provider_message_id="msg-1")], time.time())
+    return alert.id, claimed.id
+
+
+@pytest.mark.both_backends
+async def test_a_red_warning_awaits_its_reports_until_they_come(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Its text sent, a red warning released since the time asked about awaits its report; released before it, or
+    its report in, it awaits nothing."""
+    await make_subscriber(contacts={"sms": "+8613800000301"})
+    before = time.time() - 1
+    await _sent_by_sms(service, "extreme")
+    assert await service.store.life_safety_awaits_reports(before)
+    assert not await service.store.life_safety_awaits_reports(time.time() + 1)
+    await service.store.apply_receipts("sms", [Receipt("msg-1", True, "msg-1:delivered")], time.time())
+    assert not await service.store.life_safety_awaits_reports(before)
+
+
+@pytest.mark.both_backends
+async def test_a_routine_notice_awaiting_its_reports_is_no_life_safety_alert(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    await make_subscriber(contacts={"sms": "+8613800000302"})
+    before = time.time() - 1
+    await _sent_by_sms(service, "minor")
+    assert not await service.store.life_safety_awaits_reports(before)
+
+
+@pytest.mark.both_backends
+async def test_a_process_that_does_not_deliver_tells_a_life_safety_fan_out_from_a_routine_one(
+        make_settings: SettingsFactory) -> None:
+    """`notifier serve` beside a `notifier worker` asks the store: a claim's worth of deliveries due is a fan-out
+    under way, a life-safety one only when they are life-safety rows."""
+    async with Service(make_settings(worker={"claim_batch": 2})) as service:
+        for n in range(2):
+            body = SubscriberIn.model_validate({
+                "contacts": {"sms": f"+86138000004{n:02d}"}, "region": "140402",
+                "subscriptions": [{"topic": "env.heavy-pollution", "channels": ["sms"]}]})
+            await create_subscriber(service.store, body, allow_private_webhooks=False)
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="空气质量预报",
+                                                   severity="minor"), None)
+        assert await service.dispatcher.sending()
+        assert not await service.dispatcher.sending(life_safety=True)
+        await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                   severity="extreme"), None)
+        assert await service.dispatcher.sending(life_safety=True)

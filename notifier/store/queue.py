@@ -354,13 +354,13 @@ async def next_due(db: Db, priority: int | None = None) -> float | None:
     return float(value) if value is not None else None
 
 
-async def sends_under_way(db: Db, now: float, enough: int) -> bool:
-    """Whether at least `enough` deliveries are leased or due now, in any process: a fan-out's sends are under way.
-    Each side read from its partial index, at most `enough` rows of it."""
+async def sends_under_way(db: Db, now: float, enough: int, min_priority: int = Priority.ROUTINE) -> bool:
+    """Whether at least `enough` deliveries (of `min_priority` at least) are leased or due now, in any process: a
+    fan-out's sends are under way. Each side read from its partial index, at most `enough` rows of it."""
     return bool(await db.fetchval(
-        f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE {is_(SENDING)} LIMIT ?) AS l) + "
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE {due()} LIMIT ?) AS w) >= ?", enough, now, enough,
-        enough))
+        f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE {is_(SENDING)} AND priority >= ? "
+        f"LIMIT ?) AS l) + (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE {due()} AND priority >= ? "
+        "LIMIT ?) AS w) >= ?", min_priority, enough, now, min_priority, enough, enough))
 
 
 async def queue_stats(db: Db) -> dict[str, int]:

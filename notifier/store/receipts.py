@@ -36,12 +36,12 @@ from pydantic_core import from_json, to_json
 
 from channels.base import NumberDigest, Receipt
 from channels.voice.common import CallPolicy
-from notifier.states import DeliveryStatus
+from notifier.states import DeliveryStatus, Priority
 from notifier.store import fallback
 from notifier.store.db import Db, Dialect, as_list, as_rows, planned_each_run
 from notifier.store.marks import marking
 from notifier.store.records import DeliveryUpdate
-from notifier.store.states import LIVE_ALERT, is_
+from notifier.store.states import LIVE_ALERT, is_, release
 
 SENT = DeliveryStatus.SENT
 # What became of a report: being applied (only inside its transaction), applied, a repeat, not (yet) known, or too
@@ -355,6 +355,24 @@ async def apply_early_receipts(db: Db, sent: Sequence[DeliveryUpdate], now: floa
                                               (redial or {}).get(row["channel"]), requeued)
                 applied += outcome == APPLIED
     return applied
+
+
+def awaiting_life_safety(d: str = "") -> str:
+    """The rows of `deliveries_awaiting_life_safety` (migration 0030), in its own words — a statement that says them
+    so is planned on that index by both back-ends (a parameter in their place would not prove them); `d`: the
+    table's alias with its dot."""
+    return f"{is_(SENT, d)} AND {d}priority >= {int(Priority.LIFE_SAFETY)}"
+
+
+async def life_safety_awaits_reports(db: Db, since: float) -> bool:
+    """Whether a live life-safety alert released since `since` (its publish, schedule or approval) has deliveries
+    sent that still await their reports (`sent`): what those settle — its coverage, a failure's next channel, a call
+    to make again — goes before a routine fan-out's sends (`report_applier.py`). Asked every 0.1 s while reports
+    wait for a fan-out: the live alerts read by their status (`alerts_expiry`), and each released since looked up
+    in the index of the life-safety rows awaiting their report (migration 0030), one step."""
+    return await db.fetchval(
+        f"SELECT 1 FROM alerts a WHERE a.status IN {LIVE_ALERT} AND {release()} > ? AND EXISTS (SELECT 1 FROM "
+        f"deliveries d WHERE d.alert_id = a.id AND {awaiting_life_safety('d.')}) LIMIT 1", since) is not None
 
 
 def reported_early(dialect: Dialect) -> str:

@@ -431,9 +431,14 @@ class Store(AccessMethods):
         """When the next waiting delivery (of `priority`, if given) is due."""
         return await queue.next_due(self.backend.reader, priority)
 
-    async def sends_under_way(self, now: float, enough: int) -> bool:
-        """Whether at least `enough` deliveries are leased or due now, by any process (`store/queue.py`)."""
-        return await queue.sends_under_way(self.backend.reader, now, enough)
+    async def sends_under_way(self, now: float, enough: int, min_priority: int = Priority.ROUTINE) -> bool:
+        """Whether at least `enough` deliveries (of `min_priority` at least) are leased or due now, by any process
+        (`store/queue.py`)."""
+        return await queue.sends_under_way(self.backend.reader, now, enough, min_priority)
+
+    async def life_safety_awaits_reports(self, since: float) -> bool:
+        """Whether a live life-safety alert released since `since` awaits delivery reports (`store/receipts.py`)."""
+        return await receipts.life_safety_awaits_reports(self.backend.reader, since)
 
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)

@@ -20,7 +20,7 @@ from notifier.states import DeliveryStatus
 from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
 from notifier.store.queue import sends_under_way
-from notifier.store.receipts import APPLIED, apply_receipts, reported_early
+from notifier.store.receipts import APPLIED, apply_receipts, life_safety_awaits_reports, reported_early
 from notifier.store.states import persons_deliveries
 from tests.conftest import SettingsFactory
 from tests.store.recording import Recording, a_push, claimed_and_recorded, three_people, warned
@@ -113,5 +113,17 @@ async def test_whether_sends_are_under_way_is_read_from_the_queues_own_indexes(s
     [(sql, args)] = recording.runs
     plan = [row[3] for row in await service.store.backend.reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
     assert any(step == "SCAN deliveries USING INDEX deliveries_leased" for step in plan), plan
-    assert any(step == "SCAN deliveries USING INDEX deliveries_due" for step in plan), plan
+    assert any(step == "SEARCH deliveries USING INDEX deliveries_due (priority>?)" for step in plan), plan
     assert not any(step == "SCAN deliveries" for step in plan), plan
+
+
+async def test_whether_a_life_safety_alert_awaits_reports_is_one_step_an_alert_released_lately(
+        service: Service) -> None:
+    """Asked every 0.1 s while reports wait for a fan-out: the live alerts by their status, each looked up in the
+    index of the life-safety rows awaiting their report — never the alert's rows read for one still `sent`."""
+    recording = Recording(service.store.backend.reader)
+    await life_safety_awaits_reports(recording, time.time() - 900)
+    [(sql, args)] = recording.runs
+    plan = [row[3] for row in await service.store.backend.reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
+    assert "SEARCH a USING INDEX alerts_expiry (status=?)" in plan, plan
+    assert "SEARCH d USING INDEX deliveries_awaiting_life_safety (alert_id=?)" in plan, plan
