@@ -25,11 +25,13 @@ import aiohttp
 
 from bench import procs, world
 from bench.procs import Child, Sampler, start
-from bench.world import PROBE_TOPIC, TOPIC, Weather
+from bench.world import FALLBACK_NUMBER, FALLBACK_TOPIC, PROBE_TOPIC, TOPIC, Weather
 
 T = TypeVar("T")
 STALL_SECONDS = 120.0  # no progress at all for this long: the case is reported as it stands
 INTO_PUBLISH_SECONDS = 0.3  # the red warning "in publish" is sent this long after the fan-out's publish request
+FALLBACK_FIRST_AFTER = 1.0  # seconds after the fan-out's publish answered the first fallback probe is published
+FALLBACK_GRACE = 10.0  # seconds a fallback probe under way at the case's end is still waited for
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Case:
 async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict[str, dict[str, Any]]:
     out = {}
     for kind, child in fakes.items():
-        if kind == "probe":
+        if kind in ("probe", "fallback"):
             continue
         path = "/_tally" if kind == "webhook" else "/_stats"
         async with http.get(child.url + path) as response:
@@ -64,12 +66,12 @@ async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict
 
 
 async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, severity: str,
-                   headline: str, *, idempotent: bool = False) -> tuple[str, float, float]:
+                   headline: str, *, idempotent: bool = False, policy: str = "all") -> tuple[str, float, float]:
     """POST /v1/alerts; (alert id, wall time the request started, seconds until the 202). `idempotent`: with an
     `Idempotency-Key` of its own, as a warning system that retries sends its warnings (thirtieth round on)."""
     body = {"topic": topic, "headline": headline, "body": "长治市发布重污染天气红色预警，请减少户外活动。",
             "instruction": "老年人、儿童减少户外活动。", "severity": severity, "urgency": "immediate",
-            "policy": "all"}
+            "policy": policy}
     headers = {"Authorization": f"Bearer {key}", **({"Idempotency-Key": uuid.uuid4().hex} if idempotent else {})}
     started, t = time.time(), time.perf_counter()
     async with http.post(f"{api}/v1/alerts", json=body, headers=headers) as response:
@@ -80,12 +82,18 @@ async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, 
     return str(answer["id"]), started, elapsed
 
 
-async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child) -> tuple[float, float]:
-    """Publish one small red warning (with an idempotency key) to the one probe subscriber; seconds from the request
-    to its answer (the publish) and to the receiver."""
+async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child, *,
+                 fallback: bool = False) -> tuple[float, float]:
+    """Publish one small red warning (with an idempotency key) to the one probe subscriber — with `fallback`, to the
+    fallback probe's, whose SMS fails by its report —; seconds from the request to its answer (the publish) and to
+    the receiver (with `fallback`, to the webhook that the failed report queued)."""
     async with http.get(probe.url + "/_tally") as response:
         seen = (await response.json())["accepted"]
-    _, started, api_s = await _publish(http, api, key, PROBE_TOPIC, "extreme", "暴雨红色预警（探测）", idempotent=True)
+    topic, headline = PROBE_TOPIC, "暴雨红色预警（探测）"
+    if fallback:
+        topic, headline = FALLBACK_TOPIC, "暴雨红色预警（回退探测）"
+    _, started, api_s = await _publish(http, api, key, topic, "extreme", headline, idempotent=True,
+                                       policy="fallback" if fallback else "all")
     while True:
         async with http.get(probe.url + "/_tally") as response:
             tally = await response.json()
@@ -114,6 +122,21 @@ async def _wait(http: aiohttp.ClientSession, fakes: dict[str, Child], expected: 
             latencies.append(await _probe(http, api, key, fakes["probe"]))
             next_probe = time.monotonic() + 1.0
         await asyncio.sleep(0.1)
+
+
+async def _fallback_probes(http: aiohttp.ClientSession, api: str, key: str, fakes: dict[str, Child],
+                           most: int, sending: asyncio.Event, fell_back: list[float]) -> None:
+    """Red warnings that fall back, one at a time, a second apart, from FALLBACK_FIRST_AFTER seconds into the fan-out
+    while its sends are under way (`sending`; the first one whatever, so that a smoke run's tiny fan-out has one), at
+    most `most`: each one's seconds from the publish request to its webhook, queued by the report that failed its
+    SMS, appended to `fell_back` as it arrives."""
+    async with http.post(fakes["sms"].url + "/_script", json={
+            "phone": FALLBACK_NUMBER, "behaviour": "receipt_fail", "times": None}) as response:
+        response.raise_for_status()
+    await asyncio.sleep(FALLBACK_FIRST_AFTER)
+    while len(fell_back) < most and (sending.is_set() or not fell_back):
+        fell_back.append((await _probe(http, api, key, fakes["fallback"], fallback=True))[1])
+        await asyncio.sleep(1.0)
 
 
 async def _until(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], progress: Callable[[T], object],
@@ -269,7 +292,14 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
                 if not publishing.done():
                     in_publish = await _probe(http, api, key, fakes["probe"])
             alert_id, started, api_s = await publishing
+            sending, fell_back = asyncio.Event(), list[float]()
+            sending.set()
+            falling_back = None
+            if case.probes and "fallback" in fakes:
+                falling_back = asyncio.create_task(_fallback_probes(
+                    http, api, key, fakes, max(1, case.probes // 4), sending, fell_back))
             tallies, probes = await _wait(http, fakes, case.subscribers, api, key, case.probes)
+            sending.clear()  # no fallback probe starts after the sends; the one under way may still arrive
             coverage, coverage_read_s = await _recorded(http, api, key, alert_id,
                                                         sum(t["accepted"] for t in tallies.values()))
             recorded_s = time.time() - started
@@ -279,6 +309,7 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
                 assert db is not None, "the cases with reports are SQLite's"
                 reached, applied_at = await _reached(http, api, key, alert_id, coverage.get("accepted") or 0, db)
                 reached_s = applied_at - started
+            unfinished = await _stopped(falling_back)
             usage = sampler.end()
             if wal is not None:
                 wal = await world.wal_position() - wal
@@ -309,11 +340,31 @@ async def _measure(case: Case, config: Path, port: int, key: str, fakes: dict[st
         # Each probe's (publish answered, first recipient) in ms, in the order sent: where a tail comes from.
         "probes_ms": [[round(a * 1000, 1), round(p * 1000, 1)] for a, p in probes],
         "red_in_publish_ms": in_publish[1] * 1000 if in_publish else None,
+        # Red warnings whose SMS failed by report during the fan-out: seconds to their next channel, the one not
+        # arrived by the case's end (its reports all applied) aside.
+        "fallback_p50_ms": statistics.median(fell_back) * 1000 if fell_back else None,
+        "fallback_ms": [round(s * 1000, 1) for s in fell_back], "fallback_unfinished": unfinished,
         "coverage_read_ms": coverage_read_s * 1000,
         "reached": reached, "reached_s": reached_s,
         # From the first number handed over, when the first reports can come, to the last report applied.
         "reports_per_s": reached / (reached_s - first) if reached and reached_s and first is not None else None,
     }
+
+
+async def _stopped(task: asyncio.Task[None] | None) -> int:
+    """The fallback probes stopped at the case's end, the one under way given FALLBACK_GRACE seconds more: 1 when it
+    was still waiting for its next channel (or the task failed: said on stderr), else 0."""
+    if task is None:
+        return 0
+    await asyncio.wait({task}, timeout=FALLBACK_GRACE)
+    if task.done():
+        if task.exception() is not None:
+            print(f"  ! fallback probes failed: {task.exception()!r}", file=sys.stderr, flush=True)
+            return 1
+        return 0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return 1
 
 
 def _p99(values: list[float]) -> float:

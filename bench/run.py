@@ -241,6 +241,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
                                 else None, ",.0f")),
     ("probe p99", lambda r: _f(r.get("probe_p99_ms"), ".0f", " ms")),
     ("red in publish", lambda r: _f(r.get("red_in_publish_ms"), ",.0f", " ms")),
+    ("fallback p50", lambda r: _f(r.get("fallback_p50_ms"), ",.0f", " ms")),
     ("coverage read", lambda r: _f(r.get("coverage_read_ms"), ",.0f", " ms")),
 ]
 

@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +26,9 @@ from subscriptions.contacts import generate_webhook_secret
 
 TOPIC = "env.heavy-pollution"
 PROBE_TOPIC = "disaster.weather-warning"
+# A red warning that falls back, to one person by SMS then a webhook: the SMS number's report always says UNDELIV.
+FALLBACK_TOPIC = "disaster.emergency"
+FALLBACK_NUMBER = "+8613999999999"  # outside the fan-out's numbers (+86138…)
 AK, SK = "LTAIbenchAccessKey", "bench-access-key-secret"
 TC_ID, TC_KEY, TC_APP = "AKIDbenchSecretId", "bench-tencent-secret-key", "1400000001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxbench000000001", "bench-app-secret", "bench-callback-token"
@@ -64,6 +67,9 @@ def start_fakes(kinds: set[str], weather: Weather, logs: Path, sms_provider: str
                                  log=logs / "fake-webhook.log")
         fakes["probe"] = start("probe receiver", ["-m", "notifier.fakes.webhook_receiver", "--count-repeats"],
                                log=logs / "fake-probe.log")
+        if reports_to is not None and "sms" in kinds and sms_provider == "aliyun":  # the fallback probes' webhook
+            fakes["fallback"] = start("fallback receiver", ["-m", "notifier.fakes.webhook_receiver", "--count-repeats"],
+                                      log=logs / "fake-fallback.log")
         if "sms" in kinds and sms_provider == "tencent":
             fakes["sms"] = start("tencent sms", ["-m", "notifier.fakes.tencent_sms", "--secret-id", TC_ID,
                                                  "--secret-key", TC_KEY, "--sdk-app-id", TC_APP, *weather.argv()],
@@ -182,7 +188,8 @@ def _records(kind: str, start: int, stop: int, topic: str, url_of: dict[str, Chi
 
 async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, Child], probes: bool) -> str:
     """Subscribers of the case (one channel each, the topic of the fan-out) and, with `probes`, one webhook
-    subscriber of the probe topic on the probe receiver; returns an admin key for the API. The database is the
+    subscriber of the probe topic on the probe receiver — and, where a fallback receiver runs, one of the fallback
+    topic by SMS (FALLBACK_NUMBER) then a webhook on it; returns an admin key for the API. The database is the
     case's, already migrated by the case's own notifier: not migrated again here."""
     store = await open_database(settings, upgrade=False)
     try:
@@ -198,6 +205,11 @@ async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, C
             probe_url = {"webhook": fakes["probe"]}
             rows = list(_records("webhook", 0, 1, PROBE_TOPIC, probe_url))
             await store.bulk_create_subscribers([r for r, _ in rows], [s for _, s in rows])
+        if probes and "fallback" in fakes:
+            [(person, secrets)] = _records("webhook", 0, 1, FALLBACK_TOPIC, {"webhook": fakes["fallback"]})
+            await store.bulk_create_subscribers([replace(
+                person, contacts={"sms": FALLBACK_NUMBER, **person.contacts},
+                subscriptions=[(FALLBACK_TOPIC, ["sms", "webhook"], 0)])], [secrets])
         _, raw = await create_key(store, Role.ADMIN, label="bench")
         return raw
     finally:

@@ -68,6 +68,17 @@ def test_the_cases_with_delivery_reports_count_everyone_reached(smoke: tuple[lis
         assert isinstance(row["fakes_cpu_s"], float) and row["fakes_cpu_s"] > 0, name
 
 
+def test_a_red_warning_whose_sms_fails_by_report_reaches_its_next_channel(
+        smoke: tuple[list[dict[str, object]], str]) -> None:
+    """In the Aliyun SMS case with reports, a red warning that falls back is published to one person whose number's
+    report says UNDELIV: the webhook after it is reached, and the time to it reported."""
+    [row] = [r for r in smoke[0] if r["case"] == "sqlite sms (aliyun) + reports"]
+    assert row["fallback_unfinished"] == 0
+    assert isinstance(row["fallback_ms"], list) and len(row["fallback_ms"]) >= 1
+    assert isinstance(row["fallback_p50_ms"], float) and row["fallback_p50_ms"] > 0
+    assert "| fallback p50 |" in smoke[1]
+
+
 def test_every_notifier_case_reaches_everyone_once(smoke: tuple[list[dict[str, object]], str]) -> None:
     """Each notifier case hands every targeted person to a gateway exactly once and records each send."""
     cases = [r for r in smoke[0] if r.get("backend")]
