@@ -25,7 +25,7 @@ import aiohttp
 
 from bench import procs, world
 from bench.procs import Child, Sampler, start
-from bench.world import FALLBACK_NUMBER, FALLBACK_TOPIC, PROBE_TOPIC, TOPIC, Weather
+from bench.world import FALLBACK_REGIONS, FALLBACK_TOPIC, PROBE_TOPIC, TOPIC, Weather, fallback_number
 
 T = TypeVar("T")
 STALL_SECONDS = 120.0  # no progress at all for this long: the case is reported as it stands
@@ -66,12 +66,13 @@ async def _tallies(http: aiohttp.ClientSession, fakes: dict[str, Child]) -> dict
 
 
 async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, severity: str,
-                   headline: str, *, idempotent: bool = False, policy: str = "all") -> tuple[str, float, float]:
+                   headline: str, *, idempotent: bool = False, policy: str = "all",
+                   regions: list[str] | None = None) -> tuple[str, float, float]:
     """POST /v1/alerts; (alert id, wall time the request started, seconds until the 202). `idempotent`: with an
     `Idempotency-Key` of its own, as a warning system that retries sends its warnings (thirtieth round on)."""
     body = {"topic": topic, "headline": headline, "body": "长治市发布重污染天气红色预警，请减少户外活动。",
             "instruction": "老年人、儿童减少户外活动。", "severity": severity, "urgency": "immediate",
-            "policy": policy}
+            "policy": policy, "regions": regions or []}
     headers = {"Authorization": f"Bearer {key}", **({"Idempotency-Key": uuid.uuid4().hex} if idempotent else {})}
     started, t = time.time(), time.perf_counter()
     async with http.post(f"{api}/v1/alerts", json=body, headers=headers) as response:
@@ -83,17 +84,18 @@ async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, 
 
 
 async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child, *,
-                 fallback: bool = False) -> tuple[float, float]:
-    """Publish one small red warning (with an idempotency key) to the one probe subscriber — with `fallback`, to the
-    fallback probe's, whose SMS fails by its report —; seconds from the request to its answer (the publish) and to
-    the receiver (with `fallback`, to the webhook that the failed report queued)."""
+                 fallback: str | None = None) -> tuple[float, float]:
+    """Publish one small red warning (with an idempotency key) to the one probe subscriber — with `fallback`, a
+    region, to the fallback probes' person there, whose SMS fails by its report —; seconds from the request to its
+    answer (the publish) and to the receiver (with `fallback`, to the webhook that the failed report queued)."""
     async with http.get(probe.url + "/_tally") as response:
         seen = (await response.json())["accepted"]
     topic, headline = PROBE_TOPIC, "暴雨红色预警（探测）"
     if fallback:
         topic, headline = FALLBACK_TOPIC, "暴雨红色预警（回退探测）"
     _, started, api_s = await _publish(http, api, key, topic, "extreme", headline, idempotent=True,
-                                       policy="fallback" if fallback else "all")
+                                       policy="fallback" if fallback else "all",
+                                       regions=[fallback] if fallback else None)
     while True:
         async with http.get(probe.url + "/_tally") as response:
             tally = await response.json()
@@ -130,12 +132,14 @@ async def _fallback_probes(http: aiohttp.ClientSession, api: str, key: str, fake
     while its sends are under way (`sending`; the first one whatever, so that a smoke run's tiny fan-out has one), at
     most `most`: each one's seconds from the publish request to its webhook, queued by the report that failed its
     SMS, appended to `fell_back` as it arrives."""
-    async with http.post(fakes["sms"].url + "/_script", json={
-            "phone": FALLBACK_NUMBER, "behaviour": "receipt_fail", "times": None}) as response:
-        response.raise_for_status()
+    for n in range(len(FALLBACK_REGIONS)):
+        async with http.post(fakes["sms"].url + "/_script", json={
+                "phone": fallback_number(n), "behaviour": "receipt_fail", "times": None}) as response:
+            response.raise_for_status()
     await asyncio.sleep(FALLBACK_FIRST_AFTER)
-    while len(fell_back) < most and (sending.is_set() or not fell_back):
-        fell_back.append((await _probe(http, api, key, fakes["fallback"], fallback=True))[1])
+    while len(fell_back) < min(most, len(FALLBACK_REGIONS)) and (sending.is_set() or not fell_back):
+        region = FALLBACK_REGIONS[len(fell_back)]
+        fell_back.append((await _probe(http, api, key, fakes["fallback"], fallback=region))[1])
         await asyncio.sleep(1.0)
 
 

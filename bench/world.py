@@ -26,9 +26,17 @@ from subscriptions.contacts import generate_webhook_secret
 
 TOPIC = "env.heavy-pollution"
 PROBE_TOPIC = "disaster.weather-warning"
-# A red warning that falls back, to one person by SMS then a webhook: the SMS number's report always says UNDELIV.
+# Red warnings that fall back, each to one person by SMS then a webhook, whose number's report says UNDELIV: a person
+# in each region (one warning a region, so that no number gets two texts: the gateway would count a repeat), each
+# number outside the fan-out's (+86138…).
 FALLBACK_TOPIC = "disaster.emergency"
-FALLBACK_NUMBER = "+8613999999999"  # outside the fan-out's numbers (+86138…)
+FALLBACK_REGIONS = ("140402", "140411", "140421", "140423", "140424", "140425", "140426", "140427", "140428",
+                    "140429", "140430", "140431", "140481")  # the bundled catalogue's
+
+
+def fallback_number(n: int) -> str:
+    """The number of the fallback probes' person in FALLBACK_REGIONS[n]."""
+    return f"+86139999999{n:02d}"
 AK, SK = "LTAIbenchAccessKey", "bench-access-key-secret"
 TC_ID, TC_KEY, TC_APP = "AKIDbenchSecretId", "bench-tencent-secret-key", "1400000001"
 WX_APP, WX_SECRET, WX_TOKEN = "wxbench000000001", "bench-app-secret", "bench-callback-token"
@@ -188,9 +196,9 @@ def _records(kind: str, start: int, stop: int, topic: str, url_of: dict[str, Chi
 
 async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, Child], probes: bool) -> str:
     """Subscribers of the case (one channel each, the topic of the fan-out) and, with `probes`, one webhook
-    subscriber of the probe topic on the probe receiver — and, where a fallback receiver runs, one of the fallback
-    topic by SMS (FALLBACK_NUMBER) then a webhook on it; returns an admin key for the API. The database is the
-    case's, already migrated by the case's own notifier: not migrated again here."""
+    subscriber of the probe topic on the probe receiver — and, where a fallback receiver runs, one a region of the
+    fallback topic by SMS (`fallback_number`) then a webhook on it; returns an admin key for the API. The database
+    is the case's, already migrated by the case's own notifier: not migrated again here."""
     store = await open_database(settings, upgrade=False)
     try:
         await seed_catalogue(store, city_catalogue(settings))
@@ -206,10 +214,12 @@ async def populate(settings: Settings, sizes: dict[str, int], fakes: dict[str, C
             rows = list(_records("webhook", 0, 1, PROBE_TOPIC, probe_url))
             await store.bulk_create_subscribers([r for r, _ in rows], [s for _, s in rows])
         if probes and "fallback" in fakes:
-            [(person, secrets)] = _records("webhook", 0, 1, FALLBACK_TOPIC, {"webhook": fakes["fallback"]})
+            rows = list(_records("webhook", 0, len(FALLBACK_REGIONS), FALLBACK_TOPIC, {"webhook": fakes["fallback"]}))
             await store.bulk_create_subscribers([replace(
-                person, contacts={"sms": FALLBACK_NUMBER, **person.contacts},
-                subscriptions=[(FALLBACK_TOPIC, ["sms", "webhook"], 0)])], [secrets])
+                person, region=region, contacts={"sms": fallback_number(n), **person.contacts},
+                subscriptions=[(FALLBACK_TOPIC, ["sms", "webhook"], 0)])
+                for n, ((person, _), region) in enumerate(zip(rows, FALLBACK_REGIONS, strict=True))],
+                [secrets for _, secrets in rows])
         _, raw = await create_key(store, Role.ADMIN, label="bench")
         return raw
     finally:

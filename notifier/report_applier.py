@@ -10,10 +10,11 @@ whole batch, or, in a process that does not deliver (`notifier serve` beside a `
 fewer deliveries leased or due than a claim takes: `Dispatcher.sending` — and on SQLite queued `idle`, after every
 claim and record of this process's. So while a fan-out runs its reports wait, and its coverage and a failed
 report's fallback lag behind its sends. Not for long: a report that has waited `patience` goes in turn with the
-sends. Not at all while a life-safety alert released in the last REPORTS_FIRST_FOR seconds awaits reports and the
-sends are routine (`_first`); the life-safety deliveries a batch queues again are claimed at once (`queued`). The
-silent fallback meanwhile never takes a delivery whose report may be waiting for silent
-(`fallback.activate_silent`). On PostgreSQL several processes apply apart (`SKIP LOCKED`).
+sends. Not at all a push that holds a report a life-safety delivery awaits (its alert released in the last
+REPORTS_FIRST_FOR seconds: `Store.store_reports`), while the sends are routine (`_first`); the life-safety
+deliveries a batch queues again are claimed at once (`queued`). The silent fallback meanwhile never takes a
+delivery whose report may be waiting for silent (`fallback.activate_silent`). On PostgreSQL several processes
+apply apart (`SKIP LOCKED`).
 
 Nothing stored is lost: reports a stopped process left are applied by the next applier started (`start`), and every
 `look_every` by whichever process looks (on PostgreSQL, those another process is applying are left to it). A batch
@@ -89,6 +90,8 @@ class ReportApplier:
         self._wake = asyncio.Event()
         self._behind = False  # a request waited answer_within in vain: answer once stored until caught up
         self._late = False  # reports waited `patience`: applied in turn with the sends until caught up
+        # Stores of life-safety pushes in this process, and how many of them a look found all applied (`_first`).
+        self._life_safety_stored = self._life_safety_applied = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -109,8 +112,10 @@ class ReportApplier:
         """Whether requests are answered once stored, without waiting for their reports to be applied."""
         return self._behind
 
-    def stored(self) -> int:
-        """A store of reports committed in this process: its number, to wait for (`applied`)."""
+    def stored(self, life_safety: bool = False) -> int:
+        """A store of reports committed in this process — with `life_safety`, one that holds a report a life-safety
+        delivery awaits (`Store.store_reports`) —: its number, to wait for (`applied`)."""
+        self._life_safety_stored += life_safety
         self._stored += 1
         self._since.append((self._stored, time.monotonic()))
         self.start()
@@ -142,17 +147,7 @@ class ReportApplier:
         while True:
             seen = self._stored
             done = await self._apply_batch()
-            if self._queued is not None:
-                for alert_id, priority in done.requeued.items():
-                    self._queued(priority, alert_id)
-            by_channel: dict[str, list[str]] = {}
-            for _, channel, outcomes in done.pushes:
-                by_channel.setdefault(channel, []).extend(outcomes)
-            for channel, outcomes in by_channel.items():
-                counts = counted(outcomes)
-                log.info("receipts applied", extra={"channel": channel, **counts})
-                if self._count is not None:
-                    self._count(channel, counts)
+            self._done(done)
             if not done.more:
                 break
         while self._since and self._since[0][0] <= seen:
@@ -163,14 +158,29 @@ class ReportApplier:
             self._applied = seen
             self._progress.notify_all()
 
+    def _done(self, done: Applied) -> None:
+        """A batch applied: the life-safety deliveries it queued again told of, its outcomes counted."""
+        if self._queued is not None:
+            for alert_id, priority in done.requeued.items():
+                self._queued(priority, alert_id)
+        by_channel: dict[str, list[str]] = {}
+        for _, channel, outcomes in done.pushes:
+            by_channel.setdefault(channel, []).extend(outcomes)
+        for channel, outcomes in by_channel.items():
+            counts = counted(outcomes)
+            log.info("receipts applied", extra={"channel": channel, **counts})
+            if self._count is not None:
+                self._count(channel, counts)
+
     async def _apply_batch(self) -> Applied:
         """One batch: once no fan-out is sending (`sending`), and on SQLite after the writer's other work —
-        until the oldest report stored here has waited `patience`; then in turn with the sends. At once, in turn with
-        them, while a life-safety alert awaits reports and the sends are routine (`_first`)."""
+        until the oldest report stored here has waited `patience`; then in turn with the sends. Meanwhile the pushes
+        that hold a report a life-safety delivery awaits go at once, in turn with routine sends (`_first`)."""
         # Looked at, not told: `sending` is a time since the last claim, or what the store holds.
         while (left := self._left()) > 0 and await self._sending():
             if await self._first():
-                return await self._store.apply_waiting(self._redial, self._batch)
+                await self._apply_life_safety()
+                continue
             await asyncio.sleep(min(LOOK_SENDING, left))
         if left > 0:
             try:
@@ -184,13 +194,25 @@ class ReportApplier:
         return await self._store.apply_waiting(self._redial, self._batch)
 
     async def _first(self) -> bool:
-        """Whether the reports go before the sends under way: a life-safety alert released in the last
-        REPORTS_FIRST_FOR seconds awaits some — its coverage, a failure's next channel, a call to make again are
-        worth more than a routine fan-out's speed (during a million SMS, the fallback of a red warning's failed
-        text waited up to `patience`, a minute) —, and the sends are not a life-safety fan-out's, whose people's first
-        channel goes before anyone's next. The reports before theirs are applied first, as ever."""
-        return (not await self._sending(life_safety=True)
-                and await self._store.life_safety_awaits_reports(time.time() - REPORTS_FIRST_FOR))
+        """Whether pushes wait that go before the sends under way: this process stored one that holds a report a
+        life-safety delivery awaits — its coverage, a failure's next channel, a call to make again are worth more
+        than a routine fan-out's speed (during 300,000 SMS, a red warning's next channel came 13 s after its publish,
+        when the sends were over; 2–8 s when its report went in turn behind every routine one before it) — and the
+        sends are not a life-safety fan-out's, whose people's first channel goes before anyone's next."""
+        return (self._life_safety_stored > self._life_safety_applied
+                and not await self._sending(life_safety=True))
+
+    async def _apply_life_safety(self) -> None:
+        """The life-safety pushes waiting, oldest first, in turn with the sends, before the older routine ones: a
+        routine delivery's report among them may so be applied before an earlier one of its own — a repeat, or a
+        call's second report, whose outcome is the same either way."""
+        stored = self._life_safety_stored
+        while True:
+            done = await self._store.apply_waiting(self._redial, self._batch, life_safety=True)
+            self._done(done)
+            if not done.more:
+                self._life_safety_applied = stored
+                return
 
     def _left(self) -> float:
         """How much longer the oldest report stored here may wait for the sends."""

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from channels.base import Receipt
-from notifier.report_applier import ReportApplier
+from notifier.report_applier import REPORTS_FIRST_FOR, ReportApplier
 from notifier.store import Store
 
 log = logging.getLogger("notifier.receipts")
@@ -85,7 +85,8 @@ class ReportBatches:
     async def _store_batch(self, channel: str, batch: list[_Waiting]) -> None:
         reports = [r for w in batch for r in w.receipts]
         try:
-            await self._store.store_reports(channel, reports, time.time())
+            life_safety = await self._store.store_reports(channel, reports, time.time(),
+                                                          time.time() - REPORTS_FIRST_FOR)
         except Exception as exc:  # each request fails (its provider sends it again); the next batch goes on
             log.warning("delivery reports not stored", extra={"channel": channel, "receipts": len(reports),
                                                               "error": type(exc).__name__})
@@ -97,7 +98,7 @@ class ReportBatches:
             for w in batch:
                 w.done.cancel()
             raise
-        number = self._applier.stored()
+        number = self._applier.stored(life_safety)
         for w in batch:
             if not w.done.done():
                 w.done.set_result(number)

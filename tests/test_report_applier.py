@@ -18,7 +18,7 @@ import pytest
 from channels.base import Receipt
 from notifier.models import AlertIn
 from notifier.publish import publish_alert
-from notifier.report_applier import REPORTS_FIRST_FOR, ReportApplier
+from notifier.report_applier import ReportApplier
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store import Store, fallback, receipts
@@ -37,19 +37,17 @@ class SlowStore:
     def __init__(self) -> None:
         self.calls: list[bool] = []
         self.go = asyncio.Event()
-        self.awaited: list[float] = []  # `since` of each question whether life-safety reports are awaited
-        self.life_safety_awaits = False
+        self.life_safety_calls = 0  # looks for the pushes a life-safety delivery awaits
 
-    async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
-                            idle: bool = False) -> Applied:
+    async def apply_waiting(self, redial: Mapping[str, object], limit: int, *, idle: bool = False,
+                            life_safety: bool = False) -> Applied:
+        if life_safety:
+            self.life_safety_calls += 1
+            return Applied([], more=False, requeued={})
         self.calls.append(idle)
         if idle:
             await self.go.wait()
         return Applied([], more=False, requeued={})
-
-    async def life_safety_awaits_reports(self, since: float) -> bool:
-        self.awaited.append(since)
-        return self.life_safety_awaits
 
 
 @pytest.fixture
@@ -95,49 +93,47 @@ async def test_reports_wait_while_the_process_sends(slow: tuple[SlowStore, list[
     assert store.calls == [True]
 
 
-async def test_a_life_safety_alerts_reports_go_before_routine_sends(
+async def _routine(*, life_safety: bool = False) -> bool:
+    """A routine fan-out's sends are under way."""
+    return not life_safety
+
+
+async def test_a_push_a_life_safety_delivery_awaits_goes_before_routine_sends(
         slow: tuple[SlowStore, list[ReportApplier]]) -> None:
-    """A red warning sent in the last REPORTS_FIRST_FOR seconds awaits reports while a routine fan-out sends: the
-    reports are applied at once, in turn with the sends (not `idle`), not after the fan-out or a minute's patience."""
-    store = slow[0]
-    store.life_safety_awaits = True
+    """A push holding a red warning's report comes while a routine fan-out sends: it is applied at once, in turn with
+    the sends, before the routine pushes — those still wait for the sends."""
+    store, applier = slow[0], _applier(slow, sending=_routine)
+    applier.stored()
+    applier.stored(life_safety=True)
+    for _ in range(100):
+        if store.life_safety_calls:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    assert (store.life_safety_calls, store.calls) == (1, [])
 
-    async def routine(*, life_safety: bool = False) -> bool:
-        return not life_safety
 
-    applier = _applier(slow, sending=routine)
-    await asyncio.wait_for(applier.applied(applier.stored()), 5)
-    assert store.calls == [False]
-    assert time.time() - REPORTS_FIRST_FOR - 5 < store.awaited[0] <= time.time() - REPORTS_FIRST_FOR
-
-
-async def test_reports_wait_for_a_life_safety_fan_outs_sends_even_its_own(
+async def test_a_push_a_life_safety_delivery_awaits_waits_for_a_life_safety_fan_outs_sends(
         slow: tuple[SlowStore, list[ReportApplier]]) -> None:
-    """A red warning to a whole city is being sent: everyone's first channel goes before anyone's next, so its
-    reports wait for its sends as a routine fan-out's do."""
+    """A red warning to a whole city is being sent: everyone's first channel goes before anyone's next, so the
+    pushes its deliveries await wait for its sends as a routine fan-out's do."""
     store = slow[0]
-    store.life_safety_awaits = True
 
     async def red_fan_out(*, life_safety: bool = False) -> bool:
         return True
 
     applier = _applier(slow, sending=red_fan_out)
+    applier.stored(life_safety=True)
+    await asyncio.sleep(0.3)
+    assert (store.life_safety_calls, store.calls) == (0, [])
+
+
+async def test_routine_pushes_wait_for_routine_sends(slow: tuple[SlowStore, list[ReportApplier]]) -> None:
+    """No push holds a life-safety delivery's report: a routine fan-out's reports wait for its sends."""
+    store, applier = slow[0], _applier(slow, sending=_routine)
     applier.stored()
     await asyncio.sleep(0.3)
-    assert store.calls == []
-
-
-async def test_routine_reports_wait_for_routine_sends(slow: tuple[SlowStore, list[ReportApplier]]) -> None:
-    """No life-safety alert awaits reports: a routine fan-out's reports wait for its sends, asked once a look."""
-    store = slow[0]
-
-    async def routine(*, life_safety: bool = False) -> bool:
-        return not life_safety
-
-    applier = _applier(slow, sending=routine)
-    applier.stored()
-    await asyncio.sleep(0.3)
-    assert store.calls == [] and store.awaited
+    assert (store.life_safety_calls, store.calls) == (0, [])
 
 
 async def test_a_request_waits_for_its_reports_only_while_the_applier_keeps_up(
@@ -280,26 +276,46 @@ async def _sent_by_sms(service: Service, severity: str) -> tuple[str, str]:
 
 
 @pytest.mark.both_backends
-async def test_a_red_warning_awaits_its_reports_until_they_come(
+async def test_a_push_is_told_apart_while_a_red_warning_awaits_its_report(
         service: Service, make_subscriber: SubscriberFactory) -> None:
-    """Its text sent, a red warning released since the time asked about awaits its report; released before it, or
-    its report in, it awaits nothing."""
+    """A push that holds the report a red warning's text awaits, the warning released since the time asked about, is
+    a life-safety push; released before it, or its report in, it is not."""
     await make_subscriber(contacts={"sms": "+8613800000301"})
     before = time.time() - 1
     await _sent_by_sms(service, "extreme")
-    assert await service.store.life_safety_awaits_reports(before)
-    assert not await service.store.life_safety_awaits_reports(time.time() + 1)
-    await service.store.apply_receipts("sms", [Receipt("msg-1", True, "msg-1:delivered")], time.time())
-    assert not await service.store.life_safety_awaits_reports(before)
+    report = [Receipt("msg-1", True, "msg-1:delivered")]
+    assert await service.store.store_reports("sms", report, time.time(), before)
+    assert not await service.store.store_reports("sms", report, time.time(), time.time() + 1)
+    assert not await service.store.store_reports("sms", [Receipt("msg-2", True, "msg-2:delivered")], time.time(),
+                                                 before)
+    await service.store.apply_receipts("sms", report, time.time())
+    assert not await service.store.store_reports("sms", report, time.time(), before)
 
 
 @pytest.mark.both_backends
-async def test_a_routine_notice_awaiting_its_reports_is_no_life_safety_alert(
+async def test_a_routine_notices_report_is_no_life_safety_push(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     await make_subscriber(contacts={"sms": "+8613800000302"})
     before = time.time() - 1
     await _sent_by_sms(service, "minor")
-    assert not await service.store.life_safety_awaits_reports(before)
+    assert not await service.store.store_reports("sms", [Receipt("msg-1", True, "msg-1:delivered")], time.time(),
+                                                 before)
+
+
+@pytest.mark.both_backends
+async def test_the_life_safety_pushes_are_applied_before_older_ones(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """A routine push came first; the red warning's after it: taken alone, the red warning's is applied, and the
+    routine one still waits."""
+    await make_subscriber(contacts={"sms": "+8613800000303"})
+    await service.store.store_reports("sms", [Receipt("msg-0", True, "msg-0:delivered")], time.time())
+    before = time.time() - 1
+    await _sent_by_sms(service, "extreme")
+    assert await service.store.store_reports("sms", [Receipt("msg-1", False, "msg-1:failed")], time.time(), before)
+    done = await service.store.apply_waiting({}, 100, life_safety=True)
+    assert [outcomes for _, _, outcomes in done.pushes] == [["applied"]] and not done.more
+    left = await service.store.apply_waiting({}, 100)
+    assert [outcomes for _, _, outcomes in left.pushes] == [["unknown"]]
 
 
 @pytest.mark.both_backends

@@ -32,11 +32,13 @@ class HeldStore:
         self.batches: list[list[str]] = []
         self.go = asyncio.Event()
 
-    async def store_reports(self, channel: str, receipts: list[Receipt], now: float) -> None:
+    async def store_reports(self, channel: str, receipts: list[Receipt], now: float,
+                            life_safety_since: float | None = None) -> bool:
         self.batches.append([r.key for r in receipts])
         await self.go.wait()
         if any(r.key.startswith("fail:") for r in receipts):
             raise RuntimeError("the database went away")
+        return False
 
     async def apply_waiting(self, redial: Mapping[str, object], limit: int, *,
                             idle: bool = False) -> Applied:

@@ -121,8 +121,9 @@ KNOWN = "SELECT receipt_key FROM receipts WHERE channel = ? AND receipt_key IN {
 
 
 # The pushes waiting, oldest first, a few at a time (`apply_waiting` takes as many as make a batch); on PostgreSQL
-# those another process is applying are left to it.
-WAITING = "SELECT id, channel, received_at, reports FROM report_pushes ORDER BY id LIMIT ?"
+# those another process is applying are left to it. `{only}`: a condition on them, or nothing.
+WAITING = "SELECT id, channel, received_at, reports FROM report_pushes{only} ORDER BY id LIMIT ?"
+LIFE_SAFETY_PUSH = " WHERE life_safety = 1"  # in the words of its index (migration 0031)
 # Pushes read a look, each whole: a few more than a batch takes when they are big (Aliyun's 500, a busy channel's
 # requests gathered by `ReportBatches`), and enough of one-report pushes on a quiet store.
 PUSHES_A_LOOK = 16
@@ -143,13 +144,28 @@ def push_id(now: float) -> int:
     return round(now * 1_000_000) * 1_000 + secrets.randbelow(1_000)
 
 
-async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float) -> int:
+async def store_reports(db: Db, channel: str, receipts: Sequence[Receipt], now: float,
+                        life_safety: bool = False) -> int:
     """Keep a push of provider reports as it came, to be applied after (`apply_waiting`): one row, whatever the
-    number of reports — a million SMS send back a million reports, on the writer the sends need. Its id."""
+    number of reports — a million SMS send back a million reports, on the writer the sends need. `life_safety`:
+    it holds a report a life-safety delivery awaits (`for_life_safety`). Its id."""
     pushed = push_id(now)
-    await db.execute("INSERT INTO report_pushes (id, channel, received_at, reports) VALUES (?, ?, ?, ?)", pushed,
-                     channel, now, _kept(receipts))
+    await db.execute("INSERT INTO report_pushes (id, channel, received_at, reports, life_safety) "
+                     "VALUES (?, ?, ?, ?, ?)", pushed, channel, now, _kept(receipts), int(life_safety))
     return pushed
+
+
+async def for_life_safety(db: Db, channel: str, receipts: Sequence[Receipt], since: float) -> bool:
+    """Whether a push holds a report that a life-safety delivery awaits, sent for an alert released since `since`
+    (`life_safety_awaits_reports`, asked first: a push of a quiet day's or a routine fan-out's costs that one step):
+    its provider ids looked up (`deliveries_provider`). A report that came before its send was recorded is not
+    found: its push waits with the others."""
+    if not receipts or not await life_safety_awaits_reports(db, since):
+        return False
+    ids = as_list({r.provider_message_id for r in receipts})  # a set: an Aliyun BizId names a thousand numbers
+    return await db.fetchval(
+        f"SELECT 1 FROM deliveries WHERE channel = ? AND provider_message_id IN {db.dialect.each()} "
+        f"AND {awaiting_life_safety()} LIMIT 1", channel, ids) is not None
 
 
 def _kept(receipts: Sequence[Receipt]) -> str:
@@ -178,11 +194,13 @@ class Applied(NamedTuple):
 
 
 async def apply_waiting(db: Db, now: float, number_key: bytes, redial: Mapping[str, CallPolicy],
-                        limit: int) -> Applied:
-    """Apply the pushes waiting, the oldest first, as many as hold at most `limit` reports (at least one), their
-    reports as if one after the other, and forget them. `number_key`: the key of number digests; `redial`: the call
-    policy of each channel that calls people."""
-    rows = await db.fetch(WAITING + db.dialect.skip_locked, PUSHES_A_LOOK)
+                        limit: int, *, life_safety: bool = False) -> Applied:
+    """Apply the pushes waiting (with `life_safety`, those that hold a report a life-safety delivery awaits), the
+    oldest first, as many as hold at most `limit` reports (at least one), their reports as if one after the other,
+    and forget them. `number_key`: the key of number digests; `redial`: the call policy of each channel that calls
+    people."""
+    waiting = WAITING.format(only=LIFE_SAFETY_PUSH if life_safety else "")
+    rows = await db.fetch(waiting + db.dialect.skip_locked, PUSHES_A_LOOK)
     taken: list[Push] = []
     size = 0
     for row in rows:
@@ -367,8 +385,8 @@ def awaiting_life_safety(d: str = "") -> str:
 async def life_safety_awaits_reports(db: Db, since: float) -> bool:
     """Whether a live life-safety alert released since `since` (its publish, schedule or approval) has deliveries
     sent that still await their reports (`sent`): what those settle — its coverage, a failure's next channel, a call
-    to make again — goes before a routine fan-out's sends (`report_applier.py`). Asked every 0.1 s while reports
-    wait for a fan-out: the live alerts read by their status (`alerts_expiry`), and each released since looked up
+    to make again — goes before a routine fan-out's sends (`report_applier.py`). Asked at every push stored
+    (`for_life_safety`): the live alerts read by their status (`alerts_expiry`), and each released since looked up
     in the index of the life-safety rows awaiting their report (migration 0030), one step."""
     return await db.fetchval(
         f"SELECT 1 FROM alerts a WHERE a.status IN {LIVE_ALERT} AND {release()} > ? AND EXISTS (SELECT 1 FROM "

@@ -436,10 +436,6 @@ class Store(AccessMethods):
         (`store/queue.py`)."""
         return await queue.sends_under_way(self.backend.reader, now, enough, min_priority)
 
-    async def life_safety_awaits_reports(self, since: float) -> bool:
-        """Whether a live life-safety alert released since `since` awaits delivery reports (`store/receipts.py`)."""
-        return await receipts.life_safety_awaits_reports(self.backend.reader, since)
-
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
@@ -454,21 +450,29 @@ class Store(AccessMethods):
         await self._tell_requeued(applied.requeued)
         return receipts.counted(applied.pushes[0][2])
 
-    async def store_reports(self, channel: str, receipts_: list[Receipt], now: float) -> None:
-        """Keep a push of provider reports, to be applied by `apply_waiting` (one row, `store/receipts.py`)."""
+    async def store_reports(self, channel: str, receipts_: list[Receipt], now: float,
+                            life_safety_since: float | None = None) -> bool:
+        """Keep a push of provider reports, to be applied by `apply_waiting` (one row, `store/receipts.py`); whether
+        it holds a report a life-safety delivery of an alert released since `life_safety_since` awaits (read
+        beside the writer: `receipts.for_life_safety`; None: not looked for)."""
+        life_safety = life_safety_since is not None and await receipts.for_life_safety(
+            self.backend.reader, channel, receipts_, life_safety_since)
         # Routine work (a million SMS send back a million reports): after any other writer waiting, giving way to a
         # red warning's, and on SQLite run whole on the writer's thread.
-        await self.backend.run(lambda db: receipts.store_reports(db, channel, receipts_, now),
+        await self.backend.run(lambda db: receipts.store_reports(db, channel, receipts_, now, life_safety),
                                **_dispatch_turn(background=True, urgent=False))
+        return life_safety
 
-    async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *,
-                            idle: bool = False) -> receipts.Applied:
-        """Apply the oldest pushes of reports waiting (`store/receipts.py`), at most `limit` reports, now — when the
-        transaction runs, which with `idle` (on SQLite: only when the writer has no other work queued, no claim or
-        record of a fan-out's) may be a while. The workers of other processes are told of the life-safety
+    async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *, idle: bool = False,
+                            life_safety: bool = False) -> receipts.Applied:
+        """Apply the oldest pushes of reports waiting (with `life_safety`, of those that hold a report a
+        life-safety delivery awaits: `store/receipts.py`), at most `limit` reports, now — when the transaction runs,
+        which with `idle` (on SQLite: only when the writer has no other work queued, no claim or record of a
+        fan-out's) may be a while. The workers of other processes are told of the life-safety
         deliveries it queued again (`_tell_requeued`) — this process's are its caller's to wake."""
         applied = await self.backend.run(
-            lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit), idle=idle,
+            lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit,
+                                              life_safety=life_safety), idle=idle,
             **_dispatch_turn(background=True, urgent=False))
         await self._tell_requeued(applied.requeued)
         return applied

@@ -15,14 +15,24 @@ import time
 import pytest
 
 from channels.base import Receipt
+from notifier.models import AlertIn
+from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.assisted import listed, told
 from notifier.store.db import SQLITE, as_list, as_rows
 from notifier.store.queue import sends_under_way
-from notifier.store.receipts import APPLIED, apply_receipts, life_safety_awaits_reports, reported_early
+from notifier.store.receipts import (
+    APPLIED,
+    LIFE_SAFETY_PUSH,
+    WAITING,
+    apply_receipts,
+    for_life_safety,
+    reported_early,
+)
+from notifier.store.records import DeliveryUpdate
 from notifier.store.states import persons_deliveries
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, SubscriberFactory
 from tests.store.recording import Recording, a_push, claimed_and_recorded, three_people, warned
 
 
@@ -117,13 +127,27 @@ async def test_whether_sends_are_under_way_is_read_from_the_queues_own_indexes(s
     assert not any(step == "SCAN deliveries" for step in plan), plan
 
 
-async def test_whether_a_life_safety_alert_awaits_reports_is_one_step_an_alert_released_lately(
-        service: Service) -> None:
-    """Asked every 0.1 s while reports wait for a fan-out: the live alerts by their status, each looked up in the
-    index of the life-safety rows awaiting their report — never the alert's rows read for one still `sent`."""
-    recording = Recording(service.store.backend.reader)
-    await life_safety_awaits_reports(recording, time.time() - 900)
-    [(sql, args)] = recording.runs
-    plan = [row[3] for row in await service.store.backend.reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
-    assert "SEARCH a USING INDEX alerts_expiry (status=?)" in plan, plan
-    assert "SEARCH d USING INDEX deliveries_awaiting_life_safety (alert_id=?)" in plan, plan
+async def test_whether_a_push_is_a_life_safety_one_is_read_by_keys(
+        service: Service, make_subscriber: SubscriberFactory) -> None:
+    """Asked of every push while a red warning awaits reports: the live alerts by their status, each looked up in the
+    index of the life-safety rows awaiting their report, then the push's provider ids by theirs — never an alert's
+    rows read for one still `sent`; and the life-safety pushes waiting are read from their own index."""
+    await make_subscriber(contacts={"sms": "+8613800000304"})
+    red, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="红色预警",
+                                                        severity="extreme"), None)
+    now = time.time()
+    [claimed] = await service.store.claim("worker-1", now, now + 60, 10)
+    await service.store.record("worker-1", [DeliveryUpdate(claimed.id, red.id, DeliveryStatus.SENT, now,
+                                                           provider_message_id="m1")], now)
+    reader = service.store.backend.reader
+    recording = Recording(reader)
+    assert await for_life_safety(recording, "sms", [Receipt("m1", True, "r1")], now - 900)
+    plans = [[row[3] for row in await reader.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
+             for sql, args in recording.runs]
+    assert len(plans) == 2, recording.statements
+    assert "SEARCH a USING INDEX alerts_expiry (status=?)" in plans[0], plans[0]
+    assert "SEARCH d USING INDEX deliveries_awaiting_life_safety (alert_id=?)" in plans[0], plans[0]
+    assert "SEARCH deliveries USING INDEX deliveries_provider (channel=? AND provider_message_id=?)" in plans[1]
+    waiting = WAITING.format(only=LIFE_SAFETY_PUSH)
+    plan = [row[3] for row in await reader.fetch(f"EXPLAIN QUERY PLAN {waiting}", 16)]
+    assert plan == ["SCAN report_pushes USING INDEX report_pushes_life_safety"], plan
