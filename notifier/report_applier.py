@@ -90,8 +90,10 @@ class ReportApplier:
         self._wake = asyncio.Event()
         self._behind = False  # a request waited answer_within in vain: answer once stored until caught up
         self._late = False  # reports waited `patience`: applied in turn with the sends until caught up
-        # Stores of life-safety pushes in this process, and how many of them a look found all applied (`_first`).
+        # Stores of life-safety pushes in this process, and how many of them a look found all applied (`_first`);
+        # set at each: a wait for the sends to end looks at once.
         self._life_safety_stored = self._life_safety_applied = 0
+        self._life_safety_came = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -115,7 +117,9 @@ class ReportApplier:
     def stored(self, life_safety: bool = False) -> int:
         """A store of reports committed in this process — with `life_safety`, one that holds a report a life-safety
         delivery awaits (`Store.store_reports`) —: its number, to wait for (`applied`)."""
-        self._life_safety_stored += life_safety
+        if life_safety:
+            self._life_safety_stored += 1
+            self._life_safety_came.set()
         self._stored += 1
         self._since.append((self._stored, time.monotonic()))
         self.start()
@@ -178,10 +182,11 @@ class ReportApplier:
         that hold a report a life-safety delivery awaits go at once, in turn with routine sends (`_first`)."""
         # Looked at, not told: `sending` is a time since the last claim, or what the store holds.
         while (left := self._left()) > 0 and await self._sending():
+            self._life_safety_came.clear()
             if await self._first():
                 await self._apply_life_safety()
                 continue
-            await asyncio.sleep(min(LOOK_SENDING, left))
+            await woken(self._life_safety_came, min(LOOK_SENDING, left))
         if left > 0:
             try:
                 async with asyncio.timeout(left):
