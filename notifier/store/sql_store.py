@@ -458,9 +458,9 @@ class Store(AccessMethods):
         life_safety = life_safety_since is not None and await receipts.for_life_safety(
             self.backend.reader, channel, receipts_, life_safety_since)
         # Routine work (a million SMS send back a million reports): after any other writer waiting, giving way to a
-        # red warning's, and on SQLite run whole on the writer's thread — unless a red warning's report is in it.
+        # red warning's, and on SQLite run whole on the writer's thread.
         await self.backend.run(lambda db: receipts.store_reports(db, channel, receipts_, now, life_safety),
-                               **_dispatch_turn(background=not life_safety, urgent=life_safety))
+                               **_dispatch_turn(background=True, urgent=False))
         return life_safety
 
     async def apply_waiting(self, redial: Mapping[str, CallPolicy], limit: int, *, idle: bool = False,
@@ -468,13 +468,12 @@ class Store(AccessMethods):
         """Apply the oldest pushes of reports waiting (with `life_safety`, of those that hold a report a
         life-safety delivery awaits: `store/receipts.py`), at most `limit` reports, now — when the transaction runs,
         which with `idle` (on SQLite: only when the writer has no other work queued, no claim or record of a
-        fan-out's) may be a while; with `life_safety`, as life-safety work, ahead of routine claims and records. The
-        workers of other processes are told of the life-safety deliveries it queued again (`_tell_requeued`) — this
-        process's are its caller's to wake."""
+        fan-out's) may be a while. The workers of other processes are told of the life-safety
+        deliveries it queued again (`_tell_requeued`) — this process's are its caller's to wake."""
         applied = await self.backend.run(
             lambda db: receipts.apply_waiting(db, time.time(), self.number_key, redial, limit,
                                               life_safety=life_safety), idle=idle,
-            **_dispatch_turn(background=not life_safety, urgent=life_safety))
+            **_dispatch_turn(background=True, urgent=False))
         await self._tell_requeued(applied.requeued)
         return applied
 
