@@ -84,18 +84,18 @@ async def _publish(http: aiohttp.ClientSession, api: str, key: str, topic: str, 
 
 
 async def _probe(http: aiohttp.ClientSession, api: str, key: str, probe: Child, *,
-                 fallback: str | None = None) -> tuple[float, float]:
-    """Publish one small red warning (with an idempotency key) to the one probe subscriber — with `fallback`, a
-    region, to the fallback probes' person there, whose SMS fails by its report —; seconds from the request to its
-    answer (the publish) and to the receiver (with `fallback`, to the webhook that the failed report queued)."""
+                 fallback_region: str | None = None) -> tuple[float, float]:
+    """Publish one small red warning (with an idempotency key) to the one probe subscriber — with `fallback_region`,
+    to the fallback probes' person there, whose SMS fails by its report —; seconds from the request to its answer
+    (the publish) and to the receiver (with a region, to the webhook that the failed report queued)."""
     async with http.get(probe.url + "/_tally") as response:
         seen = (await response.json())["accepted"]
     topic, headline = PROBE_TOPIC, "暴雨红色预警（探测）"
-    if fallback:
+    if fallback_region:
         topic, headline = FALLBACK_TOPIC, "暴雨红色预警（回退探测）"
     _, started, api_s = await _publish(http, api, key, topic, "extreme", headline, idempotent=True,
-                                       policy="fallback" if fallback else "all",
-                                       regions=[fallback] if fallback else None)
+                                       policy="fallback" if fallback_region else "all",
+                                       regions=[fallback_region] if fallback_region else None)
     while True:
         async with http.get(probe.url + "/_tally") as response:
             tally = await response.json()
@@ -139,7 +139,7 @@ async def _fallback_probes(http: aiohttp.ClientSession, api: str, key: str, fake
     await asyncio.sleep(FALLBACK_FIRST_AFTER)
     while len(fell_back) < min(most, len(FALLBACK_REGIONS)) and (sending.is_set() or not fell_back):
         region = FALLBACK_REGIONS[len(fell_back)]
-        fell_back.append((await _probe(http, api, key, fakes["fallback"], fallback=region))[1])
+        fell_back.append((await _probe(http, api, key, fakes["fallback"], fallback_region=region))[1])
         await asyncio.sleep(1.0)
 
 

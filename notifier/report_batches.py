@@ -85,8 +85,8 @@ class ReportBatches:
     async def _store_batch(self, channel: str, batch: list[_Waiting]) -> None:
         reports = [r for w in batch for r in w.receipts]
         try:
-            life_safety = await self._store.store_reports(channel, reports, time.time(),
-                                                          time.time() - REPORTS_FIRST_FOR)
+            now = time.time()
+            life_safety = await self._store.store_reports(channel, reports, now, now - REPORTS_FIRST_FOR)
         except Exception as exc:  # each request fails (its provider sends it again); the next batch goes on
             log.warning("delivery reports not stored", extra={"channel": channel, "receipts": len(reports),
                                                               "error": type(exc).__name__})

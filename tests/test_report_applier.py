@@ -23,11 +23,10 @@ from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store import Store, fallback, receipts
 from notifier.store.receipts import Applied
-from notifier.store.records import DeliveryUpdate
 from notifier.subscribers import create_subscriber
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory, SubscriberFactory
-from tests.store.recording import a_push, claimed_and_recorded, three_people, warned
+from tests.store.recording import a_push, claimed_and_recorded, sent_by_sms, three_people, warned
 
 
 class SlowStore:
@@ -264,17 +263,6 @@ async def test_a_report_sent_twice_and_applied_twice_at_once_settles_its_deliver
                                                    ) == 1
 
 
-async def _sent_by_sms(service: Service, severity: str) -> tuple[str, str]:
-    """A warning of `severity` to one person by SMS, its text sent as "msg-1": (the alert's id, the delivery's)."""
-    alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="预警",
-                                                          severity=severity), None)
-    now = time.time()
-    [claimed] = await service.store.claim("worker-1", now, now + 60, 10)
-    await service.store.record("worker-1", [DeliveryUpdate(claimed.id, alert.id, DeliveryStatus.SENT, time.time(),
-                                                           provider_message_id="msg-1")], time.time())
-    return alert.id, claimed.id
-
-
 @pytest.mark.both_backends
 async def test_a_push_is_told_apart_while_a_red_warning_awaits_its_report(
         service: Service, make_subscriber: SubscriberFactory) -> None:
@@ -282,7 +270,7 @@ async def test_a_push_is_told_apart_while_a_red_warning_awaits_its_report(
     a life-safety push; released before it, or its report in, it is not."""
     await make_subscriber(contacts={"sms": "+8613800000301"})
     before = time.time() - 1
-    await _sent_by_sms(service, "extreme")
+    await sent_by_sms(service.store, "extreme", "msg-1")
     report = [Receipt("msg-1", True, "msg-1:delivered")]
     assert await service.store.store_reports("sms", report, time.time(), before)
     assert not await service.store.store_reports("sms", report, time.time(), time.time() + 1)
@@ -297,7 +285,7 @@ async def test_a_routine_notices_report_is_no_life_safety_push(
         service: Service, make_subscriber: SubscriberFactory) -> None:
     await make_subscriber(contacts={"sms": "+8613800000302"})
     before = time.time() - 1
-    await _sent_by_sms(service, "minor")
+    await sent_by_sms(service.store, "minor", "msg-1")
     assert not await service.store.store_reports("sms", [Receipt("msg-1", True, "msg-1:delivered")], time.time(),
                                                  before)
 
@@ -310,7 +298,7 @@ async def test_the_life_safety_pushes_are_applied_before_older_ones(
     await make_subscriber(contacts={"sms": "+8613800000303"})
     await service.store.store_reports("sms", [Receipt("msg-0", True, "msg-0:delivered")], time.time())
     before = time.time() - 1
-    await _sent_by_sms(service, "extreme")
+    await sent_by_sms(service.store, "extreme", "msg-1")
     assert await service.store.store_reports("sms", [Receipt("msg-1", False, "msg-1:failed")], time.time(), before)
     done = await service.store.apply_waiting({}, 100, life_safety=True)
     assert [outcomes for _, _, outcomes in done.pushes] == [["applied"]] and not done.more

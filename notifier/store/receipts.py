@@ -270,14 +270,14 @@ async def apply_receipts(db: Db, channel: str, receipts: Sequence[Receipt], now:
     """`store_reports` and, in the same transaction, `apply_waiting` until it is applied (those kept before it
     first): that push alone, with the life-safety deliveries queued by all that was applied."""
     pushed = await store_reports(db, channel, receipts, now)
-    requeued: dict[str, int] = {}
+    requeued = fallback.Requeued()
     while True:
         done = await apply_waiting(db, now, number_key, {channel: redial} if redial else {}, batch)
         for alert_id, priority in done.requeued.items():
-            requeued[alert_id] = max(priority, requeued.get(alert_id, priority))
+            requeued.add(alert_id, priority)
         for applied in done.pushes:
             if applied[0] == pushed:
-                return Applied([applied], False, requeued)
+                return Applied([applied], False, requeued.alerts)
         if not done.more:
             raise RuntimeError("the push just kept was not there to apply")
 

@@ -22,6 +22,18 @@ from notifier.store.records import ClaimedDelivery, DeliveryUpdate
 from tests.crowd import sms_people
 
 
+async def sent_by_sms(store: Store, severity: str, provider_message_id: str) -> tuple[str, str]:
+    """A warning of `severity` to the one person of the store, by SMS, its text sent under `provider_message_id`:
+    (the alert's id, the delivery's)."""
+    alert, _ = await publish_alert(store, AlertIn(topic="env.heavy-pollution", headline="预警", severity=severity),
+                                   None)
+    now = time.time()
+    [claimed] = await store.claim("worker-1", now, now + 60, 10)
+    await store.record("worker-1", [DeliveryUpdate(claimed.id, alert.id, DeliveryStatus.SENT, now,
+                                                   provider_message_id=provider_message_id)], now)
+    return alert.id, claimed.id
+
+
 class Recording:
     """A `Db` that writes down each statement it runs, with its parameters."""
 

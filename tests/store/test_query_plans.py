@@ -15,8 +15,6 @@ import time
 import pytest
 
 from channels.base import Receipt
-from notifier.models import AlertIn
-from notifier.publish import publish_alert
 from notifier.service import Service
 from notifier.states import DeliveryStatus
 from notifier.store.assisted import listed, told
@@ -30,10 +28,9 @@ from notifier.store.receipts import (
     for_life_safety,
     reported_early,
 )
-from notifier.store.records import DeliveryUpdate
 from notifier.store.states import persons_deliveries
 from tests.conftest import SettingsFactory, SubscriberFactory
-from tests.store.recording import Recording, a_push, claimed_and_recorded, three_people, warned
+from tests.store.recording import Recording, a_push, claimed_and_recorded, sent_by_sms, three_people, warned
 
 
 async def test_the_early_report_check_searches_by_provider_id(service: Service) -> None:
@@ -133,12 +130,8 @@ async def test_whether_a_push_is_a_life_safety_one_is_read_by_keys(
     index of the life-safety rows awaiting their report, then the push's provider ids by theirs — never an alert's
     rows read for one still `sent`; and the life-safety pushes waiting are read from their own index."""
     await make_subscriber(contacts={"sms": "+8613800000304"})
-    red, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="红色预警",
-                                                        severity="extreme"), None)
+    await sent_by_sms(service.store, "extreme", "m1")
     now = time.time()
-    [claimed] = await service.store.claim("worker-1", now, now + 60, 10)
-    await service.store.record("worker-1", [DeliveryUpdate(claimed.id, red.id, DeliveryStatus.SENT, now,
-                                                           provider_message_id="m1")], now)
     reader = service.store.backend.reader
     recording = Recording(reader)
     assert await for_life_safety(recording, "sms", [Receipt("m1", True, "r1")], now - 900)
