@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 TENTATIVE_PAUSE = 1.0  # after a refused tentative holder
 HAND_OVER_SECONDS = 2.0  # a hand-over the life-safety loop never took (no worker here) closes by itself
@@ -26,6 +30,11 @@ HAND_OVER_SECONDS = 2.0  # a hand-over the life-safety loop never took (no worke
 # milliseconds, but a whole red fan-out holds the window for as long as it runs, and what was sent and is not yet
 # recorded would be sent again after a crash, and a provider gives up on a push it is not answered.
 UNDER_WAY_WAIT = 1.0
+# Items of routine Python work (a chunk's recipients, its answers turned into results, a claim's deliveries looked
+# over) done in one turn of the event loop (`routine_map`): a thousand of them in one turn were a step of 5-20 ms
+# under a fan-out with reports (measured, 300,000 SMS), and a request that arrived meanwhile — a red warning's
+# publish — was not even read before it ended.
+ROUTINE_SLICE = 200
 
 
 class LifeSafetyWindow:
@@ -95,6 +104,18 @@ class LifeSafetyWindow:
                     await self._closed.wait()
         except TimeoutError:
             return
+
+    async def routine_map(self, work: Callable[[T], R], items: Sequence[T], *, at_most: float | None = None) -> list[R]:
+        """`work` of each item as routine work: ROUTINE_SLICE at a time, each slice in a turn of the event loop of its
+        own, taken once no life-safety work holds the window (waiting `at_most` seconds in all, if given): what
+        arrives meanwhile (a publish, a claim's answer) is read between two slices, not after all of them."""
+        deadline = None if at_most is None else time.monotonic() + at_most
+        done: list[R] = []
+        for start in range(0, len(items), ROUTINE_SLICE):
+            await asyncio.sleep(0)  # the slice's own turn: the loop reads what came in before it
+            await self.routine_turn(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            done += map(work, items[start:start + ROUTINE_SLICE])
+        return done
 
     def _expire(self) -> None:
         self._handed.pop(0)  # timers fire in the order they were set, so the oldest is the one expiring

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from notifier.life_safety import LifeSafetyWindow
+from notifier.life_safety import ROUTINE_SLICE, LifeSafetyWindow
 
 
 async def _waits(window: LifeSafetyWindow, seconds: float = 0.05) -> bool:
@@ -38,6 +38,46 @@ async def test_routine_work_that_waits_at_most_a_while_goes_on_after_it_while_th
     window = LifeSafetyWindow()
     with window.held():
         await asyncio.wait_for(window.routine_turn(at_most=0.05), 1)
+        assert window.is_open
+
+
+async def test_routine_work_on_many_items_lets_what_comes_meanwhile_run_after_a_slice() -> None:
+    """A thousand items of routine work (a chunk's recipients, its answers) do not hold the event loop to the end:
+    what becomes ready while the first ones are done — a red warning's request, read — runs after one slice."""
+    window = LifeSafetyWindow()
+    loop = asyncio.get_running_loop()
+    done = 0
+    came_after: list[int] = []
+
+    def work(n: int) -> int:
+        nonlocal done
+        if n == 0:
+            loop.call_soon(lambda: came_after.append(done))
+        done += 1
+        return n * 2
+
+    assert await window.routine_map(work, range(1000)) == [n * 2 for n in range(1000)]
+    assert came_after == [ROUTINE_SLICE]
+
+
+async def test_routine_work_on_many_items_does_none_of_them_while_the_window_is_held() -> None:
+    window = LifeSafetyWindow()
+    done: list[int] = []
+    with window.held():
+        work = asyncio.create_task(window.routine_map(done.append, range(1000)))
+        await asyncio.sleep(0.05)
+        assert done == []
+    await asyncio.wait_for(work, 1)
+    assert done == list(range(1000))
+
+
+async def test_routine_work_on_many_items_waits_for_the_window_at_most_a_while_in_all() -> None:
+    """Answers already in (sent, not recorded) wait `at_most` in all, not a wait a slice."""
+    window = LifeSafetyWindow()
+    with window.held():
+        started = asyncio.get_running_loop().time()
+        assert len(await asyncio.wait_for(window.routine_map(str, range(1000), at_most=0.1), 2)) == 1000
+        assert asyncio.get_running_loop().time() - started < 0.35  # a wait a slice: 0.5 s or more
         assert window.is_open
 
 
