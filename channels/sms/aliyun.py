@@ -77,12 +77,12 @@ from typing_extensions import TypedDict  # pydantic validates typing's own only 
 from channels import acs3
 from channels.acs3 import RECEIPT_ACK, Verdict
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
-from channels.callbacks import china_time
+from channels.callbacks import all_receipts, china_time
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RECEIPT_ACK", "AliyunSmsChannel", "AliyunSmsConfig", "PushFormatError", "SmsReport", "SmsUp", "Uplink",
-           "classify", "create", "parse_receipts", "parse_uplink"]
+           "classify", "create", "parse_receipts", "parse_uplink", "pushed_reports", "receipts_of"]
 
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
 API_VERSION = "2017-05-25"
@@ -305,23 +305,31 @@ _UPLINKS = TypeAdapter(list[SmsUp])
 
 
 def parse_receipts(body: bytes) -> list[Receipt]:
-    """The SmsReport push (a JSON array) as receipts; PushFormatError when it is not one.
+    """The SmsReport push (a JSON array) as receipts; PushFormatError when it is not one (`pushed_reports`, then
+    `receipts_of` each)."""
+    return all_receipts(pushed_reports(body), receipts_of)
+
+
+def pushed_reports(body: bytes) -> list[SmsReport]:
+    """The SmsReport push's reports, validated; PushFormatError when it is not one."""
+    return _validated(_REPORTS, body)
+
+
+def receipts_of(report: SmsReport) -> list[Receipt]:
+    """One SmsReport as its receipt.
 
     `key` dedupes Aliyun's repeats: BizId, report time and status code; the store adds the keyed digest of the
     number (`address`), which tells apart the numbers of one batch without keeping them.
     """
-    receipts = []
-    for report in _validated(_REPORTS, body):
-        at, code, delivered = report.get("report_time", ""), report.get("err_code", ""), report["success"]
-        receipts.append(Receipt(
-            provider_message_id=report["biz_id"],
-            delivered=delivered,
-            key=f"{report['biz_id']}:{at}:{code}",
-            address=e164_number(report["phone_number"]),
-            error=None if delivered else (code or "failed"),
-            occurred_at=china_time(at),
-        ))
-    return receipts
+    at, code, delivered = report.get("report_time", ""), report.get("err_code", ""), report["success"]
+    return [Receipt(
+        provider_message_id=report["biz_id"],
+        delivered=delivered,
+        key=f"{report['biz_id']}:{at}:{code}",
+        address=e164_number(report["phone_number"]),
+        error=None if delivered else (code or "failed"),
+        occurred_at=china_time(at),
+    )]
 
 
 def parse_uplink(body: bytes) -> list[Uplink]:

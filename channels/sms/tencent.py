@@ -97,7 +97,7 @@ from pydantic import (
 from yarl import URL
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient
-from channels.callbacks import CallbackFormatError, Text, china_time, clean_code, validated_items
+from channels.callbacks import CallbackFormatError, Text, all_receipts, china_time, clean_code, validated_items
 from channels.errors import PermanentDeliveryError, TransientDeliveryError
 from channels.sms.aliyun import Uplink
 from channels.tc3 import Tc3Client, Verdict, response_body
@@ -398,18 +398,25 @@ _REPLY_REPORTS = TypeAdapter(list[ReplyReport])
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The status callback (a JSON array) as receipts, matched later by `sid` (= SerialNo); CallbackFormatError
     (a ValueError) when the body is not in that format. Answer the callback with RECEIPT_ACK."""
-    receipts = []
-    for report in validated_items(_STATUS_REPORTS, body):
-        delivered = report.report_status == "SUCCESS"
-        receipts.append(Receipt(
-            provider_message_id=report.sid,
-            delivered=delivered,
-            key=f"{report.sid}:{report.report_status}:{report.user_receive_time}",
-            address=None,  # a SerialNo names one number already
-            error=None if delivered else clean_code(report.errmsg or "FAIL"),
-            occurred_at=china_time(report.user_receive_time),
-        ))
-    return receipts
+    return all_receipts(pushed_reports(body), receipts_of)
+
+
+def pushed_reports(body: bytes) -> list[StatusReport]:
+    """The status callback's reports, validated; CallbackFormatError when the body is not in that format."""
+    return validated_items(_STATUS_REPORTS, body)
+
+
+def receipts_of(report: StatusReport) -> list[Receipt]:
+    """One status report as its receipt."""
+    delivered = report.report_status == "SUCCESS"
+    return [Receipt(
+        provider_message_id=report.sid,
+        delivered=delivered,
+        key=f"{report.sid}:{report.report_status}:{report.user_receive_time}",
+        address=None,  # a SerialNo names one number already
+        error=None if delivered else clean_code(report.errmsg or "FAIL"),
+        occurred_at=china_time(report.user_receive_time),
+    )]
 
 
 def parse_uplink(body: bytes) -> list[Uplink]:

@@ -5,7 +5,8 @@
     provider = "aliyun"   → channels.voice.aliyun  (dyvmsapi 2017-05-25, SingleCallByTts, ACS3-HMAC-SHA256)
     provider = "tencent"  → channels.voice.tencent (vms 2020-09-02, SendTtsVoice, TC3-HMAC-SHA256; mobiles only)
 
-Every provider module exposes `create(config, context) -> Channel`, `parse_receipts(body) -> list[Receipt]` and
+Every provider module exposes `create(config, context) -> Channel`, `parse_receipts(body) -> list[Receipt]` (the
+two steps the web layer takes apart: `pushed_reports(body)`, then `receipts_of(report) -> list[Receipt]` each) and
 `RECEIPT_ACK`, and validates its own section. A call counts as reached when its result says it was answered; the
 redial rule for unanswered calls is `channels.voice.common.CallPolicy`.
 """

@@ -74,7 +74,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field
 from channels import acs3
 from channels.acs3 import RECEIPT_ACK, Verdict
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient, send_each
-from channels.callbacks import Text, china_time, clean_code, validated_items
+from channels.callbacks import Text, all_receipts, china_time, clean_code, validated_items
 from channels.voice.common import (
     DEFAULT_MAX_CALLS,
     MIN_CALL_INTERVAL,
@@ -265,19 +265,26 @@ def call_result(status_code: str, smart_status_code: str | None) -> tuple[str, b
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The VoiceReport push (a JSON array) as receipts; CallbackFormatError (a ValueError) when it is not one.
     Answer it with RECEIPT_ACK."""
-    receipts = []
-    for report in validated_items(_REPORTS, body):
-        code = report.status_code.strip()
-        if code in INTERMEDIATE:
-            continue
-        smart = (report.smart_status_code or "").strip().upper() or None
-        label, delivered, retry = call_result(code, smart)
-        receipts.append(Receipt(
-            provider_message_id=report.call_id,
-            delivered=delivered,
-            key=call_id_key(report.call_id, code, smart or ""),
-            error=None if delivered else f"{clean_code(code or smart or 'none')} {label}",
-            occurred_at=china_time(report.end_time or report.start_time or ""),
-            retry=retry,
-        ))
-    return receipts
+    return all_receipts(pushed_reports(body), receipts_of)
+
+
+def pushed_reports(body: bytes) -> list[VoiceReport]:
+    """The VoiceReport push's reports, validated; CallbackFormatError when it is not one."""
+    return validated_items(_REPORTS, body)
+
+
+def receipts_of(report: VoiceReport) -> list[Receipt]:
+    """One VoiceReport as its receipt — none for an intermediate status (the call is not over)."""
+    code = report.status_code.strip()
+    if code in INTERMEDIATE:
+        return []
+    smart = (report.smart_status_code or "").strip().upper() or None
+    label, delivered, retry = call_result(code, smart)
+    return [Receipt(
+        provider_message_id=report.call_id,
+        delivered=delivered,
+        key=call_id_key(report.call_id, code, smart or ""),
+        error=None if delivered else f"{clean_code(code or smart or 'none')} {label}",
+        occurred_at=china_time(report.end_time or report.start_time or ""),
+        retry=retry,
+    )]

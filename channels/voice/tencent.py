@@ -68,7 +68,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
 from channels.base import ChannelContext, DeliveryResult, Message, Outcome, Receipt, Recipient, send_each
-from channels.callbacks import Text, clean_code, validated_items
+from channels.callbacks import Text, all_receipts, clean_code, validated_items
 from channels.errors import DeliveryError, PermanentDeliveryError
 from channels.tc3 import Tc3Client, Verdict, response_body
 from channels.voice.common import DEFAULT_MAX_CALLS, VoiceConfig, call_id_key, check_sources, fit_spoken, spoken_values
@@ -251,10 +251,19 @@ def _failure_receipt(failure: FailureCallback) -> Receipt:
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The status and failure callbacks (one JSON object as documented, or an array of them) as receipts;
     CallbackFormatError (a ValueError) when the body is neither. Answer with RECEIPT_ACK."""
+    return all_receipts(pushed_reports(body), receipts_of)
+
+
+def pushed_reports(body: bytes) -> list[Callback]:
+    """The callbacks of a push, validated; CallbackFormatError when the body is neither form."""
+    return validated_items(_CALLBACKS, body)
+
+
+def receipts_of(callback: Callback) -> list[Receipt]:
+    """One callback's receipts: its call's result, its failure, or both."""
     receipts = []
-    for callback in validated_items(_CALLBACKS, body):
-        if callback.voiceprompt_callback is not None:
-            receipts.append(_prompt_receipt(callback.voiceprompt_callback))
-        if callback.voice_failure_callback is not None:
-            receipts.append(_failure_receipt(callback.voice_failure_callback))
+    if callback.voiceprompt_callback is not None:
+        receipts.append(_prompt_receipt(callback.voiceprompt_callback))
+    if callback.voice_failure_callback is not None:
+        receipts.append(_failure_receipt(callback.voice_failure_callback))
     return receipts

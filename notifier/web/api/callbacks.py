@@ -13,6 +13,7 @@ import hmac
 import importlib
 import logging
 from collections.abc import Mapping
+from itertools import chain
 from types import ModuleType
 from typing import Any
 
@@ -67,16 +68,20 @@ def _provider(request: web.Request, kind: str, providers: Mapping[str, str]) -> 
 
 
 async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str, str]) -> web.StreamResponse:
-    """Parse the provider's report push, apply its receipts, answer as the provider expects. Parsed once no
-    life-safety work holds this process's window (or after UNDER_WAY_WAIT): 500 reports are a step of the event
-    loop of milliseconds under a fan-out, which a red warning's steps would wait behind."""
+    """Parse the provider's report push, apply its receipts, answer as the provider expects. Parsed as routine work
+    (`LifeSafetyWindow.routine_map`): once no life-safety work holds this process's window (waiting UNDER_WAY_WAIT
+    at most), and its reports turned into receipts a slice a turn of the event loop — 500 reports in one step were
+    milliseconds under a fan-out, which a red warning's steps, its very request, would wait behind."""
     provider = _provider(request, kind, providers)
     body = await request.read()
-    await request.app[SERVICE].dispatcher.window.routine_turn(at_most=UNDER_WAY_WAIT)
+    window = request.app[SERVICE].dispatcher.window
+    await window.routine_turn(at_most=UNDER_WAY_WAIT)
     try:
-        receipts = provider.parse_receipts(body)
+        reports = provider.pushed_reports(body)
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
+    each = await window.routine_map(provider.receipts_of, reports, at_most=UNDER_WAY_WAIT)
+    receipts = list(chain.from_iterable(each))
     await request.app[SERVICE].reports.apply(kind, receipts)
     return web.json_response(provider.RECEIPT_ACK)
 
