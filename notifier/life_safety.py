@@ -110,7 +110,7 @@ class LifeSafetyWindow:
         event loop of its own, each taken once no life-safety work holds the window (waiting `at_most` seconds in
         all, if given): what arrives meanwhile (a publish, a claim's answer) is read between two slices, not after all
         of them. Fewer items than a slice cost no turn: a webhook chunk's forty, inside its send slot, would hold the
-        slot a turn longer (measured: fewer requests in flight)."""
+        slot a turn longer for nothing."""
         deadline = None if at_most is None else time.monotonic() + at_most
         done: list[R] = []
         for start in range(0, len(items), ROUTINE_SLICE):
