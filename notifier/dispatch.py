@@ -375,10 +375,16 @@ class Dispatcher:
         knowns = {alert_id: await self._alert(alert_id) for alert_id in dict.fromkeys(d.alert_id for d in claimed)}
         decided: dict[str, DeliveryUpdate] = {}
         to_send: list[ClaimedDelivery] = []
-        for d in claimed:
-            early = self._before_send(d, knowns[d.alert_id].keeps_quiet, now)
-            if early is not None:
-                decided[d.id] = early
+
+        def before_send(d: ClaimedDelivery) -> DeliveryUpdate | None:
+            return self._before_send(d, knowns[d.alert_id].keeps_quiet, now)
+
+        # A routine claim's rows are looked over a slice a turn (`routine_map`); life-safety work at once.
+        at_once = holding or any(k.life_safety for k in knowns.values())
+        early = list(map(before_send, claimed)) if at_once else await self.window.routine_map(before_send, claimed)
+        for d, outcome in zip(claimed, early, strict=True):
+            if outcome is not None:
+                decided[d.id] = outcome
             else:
                 to_send.append(d)
         # A proxy's message is its own (the people it is to tell): a group of one.
