@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, TypeVar
 
@@ -49,11 +49,11 @@ def json_items(body: bytes) -> list[Any]:
     raise CallbackFormatError("callback body is neither a JSON array nor an object")
 
 
-def all_receipts(reports: Iterable[T], receipts_of: Callable[[T], list[R]]) -> list[R]:
-    """The receipts of a whole push: each report's (`receipts_of`: none, one or more), in the push's order. A provider
-    module's `parse_receipts` is its `pushed_reports` then this; the web layer takes the two steps itself, the second
-    a slice of reports a turn of its event loop (a push of 500 SMS reports is milliseconds of Python)."""
-    return [receipt for report in reports for receipt in receipts_of(report)]
+def all_receipts(each: Iterable[list[R]]) -> list[R]:
+    """The receipts of a whole push, from each report's (none, one or more), in the push's order. A provider module's
+    `parse_receipts` is its `receipts_of` each of its `pushed_reports`, then this; the web layer takes those steps
+    itself, `receipts_of` a slice of reports a turn of its event loop (a push of 500 SMS reports is milliseconds)."""
+    return [receipt for receipts in each for receipt in receipts]
 
 
 def validated_items(adapter: TypeAdapter[list[T]], body: bytes) -> list[T]:

@@ -28,7 +28,7 @@ from notifier.approval import reject_overdue
 from notifier.assist import AssistNotes, issued_at
 from notifier.compliance import NOTICE_EVERY
 from notifier.config import ApprovalSettings, WorkerSettings
-from notifier.life_safety import ROUTINE_SLICE, UNDER_WAY_WAIT, LifeSafetyWindow
+from notifier.life_safety import UNDER_WAY_WAIT, LifeSafetyWindow
 from notifier.links import LINK_CHANNELS, MessageLinks
 from notifier.metrics import Metrics
 from notifier.models import (
@@ -380,8 +380,8 @@ class Dispatcher:
             return self._before_send(d, knowns[d.alert_id].keeps_quiet, now)
 
         # A routine claim's rows are looked over a slice a turn (`routine_map`); life-safety work at once.
-        at_once = holding or any(k.life_safety for k in knowns.values())
-        early = list(map(before_send, claimed)) if at_once else await self.window.routine_map(before_send, claimed)
+        early = await self.window.routine_map(before_send, claimed,
+                                              life_safety=holding or any(k.life_safety for k in knowns.values()))
         for d, outcome in zip(claimed, early, strict=True):
             if outcome is not None:
                 decided[d.id] = outcome
@@ -497,13 +497,9 @@ class Dispatcher:
         if tokens:
             await self._limiters[channel.kind].acquire(tokens, life_safety=life_safety)
         async with (self._urgent_slots if life_safety else self._send_slots)[channel.kind]:
-            if life_safety:
-                recipients = [recipient_of(d, links) for d in chunk]
-            else:  # right before sending (chunks queued for a slot wait too), a slice a turn
-                recipients = await self.window.routine_map(functools.partial(recipient_of, links=links), chunk)
-                if len(chunk) > ROUTINE_SLICE:  # the channel's own work before its request (numbers): a turn of its own
-                    await asyncio.sleep(0)
-                    await self.window.routine_turn()
+            # Right before sending (chunks queued for a slot wait too); a routine chunk's recipients a slice a turn.
+            recipients = await self.window.routine_map(functools.partial(recipient_of, links=links), chunk,
+                                                       life_safety=life_safety)
             started = time.perf_counter()
             try:
                 results = {r.delivery_id: r for r in await channel.send(message, recipients)}
@@ -524,10 +520,8 @@ class Dispatcher:
         def written(d: ClaimedDelivery) -> DeliveryUpdate:
             return self._written(d, results.get(d.id, missing), alert, now)
 
-        if life_safety:
-            return {d.id: written(d) for d in chunk}
-        # A red warning published while this chunk was in flight goes first, for a while; then a slice a turn.
-        updates = await self.window.routine_map(written, chunk, at_most=UNDER_WAY_WAIT)
+        # A red warning published while a routine chunk was in flight goes first, for a while; then a slice a turn.
+        updates = await self.window.routine_map(written, chunk, life_safety=life_safety, at_most=UNDER_WAY_WAIT)
         return {d.id: update for d, update in zip(chunk, updates, strict=True)}
 
     def _links(self, kind: str, alert: AlertRow) -> MessageLinks | None:

@@ -105,19 +105,31 @@ class LifeSafetyWindow:
         except TimeoutError:
             return
 
-    async def routine_map(self, work: Callable[[T], R], items: Sequence[T], *, at_most: float | None = None) -> list[R]:
-        """`work` of each item as routine work: ROUTINE_SLICE at a time, each slice after the first in a turn of the
-        event loop of its own, each taken once no life-safety work holds the window (waiting `at_most` seconds in
-        all, if given): what arrives meanwhile (a publish, a claim's answer) is read between two slices, not after all
-        of them. Fewer items than a slice cost no turn: a webhook chunk's forty, inside its send slot, would hold the
-        slot a turn longer for nothing."""
+    async def routine_map(self, work: Callable[[T], R], items: Sequence[T], *, life_safety: bool = False,
+                          at_most: float | None = None) -> list[R]:
+        """`work` of each item. Life-safety work (`life_safety`) at once; routine work ROUTINE_SLICE items at a time,
+        each slice taken once no life-safety work holds the window (waiting `at_most` seconds in all, if given) and,
+        after the first, in a turn of the event loop of its own — and when there was more than one, what the caller
+        does next with the items (a channel's own work on a chunk) gets a turn of its own too: what arrives
+        meanwhile (a publish, a claim's answer) is read between two slices, not after all of them. Fewer items than
+        a slice cost no turn: a webhook chunk's forty, inside its send slot, would hold the slot a turn longer for
+        nothing."""
+        if life_safety:
+            return list(map(work, items))
         deadline = None if at_most is None else time.monotonic() + at_most
-        done: list[R] = []
-        for start in range(0, len(items), ROUTINE_SLICE):
-            if start:
-                await asyncio.sleep(0)  # a turn of the loop: what came in meanwhile is read before the next slice
+
+        async def turn(of_its_own: bool) -> None:
+            if of_its_own:  # a turn of the loop: what came in meanwhile is read before what follows
+                await asyncio.sleep(0)
             await self.routine_turn(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+        slices = range(0, len(items), ROUTINE_SLICE)
+        done: list[R] = []
+        for start in slices:
+            await turn(of_its_own=start > 0)
             done += map(work, items[start:start + ROUTINE_SLICE])
+        if len(slices) > 1:
+            await turn(of_its_own=True)
         return done
 
     def _expire(self) -> None:

@@ -60,6 +60,30 @@ async def test_routine_work_on_many_items_lets_what_comes_meanwhile_run_after_a_
     assert came_after == [ROUTINE_SLICE]
 
 
+async def test_what_follows_routine_work_on_many_items_gets_a_turn_of_its_own() -> None:
+    """After more than a slice, what the caller does next with the items (a channel's own work on a chunk's
+    recipients) is not joined to the last slice: what became ready during that slice runs first."""
+    window = LifeSafetyWindow()
+    loop = asyncio.get_running_loop()
+    came: list[str] = []
+
+    def work(n: int) -> int:
+        if n == 999:
+            loop.call_soon(came.append, "request")
+        return n
+
+    await window.routine_map(work, range(1000))
+    came.append("the caller's next step")
+    assert came == ["request", "the caller's next step"]
+
+
+async def test_life_safety_work_on_many_items_is_done_at_once_even_while_the_window_is_held() -> None:
+    window = LifeSafetyWindow()
+    with window.held():
+        assert await asyncio.wait_for(window.routine_map(str, range(1000), life_safety=True), 0.5) == [
+            str(n) for n in range(1000)]
+
+
 async def test_routine_work_on_many_items_does_none_of_them_while_the_window_is_held() -> None:
     window = LifeSafetyWindow()
     done: list[int] = []

@@ -307,7 +307,7 @@ _UPLINKS = TypeAdapter(list[SmsUp])
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The SmsReport push (a JSON array) as receipts; PushFormatError when it is not one (`pushed_reports`, then
     `receipts_of` each)."""
-    return all_receipts(pushed_reports(body), receipts_of)
+    return all_receipts(map(receipts_of, pushed_reports(body)))
 
 
 def pushed_reports(body: bytes) -> list[SmsReport]:

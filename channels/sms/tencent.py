@@ -398,7 +398,7 @@ _REPLY_REPORTS = TypeAdapter(list[ReplyReport])
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The status callback (a JSON array) as receipts, matched later by `sid` (= SerialNo); CallbackFormatError
     (a ValueError) when the body is not in that format. Answer the callback with RECEIPT_ACK."""
-    return all_receipts(pushed_reports(body), receipts_of)
+    return all_receipts(map(receipts_of, pushed_reports(body)))
 
 
 def pushed_reports(body: bytes) -> list[StatusReport]:

@@ -89,7 +89,8 @@ from subscriptions.contacts import is_mainland_mobile
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RECEIPT_ACK", "AliyunVoiceChannel", "AliyunVoiceConfig", "classify", "create", "parse_receipts"]
+__all__ = ["RECEIPT_ACK", "AliyunVoiceChannel", "AliyunVoiceConfig", "classify", "create", "parse_receipts",
+           "pushed_reports", "receipts_of"]
 
 DEFAULT_ENDPOINT = "https://dyvmsapi.aliyuncs.com"
 API_VERSION = "2017-05-25"
@@ -265,7 +266,7 @@ def call_result(status_code: str, smart_status_code: str | None) -> tuple[str, b
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The VoiceReport push (a JSON array) as receipts; CallbackFormatError (a ValueError) when it is not one.
     Answer it with RECEIPT_ACK."""
-    return all_receipts(pushed_reports(body), receipts_of)
+    return all_receipts(map(receipts_of, pushed_reports(body)))
 
 
 def pushed_reports(body: bytes) -> list[VoiceReport]:

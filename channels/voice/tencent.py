@@ -251,7 +251,7 @@ def _failure_receipt(failure: FailureCallback) -> Receipt:
 def parse_receipts(body: bytes) -> list[Receipt]:
     """The status and failure callbacks (one JSON object as documented, or an array of them) as receipts;
     CallbackFormatError (a ValueError) when the body is neither. Answer with RECEIPT_ACK."""
-    return all_receipts(pushed_reports(body), receipts_of)
+    return all_receipts(map(receipts_of, pushed_reports(body)))
 
 
 def pushed_reports(body: bytes) -> list[Callback]:

@@ -41,3 +41,16 @@ async def test_a_push_of_more_reports_than_a_slice_keeps_every_one(sms_api: Api)
     kept = await sms_api.service.store.backend.run(lambda db: db.fetchval(
         "SELECT COUNT(*) FROM receipts WHERE channel = 'sms' AND outcome = 'unknown'"))
     assert kept == count
+
+
+async def test_a_push_of_many_reports_waits_a_second_in_all_for_a_window_held_longer(sms_api: Api) -> None:
+    """The second a provider is kept waiting counts once: for the window before the push is read and for its slices
+    of reports after, not a second each."""
+    push = [{"phone_number": f"139{i:08d}", "success": True, "biz_id": "900619746936498441^0",
+             "report_time": "2026-12-07 10:00:00", "err_code": "DELIVERED"} for i in range(2 * ROUTINE_SLICE + 50)]
+    loop = asyncio.get_running_loop()
+    with sms_api.service.dispatcher.window.held():
+        started = loop.time()
+        response = await asyncio.wait_for(sms_api.client.post(PUSH, json=push), 5)
+        assert response.status == 200, await response.text()
+        assert loop.time() - started < 1.7  # a second for each wait: two seconds or more

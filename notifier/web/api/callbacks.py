@@ -12,14 +12,15 @@ from __future__ import annotations
 import hmac
 import importlib
 import logging
+import time
 from collections.abc import Mapping
-from itertools import chain
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 
 from channels import sms, voice, wechat
+from channels.callbacks import all_receipts
 from notifier.errors import NotFoundError, Unauthorized
 from notifier.life_safety import UNDER_WAY_WAIT
 from notifier.receipts import apply_sms_replies, wechat_unfollowed
@@ -70,18 +71,19 @@ def _provider(request: web.Request, kind: str, providers: Mapping[str, str]) -> 
 async def _apply_reports(request: web.Request, kind: str, providers: Mapping[str, str]) -> web.StreamResponse:
     """Parse the provider's report push, apply its receipts, answer as the provider expects. Parsed as routine work
     (`LifeSafetyWindow.routine_map`): once no life-safety work holds this process's window (waiting UNDER_WAY_WAIT
-    at most), and its reports turned into receipts a slice a turn of the event loop — 500 reports in one step were
-    milliseconds under a fan-out, which a red warning's steps, its very request, would wait behind."""
+    at most in all), and its reports turned into receipts a slice a turn of the event loop — 500 reports in one step
+    were milliseconds under a fan-out, which a red warning's steps, its very request, would wait behind."""
     provider = _provider(request, kind, providers)
     body = await request.read()
     window = request.app[SERVICE].dispatcher.window
+    answer_by = time.monotonic() + UNDER_WAY_WAIT  # the wait for the window, in all: the provider gives up
     await window.routine_turn(at_most=UNDER_WAY_WAIT)
     try:
         reports = provider.pushed_reports(body)
     except ValueError as exc:
         raise BadRequest(f"not a {kind} report: {exc}") from None
-    each = await window.routine_map(provider.receipts_of, reports, at_most=UNDER_WAY_WAIT)
-    receipts = list(chain.from_iterable(each))
+    receipts = all_receipts(await window.routine_map(provider.receipts_of, reports,
+                                                     at_most=max(0.0, answer_by - time.monotonic())))
     await request.app[SERVICE].reports.apply(kind, receipts)
     return web.json_response(provider.RECEIPT_ACK)
 
