@@ -80,6 +80,10 @@ class ServerSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///notifier.db"
+    # A publish to at least this many people answers once its target set is stored; its delivery rows follow, a
+    # slice a transaction (`store/fan_out_later.py`). Below it they are stored with the alert — one commit less
+    # before a red warning's first send —, and the answer is quick anyway (PostgreSQL, 50,000 people: ~0.5 s).
+    deliveries_after_answer_from: int = Field(default=50_000, ge=1)
 
     @field_validator("url")
     @classmethod

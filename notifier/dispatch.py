@@ -277,6 +277,8 @@ class Dispatcher:
                 self._urgent_wake.set()
             if swept.get("reclaimed"):
                 log.warning("reclaimed %d deliveries whose worker stopped mid-send", swept["reclaimed"])
+            if added := await self.store.finish_stalled_fan_outs(now):
+                log.warning("added the delivery rows of %d publishes whose process stopped before it could", added)
             if timed_out := await reject_overdue(self.store, self._approval, now):
                 log.warning("rejected %d alerts nobody approved within %g s", timed_out, self._approval.timeout)
             if now - self._last_purge >= PURGE_EVERY:

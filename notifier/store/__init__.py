@@ -12,14 +12,15 @@ async def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     """Open (and by default migrate) the configured database: sqlite:///path, or postgresql:// (postgres://)."""
     path = settings.sqlite_path()
     identity = CapIdentity.of(settings.cap, settings.server.base_url())
+    later = settings.database.deliveries_after_answer_from
     if path is None:
         from notifier.store.pg_db import PgBackend  # asyncpg is imported only when PostgreSQL is used
 
-        store = Store(PgBackend(settings.database.url), identity)
+        store = Store(PgBackend(settings.database.url), identity, later)
     else:
         from notifier.store.sqlite_db import SqliteBackend
 
-        store = Store(SqliteBackend(path), identity)
+        store = Store(SqliteBackend(path), identity, later)
     await store.open()
     if upgrade:
         try:

@@ -128,22 +128,41 @@ _RELAYS = ("(SELECT DISTINCT x.alert_id, p.proxy_id AS subscriber_id FROM alert_
            "alert_targets y WHERE y.alert_id = x.alert_id AND y.subscriber_id = p.proxy_id))")
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Targets by id: those after `after` (None: from the first) up to `through` included (None: to the last)."""
+
+    after: str | None = None
+    through: str | None = None
+
+    def condition(self, *aliases: str) -> tuple[str, list[Any]]:
+        """Its condition on the `subscriber_id` of each of `aliases`, and the condition's parameters. Said of every
+        table joined by it, not of the targets alone: each is then read from its index over the span only."""
+        bounds = [(op, at) for op, at in ((">", self.after), ("<=", self.through)) if at is not None]
+        return ("".join(f"AND {alias}.subscriber_id {op} ? " for alias in aliases for op, _ in bounds),
+                [at for _ in aliases for _, at in bounds])
+
+
+EVERYONE = Span()
+
+
 async def create_deliveries(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False,
-                            first: bool = False) -> None:
+                            first: bool = False, span: Span = EVERYONE) -> None:
     """One row per recipient (that has none yet) × usable channel, ranked by the subscriber's preference; under
     `fallback` only the first is queued and the rest wait as `skipped` until a failure (or a missing receipt)
-    activates the next. Recipients: the targets, or with `relays` the proxies who are to tell targets. `first`: the
-    fan-out began with the alert targeting nobody, so no recipient has a row yet."""
-    sql, params = deliveries_statement(db, alert_id, t, now, relays=relays, first=first)
+    activates the next. Recipients: the targets (those in `span`), or with `relays` the proxies who are to tell
+    targets. `first`: no recipient has a row yet (the fan-out began with the alert targeting nobody)."""
+    sql, params = deliveries_statement(db, alert_id, t, now, relays=relays, first=first, span=span)
     await db.execute(sql, *params)
 
 
 def deliveries_statement(db: Db, alert_id: str, t: Targeting, now: float, *, relays: bool = False,
-                         first: bool = False) -> tuple[str, list[Any]]:
+                         first: bool = False, span: Span = EVERYONE) -> tuple[str, list[Any]]:
     """`create_deliveries`'s INSERT … SELECT and its parameters (a test reads its plan)."""
     queued, skipped = DeliveryStatus.QUEUED, DeliveryStatus.SKIPPED
     unless = "" if first else ("AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id = t.alert_id "
                                "AND e.subscriber_id = t.subscriber_id)")
+    within, bounds = (EVERYONE if relays else span).condition("t", "sc", "c")
     key, number = db.dialect.fan_out_numbers("t", table=not relays)
     goes_now = f"{TEXT} = 'all' OR rank = 1"  # the policy (a parameter each time): every channel, or the first
     return (
@@ -162,9 +181,9 @@ def deliveries_statement(db: Db, alert_id: str, t: Targeting, now: float, *, rel
         f"  JOIN contacts c{db.dialect.indexed_by('contacts_usable')} ON c.subscriber_id = t.subscriber_id "
         "       AND c.channel = sc.channel "
         "       AND c.verified_at IS NOT NULL AND c.disabled_at IS NULL "
-        f"  WHERE t.alert_id = ? {unless}) ranked",
+        f"  WHERE t.alert_id = ? {within}{unless}) ranked",
         [id_prefix(), t.policy, t.priority, t.policy, t.first_attempt_at, NEVER, now, now,
-         *([alert_id] if relays else []), t.topic, alert_id])
+         *([alert_id] if relays else []), t.topic, alert_id, *bounds])
 
 
 async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: float) -> None:
@@ -181,9 +200,19 @@ async def _create_proxy_deliveries(db: Db, alert_id: str, t: Targeting, now: flo
         id_prefix(), t.priority, NEVER, now, now, alert_id)
 
 
-async def fan_out(db: Db, alert_id: str, t: Targeting, now: float, *, new: bool = False) -> int:
-    """Freeze the target set and create the delivery rows; returns how many subscribers are targeted. `new`: the
-    alert was inserted in this transaction (nothing to look for: a red warning's round trip less)."""
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """An alert's target set just frozen: how many it targets; whether no recipient had a delivery row of the alert
+    before (`create_deliveries`'s `first`); whether anyone is assisted (their queries are skipped otherwise)."""
+
+    targeted: int
+    first: bool
+    assisted: bool
+
+
+async def freeze(db: Db, alert_id: str, t: Targeting, *, new: bool = False) -> Frozen:
+    """Freeze the target set. `new`: the alert was inserted in this transaction (nothing to look for: a red
+    warning's round trip less)."""
     # Targeting nobody yet (every fan-out but a notice's second, for late receivers): no target or delivery row of
     # the alert exists, so the statements need not look for one before each row they add. A relay or proxy row
     # exists only beside a target's. Measured, store alone, 300,000 SMS: targets 0.36 -> 0.24 s, deliveries
@@ -200,12 +229,27 @@ async def fan_out(db: Db, alert_id: str, t: Targeting, now: float, *, new: bool 
     # A fresh target set is what was just added; counted again, 100,000 rows took 21-34 ms on PostgreSQL.
     targeted = added if fresh else int(await db.fetchval(
         "SELECT COUNT(*) FROM alert_targets WHERE alert_id = ?", alert_id))
-    async with planned_for(db, targeted, "contacts"):  # a whole city's warning: hash joins (PostgreSQL)
-        await create_deliveries(db, alert_id, t, now, first=first)
-        if assisted:
-            await create_deliveries(db, alert_id, t, now, relays=True, first=first)
+    return Frozen(targeted, first, assisted)
+
+
+async def add_deliveries(db: Db, alert_id: str, t: Targeting, now: float, frozen: Frozen,
+                         span: Span = EVERYONE) -> None:
+    """The delivery rows of a target set frozen (`freeze`) in this transaction or an earlier one: of the targets
+    in `span` (`frozen.targeted` of them); the relays' and the assisted people's rows, which join those of the
+    whole set, with the span that reaches its end."""
+    async with planned_for(db, frozen.targeted, "contacts"):  # a whole city's warning: hash joins (PostgreSQL)
+        await create_deliveries(db, alert_id, t, now, first=frozen.first, span=span)
+        if frozen.assisted and span.through is None:
+            await create_deliveries(db, alert_id, t, now, relays=True, first=frozen.first)
             await _create_proxy_deliveries(db, alert_id, t, now)
-    return targeted
+
+
+async def fan_out(db: Db, alert_id: str, t: Targeting, now: float, *, new: bool = False) -> int:
+    """Freeze the target set and create the delivery rows; returns how many subscribers are targeted. `new`: as
+    for `freeze`."""
+    frozen = await freeze(db, alert_id, t, new=new)
+    await add_deliveries(db, alert_id, t, now, frozen)
+    return frozen.targeted
 
 
 async def would_target(db: Db, t: Targeting) -> int:

@@ -59,6 +59,8 @@ class Dialect:
     population_plan: tuple[tuple[str, str], ...]
     # … and for statements that join a batch parameter to big tables by key (`planned_each_run`)
     each_run_plan: tuple[tuple[str, str], ...]
+    # Targets whose delivery rows one transaction adds when a large publish has answered first (`fan_out_later`)
+    fan_out_slice: int
 
     def max_of(self, a: str, b: str) -> str:
         return self.greatest.format(a, b)
@@ -127,6 +129,8 @@ SQLITE = Dialect(
     _ranked_number=f"target_key * {MAX_RANK + 1} + rank",
     population_plan=(),
     each_run_plan=(),
+    # The single writer is held ~11 ms a slice (thirty-fifth round): a red warning waits for it no longer.
+    fan_out_slice=2_000,
 )
 
 POSTGRES = Dialect(
@@ -154,6 +158,9 @@ POSTGRES = Dialect(
     population_plan=(("enable_nestloop", "off"), ("enable_hashjoin", "off"), ("work_mem", "64MB"),
                      ("plan_cache_mode", "force_custom_plan")),
     each_run_plan=(("plan_cache_mode", "force_custom_plan"),),
+    # Nobody waits for a slice (MVCC), so a whole city's at once: slices of 20,000 cost 8 µs a row (five of them
+    # 0.95 s for 100,000 people) against 6.5 µs in one (0.65 s), measured in the thirty-fifth round.
+    fan_out_slice=100_000,
 )
 
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from notifier.audit import SYSTEM, Actor, AuditAction, object_ref
 from notifier.errors import ConflictError, FieldError, InvalidInput, NotFoundError
 from notifier.states import AlertStatus, Approval, DeliveryStatus, MsgType
-from notifier.store import alerts, audience, audit_log
+from notifier.store import alerts, audience, audit_log, fan_out_later
 from notifier.store.db import Db, as_list
 from notifier.store.records import AlertRow, Targeting
 from notifier.store.rows import alert_record
@@ -42,6 +42,8 @@ STOPPED = status_list(AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus
 # What an update cannot replace: an alert that is over, or one that never went out.
 NOT_UPDATABLE = (AlertStatus.CANCELLED, AlertStatus.SUPERSEDED, AlertStatus.REJECTED, AlertStatus.PENDING_APPROVAL)
 TIMEOUT_REASON = "timeout"
+# Live alerts past their expiry (one parameter: now).
+_EXPIRING = f"status IN {LIVE_ALERT} AND expires_at IS NOT NULL AND expires_at <= ?"
 
 
 def _conflict(message: str) -> ConflictError:
@@ -60,6 +62,8 @@ async def _locked(db: Db, alert_id: str) -> AlertRow:
     row = await db.fetchrow(f"SELECT * FROM alerts WHERE id = ?{db.dialect.for_update}", alert_id)
     if row is None:
         raise InvalidInput(f"no alert {alert_id}", [FieldError("references", "no such alert")])
+    # What follows acts on its deliveries: those a large publish adds after its answer are added first.
+    await fan_out_later.add_rest(db, alert_id, locked=True)
     return alert_record(row)
 
 
@@ -72,35 +76,54 @@ async def _acted_on(db: Db, alert_id: str) -> AlertRow:
     return alert
 
 
-async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor) -> AlertRow:
+class Published(NamedTuple):
+    """What a publish stored: the alert (or the one stored before under its idempotency key), and whether its
+    delivery rows are to be added after the commit (`fan_out_later`)."""
+
+    alert: AlertRow
+    deliveries_later: bool = False
+
+
+async def publish(db: Db, alert: AlertRow, targeting: Targeting, actor: Actor,
+                  deliveries_later_from: int | None = None) -> Published:
     """Store the alert with its targets and deliveries. An update supersedes the alert it references; a cancel
     cancels it and is its notice (a repeated cancel returns the first notice instead). Raises Conflict when the
     referenced alert can no longer be updated or cancelled. Same idempotency key (in the alert's department): the
-    stored alert. An alert held for approval (`approval` pending) is stored without targets or deliveries."""
+    stored alert. An alert held for approval (`approval` pending) is stored without targets or deliveries. A new
+    alert targeting at least `deliveries_later_from` people (None: any number) is stored without its delivery
+    rows, which `fan_out_later.add_slice` adds after the commit."""
     if alert.idempotency_key is not None:
         existing = await alerts.by_idempotency_key(db, alert.department, alert.idempotency_key)
         if existing is not None:
-            return existing
+            return Published(existing)
     if alert.status == AlertStatus.EXERCISE:  # recorded only: targets no one, acts on no other alert
         if not await alerts.insert(db, alert):
-            return await _same_key(db, alert)
+            return Published(await _same_key(db, alert))
         await _audit_published(db, alert, actor)
-        return alert
+        return Published(alert)
     if alert.approval == Approval.PENDING:
-        return await _hold(db, alert, targeting, actor)
+        return Published(await _hold(db, alert, targeting, actor))
     if alert.msg_type == MsgType.CANCEL and alert.references_id is not None:
         earlier, withdrawn = await _cancel_referenced(db, alert.references_id, alert.id, alert.created_at)
         if earlier is not None:
-            return earlier
+            return Published(earlier)
         if withdrawn:  # a cancel of what never went out goes nowhere and is not shown publicly either
             alert = replace(alert, approval=Approval.WITHDRAWN.value)
     elif alert.msg_type == MsgType.UPDATE and alert.references_id is not None:
         await _supersede(db, alert.references_id, alert.created_at)
     if not await alerts.insert(db, alert):
-        return await _same_key(db, alert)
-    stored = await _fan_out(db, alert, targeting, new=True)
+        return Published(await _same_key(db, alert))
+    frozen = await audience.freeze(db, alert.id, targeting, new=True)
+    # Only a fresh target set (a new alert's): an update's or cancel's rows join those of the alert it references.
+    later = (deliveries_later_from is not None and targeting.from_alert is None
+             and frozen.targeted >= deliveries_later_from)
+    if later:
+        await fan_out_later.defer(db, alert, targeting)
+    else:
+        await audience.add_deliveries(db, alert.id, targeting, alert.created_at, frozen)
+    stored = await _targeted(db, alert.id, frozen.targeted)
     await _audit_published(db, stored, actor)
-    return stored
+    return Published(stored, later)
 
 
 async def _same_key(db: Db, alert: AlertRow) -> AlertRow:
@@ -148,7 +171,12 @@ async def _audit_published(db: Db, alert: AlertRow, actor: Actor) -> None:
 async def _fan_out(db: Db, alert: AlertRow, targeting: Targeting, now: float | None = None, *,
                    new: bool = False) -> AlertRow:
     targeted = await audience.fan_out(db, alert.id, targeting, alert.created_at if now is None else now, new=new)
-    row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *", targeted, alert.id)
+    return await _targeted(db, alert.id, targeted)
+
+
+async def _targeted(db: Db, alert_id: str, targeted: int) -> AlertRow:
+    """The alert as stored now, with how many it targets."""
+    row = await db.fetchrow("UPDATE alerts SET targeted = ? WHERE id = ? RETURNING *", targeted, alert_id)
     assert row is not None  # noqa: S101 - inserted in this transaction
     return alert_record(row)
 
@@ -278,12 +306,12 @@ async def notice_late_receivers(db: Db, alert_ids: Collection[str], now: float) 
 async def expire(db: Db, now: float) -> int:
     """Waiting deliveries of live alerts past their expiry become expired, and the alerts too; returns how many
     deliveries."""
+    for alert_id in await fan_out_later.among(db, f"SELECT id FROM alerts WHERE {_EXPIRING}", now):
+        await fan_out_later.add_rest(db, alert_id)  # its deliveries expire with the others
     expired = await db.execute(
         f"UPDATE deliveries SET status = '{DeliveryStatus.EXPIRED}', finished_at = ?, updated_at = ? "
-        f"WHERE status IN {WAITING} AND alert_id IN (SELECT id FROM alerts WHERE status IN {LIVE_ALERT} "
-        "AND expires_at IS NOT NULL AND expires_at <= ?)", now, now, now)
-    await db.execute(f"UPDATE alerts SET status = '{AlertStatus.EXPIRED}' WHERE status IN {LIVE_ALERT} "
-                     "AND expires_at IS NOT NULL AND expires_at <= ?", now)
+        f"WHERE status IN {WAITING} AND alert_id IN (SELECT id FROM alerts WHERE {_EXPIRING})", now, now, now)
+    await db.execute(f"UPDATE alerts SET status = '{AlertStatus.EXPIRED}' WHERE {_EXPIRING}", now)
     return expired
 
 

@@ -8,6 +8,8 @@ operations are atomic.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -28,6 +30,7 @@ from notifier.store import (
     coverage,
     deadlines,
     fallback,
+    fan_out_later,
     lifecycle,
     migrate,
     public,
@@ -60,6 +63,8 @@ from notifier.store.records_public import PublicFilter
 from notifier.store.subscribers import Batch
 from notifier.targeting import delivery_priority
 
+log = logging.getLogger("notifier.store")
+
 if TYPE_CHECKING:  # the channels (and the HTTP client under them) are not the store's to import
     from channels.base import Receipt
     from channels.voice.common import CallPolicy
@@ -69,12 +74,19 @@ class Store(AccessMethods):
     """All persistence of one database, SQLite or PostgreSQL: the one interface the service asks of it (getting
     in — limits, manage codes, dashboard sessions — in `access_store.py`)."""
 
-    def __init__(self, backend: Backend, cap_identity: CapIdentity | None = None) -> None:
+    def __init__(self, backend: Backend, cap_identity: CapIdentity | None = None,
+                 deliveries_after_answer_from: int | None = None) -> None:
         self.backend = backend
         self.dialect = backend.dialect.name
         # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
         self.cap_identity = cap_identity or CapIdentity(DEFAULT_SENDER)
         self._number_key = b""
+        # A publish to at least this many people answers before its delivery rows exist (`fan_out_later`; None:
+        # never), and this process adds them at once: the additions under way, waited for by `close`.
+        self.deliveries_after_answer_from = deliveries_after_answer_from
+        self._finishing: set[asyncio.Task[None]] = set()
+        # This process's workers, told when such rows are added (other processes are told by `Backend.queued`).
+        self.fanned_out_here: Callable[[AlertRow], None] = lambda alert: None
 
     @property
     def number_key(self) -> bytes:
@@ -92,7 +104,13 @@ class Store(AccessMethods):
         await self.backend.open()
 
     async def close(self) -> None:
+        await self.fanned_out()
         await self.backend.close()
+
+    async def fanned_out(self) -> None:
+        """Wait until the delivery rows of the large publishes this process answered are added (`fan_out_later`)."""
+        while self._finishing:
+            await asyncio.wait(set(self._finishing))
 
     async def upgrade(self) -> list[int]:
         applied = await migrate.upgrade(self.backend, time.time())
@@ -309,20 +327,68 @@ class Store(AccessMethods):
     async def create_alert(self, alert: AlertRow, targeting: Targeting, actor: Actor = CLI,
                            vouched: catalogue.Vouched | None = None) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
-        updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet). `vouched`:
+        updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet; a new one to
+        at least `deliveries_after_answer_from` people: its delivery rows added by a transaction of their own,
+        started as this one commits — `fan_out_later`). `vouched`:
         the key and catalogue it was checked against, not read for this request; confirmed first in the same
         transaction (catalogue.Unvouched, nothing stored, when either has changed)."""
-        async def publish(db: Db) -> AlertRow:
+        async def publish(db: Db) -> lifecycle.Published:
             if vouched is not None:
                 await catalogue.confirm(db, vouched)
             await cap.check_free(db, alert)
-            stored = await lifecycle.publish(db, alert, targeting, actor)
+            stored, later = await lifecycle.publish(db, alert, targeting, actor, self.deliveries_after_answer_from)
             named = (await cap.assign(db, self.cap_identity)).get(stored.id)
-            return stored if named is None else replace(stored, **named._asdict())
+            return lifecycle.Published(stored if named is None else replace(stored, **named._asdict()), later)
 
         if targeting.priority >= Priority.LIFE_SAFETY and alert.status == AlertStatus.ACTIVE:
             await self.backend.announce(targeting.priority)  # workers elsewhere get ready while it is stored
-        return await self._fan_out(publish, targeting.priority, lambda stored: stored)
+        # Workers are told of the deliveries once they exist: now, or when added after the answer.
+        published = await self._fan_out(publish, targeting.priority,
+                                        lambda done: None if done.deliveries_later else done.alert)
+        if published.deliveries_later:
+            task = asyncio.create_task(self._finish_now(published.alert.id, targeting.priority))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        return published.alert
+
+    async def _finish_now(self, alert_id: str, priority: int) -> None:
+        """Add the delivery rows of a publish just answered; on failure a worker's sweep adds them later."""
+        try:
+            await self.finish_fan_out(alert_id, priority)
+        except Exception:
+            log.exception("could not add the delivery rows of alert %s now: a worker's sweep adds them within %g s",
+                          alert_id, fan_out_later.STALLED_AFTER)
+
+    async def finish_fan_out(self, alert_id: str, priority: int) -> bool:
+        """Add the delivery rows of a publish that answered before them, a slice a transaction, until none are
+        left (other processes may be adding slices too); whether this call added any. Each slice takes the writer
+        as the dispatcher's claims do at its priority (`_dispatch_turn`): a routine one after the others waiting,
+        giving way to life-safety work; and the workers are told of its rows at once."""
+        life_safety = priority >= Priority.LIFE_SAFETY
+
+        async def add(db: Db) -> tuple[fan_out_later.Added, AlertRow | None] | None:
+            added = await fan_out_later.add_slice(db, alert_id, time.time())
+            return None if added is None else (added, await alerts.get(db, alert_id))
+
+        any_added = False
+        while (added := await self.backend.run(add, **_dispatch_turn(not life_safety, life_safety))) is not None:
+            any_added = True
+            slice_, alert = added
+            self._tell_queued(alert)
+            if alert is not None:
+                self.fanned_out_here(alert)
+            if slice_.done:
+                break
+        return any_added
+
+    async def finish_stalled_fan_outs(self, now: float) -> int:
+        """Add the delivery rows of publishes that answered before them longer ago than
+        `fan_out_later.STALLED_AFTER` (their process stopped first); how many this call added."""
+        added = 0
+        for alert_id, priority in await fan_out_later.stalled(self.backend.reader,
+                                                              now - fan_out_later.STALLED_AFTER):
+            added += await self.finish_fan_out(alert_id, priority)
+        return added
 
     async def _fan_out(self, work: Callable[[Db], Awaitable[T]], priority: int,
                        fanned: Callable[[T], AlertRow | None]) -> T:
