@@ -84,6 +84,9 @@ class DatabaseSettings(_Section):
     # slice a transaction (`store/fan_out_later.py`). Below it they are stored with the alert — one commit less
     # before a red warning's first send —, and the answer is quick anyway (PostgreSQL, 50,000 people: ~0.5 s).
     deliveries_after_answer_from: int = Field(default=50_000, ge=1)
+    # How many people's delivery rows one of those transactions adds; unset: the database's own (SQLite 2,000, its
+    # single writer held ~11 ms; PostgreSQL 100,000, where nobody waits for it: `Dialect.fan_out_slice`).
+    fan_out_slice: int | None = Field(default=None, ge=1)
 
     @field_validator("url")
     @classmethod

@@ -176,6 +176,16 @@ class Dispatcher:
         else:
             self.queued(False)
 
+    def rows_added(self, alert: AlertRow) -> None:
+        """A slice of a large publish's delivery rows was added after its answer (`Store.finish_fan_out`): a
+        life-safety alert's wakes the loops as its publish would (`wake`); a routine one's the routine loops alone,
+        since the life-safety loop has nothing to claim in it — woken by each of a million people's 500 slices on
+        SQLite, it ran as many empty claims, each ahead of the routine claims and records on the single writer."""
+        if alert.status == AlertStatus.ACTIVE and _life_safety(alert):
+            self.wake(alert)
+        else:
+            self._wake.set()
+
     def queued(self, life_safety: bool, alert_id: str | None = None) -> None:
         """New work was queued, life-safety work or not, `alert_id`'s among it if known (`wake`; or in another
         process, or queued again: `queued_rows`). A life-safety alert named is read while its rows are claimed."""

@@ -30,13 +30,16 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.
 
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 3  # this test service's `deliveries_after_answer_from`
+SLICE = 1_000  # … and its `fan_out_slice`
 POLLUTION = AlertIn(topic="env.heavy-pollution", headline="重污染天气橙色预警")
 
 
 @pytest.fixture
 async def service(make_settings: SettingsFactory) -> AsyncIterator[Service]:
-    """A service whose publishes to MANY people or more answer before their delivery rows exist."""
-    async with Service(make_settings(database={"deliveries_after_answer_from": MANY})) as running:
+    """A service whose publishes to MANY people or more answer before their delivery rows exist, added SLICE
+    people a transaction."""
+    async with Service(make_settings(database={"deliveries_after_answer_from": MANY,
+                                               "fan_out_slice": SLICE})) as running:
         yield running
 
 
@@ -173,10 +176,14 @@ async def test_two_processes_adding_the_rows_at_once_add_them_once(
     assert len(rows) == len({subscriber for subscriber, _ in rows}) == 4
 
 
+@pytest.mark.parametrize("warning", [POLLUTION, AlertIn(topic="env.heavy-pollution", headline="重污染天气红色预警",
+                                                          severity="extreme", urgency="immediate", level="red")],
+                         ids=["routine", "red"])
 async def test_this_processs_workers_send_a_large_publish_as_soon_as_its_rows_are_added(
-        make_settings: SettingsFactory, receiver: RunningReceiver) -> None:
+        make_settings: SettingsFactory, receiver: RunningReceiver, warning: AlertIn) -> None:
     """A serving process whose workers look for work only every half minute unless told: the rows added after
-    the answer are sent at once, not at the next look."""
+    the answer are sent at once, not at the next look — a routine warning's by the routine loops, a red one's by
+    the life-safety loop too."""
     settings = make_settings(database={"deliveries_after_answer_from": MANY},
                              worker={"enabled": True, "poll_interval": 30.0})
     async with Service(settings) as running:
@@ -187,7 +194,7 @@ async def test_this_processs_workers_send_a_large_publish_as_soon_as_its_rows_ar
                 allow_private_webhooks=True)
         running.start_worker()
         await asyncio.sleep(0.5)  # the workers have looked once, found nothing, and wait to be told
-        await publish_alert(running.store, POLLUTION, None)
+        await publish_alert(running.store, warning, None)
         async with asyncio.timeout(10):
             while sum(len(receiver.requests_to(f"/p{n}")) for n in range(4)) < 4:  # noqa: ASYNC110 - polling another component
                 await asyncio.sleep(0.05)
@@ -204,8 +211,7 @@ async def _rows_per_person(service: Service, alert_id: str) -> dict[int, int]:
 async def test_a_city_gets_its_rows_a_slice_at_a_time_each_person_once(service: Service) -> None:
     """Two and a half slices of people by SMS then email under `fallback`: each has one queued SMS and one email
     waiting behind it, every row its own id."""
-    slice_ = service.store.backend.dialect.fan_out_slice
-    people = 2 * slice_ + slice_ // 2
+    people = 2 * SLICE + SLICE // 2
     await service.store.bulk_create_subscribers(sms_people(people, email=True), [{}] * people)
     alert, _ = await publish_alert(service.store, AlertIn(topic="env.heavy-pollution", headline="重污染天气橙色预警",
                                                           policy="fallback"), None)
@@ -223,13 +229,12 @@ async def test_a_fan_out_left_half_done_is_finished_from_where_it_stopped(
         service: Service, make_subscriber: SubscriberFactory, receiver: RunningReceiver) -> None:
     """The publishing process stopped after one slice of three: a worker's sweep adds the other two, and everyone
     has exactly one row."""
-    slice_ = service.store.backend.dialect.fan_out_slice
-    people = 2 * slice_ + 7
+    people = 2 * SLICE + 7
     await service.store.bulk_create_subscribers(sms_people(people), [{}] * people)
     alert_id = await _published_by_a_process_that_stopped(service)
-    first = await service.store.backend.run(lambda db: fan_out_later.add_slice(db, alert_id, time.time() - 60))
+    first = await service.store.backend.run(lambda db: fan_out_later.add_slice(db, alert_id, SLICE, time.time() - 60))
     assert first is not None and not first.done
-    assert await _rows_per_person(service, alert_id) == {1: slice_}
+    assert await _rows_per_person(service, alert_id) == {1: SLICE}
     assert await service.store.finish_stalled_fan_outs(time.time()) == 1
     assert await _rows_per_person(service, alert_id) == {1: people}
     assert await _waiting(service) == []

@@ -16,11 +16,11 @@ async def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     if path is None:
         from notifier.store.pg_db import PgBackend  # asyncpg is imported only when PostgreSQL is used
 
-        store = Store(PgBackend(settings.database.url), identity, later)
+        store = Store(PgBackend(settings.database.url), identity, later, settings.database.fan_out_slice)
     else:
         from notifier.store.sqlite_db import SqliteBackend
 
-        store = Store(SqliteBackend(path), identity, later)
+        store = Store(SqliteBackend(path), identity, later, settings.database.fan_out_slice)
     await store.open()
     if upgrade:
         try:

@@ -3,12 +3,12 @@ of its targets a transaction. The frozen targets and a row here saying what addi
 together, so a stop between two transactions loses nobody: whoever comes next adds the rest.
 
 - `defer`: in the publishing transaction, instead of the delivery rows.
-- `add_slice`: the rows of the next slice of targets (`Dialect.fan_out_slice` of them, in id order, after the last
-  done), and the row here moved on — or deleted with the last slice —, in one transaction under the alert's lock
-  (PostgreSQL `FOR UPDATE`; SQLite's write transaction), so that each target's rows are added once whoever asks:
-  the publishing process right after its answer (`Store.create_alert`), a worker's sweep for a fan-out a stopped
-  process left (`stalled`); and `add_rest`, all the rest at once, by an update, cancel or expiry of the alert
-  before it acts on its deliveries (`lifecycle`).
+- `add_slice`: the rows of the next slice of targets (`[database] fan_out_slice` people, by default
+  `Dialect.fan_out_slice`; in id order, after the last done), and the row here moved on — or deleted with the
+  last slice —, in one transaction under the alert's lock (PostgreSQL `FOR UPDATE`; SQLite's write transaction),
+  so that each target's rows are added once whoever asks: the publishing process right after its answer
+  (`Store.create_alert`), a worker's sweep for a fan-out a stopped process left (`stalled`); and `add_rest`, all
+  the rest at once, by an update, cancel or expiry of the alert before it acts on its deliveries (`lifecycle`).
 
 Why: the delivery rows are most of a large publish. PostgreSQL, 100,000 people (thirty-fifth round, statements
 logged): targets 0.31 s, delivery rows 0.65–0.73 s of a 0.93–1.07 s answer. Why slices: a transaction adding a whole
@@ -48,19 +48,20 @@ async def defer(db: Db, alert: AlertRow, t: Targeting) -> None:
         t.first_attempt_at, alert.created_at, alert.created_at)
 
 
-async def add_slice(db: Db, alert_id: str, now: float) -> Added | None:
-    """Add the delivery rows of `alert_id`'s next slice of targets, if any are still to be added; None when none
+async def add_slice(db: Db, alert_id: str, people: int, now: float) -> Added | None:
+    """Add the delivery rows of `alert_id`'s next `people` targets, if any are still to be added; None when none
     were."""
-    return await _add(db, alert_id, now, whole=False)
+    return await _add(db, alert_id, now, people)
 
 
 async def add_rest(db: Db, alert_id: str, *, locked: bool = False) -> Added | None:
     """Add the delivery rows of all of `alert_id`'s targets still without them, if any; None when there were none.
     `locked`: the caller holds the alert's lock already."""
-    return await _add(db, alert_id, None, whole=True, locked=locked)
+    return await _add(db, alert_id, None, None, locked=locked)
 
 
-async def _add(db: Db, alert_id: str, now: float | None, *, whole: bool, locked: bool = False) -> Added | None:
+async def _add(db: Db, alert_id: str, now: float | None, people: int | None, *, locked: bool = False) -> Added | None:
+    """The rows of the next `people` targets (None: of all the rest)."""
     if not locked:  # the alert before the row here, as every act on an alert locks it: no two wait on each other
         await db.fetchval(f"SELECT 1 FROM alerts WHERE id = ?{db.dialect.for_update}", alert_id)
     row = await db.fetchrow(
@@ -70,14 +71,14 @@ async def _add(db: Db, alert_id: str, now: float | None, *, whole: bool, locked:
         return None
     priority, after = int(row[2]), (None if row[5] is None else str(row[5]))
     rest, params = Span(after).condition("t")
-    through = None if whole else await db.fetchval(  # the slice's last target; None: no more than a slice is left
+    through = None if people is None else await db.fetchval(  # the slice's last target; None: this is the last slice
         f"SELECT t.subscriber_id FROM alert_targets t WHERE t.alert_id = ? {rest}ORDER BY t.subscriber_id "
-        f"LIMIT 1 OFFSET {db.dialect.fan_out_slice - 1}", alert_id, *params)
+        f"LIMIT 1 OFFSET {int(people) - 1}", alert_id, *params)
     span = Span(after, through)
     t = Targeting(topic=str(row[0]), min_severity_rank=0, regions=[], groups=[], policy=str(row[1]),
                   priority=priority, first_attempt_at=float(row[3]))
     # A fresh target set (`defer`'s only use), added in disjoint slices: nobody in this one has a row yet.
-    frozen = Frozen(db.dialect.fan_out_slice if span.through is not None else int(row[6]), first=True,
+    frozen = Frozen(people if people is not None and span.through is not None else int(row[6]), first=True,
                     assisted=await anyone_assisted(db))
     await add_deliveries(db, alert_id, t, float(row[4]), frozen, span)
     if span.through is None:

@@ -75,7 +75,7 @@ class Store(AccessMethods):
     in — limits, manage codes, dashboard sessions — in `access_store.py`)."""
 
     def __init__(self, backend: Backend, cap_identity: CapIdentity | None = None,
-                 deliveries_after_answer_from: int | None = None) -> None:
+                 deliveries_after_answer_from: int | None = None, fan_out_slice: int | None = None) -> None:
         self.backend = backend
         self.dialect = backend.dialect.name
         # Who our alerts are in CAP: every alert is named in the transaction that stores it (store/cap.py).
@@ -84,6 +84,7 @@ class Store(AccessMethods):
         # A publish to at least this many people answers before its delivery rows exist (`fan_out_later`; None:
         # never), and this process adds them at once: the additions under way, waited for by `close`.
         self.deliveries_after_answer_from = deliveries_after_answer_from
+        self.fan_out_slice = fan_out_slice or backend.dialect.fan_out_slice  # people a transaction adds rows of
         self._finishing: set[asyncio.Task[None]] = set()
         # This process's workers, told when such rows are added (other processes are told by `Backend.queued`).
         self.fanned_out_here: Callable[[AlertRow], None] = lambda alert: None
@@ -367,7 +368,7 @@ class Store(AccessMethods):
         life_safety = priority >= Priority.LIFE_SAFETY
 
         async def add(db: Db) -> tuple[fan_out_later.Added, AlertRow | None] | None:
-            added = await fan_out_later.add_slice(db, alert_id, time.time())
+            added = await fan_out_later.add_slice(db, alert_id, self.fan_out_slice, time.time())
             return None if added is None else (added, await alerts.get(db, alert_id))
 
         any_added = False
