@@ -59,7 +59,8 @@ class Dialect:
     population_plan: tuple[tuple[str, str], ...]
     # … and for statements that join a batch parameter to big tables by key (`planned_each_run`)
     each_run_plan: tuple[tuple[str, str], ...]
-    # Targets whose delivery rows one transaction adds when a large publish has answered first (`fan_out_later`)
+    # People whose delivery rows one transaction adds when a large publish has answered first (`fan_out_later`),
+    # unless `[database] fan_out_slice` says otherwise
     fan_out_slice: int
 
     def max_of(self, a: str, b: str) -> str:

@@ -329,8 +329,8 @@ class Store(AccessMethods):
                            vouched: catalogue.Vouched | None = None) -> AlertRow:
         """Store the alert, its frozen target set and its delivery rows — and what it does to the alert it
         updates or cancels, and its audit entry — in one transaction (a held alert: no targets yet; a new one to
-        at least `deliveries_after_answer_from` people: its delivery rows added by a transaction of their own,
-        started as this one commits — `fan_out_later`). `vouched`:
+        at least `deliveries_after_answer_from` people: its delivery rows added after, `fan_out_slice` people a
+        transaction, started as this one commits — `fan_out_later`). `vouched`:
         the key and catalogue it was checked against, not read for this request; confirmed first in the same
         transaction (catalogue.Unvouched, nothing stored, when either has changed)."""
         async def publish(db: Db) -> lifecycle.Published:
