@@ -56,7 +56,7 @@ async def _deliveries(service: Service, alert_id: str) -> list[tuple[str, str]]:
 
 
 async def _waiting(service: Service) -> list[str]:
-    return [alert_id for alert_id, _ in await fan_out_later.stalled(service.store.backend.reader, time.time() + 1)]
+    return await fan_out_later.stalled(service.store.backend.reader, time.time() + 1)
 
 
 async def _published_by_a_process_that_stopped(service: Service, expires_in: float | None = None) -> str:
@@ -168,7 +168,7 @@ async def test_two_processes_adding_the_rows_at_once_add_them_once(
     alert_id = await _published_by_a_process_that_stopped(service)
     other = await open_database(service.settings, upgrade=False)
     try:
-        added = await asyncio.gather(service.store.finish_fan_out(alert_id, 1), other.finish_fan_out(alert_id, 1))
+        added = await asyncio.gather(service.store.finish_fan_out(alert_id), other.finish_fan_out(alert_id))
     finally:
         await other.close()
     assert sorted(added) == [False, True]

@@ -34,9 +34,8 @@ STALLED_AFTER = 10.0
 
 
 class Added(NamedTuple):
-    """What `add_slice` did: the priority of the rows it added, and whether they were the last."""
+    """What `add_slice` did: whether the rows it added were the last."""
 
-    priority: int
     done: bool
 
 
@@ -86,14 +85,14 @@ async def _add(db: Db, alert_id: str, now: float | None, people: int | None, *, 
     else:
         await db.execute(f"UPDATE fan_outs_to_finish SET done_through = ?, advanced_at = {FLOAT} WHERE alert_id = ?",
                          span.through, now, alert_id)
-    return Added(priority, span.through is None)
+    return Added(span.through is None)
 
 
-async def stalled(db: Db, idle_since: float) -> list[tuple[str, int]]:
-    """(alert, priority) of the fan-outs still adding rows with none added since `idle_since`, oldest first."""
-    rows = await db.fetch(f"SELECT alert_id, priority FROM fan_outs_to_finish WHERE advanced_at <= {FLOAT} "
+async def stalled(db: Db, idle_since: float) -> list[str]:
+    """The alerts whose fan-outs still add rows, none added since `idle_since`, oldest first."""
+    rows = await db.fetch(f"SELECT alert_id FROM fan_outs_to_finish WHERE advanced_at <= {FLOAT} "
                           "ORDER BY published_at", idle_since)
-    return [(str(r[0]), int(r[1])) for r in rows]
+    return [str(r[0]) for r in rows]
 
 
 async def among(db: Db, alerts: str, *params: object) -> list[str]:

@@ -347,48 +347,47 @@ class Store(AccessMethods):
         published = await self._fan_out(publish, targeting.priority,
                                         lambda done: None if done.deliveries_later else done.alert)
         if published.deliveries_later:
-            task = asyncio.create_task(self._finish_now(published.alert.id, targeting.priority))
+            task = asyncio.create_task(self._finish_now(published.alert.id))
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
         return published.alert
 
-    async def _finish_now(self, alert_id: str, priority: int) -> None:
-        """Add the delivery rows of a publish just answered; on failure a worker's sweep adds them later."""
+    async def _finish_now(self, alert_id: str) -> None:
+        """Add the delivery rows of a publish just answered; on failure a worker's sweep goes on with them once
+        none has been added for `fan_out_later.STALLED_AFTER`."""
         try:
-            await self.finish_fan_out(alert_id, priority)
+            await self.finish_fan_out(alert_id)
         except Exception:
-            log.exception("could not add the delivery rows of alert %s now: a worker's sweep adds them within %g s",
-                          alert_id, fan_out_later.STALLED_AFTER)
+            log.exception("could not add the delivery rows of alert %s now: a worker's sweep goes on with them %g s "
+                          "after the last added", alert_id, fan_out_later.STALLED_AFTER)
 
-    async def finish_fan_out(self, alert_id: str, priority: int) -> bool:
+    async def finish_fan_out(self, alert_id: str) -> bool:
         """Add the delivery rows of a publish that answered before them, a slice a transaction, until none are
         left (other processes may be adding slices too); whether this call added any. Each slice takes the writer
-        as the dispatcher's claims do at its priority (`_dispatch_turn`): a routine one after the others waiting,
-        giving way to life-safety work; and the workers are told of its rows at once."""
-        life_safety = priority >= Priority.LIFE_SAFETY
-
-        async def add(db: Db) -> tuple[fan_out_later.Added, AlertRow | None] | None:
-            added = await fan_out_later.add_slice(db, alert_id, self.fan_out_slice, time.time())
-            return None if added is None else (added, await alerts.get(db, alert_id))
-
+        as the dispatcher's claims do at the alert's priority (`_dispatch_turn`): a routine one after the others
+        waiting, giving way to life-safety work; and the workers are told of its rows at once."""
+        # Read once: an act that changes the alert (cancel, update, expiry) adds the rest first, and the loop ends.
+        alert = await alerts.get(self.backend.reader, alert_id)
+        if alert is None:
+            return False
+        life_safety = delivery_priority(alert) >= Priority.LIFE_SAFETY
         any_added = False
-        while (added := await self.backend.run(add, **_dispatch_turn(not life_safety, life_safety))) is not None:
+        while (added := await self.backend.run(
+                lambda db: fan_out_later.add_slice(db, alert_id, self.fan_out_slice, time.time()),
+                **_dispatch_turn(not life_safety, life_safety))) is not None:
             any_added = True
-            slice_, alert = added
             self._tell_queued(alert)
-            if alert is not None:
-                self.fanned_out_here(alert)
-            if slice_.done:
+            self.fanned_out_here(alert)
+            if added.done:
                 break
         return any_added
 
     async def finish_stalled_fan_outs(self, now: float) -> int:
-        """Add the delivery rows of publishes that answered before them longer ago than
+        """Add the delivery rows of publishes that answered before them and have had none added for
         `fan_out_later.STALLED_AFTER` (their process stopped first); how many this call added."""
         added = 0
-        for alert_id, priority in await fan_out_later.stalled(self.backend.reader,
-                                                              now - fan_out_later.STALLED_AFTER):
-            added += await self.finish_fan_out(alert_id, priority)
+        for alert_id in await fan_out_later.stalled(self.backend.reader, now - fan_out_later.STALLED_AFTER):
+            added += await self.finish_fan_out(alert_id)
         return added
 
     async def _fan_out(self, work: Callable[[Db], Awaitable[T]], priority: int,
