@@ -168,32 +168,32 @@ class Dispatcher:
             time.time(), self._claim_size, Priority.LIFE_SAFETY if life_safety else Priority.ROUTINE)
 
     def wake(self, released: AlertRow | None = None) -> None:
-        """New work was queued (a publish in this process, a cancel notice its record queued): look now rather than
-        at the next poll. A life-safety alert just `released` hands the window over to the life-safety loop, so that
-        no routine work starts before that loop has claimed it."""
-        if released is not None and released.status == AlertStatus.ACTIVE and _life_safety(released):
-            self.queued(True, released.id)
-        else:
+        """New work was queued in this process — `released`'s rows, if named (a publish, an approval, a cancel
+        notice, a slice of a large publish's rows added after its answer): look now rather than at the next poll.
+        A life-safety alert due now hands the window over to the life-safety loop, so that no routine work starts
+        before that loop has claimed it; a scheduled one wakes that loop alone, which then waits until it is due
+        (`_idle`). Rows of a routine alert wake the routine loops alone (`queued`)."""
+        if released is None:
             self.queued(False)
-
-    def rows_added(self, alert: AlertRow) -> None:
-        """A slice of a large publish's delivery rows was added after its answer (`Store.finish_fan_out`): a
-        life-safety alert's wakes the loops as its publish would (`wake`); a routine one's the routine loops alone,
-        since the life-safety loop has nothing to claim in it — woken by each of a million people's 500 slices on
-        SQLite, it ran as many empty claims, each ahead of the routine claims and records on the single writer."""
-        if alert.status == AlertStatus.ACTIVE and _life_safety(alert):
-            self.wake(alert)
-        else:
+        elif _life_safety(released) and released.status != AlertStatus.ACTIVE:
             self._wake.set()
+            self._urgent_wake.set()
+        else:
+            self.queued(_life_safety(released), released.id)
 
     def queued(self, life_safety: bool, alert_id: str | None = None) -> None:
-        """New work was queued, life-safety work or not, `alert_id`'s among it if known (`wake`; or in another
-        process, or queued again: `queued_rows`). A life-safety alert named is read while its rows are claimed."""
+        """New work was queued, life-safety work or not, `alert_id`'s if known (`wake`; or in another process, or
+        queued again: `queued_rows`). A life-safety alert named is read while its rows are claimed. The life-safety
+        loop is woken for life-safety work, or for work it cannot know is not (no alert named: what PostgreSQL
+        queued while nobody listened, a worker of an earlier version's sign); a routine alert's rows need the
+        routine loops alone — woken by each of a million people's 500 slices on SQLite, the life-safety loop ran as
+        many empty claims, each ahead of the routine claims and records on the single writer."""
         if life_safety and alert_id is not None:
             self._read_ahead(alert_id)
         self._hand_over(life_safety)
         self._wake.set()
-        self._urgent_wake.set()
+        if life_safety or alert_id is None:
+            self._urgent_wake.set()
 
     def _hand_over(self, life_safety: bool) -> None:
         """Life-safety work is at hand: no routine work starts until the life-safety loop has taken it over."""

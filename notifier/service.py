@@ -174,7 +174,7 @@ class Service:
                                      metrics=self.metrics, secret=self.secret,
                                      public_url=self.settings.server.base_url(), overdue=overdue,
                                      approval=self.settings.approval)
-        self.store.fanned_out_here = self.dispatcher.rows_added  # a large publish's, added after its answer
+        self.store.fanned_out_here = self.dispatcher.wake  # a large publish's, added after its answer
         self.applier = ReportApplier(self.store, call_policies(self.channels), count=self.metrics.count_receipts,
                                      sending=self.dispatcher.sending, queued=self.dispatcher.queued_rows)
         self.reports = ReportBatches(self.store, self.applier)
