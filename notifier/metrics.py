@@ -35,6 +35,9 @@ class Metrics:
         self.queue_depth = Gauge("notifier_queue_depth",
                                  "Deliveries still to be sent, by status (read from the store at scrape time)",
                                  ["status"], registry=r)
+        self.to_add = Gauge("notifier_fan_out_people_to_add",
+                            "People targeted by large publishes whose deliveries are still being added, a slice at a "
+                            "time after the publish answered (read from the store at scrape time)", registry=r)
         self.oldest_due = Gauge("notifier_oldest_due_delivery_age_seconds",
                                 "How long the oldest due delivery has been waiting (0 when none is due)", registry=r)
         self.http_duration = Histogram(
@@ -71,6 +74,7 @@ class Metrics:
         stats = await store.queue_stats()
         for status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING):
             self.queue_depth.labels(status=status.value).set(stats.get(status.value, 0))
+        self.to_add.set(await store.people_to_add())
         due = await store.next_due()
         self.oldest_due.set(max(0.0, time.time() - due) if due is not None else 0.0)
         return generate_latest(self.registry)

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from notifier.coverage import alert_coverage
 from notifier.database import open_database
 from notifier.dispatch import Dispatcher
 from notifier.fakes.webhook_receiver import RunningReceiver
@@ -238,3 +240,39 @@ async def test_a_fan_out_left_half_done_is_finished_from_where_it_stopped(
     assert await service.store.finish_stalled_fan_outs(time.time()) == 1
     assert await _rows_per_person(service, alert_id) == {1: people}
     assert await _waiting(service) == []
+
+
+async def test_the_people_whose_rows_are_still_to_be_added_count_as_pending_not_as_without_contact(
+        service: Service) -> None:
+    """An admin reads the coverage in the seconds after the answer: nobody shows as having no usable contact — not
+    before the first slice, not between two."""
+    people = 2 * SLICE + 7
+    await service.store.bulk_create_subscribers(sms_people(people), [{}] * people)
+    alert_id = await _published_by_a_process_that_stopped(service)
+    assert (await alert_coverage(service.store, alert_id)).unreachable == {"pending": people}
+    await service.store.backend.run(lambda db: fan_out_later.add_slice(db, alert_id, SLICE, time.time()))
+    assert (await alert_coverage(service.store, alert_id)).unreachable == {"pending": people}
+    assert await service.store.finish_fan_out(alert_id)
+    assert (await alert_coverage(service.store, alert_id)).unreachable == {"pending": people}
+
+
+async def _people_to_add(service: Service) -> float:
+    """The operators' gauge, as scraped."""
+    text = (await service.metrics.render(service.store)).decode()
+    [value] = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "notifier_fan_out_people_to_add"]
+    return value
+
+
+async def test_operators_see_how_many_people_still_wait_for_their_rows(service: Service) -> None:
+    """A fan-out left by a stopped process shows in the metrics until its rows are all added: not lost from sight
+    while no delivery row counts them."""
+    people = 2 * SLICE + 7
+    await service.store.bulk_create_subscribers(sms_people(people), [{}] * people)
+    assert await _people_to_add(service) == 0
+    alert_id = await _published_by_a_process_that_stopped(service)
+    assert await _people_to_add(service) == people
+    await service.store.backend.run(lambda db: fan_out_later.add_slice(db, alert_id, SLICE, time.time()))
+    assert await _people_to_add(service) == people - SLICE
+    assert await service.store.finish_fan_out(alert_id)
+    assert await _people_to_add(service) == 0

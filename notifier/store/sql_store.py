@@ -505,6 +505,11 @@ class Store(AccessMethods):
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
+    async def people_to_add(self) -> int:
+        """People targeted by large publishes whose delivery rows are still to be added (`fan_out_later`): not in
+        `queue_stats` yet."""
+        return await fan_out_later.people_to_add(self.backend.reader)
+
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:
         """Keep a push of provider reports and apply it at once, with any kept before it, in one transaction

@@ -90,19 +90,25 @@ def channel_counts(d: str = "") -> str:
 
 
 # Why a targeted subscriber was not reached, from their deliveries (skipped fallbacks aside): the columns n, pend,
-# expd, canc of a per-target subquery (`unreached_target_counts`) become one cause.
-UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pending' WHEN expd > 0 THEN 'expired' "
-                   "WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
+# expd, canc, later of a per-target subquery (`unreached_target_counts`, over TARGET_DELIVERIES) become one cause. A
+# target without a delivery has no usable contact — unless a large publish has still to add its rows (`later`:
+# `store/fan_out_later.py`, for the seconds after its answer), which is pending like a queued one.
+UNREACHED_CAUSE = ("CASE WHEN n = 0 AND later = 0 THEN 'no_contact' WHEN n = 0 OR pend > 0 THEN 'pending' "
+                   "WHEN expd > 0 THEN 'expired' WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
 
 
-# A target `t`'s deliveries `d`, none when it has none; a skipped fallback is no delivery.
+# A target `t`'s deliveries `d`, none when it has none; a skipped fallback is no delivery. And its alert's fan-out
+# still being added, if any (`w`): `fan_out_later.add_slice` adds the targets' rows in subscriber order, each slice
+# after the last one done (`done_through`; none yet: NULL), so those after it have theirs still to come.
 TARGET_DELIVERIES = (f"LEFT JOIN deliveries d ON d.alert_id = t.alert_id AND d.subscriber_id = t.subscriber_id "
-                     f"AND d.status <> '{DeliveryStatus.SKIPPED}'")
+                     f"AND d.status <> '{DeliveryStatus.SKIPPED}' "
+                     "LEFT JOIN fan_outs_to_finish w ON w.alert_id = t.alert_id")
+ROWS_TO_COME = "w.alert_id IS NOT NULL AND (w.done_through IS NULL OR t.subscriber_id > w.done_through)"
 
 
 def unreached_target_counts(d: str = "d.") -> str:
     return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
-            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
+            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc, {count(ROWS_TO_COME)} AS later")
 
 
 # A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER
