@@ -20,6 +20,8 @@ from notifier.store.states import (
     ACCEPTED,
     REACHED,
     TARGET_DELIVERIES,
+    TARGETS_TO_COME,
+    TO_COME,
     UNREACHED_CAUSE,
     channel_counts,
     count,
@@ -27,6 +29,7 @@ from notifier.store.states import (
     is_,
     release,
     released,
+    unreached_causes,
     unreached_target_counts,
 )
 
@@ -104,9 +107,11 @@ async def _period_unreachable(db: Db, where: str, params: list[Any]) -> dict[tup
             f"  SELECT a.topic AS topic, {DEPARTMENT} AS dept, {unreached_target_counts('d.')} "
             f"  FROM alert_targets t JOIN alerts a ON a.id = t.alert_id {TARGET_DELIVERIES} "
             f"  WHERE {where} AND NOT (t.{REACHED}) "
-            "  GROUP BY t.alert_id, t.subscriber_id, a.topic, a.department) x GROUP BY topic, dept, cause", *params):
+            "  GROUP BY t.alert_id, t.subscriber_id, a.topic, a.department) x GROUP BY topic, dept, cause "
+            f"UNION ALL SELECT a.topic, {DEPARTMENT}, '{TO_COME}', COUNT(*) FROM {TARGETS_TO_COME} "
+            f"JOIN alerts a ON a.id = t.alert_id WHERE {where} GROUP BY a.topic, {DEPARTMENT}", *params, *params):
         out[(r[0], r[1])][r[2]] = int(r[3])
-    return out
+    return {key: unreached_causes(counts) for key, counts in out.items()}
 
 
 async def period_reach_times(db: Db, f: PeriodFilter, dimension: str | None,

@@ -16,11 +16,14 @@ from notifier.store.states import (
     NEVER,
     REACHED,
     TARGET_DELIVERIES,
+    TARGETS_TO_COME,
+    TO_COME,
     UNREACHED_CAUSE,
     channel_counts,
     count,
     counted,
     release,
+    unreached_causes,
     unreached_target_counts,
 )
 
@@ -83,8 +86,9 @@ async def _unreachable(db: Db, alert_id: str) -> dict[str, int]:
         f"SELECT {UNREACHED_CAUSE} AS cause, COUNT(*) FROM ("
         f"  SELECT t.subscriber_id, {unreached_target_counts()} "
         f"  FROM alert_targets t {TARGET_DELIVERIES} "
-        "  WHERE t.alert_id = ? AND t.reached_at IS NULL GROUP BY t.subscriber_id) x GROUP BY cause", alert_id)
-    return {r[0]: int(r[1]) for r in rows}
+        "  WHERE t.alert_id = ? AND t.reached_at IS NULL GROUP BY t.subscriber_id) x GROUP BY cause "
+        f"UNION ALL SELECT '{TO_COME}', COUNT(*) FROM {TARGETS_TO_COME} WHERE w.alert_id = ?", alert_id, alert_id)
+    return unreached_causes({r[0]: int(r[1]) for r in rows})
 
 
 async def list_deliveries(db: Db, alert_id: str, limit: int, after: str | None, status: str | None,

@@ -27,7 +27,7 @@ from notifier.store.assisted import anyone_assisted
 from notifier.store.audience import Frozen, Span, add_deliveries
 from notifier.store.db import FLOAT, Db
 from notifier.store.records import AlertRow, Targeting
-from notifier.store.states import ROWS_TO_COME
+from notifier.store.states import TARGETS_TO_COME
 
 # A publisher adds its slices back to back; a fan-out with no slice added for this long was left by a process that
 # stopped (or starved): a worker's sweep takes it on (`Dispatcher.run_once`).
@@ -105,5 +105,4 @@ async def among(db: Db, alerts: str, *params: object) -> list[str]:
 
 async def people_to_add(db: Db) -> int:
     """How many targets of the fan-outs still being added have their rows still to come."""
-    return int(await db.fetchval("SELECT COUNT(*) FROM fan_outs_to_finish w JOIN alert_targets t "
-                                 f"ON t.alert_id = w.alert_id WHERE {ROWS_TO_COME}"))
+    return int(await db.fetchval(f"SELECT COUNT(*) FROM {TARGETS_TO_COME}"))

@@ -90,25 +90,41 @@ def channel_counts(d: str = "") -> str:
 
 
 # Why a targeted subscriber was not reached, from their deliveries (skipped fallbacks aside): the columns n, pend,
-# expd, canc, later of a per-target subquery (`unreached_target_counts`, over TARGET_DELIVERIES) become one cause. A
-# target without a delivery has no usable contact — unless a large publish has still to add its rows (`later`:
-# `store/fan_out_later.py`, for the seconds after its answer), which is pending like a queued one.
-UNREACHED_CAUSE = ("CASE WHEN n = 0 AND later = 0 THEN 'no_contact' WHEN n = 0 OR pend > 0 THEN 'pending' "
-                   "WHEN expd > 0 THEN 'expired' WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
+# expd, canc of a per-target subquery (`unreached_target_counts`) become one cause; then `unreached_causes`.
+UNREACHED_CAUSE = ("CASE WHEN n = 0 THEN 'no_contact' WHEN pend > 0 THEN 'pending' WHEN expd > 0 THEN 'expired' "
+                   "WHEN canc > 0 THEN 'cancelled' ELSE 'all_failed' END")
 
 
-# A target `t`'s deliveries `d`, none when it has none; a skipped fallback is no delivery. And its alert's fan-out
-# still being added, if any (`w`): `fan_out_later.add_slice` adds the targets' rows in subscriber order, each slice
-# after the last one done (`done_through`; none yet: NULL), so those after it have theirs still to come.
+# The targets `t` whose delivery rows are still to come, of the fan-outs still being added (`w`): a large publish
+# adds them after its answer (`store/fan_out_later.py`), a slice at a time in subscriber order, each after the last
+# one done (`done_through`; none yet: NULL). Read from the fan-outs first: nothing to read while none is added.
+TARGETS_TO_COME = ("fan_outs_to_finish w JOIN alert_targets t ON t.alert_id = w.alert_id "
+                   "AND (w.done_through IS NULL OR t.subscriber_id > w.done_through)")
+TO_COME = "to_come"  # a row of their count beside UNREACHED_CAUSE's, in the same statement (one snapshot)
+
+
+def unreached_causes(counts: dict[str, int]) -> dict[str, int]:
+    """UNREACHED_CAUSE's `counts` with the TO_COME count among them moved from `no_contact` to `pending`: without
+    a delivery yet, the rule took them for people without a usable contact. Counted apart, from the fan-outs being
+    added, rather than looked for in the rule: that cost every unreached target's row 0.2 µs more (SQLite, 200,000
+    people unreached: 331-366 -> 374-413 ms)."""
+    causes = {cause: n for cause, n in counts.items() if cause != TO_COME and n}
+    if to_come := counts.get(TO_COME, 0):
+        causes["pending"] = causes.get("pending", 0) + to_come
+        if not (left := causes.pop("no_contact", 0) - to_come):
+            return causes
+        causes["no_contact"] = left
+    return causes
+
+
+# A target `t`'s deliveries `d`, none when it has none; a skipped fallback is no delivery.
 TARGET_DELIVERIES = (f"LEFT JOIN deliveries d ON d.alert_id = t.alert_id AND d.subscriber_id = t.subscriber_id "
-                     f"AND d.status <> '{DeliveryStatus.SKIPPED}' "
-                     "LEFT JOIN fan_outs_to_finish w ON w.alert_id = t.alert_id")
-ROWS_TO_COME = "w.alert_id IS NOT NULL AND (w.done_through IS NULL OR t.subscriber_id > w.done_through)"
+                     f"AND d.status <> '{DeliveryStatus.SKIPPED}'")
 
 
 def unreached_target_counts(d: str = "d.") -> str:
     return (f"COUNT({d}id) AS n, {count(f'{d}status IN {MAY_STILL_REACH}')} AS pend, "
-            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc, {count(ROWS_TO_COME)} AS later")
+            f"{count(is_(EX, d))} AS expd, {count(is_(CN, d))} AS canc")
 
 
 # A person told by a proxy (`proxy` delivery) waits `deferred` until their proxy's message is accepted, due NEVER
