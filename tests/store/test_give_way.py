@@ -472,3 +472,20 @@ async def test_a_red_warning_stopped_by_an_interrupt_meant_for_another_runs_agai
 
     assert await asyncio.wait_for(backend.run(red, urgent=True), timeout=10) == "written"
     assert (attempts, await _names(backend)) == (2, ["red"])
+
+
+async def test_a_life_safety_look_with_nothing_due_does_not_wait_for_another_process_holding_the_writer(
+        service: Service) -> None:
+    """A worker's life-safety loop looks for red warnings every poll interval; while another process holds the
+    writer (its slices of a large publish, back to back), a look that waited for it would hold up the red warning
+    the worker is told of meanwhile. With nothing due, the look finds nothing without the writer."""
+    assert isinstance(service.store.backend, SqliteBackend)
+    other = sqlite3.connect(service.store.backend.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        now = time.time()
+        assert await asyncio.wait_for(service.store.claim("worker", now, now + 60, 10, Priority.LIFE_SAFETY),
+                                      timeout=5) == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
