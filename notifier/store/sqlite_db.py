@@ -40,8 +40,12 @@ from notifier.store.give_way import MAX_GIVE_WAYS, GaveWay, GiveWay, UrgentSign,
 from notifier.store.queued_signs import QueuedSigns
 from notifier.waiting import woken
 
-_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000",
+# How long a connection waits for another process's lock on the file before SQLITE_BUSY ("database is locked").
+BUSY_TIMEOUT_MS = 10_000
+_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}",
             "secure_delete=ON")  # deleted personal data is zeroed, not left in free pages
+# The writer's queued transactions wait for another process's write lock a try every BUSY_STEP seconds (`_begin`).
+BUSY_STEP = 0.001
 _CHECKPOINT_TRIES = 20
 # SQLite copies the WAL back into the database (a checkpoint, with an fsync of the database file) inside the commit
 # of whichever transaction of a connection first takes the WAL past 1,000 pages: during a fan-out, every few dozen
@@ -215,22 +219,24 @@ class _Group(NamedTuple):
 
 
 def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Queued | None],
-               log_hand_over: LogHandOver | None = None) -> _Group:
+               log_hand_over: LogHandOver | None = None, overtaken: Callable[[], bool] = lambda: False) -> _Group:
     """On the writer's thread: BEGIN IMMEDIATE; `first`'s work, then the work of each that `more` hands over until it
     hands over None (a group commit, GROUP_LIMIT), each run to its end; COMMIT; then their outcomes, which nobody is
     told before the COMMIT. One that fails, or that gives way (a yielding one asked to, GaveWay: the urgent one goes
     next), rolls back the whole transaction and comes to its error; the work of those before it is undone, to be
     run again (no savepoint for each: its two statements, every time, cost more than the rare failure's re-runs).
-    WriterBusy when another process held the writer for all of busy_timeout (nothing was done). `log_hand_over`: a
-    big transaction's commit leaves copying the log back to the checkpointer."""
+    WriterBusy when another process held the writer for all of busy_timeout (nothing was done); `first` undone,
+    nothing begun, when `overtaken` while it waited for another process (`_begin`). `log_hand_over`: a big
+    transaction's commit leaves copying the log back to the checkpointer."""
     if log_hand_over is not None:
         log_hand_over.before_begin(conn)
     changes = conn.total_changes
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        if not _begin(conn, overtaken):
+            return _Group([], [first])
+    except WriterBusy:
+        raise
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-            raise WriterBusy(*exc.args) from exc
         if _interrupted(exc):  # meant for a yielding one before it (`_stray_interrupt`): nothing ran, it runs again
             return _Group([], [first])
         raise
@@ -256,6 +262,44 @@ def _run_group(conn: sqlite3.Connection, first: _Queued, more: Callable[[], _Que
     if big and log_hand_over is not None:
         log_hand_over.after_big_commit()
     return _Group(done, [], None if big else commit_seconds)
+
+
+def _begin(conn: sqlite3.Connection, overtaken: Callable[[], bool]) -> bool:
+    """BEGIN IMMEDIATE on the writer's thread; False, nothing begun, once `overtaken` (an urgent transaction queued
+    behind this one, which then goes first). Another process's write lock is waited for here, a try every BUSY_STEP,
+    not in SQLite's busy handler, which sleeps ever longer between its tries — 25 ms once it has waited 33 ms, then
+    50 and 100 — and holds this thread all along: with `notifier serve` beside a `notifier worker`, a red warning's
+    claim queued behind a routine claim that had waited 80–85 ms in it, and was let go only at that claim's next try.
+    WriterBusy after BUSY_TIMEOUT_MS, as SQLite would say it."""
+    _set_busy_timeout(conn, 0)
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WriterBusy(*exc.args) from exc
+            if overtaken():
+                return False
+            time.sleep(BUSY_STEP)
+    finally:
+        _set_busy_timeout(conn, BUSY_TIMEOUT_MS)  # for the transaction's own statements and everything else
+
+
+def _set_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
+    """PRAGMA busy_timeout, set whatever interrupt meant for a yielding transaction stops the statement first
+    (`_stray_interrupt`: it does not outlive a statement it stopped)."""
+    for last in (False, False, True):
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {ms}")
+            return
+        except sqlite3.OperationalError as exc:
+            if last or not _interrupted(exc):
+                raise
 
 
 def _stray_interrupt(outcome: _Outcome) -> bool:
@@ -624,7 +668,9 @@ class SqliteBackend:
         while (first := self._next()) is not None:
             joining = self._joining(first)
             try:
-                outcomes, undone, commit_seconds = _run_group(conn, first, joining, self._log_hand_over)
+                outcomes, undone, commit_seconds = _run_group(
+                    conn, first, joining, self._log_hand_over,
+                    lambda: first.rank != _URGENT and self._urgent_queued())
             except BaseException as exc:  # its ROLLBACK failed: every one it took hears why, none waits for ever
                 outcomes = [_Outcome(item, None, exc) for item in (first, *joining.taken)]
                 undone, commit_seconds = [], None

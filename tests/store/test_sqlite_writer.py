@@ -146,6 +146,43 @@ async def test_transactions_waiting_for_the_writer_run_most_urgent_first(backend
     assert order == ["red warning", "publish 1", "publish 2", "claim"]
 
 
+async def test_a_red_warning_goes_first_though_other_work_was_waiting_for_another_process_before_it(
+        backend: SqliteBackend) -> None:
+    """Another process holds the file's write lock (`notifier serve` adding a large publish's rows beside a
+    `notifier worker`); a transaction that does not give way (a push of delivery reports kept, say) is already
+    waiting for it when a red warning's claim is queued: the red warning's runs first once the lock is let go."""
+    other = sqlite3.connect(backend.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    order: list[str] = []
+    try:
+        kept = asyncio.create_task(backend.run(_named("reports kept", order)))
+        await asyncio.sleep(0.2)  # the writer's thread has taken it and waits for the other process's lock
+        red = asyncio.create_task(backend.run(_named("red warning", order), urgent=True))
+        await asyncio.sleep(0.2)
+        assert order == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(asyncio.gather(kept, red), 10)
+    assert order == ["red warning", "reports kept"]
+
+
+async def test_a_transaction_waits_for_another_processs_lock_and_commits_once_it_is_let_go(
+        backend: SqliteBackend) -> None:
+    other = sqlite3.connect(backend.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    order: list[str] = []
+    try:
+        publish = asyncio.create_task(backend.run(_named("publish", order)))
+        await asyncio.sleep(0.2)
+        assert order == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(publish, 10)
+    assert [r[0] for r in await backend.reader.fetch("SELECT name FROM t")] == ["publish"]
+
+
 async def test_a_transaction_driven_from_the_event_loop_goes_before_queued_background_work(
         backend: SqliteBackend) -> None:
     """A multi-statement transaction (a sweep) waiting for the writer is not held back by the routine claims queued
