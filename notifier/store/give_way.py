@@ -18,7 +18,8 @@ The urgent transaction may be in another process on the same database file (`not
 transaction also renews a sign every process can see — an empty file beside the database, `<database>-urgent`,
 whose modification time it sets every `NUDGE_SECONDS` (`UrgentSign`) — and a yielding transaction in progress is
 watched by its own process, which interrupts it when the sign is fresh; the quiet time counts from the sign too. The
-dispatcher's routine claims and records, milliseconds each, only look at the sign when they begin (`arm`)."""
+dispatcher's routine claims and records, milliseconds each, have no watcher: they look at the sign when they begin
+(`arm`) and before each statement (`check`)."""
 
 from __future__ import annotations
 
@@ -166,6 +167,13 @@ class GiveWay:
         self.check()
 
     def check(self) -> None:
+        """Before each statement: give way if asked — or if another process's urgent transaction has renewed the
+        sign since the transaction began. A background one, which no watcher interrupts, otherwise ran all its
+        statements while a red warning's claim in another process waited (`notifier worker` beside `notifier
+        serve`, which applies the delivery reports and adds a large publish's rows). A look is a stat (~2 µs)."""
+        if not self._asked and self._sign.age() < FRESH_SECONDS:
+            with self._guard:
+                self._asked = self._armed
         if self._asked:
             raise GaveWay
 

@@ -592,7 +592,8 @@ class SqliteBackend:
             give_way = self._give_way if yielding and gave_way < MAX_GIVE_WAYS else None
             # Urgent: ask until it runs (other processes wait in SQLite's own lock: told until it ends, since its
             # BEGIN may wait there). Yielding: watched for urgent ones of other processes while it waits and runs —
-            # but a background one (a claim or a record, milliseconds) looks only when it begins (`GiveWay.arm`): a
+            # but a background one (a claim or a record, milliseconds) looks only when it begins and before each
+            # statement, on the writer's thread (`GiveWay.arm`, `check`): a
             # watcher each, looking every NUDGE_SECONDS, took ~9 % of the event loop's time in a fan-out (py-spy):
             # each look is a system call, after which the event loop waits for the GIL back from the store's threads.
             helpers = ([self._give_way.keep_asking(), self._give_way.announce()] if urgent else []) + (

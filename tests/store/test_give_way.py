@@ -170,6 +170,31 @@ async def test_a_routine_claim_gives_way_to_another_processs_red_warning_until_i
     assert await _names(backend) == ["red", "claim"]
 
 
+async def test_a_routine_record_in_progress_gives_way_at_its_next_statement_to_another_processs_red_warning(
+        backend: SqliteBackend) -> None:
+    """A routine transaction of several statements has begun when another process's red warning starts waiting for
+    the writer: it stops before its next statement and rolls back — nothing of its first statement stays — and runs
+    again, whole, once that red warning is written; it does not hold the red warning for all its statements."""
+    other = UrgentSign(backend.path)  # another process's renewals, not this process's own
+    between, go_on, attempts = threading.Event(), threading.Event(), []
+
+    async def record(db: Db) -> None:
+        attempts.append(len(attempts) + 1)
+        await db.execute("INSERT INTO t (name) VALUES ('first half')")
+        if len(attempts) == 1:
+            between.set()
+            go_on.wait(10)  # on the writer's thread, between two statements
+        await db.execute("INSERT INTO t (name) VALUES ('second half')")
+
+    recording = asyncio.create_task(backend.run(record, background=True, yielding=True))
+    assert await asyncio.to_thread(between.wait, 10)
+    other.renew()  # the red warning elsewhere begins to wait
+    go_on.set()
+    await asyncio.wait_for(recording, timeout=10)
+    assert attempts == [1, 2]
+    assert await _names(backend) == ["first half", "second half"]
+
+
 @pytest.mark.slow
 async def test_an_urgent_transaction_waits_out_another_process_holding_the_writer(backend: SqliteBackend) -> None:
     """Another process holds the writer for 11 s without giving way (a bulk import, say) — longer than SQLite's
