@@ -4,6 +4,7 @@ PostgreSQL schema of its own for the commands that use one), in the language the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from notifier.cli import _parser
+from notifier.fakes.webhook_receiver import RunningReceiver
 from notifier.store.sqlite_db import BIG_TRANSACTION_ROWS
 from tests.cli_run import Cli, cli_env, one_line_failure
 
@@ -240,3 +242,24 @@ def test_every_option_has_help_text(lang: str) -> None:
     for name, sub in [("notifier", parser), *subparsers.choices.items()]:
         for action in sub._actions:
             assert action.help, f"{name}: {action.dest} has no help"
+
+
+async def test_publish_wait_to_many_waits_for_the_rows_added_after_its_answer(
+        cli: Cli, receiver: RunningReceiver) -> None:
+    """A publish large enough to answer before its delivery rows exist (here 3 people or more, the rows added in one
+    transaction after the answer): `--wait` sends to everyone and reports them reached — it does not take the moment
+    before the rows for the end, and say nothing was attempted."""
+    people = 3_000
+    cli.configure(extra=f"deliveries_after_answer_from = 3\nfan_out_slice = {people}\n"
+                        "[channels.webhook]\nallow_private_networks = true\n")
+    registry = cli.cwd / "registry.csv"
+    registry.write_text("webhook,region,topics\n" + "".join(
+        f"{receiver.url_for(f'/p{n}')},140402,env.heavy-pollution\n" for n in range(people)), encoding="utf-8")
+    imported = await asyncio.to_thread(cli, "import", str(registry))
+    assert imported.returncode == 0, imported.stderr
+    published = await asyncio.to_thread(cli, "publish", write_alert(
+        cli, topic="env.heavy-pollution", severity="moderate", urgency="expected", headline="重污染天气黄色预警"),
+        "--wait")
+    assert published.returncode == 0, published.stderr
+    assert f"targeted {people}, reached {people}" in published.stdout
+    assert sum(len(receiver.requests_to(f"/p{n}")) for n in range(people)) == people
