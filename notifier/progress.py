@@ -127,7 +127,7 @@ async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout:
             pending = sum(c.pending for c in coverage.by_channel.values())
             # A proxy's confirmation comes when a person has been told, not from a provider: not waited for.
             awaiting = sum(c.awaiting_receipt for kind, c in coverage.by_channel.items() if kind != PROXY_CHANNEL)
-            if pending == 0 and not await service.store.adding_rows(alert_id):
+            if pending == 0 and not await service.store.people_to_come([alert_id]):
                 quiet_since = quiet_since if quiet_since is not None else loop.time()
                 if awaiting == 0 or loop.time() - quiet_since >= receipt_wait:
                     break

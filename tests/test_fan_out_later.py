@@ -19,12 +19,13 @@ from notifier.coverage import alert_coverage
 from notifier.database import open_database
 from notifier.dispatch import Dispatcher
 from notifier.fakes.webhook_receiver import RunningReceiver
-from notifier.models import AlertIn, MsgType
+from notifier.models import AlertIn, MsgType, Role
 from notifier.publish import cancel_alert, publish_alert
 from notifier.service import Service
 from notifier.store import fan_out_later
 from notifier.store.records import PeriodFilter
 from notifier.subscribers import create_subscriber
+from notifier.web.admin.views import alert_figures, alert_lines
 from subscriptions.models import SubscriberIn
 from tests.conftest import SettingsFactory, SubscriberFactory, settle
 from tests.crowd import sms_people
@@ -283,3 +284,22 @@ async def test_operators_see_how_many_people_still_wait_for_their_rows(service: 
     assert await _people_to_add(service) == people - SLICE
     assert await service.store.finish_fan_out(alert_id)
     assert await _people_to_add(service) == 0
+
+
+async def test_the_dashboard_shows_a_publish_still_being_added_as_sending(service: Service) -> None:
+    """Before its rows are added, the alert's page and the alerts list count its people pending and keep
+    refreshing: not "Sending has finished" with nobody reached."""
+    people = SLICE + 7
+    await service.store.bulk_create_subscribers(sms_people(people), [{}] * people)
+    alert_id = await _published_by_a_process_that_stopped(service)
+    alert = await service.store.get_alert(alert_id)
+    assert alert is not None
+    page = await alert_figures(service.store, service.catalogue, alert, role=Role.ADMIN, viewer_min_cell=5,
+                               lang="en")
+    [line] = await alert_lines(service.store, [alert], None)
+    assert (page.live, page.pending, line.live, line.pending) == (True, people, True, people)
+    assert await service.store.finish_fan_out(alert_id)
+    page = await alert_figures(service.store, service.catalogue, alert, role=Role.ADMIN, viewer_min_cell=5,
+                               lang="en")
+    [line] = await alert_lines(service.store, [alert], None)
+    assert (page.live, page.pending, line.live, line.pending) == (True, people, True, people)  # queued now

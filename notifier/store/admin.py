@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from notifier.states import DeliveryStatus
+from notifier.store import fan_out_later
 from notifier.store.db import FLOAT, Db, as_list
 from notifier.store.states import ACCEPTED, FINAL_FAILED, IN_PROGRESS, REACHED, count, counted, is_, release
 
@@ -62,7 +63,8 @@ async def failure_errors(db: Db, alert_id: str) -> list[tuple[str, str, str | No
 
 async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, int, int, int, int]]:
     """For the alert list: (targeted, reached, accepted, pending, awaiting receipt) per alert, by the coverage
-    object's definitions, without the breakdowns (the list refreshes every few seconds)."""
+    object's definitions, without the breakdowns (the list refreshes every few seconds). Pending counts the people
+    of a large publish whose rows are still being added too (`fan_out_later.people_to_come`): they are not done."""
     if not alert_ids:
         return {}
     each, ids = db.dialect.each(), as_list(alert_ids)
@@ -73,4 +75,6 @@ async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, in
     queue = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in await db.fetch(
         f"SELECT alert_id, {count(f'status IN {IN_PROGRESS}')}, {count(sent)} FROM deliveries "
         f"WHERE alert_id IN {each} AND (status IN {IN_PROGRESS} OR {sent}) AND {counted()} GROUP BY alert_id", ids)}
-    return {i: (*heads.get(i, (0, 0, 0)), *queue.get(i, (0, 0))) for i in alert_ids}
+    to_come = await fan_out_later.people_to_come(db, alert_ids)
+    return {i: (*heads.get(i, (0, 0, 0)), queue.get(i, (0, 0))[0] + to_come.get(i, 0), queue.get(i, (0, 0))[1])
+            for i in alert_ids}

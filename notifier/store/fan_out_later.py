@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from notifier.store.assisted import anyone_assisted
 from notifier.store.audience import Frozen, Span, add_deliveries
-from notifier.store.db import FLOAT, Db
+from notifier.store.db import FLOAT, Db, as_list
 from notifier.store.records import AlertRow, Targeting
 from notifier.store.states import TARGETS_TO_COME
 
@@ -106,3 +106,13 @@ async def among(db: Db, alerts: str, *params: object) -> list[str]:
 async def people_to_add(db: Db) -> int:
     """How many targets of the fan-outs still being added have their rows still to come."""
     return int(await db.fetchval(f"SELECT COUNT(*) FROM {TARGETS_TO_COME}"))
+
+
+async def people_to_come(db: Db, alert_ids: list[str]) -> dict[str, int]:
+    """Of `alert_ids`, those whose rows are still being added: how many of their people have theirs still to
+    come."""
+    if not alert_ids:
+        return {}
+    rows = await db.fetch(f"SELECT w.alert_id, COUNT(*) FROM {TARGETS_TO_COME} WHERE w.alert_id IN "
+                          f"{db.dialect.each()} GROUP BY w.alert_id", as_list(alert_ids))
+    return {str(r[0]): int(r[1]) for r in rows}

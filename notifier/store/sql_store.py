@@ -509,10 +509,11 @@ class Store(AccessMethods):
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
-    async def adding_rows(self, alert_id: str) -> bool:
-        """Whether the alert's delivery rows are still being added after its answer (`fan_out_later`): none of its
-        deliveries pending does not yet mean it is done."""
-        return bool(await fan_out_later.among(self.backend.reader, "?", alert_id))
+    async def people_to_come(self, alert_ids: list[str]) -> dict[str, int]:
+        """Of `alert_ids`, those whose delivery rows are still being added after their answer (`fan_out_later`),
+        with how many people are still without theirs: none of an alert's deliveries pending does not yet mean it
+        is done."""
+        return await fan_out_later.people_to_come(self.backend.reader, alert_ids)
 
     async def people_to_add(self) -> int:
         """People targeted by large publishes whose delivery rows are still to be added (`fan_out_later`): not in

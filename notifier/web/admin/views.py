@@ -106,14 +106,17 @@ class AlertFigures:
     errors: list[CauseCount] | None  # failed deliveries by channel and cause (words, raw code masked)
     suppressed_k: int | None
     hidden_mark: str  # what a hidden figure shows
+    to_come: int = 0  # people whose rows a large publish is still adding (`fan_out_later`): no channel's yet
 
     @property
     def pending(self) -> int:
-        return sum(c.pending for c in self.coverage.by_channel.values())
+        return sum(c.pending for c in self.coverage.by_channel.values()) + self.to_come
 
     @property
     def live(self) -> bool:
-        return any(c.pending or c.awaiting_receipt for c in self.coverage.by_channel.values())
+        """Still moving — before a large publish's first rows too: the page said "Sending has finished" and
+        stopped refreshing in the seconds they were being added."""
+        return self.to_come > 0 or any(c.pending or c.awaiting_receipt for c in self.coverage.by_channel.values())
 
 
 def region_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: str) -> list[Bar]:
@@ -173,10 +176,11 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
                    "text beside it gives reached/targeted and the rate."), groups, texts)
     unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
                    for cause in CAUSE if coverage.unreachable.get(cause)]
+    to_come = (await store.people_to_come([alert.id])).get(alert.id, 0)
     if coverage.suppressed:  # a viewer's alert of fewer than k: no figure, no chart, no curve
         return AlertFigures(coverage=coverage, region_bars=[], group_bars=[], region_chart=region_chart,
                             group_chart=group_chart, curve=None, unreachable=[], errors=None, suppressed_k=k,
-                            hidden_mark=texts.suppressed)
+                            hidden_mark=texts.suppressed, to_come=to_come)
     bucket, points = await store.reach_curve(alert.id)
     desc = tr.gettext("Step curve of the cumulative number of people reached since publishing; the dashed line "
                       "is the %(targeted)s targeted; %(reached)s reached so far.")
@@ -186,7 +190,7 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
     errors = await alert_causes(store, alert.id)
     return AlertFigures(coverage=coverage, region_bars=regions, group_bars=groups, region_chart=region_chart,
                         group_chart=group_chart, curve=curve, unreachable=unreachable, errors=errors,
-                        suppressed_k=k, hidden_mark=texts.suppressed)
+                        suppressed_k=k, hidden_mark=texts.suppressed, to_come=to_come)
 
 
 # ---------------------------------------------------------------- deliveries
