@@ -65,10 +65,12 @@ def used_deliveries(coverage: Coverage) -> int:
     return sum(c.delivered + c.failed + c.pending + c.awaiting_receipt for c in coverage.by_channel.values())
 
 
-def fallbacks(coverage: Coverage) -> int:
+def fallbacks(coverage: Coverage, to_come: int = 0) -> int:
     """Deliveries activated beyond each subscriber's first channel (policy fallback): each subscriber with a
-    contact had exactly one first delivery."""
-    return max(0, used_deliveries(coverage) - ((coverage.targeted or 0) - coverage.unreachable.get("no_contact", 0)))
+    contact had exactly one first delivery — but the `to_come` whose rows a large publish is still adding
+    (`Store.people_to_come`), who have none yet."""
+    first = (coverage.targeted or 0) - coverage.unreachable.get("no_contact", 0) - to_come
+    return max(0, used_deliveries(coverage) - first)
 
 
 def _short(words: Words, causes: list[CauseCount]) -> str:
@@ -89,11 +91,11 @@ class _Display:
         # Failures count among the deliveries used so far.
         self.failed = progress.add_task(escape(words.beside(FAILED)), total=1, note="")
 
-    def show(self, coverage: Coverage, causes: list[CauseCount]) -> None:
+    def show(self, coverage: Coverage, causes: list[CauseCount], to_come: int = 0) -> None:
         self.progress.update(self.accepted, completed=coverage.accepted)
         self.progress.update(self.reached, completed=coverage.reached)
         if self.fallbacks is not None:
-            self.progress.update(self.fallbacks, completed=fallbacks(coverage))
+            self.progress.update(self.fallbacks, completed=fallbacks(coverage, to_come))
         failed = sum(c.failed for c in coverage.by_channel.values())
         self.progress.update(self.failed, completed=failed, total=max(1, used_deliveries(coverage)),
                              note=_short(self.words, causes))
@@ -121,13 +123,14 @@ async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout:
             if drive:
                 await service.dispatcher.drain(timeout=1.0)
             coverage = await alert_coverage(service.store, alert_id)
+            to_come = (await service.store.people_to_come([alert_id])).get(alert_id, 0)
             if loop.time() - looked >= CAUSES_EVERY:
                 causes, looked = await alert_causes(service.store, alert_id), loop.time()
-            display.show(coverage, causes)
-            pending = sum(c.pending for c in coverage.by_channel.values())
+            display.show(coverage, causes, to_come)
+            pending = sum(c.pending for c in coverage.by_channel.values()) + to_come
             # A proxy's confirmation comes when a person has been told, not from a provider: not waited for.
             awaiting = sum(c.awaiting_receipt for kind, c in coverage.by_channel.items() if kind != PROXY_CHANNEL)
-            if pending == 0 and not await service.store.people_to_come([alert_id]):
+            if pending == 0:
                 quiet_since = quiet_since if quiet_since is not None else loop.time()
                 if awaiting == 0 or loop.time() - quiet_since >= receipt_wait:
                     break
