@@ -122,8 +122,9 @@ async def watch_alert(service: Service, alert_id: str, words: Words, *, timeout:
         while loop.time() < deadline:
             if drive:
                 await service.dispatcher.drain(timeout=1.0)
-            coverage = await alert_coverage(service.store, alert_id)
+            # Read before the coverage: rows added in between are then counted twice, never not at all.
             to_come = (await service.store.people_to_come([alert_id])).get(alert_id, 0)
+            coverage = await alert_coverage(service.store, alert_id)
             if loop.time() - looked >= CAUSES_EVERY:
                 causes, looked = await alert_causes(service.store, alert_id), loop.time()
             display.show(coverage, causes, to_come)

@@ -68,6 +68,7 @@ async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, in
     if not alert_ids:
         return {}
     each, ids = db.dialect.each(), as_list(alert_ids)
+    to_come = await fan_out_later.people_to_come(db, alert_ids)  # first: rows added meanwhile count twice, not never
     heads = {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in await db.fetch(
         f"SELECT alert_id, COUNT(*), {count(REACHED)}, {count(ACCEPTED)} FROM alert_targets "
         f"WHERE alert_id IN {each} GROUP BY alert_id", ids)}
@@ -75,6 +76,5 @@ async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, in
     queue = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in await db.fetch(
         f"SELECT alert_id, {count(f'status IN {IN_PROGRESS}')}, {count(sent)} FROM deliveries "
         f"WHERE alert_id IN {each} AND (status IN {IN_PROGRESS} OR {sent}) AND {counted()} GROUP BY alert_id", ids)}
-    to_come = await fan_out_later.people_to_come(db, alert_ids)
     return {i: (*heads.get(i, (0, 0, 0)), queue.get(i, (0, 0))[0] + to_come.get(i, 0), queue.get(i, (0, 0))[1])
             for i in alert_ids}

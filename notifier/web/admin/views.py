@@ -157,6 +157,8 @@ def group_bars(catalogue: Catalogue, alert: AlertRow, coverage: Coverage, lang: 
 async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, role: Role, viewer_min_cell: int,
                         lang: str) -> AlertFigures:
     k = suppress_below(role, viewer_min_cell)
+    # Read before the coverage: a large publish's rows added in between are then counted twice, never not at all.
+    to_come = (await store.people_to_come([alert.id])).get(alert.id, 0)
     coverage = await alert_coverage(store, alert.id, suppress_below=k)
     regions = region_bars(catalogue, alert, coverage, lang)
     groups = group_bars(catalogue, alert, coverage, lang)
@@ -176,7 +178,6 @@ async def alert_figures(store: Store, catalogue: Catalogue, alert: AlertRow, *, 
                    "text beside it gives reached/targeted and the rate."), groups, texts)
     unreachable = [CountLine(cause, terms("cause", cause), coverage.unreachable.get(cause, 0))
                    for cause in CAUSE if coverage.unreachable.get(cause)]
-    to_come = (await store.people_to_come([alert.id])).get(alert.id, 0)
     if coverage.suppressed:  # a viewer's alert of fewer than k: no figure, no chart, no curve
         return AlertFigures(coverage=coverage, region_bars=[], group_bars=[], region_chart=region_chart,
                             group_chart=group_chart, curve=None, unreachable=[], errors=None, suppressed_k=k,
