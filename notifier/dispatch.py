@@ -171,12 +171,11 @@ class Dispatcher:
         """New work was queued in this process — `released`'s rows, if named (a publish, an approval, a cancel
         notice, a slice of a large publish's rows added after its answer): look now rather than at the next poll.
         A life-safety alert due now hands the window over to the life-safety loop, so that no routine work starts
-        before that loop has claimed it; a scheduled one wakes that loop alone, which then waits until it is due
-        (`_idle`). Rows of a routine alert wake the routine loops alone (`queued`)."""
+        before that loop has claimed it; one not due (scheduled) wakes that loop alone, which then waits until it
+        is due (`_idle`), and pauses nothing. Rows of a routine alert wake the routine loops alone (`queued`)."""
         if released is None:
             self.queued(False)
         elif _life_safety(released) and released.status != AlertStatus.ACTIVE:
-            self._wake.set()
             self._urgent_wake.set()
         else:
             self.queued(_life_safety(released), released.id)

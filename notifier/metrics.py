@@ -74,7 +74,7 @@ class Metrics:
         stats = await store.queue_stats()
         for status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING):
             self.queue_depth.labels(status=status.value).set(stats.get(status.value, 0))
-        self.to_add.set(await store.people_to_add())
+        self.to_add.set(sum((await store.people_to_come()).values()))
         due = await store.next_due()
         self.oldest_due.set(max(0.0, time.time() - due) if due is not None else 0.0)
         return generate_latest(self.registry)

@@ -76,5 +76,8 @@ async def alert_figures(db: Db, alert_ids: list[str]) -> dict[str, tuple[int, in
     queue = {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in await db.fetch(
         f"SELECT alert_id, {count(f'status IN {IN_PROGRESS}')}, {count(sent)} FROM deliveries "
         f"WHERE alert_id IN {each} AND (status IN {IN_PROGRESS} OR {sent}) AND {counted()} GROUP BY alert_id", ids)}
-    return {i: (*heads.get(i, (0, 0, 0)), queue.get(i, (0, 0))[0] + to_come.get(i, 0), queue.get(i, (0, 0))[1])
-            for i in alert_ids}
+    figures: dict[str, tuple[int, int, int, int, int]] = {}
+    for i in alert_ids:
+        in_progress, awaiting = queue.get(i, (0, 0))
+        figures[i] = (*heads.get(i, (0, 0, 0)), in_progress + to_come.get(i, 0), awaiting)
+    return figures

@@ -103,16 +103,14 @@ async def among(db: Db, alerts: str, *params: object) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-async def people_to_add(db: Db) -> int:
-    """How many targets of the fan-outs still being added have their rows still to come."""
-    return int(await db.fetchval(f"SELECT COUNT(*) FROM {TARGETS_TO_COME}"))
-
-
-async def people_to_come(db: Db, alert_ids: list[str]) -> dict[str, int]:
-    """Of `alert_ids`, those whose rows are still being added: how many of their people have theirs still to
-    come."""
-    if not alert_ids:
+async def people_to_come(db: Db, alert_ids: list[str] | None = None) -> dict[str, int]:
+    """Of `alert_ids` (None: every alert), those whose rows are still being added: how many of their people have
+    theirs still to come."""
+    if alert_ids is None:
+        where, params = "", []
+    elif not alert_ids:
         return {}
-    rows = await db.fetch(f"SELECT w.alert_id, COUNT(*) FROM {TARGETS_TO_COME} WHERE w.alert_id IN "
-                          f"{db.dialect.each()} GROUP BY w.alert_id", as_list(alert_ids))
+    else:
+        where, params = f" WHERE w.alert_id IN {db.dialect.each()}", [as_list(alert_ids)]
+    rows = await db.fetch(f"SELECT w.alert_id, COUNT(*) FROM {TARGETS_TO_COME}{where} GROUP BY w.alert_id", *params)
     return {str(r[0]): int(r[1]) for r in rows}

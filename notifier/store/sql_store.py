@@ -509,16 +509,12 @@ class Store(AccessMethods):
     async def queue_stats(self) -> dict[str, int]:
         return await queue.queue_stats(self.backend.reader)
 
-    async def people_to_come(self, alert_ids: list[str]) -> dict[str, int]:
-        """Of `alert_ids`, those whose delivery rows are still being added after their answer (`fan_out_later`),
-        with how many people are still without theirs: none of an alert's deliveries pending does not yet mean it
-        is done."""
+    async def people_to_come(self, alert_ids: list[str] | None = None) -> dict[str, int]:
+        """Of `alert_ids` (None: every alert), those whose delivery rows are still being added after their answer
+        (`fan_out_later`), with how many people are still without theirs — in no delivery count yet
+        (`queue_stats`, the coverage's channels): none of an alert's deliveries pending does not yet mean it is
+        done."""
         return await fan_out_later.people_to_come(self.backend.reader, alert_ids)
-
-    async def people_to_add(self) -> int:
-        """People targeted by large publishes whose delivery rows are still to be added (`fan_out_later`): not in
-        `queue_stats` yet."""
-        return await fan_out_later.people_to_add(self.backend.reader)
 
     async def apply_receipts(self, channel: str, receipts_: list[Receipt], now: float,
                              redial: CallPolicy | None = None) -> dict[str, int]:

@@ -111,9 +111,8 @@ def unreached_causes(counts: dict[str, int]) -> dict[str, int]:
     causes = {cause: n for cause, n in counts.items() if cause != TO_COME and n}
     if to_come := counts.get(TO_COME, 0):
         causes["pending"] = causes.get("pending", 0) + to_come
-        if not (left := causes.pop("no_contact", 0) - to_come):
-            return causes
-        causes["no_contact"] = left
+        if left := causes.pop("no_contact", 0) - to_come:
+            causes["no_contact"] = left
     return causes
 
 
